@@ -1,0 +1,121 @@
+"""Latent rollout throughput at the Trp-cage propagator size, against a matmul peak measured in the same run.
+
+Propagator: latent dim 3, C = 24 Gaussian kernels, two hidden layers of 100 ReLU (Sidky et al. 2020).
+For each batch size B the script times compilation and execution separately and reports latent
+steps per second (trajectory-steps: B x n_steps / s) and the achieved GFLOP/s of the MLP (counting
+the three matmuls, 2 FLOP per multiply-add) next to the GFLOP/s of a large square float32 matmul.
+
+    python benchmarks/rollout.py                    # writes benchmarks/results/rollout-<backend>.json
+    python benchmarks/rollout.py --batch 1 64 --out /tmp/r.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lss_jax import MDN, mdn_apply_fn, rollout
+from lss_jax._io import write_json
+
+LATENT, COMPONENTS, HIDDEN = 3, 24, (100, 100)
+
+
+def mlp_flops_per_step(batch: int) -> int:
+    sizes = (LATENT, *HIDDEN, COMPONENTS * (1 + 2 * LATENT))
+    return 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def _time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> dict:
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    jax.block_until_ready(f(a, b))
+    seconds = _time(lambda: f(a, b), repeats)
+    return {"n": n, "seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9}
+
+
+def bench_rollout(batch: int, n_steps: int, repeats: int) -> dict:
+    graphdef, params = nnx.split(MDN(LATENT, COMPONENTS, HIDDEN, rngs=nnx.Rngs(0)))
+    fn = mdn_apply_fn(graphdef)
+    x0 = jax.random.uniform(jax.random.key(1), (batch, LATENT))
+    key = jax.random.key(2)
+    run = lambda: rollout(key, fn, params, x0, n_steps=n_steps)  # noqa: E731
+    first = _time(run, 1)  # trace + compile + one execution
+    seconds = _time(run, repeats)
+    compile_s = max(first - seconds, 0.0)
+    steps = batch * n_steps
+    return {
+        "batch": batch,
+        "n_steps": n_steps,
+        "compile_seconds": compile_s,
+        "run_seconds": seconds,
+        "latent_steps_per_second": steps / seconds,
+        "batch_steps_per_second": n_steps / seconds,
+        "gflops": mlp_flops_per_step(batch) * n_steps / seconds / 1e9,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 8192])
+    parser.add_argument("--work", type=float, default=4e6, help="trajectory-steps per timed run (default 4e6)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    peak = matmul_peak()
+    print(f"matmul peak ({peak['n']}^2 float32): {peak['gflops']:.1f} GFLOP/s", file=sys.stderr)
+    rows = []
+    for batch in args.batch:
+        n_steps = int(max(200, min(20_000, args.work // batch)))
+        row = bench_rollout(batch, n_steps, args.repeats)
+        row["fraction_of_matmul_peak"] = row["gflops"] / peak["gflops"]
+        rows.append(row)
+        print(
+            f"B={batch:>6}  steps={n_steps:>6}  compile {row['compile_seconds']:.2f} s  run {row['run_seconds']:.3f} s  "
+            f"{row['latent_steps_per_second']:.3g} latent steps/s  {row['gflops']:.2f} GFLOP/s "
+            f"({row['fraction_of_matmul_peak']:.1%} of peak)",
+            file=sys.stderr,
+        )
+    result = {
+        "benchmark": "rollout",
+        "propagator": {"latent_dim": LATENT, "n_components": COMPONENTS, "hidden": list(HIDDEN)},
+        "matmul_peak": peak,
+        "results": rows,
+        "machine": {
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "jax": jax.__version__,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out = args.out or Path(__file__).parent / "results" / f"rollout-{jax.default_backend()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    print(f"wrote {out}", file=sys.stderr)
+    print(json.dumps({r["batch"]: round(r["latent_steps_per_second"]) for r in rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

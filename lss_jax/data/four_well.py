@@ -1,0 +1,127 @@
+"""The paper's 1-D four-well potential and a jitted Brownian-dynamics integrator.
+
+References:
+    H. Sidky, W. Chen, A. L. Ferguson, Chem. Sci. 11, 9459 (2020), Sec. 3.1, Eq. (9).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["four_well_potential", "four_well_force", "brownian_dynamics"]
+
+
+def four_well_potential(x, xp=jnp):
+    """``V(x) = 2 (x^8 + 0.8 e^{-80 x^2} + 0.2 e^{-80 (x-0.5)^2} + 0.5 e^{-40 (x+0.5)^2})`` (units of kT).
+
+    Args:
+        x: positions, any shape.
+        xp: array namespace (``jax.numpy`` by default, ``numpy`` for float64 references).
+    """
+    return 2.0 * (
+        x**8 + 0.8 * xp.exp(-80.0 * x**2) + 0.2 * xp.exp(-80.0 * (x - 0.5) ** 2) + 0.5 * xp.exp(-40.0 * (x + 0.5) ** 2)
+    )
+
+
+def four_well_force(x):
+    """``-dV/dx`` of :func:`four_well_potential`, elementwise."""
+    return -2.0 * (
+        8.0 * x**7
+        - 128.0 * x * jnp.exp(-80.0 * x**2)
+        - 32.0 * (x - 0.5) * jnp.exp(-80.0 * (x - 0.5) ** 2)
+        - 40.0 * (x + 0.5) * jnp.exp(-40.0 * (x + 0.5) ** 2)
+    )
+
+
+METHODS = ("leimkuhler_matthews", "euler_maruyama")
+
+
+def brownian_dynamics(
+    key: jax.Array,
+    x0: jax.Array,
+    force_fn: Callable[[jax.Array], jax.Array] = four_well_force,
+    *,
+    n_steps: int,
+    dt: float,
+    diffusion: float = 1.0,
+    kT: float = 1.0,
+    save_every: int = 1,
+    method: str = "leimkuhler_matthews",
+    start_step: int = 0,
+) -> jax.Array:
+    """Integrate overdamped Langevin dynamics ``dx = (D/kT) F(x) dt + sqrt(2 D) dW`` for independent walkers.
+
+    Two schemes, both one force evaluation per step:
+
+    * ``"leimkuhler_matthews"`` (default):
+      ``x_{n+1} = x_n + (D dt/kT) F(x_n) + sqrt(2 D dt) (xi_n + xi_{n+1}) / 2``.
+      Its stationary distribution is exact to second order in ``dt`` (Euler-Maruyama: first order),
+      which for the four-well potential at ``dt = 1e-3`` means 0.006 kT instead of 0.056 kT error in
+      the free energy (measured against the exact Smoluchowski density).
+    * ``"euler_maruyama"``: ``x_{n+1} = x_n + (D dt/kT) F(x_n) + sqrt(2 D dt) xi_n``.
+
+    The noise is addressable: the normals of block ``b`` (``save_every`` steps) come from
+    ``fold_in(key, b + 1)``, block ``-1`` (``fold_in(key, 0)``) seeds the first ``xi``. A run split
+    into chunks, each continuing from the last frame with ``start_step`` advanced, is therefore
+    bitwise identical to one call.
+
+    Args:
+        key: PRNG key.
+        x0: ``[B]`` start positions.
+        force_fn: elementwise force ``F(x) = -V'(x)``.
+        n_steps: number of integration steps, a multiple of ``save_every``.
+        dt: time step.
+        diffusion: diffusion constant ``D``.
+        kT: thermal energy.
+        save_every: keep every ``save_every``-th position.
+        method: ``"leimkuhler_matthews"`` or ``"euler_maruyama"``.
+        start_step: global index of the first step (a multiple of ``save_every``).
+
+    Returns:
+        ``[B, n_steps // save_every]`` positions after ``save_every, 2 save_every, ...`` steps.
+
+    References:
+        B. Leimkuhler and C. Matthews, Appl. Math. Res. Express 2013, 34 (2013).
+    """
+    if n_steps < 1 or save_every < 1 or n_steps % save_every or start_step % save_every:
+        raise ValueError(
+            f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}), and start_step "
+            f"({start_step}) a multiple too."
+        )
+    if dt <= 0 or diffusion <= 0 or kT <= 0:
+        raise ValueError(f"dt, diffusion and kT must be positive, got {dt}, {diffusion}, {kT}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    x0 = jnp.atleast_1d(jnp.asarray(x0, jnp.float32))
+    return _bd(
+        key, x0, start_step // save_every, force_fn, n_steps // save_every, save_every, float(dt), float(diffusion),
+        float(kT), method,
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8, 9))
+def _bd(key, x0, first_block, force_fn, n_saved, save_every, dt, diffusion, kT, method):
+    drift = diffusion * dt / kT
+    noise_scale = np.sqrt(2.0 * diffusion * dt)
+    block_noise = lambda b: jax.random.normal(jax.random.fold_in(key, b + 1), (save_every, x0.shape[0]), x0.dtype)  # noqa: E731
+    leimkuhler_matthews = method == "leimkuhler_matthews"
+
+    def block(carry, b):
+        noise = block_noise(b)
+
+        def step(carry, xi):
+            x, xi_prev = carry
+            kick = 0.5 * (xi_prev + xi) if leimkuhler_matthews else xi
+            return (x + drift * force_fn(x) + noise_scale * kick, xi), None
+
+        carry, _ = jax.lax.scan(step, carry, noise)
+        return carry, carry[0]
+
+    xi_start = block_noise(first_block - 1)[-1]
+    _, frames = jax.lax.scan(block, (x0, xi_start), first_block + jnp.arange(n_saved))
+    return frames.T

@@ -1,0 +1,161 @@
+"""A generic jitted minibatch training loop with early stopping, used for all three networks.
+
+One epoch is a single jitted ``lax.scan`` over shuffled minibatches, so Python overhead is paid once
+per epoch, and the same shapes never recompile. Networks cross the ``jit`` boundary as
+``(graphdef, params, rest)`` via ``nnx.split`` (``rest`` holds non-parameter state such as batch
+statistics).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lss_jax._progress import progress_bar
+
+__all__ = ["TrainHistory", "fit"]
+
+
+class TrainHistory(NamedTuple):
+    """Per-epoch record of a :func:`fit` run."""
+
+    train_loss: list
+    val_loss: list
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    stopped_early: bool
+
+
+def _n_items(data) -> int:
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError("training data is empty.")
+    n = leaves[0].shape[0]
+    if any(leaf.shape[0] != n for leaf in leaves):
+        raise ValueError("all arrays in a data pytree must share their first (sample) dimension.")
+    return n
+
+
+def fit(
+    model: nnx.Module,
+    loss_fn: Callable[[nnx.Module, Any], jax.Array],
+    train_data,
+    val_data,
+    *,
+    key: jax.Array,
+    optimizer: optax.GradientTransformation | None = None,
+    batch_size: int = 1024,
+    max_epochs: int = 100,
+    patience: int = 5,
+    min_delta: float = 0.0,
+    progress: bool = True,
+    desc: str = "train",
+) -> tuple[nnx.Module, TrainHistory]:
+    """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
+
+    Args:
+        model: NNX module (not modified; a trained copy is returned).
+        loss_fn: ``(model, batch) -> scalar`` mean loss of a minibatch; ``batch`` has the structure
+            of ``train_data`` with a leading dimension ``batch_size``.
+        train_data: pytree of arrays sharing the first dimension ``n_train``.
+        val_data: same structure, ``n_val`` samples (evaluated in eval mode).
+        key: PRNG key for the shuffling.
+        optimizer: optax transformation (default ``optax.adam(1e-3)``).
+        batch_size: minibatch size; the last incomplete batch of each shuffled epoch is dropped.
+        max_epochs: upper bound on epochs.
+        patience: stop after this many epochs without a validation improvement larger than
+            ``min_delta``; the parameters of the best epoch are returned.
+        progress: show a tqdm bar.
+        desc: label of the bar.
+
+    Returns:
+        ``(trained_model, TrainHistory)``.
+    """
+    n_train, n_val = _n_items(train_data), _n_items(val_data)
+    if batch_size < 1 or n_train < batch_size:
+        raise ValueError(
+            f"batch_size ({batch_size}) must be between 1 and the number of training samples ({n_train}); "
+            "lower the batch size or provide more data."
+        )
+    if max_epochs < 1 or patience < 1:
+        raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs} and {patience}.")
+    optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    model.train()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    model.eval()
+    eval_graphdef, _, _ = nnx.split(model, nnx.Param, ...)
+    model.train()
+    opt_state = optimizer.init(params)
+    n_batches = n_train // batch_size
+
+    def batch_loss(params, rest, batch):
+        m = nnx.merge(graphdef, params, rest)
+        loss = loss_fn(m, batch)
+        return loss, nnx.state(m, nnx.Not(nnx.Param))
+
+    @jax.jit
+    def run_epoch(params, rest, opt_state, data, key):
+        perm = jax.random.permutation(key, n_train)[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+        def step(carry, idx):
+            params, rest, opt_state = carry
+            batch = jax.tree_util.tree_map(lambda a: a[idx], data)
+            (loss, rest), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, rest, batch)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), rest, opt_state), loss
+
+        (params, rest, opt_state), losses = jax.lax.scan(step, (params, rest, opt_state), perm)
+        return params, rest, opt_state, jnp.mean(losses)
+
+    eval_chunk = min(n_val, 8192)
+    n_full = n_val // eval_chunk
+
+    @jax.jit
+    def evaluate(params, rest, data):
+        m_eval = lambda batch: loss_fn(nnx.merge(eval_graphdef, params, rest), batch)  # noqa: E731
+        head = jax.tree_util.tree_map(lambda a: a[: n_full * eval_chunk].reshape(n_full, eval_chunk, *a.shape[1:]), data)
+        total = jnp.sum(jax.lax.map(m_eval, head)) * eval_chunk
+        if n_val > n_full * eval_chunk:
+            tail = jax.tree_util.tree_map(lambda a: a[n_full * eval_chunk :], data)
+            total = total + m_eval(tail) * (n_val - n_full * eval_chunk)
+        return total / n_val
+
+    train_data = jax.tree_util.tree_map(jnp.asarray, train_data)
+    val_data = jax.tree_util.tree_map(jnp.asarray, val_data)
+    train_hist, val_hist = [], []
+    best = (np.inf, params, rest, -1)
+    waited, stopped = 0, False
+    start = time.perf_counter()
+    with progress_bar(total=max_epochs, desc=desc, unit="epoch", disable=not progress) as bar:
+        for epoch in range(max_epochs):
+            key, sub = jax.random.split(key)
+            params, rest, opt_state, train_loss = run_epoch(params, rest, opt_state, train_data, sub)
+            val_loss = float(evaluate(params, rest, val_data))
+            train_loss = float(train_loss)
+            if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+                raise FloatingPointError(
+                    f"{desc}: loss became {train_loss} (train) / {val_loss} (val) at epoch {epoch}; "
+                    "lower the learning rate or check the data for outliers."
+                )
+            train_hist.append(train_loss)
+            val_hist.append(val_loss)
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+            if val_loss < best[0] - min_delta:
+                best, waited = (val_loss, params, rest, epoch), 0
+            else:
+                waited += 1
+                if waited >= patience:
+                    stopped = True
+                    break
+    _, params, rest, best_epoch = best
+    trained = nnx.merge(eval_graphdef, params, rest)
+    history = TrainHistory(train_hist, val_hist, best_epoch, len(train_hist), time.perf_counter() - start, stopped)
+    return trained, history
