@@ -66,7 +66,8 @@ def four_well_figures(out_dir, *, edges, f_exact, f_bd, f_lss, populated, bd, ls
     vmax = max(p_exact.max(), p_learned.max())
     for ax, p, title in ((axes[0], p_exact, "exact"), (axes[1], p_learned, "learned (MDN)")):
         im = ax.imshow(p, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
-        ax.set(xlabel="y = x(t+τ)", ylabel="x(t)", title=f"p_τ(y|x), {title}")
+        ax.set(xlabel="y = x(t+τ)", title=f"p_τ(y|x), {title}")
+    axes[0].set_ylabel("x(t)")
     fig.colorbar(im, ax=axes[:2], shrink=0.9)
     for i, q in enumerate(np.linspace(0.1, 0.9, 4)):
         r = int(q * (len(rows) - 1))

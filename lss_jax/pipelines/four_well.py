@@ -70,7 +70,7 @@ class FourWellConfig:
     learning_rate: float = 1e-3  # Adam, cosine-decayed to 1% over max_epochs
     batch_size: int = 1024
     max_epochs: int = 60
-    patience: int = 15
+    patience: int = 30  # the cosine decay keeps improving late; stop only on a long plateau
     val_fraction: float = 0.1
     # generation
     n_trajectories: int = 1024
