@@ -105,3 +105,17 @@ def test_degenerate_features_are_regularized_not_nan():
 def test_shape_mismatch_raises_clear_error():
     with pytest.raises(ValueError, match="n_pairs, m"):
         vamp_score(jnp.ones((10, 2)), jnp.ones((10, 3)))
+
+
+@pytest.mark.parametrize("method,r", [("VAMP1", 1), ("VAMP2", 2)])
+def test_nonreversible_matches_deeptime_deep_vamp_score(method, r):
+    # deeptime's differentiable vamp_score (the VAMPnet loss) needs torch, which is not in the test
+    # extra (it would pull a multi-GB build); this runs where torch is installed.
+    torch = pytest.importorskip("torch")
+    from deeptime.decomposition.deep import vamp_score as deeptime_vamp_score
+
+    x, y = _random_pairs(4)
+    expected = float(deeptime_vamp_score(torch.from_numpy(x), torch.from_numpy(y), method=method, epsilon=1e-10))
+    with jax.enable_x64(True):
+        got = vamp_score(jnp.asarray(x), jnp.asarray(y), r=r, reversible=False, epsilon=1e-10)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-8)
