@@ -18,6 +18,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 from flax import nnx
 
 from lss_jax.scaling import BOUNDARIES, apply_boundary
@@ -31,6 +33,7 @@ __all__ = [
     "mdn_apply_fn",
     "propagate_step",
     "rollout",
+    "fit_mdn",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: exact in any precision
@@ -244,3 +247,60 @@ def _rollout(key, params, x0, start_step, ids, mixture_fn, n_steps, save_every, 
 
     _, frames = jax.lax.scan(saved_block, x0, steps)
     return jnp.swapaxes(frames, 0, 1)
+
+
+def _mdn_loss(model, batch):
+    x, y = batch
+    return jnp.mean(mdn_nll(model(x), y))
+
+
+def fit_mdn(
+    unit_trajs,
+    lag: int,
+    *,
+    key: jax.Array,
+    n_components: int = 24,
+    hidden: Sequence[int] = (100, 100),
+    scale_floor: float = 1e-3,
+    learning_rate: float = 1e-3,
+    batch_size: int = 1024,
+    max_epochs: int = 60,
+    patience: int = 30,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+):
+    """Train an :class:`MDN` propagator on latent trajectories already scaled to the unit box.
+
+    Adam with a cosine decay to 1% over ``max_epochs``; early stopping on the validation NLL
+    (trailing ``val_fraction`` of every trajectory), best epoch kept. The stationary density of the
+    generated dynamics is sensitive to small biases of the learned drift, which a constant learning
+    rate leaves as noise (four-well: 0.23-0.29 kT free-energy RMSE with a constant rate, 0.16-0.20 kT
+    with the decay).
+
+    Args:
+        unit_trajs: list of ``[n_frames, m]`` latent trajectories in ``[0, 1]``.
+        lag: propagator lag in frames.
+        key: PRNG key.
+
+    Returns:
+        ``(model, TrainHistory)``.
+    """
+    from lss_jax.data.pairs import lagged_pairs, split_trajectories
+    from lss_jax.train import fit
+
+    unit_trajs = [np.asarray(t, np.float32) for t in ([unit_trajs] if isinstance(unit_trajs, np.ndarray) else unit_trajs)]
+    latent_dim = unit_trajs[0].shape[1]
+    train, val = split_trajectories(unit_trajs, val_fraction)
+    train_pairs, val_pairs = lagged_pairs(train, lag), lagged_pairs(val, lag)
+    k_init, k_fit = jax.random.split(key)
+    model = MDN(
+        latent_dim, n_components, hidden, scale_floor=scale_floor,
+        rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**31 - 1))),
+    )
+    batch_size = min(batch_size, len(train_pairs[0]))
+    n_updates = max_epochs * (len(train_pairs[0]) // batch_size)
+    schedule = optax.cosine_decay_schedule(learning_rate, n_updates, alpha=0.01)
+    return fit(
+        model, _mdn_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
+        max_epochs=max_epochs, patience=patience, progress=progress, desc="MDN propagator",
+    )

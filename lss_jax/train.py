@@ -96,7 +96,7 @@ def fit(
     n_batches = n_train // batch_size
 
     def batch_loss(params, rest, batch):
-        m = nnx.merge(graphdef, params, rest)
+        m = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables: batch stats may be updated under grad
         loss = loss_fn(m, batch)
         return loss, nnx.state(m, nnx.Not(nnx.Param))
 

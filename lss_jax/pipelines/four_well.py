@@ -22,7 +22,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from lss_jax import _io
@@ -34,7 +33,7 @@ from lss_jax.analysis.msm import (
 )
 from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.data.four_well import brownian_dynamics, four_well_potential
-from lss_jax.propagator import MDN, gaussian_mixture_log_prob, mdn_apply_fn, mdn_nll, rollout
+from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn, rollout
 from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.train import fit
 
@@ -130,11 +129,6 @@ class _Timer:
         return _Phase()
 
 
-def _mdn_nll_loss(model, batch):
-    x, y = batch
-    return jnp.mean(mdn_nll(model(x), y))
-
-
 def learned_transition_density(model, scaler, x, y, boundary: str = "reflect") -> np.ndarray:
     """Density ``p(y | x)`` per unit of ``y`` implied by a trained 1-D MDN, ``[len(x), len(y)]``.
 
@@ -171,7 +165,7 @@ def run_four_well(
     cfg = config
     timer = _Timer()
     key = jax.random.key(cfg.seed)
-    k_bd, k_check, k_train, k_init, k_start, k_roll = jax.random.split(key, 6)
+    k_bd, k_check, k_train, k_start, k_roll = jax.random.split(key, 5)
     potential = lambda x: four_well_potential(x, np)  # noqa: E731
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -204,20 +198,12 @@ def run_four_well(
         scaler = minmax_fit(bd)
         u = np.asarray(minmax_transform(scaler, jnp.asarray(bd, jnp.float32)[:, None]))
         lag = cfg.lag_frames
-        n_val_frames = int(round(cfg.val_fraction * len(u)))
-        u_train, u_val = u[:-n_val_frames], u[-n_val_frames:]
-        train_pairs = (u_train[:-lag], u_train[lag:])
-        val_pairs = (u_val[:-lag], u_val[lag:])
-        model = MDN(1, cfg.n_components, cfg.hidden, rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**31 - 1))))
-        # A decaying learning rate matters here: the stationary density of the generated dynamics is
-        # sensitive to small biases of the learned drift, which a constant rate leaves as noise.
-        n_updates = cfg.max_epochs * (len(train_pairs[0]) // cfg.batch_size)
-        schedule = optax.cosine_decay_schedule(cfg.learning_rate, n_updates, alpha=0.01)
-        model, history = fit(
-            model, _mdn_nll_loss, train_pairs, val_pairs, key=k_train, optimizer=optax.adam(schedule),
-            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience, progress=progress,
-            desc="MDN training",
+        model, history = fit_mdn(
+            u, lag, key=k_train, n_components=cfg.n_components, hidden=cfg.hidden, learning_rate=cfg.learning_rate,
+            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
+            val_fraction=cfg.val_fraction, progress=progress,
         )
+        u_train = u[: len(u) - int(round(cfg.val_fraction * len(u)))]
 
     log(f"four-well: generating {cfg.n_trajectories} x {cfg.lss_steps:,} LSS steps")
     with timer("generation"):
@@ -255,7 +241,7 @@ def run_four_well(
         "t1_relative_error": abs(timescales["lss"][0] - timescales["exact"][0]) / timescales["exact"][0],
         "transition_density_l1": float(np.mean(l1)),
         "n_steps_training": cfg.n_bd_steps,
-        "n_lagged_pairs_training": int(len(train_pairs[0])),
+        "n_lagged_pairs_training": int(len(u_train) - lag),
         "n_trajectories_generated": cfg.n_trajectories,
         "n_lss_steps_per_trajectory": cfg.lss_steps,
         "training": {

@@ -1,0 +1,170 @@
+"""MD featurization with mdtraj: torsions as (sin, cos) and pairwise distances, standardized.
+
+Features go into the SRV encoder; the decoder works on aligned Cartesian coordinates instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = [
+    "FeatureSpec",
+    "Standardizer",
+    "featurize",
+    "feature_names",
+    "standardizer_fit",
+    "load_trajectories",
+    "TORSIONS",
+    "DISTANCE_SELECTIONS",
+]
+
+TORSIONS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
+DISTANCE_SELECTIONS = {"ca": "name CA", "heavy": "not element H"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """Which features to compute.
+
+    Attributes:
+        torsions: mdtraj torsion names among ``phi, psi, omega, chi1..chi4`` (``"chi"`` means all
+            four); each torsion contributes ``sin`` and ``cos``.
+        distances: ``"heavy"`` (all heavy-atom pairs), ``"ca"`` (C-alpha pairs), any mdtraj
+            selection string, or ``None`` for no distances.
+    """
+
+    torsions: tuple[str, ...] = ("phi", "psi", "chi")
+    distances: str | None = "heavy"
+
+    def expanded_torsions(self) -> tuple[str, ...]:
+        out = []
+        for name in self.torsions:
+            names = ("chi1", "chi2", "chi3", "chi4") if name == "chi" else (name,)
+            for n in names:
+                if n not in TORSIONS:
+                    raise ValueError(f"unknown torsion {n!r}; choose among {TORSIONS} or 'chi'.")
+                out.append(n)
+        return tuple(dict.fromkeys(out))
+
+
+def _distance_pairs(topology, spec: FeatureSpec) -> np.ndarray:
+    if spec.distances is None:
+        return np.zeros((0, 2), int)
+    selection = DISTANCE_SELECTIONS.get(spec.distances, spec.distances)
+    try:
+        atoms = topology.select(selection)
+    except Exception as err:
+        raise ValueError(f"invalid distance atom selection {selection!r}: {err}") from err
+    if len(atoms) < 2:
+        raise ValueError(
+            f"distance selection {selection!r} matches {len(atoms)} atom(s); it needs at least 2 "
+            "(use 'heavy', 'ca' or another mdtraj selection)."
+        )
+    return np.array(list(itertools.combinations(atoms, 2)), dtype=int)
+
+
+def featurize(traj, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
+    """Features ``[n_frames, n_features]`` (float32) of an ``mdtraj.Trajectory``.
+
+    Order: for each torsion type in ``spec``, ``sin`` of all its torsions then ``cos``; then the
+    distances (nm) of all selected atom pairs. :func:`feature_names` gives matching labels.
+    """
+    import mdtraj as md
+
+    blocks = []
+    for name in spec.expanded_torsions():
+        _, angles = getattr(md, f"compute_{name}")(traj)
+        if angles.shape[1]:
+            blocks += [np.sin(angles), np.cos(angles)]
+    pairs = _distance_pairs(traj.topology, spec)
+    if len(pairs):
+        blocks.append(md.compute_distances(traj, pairs))
+    if not blocks:
+        raise ValueError("the feature specification selects no feature for this topology; add torsions or distances.")
+    features = np.concatenate(blocks, axis=1).astype(np.float32)
+    if not np.all(np.isfinite(features)):
+        bad = np.flatnonzero(~np.all(np.isfinite(features), axis=1))
+        raise ValueError(f"NaN/Inf features in {len(bad)} frame(s) (first: {bad[0]}); check the coordinates.")
+    return features
+
+
+def feature_names(topology, spec: FeatureSpec = FeatureSpec()) -> list[str]:
+    """Labels of the columns of :func:`featurize`."""
+    import mdtraj as md
+
+    names = []
+    dummy = md.Trajectory(np.zeros((1, topology.n_atoms, 3), np.float32), topology)
+    for name in spec.expanded_torsions():
+        idx, _ = getattr(md, f"compute_{name}")(dummy)
+        labels = [f"{name}:{'-'.join(str(topology.atom(i)) for i in quad)}" for quad in idx]
+        names += [f"sin {lab}" for lab in labels] + [f"cos {lab}" for lab in labels]
+    for i, j in _distance_pairs(topology, spec):
+        names.append(f"d:{topology.atom(i)}-{topology.atom(j)}")
+    return names
+
+
+class Standardizer(NamedTuple):
+    """Per-feature ``mean`` and ``std`` (``[n_features]``), float32."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def transform(self, x):
+        return (x - self.mean[None, :]) / self.std[None, :]
+
+    def inverse(self, z):
+        return z * self.std[None, :] + self.mean[None, :]
+
+
+def standardizer_fit(data: np.ndarray | Sequence[np.ndarray], *, floor: float = 1e-6) -> Standardizer:
+    """Fit a :class:`Standardizer` to ``[n, d]`` data (or a list of such arrays)."""
+    x = np.concatenate([np.asarray(d, np.float64) for d in data]) if isinstance(data, (list, tuple)) else np.asarray(data, np.float64)
+    std = x.std(axis=0)
+    return Standardizer(x.mean(axis=0).astype(np.float32), np.maximum(std, floor).astype(np.float32))
+
+
+SUPPORTED_EXTENSIONS = (".xtc", ".dcd", ".trr", ".h5", ".nc", ".netcdf", ".pdb", ".gro", ".xyz", ".lh5", ".binpos", ".mdcrd", ".crd", ".dtr", ".arc", ".hdf5", ".lammpstrj", ".xml", ".mol2")
+
+
+def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None = None, *, stride: int = 1) -> list:
+    """Load trajectories with mdtraj, with clear errors for missing files, formats and atom counts.
+
+    Args:
+        paths: trajectory files (any mdtraj format).
+        topology: topology file (PDB, prmtop, ...); needed by formats without one (xtc, dcd, ...).
+        stride: keep every ``stride``-th frame.
+
+    Returns:
+        List of ``mdtraj.Trajectory``, one per file.
+    """
+    import mdtraj as md
+
+    if not paths:
+        raise ValueError("no trajectory given; pass at least one file.")
+    if topology is not None and not Path(topology).is_file():
+        raise FileNotFoundError(f"topology file not found: {topology}")
+    top = md.load_topology(str(topology)) if topology is not None else None
+    out = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise FileNotFoundError(f"trajectory file not found: {p}")
+        if p.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            raise ValueError(f"unsupported trajectory format {p.suffix!r} for {p}; use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
+        try:
+            traj = md.load(str(p), top=top, stride=stride) if top is not None else md.load(str(p), stride=stride)
+        except ValueError as err:
+            raise ValueError(f"could not read {p} with topology {topology}: {err}") from err
+        except Exception as err:  # mdtraj raises many types for corrupt files
+            raise ValueError(f"could not read {p}: {type(err).__name__}: {err}") from err
+        if not np.all(np.isfinite(traj.xyz)):
+            raise ValueError(f"{p} contains NaN or Inf coordinates; repair or drop those frames.")
+        if out and traj.n_atoms != out[0].n_atoms:
+            raise ValueError(f"{p} has {traj.n_atoms} atoms but {paths[0]} has {out[0].n_atoms}; all trajectories must share one topology.")
+        out.append(traj)
+    return out

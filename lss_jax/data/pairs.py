@@ -1,0 +1,59 @@
+"""Time-lagged pairs from one or many trajectories, never across trajectory boundaries."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["lagged_pairs", "split_trajectories"]
+
+
+def _as_list(trajs) -> list[np.ndarray]:
+    if isinstance(trajs, np.ndarray):
+        return [trajs]
+    return [np.asarray(t) for t in trajs]
+
+
+def lagged_pairs(trajs: np.ndarray | Sequence[np.ndarray], lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``(x_t, x_{t+lag})`` over all trajectories.
+
+    Args:
+        trajs: one ``[n_frames, ...]`` array or a list of them (different lengths allowed).
+        lag: lag in frames, ``>= 1``.
+
+    Returns:
+        ``(x_0 [n_pairs, ...], x_lag [n_pairs, ...])``; a trajectory shorter than ``lag + 1``
+        contributes nothing.
+
+    Raises:
+        ValueError: if no trajectory is longer than the lag.
+    """
+    trajs = _as_list(trajs)
+    if lag < 1:
+        raise ValueError(f"lag must be >= 1 frame, got {lag}.")
+    x0 = [t[:-lag] for t in trajs if len(t) > lag]
+    xt = [t[lag:] for t in trajs if len(t) > lag]
+    if not x0:
+        longest = max((len(t) for t in trajs), default=0)
+        raise ValueError(
+            f"lag ({lag} frames) is not shorter than any trajectory (longest: {longest} frames); "
+            "use a shorter lag or longer trajectories."
+        )
+    return np.concatenate(x0), np.concatenate(xt)
+
+
+def split_trajectories(trajs, val_fraction: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Split every trajectory into a leading training part and a trailing validation part.
+
+    Contiguous splits keep validation pairs out of the training data's time window, which a random
+    split of strongly correlated lagged pairs would not.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
+    train, val = [], []
+    for t in _as_list(trajs):
+        n_val = int(round(val_fraction * len(t)))
+        train.append(t[: len(t) - n_val])
+        val.append(t[len(t) - n_val :])
+    return train, val

@@ -1,0 +1,215 @@
+"""The SRV encoder: a state-free reversible VAMPnet that learns the slowest eigenfunctions.
+
+An MLP ``chi: features -> R^k`` is trained to maximize the reversible VAMP-2 score of
+``(chi(x_t), chi(x_{t+tau}))``. After training, the generalized eigenproblem ``C1 v = lambda C0 v``
+is solved once over all data in float64; the eigenfunctions ``psi_i = (chi - mean) . v_i`` have unit
+variance, are mutually uncorrelated, and come in decreasing order of eigenvalue, i.e. of implied
+timescale ``t_i = -tau / ln lambda_i``. Their signs are fixed so that each ``psi_i`` has positive
+skewness (a deterministic, data-defined choice).
+
+References:
+    W. Chen, H. Sidky, A. L. Ferguson, J. Chem. Phys. 150, 214114 (2019).
+    H. Sidky, W. Chen, A. L. Ferguson, Chem. Sci. 11, 9459 (2020), Sec. 2.1.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.linalg
+from flax import nnx
+
+from lss_jax.data.pairs import lagged_pairs, split_trajectories
+from lss_jax.train import TrainHistory, fit
+from lss_jax.vamp import vamp_loss
+
+__all__ = [
+    "SRVNet",
+    "SRVProjection",
+    "srv_loss",
+    "fit_srv",
+    "srv_projection",
+    "srv_transform",
+    "implied_timescales",
+    "choose_latent_dim",
+    "srv_lag_scan",
+]
+
+
+class SRVNet(nnx.Module):
+    """MLP ``[..., n_features] -> [..., n_outputs]`` (paper: 2 x 100 tanh with batch norm)."""
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        hidden: Sequence[int] = (100, 100),
+        *,
+        activation: Callable = jnp.tanh,
+        batch_norm: bool = True,
+        rngs: nnx.Rngs,
+    ):
+        if n_outputs < 1 or n_outputs > n_features:
+            raise ValueError(
+                f"the encoder cannot output {n_outputs} coordinates from {n_features} features; choose a "
+                f"latent dimension between 1 and {n_features}."
+            )
+        sizes = (n_features, *hidden)
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.norms = nnx.List([nnx.BatchNorm(b, rngs=rngs) for b in hidden]) if batch_norm else None
+        self.head = nnx.Linear(sizes[-1], n_outputs, rngs=rngs)
+        self.activation = activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if self.norms is not None:
+                h = self.norms[i](h)
+            h = self.activation(h)
+        return self.head(h)
+
+
+def srv_loss(model: SRVNet, batch, *, epsilon: float = 1e-6) -> jax.Array:
+    """Negative reversible VAMP-2 score of a batch of lagged pairs ``(x_0 [B, d], x_tau [B, d])``.
+
+    Both halves go through the network in one call so that batch-norm statistics are shared.
+    """
+    x0, xt = batch
+    chi = model(jnp.concatenate([x0, xt], axis=0))
+    return vamp_loss(chi[: x0.shape[0]], chi[x0.shape[0] :], r=2, reversible=True, epsilon=epsilon)
+
+
+class SRVProjection(NamedTuple):
+    """Float64 linear map from network outputs to eigenfunctions.
+
+    Attributes:
+        mean: ``[k]`` stationary mean of the network outputs.
+        vectors: ``[k, k]`` generalized eigenvectors (columns), ``v^T C0 v = I``.
+        eigenvalues: ``[k]`` in decreasing order.
+        lag: lag in frames used for the decomposition.
+    """
+
+    mean: np.ndarray
+    vectors: np.ndarray
+    eigenvalues: np.ndarray
+    lag: int
+
+
+def _network_outputs(model, features_list, batch: int = 65536) -> list[np.ndarray]:
+    model.eval()
+    graphdef, state = nnx.split(model)
+    apply = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+    return [
+        np.concatenate([np.asarray(apply(state, jnp.asarray(f[i : i + batch])), np.float64) for i in range(0, len(f), batch)])
+        for f in features_list
+    ]
+
+
+def srv_projection(model: SRVNet, features_list, lag: int, *, epsilon: float = 1e-10) -> SRVProjection:
+    """Solve the SRV eigenproblem once over all (standardized) data in float64."""
+    chi = _network_outputs(model, features_list)
+    x0, xt = lagged_pairs(chi, lag)
+    mean = 0.5 * (x0.mean(0) + xt.mean(0))
+    x0, xt = x0 - mean, xt - mean
+    n = len(x0)
+    c0 = 0.5 * (x0.T @ x0 + xt.T @ xt) / n
+    c1 = 0.5 * (x0.T @ xt + xt.T @ x0) / n
+    c0 += epsilon * np.trace(c0) / len(c0) * np.eye(len(c0))
+    eigenvalues, vectors = scipy.linalg.eigh(c1, c0)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, vectors = eigenvalues[order], vectors[:, order]
+    psi = np.concatenate(chi) @ vectors - mean @ vectors
+    skew = np.mean(psi**3, axis=0)
+    vectors = vectors * np.where(skew < 0, -1.0, 1.0)[None, :]
+    return SRVProjection(mean, vectors, eigenvalues, lag)
+
+
+def srv_transform(model: SRVNet, projection: SRVProjection, features, latent_dim: int | None = None) -> np.ndarray:
+    """Eigenfunctions ``psi [n_frames, latent_dim]`` (float64) of standardized features ``[n_frames, d]``."""
+    k = projection.vectors.shape[1] if latent_dim is None else latent_dim
+    chi = _network_outputs(model, [features])[0]
+    return (chi - projection.mean[None, :]) @ projection.vectors[:, :k]
+
+
+def implied_timescales(eigenvalues, lag_time: float) -> np.ndarray:
+    """``t_i = -lag_time / ln(lambda_i)``; eigenvalues outside ``(0, 1)`` give ``nan``."""
+    lam = np.asarray(eigenvalues, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -lag_time / np.log(lam)
+    return np.where((lam > 0) & (lam < 1), t, np.nan)
+
+
+def choose_latent_dim(timescales, max_dim: int | None = None) -> int:
+    """Latent dimension at the largest timescale gap: ``argmax_i t_i / t_{i+1}`` (1-based), ``nan`` last."""
+    t = np.asarray(timescales, np.float64)[: max_dim]
+    t = t[np.isfinite(t)]
+    if len(t) < 2:
+        return 1
+    return int(np.argmax(t[:-1] / t[1:]) + 1)
+
+
+def fit_srv(
+    features_list,
+    lag: int,
+    n_outputs: int,
+    *,
+    key: jax.Array,
+    hidden: Sequence[int] = (100, 100),
+    batch_norm: bool = True,
+    learning_rate: float = 1e-3,
+    batch_size: int = 5000,
+    max_epochs: int = 50,
+    patience: int = 5,
+    val_fraction: float = 0.1,
+    progress: bool = True,
+) -> tuple[SRVNet, SRVProjection, TrainHistory]:
+    """Train an SRV on standardized features and solve its eigenproblem.
+
+    Args:
+        features_list: list of ``[n_frames, n_features]`` arrays, one per trajectory.
+        lag: lag in frames.
+        n_outputs: number of network outputs (eigenfunctions learned).
+        key: PRNG key (initialization and shuffling).
+        hidden, batch_norm: architecture.
+        learning_rate, batch_size, max_epochs, patience: Adam and early stopping on the validation
+            VAMP-2 score.
+        val_fraction: trailing fraction of every trajectory held out for validation.
+
+    Returns:
+        ``(model, projection, history)``.
+    """
+    k_init, k_fit = jax.random.split(key)
+    train, val = split_trajectories(features_list, val_fraction)
+    train_pairs, val_pairs = lagged_pairs(train, lag), lagged_pairs(val, lag)
+    batch_size = min(batch_size, len(train_pairs[0]))
+    if batch_size < 2 * n_outputs + 2:
+        raise ValueError(
+            f"only {len(train_pairs[0])} lagged training pairs at lag {lag}: too few to estimate "
+            f"{n_outputs}x{n_outputs} covariances; use a shorter lag or more data."
+        )
+    seed = int(jax.random.randint(k_init, (), 0, 2**31 - 1))
+    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, rngs=nnx.Rngs(seed))
+    model, history = fit(
+        model, srv_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(learning_rate),
+        batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
+    )
+    return model, srv_projection(model, features_list, lag), history
+
+
+def srv_lag_scan(
+    features_list, lags: Sequence[int], n_outputs: int, *, key: jax.Array, frame_time: float = 1.0, **fit_kwargs
+) -> np.ndarray:
+    """Implied timescales ``[len(lags), n_outputs]`` (units of ``frame_time``) of SRVs trained at each lag.
+
+    Converged timescales (flat in the lag) indicate a lag long enough for Markovian latent dynamics.
+    """
+    out = []
+    for i, lag in enumerate(lags):
+        _, proj, _ = fit_srv(features_list, int(lag), n_outputs, key=jax.random.fold_in(key, i), **fit_kwargs)
+        out.append(implied_timescales(proj.eigenvalues, lag * frame_time))
+    return np.array(out)

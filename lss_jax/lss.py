@@ -1,0 +1,528 @@
+"""The ``LSS`` facade: fit the three networks on MD trajectories, generate new ones, save and load.
+
+    >>> model = LSS(lag=5, latent_dim=2).fit(trajs)          # doctest: +SKIP
+    >>> new = model.generate(jax.random.key(0), n_trajectories=100, n_steps=1000)   # mdtraj.Trajectory
+
+The functional core (``lss_jax.vamp``, ``propagator``, ``decoder``, ``encoder``) stays usable without it.
+
+On-disk format (``LSS.save``; ``FORMAT_VERSION = 1``), a directory:
+
+* ``lss.json``: format name and version, lss_jax version, the full :class:`LSSConfig`, derived sizes,
+  SRV eigenvalues and implied timescales, training summaries, and the SHA-256 of every other file.
+  It is written last and doubles as the completion marker: a directory without it, or whose files
+  do not match their checksums, is rejected by ``LSS.load``.
+* ``arrays.npz``: feature standardizer, SRV projection (mean, eigenvectors, eigenvalues), latent
+  min-max box, coordinate standardizer, decoded-atom indices, start points for generation.
+* ``topology.pdb``: the decoded atoms, at the alignment reference structure.
+* ``encoder.npz``, ``propagator.npz``, ``generator.npz``, ``critic.npz``: network weights as flat
+  ``"path/to/leaf" -> array`` maps of the flax NNX state (``nnx.to_pure_dict``).
+
+The directory is assembled under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lss_jax.data.featurize import FeatureSpec, Standardizer, featurize, standardizer_fit
+from lss_jax.decoder import ConditionalCritic, ConditionalGenerator, fit_decoder
+from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
+from lss_jax.propagator import MDN, fit_mdn, mdn_apply_fn, rollout
+from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
+
+__all__ = ["LSS", "LSSConfig", "FORMAT_VERSION", "ModelFormatError"]
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "lss_jax.LSS"
+
+
+class ModelFormatError(ValueError):
+    """A model directory that is incomplete, corrupted, or from a newer format."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LSSConfig:
+    """Hyperparameters of a molecular LSS (defaults: the paper's architectures).
+
+    ``lag`` is in trajectory frames. ``latent_dim=None`` picks the dimension at the largest gap of
+    the SRV implied timescales among ``max_latent_dim``.
+    """
+
+    lag: int
+    latent_dim: int | None = None
+    max_latent_dim: int = 4
+    torsions: tuple[str, ...] = ("phi", "psi", "chi")
+    distances: str | None = "heavy"
+    atom_selection: str = "not element H"
+    val_fraction: float = 0.1
+    seed: int = 0
+    # SRV encoder
+    encoder_hidden: tuple[int, ...] = (100, 100)
+    encoder_batch_norm: bool = True
+    encoder_learning_rate: float = 1e-3
+    encoder_batch_size: int = 5000
+    encoder_epochs: int = 50
+    encoder_patience: int = 5
+    # MDN propagator
+    n_components: int = 24
+    propagator_hidden: tuple[int, ...] = (100, 100)
+    propagator_learning_rate: float = 1e-3
+    propagator_batch_size: int = 1024
+    propagator_epochs: int = 60
+    propagator_patience: int = 30
+    scale_floor: float = 1e-3
+    boundary: str = "reflect"
+    # cWGAN-GP decoder
+    noise_dim: int = 50
+    decoder_hidden: tuple[int, ...] = (200, 200, 200)
+    decoder_learning_rate: float = 1e-4
+    decoder_batch_size: int = 128
+    decoder_iterations: int = 5000
+    n_critic: int = 5
+    gp_weight: float = 10.0
+
+    def __post_init__(self):
+        ints = {
+            "lag": self.lag, "max_latent_dim": self.max_latent_dim, "encoder_batch_size": self.encoder_batch_size,
+            "encoder_epochs": self.encoder_epochs, "encoder_patience": self.encoder_patience,
+            "n_components": self.n_components, "propagator_batch_size": self.propagator_batch_size,
+            "propagator_epochs": self.propagator_epochs, "propagator_patience": self.propagator_patience,
+            "noise_dim": self.noise_dim, "decoder_batch_size": self.decoder_batch_size,
+            "decoder_iterations": self.decoder_iterations, "n_critic": self.n_critic,
+        }
+        for name, value in ints.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or self.latent_dim < 1):
+            raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
+        if not 0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LSSConfig":
+        """Build from a plain dict (e.g. TOML), rejecting unknown keys and coercing lists to tuples."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {unknown}; valid keys: {sorted(fields)}.")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**clean)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
+
+
+def _as_traj_list(trajs):
+    import mdtraj as md
+
+    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
+    if not trajs:
+        raise ValueError("no trajectory given.")
+    n_atoms = trajs[0].n_atoms
+    for t in trajs:
+        if t.n_atoms != n_atoms:
+            raise ValueError(f"all trajectories must have the same atoms ({n_atoms}); got one with {t.n_atoms}.")
+        if not np.all(np.isfinite(t.xyz)):
+            raise ValueError("a trajectory contains NaN or Inf coordinates; repair or drop those frames.")
+    return trajs
+
+
+def _flat_weights(model: nnx.Module) -> dict[str, np.ndarray]:
+    pure = nnx.to_pure_dict(nnx.state(model))
+    leaves = jax.tree_util.tree_flatten_with_path(pure)[0]
+    return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): np.asarray(v) for path, v in leaves}
+
+
+def _load_weights(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
+    state = nnx.state(model)
+    pure = nnx.to_pure_dict(state)
+    paths = jax.tree_util.tree_flatten_with_path(pure)[0]
+    treedef = jax.tree_util.tree_structure(pure)
+    values = []
+    for path, leaf in paths:
+        name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+        if name not in flat or flat[name].shape != np.shape(leaf):
+            raise ModelFormatError(f"weight {name!r} is missing or has the wrong shape in the saved model.")
+        values.append(jnp.asarray(flat[name]))
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
+    nnx.update(model, state)
+    return model
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LSS:
+    """Molecular latent space simulator: SRV encoder + MDN propagator + cWGAN-GP decoder.
+
+    Args:
+        lag: propagator/encoder lag in frames.
+        **kwargs: any field of :class:`LSSConfig`.
+
+    References:
+        H. Sidky, W. Chen, A. L. Ferguson, Chem. Sci. 11, 9459 (2020).
+    """
+
+    def __init__(self, lag: int | None = None, *, config: LSSConfig | None = None, **kwargs):
+        if config is None:
+            if lag is None:
+                raise ValueError("give the lag (in frames), e.g. LSS(lag=5).")
+            config = LSSConfig(lag=lag, **kwargs)
+        elif lag is not None or kwargs:
+            config = dataclasses.replace(config, **({"lag": lag} if lag is not None else {}), **kwargs)
+        self.config = config
+        self._fitted = False
+        self.info: dict = {}
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, trajs, *, progress: bool = True) -> "LSS":
+        """Train encoder, propagator and decoder on one or many ``mdtraj.Trajectory`` objects.
+
+        Lagged pairs never straddle two trajectories; the trailing ``val_fraction`` of each one is
+        held out for early stopping.
+        """
+        cfg = self.config
+        trajs = _as_traj_list(trajs)
+        key = jax.random.key(cfg.seed)
+        k_enc, k_prop, k_dec = jax.random.split(key, 3)
+        timings = {}
+        t0 = time.perf_counter()
+
+        self.topology_full = trajs[0].topology
+        atoms = self.topology_full.select(cfg.atom_selection) if cfg.atom_selection else np.arange(trajs[0].n_atoms)
+        if len(atoms) == 0:
+            raise ValueError(f"atom selection {cfg.atom_selection!r} matches no atom; use e.g. 'not element H' or 'all'.")
+        shortest = min(len(t) for t in trajs)
+        if max(len(t) for t in trajs) <= cfg.lag + 1:
+            raise ValueError(
+                f"lag ({cfg.lag} frames) must be shorter than the trajectories (longest {max(len(t) for t in trajs)} frames)."
+            )
+        features = [featurize(t, cfg.feature_spec) for t in trajs]
+        n_features = features[0].shape[1]
+        k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
+        if k > n_features:
+            raise ValueError(f"latent dimension {k} exceeds the number of features ({n_features}); lower it.")
+        self.feature_scaler = standardizer_fit(features)
+        fs = [self.feature_scaler.transform(f) for f in features]
+        timings["featurize"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.encoder, self.projection, enc_hist = fit_srv(
+            fs, cfg.lag, k, key=k_enc, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
+            learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
+            patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress,
+        )
+        self.timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
+        ts = implied_timescales(self.projection.eigenvalues, cfg.lag * self.timestep)
+        self.latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts)
+        psi = [srv_transform(self.encoder, self.projection, f, self.latent_dim) for f in fs]
+        timings["encoder"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.latent_scaler = minmax_fit(np.concatenate(psi))
+        u = [np.asarray(minmax_transform(self.latent_scaler, jnp.asarray(p, jnp.float32))) for p in psi]
+        self.propagator, prop_hist = fit_mdn(
+            u, cfg.lag, key=k_prop, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
+            scale_floor=cfg.scale_floor, learning_rate=cfg.propagator_learning_rate,
+            batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
+            val_fraction=cfg.val_fraction, progress=progress,
+        )
+        timings["propagator"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.atom_indices = np.asarray(atoms)
+        sliced = [t.atom_slice(atoms) for t in trajs]
+        self.reference = sliced[0][0]
+        coords = np.concatenate([t.superpose(self.reference).xyz.reshape(len(t), -1) for t in sliced])
+        self.coord_scaler = standardizer_fit(coords)
+        self.generator, self.critic, dec_hist = fit_decoder(
+            self.coord_scaler.transform(coords), np.concatenate(u), key=k_dec, noise_dim=cfg.noise_dim,
+            hidden=cfg.decoder_hidden, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic,
+            batch_size=cfg.decoder_batch_size, n_iterations=cfg.decoder_iterations,
+            learning_rate=cfg.decoder_learning_rate, progress=progress,
+        )
+        timings["decoder"] = time.perf_counter() - t0
+
+        rng = np.random.default_rng(cfg.seed)
+        all_u = np.concatenate(u)
+        self.start_points = all_u[rng.choice(len(all_u), size=min(len(all_u), 10_000), replace=False)]
+        self.info = {
+            "n_trajectories": len(trajs),
+            "n_frames": int(sum(len(t) for t in trajs)),
+            "shortest_trajectory": int(shortest),
+            "n_features": int(n_features),
+            "timestep_ps": self.timestep,
+            "lag_time_ps": cfg.lag * self.timestep,
+            "srv_eigenvalues": self.projection.eigenvalues.tolist(),
+            "srv_timescales_ps": ts.tolist(),
+            "latent_dim": int(self.latent_dim),
+            "encoder": {"epochs": enc_hist.epochs_run, "best_val_vamp2": -min(enc_hist.val_loss)},
+            "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
+            "decoder": {"iterations": dec_hist.iterations[-1], "final_wasserstein": dec_hist.wasserstein[-1]},
+            "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
+        }
+        self._histories = {"encoder": enc_hist, "propagator": prop_hist, "decoder": dec_hist}
+        self._fitted = True
+        return self
+
+    def _check_fitted(self):
+        if not self._fitted:
+            raise RuntimeError("this LSS is not fitted yet; call .fit(trajs) or LSS.load(path) first.")
+
+    # ------------------------------------------------------------------ the three maps
+    @property
+    def decoded_topology(self):
+        self._check_fitted()
+        return self.reference.topology
+
+    @property
+    def lag_time(self) -> float:
+        """Time between generated frames (ps if the training trajectories carried ps timesteps)."""
+        return self.config.lag * self.timestep
+
+    def encode(self, trajs) -> np.ndarray | list[np.ndarray]:
+        """Latent coordinates ``psi [n_frames, latent_dim]`` of a trajectory (or a list of them)."""
+        self._check_fitted()
+        single = not isinstance(trajs, (list, tuple))
+        out = []
+        for t in _as_traj_list(trajs):
+            if t.n_atoms != self.topology_full.n_atoms:
+                raise ValueError(f"trajectory has {t.n_atoms} atoms, the model was trained on {self.topology_full.n_atoms}.")
+            f = self.feature_scaler.transform(featurize(t, self.config.feature_spec))
+            out.append(srv_transform(self.encoder, self.projection, f, self.latent_dim))
+        return out[0] if single else out
+
+    def to_unit(self, psi):
+        return np.asarray(minmax_transform(self.latent_scaler, jnp.asarray(psi, jnp.float32)))
+
+    def from_unit(self, u):
+        return np.asarray(minmax_inverse(self.latent_scaler, jnp.asarray(u, jnp.float32)))
+
+    def propagate(self, key: jax.Array, psi0, n_steps: int, *, save_every: int = 1, start_step: int = 0) -> np.ndarray:
+        """Roll out latent trajectories ``[B, n_steps // save_every, latent_dim]`` from ``psi0 [B, latent_dim]``."""
+        self._check_fitted()
+        psi0 = np.atleast_2d(np.asarray(psi0, np.float32))
+        if psi0.shape[1] != self.latent_dim:
+            raise ValueError(f"psi0 must be [n_trajectories, {self.latent_dim}], got {psi0.shape}.")
+        graphdef, params = nnx.split(self.propagator)
+        u0 = jnp.asarray(np.clip(self.to_unit(psi0), 0.0, 1.0))
+        u = rollout(key, mdn_apply_fn(graphdef), params, u0, n_steps=n_steps, save_every=save_every,
+                    boundary=self.config.boundary, start_step=start_step)
+        return self.from_unit(u)
+
+    def decode_unit(self, key: jax.Array, u, *, chunk: int = 65536) -> np.ndarray:
+        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``."""
+        self._check_fitted()
+        u = np.asarray(u, np.float32)
+        flat = u.reshape(-1, self.latent_dim)
+        graphdef, params = nnx.split(self.generator)
+        fn = _decode_fn(graphdef)
+        mean, std = jnp.asarray(self.coord_scaler.mean), jnp.asarray(self.coord_scaler.std)
+        out = np.empty((len(flat), len(self.coord_scaler.mean)), np.float32)
+        for i, start in enumerate(range(0, len(flat), chunk)):
+            block = flat[start : start + chunk]
+            pad = chunk - len(block) if len(flat) > chunk else 0
+            block = np.pad(block, ((0, pad), (0, 0))) if pad else block
+            xyz = fn(params, jax.random.fold_in(key, i), jnp.asarray(block), mean, std)
+            out[start : start + chunk] = np.asarray(xyz)[: len(block) - pad]
+        return out.reshape(*u.shape[:-1], -1, 3)
+
+    def decode(self, key: jax.Array, psi) -> np.ndarray:
+        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from latent points ``psi [..., latent_dim]``."""
+        return self.decode_unit(key, self.to_unit(psi))
+
+    def generate(
+        self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
+        latent_only: bool = False,
+    ):
+        """Generate new trajectories.
+
+        Args:
+            key: PRNG key.
+            n_trajectories: ``B``.
+            n_steps: propagator steps (each one lag) per trajectory.
+            start: ``None`` (random training frames), an ``mdtraj.Trajectory`` with ``B`` frames to
+                encode, or latent points ``[B, latent_dim]``.
+            save_every: keep every k-th step.
+            latent_only: return the latent trajectories ``[B, n_frames, latent_dim]`` instead.
+
+        Returns:
+            An ``mdtraj.Trajectory`` of the decoded atoms with ``B * n_frames`` frames in trajectory-major
+            order (trajectory ``b`` is frames ``b * n_frames ... (b + 1) * n_frames - 1``), ``time`` in
+            units of the training timestep (ps); or the latent array.
+        """
+        import mdtraj as md
+
+        self._check_fitted()
+        if n_trajectories < 1 or n_steps < 1:
+            raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
+        k_start, k_roll, k_dec = jax.random.split(key, 3)
+        if start is None:
+            idx = jax.random.randint(k_start, (n_trajectories,), 0, len(self.start_points))
+            psi0 = self.from_unit(self.start_points[np.asarray(idx)])
+        elif isinstance(start, md.Trajectory):
+            psi0 = self.encode(start)
+        else:
+            psi0 = np.asarray(start, np.float32)
+        if len(psi0) != n_trajectories:
+            raise ValueError(f"start has {len(psi0)} points for {n_trajectories} trajectories.")
+        psi = self.propagate(k_roll, psi0, n_steps, save_every=save_every)
+        if latent_only:
+            return psi
+        xyz = self.decode(k_dec, psi).reshape(-1, len(self.atom_indices), 3)
+        n_frames = psi.shape[1]
+        times = np.tile(np.arange(1, n_frames + 1) * save_every * self.lag_time, n_trajectories)
+        return md.Trajectory(xyz, self.decoded_topology, time=times)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model directory (format documented in this module); returns its path."""
+        self._check_fitted()
+        path = Path(path)
+        if not path.parent.exists():
+            raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            np.savez(
+                tmp / "arrays.npz",
+                feature_mean=self.feature_scaler.mean, feature_std=self.feature_scaler.std,
+                srv_mean=self.projection.mean, srv_vectors=self.projection.vectors,
+                srv_eigenvalues=self.projection.eigenvalues, latent_low=np.asarray(self.latent_scaler.low),
+                latent_high=np.asarray(self.latent_scaler.high), coord_mean=self.coord_scaler.mean,
+                coord_std=self.coord_scaler.std, atom_indices=self.atom_indices, start_points=self.start_points,
+                timestep=np.float64(self.timestep),
+            )
+            self.reference.save_pdb(str(tmp / "topology.pdb"))
+            full = self.reference.__class__(np.zeros((1, self.topology_full.n_atoms, 3), np.float32), self.topology_full)
+            full.save_pdb(str(tmp / "full_topology.pdb"))
+            for name in ("encoder", "propagator", "generator", "critic"):
+                np.savez(tmp / f"{name}.npz", **_flat_weights(getattr(self, name)))
+            from lss_jax import __version__
+
+            meta = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "lss_jax_version": __version__,
+                "config": self.config.to_dict(),
+                "latent_dim": int(self.latent_dim),
+                "n_features": int(len(self.feature_scaler.mean)),
+                "n_decoded_atoms": int(len(self.atom_indices)),
+                "info": self.info,
+                "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
+            }
+            (tmp / "lss.json").write_text(json.dumps(meta, indent=2) + "\n")
+            os.chmod(tmp, 0o755)
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LSS":
+        """Load a model directory written by :meth:`save`, verifying its format version and checksums."""
+        import mdtraj as md
+
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"model directory not found: {path}")
+        meta_path = path / "lss.json"
+        if not meta_path.is_file():
+            raise ModelFormatError(f"{path} has no lss.json: not a model directory, or an interrupted save.")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ModelFormatError(f"{meta_path} is not valid JSON ({err}); the model directory is corrupted.") from err
+        if meta.get("format") != FORMAT_NAME:
+            raise ModelFormatError(f"{path} is not an lss_jax model (format {meta.get('format')!r}).")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path} was saved in model format {version} by lss_jax {meta.get('lss_jax_version')}; this "
+                f"lss_jax reads format <= {FORMAT_VERSION}. Upgrade lss_jax."
+            )
+        for name, digest in meta.get("files", {}).items():
+            f = path / name
+            if not f.is_file():
+                raise ModelFormatError(f"{path} is missing {name}; the model directory is incomplete.")
+            if _sha256(f) != digest:
+                raise ModelFormatError(f"{f} does not match its checksum; the model directory is corrupted.")
+        cfg = LSSConfig.from_dict(meta["config"])
+        self = cls(config=cfg)
+        arrays = np.load(path / "arrays.npz")
+        self.feature_scaler = Standardizer(arrays["feature_mean"], arrays["feature_std"])
+        self.projection = SRVProjection(arrays["srv_mean"], arrays["srv_vectors"], arrays["srv_eigenvalues"], cfg.lag)
+        self.latent_scaler = MinMaxScaler(jnp.asarray(arrays["latent_low"]), jnp.asarray(arrays["latent_high"]))
+        self.coord_scaler = Standardizer(arrays["coord_mean"], arrays["coord_std"])
+        self.atom_indices = arrays["atom_indices"]
+        self.start_points = arrays["start_points"]
+        self.timestep = float(arrays["timestep"])
+        self.latent_dim = int(meta["latent_dim"])
+        self.reference = md.load(str(path / "topology.pdb"))
+        self.topology_full = md.load_topology(str(path / "full_topology.pdb"))
+        n_features, k = int(meta["n_features"]), self.projection.vectors.shape[0]
+        d = 3 * int(meta["n_decoded_atoms"])
+        rngs = nnx.Rngs(0)
+        self.encoder = _load_weights(
+            SRVNet(n_features, k, cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm, rngs=rngs),
+            dict(np.load(path / "encoder.npz")),
+        )
+        self.encoder.eval()
+        self.propagator = _load_weights(
+            MDN(self.latent_dim, cfg.n_components, cfg.propagator_hidden, scale_floor=cfg.scale_floor, rngs=rngs),
+            dict(np.load(path / "propagator.npz")),
+        )
+        self.generator = _load_weights(
+            ConditionalGenerator(d, self.latent_dim, noise_dim=cfg.noise_dim, hidden=cfg.decoder_hidden, rngs=rngs),
+            dict(np.load(path / "generator.npz")),
+        )
+        self.critic = _load_weights(
+            ConditionalCritic(d, self.latent_dim, hidden=cfg.decoder_hidden, rngs=rngs), dict(np.load(path / "critic.npz"))
+        )
+        self.info = meta.get("info", {})
+        self._fitted = True
+        return self
+
+
+_DECODE_CACHE: dict = {}
+
+
+def _decode_fn(graphdef):
+    if graphdef not in _DECODE_CACHE:
+
+        @jax.jit
+        def decode(params, key, u, mean, std):
+            gen = nnx.merge(graphdef, params)
+            z = jax.random.normal(key, (u.shape[0], gen.noise_dim))
+            return gen(z, u) * std[None, :] + mean[None, :]
+
+        _DECODE_CACHE[graphdef] = decode
+    return _DECODE_CACHE[graphdef]
