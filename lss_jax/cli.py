@@ -7,8 +7,12 @@ import sys
 import time
 
 EXAMPLES = """examples:
-  lss-jax four-well --out runs/four-well            # the paper's protocol (~10 min on 2 CPU cores)
-  lss-jax four-well --out runs/fw-quick --quick     # smoke run, <= 2 min
+  lss-jax demo --out runs/demo                      # alanine dipeptide: train, generate, validate (built-in data)
+  lss-jax four-well --out runs/four-well            # the paper's four-well validation (~2.5 min on 2 CPU cores)
+  lss-jax four-well --out runs/fw-quick --quick     # smoke run, < 1 min
+  lss-jax train --traj md1.xtc md2.xtc --top system.pdb --lag 5 --out model/
+  lss-jax generate --model model/ --n-traj 100 --n-steps 1000 --seed 1 --out lss.xtc
+  lss-jax report --model model/ --md independent.xtc --lss lss.xtc --top system.pdb --out report/
 """
 
 
@@ -48,6 +52,54 @@ def build_parser() -> argparse.ArgumentParser:
     fw.add_argument("--n-trajectories", type=_positive_int, help="generated trajectories (default 1024)")
     fw.add_argument("--n-steps", type=_positive_int, help="LSS steps per trajectory (default: training length in τ)")
     fw.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    def sub_parser(name, help_, description):
+        return sub.add_parser(name, help=help_, description=description, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
+                    "Featurize the trajectories, train the SRV encoder, the MDN propagator and the cWGAN-GP "
+                    "decoder, and save the model directory (format documented in lss_jax.lss).")
+    tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
+    tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
+    tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
+    tr.add_argument("--out", required=True, help="model directory to write")
+    tr.add_argument("--config", help="TOML file with LSSConfig fields (see lss_jax.lss.LSSConfig)")
+    tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (default: eigenvalue gap)")
+    tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
+    tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
+    tr.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    ge = sub_parser("generate", "generate trajectories with a trained LSS",
+                    "Roll out latent trajectories and decode them. Writes OUT (all trajectories in one file, "
+                    "trajectory-major: trajectory b is frames b*n .. (b+1)*n-1), OUT's stem + '.pdb' (topology of "
+                    "the decoded atoms) and OUT's stem + '.latent.npy' ([n_traj, n_frames, latent_dim]); with "
+                    "--latent-only just the .npy.")
+    ge.add_argument("--model", required=True, help="model directory from `lss-jax train`")
+    ge.add_argument("--n-traj", type=_positive_int, required=True, help="number of trajectories")
+    ge.add_argument("--n-steps", type=_positive_int, required=True, help="propagator steps (lags) per trajectory")
+    ge.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    ge.add_argument("--out", required=True, help="output file: .xtc, .dcd, .h5, .nc, .trr ... (or .npy with --latent-only)")
+    ge.add_argument("--save-every", type=_positive_int, default=1, help="keep every n-th step")
+    ge.add_argument("--latent-only", action="store_true", help="write only the latent rollout (.npy)")
+
+    rp = sub_parser("report", "validate generated trajectories against independent MD",
+                    "Free energies, implied timescales, structure quality, novelty and TICA, as metrics.json "
+                    "plus PNG figures in --out.")
+    rp.add_argument("--model", required=True, help="model directory")
+    rp.add_argument("--md", nargs="+", required=True, help="independent MD trajectories (training topology)")
+    rp.add_argument("--lss", nargs="+", required=True, help="decoded LSS trajectories from `lss-jax generate`")
+    rp.add_argument("--top", help="topology of the MD trajectories")
+    rp.add_argument("--train", nargs="+", help="training trajectories, for the novelty check")
+    rp.add_argument("--out", required=True, help="report directory")
+
+    de = sub_parser("demo", "alanine dipeptide end to end on the built-in data",
+                    "Train on the shipped 50 ns trajectory (seed 1), generate, and validate against the shipped "
+                    "independent 50 ns trajectory (seed 2).")
+    de.add_argument("--out", required=True, help="output directory")
+    de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
+    de.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    de.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
 
@@ -80,6 +132,190 @@ def _four_well(args) -> int:
     return 0
 
 
+def _load_config(path) -> dict:
+    import tomllib
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {p} is not valid TOML: {err}") from err
+
+
+def _train(args) -> int:
+    from pathlib import Path
+
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS, LSSConfig
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    data = _load_config(args.config) if args.config else {}
+    data["lag"] = args.lag
+    if args.latent_dim:
+        data["latent_dim"] = args.latent_dim
+    if args.seed is not None:
+        data["seed"] = args.seed
+    try:
+        config = LSSConfig.from_dict(data)
+    except TypeError as err:
+        raise ValueError(f"invalid configuration: {err}") from err
+    trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    start = time.perf_counter()
+    model = LSS(config=config).fit(trajs, progress=not args.no_progress)
+    model.save(out)
+    info = model.info
+    ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
+    print(
+        f"\ntrained LSS on {info['n_frames']:,} frames from {info['n_trajectories']} trajectories"
+        f"\n  lag                 {config.lag} frames = {info['lag_time_ps']:g} (trajectory time units, ps)"
+        f"\n  SRV timescales      {ts}"
+        f"\n  latent dimension    {info['latent_dim']}"
+        f"\n  wall time           {time.perf_counter() - start:.1f} s"
+        f"\n  model               {out}"
+    )
+    return 0
+
+
+def _generate(args) -> int:
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from lss_jax import _io
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    if args.latent_only and out.suffix != ".npy":
+        raise ValueError(f"--latent-only writes a .npy file; got --out {out}.")
+    model = LSS.load(args.model)
+    start = time.perf_counter()
+    key = jax.random.key(args.seed)
+    latent = model.generate(key, args.n_traj, args.n_steps, save_every=args.save_every, latent_only=True)
+    stem = out.with_suffix("")
+    if args.latent_only:
+        _io.save_npy(out, latent.astype(np.float32))
+        written = [out]
+    else:
+        import mdtraj as md
+
+        xyz = model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3)
+        n_frames = latent.shape[1]
+        times = np.tile(np.arange(1, n_frames + 1) * args.save_every * model.lag_time, args.n_traj)
+        traj = md.Trajectory(xyz, model.decoded_topology, time=times)
+        with _io.atomic_path(out) as tmp:
+            traj.save(str(tmp))
+        with _io.atomic_path(stem.with_suffix(".pdb")) as tmp:
+            traj[0].save_pdb(str(tmp))
+        _io.save_npy(Path(f"{stem}.latent.npy"), latent.astype(np.float32))
+        written = [out, stem.with_suffix(".pdb"), Path(f"{stem}.latent.npy")]
+    seconds = time.perf_counter() - start
+    n = args.n_traj * latent.shape[1]
+    simulated = args.n_traj * args.n_steps * model.lag_time
+    print(
+        f"\ngenerated {args.n_traj} trajectories x {latent.shape[1]:,} frames = {n:,} frames"
+        f"\n  simulated time   {simulated:,.0f} ps ({simulated / 1000:,.2f} ns) in total"
+        f"\n  wall time        {seconds:.1f} s"
+        f"\n  wrote            {', '.join(str(w) for w in written)}"
+    )
+    return 0
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    import mdtraj as md
+    import numpy as np
+
+    from lss_jax.analysis.molecular import validate
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS
+
+    model = LSS.load(args.model)
+    md_trajs = load_trajectories(args.md, args.top)
+    top = Path(args.model) / "topology.pdb"
+    lss_parts, latents = [], []
+    for f in args.lss:
+        lat = Path(f"{Path(f).with_suffix('')}.latent.npy")
+        if not lat.is_file():
+            raise FileNotFoundError(f"{lat} not found: report needs the latent file that `lss-jax generate` writes next to {f}.")
+        lss_parts.append(load_trajectories([f], top)[0])
+        latents.append(np.load(lat))
+    if len({a.shape[1] for a in latents}) != 1:
+        raise ValueError("all --lss files must have the same number of frames per trajectory.")
+    lss = md.join(lss_parts) if len(lss_parts) > 1 else lss_parts[0]
+    train = load_trajectories(args.train, args.top) if args.train else None
+    metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out)
+    _print_report(metrics, args.out)
+    return 0
+
+
+def _print_report(m: dict, out) -> None:
+    its = m["implied_timescales_ps"]
+    fmt = lambda v: ", ".join("nan" if t is None else f"{t:.3g}" for t in v)  # noqa: E731
+    s = m["structure"]
+    print(
+        "\nLSS vs MD"
+        f"\n  F(phi, psi) RMSE        {m['free_energy_phi_psi']['rmse_kT']:.2f} kT over {m['free_energy_phi_psi']['n_bins']} bins"
+        f"  (MD half vs half: {m['free_energy_phi_psi']['md_half_vs_half_rmse_kT']:.2f} kT)"
+        f"\n  F(psi1) RMSE            {m['free_energy_psi1']['rmse_kT']:.2f} kT"
+        f"\n  timescales MD (ps)      {fmt(its['md'])}  (SE {fmt(its['md_se'])})"
+        f"\n  timescales LSS (ps)     {fmt(its['lss'])}"
+        f"\n  Rg MD / LSS (nm)        {s['radius_of_gyration_nm']['md'][0]:.4f} ± {s['radius_of_gyration_nm']['md'][1]:.4f}"
+        f" / {s['radius_of_gyration_nm']['lss'][0]:.4f} ± {s['radius_of_gyration_nm']['lss'][1]:.4f}"
+        f"\n  bond length MAD         {100 * s['geometry']['bond_length_mad_relative']:.2f} %"
+        f"  (MD itself: {100 * s['geometry']['reference_bond_length_mad_relative']:.2f} %)"
+        f"\n  frames with clashes     {100 * s['clashes']['lss']['fraction_frames_with_clash']:.2f} %"
+        f"  (MD: {100 * s['clashes']['md']['fraction_frames_with_clash']:.2f} %)"
+        f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
+        f"\n  report                  {out}/metrics.json and *.png"
+    )
+
+
+def _demo(args) -> int:
+    from pathlib import Path
+
+    import jax
+    import mdtraj as md
+
+    from lss_jax import _io
+    from lss_jax.analysis.molecular import validate
+    from lss_jax.datasets import load_alanine_dipeptide
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train = load_alanine_dipeptide("train")
+    independent = load_alanine_dipeptide("independent")
+    settings = dict(lag=5, latent_dim=2, seed=args.seed)
+    if args.quick:
+        settings.update(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500)
+    model = LSS(**settings).fit(train, progress=not args.no_progress)
+    model.save(out / "model")
+    n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
+    key = jax.random.key(args.seed + 1)
+    latent = model.generate(key, n_traj, n_steps, latent_only=True)
+    xyz = model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3)
+    lss = md.Trajectory(xyz, model.decoded_topology)
+    with _io.atomic_path(out / "lss.xtc") as tmp:
+        lss.save(str(tmp))
+    _io.save_npy(out / "lss.latent.npy", latent)
+    with _io.atomic_path(out / "lss.pdb") as tmp:
+        lss[0].save_pdb(str(tmp))
+    metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir=out / "report")
+    _print_report(metrics, out / "report")
+    print(f"  total wall time         {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -91,10 +327,10 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"four-well": _four_well}
+    handlers = {"four-well": _four_well, "train": _train, "generate": _generate, "report": _report, "demo": _demo}
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, FloatingPointError, OSError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError, OSError, RuntimeError) as err:
         if args.debug:
             raise
         print(f"lss-jax {args.command}: error: {err}", file=sys.stderr)

@@ -215,6 +215,7 @@ def fit_decoder(
     n, d = coords.shape
     m = cond.shape[1]
     batch_size = min(batch_size, n)
+    log_every = max(1, min(log_every, n_iterations))
     k_g, k_c, key = jax.random.split(key, 3)
     seed = lambda k: int(jax.random.randint(k, (), 0, 2**31 - 1))  # noqa: E731
     generator = ConditionalGenerator(d, m, noise_dim=noise_dim, hidden=hidden, rngs=nnx.Rngs(seed(k_g)))

@@ -33,6 +33,7 @@ __all__ = [
     "srv_loss",
     "fit_srv",
     "srv_projection",
+    "reversible_decomposition",
     "srv_transform",
     "implied_timescales",
     "choose_latent_dim",
@@ -110,10 +111,16 @@ def _network_outputs(model, features_list, batch: int = 65536) -> list[np.ndarra
     ]
 
 
-def srv_projection(model: SRVNet, features_list, lag: int, *, epsilon: float = 1e-10) -> SRVProjection:
-    """Solve the SRV eigenproblem once over all (standardized) data in float64."""
-    chi = _network_outputs(model, features_list)
-    x0, xt = lagged_pairs(chi, lag)
+def reversible_decomposition(data_list, lag: int, *, epsilon: float = 1e-10) -> SRVProjection:
+    """Float64 reversible (symmetrized) eigen-decomposition of time series ``[n_frames, k]``.
+
+    Solves ``C1 v = lambda C0 v`` with ``C0 = (C00 + C11)/2``, ``C1 = (C01 + C10)/2`` over the lagged
+    pairs of all trajectories (joint mean removed). Applied to network outputs it is the SRV
+    projection; applied to raw features it is TICA. Eigenvectors satisfy ``v^T C0 v = I`` (unit
+    variance) and are signed so that each projection has positive skewness.
+    """
+    data_list = [np.asarray(d, np.float64) for d in data_list]
+    x0, xt = lagged_pairs(data_list, lag)
     mean = 0.5 * (x0.mean(0) + xt.mean(0))
     x0, xt = x0 - mean, xt - mean
     n = len(x0)
@@ -123,10 +130,15 @@ def srv_projection(model: SRVNet, features_list, lag: int, *, epsilon: float = 1
     eigenvalues, vectors = scipy.linalg.eigh(c1, c0)
     order = np.argsort(eigenvalues)[::-1]
     eigenvalues, vectors = eigenvalues[order], vectors[:, order]
-    psi = np.concatenate(chi) @ vectors - mean @ vectors
-    skew = np.mean(psi**3, axis=0)
+    proj = np.concatenate(data_list) @ vectors - mean @ vectors
+    skew = np.mean(proj**3, axis=0)
     vectors = vectors * np.where(skew < 0, -1.0, 1.0)[None, :]
     return SRVProjection(mean, vectors, eigenvalues, lag)
+
+
+def srv_projection(model: SRVNet, features_list, lag: int, *, epsilon: float = 1e-10) -> SRVProjection:
+    """Solve the SRV eigenproblem once over all (standardized) data in float64."""
+    return reversible_decomposition(_network_outputs(model, features_list), lag, epsilon=epsilon)
 
 
 def srv_transform(model: SRVNet, projection: SRVProjection, features, latent_dim: int | None = None) -> np.ndarray:
@@ -162,7 +174,7 @@ def fit_srv(
     hidden: Sequence[int] = (100, 100),
     batch_norm: bool = True,
     learning_rate: float = 1e-3,
-    batch_size: int = 5000,
+    batch_size: int = 2000,
     max_epochs: int = 50,
     patience: int = 5,
     val_fraction: float = 0.1,

@@ -73,7 +73,7 @@ class LSSConfig:
     encoder_hidden: tuple[int, ...] = (100, 100)
     encoder_batch_norm: bool = True
     encoder_learning_rate: float = 1e-3
-    encoder_batch_size: int = 5000
+    encoder_batch_size: int = 2000
     encoder_epochs: int = 50
     encoder_patience: int = 5
     # MDN propagator

@@ -95,3 +95,107 @@ def four_well_figures(out_dir, *, edges, f_exact, f_bd, f_lss, populated, bd, ls
     save_figure(fig, paths[-1], dpi=130)
     plt.close(fig)
     return paths
+
+
+def _fes_panel(ax, f, xe, ye, title, vmax, xlabel, ylabel):
+    fa = f - np.nanmin(np.where(np.isfinite(f), f, np.nan))
+    fa = np.where(np.isfinite(fa), fa, np.nan)
+    im = ax.pcolormesh(xe, ye, fa.T, vmin=0, vmax=vmax, cmap="viridis", shading="flat")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return im
+
+
+def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md, f2_lss, p2_md, xe, ye, t_md, t_md_se,
+                      t_lss, t_lss_se, ft_md, ft_lss, txe, tye, rg_md, rg_lss, nov_lss, nov_md, lss_latent, lag_time,
+                      conformers, kT) -> list[Path]:
+    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.validate`)."""
+    out_dir = Path(out_dir)
+    paths = []
+
+    # F(phi, psi): MD, LSS, difference
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    vmax = 8.0
+    im = _fes_panel(axes[0], f2_md, xe, ye, "MD: F(φ, ψ) / kT", vmax, "φ (rad)", "ψ (rad)")
+    _fes_panel(axes[1], f2_lss, xe, ye, "LSS: F(φ, ψ) / kT", vmax, "φ (rad)", "ψ (rad)")
+    fig.colorbar(im, ax=axes[:2])
+    ok = np.isfinite(f2_md) & np.isfinite(f2_lss) & (p2_md >= 1e-3 * p2_md.max())
+    with np.errstate(invalid="ignore"):
+        diff = np.where(ok, f2_lss - f2_md, np.nan)
+    diff -= np.nanmean(diff)
+    im2 = axes[2].pcolormesh(xe, ye, diff.T, vmin=-1.5, vmax=1.5, cmap="RdBu_r", shading="flat")
+    axes[2].set(title="LSS − MD (aligned, kT)", xlabel="φ (rad)", ylabel="ψ (rad)")
+    fig.colorbar(im2, ax=axes[2])
+    paths.append(out_dir / "free_energy_phi_psi.png")
+    save_figure(fig, paths[-1], dpi=120)
+    plt.close(fig)
+
+    # F(psi_1) with block errors; implied timescales
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    c = 0.5 * (psi1_edges[1:] + psi1_edges[:-1])
+    ref = np.where(mask1, f_md, np.nan)
+    shift = np.nanmin(ref)
+    ax1.plot(c[mask1], f_md[mask1] - shift, color=COLORS["bd"], label="MD")
+    ax1.fill_between(c[mask1], (f_md - 2 * f_md_se - shift)[mask1], (f_md + 2 * f_md_se - shift)[mask1],
+                     color=COLORS["bd"], alpha=0.25, label="MD ± 2 SE (5 blocks)")
+    fl = _aligned(f_lss, f_md, mask1 & np.isfinite(f_lss)) - shift
+    ax1.plot(c[mask1], fl[mask1], color=COLORS["lss"], ls="--", label="LSS")
+    ax1.set(xlabel="ψ₁ (SRV)", ylabel="F / kT", title="Free energy along the slowest coordinate")
+    ax1.legend(frameon=False, fontsize=8)
+    k = len(t_md)
+    ax2.bar(np.arange(k) - 0.18, t_md, 0.35, yerr=2 * np.nan_to_num(t_md_se), color=COLORS["bd"], label="MD")
+    ax2.bar(np.arange(k) + 0.18, t_lss, 0.35, yerr=2 * np.nan_to_num(t_lss_se), color=COLORS["lss"], label="LSS")
+    ax2.set(xticks=np.arange(k), xticklabels=[f"t{i + 1}" for i in range(k)], ylabel="ps",
+            title=f"Implied timescales (lag {lag_time:g} ps, ± 2 SE)")
+    ax2.legend(frameon=False)
+    fig.tight_layout()
+    paths.append(out_dir / "free_energy_psi1_timescales.png")
+    save_figure(fig, paths[-1], dpi=120)
+    plt.close(fig)
+
+    # TICA surfaces
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    im = _fes_panel(axes[0], ft_md, txe, tye, "MD in MD's TICs", vmax, "TIC 1", "TIC 2")
+    _fes_panel(axes[1], ft_lss, txe, tye, "LSS in MD's TICs", vmax, "TIC 1", "TIC 2")
+    fig.colorbar(im, ax=axes)
+    paths.append(out_dir / "tica.png")
+    save_figure(fig, paths[-1], dpi=120)
+    plt.close(fig)
+
+    # structures: Rg, novelty, latent trajectories
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    bins = np.linspace(min(rg_md.min(), rg_lss.min()), max(rg_md.max(), rg_lss.max()), 60)
+    axes[0].hist(rg_md, bins, density=True, color=COLORS["bd"], alpha=0.6, label="MD")
+    axes[0].hist(rg_lss, bins, density=True, histtype="step", color=COLORS["lss"], lw=1.5, label="LSS")
+    axes[0].set(xlabel="radius of gyration (nm)", title="Radius of gyration")
+    axes[0].legend(frameon=False)
+    if nov_lss is not None:
+        b = np.linspace(0, max(nov_lss.max(), nov_md.max()), 50)
+        axes[1].hist(nov_md, b, density=True, color=COLORS["bd"], alpha=0.6, label="independent MD")
+        axes[1].hist(nov_lss, b, density=True, histtype="step", color=COLORS["lss"], lw=1.5, label="LSS")
+        axes[1].legend(frameon=False)
+    axes[1].set(xlabel="RMSD to nearest training frame (nm)", title="Novelty")
+    n_show = min(300, lss_latent.shape[1])
+    for i in range(min(3, lss_latent.shape[0])):
+        axes[2].plot(np.arange(n_show) * lag_time, lss_latent[i, :n_show, 0], lw=0.7)
+    axes[2].set(xlabel="time (ps)", ylabel="ψ₁", title="LSS latent trajectories")
+    fig.tight_layout()
+    paths.append(out_dir / "structures.png")
+    save_figure(fig, paths[-1], dpi=120)
+    plt.close(fig)
+
+    # a few decoded conformers in 3-D
+    fig = plt.figure(figsize=(12, 4))
+    bonds = [(a.index, b.index) for a, b in conformers.topology.bonds]
+    colors = {"C": "0.3", "N": "tab:blue", "O": "tab:red", "S": "gold", "H": "0.85"}
+    for i in range(conformers.n_frames):
+        ax = fig.add_subplot(1, conformers.n_frames, i + 1, projection="3d")
+        xyz = conformers.xyz[i] * 10
+        for a, b in bonds:
+            ax.plot(*xyz[[a, b]].T, color="0.5", lw=2)
+        ax.scatter(*xyz.T, s=40, c=[colors.get(a.element.symbol, "k") for a in conformers.topology.atoms], depthshade=False)
+        ax.set_axis_off()
+        ax.set_title(f"decoded {i + 1}", fontsize=9)
+    paths.append(out_dir / "conformers.png")
+    save_figure(fig, paths[-1], dpi=110)
+    plt.close(fig)
+    return paths

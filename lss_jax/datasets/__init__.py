@@ -28,7 +28,11 @@ __all__ = [
 ]
 
 _DATA = "lss_jax.datasets"
-SHIPPED_TRAJECTORY = "ala2-seed1-100ns-2ps.xtc"
+SHIPPED = {
+    # name: (file, integrator/velocity seed)
+    "train": ("ala2-seed1-50ns-2ps.xtc", 1),
+    "independent": ("ala2-seed2-50ns-2ps.xtc", 2),
+}
 SHIPPED_FRAME_PS = 2.0
 
 
@@ -37,25 +41,27 @@ def _data_path(name: str) -> Path:
 
 
 def alanine_dipeptide_files() -> dict[str, Path]:
-    """Paths of the shipped files: ``prmtop``, ``pdb`` (topology) and ``xtc`` (trajectory)."""
-    return {
-        "prmtop": _data_path("alanine-dipeptide.prmtop"),
-        "pdb": _data_path("alanine-dipeptide.pdb"),
-        "xtc": _data_path(SHIPPED_TRAJECTORY),
-    }
+    """Paths of the shipped files: ``prmtop``, ``pdb`` (topology), and the trajectories ``train`` and ``independent``."""
+    files = {"prmtop": _data_path("alanine-dipeptide.prmtop"), "pdb": _data_path("alanine-dipeptide.pdb")}
+    files.update({name: _data_path(f) for name, (f, _) in SHIPPED.items()})
+    return files
 
 
-def load_alanine_dipeptide(stride: int = 1):
-    """The shipped trajectory as an ``mdtraj.Trajectory``.
+def load_alanine_dipeptide(which: str = "train", *, stride: int = 1):
+    """A shipped trajectory as an ``mdtraj.Trajectory`` (all 22 atoms, nm, ``timestep`` in ps).
 
-    100 ns of the development simulation (integrator seed 1), every second picosecond: 50 000 frames,
-    all 22 atoms, nm; ``traj.timestep`` is in ps.
+    Args:
+        which: ``"train"``: 50 ns with integrator seed 1 (the first half of the development run);
+            ``"independent"``: 50 ns with seed 2, simulated separately with the same protocol, for
+            validation. Both one frame every 2 ps (25 000 frames).
+        stride: keep every n-th frame.
     """
     import mdtraj as md
 
+    if which not in SHIPPED:
+        raise ValueError(f"unknown shipped trajectory {which!r}; choose one of {sorted(SHIPPED)}.")
     files = alanine_dipeptide_files()
-    traj = md.load(str(files["xtc"]), top=str(files["pdb"]), stride=stride)
-    return traj
+    return md.load(str(files[which]), top=str(files["pdb"]), stride=stride)
 
 
 def cache_dir() -> Path:

@@ -1,0 +1,241 @@
+"""Validation of a molecular LSS against independent MD (the paper's Sec. 3.2 for our system).
+
+``validate`` compares, with the same estimators on both sides:
+
+* free energies F(psi_1) and F(phi, psi): 5-fold block-averaged standard errors of the MD profiles,
+  RMSE (kT) after removing the best additive constant, over bins populated in both (F(phi, psi):
+  MD probability >= 1e-3 of its maximum), and an MD-vs-MD baseline (first vs second half);
+* implied timescales t_1..t_m of the latent coordinates (reversible estimator at lag tau; LSS frames
+  are tau apart), block-averaged errors;
+* structures: radius of gyration, bond lengths and angles against MD (relative MAD), steric clashes,
+  RMSD between MD and LSS structures in matching latent bins, and novelty: the RMSD of each
+  generated frame to its nearest training frame, next to the same for independent MD frames;
+* TICA of heavy-atom distances fitted on MD at lag tau: free-energy surfaces of MD and LSS in the
+  two leading TICs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from lss_jax.analysis import structure
+from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
+from lss_jax.encoder import implied_timescales, reversible_decomposition
+
+__all__ = ["validate", "phi_psi"]
+
+
+def phi_psi(traj) -> np.ndarray:
+    """Backbone ``[n_frames, 2]`` (phi, psi) in radians of the first residue that has both."""
+    import mdtraj as md
+
+    _, phi = md.compute_phi(traj)
+    _, psi = md.compute_psi(traj)
+    if phi.shape[1] == 0 or psi.shape[1] == 0:
+        raise ValueError("the decoded atoms do not define backbone phi/psi (need C, N, CA atoms).")
+    return np.stack([phi[:, 0], psi[:, 0]], axis=1)
+
+
+def _blocks(arrays: list[np.ndarray], n_blocks: int) -> list[list[np.ndarray]]:
+    """Split a set of trajectories into ``n_blocks`` groups: whole trajectories if there are enough,
+    contiguous time blocks of every trajectory otherwise."""
+    if len(arrays) >= n_blocks:
+        groups = np.array_split(np.arange(len(arrays)), n_blocks)
+        return [[arrays[i] for i in g] for g in groups]
+    return [[np.array_split(arr, n_blocks)[b] for arr in arrays] for b in range(n_blocks)]
+
+
+def _timescales(latent_list, lag, lag_time, k):
+    ev = reversible_decomposition(latent_list, lag).eigenvalues[:k]
+    return implied_timescales(ev, lag_time)
+
+
+def _profile_1d(x, edges, kT=1.0):
+    f, p = histogram_free_energy(x, edges, kT=kT)
+    return f, p
+
+
+def validate(
+    model,
+    md_trajs,
+    lss_traj,
+    lss_latent: np.ndarray,
+    *,
+    train_trajs=None,
+    out_dir: str | Path | None = None,
+    n_blocks: int = 5,
+    kT: float = 1.0,
+    max_rmsd_frames: int = 1000,
+) -> dict:
+    """Compare generated trajectories with independent MD.
+
+    Args:
+        model: a fitted :class:`lss_jax.LSS`.
+        md_trajs: independent MD (``mdtraj.Trajectory`` or list; the training topology).
+        lss_traj: decoded LSS frames (``mdtraj.Trajectory`` of the decoded atoms), trajectory-major.
+        lss_latent: ``[B, n_frames, m]`` latent trajectories the frames were decoded from.
+        train_trajs: training MD, for the novelty check (optional).
+        out_dir: write ``metrics.json`` and figures there if given.
+        n_blocks: blocks for block-averaged errors.
+        kT: energy unit of the reported free energies.
+
+    Returns:
+        The metrics dictionary.
+    """
+    import mdtraj as md
+
+    md_trajs = [md_trajs] if isinstance(md_trajs, md.Trajectory) else list(md_trajs)
+    lss_latent = np.asarray(lss_latent)
+    if lss_latent.ndim != 3 or lss_latent.shape[0] * lss_latent.shape[1] != lss_traj.n_frames:
+        raise ValueError(
+            f"lss_latent must be [n_trajectories, n_frames, latent_dim] matching the {lss_traj.n_frames} decoded "
+            f"frames, got {lss_latent.shape}."
+        )
+    m = lss_latent.shape[2]
+    lag, lag_time = model.config.lag, model.lag_time
+    psi_md = model.encode(md_trajs)
+    md_heavy = [t.atom_slice(model.atom_indices) for t in md_trajs]
+    md_all = md.join(md_heavy) if len(md_heavy) > 1 else md_heavy[0]
+    metrics: dict = {"n_md_frames": int(md_all.n_frames), "n_lss_frames": int(lss_traj.n_frames),
+                     "n_lss_trajectories": int(lss_latent.shape[0]), "lag_time_ps": lag_time, "kT": kT}
+
+    # ---- F(psi_1)
+    psi1_md = np.concatenate([p[:, 0] for p in psi_md])
+    edges = np.linspace(psi1_md.min(), psi1_md.max(), 51)
+    f_md, p_md = _profile_1d(psi1_md, edges, kT)
+    f_lss, _ = _profile_1d(lss_latent[..., 0], edges, kT)
+    blocks_f = [_profile_1d(np.concatenate([b[:, 0] for b in blk]), edges, kT)[0] for blk in _blocks(psi_md, n_blocks)]
+    f_md_se = _nan_se(blocks_f)
+    mask1 = p_md >= 1e-3 * p_md.max()
+    metrics["free_energy_psi1"] = {"rmse_kT": free_energy_rmse(f_lss, f_md, mask1), "n_bins": int(mask1.sum())}
+
+    # ---- F(phi, psi)
+    pp_md = np.concatenate([phi_psi(t) for t in md_heavy])
+    pp_lss = phi_psi(lss_traj)
+    f2_md, p2_md, xe, ye = structure.free_energy_2d(pp_md[:, 0], pp_md[:, 1], kT=kT)
+    f2_lss, _, _, _ = structure.free_energy_2d(pp_lss[:, 0], pp_lss[:, 1], kT=kT)
+    rmse2, n2 = structure.free_energy_rmse_2d(f2_lss, p2_md, f2_md)
+    half = len(pp_md) // 2
+    fa, _, _, _ = structure.free_energy_2d(pp_md[:half, 0], pp_md[:half, 1], kT=kT)
+    fb, pb, _, _ = structure.free_energy_2d(pp_md[half:, 0], pp_md[half:, 1], kT=kT)
+    rmse_half, _ = structure.free_energy_rmse_2d(fa, pb, fb)
+    blocks_2d = [structure.free_energy_2d(b[:, 0], b[:, 1], kT=kT)[0] for b in np.array_split(pp_md, n_blocks)]
+    metrics["free_energy_phi_psi"] = {
+        "rmse_kT": rmse2, "n_bins": int(n2), "md_half_vs_half_rmse_kT": rmse_half,
+        "md_block_se_median_kT": float(np.nanmedian(_nan_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
+        "basin_populations": {"md": _basins(pp_md), "lss": _basins(pp_lss)},
+    }
+
+    # ---- implied timescales of the latent coordinates
+    t_md = _timescales(psi_md, lag, lag_time, m)
+    lat_list = list(lss_latent)
+    t_lss = _timescales(lat_list, 1, lag_time, m)
+    t_md_blocks = np.array([_timescales(b, lag, lag_time, m) for b in _blocks(psi_md, n_blocks)])
+    t_lss_blocks = np.array([_timescales(b, 1, lag_time, m) for b in _blocks(lat_list, n_blocks)])
+    t_md_se = np.nanstd(t_md_blocks, axis=0, ddof=1) / np.sqrt(n_blocks)
+    metrics["implied_timescales_ps"] = {
+        "md": t_md.tolist(), "md_se": t_md_se.tolist(), "lss": t_lss.tolist(),
+        "lss_se": (np.nanstd(t_lss_blocks, axis=0, ddof=1) / np.sqrt(n_blocks)).tolist(),
+        "t1_within_md_error": bool(abs(t_lss[0] - t_md[0]) <= 2 * t_md_se[0]),
+        "t1_relative_error": float(abs(t_lss[0] - t_md[0]) / t_md[0]),
+    }
+
+    # ---- structures
+    rng = np.random.default_rng(0)
+    sub = np.sort(rng.choice(lss_traj.n_frames, size=min(lss_traj.n_frames, 20_000), replace=False))
+    lss_sub = lss_traj[sub]
+    rg_md, rg_lss = structure.radius_of_gyration(md_all), structure.radius_of_gyration(lss_sub)
+    geometry = structure.geometry_deviation(md_all, lss_sub)
+    clashes_lss = structure.count_clashes(lss_sub, reference=md_all[0])
+    clashes_md = structure.count_clashes(md_all[:: max(1, md_all.n_frames // 20_000)])
+    lat_flat = lss_latent.reshape(-1, m)
+    binned = structure.binned_rmsd(md_all, np.concatenate(psi_md), lss_traj, lat_flat, n_bins=8)
+    metrics["structure"] = {
+        "radius_of_gyration_nm": {"md": [float(rg_md.mean()), float(rg_md.std())],
+                                  "lss": [float(rg_lss.mean()), float(rg_lss.std())]},
+        "geometry": geometry,
+        "clashes": {"lss": clashes_lss, "md": clashes_md},
+        "binned_rmsd_nm": {"centers": binned["centers"].tolist(), "lss_md": binned["lss_md_rmsd"].tolist(),
+                           "md_md": binned["md_md_rmsd"].tolist()},
+    }
+    if train_trajs is not None:
+        train = [t.atom_slice(model.atom_indices) for t in ([train_trajs] if isinstance(train_trajs, md.Trajectory) else train_trajs)]
+        train_all = md.join(train) if len(train) > 1 else train[0]
+        nov_lss = structure.nearest_frame_rmsd(lss_traj, train_all, max_generated=max_rmsd_frames, max_reference=5000)
+        nov_md = structure.nearest_frame_rmsd(md_all, train_all, max_generated=max_rmsd_frames, max_reference=5000)
+        metrics["novelty_nearest_training_rmsd_nm"] = {
+            "lss": _quantiles(nov_lss), "independent_md": _quantiles(nov_md),
+            "lss_fraction_below_0.01nm": float(np.mean(nov_lss < 0.01)),
+        }
+    else:
+        nov_lss = nov_md = None
+
+    # ---- TICA on heavy-atom distances, fitted on MD
+    pairs = np.array(list(itertools.combinations(range(md_all.n_atoms), 2)))
+    d_md = [md.compute_distances(t, pairs) for t in md_heavy]
+    tica = reversible_decomposition(d_md, lag)
+    proj = lambda d: (d - tica.mean[None, :]) @ tica.vectors[:, :2]  # noqa: E731
+    tic_md = np.concatenate([proj(d) for d in d_md])
+    tic_lss = proj(md.compute_distances(lss_traj, pairs))
+    rng_t = ((tic_md[:, 0].min(), tic_md[:, 0].max()), (tic_md[:, 1].min(), tic_md[:, 1].max()))
+    ft_md, pt_md, txe, tye = structure.free_energy_2d(tic_md[:, 0], tic_md[:, 1], bins=40, range=rng_t, kT=kT)
+    ft_lss, _, _, _ = structure.free_energy_2d(tic_lss[:, 0], tic_lss[:, 1], bins=40, range=rng_t, kT=kT)
+    rmse_t, n_t = structure.free_energy_rmse_2d(ft_lss, pt_md, ft_md)
+    metrics["tica"] = {"rmse_kT": rmse_t, "n_bins": int(n_t),
+                       "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist()}
+
+    if out_dir is not None:
+        from lss_jax import _io
+        from lss_jax.analysis import plots
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plots.molecular_figures(
+            out_dir, psi1_edges=edges, f_md=f_md, f_md_se=f_md_se, f_lss=f_lss, mask1=mask1, f2_md=f2_md, f2_lss=f2_lss,
+            p2_md=p2_md, xe=xe, ye=ye, t_md=t_md, t_md_se=t_md_se, t_lss=t_lss,
+            t_lss_se=np.array(metrics["implied_timescales_ps"]["lss_se"]), ft_md=ft_md, ft_lss=ft_lss, txe=txe,
+            tye=tye, rg_md=rg_md, rg_lss=rg_lss, nov_lss=nov_lss, nov_md=nov_md, lss_latent=lss_latent,
+            lag_time=lag_time, conformers=lss_traj[rng.choice(lss_traj.n_frames, 6, replace=False)], kT=kT,
+        )
+        _io.write_json(out_dir / "metrics.json", _jsonable(metrics))
+    return _jsonable(metrics)
+
+
+def _basins(pp: np.ndarray) -> dict:
+    phi, psi = pp[:, 0], pp[:, 1]
+    alpha_l = phi > 0
+    alpha_r = (~alpha_l) & (psi > -2.0) & (psi < 0.9)
+    beta = (~alpha_l) & ~alpha_r
+    return {"beta_ppii": float(beta.mean()), "alpha_r": float(alpha_r.mean()), "alpha_l": float(alpha_l.mean())}
+
+
+def _nan_se(profiles) -> np.ndarray:
+    a = np.array(profiles, np.float64)
+    a[~np.isfinite(a)] = np.nan
+    n = np.sum(np.isfinite(a), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= 2, np.nanstd(a, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)), np.nan)
+
+
+def _quantiles(x) -> dict:
+    q = np.quantile(x, [0.05, 0.5, 0.95])
+    return {"min": float(np.min(x)), "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2])}
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

@@ -1,0 +1,197 @@
+"""Molecular pipeline: featurization, lagged pairs, SRV, the LSS facade, save/load and the CLI."""
+
+import json
+import shutil
+
+import jax
+import mdtraj as md
+import numpy as np
+import pytest
+from deeptime.decomposition import TICA
+
+from lss_jax.cli import main
+from lss_jax.data.featurize import FeatureSpec, featurize, feature_names, load_trajectories
+from lss_jax.data.pairs import lagged_pairs, split_trajectories
+from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
+from lss_jax.encoder import fit_srv, implied_timescales, reversible_decomposition
+from lss_jax.lss import LSS, LSSConfig, ModelFormatError
+
+TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+
+
+@pytest.fixture(scope="module")
+def traj():
+    return load_alanine_dipeptide("train", stride=10)  # 2500 frames, 20 ps apart
+
+
+@pytest.fixture(scope="module")
+def fitted(traj):
+    return LSS(**TINY).fit(traj, progress=False)
+
+
+def test_featurize_matches_mdtraj(traj):
+    f = featurize(traj[:50], FeatureSpec(torsions=("phi", "psi"), distances="heavy"))
+    _, phi = md.compute_phi(traj[:50])
+    _, psi = md.compute_psi(traj[:50])
+    heavy = traj.topology.select("not element H")
+    pairs = np.array([(i, j) for k, i in enumerate(heavy) for j in heavy[k + 1 :]])
+    expected = np.concatenate([np.sin(phi), np.cos(phi), np.sin(psi), np.cos(psi), md.compute_distances(traj[:50], pairs)], 1)
+    np.testing.assert_allclose(f, expected, rtol=1e-6, atol=1e-6)
+    assert len(feature_names(traj.topology, FeatureSpec(torsions=("phi", "psi")))) == f.shape[1] == 4 + 45
+    with pytest.raises(ValueError, match="at least 2"):  # alanine dipeptide has a single C-alpha
+        featurize(traj[:5], FeatureSpec(torsions=(), distances="ca"))
+    with pytest.raises(ValueError, match="unknown torsion"):
+        featurize(traj[:5], FeatureSpec(torsions=("kappa",)))
+
+
+def test_lagged_pairs_never_cross_trajectories():
+    a, b = np.arange(10.0)[:, None], 100 + np.arange(4.0)[:, None]
+    x0, xt = lagged_pairs([a, b], 3)
+    assert len(x0) == 7 + 1
+    np.testing.assert_array_equal(xt - x0, 3.0)
+    with pytest.raises(ValueError, match="not shorter"):
+        lagged_pairs([b], 4)
+    train, val = split_trajectories([a, b], 0.2)
+    assert [len(t) for t in train] == [8, 3] and [len(v) for v in val] == [2, 1]
+
+
+def test_reversible_decomposition_matches_deeptime_tica():
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(5000, 3)), 0) * 0.01 + rng.normal(size=(5000, 3))
+    y = np.cumsum(rng.normal(size=(3000, 3)), 0) * 0.01 + rng.normal(size=(3000, 3))
+    ours = reversible_decomposition([x, y], 5, epsilon=0.0)
+    ref = TICA(lagtime=5, epsilon=1e-14, scaling=None).fit([x, y]).fetch_model()
+    np.testing.assert_allclose(ours.eigenvalues, ref.singular_values, rtol=1e-8, atol=1e-10)
+
+
+def test_srv_recovers_a_hidden_slow_process():
+    # Features are a fixed random linear mixing of one slow AR(1) process (a = 0.95) and four fast ones
+    # (a = 0.1); the slowest SRV eigenvalue at lag 1 must approach 0.95.
+    rng = np.random.default_rng(1)
+    n, a = 20_000, np.array([0.95, 0.1, 0.1, 0.1, 0.1])
+    z = np.zeros((n, 5))
+    noise = rng.normal(size=(n, 5)) * np.sqrt(1 - a**2)
+    for t in range(1, n):
+        z[t] = a * z[t - 1] + noise[t]
+    feats = (z @ rng.normal(size=(5, 5))).astype(np.float32)
+    _, proj, _ = fit_srv([feats], 1, 2, key=jax.random.key(0), batch_size=1000, max_epochs=20, progress=False)
+    # Exact transfer-operator eigenvalues of this process: a^k for Hermite polynomials of z_1, so
+    # 0.95, 0.95^2 = 0.9025, ... The SRV eigenvalues are variational lower bounds (up to sampling
+    # error, standard error sqrt((1 - a^2)/n) = 0.002) and the first must come close.
+    lam = proj.eigenvalues
+    assert 0.93 < lam[0] < 0.95 + 0.01
+    assert lam[1] < 0.9025 + 0.01
+    np.testing.assert_allclose(implied_timescales([0.95], 1.0), [-1 / np.log(0.95)])
+
+
+def test_lss_fit_generate_and_round_trip(fitted, traj, tmp_path):
+    model = fitted
+    assert model.latent_dim == 2 and model.info["n_frames"] == traj.n_frames
+    psi = model.encode(traj[:200])
+    assert psi.shape == (200, 2)
+    np.testing.assert_allclose(model.encode(traj).std(0), 1.0, rtol=0.05)  # unit-variance eigenfunctions
+    gen = model.generate(jax.random.key(0), 3, 7)
+    assert isinstance(gen, md.Trajectory) and gen.n_frames == 21 and gen.n_atoms == 10
+    np.testing.assert_allclose(gen.time[:7], np.arange(1, 8) * model.lag_time)
+    lat = model.generate(jax.random.key(0), 3, 7, latent_only=True)
+    assert lat.shape == (3, 7, 2)
+    path = model.save(tmp_path / "model")
+    loaded = LSS.load(path)
+    np.testing.assert_array_equal(loaded.generate(jax.random.key(0), 3, 7).xyz, gen.xyz)
+    np.testing.assert_array_equal(loaded.encode(traj[:200]), psi)
+    assert json.loads((path / "lss.json").read_text())["format_version"] == 1
+
+
+def test_load_rejects_incomplete_corrupt_and_newer_models(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    (broken / "lss.json").unlink()
+    with pytest.raises(ModelFormatError, match="no lss.json"):
+        LSS.load(broken)
+    shutil.rmtree(broken)
+    shutil.copytree(path, broken)
+    with open(broken / "propagator.npz", "r+b") as f:
+        f.seek(100)
+        f.write(b"garbage")
+    with pytest.raises(ModelFormatError, match="checksum"):
+        LSS.load(broken)
+    meta = json.loads((path / "lss.json").read_text())
+    meta["format_version"] = 99
+    (path / "lss.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFormatError, match="Upgrade"):
+        LSS.load(path)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(atom_selection="name XYZ"), "matches no atom"),
+        (dict(latent_dim=60), "exceeds the number of features"),
+        (dict(lag=5000), "shorter than the trajectories"),
+    ],
+)
+def test_fit_rejects_bad_settings(traj, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LSS(**{**TINY, **kwargs}).fit(traj[:1000], progress=False)
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(ValueError, match="unknown configuration key"):
+        LSSConfig.from_dict({"lag": 2, "n_componets": 3})
+    with pytest.raises(ValueError, match="positive integer"):
+        LSSConfig(lag=0)
+
+
+def test_cli_train_generate_report(tmp_path, traj):
+    files = alanine_dipeptide_files()
+    short = tmp_path / "short.xtc"
+    traj.save(str(short))
+    config = tmp_path / "tiny.toml"
+    config.write_text("encoder_epochs = 2\npropagator_epochs = 2\ndecoder_iterations = 20\nlatent_dim = 2\n")
+    model_dir = tmp_path / "model"
+    assert main(["train", "--traj", str(short), "--top", str(files["pdb"]), "--lag", "2", "--out", str(model_dir),
+                 "--config", str(config), "--no-progress"]) == 0
+    assert (model_dir / "lss.json").is_file()
+    out = tmp_path / "gen.xtc"
+    assert main(["generate", "--model", str(model_dir), "--n-traj", "6", "--n-steps", "60", "--out", str(out)]) == 0
+    assert out.is_file() and (tmp_path / "gen.pdb").is_file() and np.load(tmp_path / "gen.latent.npy").shape == (6, 60, 2)
+    assert md.load(str(out), top=str(tmp_path / "gen.pdb")).n_frames == 360
+    assert main(["generate", "--model", str(model_dir), "--n-traj", "2", "--n-steps", "5", "--out",
+                 str(tmp_path / "lat.npy"), "--latent-only"]) == 0
+    report = tmp_path / "report"
+    assert main(["report", "--model", str(model_dir), "--md", str(short), "--top", str(files["pdb"]), "--lss", str(out),
+                 "--out", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["free_energy_phi_psi"]["n_bins"] > 0 and metrics["n_lss_frames"] == 360
+    assert (report / "free_energy_phi_psi.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["train", "--traj", "missing.xtc", "--top", "x.pdb", "--lag", "2", "--out", "m"], 1, "not found"),
+        (["generate", "--model", "nowhere", "--n-traj", "2", "--n-steps", "3", "--out", "a.xtc"], 1, "not found"),
+        (["generate", "--model", "m", "--n-traj", "0", "--n-steps", "3", "--out", "a.xtc"], 2, "positive integer"),
+        (["train", "--traj", "a.xyzzy", "--lag", "2", "--out", "m"], 1, "not found"),
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_codes(args, code, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(args)
+    except SystemExit as exc:  # argparse usage errors
+        rc = exc.code
+    assert rc == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_load_trajectories_errors(tmp_path):
+    files = alanine_dipeptide_files()
+    bad = tmp_path / "t.foo"
+    bad.write_text("x")
+    with pytest.raises(ValueError, match="unsupported trajectory format"):
+        load_trajectories([bad], files["pdb"])
+    with pytest.raises(FileNotFoundError, match="topology"):
+        load_trajectories([files["train"]], tmp_path / "none.pdb")
