@@ -25,6 +25,7 @@ from lss_jax.propagator import (
     propagate_step,
     rollout,
 )
+from lss_jax.lss import LSS, LSSConfig
 from lss_jax.scaling import MinMaxScaler, apply_boundary, minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.train import TrainHistory, fit
 from lss_jax.vamp import Covariances, covariances, reversible_eigh, vamp_loss, vamp_score
@@ -36,6 +37,8 @@ __all__ = [
     "ConditionalGenerator",
     "Covariances",
     "CriticInfo",
+    "LSS",
+    "LSSConfig",
     "MDN",
     "MinMaxScaler",
     "MixtureParams",

@@ -61,7 +61,9 @@ class SRVNet(nnx.Module):
             )
         sizes = (n_features, *hidden)
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-        self.norms = nnx.List([nnx.BatchNorm(b, rngs=rngs) for b in hidden]) if batch_norm else None
+        # momentum 0.9 (flax default 0.99): running statistics must settle within a few hundred updates,
+        # or the eval-mode network used for the eigen-decomposition lags far behind the trained one.
+        self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in hidden]) if batch_norm else None
         self.head = nnx.Linear(sizes[-1], n_outputs, rngs=rngs)
         self.activation = activation
 

@@ -88,8 +88,8 @@ class LSSConfig:
     # cWGAN-GP decoder
     noise_dim: int = 50
     decoder_hidden: tuple[int, ...] = (200, 200, 200)
-    decoder_learning_rate: float = 1e-4
-    decoder_batch_size: int = 128
+    decoder_learning_rate: float = 2e-4
+    decoder_batch_size: int = 256
     decoder_iterations: int = 5000
     n_critic: int = 5
     gp_weight: float = 10.0

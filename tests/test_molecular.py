@@ -195,3 +195,25 @@ def test_load_trajectories_errors(tmp_path):
         load_trajectories([bad], files["pdb"])
     with pytest.raises(FileNotFoundError, match="topology"):
         load_trajectories([files["train"]], tmp_path / "none.pdb")
+
+
+def test_lag_scan_timescales_are_lag_independent_for_a_markov_process(tmp_path):
+    # For an AR(1) slow process the implied timescale -lag / ln(a^lag) = -1 / ln(a) is the same at every lag.
+    from lss_jax.analysis.plots import implied_timescales_vs_lag
+    from lss_jax.encoder import srv_lag_scan
+
+    rng = np.random.default_rng(2)
+    n, a = 20_000, np.array([0.95, 0.2, 0.2])
+    z = np.zeros((n, 3))
+    noise = rng.normal(size=(n, 3)) * np.sqrt(1 - a**2)
+    for t in range(1, n):
+        z[t] = a * z[t - 1] + noise[t]
+    feats = (z @ rng.normal(size=(3, 3))).astype(np.float32)
+    ts = srv_lag_scan([feats], [1, 3, 6], 1, key=jax.random.key(1), batch_size=1000, max_epochs=20, progress=False)
+    exact = -1 / np.log(0.95)
+    # variational: estimates approach the exact timescale from below (5 % allowed for sampling noise);
+    # 20 % covers the finite network training
+    assert np.all(ts[:, 0] < 1.05 * exact)
+    np.testing.assert_allclose(ts[:, 0], exact, rtol=0.2)
+    fig = implied_timescales_vs_lag([1, 3, 6], ts, frame_time=1.0, unit="steps", path=tmp_path / "its.png")
+    assert (tmp_path / "its.png").stat().st_size > 5000 and fig is not None

@@ -199,3 +199,23 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     save_figure(fig, paths[-1], dpi=110)
     plt.close(fig)
     return paths
+
+
+def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit: str = "ps", path=None):
+    """Plot implied timescales ``[n_lags, k]`` against the lag (both in ``unit``); the grey area is t < lag.
+
+    Converged (flat) curves indicate a lag long enough for Markovian dynamics. Returns the figure, and
+    writes it to ``path`` if given.
+    """
+    lag_times = np.asarray(lags, np.float64) * frame_time
+    timescales = np.asarray(timescales, np.float64)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i in range(timescales.shape[1]):
+        ax.plot(lag_times, timescales[:, i], "o-", label=f"t{i + 1}")
+    ax.fill_between(lag_times, 0, lag_times, color="0.85", label="t < lag")
+    ax.set(xlabel=f"lag ({unit})", ylabel=f"implied timescale ({unit})", yscale="log", title="Implied timescales vs lag")
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=120)
+    return fig
