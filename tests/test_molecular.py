@@ -217,3 +217,14 @@ def test_lag_scan_timescales_are_lag_independent_for_a_markov_process(tmp_path):
     np.testing.assert_allclose(ts[:, 0], exact, rtol=0.2)
     fig = implied_timescales_vs_lag([1, 3, 6], ts, frame_time=1.0, unit="steps", path=tmp_path / "its.png")
     assert (tmp_path / "its.png").stat().st_size > 5000 and fig is not None
+
+
+def test_shipped_trajectories_are_independent_and_complete():
+    train = load_alanine_dipeptide("train", stride=50)
+    independent = load_alanine_dipeptide("independent", stride=50)
+    assert train.n_atoms == independent.n_atoms == 22 and train.n_frames == independent.n_frames == 500
+    assert train.timestep == pytest.approx(100.0)  # 2 ps frames x stride 50
+    # different seeds: the two trajectories are different from their first frame on
+    assert md.rmsd(independent[:1], train[:1])[0] > 0.01
+    with pytest.raises(ValueError, match="unknown shipped trajectory"):
+        load_alanine_dipeptide("validation")

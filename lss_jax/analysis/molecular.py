@@ -135,10 +135,10 @@ def validate(
     t_lss = _timescales(lat_list, 1, lag_time, m)
     t_md_blocks = np.array([_timescales(b, lag, lag_time, m) for b in _blocks(psi_md, n_blocks)])
     t_lss_blocks = np.array([_timescales(b, 1, lag_time, m) for b in _blocks(lat_list, n_blocks)])
-    t_md_se = np.nanstd(t_md_blocks, axis=0, ddof=1) / np.sqrt(n_blocks)
+    t_md_se = _nan_se(t_md_blocks)
     metrics["implied_timescales_ps"] = {
         "md": t_md.tolist(), "md_se": t_md_se.tolist(), "lss": t_lss.tolist(),
-        "lss_se": (np.nanstd(t_lss_blocks, axis=0, ddof=1) / np.sqrt(n_blocks)).tolist(),
+        "lss_se": _nan_se(t_lss_blocks).tolist(),
         "t1_within_md_error": bool(abs(t_lss[0] - t_md[0]) <= 2 * t_md_se[0]),
         "t1_relative_error": float(abs(t_lss[0] - t_md[0]) / t_md[0]),
     }
@@ -213,11 +213,14 @@ def _basins(pp: np.ndarray) -> dict:
 
 
 def _nan_se(profiles) -> np.ndarray:
+    """Standard error over blocks (axis 0), ignoring non-finite entries; nan where < 2 blocks are finite."""
     a = np.array(profiles, np.float64)
     a[~np.isfinite(a)] = np.nan
     n = np.sum(np.isfinite(a), axis=0)
+    mean = np.nanmean(np.where(n >= 1, a, 0.0), axis=0)
+    sq = np.nansum((a - mean) ** 2, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= 2, np.nanstd(a, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1)), np.nan)
+        return np.where(n >= 2, np.sqrt(sq / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1)), np.nan)
 
 
 def _quantiles(x) -> dict:

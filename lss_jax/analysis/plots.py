@@ -184,7 +184,7 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     plt.close(fig)
 
     # a few decoded conformers in 3-D
-    fig = plt.figure(figsize=(12, 4))
+    fig = plt.figure(figsize=(3 * conformers.n_frames, 3.2))
     bonds = [(a.index, b.index) for a, b in conformers.topology.bonds]
     colors = {"C": "0.3", "N": "tab:blue", "O": "tab:red", "S": "gold", "H": "0.85"}
     for i in range(conformers.n_frames):
@@ -192,7 +192,11 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
         xyz = conformers.xyz[i] * 10
         for a, b in bonds:
             ax.plot(*xyz[[a, b]].T, color="0.5", lw=2)
-        ax.scatter(*xyz.T, s=40, c=[colors.get(a.element.symbol, "k") for a in conformers.topology.atoms], depthshade=False)
+        ax.scatter(*xyz.T, s=60, c=[colors.get(a.element.symbol, "k") for a in conformers.topology.atoms], depthshade=False)
+        center, half = xyz.mean(0), 0.55 * np.ptp(xyz, axis=0).max()
+        ax.set(xlim=(center[0] - half, center[0] + half), ylim=(center[1] - half, center[1] + half),
+               zlim=(center[2] - half, center[2] + half))
+        ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()
         ax.set_title(f"decoded {i + 1}", fontsize=9)
     paths.append(out_dir / "conformers.png")
