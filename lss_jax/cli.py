@@ -13,7 +13,14 @@ EXAMPLES = """examples:
   lss-jax train --traj md1.xtc md2.xtc --top system.pdb --lag 5 --out model/
   lss-jax generate --model model/ --n-traj 100 --n-steps 1000 --seed 1 --out lss.xtc
   lss-jax report --model model/ --md independent.xtc --lss lss.xtc --top system.pdb --out report/
+  lss-jax lagscan --traj md1.xtc --top system.pdb --lags 1 2 5 10 20 --out its/
 """
+
+
+CONFIG_HELP = (
+    "TOML file whose keys are this command's long options (e.g. n_traj = 100); options given on the command "
+    "line win. The resolved options are written next to the outputs as lss-jax-COMMAND.toml."
+)
 
 
 def _positive_int(text: str) -> int:
@@ -52,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     fw.add_argument("--n-trajectories", type=_positive_int, help="generated trajectories (default 1024)")
     fw.add_argument("--n-steps", type=_positive_int, help="LSS steps per trajectory (default: training length in τ)")
     fw.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    fw.add_argument("--config", help=CONFIG_HELP)
 
     def sub_parser(name, help_, description):
         return sub.add_parser(name, help=help_, description=description, epilog=EXAMPLES,
@@ -64,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
     tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
     tr.add_argument("--out", required=True, help="model directory to write")
-    tr.add_argument("--config", help="TOML file with LSSConfig fields (see lss_jax.lss.LSSConfig)")
+    tr.add_argument("--config", help=CONFIG_HELP + " Other keys are lss_jax.LSSConfig fields.")
     tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (default: eigenvalue gap)")
     tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
     tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
@@ -82,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--out", required=True, help="output file: .xtc, .dcd, .h5, .nc, .trr ... (or .npy with --latent-only)")
     ge.add_argument("--save-every", type=_positive_int, default=1, help="keep every n-th step")
     ge.add_argument("--latent-only", action="store_true", help="write only the latent rollout (.npy)")
+    ge.add_argument("--config", help=CONFIG_HELP)
 
     rp = sub_parser("report", "validate generated trajectories against independent MD",
                     "Free energies, implied timescales, structure quality, novelty and TICA, as metrics.json "
@@ -92,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--top", help="topology of the MD trajectories")
     rp.add_argument("--train", nargs="+", help="training trajectories, for the novelty check")
     rp.add_argument("--out", required=True, help="report directory")
+    rp.add_argument("--seed", type=int, default=0, help="seed of the frame subsampling (default 0)")
+    rp.add_argument("--config", help=CONFIG_HELP)
+
+    ls = sub_parser("lagscan", "implied timescales of SRVs trained at several lags, to choose the lag",
+                    "Train one SRV encoder per lag and plot its implied timescales against the lag (its.png, its.json "
+                    "in --out). Pick the shortest lag from which the slow timescales stay flat.")
+    ls.add_argument("--traj", nargs="+", required=True, help="trajectory files")
+    ls.add_argument("--top", help="topology file")
+    ls.add_argument("--lags", type=_positive_int, nargs="+", required=True, help="lags in frames")
+    ls.add_argument("--n-outputs", type=_positive_int, default=3, help="eigenfunctions per SRV (default 3)")
+    ls.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs per SRV (default 30)")
+    ls.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame")
+    ls.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    ls.add_argument("--out", required=True, help="output directory")
+    ls.add_argument("--config", help=CONFIG_HELP)
 
     de = sub_parser("demo", "alanine dipeptide end to end on the built-in data",
                     "Train on the shipped 50 ns trajectory (seed 1), generate, and validate against the shipped "
@@ -100,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")
     de.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    de.add_argument("--config", help=CONFIG_HELP)
+    parser.subcommands = sub.choices
     return parser
 
 
@@ -154,7 +180,7 @@ def _train(args) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
-    data = _load_config(args.config) if args.config else {}
+    data = dict(args.lss_config)
     data["lag"] = args.lag
     if args.latent_dim:
         data["latent_dim"] = args.latent_dim
@@ -252,7 +278,7 @@ def _report(args) -> int:
         raise ValueError("all --lss files must have the same number of frames per trajectory.")
     lss = md.join(lss_parts) if len(lss_parts) > 1 else lss_parts[0]
     train = load_trajectories(args.train, args.top) if args.train else None
-    metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out)
+    metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out, seed=args.seed)
     _print_report(metrics, args.out)
     return 0
 
@@ -277,6 +303,34 @@ def _print_report(m: dict, out) -> None:
         f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
         f"\n  report                  {out}/metrics.json and *.png"
     )
+
+
+def _lagscan(args) -> int:
+    from pathlib import Path
+
+    import jax
+
+    from lss_jax import _io
+    from lss_jax.analysis.plots import implied_timescales_vs_lag
+    from lss_jax.data.featurize import FeatureSpec, featurize, load_trajectories, standardizer_fit
+    from lss_jax.encoder import srv_lag_scan
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    feats = [featurize(t, FeatureSpec()) for t in trajs]
+    scaler = standardizer_fit(feats)
+    frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
+    its = srv_lag_scan([scaler.transform(f) for f in feats], args.lags, args.n_outputs, key=jax.random.key(args.seed),
+                       frame_time=frame_time, max_epochs=args.epochs)
+    implied_timescales_vs_lag(args.lags, its, frame_time=frame_time, unit="ps", path=out / "its.png")
+    _io.write_json(out / "its.json", {"lags_frames": list(args.lags), "frame_time_ps": frame_time,
+                                      "implied_timescales_ps": [[None if t != t else float(t) for t in row] for row in its]})
+    print("\nimplied timescales (ps) vs lag")
+    for lag, row in zip(args.lags, its):
+        print(f"  lag {lag:>4} frames ({lag * frame_time:g} ps): " + ", ".join(f"{t:.3g}" for t in row))
+    print(f"  figure {out / 'its.png'}")
+    return 0
 
 
 def _demo(args) -> int:
@@ -316,9 +370,74 @@ def _demo(args) -> int:
     return 0
 
 
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _write_resolved(args, extra: dict | None = None) -> None:
+    """Write the resolved options (and config extras) as TOML next to the command's outputs."""
+    from pathlib import Path
+
+    from lss_jax._io import atomic_path
+
+    out = Path(args.out)
+    where = out if out.is_dir() else out.parent
+    name = f"lss-jax-{args.command}.toml" if out.is_dir() else f"{out.with_suffix('').name}.lss-jax-{args.command}.toml"
+    skip = {"command", "config", "debug", "version", "lss_config"}
+    values = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    values.update(extra or {})
+    text = f"# resolved options of `lss-jax {args.command}`; rerun with --config this-file\n"
+    text += "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items())
+    with atomic_path(where / name) as tmp:
+        tmp.write_text(text)
+
+
+def _apply_config(parser, argv):
+    """Pre-read --config of the subcommand: its keys become option defaults (and satisfy required options)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        return argv, {}
+    command = next((a for a in argv if a in parser.subcommands), None)
+    config = None
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            config = argv[i + 1]
+        elif a.startswith("--config="):
+            config = a.split("=", 1)[1]
+    if command is None or config is None:
+        return argv, {}
+    data = _load_config(config)
+    sub = parser.subcommands[command]
+    actions = {a.dest: a for a in sub._actions}
+    defaults, extras = {}, {}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        if dest in actions and dest not in ("config", "help"):
+            defaults[dest] = value
+            actions[dest].required = False
+        else:
+            extras[key] = value
+    if extras and command != "train":
+        raise ValueError(f"unknown key(s) {sorted(extras)} in {config}; valid keys: {sorted(d for d in actions if d not in ('help', 'config'))}.")
+    sub.set_defaults(**defaults)
+    return argv, extras
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    try:
+        argv, extras = _apply_config(parser, argv)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"lss-jax: error: {err}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
+    args.lss_config = extras
     if args.version:
         from lss_jax import __version__
 
@@ -327,9 +446,13 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"four-well": _four_well, "train": _train, "generate": _generate, "report": _report, "demo": _demo}
+    handlers = {"four-well": _four_well, "train": _train, "generate": _generate, "report": _report, "demo": _demo,
+                "lagscan": _lagscan}
     try:
-        return handlers[args.command](args)
+        code = handlers[args.command](args)
+        if code == 0:
+            _write_resolved(args, extras)
+        return code
     except (ValueError, FileNotFoundError, FloatingPointError, OSError, RuntimeError) as err:
         if args.debug:
             raise

@@ -157,12 +157,24 @@ def test_cli_train_generate_report(tmp_path, traj):
     assert main(["generate", "--model", str(model_dir), "--n-traj", "6", "--n-steps", "60", "--out", str(out)]) == 0
     assert out.is_file() and (tmp_path / "gen.pdb").is_file() and np.load(tmp_path / "gen.latent.npy").shape == (6, 60, 2)
     assert md.load(str(out), top=str(tmp_path / "gen.pdb")).n_frames == 360
-    assert main(["generate", "--model", str(model_dir), "--n-traj", "2", "--n-steps", "5", "--out",
-                 str(tmp_path / "lat.npy"), "--latent-only"]) == 0
+    # options from a TOML file (required ones included); the resolved options are written next to the output
+    gen_cfg = tmp_path / "gen.toml"
+    gen_cfg.write_text(f'model = "{model_dir}"\nn_traj = 2\nn_steps = 5\nlatent_only = true\n')
+    assert main(["generate", "--config", str(gen_cfg), "--out", str(tmp_path / "lat.npy")]) == 0
+    assert np.load(tmp_path / "lat.npy").shape == (2, 5, 2)
+    resolved = tmp_path / "lat.lss-jax-generate.toml"
+    assert "n_traj = 2" in resolved.read_text()
+    assert main(["generate", "--config", str(resolved), "--out", str(tmp_path / "lat2.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "lat2.npy"), np.load(tmp_path / "lat.npy"))  # same seed
+    gen_cfg.write_text("n_trajs = 2\n")
+    assert main(["generate", "--config", str(gen_cfg), "--model", "m", "--n-traj", "1", "--n-steps", "1",
+                 "--out", "x.npy"]) == 1
     report = tmp_path / "report"
     assert main(["report", "--model", str(model_dir), "--md", str(short), "--top", str(files["pdb"]), "--lss", str(out),
                  "--out", str(report)]) == 0
     metrics = json.loads((report / "metrics.json").read_text())
+    assert (report / "decoded_models.pdb").read_text().count("MODEL") >= 2
+    assert (report / "lss-jax-report.toml").is_file() and (model_dir / "lss-jax-train.toml").is_file()
     assert metrics["free_energy_phi_psi"]["n_bins"] > 0 and metrics["n_lss_frames"] == 360
     assert (report / "free_energy_phi_psi.png").stat().st_size > 10_000
 
@@ -228,3 +240,13 @@ def test_shipped_trajectories_are_independent_and_complete():
     assert md.rmsd(independent[:1], train[:1])[0] > 0.01
     with pytest.raises(ValueError, match="unknown shipped trajectory"):
         load_alanine_dipeptide("validation")
+
+
+def test_cli_lagscan(tmp_path, traj):
+    files = alanine_dipeptide_files()
+    short = tmp_path / "short.xtc"
+    traj[:1500].save(str(short))
+    assert main(["lagscan", "--traj", str(short), "--top", str(files["pdb"]), "--lags", "1", "2", "--n-outputs", "2",
+                 "--epochs", "2", "--out", str(tmp_path / "its")]) == 0
+    result = json.loads((tmp_path / "its" / "its.json").read_text())
+    assert len(result["implied_timescales_ps"]) == 2 and (tmp_path / "its" / "its.png").is_file()

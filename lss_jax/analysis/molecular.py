@@ -69,6 +69,7 @@ def validate(
     n_blocks: int = 5,
     kT: float = 1.0,
     max_rmsd_frames: int = 1000,
+    seed: int = 0,
 ) -> dict:
     """Compare generated trajectories with independent MD.
 
@@ -81,6 +82,8 @@ def validate(
         out_dir: write ``metrics.json`` and figures there if given.
         n_blocks: blocks for block-averaged errors.
         kT: energy unit of the reported free energies.
+        max_rmsd_frames: generated frames subsampled for the novelty RMSDs.
+        seed: seed of all frame subsampling.
 
     Returns:
         The metrics dictionary.
@@ -144,7 +147,7 @@ def validate(
     }
 
     # ---- structures
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(lss_traj.n_frames, size=min(lss_traj.n_frames, 20_000), replace=False))
     lss_sub = lss_traj[sub]
     rg_md, rg_lss = structure.radius_of_gyration(md_all), structure.radius_of_gyration(lss_sub)
@@ -152,7 +155,7 @@ def validate(
     clashes_lss = structure.count_clashes(lss_sub, reference=md_all[0])
     clashes_md = structure.count_clashes(md_all[:: max(1, md_all.n_frames // 20_000)])
     lat_flat = lss_latent.reshape(-1, m)
-    binned = structure.binned_rmsd(md_all, np.concatenate(psi_md), lss_traj, lat_flat, n_bins=8)
+    binned = structure.binned_rmsd(md_all, np.concatenate(psi_md), lss_traj, lat_flat, n_bins=8, seed=seed)
     metrics["structure"] = {
         "radius_of_gyration_nm": {"md": [float(rg_md.mean()), float(rg_md.std())],
                                   "lss": [float(rg_lss.mean()), float(rg_lss.std())]},
@@ -164,8 +167,8 @@ def validate(
     if train_trajs is not None:
         train = [t.atom_slice(model.atom_indices) for t in ([train_trajs] if isinstance(train_trajs, md.Trajectory) else train_trajs)]
         train_all = md.join(train) if len(train) > 1 else train[0]
-        nov_lss = structure.nearest_frame_rmsd(lss_traj, train_all, max_generated=max_rmsd_frames, max_reference=5000)
-        nov_md = structure.nearest_frame_rmsd(md_all, train_all, max_generated=max_rmsd_frames, max_reference=5000)
+        nov_lss = structure.nearest_frame_rmsd(lss_traj, train_all, max_generated=max_rmsd_frames, max_reference=5000, seed=seed)
+        nov_md = structure.nearest_frame_rmsd(md_all, train_all, max_generated=max_rmsd_frames, max_reference=5000, seed=seed)
         metrics["novelty_nearest_training_rmsd_nm"] = {
             "lss": _quantiles(nov_lss), "independent_md": _quantiles(nov_md),
             "lss_fraction_below_0.01nm": float(np.mean(nov_lss < 0.01)),
@@ -200,6 +203,9 @@ def validate(
             tye=tye, rg_md=rg_md, rg_lss=rg_lss, nov_lss=nov_lss, nov_md=nov_md, lss_latent=lss_latent,
             lag_time=lag_time, conformers=lss_traj[rng.choice(lss_traj.n_frames, 6, replace=False)], kT=kT,
         )
+        models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
+        with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:
+            models.save_pdb(str(tmp))  # one MODEL record per frame, for any molecular viewer
         _io.write_json(out_dir / "metrics.json", _jsonable(metrics))
     return _jsonable(metrics)
 

@@ -1,0 +1,146 @@
+"""Build the notebooks from the cell sources below (outputs stripped): python notebooks/make_notebooks.py"""
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).parent
+
+
+def notebook(cells):
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    return nb
+
+
+FOUR_WELL = [
+    ("md", """# The four-well potential: LSS against exact physics
+
+Sidky, Chen & Ferguson (2020), Sec. 3.1 and Fig. 2. Brownian dynamics in a 1-D four-well potential, an
+MDN propagator trained at lag τ = 100 steps, and a comparison with the exact Smoluchowski propagator.
+`SMALL = True` runs in about a minute on 2 CPU cores; set it to `False` for the paper's protocol (~2.5 min)."""),
+    ("code", "SMALL = True"),
+    ("code", """import json
+import numpy as np
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+
+from lss_jax.data import four_well_potential
+from lss_jax.analysis import smoluchowski_reference
+from lss_jax.pipelines.four_well import FourWellConfig, run_four_well"""),
+    ("md", "The exact reference: a detailed-balance discretization of the Smoluchowski generator."),
+    ("code", """ref = smoluchowski_reference(lambda x: four_well_potential(x, np), x_min=-1.4, x_max=1.4, n_bins=560)
+x = ref.centers
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+ax[0].plot(x, four_well_potential(x, np)); ax[0].set(xlabel="x", ylabel="V(x) / kT", ylim=(0, 10))
+ax[1].plot(x, ref.stationary / ref.width); ax[1].set(xlabel="x", ylabel="π(x)")
+print("exact implied timescales t1..t3:", ref.timescales[:3])"""),
+    ("md", "Simulate, train, generate ≥ 1000 trajectories, and validate (writes metrics and figures to `runs/`)."),
+    ("code", """config = FourWellConfig.quick() if SMALL else FourWellConfig()
+metrics = run_four_well(config, "runs/notebook-four-well")
+print(json.dumps({k: metrics[k] for k in ("free_energy_rmse_kT", "t1_relative_error", "transition_density_l1")}, indent=1))
+print(json.dumps(metrics["implied_timescales"], indent=1))"""),
+    ("code", """for name in ("stationary_density", "trajectories", "transition_density", "implied_timescales"):
+    display(Image(f"runs/notebook-four-well/{name}.png"))"""),
+    ("code", """assert metrics["n_trajectories_generated"] >= 1000
+assert metrics["t1_relative_error"] < 0.25  # loose: SMALL trains briefly on a short trajectory"""),
+]
+
+ALA2 = [
+    ("md", """# Alanine dipeptide end to end
+
+Featurize MD with mdtraj, choose the lag from implied timescales, train the three networks (SRV encoder,
+MDN propagator, cWGAN-GP decoder), generate new trajectories, and validate them against an independent MD
+trajectory. `SMALL = True` runs in a few minutes on 2 CPU cores."""),
+    ("code", "SMALL = True"),
+    ("code", """import jax
+import numpy as np
+import mdtraj as md
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+
+import lss_jax
+from lss_jax.datasets import load_alanine_dipeptide
+from lss_jax.data.featurize import FeatureSpec, featurize, standardizer_fit
+from lss_jax.encoder import srv_lag_scan
+from lss_jax.analysis.plots import implied_timescales_vs_lag
+from lss_jax.analysis.molecular import validate, phi_psi
+
+train = load_alanine_dipeptide("train")              # 50 ns, one frame per 2 ps (integrator seed 1)
+independent = load_alanine_dipeptide("independent")  # another 50 ns, seed 2: never trained on
+print(train, train.timestep, "ps per frame")"""),
+    ("md", "## Choosing the lag: SRV implied timescales against the lag"),
+    ("code", """features = featurize(train, FeatureSpec())
+z = standardizer_fit(features).transform(features)
+lags = [1, 2, 5, 10] if SMALL else [1, 2, 3, 5, 8, 10, 15, 20]
+its = srv_lag_scan([z], lags, 2, key=jax.random.key(0), max_epochs=5 if SMALL else 30, progress=False)
+implied_timescales_vs_lag(lags, its, frame_time=train.timestep, unit="ps");"""),
+    ("md", "The slowest timescale (the ψ transition, ~9 ps) levels off from a lag of about 10 ps: we use 5 frames."),
+    ("code", """settings = dict(encoder_epochs=10, propagator_epochs=15, decoder_iterations=1500) if SMALL else {}
+model = lss_jax.LSS(lag=5, latent_dim=2, **settings).fit(train)
+model.info["srv_timescales_ps"], model.info["wall_seconds"]"""),
+    ("code", """psi = model.encode(train)
+fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+pp = phi_psi(train)
+sc = ax[0].scatter(pp[::5, 0], pp[::5, 1], c=psi[::5, 0], s=2, cmap="coolwarm"); ax[0].set(xlabel="φ", ylabel="ψ", title="ψ₁ on the Ramachandran plane")
+fig.colorbar(sc, ax=ax[0])
+ax[1].hist2d(psi[:, 0], psi[:, 1], bins=60, cmap="viridis"); ax[1].set(xlabel="ψ₁", ylabel="ψ₂", title="latent space");"""),
+    ("md", "## Generate and validate"),
+    ("code", """key = jax.random.key(1)
+n_traj, n_steps = (50, 500) if SMALL else (1000, 1000)
+latent = model.generate(key, n_traj, n_steps, latent_only=True)
+lss = md.Trajectory(model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3),
+                    model.decoded_topology)
+metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir="runs/notebook-ala2")
+{k: metrics[k] for k in ("free_energy_phi_psi", "implied_timescales_ps")}"""),
+    ("code", """for name in ("free_energy_phi_psi", "free_energy_psi1_timescales", "structures", "tica", "conformers"):
+    display(Image(f"runs/notebook-ala2/{name}.png"))"""),
+    ("md", "Decoded structures can be written as a multi-model PDB for any viewer:"),
+    ("code", """lss[:: max(1, lss.n_frames // 20)].save_pdb("runs/notebook-ala2/decoded_models.pdb")
+assert metrics["n_lss_frames"] == n_traj * n_steps"""),
+]
+
+SCALE = [
+    ("md", """# Batched generation at scale
+
+One `lax.scan` advances all trajectories together; per-trajectory keys make trajectory *b* independent of
+the batch it runs in, and chunks continue exactly where the previous one stopped. The table at the end is
+the checked-in benchmark (`python benchmarks/rollout.py`)."""),
+    ("code", "SMALL = True"),
+    ("code", """import json, time
+from pathlib import Path
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from lss_jax import MDN, mdn_apply_fn, rollout
+
+graphdef, params = nnx.split(MDN(3, 24, (100, 100), rngs=nnx.Rngs(0)))  # the paper's Trp-cage propagator size
+fn = mdn_apply_fn(graphdef)"""),
+    ("code", """rows = []
+for batch in ([1, 64, 1024] if SMALL else [1, 64, 1024, 8192]):
+    n_steps = 200 if SMALL else 2000
+    x0 = jax.random.uniform(jax.random.key(1), (batch, 3))
+    run = lambda: rollout(jax.random.key(2), fn, params, x0, n_steps=n_steps).block_until_ready()
+    t0 = time.perf_counter(); run(); first = time.perf_counter() - t0
+    t0 = time.perf_counter(); run(); second = time.perf_counter() - t0
+    rows.append((batch, first - second, batch * n_steps / second))
+    print(f"B={batch:>5}  compile ~{first - second:.2f} s   {batch * n_steps / second:,.0f} latent steps/s")"""),
+    ("md", "Chunked generation is bitwise identical to one long call:"),
+    ("code", """x0 = jax.random.uniform(jax.random.key(3), (16, 3))
+full = rollout(jax.random.key(4), fn, params, x0, n_steps=100)
+a = rollout(jax.random.key(4), fn, params, x0, n_steps=40)
+b = rollout(jax.random.key(4), fn, params, a[:, -1], n_steps=60, start_step=40)
+assert np.array_equal(np.asarray(full), np.concatenate([a, b], axis=1))
+print("chunked == single call")"""),
+    ("code", """import lss_jax
+path = Path(lss_jax.__file__).parent.parent / "benchmarks" / "results" / "rollout-cpu.json"
+bench = json.loads(path.read_text())
+print(f"matmul peak {bench['matmul_peak']['gflops']:.0f} GFLOP/s on {bench['machine']['cpu_count']} CPUs")
+for r in bench["results"]:
+    print(f"B={r['batch']:>5}  {r['latent_steps_per_second']:.3g} steps/s  {r['gflops']:.1f} GFLOP/s  ({r['fraction_of_matmul_peak']:.0%} of peak)")"""),
+]
+
+if __name__ == "__main__":
+    for name, cells in (("01_four_well", FOUR_WELL), ("02_alanine_dipeptide", ALA2), ("03_generation_at_scale", SCALE)):
+        nbf.write(notebook(cells), HERE / f"{name}.ipynb")
+        print("wrote", HERE / f"{name}.ipynb")
