@@ -40,7 +40,7 @@ from flax import nnx
 from lss_jax.data.featurize import FeatureSpec, Standardizer, featurize, standardizer_fit
 from lss_jax.decoder import ConditionalCritic, ConditionalGenerator, fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
-from lss_jax.propagator import MDN, fit_mdn, mdn_apply_fn, rollout
+from lss_jax.propagator import MDN, fit_mdn, mdn_apply_fn, rollout_with_progress
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = ["LSS", "LSSConfig", "FORMAT_VERSION", "ModelFormatError"]
@@ -320,7 +320,7 @@ class LSS:
     def from_unit(self, u):
         return np.asarray(minmax_inverse(self.latent_scaler, jnp.asarray(u, jnp.float32)))
 
-    def propagate(self, key: jax.Array, psi0, n_steps: int, *, save_every: int = 1, start_step: int = 0) -> np.ndarray:
+    def propagate(self, key: jax.Array, psi0, n_steps: int, *, save_every: int = 1, progress: bool = True) -> np.ndarray:
         """Roll out latent trajectories ``[B, n_steps // save_every, latent_dim]`` from ``psi0 [B, latent_dim]``."""
         self._check_fitted()
         psi0 = np.atleast_2d(np.asarray(psi0, np.float32))
@@ -328,8 +328,8 @@ class LSS:
             raise ValueError(f"psi0 must be [n_trajectories, {self.latent_dim}], got {psi0.shape}.")
         graphdef, params = nnx.split(self.propagator)
         u0 = jnp.asarray(np.clip(self.to_unit(psi0), 0.0, 1.0))
-        u = rollout(key, mdn_apply_fn(graphdef), params, u0, n_steps=n_steps, save_every=save_every,
-                    boundary=self.config.boundary, start_step=start_step)
+        u = rollout_with_progress(key, mdn_apply_fn(graphdef), params, u0, n_steps=n_steps, save_every=save_every,
+                                  boundary=self.config.boundary, progress=progress)
         return self.from_unit(u)
 
     def decode_unit(self, key: jax.Array, u, *, chunk: int = 65536) -> np.ndarray:
@@ -341,7 +341,10 @@ class LSS:
         fn = _decode_fn(graphdef)
         mean, std = jnp.asarray(self.coord_scaler.mean), jnp.asarray(self.coord_scaler.std)
         out = np.empty((len(flat), len(self.coord_scaler.mean)), np.float32)
-        for i, start in enumerate(range(0, len(flat), chunk)):
+        from lss_jax._progress import progress_bar
+
+        starts = range(0, len(flat), chunk)
+        for i, start in enumerate(progress_bar(iterable=starts, desc="decode", unit="chunk", disable=len(starts) < 4)):
             block = flat[start : start + chunk]
             pad = chunk - len(block) if len(flat) > chunk else 0
             block = np.pad(block, ((0, pad), (0, 0))) if pad else block
@@ -355,7 +358,7 @@ class LSS:
 
     def generate(
         self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
-        latent_only: bool = False,
+        latent_only: bool = False, progress: bool = True,
     ):
         """Generate new trajectories.
 
@@ -367,6 +370,7 @@ class LSS:
                 encode, or latent points ``[B, latent_dim]``.
             save_every: keep every k-th step.
             latent_only: return the latent trajectories ``[B, n_frames, latent_dim]`` instead.
+            progress: show a progress bar.
 
         Returns:
             An ``mdtraj.Trajectory`` of the decoded atoms with ``B * n_frames`` frames in trajectory-major
@@ -388,7 +392,7 @@ class LSS:
             psi0 = np.asarray(start, np.float32)
         if len(psi0) != n_trajectories:
             raise ValueError(f"start has {len(psi0)} points for {n_trajectories} trajectories.")
-        psi = self.propagate(k_roll, psi0, n_steps, save_every=save_every)
+        psi = self.propagate(k_roll, psi0, n_steps, save_every=save_every, progress=progress)
         if latent_only:
             return psi
         xyz = self.decode(k_dec, psi).reshape(-1, len(self.atom_indices), 3)

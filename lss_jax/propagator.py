@@ -34,6 +34,7 @@ __all__ = [
     "propagate_step",
     "rollout",
     "fit_mdn",
+    "rollout_with_progress",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: exact in any precision
@@ -304,3 +305,40 @@ def fit_mdn(
         model, _mdn_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
         max_epochs=max_epochs, patience=patience, progress=progress, desc="MDN propagator",
     )
+
+
+def rollout_with_progress(
+    key: jax.Array,
+    mixture_fn: Callable,
+    params,
+    x0: jax.Array,
+    *,
+    n_steps: int,
+    save_every: int = 1,
+    boundary: str = "reflect",
+    n_chunks: int = 20,
+    progress: bool = True,
+    desc: str = "LSS rollout",
+) -> np.ndarray:
+    """:func:`rollout` in up to ``n_chunks`` calls with a progress bar, returning a host array.
+
+    Bitwise identical to one :func:`rollout` call (step keys are addressed by the global step index);
+    chunks are multiples of ``save_every`` and all but possibly the last share one compilation.
+    """
+    from lss_jax._progress import progress_bar
+
+    if n_steps < 1 or save_every < 1 or n_steps % save_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}).")
+    n_saved = n_steps // save_every
+    per_chunk = max(1, -(-n_saved // max(1, n_chunks))) * save_every
+    x, out, done = jnp.asarray(x0), [], 0
+    with progress_bar(total=n_steps * x0.shape[0], desc=desc, unit="step", unit_scale=True, disable=not progress) as bar:
+        while done < n_steps:
+            chunk = min(per_chunk, n_steps - done)
+            frames = rollout(key, mixture_fn, params, x, n_steps=chunk, save_every=save_every, boundary=boundary,
+                             start_step=done)
+            x = frames[:, -1]
+            out.append(np.asarray(frames))
+            done += chunk
+            bar.update(chunk * x0.shape[0])
+    return np.concatenate(out, axis=1)

@@ -128,3 +128,15 @@ def test_rollout_rejects_bad_arguments(key):
         rollout(key, mdn_apply_fn(graphdef), params, jnp.zeros((2, 1)), n_steps=10, save_every=3)
     with pytest.raises(ValueError, match="n_trajectories, latent_dim"):
         rollout(key, mdn_apply_fn(graphdef), params, jnp.zeros(2), n_steps=10)
+
+
+def test_rollout_with_progress_equals_one_call(key):
+    from lss_jax.propagator import rollout_with_progress
+
+    graphdef, params = nnx.split(MDN(2, 4, (16,), rngs=nnx.Rngs(0)))
+    fn = mdn_apply_fn(graphdef)
+    x0 = jax.random.uniform(jax.random.key(3), (5, 2))
+    one = np.asarray(rollout(key, fn, params, x0, n_steps=30, save_every=3))
+    for n_chunks in (1, 4, 7, 50):
+        chunked = rollout_with_progress(key, fn, params, x0, n_steps=30, save_every=3, n_chunks=n_chunks, progress=False)
+        np.testing.assert_array_equal(chunked, one)

@@ -33,7 +33,7 @@ from lss_jax.analysis.msm import (
 )
 from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.data.four_well import brownian_dynamics, four_well_potential
-from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn, rollout
+from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn, rollout_with_progress
 from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.train import fit
 
@@ -210,7 +210,9 @@ def run_four_well(
         graphdef, params = nnx.split(model)
         start_idx = jax.random.randint(k_start, (cfg.n_trajectories,), 0, len(u_train))
         u0 = jnp.asarray(u_train)[start_idx]
-        traj_u = _chunked_rollout(k_roll, mdn_apply_fn(graphdef), params, u0, cfg, progress=progress)
+        traj_u = rollout_with_progress(
+            k_roll, mdn_apply_fn(graphdef), params, u0, n_steps=cfg.lss_steps, boundary=cfg.boundary, progress=progress
+        )
         lss = np.asarray(minmax_inverse(scaler, traj_u))[..., 0]
 
     with timer("analysis"):
@@ -312,21 +314,4 @@ def _chunked_bd(key, x0, n_steps, cfg, *, progress, desc, n_chunks=20):
             x = frames[:, -1]
             out.append(np.asarray(frames))
             bar.update(chunk)
-    return np.concatenate(out, axis=1)
-
-
-def _chunked_rollout(key, mixture_fn, params, u0, cfg, *, progress, n_chunks=20):
-    """Rollout in chunks; identical to one call because step keys are addressed by global step index."""
-    from lss_jax._progress import progress_bar
-
-    n = cfg.lss_steps
-    chunk = n // n_chunks if n % n_chunks == 0 else n
-    x, out = u0, []
-    with progress_bar(total=n * cfg.n_trajectories, desc="LSS rollout", unit="step", unit_scale=True,
-                      disable=not progress) as bar:
-        for i in range(n // chunk):
-            frames = rollout(key, mixture_fn, params, x, n_steps=chunk, boundary=cfg.boundary, start_step=i * chunk)
-            x = frames[:, -1]
-            out.append(np.asarray(frames))
-            bar.update(chunk * cfg.n_trajectories)
     return np.concatenate(out, axis=1)
