@@ -42,7 +42,13 @@ __all__ = [
 
 
 class SRVNet(nnx.Module):
-    """MLP ``[..., n_features] -> [..., n_outputs]`` (paper: 2 x 100 tanh with batch norm)."""
+    """MLP ``[..., n_features] -> [..., n_outputs]`` (paper: 2 x 100 tanh with batch norm).
+
+    Example:
+        >>> net = SRVNet(n_features=3, n_outputs=2, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> net(jax.random.normal(jax.random.key(0), (64, 3))).shape
+        (64, 2)
+    """
 
     def __init__(
         self,
@@ -81,6 +87,13 @@ def srv_loss(model: SRVNet, batch, *, epsilon: float = 1e-6) -> jax.Array:
     """Negative reversible VAMP-2 score of a batch of lagged pairs ``(x_0 [B, d], x_tau [B, d])``.
 
     Both halves go through the network in one call so that batch-norm statistics are shared.
+
+    Example:
+        >>> net = SRVNet(3, 2, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> x = jax.random.normal(jax.random.key(0), (64, 3))
+        >>> loss = srv_loss(net, (x[:-1], x[1:]))
+        >>> loss.shape, float(loss) <= -1.0   # VAMP-2 score >= 1 (the constant eigenfunction)
+        ((), True)
     """
     x0, xt = batch
     chi = model(jnp.concatenate([x0, xt], axis=0))
@@ -95,6 +108,10 @@ class SRVProjection(NamedTuple):
         vectors: ``[k, k]`` generalized eigenvectors (columns), ``v^T C0 v = I``.
         eigenvalues: ``[k]`` in decreasing order.
         lag: lag in frames used for the decomposition.
+
+    Example:
+        >>> SRVProjection(np.zeros(2), np.eye(2), np.array([0.9, 0.5]), lag=1).eigenvalues.tolist()
+        [0.9, 0.5]
     """
 
     mean: np.ndarray
@@ -120,6 +137,17 @@ def reversible_decomposition(data_list, lag: int, *, epsilon: float = 1e-10) -> 
     pairs of all trajectories (joint mean removed). Applied to network outputs it is the SRV
     projection; applied to raw features it is TICA. Eigenvectors satisfy ``v^T C0 v = I`` (unit
     variance) and are signed so that each projection has positive skewness.
+
+    Example:
+        Two independent AR(1) processes with autocorrelations 0.9 and 0.5 (TICA of raw data):
+
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.zeros((20000, 2))
+        >>> for t in range(1, len(x)):
+        ...     x[t] = np.array([0.9, 0.5]) * x[t - 1] + rng.normal(size=2)
+        >>> projection = reversible_decomposition([x], lag=1)
+        >>> projection.eigenvalues.round(1).tolist(), projection.vectors.shape
+        ([0.9, 0.5], (2, 2))
     """
     data_list = [np.asarray(d, np.float64) for d in data_list]
     x0, xt = lagged_pairs(data_list, lag)
@@ -139,19 +167,40 @@ def reversible_decomposition(data_list, lag: int, *, epsilon: float = 1e-10) -> 
 
 
 def srv_projection(model: SRVNet, features_list, lag: int, *, epsilon: float = 1e-10) -> SRVProjection:
-    """Solve the SRV eigenproblem once over all (standardized) data in float64."""
+    """Solve the SRV eigenproblem once over all (standardized) data in float64.
+
+    Example:
+        >>> net = SRVNet(3, 2, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+        >>> projection = srv_projection(net, [x], lag=1)
+        >>> projection.vectors.shape, projection.lag
+        ((2, 2), 1)
+    """
     return reversible_decomposition(_network_outputs(model, features_list), lag, epsilon=epsilon)
 
 
 def srv_transform(model: SRVNet, projection: SRVProjection, features, latent_dim: int | None = None) -> np.ndarray:
-    """Eigenfunctions ``psi [n_frames, latent_dim]`` (float64) of standardized features ``[n_frames, d]``."""
+    """Eigenfunctions ``psi [n_frames, latent_dim]`` (float64) of standardized features ``[n_frames, d]``.
+
+    Example:
+        >>> net = SRVNet(3, 2, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+        >>> psi = srv_transform(net, srv_projection(net, [x], lag=1), x, latent_dim=1)
+        >>> psi.shape, psi.dtype
+        ((100, 1), dtype('float64'))
+    """
     k = projection.vectors.shape[1] if latent_dim is None else latent_dim
     chi = _network_outputs(model, [features])[0]
     return (chi - projection.mean[None, :]) @ projection.vectors[:, :k]
 
 
 def implied_timescales(eigenvalues, lag_time: float) -> np.ndarray:
-    """``t_i = -lag_time / ln(lambda_i)``; eigenvalues outside ``(0, 1)`` give ``nan``."""
+    """``t_i = -lag_time / ln(lambda_i)``; eigenvalues outside ``(0, 1)`` give ``nan``.
+
+    Example:
+        >>> implied_timescales([1.0, np.exp(-1.0), np.exp(-0.5), -0.2], lag_time=2.0).round(6).tolist()
+        [nan, 2.0, 4.0, nan]
+    """
     lam = np.asarray(eigenvalues, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -lag_time / np.log(lam)
@@ -159,7 +208,14 @@ def implied_timescales(eigenvalues, lag_time: float) -> np.ndarray:
 
 
 def choose_latent_dim(timescales, max_dim: int | None = None) -> int:
-    """Latent dimension at the largest timescale gap: ``argmax_i t_i / t_{i+1}`` (1-based), ``nan`` last."""
+    """Latent dimension at the largest timescale gap: ``argmax_i t_i / t_{i+1}`` (1-based), ``nan`` last.
+
+    Example:
+        >>> choose_latent_dim([100.0, 90.0, 10.0, 9.0])   # gap between t_2 and t_3
+        2
+        >>> choose_latent_dim([100.0, 90.0, 10.0, 9.0], max_dim=2)
+        1
+    """
     t = np.asarray(timescales, np.float64)[: max_dim]
     t = t[np.isfinite(t)]
     if len(t) < 2:
@@ -196,6 +252,13 @@ def fit_srv(
 
     Returns:
         ``(model, projection, history)``.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+        >>> model, projection, history = fit_srv([x], lag=1, n_outputs=2, key=jax.random.key(0), hidden=(),
+        ...                                      batch_size=64, max_epochs=1, progress=False)
+        >>> projection.vectors.shape, projection.eigenvalues.shape, history.epochs_run
+        ((2, 2), (2,), 1)
     """
     k_init, k_fit = jax.random.split(key)
     train, val = split_trajectories(features_list, val_fraction)
@@ -221,6 +284,14 @@ def srv_lag_scan(
     """Implied timescales ``[len(lags), n_outputs]`` (units of ``frame_time``) of SRVs trained at each lag.
 
     Converged timescales (flat in the lag) indicate a lag long enough for Markovian latent dynamics.
+
+    Example:
+        >>> x = np.cumsum(np.random.default_rng(0).normal(size=(200, 2)), axis=0).astype(np.float32)
+        >>> x = (x - x.mean(0)) / x.std(0)
+        >>> timescales = srv_lag_scan([x], lags=[1, 2], n_outputs=1, key=jax.random.key(0), frame_time=0.5,
+        ...                           hidden=(), batch_size=64, max_epochs=1, progress=False)
+        >>> timescales.shape
+        (2, 1)
     """
     out = []
     for i, lag in enumerate(lags):

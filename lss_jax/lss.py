@@ -1,7 +1,7 @@
 """The ``LSS`` facade: fit the three networks on MD trajectories, generate new ones, save and load.
 
     >>> model = LSS(lag=5, latent_dim=2).fit(trajs)          # doctest: +SKIP
-    >>> new = model.generate(jax.random.key(0), n_trajectories=100, n_steps=1000)   # mdtraj.Trajectory
+    >>> new = model.generate(jax.random.key(0), n_trajectories=100, n_steps=1000)  # mdtraj.Trajectory  # doctest: +SKIP
 
 The functional core (``lss_jax.vamp``, ``propagator``, ``decoder``, ``encoder``) stays usable without it.
 
@@ -50,7 +50,17 @@ FORMAT_NAME = "lss_jax.LSS"
 
 
 class ModelFormatError(ValueError):
-    """A model directory that is incomplete, corrupted, or from a newer format."""
+    """A model directory that is incomplete, corrupted, or from a newer format.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     try:
+        ...         LSS.load(empty)
+        ...     except ModelFormatError as err:
+        ...         print("no lss.json" in str(err), isinstance(err, ValueError))
+        True True
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +69,13 @@ class LSSConfig:
 
     ``lag`` is in trajectory frames. ``latent_dim=None`` picks the dimension at the largest gap of
     the SRV implied timescales among ``max_latent_dim``.
+
+    Example:
+        >>> config = LSSConfig(lag=5, latent_dim=2)
+        >>> config.lag, config.latent_dim, config.n_components
+        (5, 2, 24)
+        >>> LSSConfig.from_dict({"lag": 5, "encoder_hidden": [32, 32]}).encoder_hidden   # e.g. from TOML
+        (32, 32)
     """
 
     lag: int
@@ -183,6 +200,22 @@ class LSS:
 
     References:
         H. Sidky, W. Chen, A. L. Ferguson, Chem. Sci. 11, 9459 (2020).
+
+    Example:
+        Training takes minutes even on the shipped trajectory, so the lines after the construction are
+        not run here (``lss-jax demo`` runs them):
+
+        >>> model = LSS(lag=5, latent_dim=2, decoder_iterations=2000)
+        >>> model.config.lag, model.config.latent_dim, model.config.decoder_iterations
+        (5, 2, 2000)
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> model = model.fit(load_alanine_dipeptide("train"))  # doctest: +SKIP
+        >>> model.encode(load_alanine_dipeptide("independent")).shape  # doctest: +SKIP
+        (25000, 2)
+        >>> traj = model.generate(jax.random.key(0), n_trajectories=10, n_steps=100)  # doctest: +SKIP
+        >>> traj.n_frames, traj.n_atoms  # doctest: +SKIP
+        (1000, 10)
+        >>> loaded = LSS.load(model.save("ala2-model"))  # doctest: +SKIP
     """
 
     def __init__(self, lag: int | None = None, *, config: LSSConfig | None = None, **kwargs):

@@ -47,6 +47,11 @@ class MixtureParams(NamedTuple):
         logits: ``[..., C]`` unnormalized log mixture weights.
         means: ``[..., C, m]`` component means.
         scales: ``[..., C, m]`` component standard deviations (> 0).
+
+    Example:
+        >>> mixture = MixtureParams(jnp.zeros((3, 2)), jnp.zeros((3, 2, 1)), jnp.ones((3, 2, 1)))
+        >>> mixture.means.shape
+        (3, 2, 1)
     """
 
     logits: jax.Array
@@ -77,7 +82,14 @@ def gaussian_mixture_log_prob(y: jax.Array, logits: jax.Array, means: jax.Array,
 
 
 def mdn_nll(mixture: MixtureParams, y: jax.Array) -> jax.Array:
-    """Unreduced negative log-likelihood ``[...]`` of targets ``y [..., m]``; average it yourself."""
+    """Unreduced negative log-likelihood ``[...]`` of targets ``y [..., m]``; average it yourself.
+
+    Example:
+        >>> mixture = MixtureParams(jnp.zeros((4, 1)), jnp.zeros((4, 1, 1)), jnp.ones((4, 1, 1)))
+        >>> nll = mdn_nll(mixture, jnp.zeros((4, 1)))
+        >>> nll.shape, round(float(nll[0]), 4)   # -log N(0 | 0, 1)
+        ((4,), 0.9189)
+    """
     return -gaussian_mixture_log_prob(y, *mixture)
 
 
@@ -86,6 +98,12 @@ def mixture_sample(key: jax.Array, mixture: MixtureParams) -> jax.Array:
 
     The component is chosen with ``jax.random.categorical`` (Gumbel-max on the logits), then a
     Gaussian draw is taken from it.
+
+    Example:
+        >>> mixture = MixtureParams(jnp.zeros((5, 2)), jnp.full((5, 2, 1), 0.5), jnp.full((5, 2, 1), 1e-3))
+        >>> y = mixture_sample(jax.random.key(0), mixture)
+        >>> y.shape, bool(jnp.all(jnp.abs(y - 0.5) < 0.01))
+        ((5, 1), True)
     """
     logits, means, scales = mixture
     k_component, k_noise = jax.random.split(key)
@@ -106,6 +124,14 @@ class MDN(nnx.Module):
         activation: hidden activation (paper: ReLU).
         scale_floor: lower bound on every component scale (unit-box units).
         rngs: ``nnx.Rngs`` for the initialization.
+
+    Example:
+        >>> mdn = MDN(latent_dim=1, n_components=8, hidden=(100, 100), rngs=nnx.Rngs(0))
+        >>> mixture = mdn(jnp.full((3, 1), 0.5))
+        >>> mixture.logits.shape, mixture.means.shape, mixture.scales.shape
+        ((3, 8), (3, 8, 1), (3, 8, 1))
+        >>> bool(jnp.all(mixture.scales >= 1e-3))
+        True
     """
 
     def __init__(
@@ -168,7 +194,15 @@ def propagate_step(
     *,
     boundary: str = "reflect",
 ) -> jax.Array:
-    """Advance a batch ``x [B, m]`` by one lag with per-trajectory keys ``keys [B]``."""
+    """Advance a batch ``x [B, m]`` by one lag with per-trajectory keys ``keys [B]``.
+
+    Example:
+        >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
+        >>> keys = jax.random.split(jax.random.key(0), 3)
+        >>> x = propagate_step(keys, mdn_apply_fn(graphdef), params, jnp.full((3, 1), 0.5))
+        >>> x.shape, bool(jnp.all((x >= 0) & (x <= 1)))
+        ((3, 1), True)
+    """
     mixture = mixture_fn(params, x)
     sample = jax.vmap(mixture_sample)(keys, mixture)
     return apply_boundary(sample, boundary)
@@ -218,6 +252,7 @@ def rollout(
     """
     if x0.ndim != 2:
         raise ValueError(f"x0 must be [n_trajectories, latent_dim], got shape {x0.shape}.")
+    x0 = jnp.asarray(x0, dtype=jnp.asarray(x0).dtype)  # strong dtype: chunks continuing from a frame share a compilation
     if n_steps < 1 or save_every < 1 or n_steps % save_every:
         raise ValueError(
             f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}); round n_steps up."
@@ -285,6 +320,13 @@ def fit_mdn(
 
     Returns:
         ``(model, TrainHistory)``.
+
+    Example:
+        >>> u = np.random.default_rng(0).uniform(size=(200, 1)).astype(np.float32)
+        >>> model, history = fit_mdn([u], lag=1, key=jax.random.key(0), n_components=2, hidden=(),
+        ...                          batch_size=32, max_epochs=1, progress=False)
+        >>> model(jnp.full((1, 1), 0.5)).means.shape, history.epochs_run
+        ((1, 2, 1), 1)
     """
     from lss_jax.data.pairs import lagged_pairs, split_trajectories
     from lss_jax.train import fit
@@ -324,6 +366,13 @@ def rollout_with_progress(
 
     Bitwise identical to one :func:`rollout` call (step keys are addressed by the global step index);
     chunks are multiples of ``save_every`` and all but possibly the last share one compilation.
+
+    Example:
+        >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
+        >>> traj = rollout_with_progress(jax.random.key(1), mdn_apply_fn(graphdef), params, jnp.full((3, 1), 0.5),
+        ...                              n_steps=10, n_chunks=1, progress=False)
+        >>> type(traj).__name__, traj.shape
+        ('ndarray', (3, 10, 1))
     """
     from lss_jax._progress import progress_bar
 

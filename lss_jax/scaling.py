@@ -29,7 +29,12 @@ BOUNDARIES = ("reflect", "clip", "none")
 
 
 class MinMaxScaler(NamedTuple):
-    """Per-dimension ``low``/``high`` of the training data, each ``[m]``."""
+    """Per-dimension ``low``/``high`` of the training data, each ``[m]``.
+
+    Example:
+        >>> MinMaxScaler(low=jnp.zeros(2), high=jnp.ones(2)).high.shape
+        (2,)
+    """
 
     low: jax.Array
     high: jax.Array
@@ -42,6 +47,13 @@ def minmax_fit(x, *, margin: float = 0.0) -> MinMaxScaler:
         x: training data.
         margin: widen the box by this fraction of the range on both sides (0 keeps the data's
             extremes at exactly 0 and 1).
+
+    Example:
+        >>> scaler = minmax_fit(np.array([[0.0, 10.0], [2.0, 20.0]]))
+        >>> scaler.low.tolist(), scaler.high.tolist()
+        ([0.0, 10.0], [2.0, 20.0])
+        >>> minmax_fit(np.array([0.0, 2.0]), margin=0.5).low.tolist()   # 1-D data, widened box
+        [-1.0]
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
@@ -67,19 +79,39 @@ def _bounds(scaler: MinMaxScaler, x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def minmax_transform(scaler: MinMaxScaler, x: jax.Array) -> jax.Array:
-    """Map ``x [..., m]`` into the unit box."""
+    """Map ``x [..., m]`` into the unit box.
+
+    Example:
+        >>> scaler = MinMaxScaler(jnp.array([0.0, 10.0]), jnp.array([2.0, 20.0]))
+        >>> minmax_transform(scaler, jnp.array([[1.0, 15.0], [2.0, 10.0]])).tolist()
+        [[0.5, 0.5], [1.0, 0.0]]
+    """
     low, high = _bounds(scaler, x)
     return (x - low) / (high - low)
 
 
 def minmax_inverse(scaler: MinMaxScaler, u: jax.Array) -> jax.Array:
-    """Map unit-box coordinates ``u [..., m]`` back to latent units."""
+    """Map unit-box coordinates ``u [..., m]`` back to latent units.
+
+    Example:
+        >>> scaler = MinMaxScaler(jnp.array([0.0, 10.0]), jnp.array([2.0, 20.0]))
+        >>> minmax_inverse(scaler, jnp.array([[0.5, 0.5]])).tolist()
+        [[1.0, 15.0]]
+    """
     low, high = _bounds(scaler, u)
     return low + u * (high - low)
 
 
 def apply_boundary(u: jax.Array, boundary: str = "reflect") -> jax.Array:
-    """Bring ``u`` back into ``[0, 1]``: ``"reflect"`` (triangle wave), ``"clip"`` or ``"none"``."""
+    """Bring ``u`` back into ``[0, 1]``: ``"reflect"`` (triangle wave), ``"clip"`` or ``"none"``.
+
+    Example:
+        >>> u = jnp.array([-0.25, 0.5, 1.25])
+        >>> apply_boundary(u).tolist()
+        [0.25, 0.5, 0.75]
+        >>> apply_boundary(u, "clip").tolist()
+        [0.0, 0.5, 1.0]
+    """
     if boundary == "reflect":
         return 1.0 - jnp.abs(jnp.mod(u, 2.0) - 1.0)
     if boundary == "clip":

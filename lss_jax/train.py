@@ -23,7 +23,12 @@ __all__ = ["TrainHistory", "fit"]
 
 
 class TrainHistory(NamedTuple):
-    """Per-epoch record of a :func:`fit` run."""
+    """Per-epoch record of a :func:`fit` run.
+
+    Example:
+        >>> TrainHistory([1.0], [0.9], best_epoch=0, epochs_run=1, seconds=0.1, stopped_early=False).val_loss
+        [0.9]
+    """
 
     train_loss: list
     val_loss: list
@@ -77,6 +82,15 @@ def fit(
 
     Returns:
         ``(trained_model, TrainHistory)``.
+
+    Example:
+        >>> x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
+        >>> loss_fn = lambda model, batch: jnp.mean((model(batch[0]) - batch[1]) ** 2)
+        >>> model, history = fit(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), loss_fn, (x, 2 * x), (x, 2 * x),
+        ...                      key=jax.random.key(0), optimizer=optax.adam(0.1), batch_size=16, max_epochs=3,
+        ...                      progress=False)
+        >>> history.epochs_run, history.val_loss[-1] < history.val_loss[0]
+        (3, True)
     """
     n_train, n_val = _n_items(train_data), _n_items(val_data)
     if batch_size < 1 or n_train < batch_size:

@@ -29,7 +29,14 @@ __all__ = ["validate", "phi_psi"]
 
 
 def phi_psi(traj) -> np.ndarray:
-    """Backbone ``[n_frames, 2]`` (phi, psi) in radians of the first residue that has both."""
+    """Backbone ``[n_frames, 2]`` (phi, psi) in radians of the first residue that has both.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> angles = phi_psi(load_alanine_dipeptide("train", stride=500))
+        >>> angles.shape, bool(np.all(np.abs(angles) <= np.pi))
+        ((50, 2), True)
+    """
     import mdtraj as md
 
     _, phi = md.compute_phi(traj)
@@ -87,6 +94,20 @@ def validate(
 
     Returns:
         The metrics dictionary.
+
+    Example:
+        Needs a fitted model (here the one ``lss-jax demo --out runs/demo`` writes), so it is not run here:
+
+        >>> import jax, mdtraj as md
+        >>> from lss_jax import LSS
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> model = LSS.load("runs/demo/model")  # doctest: +SKIP
+        >>> latent = model.generate(jax.random.key(0), 50, 200, latent_only=True)  # doctest: +SKIP
+        >>> xyz = model.decode(jax.random.key(1), latent).reshape(-1, len(model.atom_indices), 3)  # doctest: +SKIP
+        >>> lss_traj = md.Trajectory(xyz, model.decoded_topology)  # doctest: +SKIP
+        >>> metrics = validate(model, load_alanine_dipeptide("independent"), lss_traj, latent)  # doctest: +SKIP
+        >>> sorted(metrics)[:3]  # doctest: +SKIP
+        ['free_energy_phi_psi', 'free_energy_psi1', 'implied_timescales_ps']
     """
     import mdtraj as md
 

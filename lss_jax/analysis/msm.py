@@ -33,6 +33,11 @@ def histogram_free_energy(samples, edges, *, kT: float = 1.0) -> tuple[np.ndarra
     Returns:
         ``(F [n_bins], p [n_bins])``: probabilities per bin (summing to the fraction of samples inside
         the edges) and free energies, ``inf`` in empty bins.
+
+    Example:
+        >>> f, p = histogram_free_energy([0.1, 0.2, 0.7, 1.5], edges=[0.0, 0.5, 1.0])
+        >>> p.tolist(), f.round(3).tolist()   # 1.5 lies outside the edges
+        ([0.5, 0.25], [0.693, 1.386])
     """
     samples = np.asarray(samples, dtype=np.float64).ravel()
     counts, _ = np.histogram(samples, edges)
@@ -51,6 +56,12 @@ def free_energy_rmse(f_model, f_reference, mask=None) -> float:
     Returns:
         ``sqrt(mean((d - mean d)^2))`` with ``d = f_model - f_reference`` over the mask; the shift by
         ``mean d`` is the constant that minimizes the RMSE.
+
+    Example:
+        >>> free_energy_rmse([1.0, 2.0, np.inf], [0.0, 1.0, 3.0])   # constant shift, empty bin ignored
+        0.0
+        >>> free_energy_rmse([0.0, 1.0], [0.0, 0.0])
+        0.5
     """
     f_model, f_reference = np.asarray(f_model, np.float64), np.asarray(f_reference, np.float64)
     finite = np.isfinite(f_model) & np.isfinite(f_reference)
@@ -69,6 +80,10 @@ def count_matrix(dtrajs: Sequence[np.ndarray] | np.ndarray, n_states: int, lag: 
             pairs never straddle two trajectories.
         n_states: number of states.
         lag: lag in frames (>= 1).
+
+    Example:
+        >>> count_matrix([np.array([0, 0, 1, 1]), np.array([1, 0])], n_states=2, lag=1).tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
     """
     if lag < 1:
         raise ValueError(f"lag must be >= 1 frame, got {lag}.")
@@ -91,6 +106,11 @@ def reversible_transition_matrix(counts: np.ndarray) -> tuple[np.ndarray, np.nda
 
     Returns:
         ``(T [k, k], stationary [k], active_states [k])``.
+
+    Example:
+        >>> T, stationary, active = reversible_transition_matrix(np.array([[8.0, 2.0], [2.0, 8.0]]))
+        >>> T.tolist(), stationary.tolist(), active.tolist()
+        ([[0.8, 0.2], [0.2, 0.8]], [0.5, 0.5], [0, 1])
     """
     counts = np.asarray(counts, np.float64)
     sym = counts + counts.T
@@ -106,7 +126,13 @@ def reversible_transition_matrix(counts: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def implied_timescales_from_matrix(transition_matrix, stationary, lag_time: float, k: int) -> np.ndarray:
-    """The ``k`` slowest implied timescales ``-lag_time / ln|lambda_i|`` of a reversible transition matrix."""
+    """The ``k`` slowest implied timescales ``-lag_time / ln|lambda_i|`` of a reversible transition matrix.
+
+    Example:
+        >>> T = np.array([[0.8, 0.2], [0.2, 0.8]])   # second eigenvalue 0.6
+        >>> implied_timescales_from_matrix(T, np.array([0.5, 0.5]), lag_time=1.0, k=1).round(4).tolist()
+        [1.9576]
+    """
     s = np.sqrt(stationary)
     sym = s[:, None] * transition_matrix / s[None, :]
     eig = np.sort(np.abs(np.linalg.eigvalsh(0.5 * (sym + sym.T))))[::-1]
@@ -117,6 +143,14 @@ def implied_timescales_from_matrix(transition_matrix, stationary, lag_time: floa
 
 
 def msm_implied_timescales(dtrajs, n_states: int, lag: int, *, k: int = 3, frame_time: float = 1.0) -> np.ndarray:
-    """Implied timescales ``[k]`` (in units of ``frame_time``) of a reversible MSM at ``lag`` frames."""
+    """Implied timescales ``[k]`` (in units of ``frame_time``) of a reversible MSM at ``lag`` frames.
+
+    Example:
+        >>> dtraj = np.array(([0] * 25 + [1] * 25) * 2)
+        >>> msm_implied_timescales(dtraj, n_states=2, lag=1, k=1).round(1).tolist()
+        [16.0]
+        >>> msm_implied_timescales(dtraj, n_states=2, lag=1, k=1, frame_time=0.5).round(1).tolist()
+        [8.0]
+    """
     t, pi, _ = reversible_transition_matrix(count_matrix(dtrajs, n_states, lag))
     return implied_timescales_from_matrix(t, pi, lag * frame_time, k)

@@ -196,7 +196,7 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
         center, half = xyz.mean(0), 0.55 * np.ptp(xyz, axis=0).max()
         ax.set(xlim=(center[0] - half, center[0] + half), ylim=(center[1] - half, center[1] + half),
                zlim=(center[2] - half, center[2] + half))
-        ax.set_box_aspect((1, 1, 1))
+        ax.set_box_aspect((1, 1, 1), zoom=1.5)
         ax.set_axis_off()
         ax.set_title(f"decoded {i + 1}", fontsize=9)
     paths.append(out_dir / "conformers.png")

@@ -36,6 +36,15 @@ class SmoluchowskiReference(NamedTuple):
         generator: ``[n_bins, n_bins]`` rate matrix ``K`` (rows sum to 0), ``p_t = p_0 expm(K t)``.
         eigenvalues: ``[n_bins]`` eigenvalues of ``K`` in decreasing order (first is 0).
         timescales: ``[n_bins - 1]`` implied timescales ``-1 / eigenvalue`` of the non-stationary modes.
+
+    Example:
+        >>> ref = smoluchowski_reference(lambda x: 0.5 * x**2, x_min=-5, x_max=5, n_bins=100)
+        >>> ref.centers.shape, round(float(ref.stationary.sum()), 6)
+        ((100,), 1.0)
+        >>> bool(np.allclose(ref.transition_matrix(1.0).sum(axis=1), 1.0))
+        True
+        >>> ref.lumped_transition_matrix(1.0, np.array([-5.0, 0.0, 5.0])).shape   # two coarse cells
+        (2, 2)
     """
 
     centers: np.ndarray

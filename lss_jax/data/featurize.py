@@ -36,6 +36,10 @@ class FeatureSpec:
             four); each torsion contributes ``sin`` and ``cos``.
         distances: ``"heavy"`` (all heavy-atom pairs), ``"ca"`` (C-alpha pairs), any mdtraj
             selection string, or ``None`` for no distances.
+
+    Example:
+        >>> FeatureSpec(torsions=("phi", "chi"), distances=None).expanded_torsions()
+        ('phi', 'chi1', 'chi2', 'chi3', 'chi4')
     """
 
     torsions: tuple[str, ...] = ("phi", "psi", "chi")
@@ -73,6 +77,14 @@ def featurize(traj, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
 
     Order: for each torsion type in ``spec``, ``sin`` of all its torsions then ``cos``; then the
     distances (nm) of all selected atom pairs. :func:`feature_names` gives matching labels.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> traj = load_alanine_dipeptide("train", stride=500)
+        >>> featurize(traj).shape   # sin/cos of phi and psi (alanine has no chi), 45 heavy-atom distances
+        (50, 49)
+        >>> featurize(traj, FeatureSpec(torsions=("phi", "psi"), distances=None)).dtype
+        dtype('float32')
     """
     import mdtraj as md
 
@@ -94,7 +106,16 @@ def featurize(traj, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
 
 
 def feature_names(topology, spec: FeatureSpec = FeatureSpec()) -> list[str]:
-    """Labels of the columns of :func:`featurize`."""
+    """Labels of the columns of :func:`featurize`.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> topology = load_alanine_dipeptide("train", stride=500).topology
+        >>> feature_names(topology, FeatureSpec(torsions=("phi",), distances=None))
+        ['sin phi:ACE1-C-ALA2-N-ALA2-CA-ALA2-C', 'cos phi:ACE1-C-ALA2-N-ALA2-CA-ALA2-C']
+        >>> len(feature_names(topology))
+        49
+    """
     import mdtraj as md
 
     names = []
@@ -109,7 +130,13 @@ def feature_names(topology, spec: FeatureSpec = FeatureSpec()) -> list[str]:
 
 
 class Standardizer(NamedTuple):
-    """Per-feature ``mean`` and ``std`` (``[n_features]``), float32."""
+    """Per-feature ``mean`` and ``std`` (``[n_features]``), float32.
+
+    Example:
+        >>> scaler = Standardizer(np.array([1.0], np.float32), np.array([2.0], np.float32))
+        >>> scaler.transform(np.array([[3.0]])).tolist(), scaler.inverse(np.array([[1.0]])).tolist()
+        ([[1.0]], [[3.0]])
+    """
 
     mean: np.ndarray
     std: np.ndarray
@@ -122,7 +149,13 @@ class Standardizer(NamedTuple):
 
 
 def standardizer_fit(data: np.ndarray | Sequence[np.ndarray], *, floor: float = 1e-6) -> Standardizer:
-    """Fit a :class:`Standardizer` to ``[n, d]`` data (or a list of such arrays)."""
+    """Fit a :class:`Standardizer` to ``[n, d]`` data (or a list of such arrays).
+
+    Example:
+        >>> scaler = standardizer_fit([np.array([[0.0], [2.0]]), np.array([[4.0]])])
+        >>> scaler.mean.tolist(), round(float(scaler.std[0]), 3)
+        ([2.0], 1.633)
+    """
     x = np.concatenate([np.asarray(d, np.float64) for d in data]) if isinstance(data, (list, tuple)) else np.asarray(data, np.float64)
     std = x.std(axis=0)
     return Standardizer(x.mean(axis=0).astype(np.float32), np.maximum(std, floor).astype(np.float32))
@@ -141,6 +174,13 @@ def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None =
 
     Returns:
         List of ``mdtraj.Trajectory``, one per file.
+
+    Example:
+        >>> from lss_jax.datasets import alanine_dipeptide_files
+        >>> files = alanine_dipeptide_files()
+        >>> trajs = load_trajectories([files["train"]], topology=files["pdb"], stride=500)
+        >>> len(trajs), trajs[0].n_frames, trajs[0].n_atoms
+        (1, 50, 22)
     """
     import mdtraj as md
 

@@ -22,6 +22,12 @@ def four_well_potential(x, xp=jnp):
     Args:
         x: positions, any shape.
         xp: array namespace (``jax.numpy`` by default, ``numpy`` for float64 references).
+
+    Example:
+        >>> round(float(four_well_potential(jnp.array(0.0))), 3)   # top of the central barrier
+        1.6
+        >>> four_well_potential(np.array([0.0, 1.0]), xp=np).dtype
+        dtype('float64')
     """
     return 2.0 * (
         x**8 + 0.8 * xp.exp(-80.0 * x**2) + 0.2 * xp.exp(-80.0 * (x - 0.5) ** 2) + 0.5 * xp.exp(-40.0 * (x + 0.5) ** 2)
@@ -29,7 +35,14 @@ def four_well_potential(x, xp=jnp):
 
 
 def four_well_force(x):
-    """``-dV/dx`` of :func:`four_well_potential`, elementwise."""
+    """``-dV/dx`` of :func:`four_well_potential`, elementwise.
+
+    Example:
+        >>> x = jnp.array([-0.3, 0.2, 0.7])
+        >>> minus_grad = -jax.vmap(jax.grad(four_well_potential))(x)
+        >>> bool(jnp.allclose(four_well_force(x), minus_grad, atol=1e-4))
+        True
+    """
     return -2.0 * (
         8.0 * x**7
         - 128.0 * x * jnp.exp(-80.0 * x**2)
@@ -87,6 +100,16 @@ def brownian_dynamics(
 
     References:
         B. Leimkuhler and C. Matthews, Appl. Math. Res. Express 2013, 34 (2013).
+
+    Example:
+        >>> traj = brownian_dynamics(jax.random.key(0), jnp.zeros(4), n_steps=100, dt=1e-3, save_every=10)
+        >>> traj.shape
+        (4, 10)
+        >>> first = brownian_dynamics(jax.random.key(0), jnp.zeros(4), n_steps=50, dt=1e-3, save_every=10)
+        >>> rest = brownian_dynamics(jax.random.key(0), first[:, -1], n_steps=50, dt=1e-3, save_every=10,
+        ...                          start_step=50)
+        >>> bool(jnp.array_equal(jnp.concatenate([first, rest], axis=1), traj))   # chunks == one call
+        True
     """
     if n_steps < 1 or save_every < 1 or n_steps % save_every or start_step % save_every:
         raise ValueError(

@@ -28,6 +28,11 @@ def lagged_pairs(trajs: np.ndarray | Sequence[np.ndarray], lag: int) -> tuple[np
 
     Raises:
         ValueError: if no trajectory is longer than the lag.
+
+    Example:
+        >>> x0, x_lag = lagged_pairs([np.arange(5), np.arange(10, 13)], lag=2)
+        >>> x0.tolist(), x_lag.tolist()
+        ([0, 1, 2, 10], [2, 3, 4, 12])
     """
     trajs = _as_list(trajs)
     if lag < 1:
@@ -48,6 +53,11 @@ def split_trajectories(trajs, val_fraction: float) -> tuple[list[np.ndarray], li
 
     Contiguous splits keep validation pairs out of the training data's time window, which a random
     split of strongly correlated lagged pairs would not.
+
+    Example:
+        >>> train, val = split_trajectories([np.arange(10), np.arange(5)], val_fraction=0.2)
+        >>> [t.tolist() for t in train], [v.tolist() for v in val]
+        ([[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3]], [[8, 9], [4]])
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")

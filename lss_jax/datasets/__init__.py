@@ -41,7 +41,15 @@ def _data_path(name: str) -> Path:
 
 
 def alanine_dipeptide_files() -> dict[str, Path]:
-    """Paths of the shipped files: ``prmtop``, ``pdb`` (topology), and the trajectories ``train`` and ``independent``."""
+    """Paths of the shipped files: ``prmtop``, ``pdb`` (topology), and the trajectories ``train`` and ``independent``.
+
+    Example:
+        >>> files = alanine_dipeptide_files()
+        >>> sorted(files), files["pdb"].name
+        (['independent', 'pdb', 'prmtop', 'train'], 'alanine-dipeptide.pdb')
+        >>> all(path.is_file() for path in files.values())
+        True
+    """
     files = {"prmtop": _data_path("alanine-dipeptide.prmtop"), "pdb": _data_path("alanine-dipeptide.pdb")}
     files.update({name: _data_path(f) for name, (f, _) in SHIPPED.items()})
     return files
@@ -55,6 +63,11 @@ def load_alanine_dipeptide(which: str = "train", *, stride: int = 1):
             ``"independent"``: 50 ns with seed 2, simulated separately with the same protocol, for
             validation. Both one frame every 2 ps (25 000 frames).
         stride: keep every n-th frame.
+
+    Example:
+        >>> traj = load_alanine_dipeptide("train", stride=500)
+        >>> traj.n_frames, traj.n_atoms, float(traj.timestep)   # 2 ps x 500
+        (50, 22, 1000.0)
     """
     import mdtraj as md
 
@@ -65,7 +78,14 @@ def load_alanine_dipeptide(which: str = "train", *, stride: int = 1):
 
 
 def cache_dir() -> Path:
-    """Local cache for re-simulated data: ``$LSS_JAX_CACHE`` or ``~/.cache/lss_jax``."""
+    """Local cache for re-simulated data: ``$LSS_JAX_CACHE`` or ``~/.cache/lss_jax``.
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"LSS_JAX_CACHE": "/tmp/lss-cache"}):
+        ...     print(cache_dir())
+        /tmp/lss-cache
+    """
     return Path(os.environ.get("LSS_JAX_CACHE", Path.home() / ".cache" / "lss_jax"))
 
 
@@ -96,6 +116,17 @@ def simulate_alanine_dipeptide(
 
     Returns:
         ``mdtraj.Trajectory`` of the production frames.
+
+    Example:
+        Two frames 4 fs apart after 4 fs of equilibration (a real run wants far more of both; skipped in
+        the doctests because OpenMM is an optional extra, exercised by ``tests/test_datasets_md.py``):
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:  # doctest: +SKIP
+        ...     traj = simulate_alanine_dipeptide(2, frame_interval_ps=0.004, equilibration_ps=0.004,
+        ...                                       out=Path(tmp) / "ala2.xtc", progress=False)
+        >>> traj.n_frames, traj.n_atoms  # doctest: +SKIP
+        (2, 22)
     """
     import mdtraj as md
 
