@@ -30,7 +30,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,5 @@
 """The generic training loop: it learns, stops early with the best parameters, does not recompile."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax

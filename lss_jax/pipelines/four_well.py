@@ -35,7 +35,6 @@ from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.data.four_well import brownian_dynamics, four_well_potential
 from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn, rollout_with_progress
 from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
-from lss_jax.train import fit
 
 __all__ = ["FourWellConfig", "run_four_well"]
 
