@@ -20,7 +20,7 @@ from lss_jax.analysis.structure import (
 
 DATA = Path(__file__).resolve().parents[1] / "lss_jax" / "datasets" / "data"
 PDB = DATA / "alanine-dipeptide.pdb"
-XTC = DATA / "ala2-seed1-100ns-2ps.xtc"
+XTC = DATA / "ala2-seed1-50ns-2ps.xtc"
 
 
 def _heavy(traj):
@@ -30,7 +30,7 @@ def _heavy(traj):
 @pytest.fixture(scope="module")
 def md_traj():
     """1000 all-atom frames, 100 ps apart."""
-    return md.load(str(XTC), top=str(PDB), stride=50)
+    return md.load(str(XTC), top=str(PDB), stride=25)
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +225,10 @@ def test_binned_rmsd_identical_sets(heavy, latent):
     assert full.any()
     np.testing.assert_array_equal(np.isnan(out["lss_md_rmsd"]), ~full)
     np.testing.assert_array_equal(np.isnan(out["md_md_rmsd"]), ~full)
-    # same frames in both sets: all-pairs mean includes the n zero self-pairs, distinct-pairs mean does not
-    np.testing.assert_allclose(out["lss_md_rmsd"][full], out["md_md_rmsd"][full] * (n[full] - 1) / n[full], rtol=1e-4)
+    # same frames in both sets: all-pairs mean includes the n zero self-pairs, distinct-pairs mean does not.
+    # mdtraj's float32 self-RMSD is up to ~3e-4 nm instead of 0, which shifts the mean by <= 3e-4 / n (n >= 5).
+    np.testing.assert_allclose(out["lss_md_rmsd"][full], out["md_md_rmsd"][full] * (n[full] - 1) / n[full], rtol=1e-4,
+                               atol=1e-4)
     assert np.all(out["md_md_rmsd"][full] > 0.01)
 
 
