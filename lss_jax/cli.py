@@ -207,6 +207,24 @@ def _train(args) -> int:
     return 0
 
 
+def _write_generated(traj, latent, out):
+    """Write decoded frames to ``out``, the decoded atoms' PDB and ``<stem>.latent.npy`` next to it."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from lss_jax import _io
+
+    out = Path(out)
+    stem = out.with_suffix("")
+    with _io.atomic_path(out) as tmp:
+        traj.save(str(tmp))
+    with _io.atomic_path(stem.with_suffix(".pdb")) as tmp:
+        traj[0].save_pdb(str(tmp))
+    _io.save_npy(Path(f"{stem}.latent.npy"), np.asarray(latent, np.float32))
+    return [out, stem.with_suffix(".pdb"), Path(f"{stem}.latent.npy")]
+
+
 def _generate(args) -> int:
     from pathlib import Path
 
@@ -225,23 +243,12 @@ def _generate(args) -> int:
     start = time.perf_counter()
     key = jax.random.key(args.seed)
     latent = model.generate(key, args.n_traj, args.n_steps, save_every=args.save_every, latent_only=True)
-    stem = out.with_suffix("")
     if args.latent_only:
         _io.save_npy(out, latent.astype(np.float32))
         written = [out]
     else:
-        import mdtraj as md
-
-        xyz = model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3)
-        n_frames = latent.shape[1]
-        times = np.tile(np.arange(1, n_frames + 1) * args.save_every * model.lag_time, args.n_traj)
-        traj = md.Trajectory(xyz, model.decoded_topology, time=times)
-        with _io.atomic_path(out) as tmp:
-            traj.save(str(tmp))
-        with _io.atomic_path(stem.with_suffix(".pdb")) as tmp:
-            traj[0].save_pdb(str(tmp))
-        _io.save_npy(Path(f"{stem}.latent.npy"), latent.astype(np.float32))
-        written = [out, stem.with_suffix(".pdb"), Path(f"{stem}.latent.npy")]
+        traj = model.trajectory_from_latent(jax.random.fold_in(key, 1), latent, save_every=args.save_every)
+        written = _write_generated(traj, latent, out)
     seconds = time.perf_counter() - start
     n = args.n_traj * latent.shape[1]
     simulated = args.n_traj * args.n_steps * model.lag_time
@@ -337,9 +344,7 @@ def _demo(args) -> int:
     from pathlib import Path
 
     import jax
-    import mdtraj as md
 
-    from lss_jax import _io
     from lss_jax.analysis.molecular import validate
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.lss import LSS
@@ -357,13 +362,8 @@ def _demo(args) -> int:
     n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     key = jax.random.key(args.seed + 1)
     latent = model.generate(key, n_traj, n_steps, latent_only=True)
-    xyz = model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3)
-    lss = md.Trajectory(xyz, model.decoded_topology)
-    with _io.atomic_path(out / "lss.xtc") as tmp:
-        lss.save(str(tmp))
-    _io.save_npy(out / "lss.latent.npy", latent)
-    with _io.atomic_path(out / "lss.pdb") as tmp:
-        lss[0].save_pdb(str(tmp))
+    lss = model.trajectory_from_latent(jax.random.fold_in(key, 1), latent)
+    _write_generated(lss, latent, out / "lss.xtc")
     metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir=out / "report")
     _print_report(metrics, out / "report")
     print(f"  total wall time         {time.perf_counter() - start:.1f} s")

@@ -427,9 +427,21 @@ class LSS:
         psi = self.propagate(k_roll, psi0, n_steps, save_every=save_every, progress=progress)
         if latent_only:
             return psi
-        xyz = self.decode(k_dec, psi).reshape(-1, len(self.atom_indices), 3)
-        n_frames = psi.shape[1]
-        times = np.tile(np.arange(1, n_frames + 1) * save_every * self.lag_time, n_trajectories)
+        return self.trajectory_from_latent(k_dec, psi, save_every=save_every)
+
+    def trajectory_from_latent(self, key: jax.Array, psi, *, save_every: int = 1):
+        """Decode latent trajectories ``psi [B, n_frames, latent_dim]`` into one ``mdtraj.Trajectory``.
+
+        Frames are trajectory-major (trajectory ``b`` is frames ``b * n_frames ... (b + 1) * n_frames - 1``);
+        ``time`` counts lags from the start of each trajectory (``save_every`` lags per frame).
+        """
+        import mdtraj as md
+
+        psi = np.asarray(psi)
+        if psi.ndim != 3:
+            raise ValueError(f"psi must be [n_trajectories, n_frames, latent_dim], got shape {psi.shape}.")
+        xyz = self.decode(key, psi).reshape(-1, len(self.atom_indices), 3)
+        times = np.tile(np.arange(1, psi.shape[1] + 1) * save_every * self.lag_time, psi.shape[0])
         return md.Trajectory(xyz, self.decoded_topology, time=times)
 
     # ------------------------------------------------------------------ persistence
