@@ -15,6 +15,7 @@ from lss_jax.decoder import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
+from lss_jax.lss import LSS, LSSConfig
 from lss_jax.propagator import (
     MDN,
     MixtureParams,
@@ -25,7 +26,6 @@ from lss_jax.propagator import (
     propagate_step,
     rollout,
 )
-from lss_jax.lss import LSS, LSSConfig
 from lss_jax.scaling import MinMaxScaler, apply_boundary, minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.train import TrainHistory, fit
 from lss_jax.vamp import Covariances, covariances, reversible_eigh, vamp_loss, vamp_score

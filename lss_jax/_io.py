@@ -6,6 +6,7 @@ A reader never sees a half-written file: either the old one, or the complete new
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_json", "save_npy", "save_npz", "save_figure"]
+__all__ = ["atomic_path", "write_json", "save_npy", "save_npz", "save_figure", "sha256_file"]
 
 
 @contextlib.contextmanager
@@ -57,3 +58,12 @@ def save_figure(fig, path, **kwargs) -> None:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
+
+
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file, read in 4 MiB blocks (checksums of models, chunks and checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

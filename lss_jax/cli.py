@@ -77,19 +77,39 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
     tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
     tr.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    tr.add_argument("--checkpoint-every", type=_positive_int, default=1,
+                    help="save the training state to OUT.checkpoints/ every N epochs (decoder: N x 250 iterations); "
+                         "removed once the model is saved (default 1)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from OUT.checkpoints/ (same data and settings); the result is "
+                         "the same as an uninterrupted run")
 
     ge = sub_parser("generate", "generate trajectories with a trained LSS",
-                    "Roll out latent trajectories and decode them. Writes OUT (all trajectories in one file, "
-                    "trajectory-major: trajectory b is frames b*n .. (b+1)*n-1), OUT's stem + '.pdb' (topology of "
-                    "the decoded atoms) and OUT's stem + '.latent.npy' ([n_traj, n_frames, latent_dim]); with "
-                    "--latent-only just the .npy.")
+                    "Roll out latent trajectories and decode them chunk by chunk (memory is set by the chunk, not "
+                    "the trajectory length). OUT with a trajectory extension (.xtc, .dcd, .h5, .nc, .trr, ...) gets "
+                    "all trajectories in one file, trajectory-major (trajectory b is frames b*n .. (b+1)*n-1), plus "
+                    "OUT's stem + '.pdb' (decoded atoms) and + '.latent.npy' ([n_traj, n_frames, latent_dim]). OUT "
+                    "without an extension is a directory of chunk files (format in lss_jax.simulate; read it with "
+                    "lss_jax.simulate.load_generated), for runs larger than memory. An interrupted run continues "
+                    "where it stopped when rerun with the same arguments, with the same result.")
     ge.add_argument("--model", required=True, help="model directory from `lss-jax train`")
     ge.add_argument("--n-traj", type=_positive_int, required=True, help="number of trajectories")
     ge.add_argument("--n-steps", type=_positive_int, required=True, help="propagator steps (lags) per trajectory")
     ge.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
-    ge.add_argument("--out", required=True, help="output file: .xtc, .dcd, .h5, .nc, .trr ... (or .npy with --latent-only)")
+    ge.add_argument("--out", required=True,
+                    help="output file (.xtc, .dcd, .h5, .nc, .trr, ...; .npy with --latent-only) or directory (no extension)")
     ge.add_argument("--save-every", type=_positive_int, default=1, help="keep every n-th step")
-    ge.add_argument("--latent-only", action="store_true", help="write only the latent rollout (.npy)")
+    ge.add_argument("--latent-only", action="store_true", help="write only the latent rollout")
+    ge.add_argument("--chunk-steps", type=_positive_int,
+                    help="steps per chunk (default: about 256 MB of output per chunk; results do not depend on it)")
+    ge.add_argument("--precision", choices=("float32", "tf32", "bfloat16"), default="float32",
+                    help="matmul precision of both networks (default float32; tf32/bfloat16 for accelerators)")
+    ge.add_argument("--devices", type=_positive_int,
+                    help="shard the trajectories over this many local devices (default: all of jax.local_devices())")
+    ge.add_argument("--distributed", action="store_true",
+                    help="multi-host: call jax.distributed.initialize() and generate this process's share of the "
+                         "trajectories into OUT/process-PPP/ (OUT must be a directory)")
+    ge.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ge.add_argument("--config", help=CONFIG_HELP)
 
     rp = sub_parser("report", "validate generated trajectories against independent MD",
@@ -163,12 +183,17 @@ def _load_config(path) -> dict:
     from pathlib import Path
 
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"config {p} is a directory; give a TOML file (e.g. one written as lss-jax-COMMAND.toml).")
     if not p.is_file():
-        raise FileNotFoundError(f"config file not found: {p}")
+        raise FileNotFoundError(f"config file not found: {p}; check the --config path.")
     try:
         return tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"config file {p} is not valid TOML: {err}") from err
+        raise ValueError(f"config file {p} is not valid TOML ({err}); write one `key = value` per line, "
+                         'strings in quotes (e.g. top = "system.pdb").') from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {p} is not UTF-8 text; give a TOML file.") from err
 
 
 def _train(args) -> int:
@@ -180,6 +205,8 @@ def _train(args) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
     data = dict(args.lss_config)
     data["lag"] = args.lag
     if args.latent_dim:
@@ -188,12 +215,28 @@ def _train(args) -> int:
         data["seed"] = args.seed
     try:
         config = LSSConfig.from_dict(data)
-    except TypeError as err:
-        raise ValueError(f"invalid configuration: {err}") from err
+    except (TypeError, ValueError) as err:
+        where = f" in config file {args.config}" if args.config else ""
+        raise ValueError(f"invalid configuration{where}: {err}") from err
     trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    lengths = [len(t) for t in trajs]
+    if max(lengths) <= config.lag + 1:
+        raise ValueError(f"--lag {config.lag} is not shorter than the trajectories (longest: {max(lengths)} frames after "
+                         f"--stride {args.stride}); use a shorter --lag or longer trajectories.")
+    for path, n in zip(args.traj, lengths):
+        if n <= config.lag:
+            raise ValueError(f"{path} has {n} frames (after --stride {args.stride}), not more than --lag {config.lag}, "
+                             "so it gives no lagged pair; drop it or use a shorter --lag.")
     start = time.perf_counter()
-    model = LSS(config=config).fit(trajs, progress=not args.no_progress)
+    checkpoints = out.parent / f"{out.name}.checkpoints"
+    if args.resume and not checkpoints.is_dir():
+        raise FileNotFoundError(f"--resume: no checkpoints at {checkpoints}; run without --resume to start training.")
+    model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                   resume=args.resume, checkpoint_every=args.checkpoint_every)
     model.save(out)
+    import shutil
+
+    shutil.rmtree(checkpoints, ignore_errors=True)
     info = model.info
     ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
     print(
@@ -229,34 +272,50 @@ def _generate(args) -> int:
     from pathlib import Path
 
     import jax
-    import numpy as np
 
-    from lss_jax import _io
     from lss_jax.lss import LSS
+    from lss_jax.simulate import check_output_format, export_trajectory, generate_to_directory, remove_generation
 
     out = Path(args.out)
     if not out.parent.exists():
         raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
-    if args.latent_only and out.suffix != ".npy":
-        raise ValueError(f"--latent-only writes a .npy file; got --out {out}.")
+    to_directory = out.suffix == "" or out.is_dir()
+    if args.latent_only and not to_directory and out.suffix != ".npy":
+        raise ValueError(f"--latent-only writes a .npy file or a directory; got --out {out}.")
+    if args.distributed and not to_directory:
+        raise ValueError("--distributed writes one directory per process: give --out a directory (no extension).")
+    if not to_directory:
+        check_output_format(out)
     model = LSS.load(args.model)
-    start = time.perf_counter()
-    key = jax.random.key(args.seed)
-    latent = model.generate(key, args.n_traj, args.n_steps, save_every=args.save_every, latent_only=True)
-    if args.latent_only:
-        _io.save_npy(out, latent.astype(np.float32))
-        written = [out]
-    else:
-        traj = model.trajectory_from_latent(jax.random.fold_in(key, 1), latent, save_every=args.save_every)
-        written = _write_generated(traj, latent, out)
-    seconds = time.perf_counter() - start
-    n = args.n_traj * latent.shape[1]
-    simulated = args.n_traj * args.n_steps * model.lag_time
+    process_index, process_count = 0, 1
+    if args.distributed:
+        jax.distributed.initialize()  # cluster settings from the environment (SLURM, Open MPI, ...)
+        process_index, process_count = jax.process_index(), jax.process_count()
+    devices = jax.local_devices()
+    if args.devices:
+        if args.devices > len(devices):
+            raise ValueError(f"--devices {args.devices} but this process has {len(devices)} device(s).")
+        devices = devices[: args.devices]
+    work = out if to_directory else out.parent / f".{out.name}.parts"
+    summary = generate_to_directory(
+        model, work, jax.random.key(args.seed), args.n_traj, args.n_steps, save_every=args.save_every,
+        chunk_steps=args.chunk_steps, latent_only=args.latent_only, precision=args.precision, devices=devices,
+        process_index=process_index, process_count=process_count, progress=not args.no_progress,
+    )
+    written = [summary.path]
+    if not to_directory:
+        written = export_trajectory(work, out, progress=not args.no_progress)
+        remove_generation(work)
+    seconds = time.perf_counter() - args.start_time
+    n = summary.n_trajectories * summary.n_frames
+    resumed = f" (continued after {summary.resumed_chunks} complete chunk(s) on disk)" if summary.resumed_chunks else ""
     print(
-        f"\ngenerated {args.n_traj} trajectories x {latent.shape[1]:,} frames = {n:,} frames"
-        f"\n  simulated time   {simulated:,.0f} ps ({simulated / 1000:,.2f} ns) in total"
-        f"\n  wall time        {seconds:.1f} s"
-        f"\n  wrote            {', '.join(str(w) for w in written)}"
+        f"\ngenerated {summary.n_trajectories} trajectories x {summary.n_frames:,} frames = {n:,} frames{resumed}"
+        f"\n  simulated time   {summary.simulated_time:,.0f} ps ({summary.simulated_time / 1000:,.2f} ns) in total"
+        f"\n  wall time        {seconds:.1f} s ({n / max(summary.seconds, 1e-9):,.0f} frames/s generating)"
+        f"\n  devices          {len(devices)} x {devices[0].platform}"
+        + (f", process {process_index + 1} of {process_count}" if process_count > 1 else "")
+        + f"\n  wrote            {', '.join(str(w) for w in written)}"
     )
     return 0
 
@@ -271,20 +330,49 @@ def _report(args) -> int:
     from lss_jax.data.featurize import load_trajectories
     from lss_jax.lss import LSS
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
     model = LSS.load(args.model)
+    n_atoms = model.topology_full.n_atoms
+
+    def check_atoms(option, paths, trajs):
+        for path, t in zip(paths, trajs):
+            if t.n_atoms != n_atoms:
+                raise ValueError(f"{option} {path} has {t.n_atoms} atoms but the model was trained on {n_atoms}; give "
+                                 "trajectories of the training system (and its --top).")
+
     md_trajs = load_trajectories(args.md, args.top)
+    check_atoms("--md", args.md, md_trajs)
     top = Path(args.model) / "topology.pdb"
     lss_parts, latents = [], []
     for f in args.lss:
+        if Path(f).is_dir():  # a chunked generation directory
+            from lss_jax.simulate import load_generated
+
+            gen = load_generated(f)
+            lss_parts.append(gen.trajectory())
+            latents.append(np.asarray(gen.latent))
+            continue
         lat = Path(f"{Path(f).with_suffix('')}.latent.npy")
         if not lat.is_file():
             raise FileNotFoundError(f"{lat} not found: report needs the latent file that `lss-jax generate` writes next to {f}.")
-        lss_parts.append(load_trajectories([f], top)[0])
-        latents.append(np.load(lat))
+        part = load_trajectories([f], top)[0]
+        try:
+            latent = np.load(lat)
+        except Exception as err:
+            raise ValueError(f"could not read {lat} ({type(err).__name__}); rerun `lss-jax generate` to rewrite it.") from err
+        if latent.ndim != 3 or latent.shape[0] * latent.shape[1] != part.n_frames or latent.shape[2] != model.latent_dim:
+            raise ValueError(f"{lat} has shape {latent.shape}, which does not match the {part.n_frames} frames of {f} and the "
+                             f"model's latent dimension {model.latent_dim}; regenerate both with this model.")
+        lss_parts.append(part)
+        latents.append(latent)
     if len({a.shape[1] for a in latents}) != 1:
-        raise ValueError("all --lss files must have the same number of frames per trajectory.")
+        raise ValueError("all --lss files must have the same number of frames per trajectory; generate them with one --n-steps.")
     lss = md.join(lss_parts) if len(lss_parts) > 1 else lss_parts[0]
     train = load_trajectories(args.train, args.top) if args.train else None
+    if train is not None:
+        check_atoms("--train", args.train, train)
     metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out, seed=args.seed)
     _print_report(metrics, args.out)
     return 0
@@ -316,6 +404,7 @@ def _lagscan(args) -> int:
     from pathlib import Path
 
     import jax
+    import numpy as np
 
     from lss_jax import _io
     from lss_jax.analysis.plots import implied_timescales_vs_lag
@@ -323,16 +412,22 @@ def _lagscan(args) -> int:
     from lss_jax.encoder import srv_lag_scan
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; lagscan writes a directory: give a new path.")
     trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    longest = max(len(t) for t in trajs)
+    if max(args.lags) >= longest - 1:
+        raise ValueError(f"--lags {max(args.lags)} is not shorter than the trajectories (longest: {longest} frames after "
+                         f"--stride {args.stride}); use shorter lags or longer trajectories.")
     feats = [featurize(t, FeatureSpec()) for t in trajs]
     scaler = standardizer_fit(feats)
     frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     its = srv_lag_scan([scaler.transform(f) for f in feats], args.lags, args.n_outputs, key=jax.random.key(args.seed),
                        frame_time=frame_time, max_epochs=args.epochs)
+    out.mkdir(parents=True, exist_ok=True)
     implied_timescales_vs_lag(args.lags, its, frame_time=frame_time, unit="ps", path=out / "its.png")
     _io.write_json(out / "its.json", {"lags_frames": list(args.lags), "frame_time_ps": frame_time,
-                                      "implied_timescales_ps": [[None if t != t else float(t) for t in row] for row in its]})
+                                      "implied_timescales_ps": [[None if np.isnan(t) else float(t) for t in row] for row in its]})
     print("\nimplied timescales (ps) vs lag")
     for lag, row in zip(args.lags, its):
         print(f"  lag {lag:>4} frames ({lag * frame_time:g} ps): " + ", ".join(f"{t:.3g}" for t in row))
@@ -360,9 +455,8 @@ def _demo(args) -> int:
     model = LSS(**settings).fit(train, progress=not args.no_progress)
     model.save(out / "model")
     n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
-    key = jax.random.key(args.seed + 1)
-    latent = model.generate(key, n_traj, n_steps, latent_only=True)
-    lss = model.trajectory_from_latent(jax.random.fold_in(key, 1), latent)
+    lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
+                                 progress=not args.no_progress)
     _write_generated(lss, latent, out / "lss.xtc")
     metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir=out / "report")
     _print_report(metrics, out / "report")
@@ -389,7 +483,7 @@ def _write_resolved(args, extra: dict | None = None) -> None:
     out = Path(args.out)
     where = out if out.is_dir() else out.parent
     name = f"lss-jax-{args.command}.toml" if out.is_dir() else f"{out.with_suffix('').name}.lss-jax-{args.command}.toml"
-    skip = {"command", "config", "debug", "version", "lss_config"}
+    skip = {"command", "config", "debug", "version", "lss_config", "start_time"}
     values = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     values.update(extra or {})
     text = f"# resolved options of `lss-jax {args.command}`; rerun with --config this-file\n"
@@ -412,31 +506,114 @@ def _apply_config(parser, argv):
             config = a.split("=", 1)[1]
     if command is None or config is None:
         return argv, {}
+    import dataclasses
+    import difflib
+
     data = _load_config(config)
     sub = parser.subcommands[command]
-    actions = {a.dest: a for a in sub._actions}
+    actions = {a.dest: a for a in sub._actions if a.dest not in ("config", "help")}
+    kinds = {}  # key -> expected TOML type: "bool", "int", "positive int", "float", "str" or "list[...]" of one
+    for dest, action in actions.items():
+        base = {_positive_int: "positive int", int: "int", float: "float"}.get(action.type, "str")
+        kinds[dest] = "bool" if action.nargs == 0 else f"list[{base}]" if action.nargs in ("+", "*") else base
+    fields = {}
+    if command == "train":  # other keys are LSSConfig fields
+        from lss_jax.lss import LSSConfig
+
+        types = {"int": "int", "float": "float", "bool": "bool", "str": "str", "tuple[str, ...]": "list[str]",
+                 "tuple[int, ...]": "list[int]"}
+        fields = {f.name: types.get(str(f.type).replace(" | None", "")) for f in dataclasses.fields(LSSConfig)}
+    valid = sorted(set(kinds) | set(fields))
+    unknown = [k for k in data if k.replace("-", "_") not in valid]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k.replace("-", "_"), valid, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"unknown key(s) {', '.join(hints)} in config file {config}; valid keys: {', '.join(valid)}.")
+
+    def matches(value, kind):
+        if kind is None:
+            return True
+        if kind.startswith("list["):
+            return isinstance(value, list) and all(matches(v, kind[5:-1]) for v in value)
+        if isinstance(value, bool) or kind == "bool":
+            return kind == "bool" and isinstance(value, bool)
+        if kind in ("int", "positive int"):
+            return isinstance(value, int) and (kind == "int" or value >= 1)
+        return isinstance(value, (int, float)) if kind == "float" else isinstance(value, str)
+
+    described = {"bool": "true or false", "int": "an integer", "positive int": "a positive integer", "float": "a number",
+                 "str": "a quoted string"}
+    toml_types = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
+                  dict: "a table"}
     defaults, extras = {}, {}
     for key, value in data.items():
         dest = key.replace("-", "_")
-        if dest in actions and dest not in ("config", "help"):
+        kind = kinds.get(dest, fields.get(dest))
+        if kind and kind.startswith("list[") and dest in kinds and not isinstance(value, list):
+            value = [value]  # one file for an option that takes several
+        if not matches(value, kind):
+            want = (f"an array of {described[kind[5:-1]].split(' ', 1)[1]}s" if kind.startswith("list[")
+                    else described[kind])
+            got = toml_types.get(type(value), type(value).__name__)
+            raise ValueError(f"config file {config}: {key} must be {want}, got {value!r} ({got}); correct it in the file.")
+        if dest in kinds:
             defaults[dest] = value
             actions[dest].required = False
         else:
-            extras[key] = value
-    if extras and command != "train":
-        raise ValueError(f"unknown key(s) {sorted(extras)} in {config}; valid keys: {sorted(d for d in actions if d not in ('help', 'config'))}.")
+            extras[dest] = value
     sub.set_defaults(**defaults)
     return argv, extras
 
 
 def main(argv=None) -> int:
+    """Run the command line; errors are one line on stderr (exit 1; 2 for usage errors), tracebacks only with --debug."""
+    import re
+    import shutil
+    from pathlib import Path
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if a in parser.subcommands), None)
+    prefix = f"lss-jax {command}" if command else "lss-jax"
+    debug = "--debug" in (argv[: argv.index(command)] if command else argv)
+
+    def one_line(err: BaseException) -> str:
+        text = " ".join(str(err).split())
+        if isinstance(err, (ValueError, OSError, FloatingPointError, RuntimeError)) or not text:
+            hint = ""
+            if type(err).__name__ == "ModelFormatError" and "Upgrade" not in text:
+                hint = " Retrain with `lss-jax train` or copy the complete model directory again."
+            return (text or type(err).__name__) + hint
+        first = str(err).strip().splitlines()[0]
+        return f"unexpected {type(err).__name__}: {first} (rerun with --debug for the traceback, and report it)"
+
+    class UsageError(Exception):
+        pass
+
+    def usage_error(p):
+        names = {"_positive_int": "a positive integer", "int": "an integer", "float": "a number"}
+
+        def error(message):
+            message = re.sub(r"invalid (\w+) value: (.*)", lambda m: f"expected {names.get(m[1], m[1])}, got {m[2]}", message)
+            raise UsageError(f"{p.prog}: error: {message}; see `{p.prog} --help`.")
+
+        return error
+
+    for p in (parser, *parser.subcommands.values()):
+        p.error = usage_error(p)  # argparse would print the usage block too: keep errors on one line
     try:
         argv, extras = _apply_config(parser, argv)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"lss-jax: error: {err}", file=sys.stderr)
+        args = parser.parse_args(argv)
+    except UsageError as err:  # no traceback even with --debug: it would only show argparse
+        print(err, file=sys.stderr)
+        return 2
+    except Exception as err:
+        if debug:
+            raise
+        print(f"{prefix}: error: {one_line(err)}", file=sys.stderr)
         return 1
-    args = parser.parse_args(argv)
     args.lss_config = extras
     if args.version:
         from lss_jax import __version__
@@ -448,19 +625,44 @@ def main(argv=None) -> int:
         return 2
     handlers = {"four-well": _four_well, "train": _train, "generate": _generate, "report": _report, "demo": _demo,
                 "lagscan": _lagscan}
+    # No partial output: on failure remove what train/report/lagscan created under --out (generate keeps its
+    # chunks on purpose, so that a rerun continues; it checks its inputs before writing anything).
+    out = Path(args.out) if args.command in ("train", "report", "lagscan") else None
+    out_existed = out is not None and (out.exists() or out.is_symlink())
+    before = set(out.iterdir()) if out_existed and out.is_dir() else set()
+
+    def remove_partial_output():
+        if out is None:
+            return
+        try:
+            if not out_existed:
+                targets = [out] if out.exists() or out.is_symlink() else []
+            else:
+                targets = sorted(set(out.iterdir()) - before) if out.is_dir() and args.command != "train" else []
+            for t in targets:
+                shutil.rmtree(t) if t.is_dir() and not t.is_symlink() else t.unlink()
+        except OSError:
+            pass
+
+    args.start_time = time.perf_counter()
     try:
+        if getattr(args, "model", None) and not Path(args.model).is_dir():
+            raise FileNotFoundError(f"model directory not found: {args.model}; give the directory that "
+                                    "`lss-jax train --out` wrote.")
         code = handlers[args.command](args)
         if code == 0:
             _write_resolved(args, extras)
         return code
-    except (ValueError, FileNotFoundError, FloatingPointError, OSError, RuntimeError) as err:
-        if args.debug:
-            raise
-        print(f"lss-jax {args.command}: error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
+        remove_partial_output()
         print(f"lss-jax {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        remove_partial_output()
+        if args.debug:
+            raise
+        print(f"lss-jax {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

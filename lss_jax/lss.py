@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lss_jax._io import sha256_file
 from lss_jax.data.featurize import FeatureSpec, Standardizer, featurize, standardizer_fit
 from lss_jax.decoder import ConditionalCritic, ConditionalGenerator, fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
@@ -182,14 +183,6 @@ def _load_weights(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
     return model
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class LSS:
     """Molecular latent space simulator: SRV encoder + MDN propagator + cWGAN-GP decoder.
 
@@ -229,11 +222,23 @@ class LSS:
         self.info: dict = {}
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, trajs, *, progress: bool = True) -> "LSS":
+    def fit(
+        self, trajs, *, progress: bool = True, checkpoint_dir=None, resume: bool = False, checkpoint_every: int = 1,
+    ) -> "LSS":
         """Train encoder, propagator and decoder on one or many ``mdtraj.Trajectory`` objects.
 
         Lagged pairs never straddle two trajectories; the trailing ``val_fraction`` of each one is
         held out for early stopping.
+
+        Args:
+            trajs: training trajectories.
+            progress: show progress bars.
+            checkpoint_dir: save the training state of each network here (``encoder``, ``propagator``,
+                ``decoder`` checkpoints, format in :mod:`lss_jax.checkpoint`) every ``checkpoint_every``
+                epochs (decoder: blocks of 250 iterations).
+            resume: continue from the checkpoints in ``checkpoint_dir`` (finished networks are not
+                retrained); the final model is bitwise that of an uninterrupted run on the same machine.
+                Without ``resume`` an existing checkpoint is an error.
         """
         cfg = self.config
         trajs = _as_traj_list(trajs)
@@ -243,19 +248,67 @@ class LSS:
         t0 = time.perf_counter()
 
         self.topology_full = trajs[0].topology
-        atoms = self.topology_full.select(cfg.atom_selection) if cfg.atom_selection else np.arange(trajs[0].n_atoms)
-        if len(atoms) == 0:
-            raise ValueError(f"atom selection {cfg.atom_selection!r} matches no atom; use e.g. 'not element H' or 'all'.")
-        shortest = min(len(t) for t in trajs)
-        if max(len(t) for t in trajs) <= cfg.lag + 1:
+        # Check every input before any training, so that bad input fails in seconds with a message saying what to fix.
+        try:
+            atoms = self.topology_full.select(cfg.atom_selection) if cfg.atom_selection else np.arange(trajs[0].n_atoms)
+        except Exception as err:  # mdtraj's selection parser raises several types, with multi-line messages
+            from lss_jax.data.featurize import _selection_error
+
             raise ValueError(
-                f"lag ({cfg.lag} frames) must be shorter than the trajectories (longest {max(len(t) for t in trajs)} frames)."
+                f"atom_selection {cfg.atom_selection!r} is not a valid mdtraj selection ({_selection_error(err)}); "
+                "use e.g. 'not element H' or 'all'."
+            ) from err
+        if len(atoms) == 0:
+            raise ValueError(
+                f"atom_selection {cfg.atom_selection!r} matches no atom of the topology; use e.g. 'not element H' or 'all'."
             )
-        features = [featurize(t, cfg.feature_spec) for t in trajs]
-        n_features = features[0].shape[1]
+        lengths = [len(t) for t in trajs]
+        shortest = min(lengths)
+        if max(lengths) <= cfg.lag + 1:
+            raise ValueError(
+                f"lag ({cfg.lag} frames) must be shorter than the trajectories (longest {max(lengths)} frames); "
+                "use a shorter lag or longer trajectories."
+            )
+        too_short = [i for i, n in enumerate(lengths) if n <= cfg.lag]
+        if too_short:
+            i = too_short[0]
+            raise ValueError(
+                f"trajectory {i} (counting from 0; {lengths[i]} frames) is not longer than the lag ({cfg.lag} frames) "
+                f"and gives no lagged pair ({len(too_short)} of {len(trajs)} trajectories are); drop it or use a shorter lag."
+            )
+        from lss_jax.data.featurize import feature_names
+
+        n_features = len(feature_names(self.topology_full, cfg.feature_spec))
         k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
         if k > n_features:
-            raise ValueError(f"latent dimension {k} exceeds the number of features ({n_features}); lower it.")
+            which = "latent_dim" if cfg.latent_dim is not None else "max_latent_dim"
+            raise ValueError(
+                f"latent dimension {k} ({which}) exceeds the number of features ({n_features}); lower {which} "
+                "or add features (torsions, distances)."
+            )
+        need = 2 * k + 2  # pairs per batch to estimate the k x k SRV covariances
+        if cfg.encoder_batch_size < need:
+            raise ValueError(
+                f"encoder_batch_size ({cfg.encoder_batch_size}) is too small to estimate {k}x{k} covariances; "
+                f"raise it to at least {need}."
+            )
+        n_val = [round(cfg.val_fraction * n) for n in lengths]  # as lss_jax.data.pairs.split_trajectories
+        train_pairs = sum(max(0, n - v - cfg.lag) for n, v in zip(lengths, n_val))
+        val_pairs = sum(max(0, v - cfg.lag) for v in n_val)
+        if train_pairs < need or val_pairs < 1:
+            raise ValueError(
+                f"too few lagged pairs at lag {cfg.lag}: {train_pairs} for training and {val_pairs} for validation "
+                f"(the last val_fraction={cfg.val_fraction} of each trajectory); a training batch needs at least {need} "
+                "and validation at least 1. Use longer trajectories or a shorter lag."
+            )
+        ckpt = None
+        if checkpoint_dir is not None:
+            from lss_jax.checkpoint import Checkpointer
+
+            ckpt = lambda name: Checkpointer(checkpoint_dir, name, every=checkpoint_every, resume=resume)  # noqa: E731
+        else:
+            ckpt = lambda name: None  # noqa: E731
+        features = [featurize(t, cfg.feature_spec) for t in trajs]
         self.feature_scaler = standardizer_fit(features)
         fs = [self.feature_scaler.transform(f) for f in features]
         timings["featurize"] = time.perf_counter() - t0
@@ -264,7 +317,7 @@ class LSS:
         self.encoder, self.projection, enc_hist = fit_srv(
             fs, cfg.lag, k, key=k_enc, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
             learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
-            patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress,
+            patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("encoder"),
         )
         self.timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
         ts = implied_timescales(self.projection.eigenvalues, cfg.lag * self.timestep)
@@ -279,7 +332,7 @@ class LSS:
             u, cfg.lag, key=k_prop, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
             scale_floor=cfg.scale_floor, learning_rate=cfg.propagator_learning_rate,
             batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
-            val_fraction=cfg.val_fraction, progress=progress,
+            val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("propagator"),
         )
         timings["propagator"] = time.perf_counter() - t0
 
@@ -293,7 +346,7 @@ class LSS:
             self.coord_scaler.transform(coords), np.concatenate(u), key=k_dec, noise_dim=cfg.noise_dim,
             hidden=cfg.decoder_hidden, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic,
             batch_size=cfg.decoder_batch_size, n_iterations=cfg.decoder_iterations,
-            learning_rate=cfg.decoder_learning_rate, progress=progress,
+            learning_rate=cfg.decoder_learning_rate, progress=progress, checkpoint=ckpt("decoder"),
         )
         timings["decoder"] = time.perf_counter() - t0
 
@@ -364,24 +417,44 @@ class LSS:
                                   boundary=self.config.boundary, progress=progress)
         return self.from_unit(u)
 
-    def decode_unit(self, key: jax.Array, u, *, chunk: int = 65536) -> np.ndarray:
-        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``."""
-        self._check_fitted()
-        u = np.asarray(u, np.float32)
-        flat = u.reshape(-1, self.latent_dim)
-        graphdef, params = nnx.split(self.generator)
-        fn = _decode_fn(graphdef)
-        mean, std = jnp.asarray(self.coord_scaler.mean), jnp.asarray(self.coord_scaler.std)
-        out = np.empty((len(flat), len(self.coord_scaler.mean)), np.float32)
+    def decode_unit(
+        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 65536,
+        precision: str = "float32", progress: bool | None = None,
+    ) -> np.ndarray:
+        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
+
+        ``u`` is read as trajectories ``[..., n_frames, latent_dim]`` (a 2-D array is one trajectory).
+        The generator noise of frame ``t`` of trajectory ``b`` comes from
+        ``fold_in(fold_in(key, trajectory_ids[b]), first_frame + t)``, so a frame decodes the same
+        whether it is decoded alone, in a chunk, or with its whole trajectory. Rows are decoded in
+        batches of at most ``chunk``, padded to a power of two (few compilations).
+        """
         from lss_jax._progress import progress_bar
 
+        self._check_fitted()
+        u = np.asarray(u, np.float32)
+        if u.shape[-1:] != (self.latent_dim,):
+            raise ValueError(f"latent points must have a last dimension of {self.latent_dim}, got shape {u.shape}.")
+        n_frames = u.shape[-2] if u.ndim >= 2 else 1
+        flat = u.reshape(-1, self.latent_dim)
+        n_traj = len(flat) // n_frames if n_frames else 0
+        ids = np.arange(n_traj) if trajectory_ids is None else np.asarray(trajectory_ids)
+        if ids.shape != (n_traj,):
+            raise ValueError(f"trajectory_ids must have shape [{n_traj}], got {ids.shape}.")
+        rows_b = np.repeat(ids.astype(np.int32), n_frames)
+        rows_t = np.tile(np.arange(first_frame, first_frame + n_frames, dtype=np.int32), n_traj)
+        graphdef, params = nnx.split(self.generator)
+        fn = _decode_fn(graphdef, precision)
+        mean, std = jnp.asarray(self.coord_scaler.mean), jnp.asarray(self.coord_scaler.std)
+        out = np.empty((len(flat), len(self.coord_scaler.mean)), np.float32)
         starts = range(0, len(flat), chunk)
-        for i, start in enumerate(progress_bar(iterable=starts, desc="decode", unit="chunk", disable=len(starts) < 4)):
-            block = flat[start : start + chunk]
-            pad = chunk - len(block) if len(flat) > chunk else 0
-            block = np.pad(block, ((0, pad), (0, 0))) if pad else block
-            xyz = fn(params, jax.random.fold_in(key, i), jnp.asarray(block), mean, std)
-            out[start : start + chunk] = np.asarray(xyz)[: len(block) - pad]
+        show = len(starts) >= 4 if progress is None else progress
+        for start in progress_bar(iterable=starts, desc="decode", unit="chunk", disable=not show):
+            stop = min(start + chunk, len(flat))
+            size = min(chunk, max(1024, 1 << (stop - start - 1).bit_length()))
+            pad = lambda a: np.pad(a[start:stop], [(0, size - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+            xyz = fn(params, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)), mean, std)
+            out[start:stop] = np.asarray(xyz)[: stop - start]
         return out.reshape(*u.shape[:-1], -1, 3)
 
     def decode(self, key: jax.Array, psi) -> np.ndarray:
@@ -390,9 +463,11 @@ class LSS:
 
     def generate(
         self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
-        latent_only: bool = False, progress: bool = True,
+        latent_only: bool = False, return_latent: bool = False, chunk_steps: int | None = None,
+        precision: str = "float32", devices=None, progress: bool = True,
     ):
-        """Generate new trajectories.
+        """Generate new trajectories in memory (for runs larger than memory use
+        :func:`lss_jax.simulate.generate_to_directory`, which gives the same frames for the same key).
 
         Args:
             key: PRNG key.
@@ -401,7 +476,11 @@ class LSS:
             start: ``None`` (random training frames), an ``mdtraj.Trajectory`` with ``B`` frames to
                 encode, or latent points ``[B, latent_dim]``.
             save_every: keep every k-th step.
-            latent_only: return the latent trajectories ``[B, n_frames, latent_dim]`` instead.
+            latent_only: return only the latent trajectories ``[B, n_frames, latent_dim]``.
+            return_latent: return ``(trajectory, latent)``.
+            chunk_steps: steps per chunk (memory; results do not depend on it).
+            precision: ``"float32"`` (default), ``"tf32"`` or ``"bfloat16"`` matmuls.
+            devices: shard the rollout over these devices (e.g. ``jax.devices()``).
             progress: show a progress bar.
 
         Returns:
@@ -411,23 +490,41 @@ class LSS:
         """
         import mdtraj as md
 
+        from lss_jax._progress import progress_bar
+        from lss_jax.simulate import iter_chunks, start_points
+
         self._check_fitted()
         if n_trajectories < 1 or n_steps < 1:
             raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
-        k_start, k_roll, k_dec = jax.random.split(key, 3)
-        if start is None:
-            idx = jax.random.randint(k_start, (n_trajectories,), 0, len(self.start_points))
-            psi0 = self.from_unit(self.start_points[np.asarray(idx)])
-        elif isinstance(start, md.Trajectory):
-            psi0 = self.encode(start)
-        else:
-            psi0 = np.asarray(start, np.float32)
-        if len(psi0) != n_trajectories:
-            raise ValueError(f"start has {len(psi0)} points for {n_trajectories} trajectories.")
-        psi = self.propagate(k_roll, psi0, n_steps, save_every=save_every, progress=progress)
+        u0 = start_points(self, key, n_trajectories, start)
+        latent, xyz = [], []
+        with progress_bar(total=n_trajectories * (n_steps // max(save_every, 1)), desc="LSS generate", unit="frame",
+                          unit_scale=True, disable=not progress) as bar:
+            for chunk in iter_chunks(self, key, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
+                                     decode=not latent_only, precision=precision, devices=devices):
+                latent.append(chunk.latent)
+                xyz.append(chunk.xyz)
+                bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
+        latent = np.concatenate(latent, axis=1)
         if latent_only:
-            return psi
-        return self.trajectory_from_latent(k_dec, psi, save_every=save_every)
+            return latent
+        xyz = np.concatenate(xyz, axis=1)
+        times = np.tile(np.arange(1, latent.shape[1] + 1) * save_every * self.lag_time, n_trajectories)
+        traj = md.Trajectory(xyz.reshape(-1, *xyz.shape[-2:]), self.decoded_topology, time=times)
+        return (traj, latent) if return_latent else traj
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that generation depends on (weights, scalers, config); names a model."""
+        self._check_fitted()
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        arrays = [self.latent_scaler.low, self.latent_scaler.high, self.coord_scaler.mean, self.coord_scaler.std,
+                  self.start_points, self.atom_indices]
+        for name in ("propagator", "generator"):
+            flat = _flat_weights(getattr(self, name))
+            arrays += [flat[k] for k in sorted(flat)]
+        for a in arrays:
+            h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+        return h.hexdigest()
 
     def trajectory_from_latent(self, key: jax.Array, psi, *, save_every: int = 1):
         """Decode latent trajectories ``psi [B, n_frames, latent_dim]`` into one ``mdtraj.Trajectory``.
@@ -478,7 +575,7 @@ class LSS:
                 "n_features": int(len(self.feature_scaler.mean)),
                 "n_decoded_atoms": int(len(self.atom_indices)),
                 "info": self.info,
-                "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
+                "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
             }
             (tmp / "lss.json").write_text(json.dumps(meta, indent=2) + "\n")
             os.chmod(tmp, 0o755)
@@ -521,7 +618,7 @@ class LSS:
             f = path / name
             if not f.is_file():
                 raise ModelFormatError(f"{path} is missing {name}; the model directory is incomplete.")
-            if _sha256(f) != digest:
+            if sha256_file(f) != digest:
                 raise ModelFormatError(f"{f} does not match its checksum; the model directory is corrupted.")
         cfg = LSSConfig.from_dict(meta["config"])
         self = cls(config=cfg)
@@ -563,14 +660,21 @@ class LSS:
 _DECODE_CACHE: dict = {}
 
 
-def _decode_fn(graphdef):
-    if graphdef not in _DECODE_CACHE:
+def _decode_fn(graphdef, precision="float32"):
+    if (graphdef, precision) not in _DECODE_CACHE:
+        from lss_jax.propagator import with_precision
+
+        def generate(params, z, u):
+            return nnx.merge(graphdef, params)(z, u)
+
+        generate = with_precision(generate, precision)
 
         @jax.jit
-        def decode(params, key, u, mean, std):
+        def decode(params, key, u, rows_b, rows_t, mean, std):
             gen = nnx.merge(graphdef, params)
-            z = jax.random.normal(key, (u.shape[0], gen.noise_dim))
-            return gen(z, u) * std[None, :] + mean[None, :]
+            keys = jax.vmap(lambda b, t: jax.random.fold_in(jax.random.fold_in(key, b), t))(rows_b, rows_t)
+            z = jax.vmap(lambda k: jax.random.normal(k, (gen.noise_dim,)))(keys)
+            return generate(params, z, u) * std[None, :] + mean[None, :]
 
-        _DECODE_CACHE[graphdef] = decode
-    return _DECODE_CACHE[graphdef]
+        _DECODE_CACHE[graphdef, precision] = decode
+    return _DECODE_CACHE[graphdef, precision]

@@ -35,6 +35,8 @@ __all__ = [
     "rollout",
     "fit_mdn",
     "rollout_with_progress",
+    "with_precision",
+    "PRECISIONS",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: exact in any precision
@@ -219,6 +221,8 @@ def rollout(
     boundary: str = "reflect",
     start_step: jax.Array | int = 0,
     trajectory_ids: jax.Array | None = None,
+    precision: str = "float32",
+    devices: Sequence[jax.Device] | None = None,
 ) -> jax.Array:
     """Advance ``B`` latent trajectories ``n_steps`` lags with one ``lax.scan``.
 
@@ -239,6 +243,10 @@ def rollout(
         boundary: ``"reflect"`` (default), ``"clip"`` or ``"none"``, see :mod:`lss_jax.scaling`.
         start_step: global index of the first step (for chunked generation).
         trajectory_ids: ``[B]`` integer ids used to derive per-trajectory keys (default ``arange(B)``).
+        precision: matmul precision of the network, one of :data:`PRECISIONS` (see :func:`with_precision`).
+        devices: shard the trajectory batch over these devices with ``jax.shard_map`` (default: one
+            device). Trajectories are independent, so there is no communication, and each trajectory
+            is the same as in a single-device run (the batch is padded to a multiple of the device count).
 
     Returns:
         ``[B, n_steps // save_every, m]`` frames after ``save_every, 2 save_every, ...`` lags (the
@@ -262,14 +270,75 @@ def rollout(
     ids = jnp.arange(x0.shape[0]) if trajectory_ids is None else jnp.asarray(trajectory_ids)
     if ids.shape != x0.shape[:1]:
         raise ValueError(f"trajectory_ids must have shape [{x0.shape[0]}], got {ids.shape}.")
+    mixture_fn = with_precision(mixture_fn, precision)
     # All arguments are normalized to arrays and passed positionally, so keyword-vs-default calls
     # share one compilation.
-    return _rollout(key, params, x0, jnp.asarray(start_step, jnp.int32), ids.astype(jnp.int32), mixture_fn,
-                    n_steps, save_every, boundary)
+    args = (key, params, x0, jnp.asarray(start_step, jnp.int32), ids.astype(jnp.int32))
+    devices = tuple(devices) if devices is not None else ()
+    if len(devices) <= 1:
+        return _rollout(*args, mixture_fn, n_steps, save_every, boundary)
+    n_dev, batch = len(devices), x0.shape[0]
+    pad = -batch % n_dev
+    if pad:  # padded rows get their own ids and are dropped: they cannot change the real trajectories
+        args = (key, params, jnp.concatenate([x0, jnp.repeat(x0[-1:], pad, 0)]), args[3],
+                jnp.concatenate([args[4], args[4][-1] + 1 + jnp.arange(pad, dtype=jnp.int32)]))
+    fn = _sharded_rollout(jax.sharding.Mesh(np.array(devices), ("batch",)), mixture_fn, n_steps, save_every, boundary)
+    return fn(*args)[:batch]
 
 
-@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8))
-def _rollout(key, params, x0, start_step, ids, mixture_fn, n_steps, save_every, boundary):
+PRECISIONS = ("float32", "tf32", "bfloat16")
+
+
+@functools.lru_cache(maxsize=None)
+def with_precision(fn: Callable, precision: str = "float32") -> Callable:
+    """Wrap a network function ``fn(params, *inputs)`` to run its matmuls at a lower precision.
+
+    ``"float32"`` returns ``fn`` itself (JAX's default precision: exact float32 on CPU; on GPUs with
+    tensor cores XLA may already use TF32 for float32 matmuls unless
+    ``jax_default_matmul_precision="highest"`` is set). ``"tf32"`` runs ``fn`` under
+    ``jax.default_matmul_precision("tensorfloat32")`` (only accelerators change; CPUs compute
+    float32). ``"bfloat16"`` casts parameters and floating inputs to bfloat16 and the outputs back
+    to float32, so sampling and boundaries stay in float32. The accuracy cost is measured in
+    ``benchmarks/precision.py``. The wrapper is cached, so repeated calls do not recompile.
+
+    Example:
+        >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
+        >>> fn = with_precision(mdn_apply_fn(graphdef), "bfloat16")
+        >>> fn is with_precision(mdn_apply_fn(graphdef), "bfloat16"), fn(params, jnp.zeros((2, 1))).means.dtype
+        (True, dtype('float32'))
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+    if precision == "float32":
+        return fn
+    if precision == "tf32":
+
+        def tf32_fn(params, *inputs):
+            with jax.default_matmul_precision("tensorfloat32"):
+                return fn(params, *inputs)
+
+        return tf32_fn
+
+    def cast(tree, dtype):
+        return jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a, tree)
+
+    def bf16_fn(params, *inputs):
+        return cast(fn(cast(params, jnp.bfloat16), *cast(inputs, jnp.bfloat16)), jnp.float32)
+
+    return bf16_fn
+
+
+@functools.lru_cache(maxsize=None)
+def _sharded_rollout(mesh, mixture_fn, n_steps, save_every, boundary):
+    P = jax.sharding.PartitionSpec
+    body = functools.partial(_rollout_body, mixture_fn=mixture_fn, n_steps=n_steps, save_every=save_every,
+                             boundary=boundary)
+    return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(P(), P(), P("batch"), P(), P("batch")),
+                                 out_specs=P("batch")))
+
+
+def _rollout_body(key, params, x0, start_step, ids, mixture_fn, n_steps, save_every, boundary):
     traj_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, ids)
     steps = (start_step + jnp.arange(n_steps, dtype=jnp.int32)).reshape(n_steps // save_every, save_every)
 
@@ -283,6 +352,9 @@ def _rollout(key, params, x0, start_step, ids, mixture_fn, n_steps, save_every, 
 
     _, frames = jax.lax.scan(saved_block, x0, steps)
     return jnp.swapaxes(frames, 0, 1)
+
+
+_rollout = jax.jit(_rollout_body, static_argnums=(5, 6, 7, 8))
 
 
 def _mdn_loss(model, batch):
@@ -304,6 +376,7 @@ def fit_mdn(
     patience: int = 30,
     val_fraction: float = 0.1,
     progress: bool = True,
+    checkpoint=None,
 ):
     """Train an :class:`MDN` propagator on latent trajectories already scaled to the unit box.
 
@@ -317,6 +390,7 @@ def fit_mdn(
         unit_trajs: list of ``[n_frames, m]`` latent trajectories in ``[0, 1]``.
         lag: propagator lag in frames.
         key: PRNG key.
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
         ``(model, TrainHistory)``.
@@ -346,6 +420,7 @@ def fit_mdn(
     return fit(
         model, _mdn_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
         max_epochs=max_epochs, patience=patience, progress=progress, desc="MDN propagator",
+        checkpoint=checkpoint, run_id=f"mdn adam cosine lr={learning_rate!r} lag={lag}",
     )
 
 
@@ -361,6 +436,8 @@ def rollout_with_progress(
     n_chunks: int = 20,
     progress: bool = True,
     desc: str = "LSS rollout",
+    precision: str = "float32",
+    devices: Sequence[jax.Device] | None = None,
 ) -> np.ndarray:
     """:func:`rollout` in up to ``n_chunks`` calls with a progress bar, returning a host array.
 
@@ -385,7 +462,7 @@ def rollout_with_progress(
         while done < n_steps:
             chunk = min(per_chunk, n_steps - done)
             frames = rollout(key, mixture_fn, params, x, n_steps=chunk, save_every=save_every, boundary=boundary,
-                             start_step=done)
+                             start_step=done, precision=precision, devices=devices)
             x = frames[:, -1]
             out.append(np.asarray(frames))
             done += chunk

@@ -14,6 +14,8 @@ MODULES = [
     "lss_jax.train",
     "lss_jax.encoder",
     "lss_jax.lss",
+    "lss_jax.simulate",
+    "lss_jax.checkpoint",
     "lss_jax.data.featurize",
     "lss_jax.data.pairs",
     "lss_jax.data.four_well",

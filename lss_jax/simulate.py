@@ -1,0 +1,458 @@
+"""Generation at scale: chunked latent rollout -> decode -> write, resumable, sharded over devices.
+
+The trajectory length is split into chunks of ``chunk_steps`` propagator steps. Each chunk is rolled
+out (continuing from the previous chunk's last latent point), decoded and written to disk before the
+next one starts, so peak memory is set by the chunk, not by the trajectory length.
+
+Everything random is addressed, not sequential: the propagator noise of trajectory ``b`` at step
+``t`` comes from ``fold_in(fold_in(k_roll, b), t)`` and the decoder noise of its saved frame ``f``
+from ``fold_in(fold_in(k_dec, b), f)``, where ``k_start, k_roll, k_dec = jax.random.split(key, 3)``.
+Hence, on one machine, the output is bitwise the same for any chunk size, for a run that was
+interrupted and resumed, for any split of the trajectories over devices or processes, and equal to
+:meth:`lss_jax.LSS.generate` with the same key. Across machine types (CPU vs GPU, different XLA
+versions) the float32 arithmetic differs in the last bits, and because the dynamics are chaotic
+individual trajectories then diverge after some steps; their statistics do not change.
+
+Output directory (``format_version = 1``):
+
+* ``generation.json``: settings, model fingerprint, and the list of complete chunks with the SHA-256
+  of each chunk file. It is rewritten (atomically) after each chunk and is the completion record: a
+  chunk file that it does not list, or whose checksum does not match, is regenerated on resume.
+* ``start.npy``: ``[B, latent_dim]`` unit-box start points.
+* ``latent-NNNNNN.npy``: ``[B, n_frames_in_chunk, latent_dim]`` latent coordinates (float32).
+* ``xyz-NNNNNN.npy``: ``[B, n_frames_in_chunk, n_atoms, 3]`` decoded coordinates in nm (float32),
+  absent with ``latent_only``.
+* ``carry-NNNNNN.npy``: ``[B, latent_dim]`` exact unit-box state after the chunk (what a resume
+  continues from).
+* ``topology.pdb``: the decoded atoms.
+
+With several processes (``jax.distributed``) each one writes ``process-PPP/`` with its contiguous
+share of the trajectories; :func:`load_generated` joins them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lss_jax import _io
+from lss_jax.propagator import mdn_apply_fn, rollout
+
+__all__ = [
+    "Chunk",
+    "GenerationSummary",
+    "chunk_plan",
+    "start_points",
+    "iter_chunks",
+    "generate_to_directory",
+    "load_generated",
+    "export_trajectory",
+    "check_output_format",
+    "process_share",
+]
+
+FORMAT_NAME = "lss_jax.generation"
+FORMAT_VERSION = 1
+CHUNK_BYTES = 256 * 2**20  # default chunk size: about this many bytes of decoded coordinates
+
+
+class Chunk(NamedTuple):
+    """One generated chunk: ``B`` trajectories x ``n_frames`` saved frames.
+
+    Example:
+        >>> Chunk(0, 0, np.zeros((2, 3, 1)), np.zeros((2, 3, 1)), None, np.zeros((2, 1))).latent.shape
+        (2, 3, 1)
+    """
+
+    index: int
+    first_frame: int  # global index of the chunk's first saved frame (0 = first frame after the start)
+    unit: np.ndarray  # [B, n_frames, latent_dim] unit-box latent coordinates
+    latent: np.ndarray  # [B, n_frames, latent_dim] latent coordinates
+    xyz: np.ndarray | None  # [B, n_frames, n_atoms, 3] nm, or None for latent-only generation
+    carry: np.ndarray  # [B, latent_dim] unit-box state after the chunk
+
+
+class GenerationSummary(NamedTuple):
+    """What :func:`generate_to_directory` did."""
+
+    path: Path
+    n_trajectories: int
+    n_frames: int  # saved frames per trajectory
+    simulated_time: float  # total over all trajectories, in the model's time unit (ps for MD)
+    seconds: float
+    resumed_chunks: int  # chunks found complete on disk and kept
+
+
+def chunk_plan(n_steps: int, save_every: int, chunk_steps: int) -> list[tuple[int, int]]:
+    """``[(first_step, n_steps_in_chunk), ...]`` covering ``n_steps``; chunk sizes are multiples of ``save_every``.
+
+    Example:
+        >>> chunk_plan(10, 2, 4)
+        [(0, 4), (4, 4), (8, 2)]
+    """
+    if n_steps < 1 or save_every < 1 or n_steps % save_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}).")
+    if chunk_steps < 1 or chunk_steps % save_every:
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a positive multiple of save_every ({save_every}).")
+    return [(s, min(chunk_steps, n_steps - s)) for s in range(0, n_steps, chunk_steps)]
+
+
+def default_chunk_steps(n_trajectories: int, n_steps: int, save_every: int, frame_bytes: int) -> int:
+    """Chunk length so one chunk holds about :data:`CHUNK_BYTES` of output (results do not depend on it)."""
+    frames = max(1, CHUNK_BYTES // max(1, frame_bytes * n_trajectories))
+    return min(n_steps, frames * save_every)
+
+
+def process_share(n_trajectories: int, process_index: int = 0, process_count: int = 1) -> np.ndarray:
+    """Trajectory ids of one process: a contiguous share of ``range(n_trajectories)``.
+
+    Example:
+        >>> [process_share(10, p, 3).tolist() for p in range(3)]
+        [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index must be in [0, {process_count}), got {process_index}.")
+    return np.array_split(np.arange(n_trajectories), process_count)[process_index]
+
+
+def start_points(model, key: jax.Array, n_trajectories: int, start=None) -> np.ndarray:
+    """Unit-box start points ``[B, latent_dim]``: random training frames (``start=None``), an
+    ``mdtraj.Trajectory`` with ``B`` frames to encode, or latent points ``[B, latent_dim]``.
+
+    ``key`` is the generation key (its first split picks the training frames).
+    """
+    import mdtraj as md
+
+    if n_trajectories < 1:
+        raise ValueError(f"n_trajectories must be >= 1, got {n_trajectories}.")
+    k_start = jax.random.split(key, 3)[0]
+    if start is None:
+        idx = jax.random.randint(k_start, (n_trajectories,), 0, len(model.start_points))
+        return np.asarray(model.start_points[np.asarray(idx)], np.float32)
+    psi0 = model.encode(start) if isinstance(start, md.Trajectory) else np.atleast_2d(np.asarray(start, np.float32))
+    if psi0.shape != (n_trajectories, model.latent_dim):
+        raise ValueError(
+            f"start must give {n_trajectories} points of dimension {model.latent_dim}, got shape {psi0.shape}.")
+    if not np.all(np.isfinite(psi0)):
+        raise ValueError("start contains NaN or Inf latent coordinates.")
+    return np.clip(model.to_unit(psi0), 0.0, 1.0)
+
+
+def iter_chunks(
+    model,
+    key: jax.Array,
+    u0,
+    *,
+    n_steps: int,
+    save_every: int = 1,
+    chunk_steps: int | None = None,
+    trajectory_ids=None,
+    first_chunk: int = 0,
+    carry=None,
+    decode: bool = True,
+    precision: str = "float32",
+    devices: Sequence[jax.Device] | None = None,
+) -> Iterator[Chunk]:
+    """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``.
+
+    Args:
+        model: a fitted :class:`lss_jax.LSS`.
+        key: the generation key (see the module docstring for how it is split).
+        u0: unit-box start points (:func:`start_points`).
+        n_steps: propagator steps per trajectory.
+        save_every: keep every k-th step.
+        chunk_steps: steps per chunk (a multiple of ``save_every``; default about 256 MB of output).
+        trajectory_ids: ``[B]`` global trajectory ids (default ``arange(B)``).
+        first_chunk, carry: continue at chunk ``first_chunk`` from the unit-box state ``carry [B, m]``.
+        decode: decode coordinates (``False``: latent only).
+        precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
+        devices: shard the rollout's trajectory batch over these devices.
+    """
+    u0 = np.asarray(u0, np.float32)
+    ids = np.arange(len(u0)) if trajectory_ids is None else np.asarray(trajectory_ids)
+    frame_bytes = 4 * (2 * model.latent_dim + (3 * len(model.atom_indices) if decode else 0))
+    chunk_steps = chunk_steps or default_chunk_steps(len(u0), n_steps, save_every, frame_bytes)
+    plan = chunk_plan(n_steps, save_every, chunk_steps)
+    _, k_roll, k_dec = jax.random.split(key, 3)
+    graphdef, params = nnx.split(model.propagator)
+    mixture_fn = mdn_apply_fn(graphdef)
+    x = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
+    jids = jnp.asarray(ids, jnp.int32)
+    for index in range(first_chunk, len(plan)):
+        first_step, steps = plan[index]
+        unit = rollout(k_roll, mixture_fn, params, x, n_steps=steps, save_every=save_every,
+                       boundary=model.config.boundary, start_step=first_step, trajectory_ids=jids,
+                       precision=precision, devices=devices)
+        x = unit[:, -1]
+        unit = np.asarray(unit)
+        first_frame = first_step // save_every
+        xyz = model.decode_unit(k_dec, unit, trajectory_ids=ids, first_frame=first_frame, precision=precision,
+                                progress=False) if decode else None
+        yield Chunk(index, first_frame, unit, model.from_unit(unit), xyz, np.asarray(x))
+
+
+def _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids) -> dict:
+    return {
+        "n_trajectories": int(n_trajectories),
+        "trajectory_ids": [int(ids[0]), int(ids[-1]) + 1],
+        "n_steps": int(n_steps),
+        "save_every": int(save_every),
+        "chunk_steps": int(chunk_steps),
+        "latent_only": bool(latent_only),
+        "precision": precision,
+        "key": np.asarray(jax.random.key_data(key)).ravel().tolist(),
+        "model": model.fingerprint(),
+    }
+
+
+
+def _valid_chunks(out: Path, manifest: dict) -> int:
+    """Number of leading chunks whose files all exist and match their checksums."""
+    n = 0
+    for chunk in manifest.get("chunks", []):
+        for name, digest in chunk["files"].items():
+            if not (out / name).is_file() or _io.sha256_file(out / name) != digest:
+                return n
+        n += 1
+    return n
+
+
+def generate_to_directory(
+    model,
+    out,
+    key: jax.Array,
+    n_trajectories: int,
+    n_steps: int,
+    *,
+    start=None,
+    save_every: int = 1,
+    chunk_steps: int | None = None,
+    latent_only: bool = False,
+    precision: str = "float32",
+    devices: Sequence[jax.Device] | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    progress: bool = True,
+) -> GenerationSummary:
+    """Generate into a directory chunk by chunk (format in the module docstring); resumes if interrupted.
+
+    Re-running with the same model and arguments continues after the last complete chunk (and
+    returns at once if the run is complete); the result is bitwise that of an uninterrupted run.
+    Different settings in an existing directory are an error, never silently mixed.
+
+    Args:
+        model: a fitted :class:`lss_jax.LSS`.
+        out: output directory (created; its parent must exist).
+        key: PRNG key.
+        n_trajectories: ``B`` in total (over all processes).
+        n_steps: propagator steps per trajectory.
+        start: see :func:`start_points`.
+        save_every, chunk_steps, precision, devices: see :func:`iter_chunks`.
+        process_index, process_count: this process's share of the trajectories (``jax.distributed``:
+            ``jax.process_index()``, ``jax.process_count()``); with ``process_count > 1`` the files
+            go to ``out/process-PPP/``.
+        progress: show a progress bar (frames/s).
+    """
+    from lss_jax._progress import progress_bar
+
+    start_time = time.perf_counter()
+    out = Path(out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the parent directory of {out} does not exist; create it first.")
+    if n_trajectories < 1 or n_steps < 1:
+        raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
+    ids = process_share(n_trajectories, process_index, process_count)
+    if len(ids) == 0:
+        raise ValueError(f"{process_count} processes for {n_trajectories} trajectories leaves process {process_index} "
+                         "without work; use fewer processes or more trajectories.")
+    where = out / f"process-{process_index:03d}" if process_count > 1 else out
+    frame_bytes = 4 * (2 * model.latent_dim + (0 if latent_only else 3 * len(model.atom_indices)))
+    chunk_steps = chunk_steps or default_chunk_steps(len(ids), n_steps, save_every, frame_bytes)
+    plan = chunk_plan(n_steps, save_every, chunk_steps)
+    settings = _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids)
+    manifest_path = where / "generation.json"
+    done = 0
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("format") != FORMAT_NAME or manifest.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{manifest_path} is not a generation record this lss_jax can continue.")
+        diff = sorted(k for k in settings if manifest["settings"].get(k) != settings[k])
+        if diff:
+            raise ValueError(
+                f"{where} holds a generation with different settings ({', '.join(diff)}); to continue it, rerun "
+                "with its settings, or write to a new output path.")
+        done = _valid_chunks(where, manifest)
+        manifest["chunks"] = manifest["chunks"][:done]
+        u0 = np.load(where / "start.npy")
+    else:
+        if where.exists() and any(where.iterdir()):
+            raise ValueError(f"{where} exists and is not an lss_jax generation directory; choose a new output path.")
+        where.mkdir(parents=True, exist_ok=True)
+        u0 = start_points(model, key, n_trajectories, start)[ids]
+        _io.save_npy(where / "start.npy", u0)
+        with _io.atomic_path(where / "topology.pdb") as tmp:
+            model.reference.save_pdb(str(tmp))
+        manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "settings": settings,
+                    "lag_time": model.lag_time, "n_chunks": len(plan), "n_frames": n_steps // save_every,
+                    "complete": False, "chunks": []}
+        _io.write_json(manifest_path, manifest)
+    n_frames = n_steps // save_every
+    resumed = done
+    if done < len(plan):
+        manifest["complete"] = False
+        carry = np.load(where / f"carry-{done - 1:06d}.npy") if done else None
+        chunks = iter_chunks(model, key, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
+                             trajectory_ids=ids, first_chunk=done, carry=carry, decode=not latent_only,
+                             precision=precision, devices=devices)
+        with progress_bar(total=len(ids) * n_frames, initial=len(ids) * (plan[done][0] // save_every),
+                          desc="LSS generate", unit="frame", unit_scale=True, disable=not progress) as bar:
+            for chunk in chunks:
+                files = {f"latent-{chunk.index:06d}.npy": chunk.latent, f"carry-{chunk.index:06d}.npy": chunk.carry}
+                if chunk.xyz is not None:
+                    files[f"xyz-{chunk.index:06d}.npy"] = chunk.xyz
+                for name, array in files.items():
+                    _io.save_npy(where / name, array.astype(np.float32))
+                manifest["chunks"].append({"index": chunk.index, "first_frame": chunk.first_frame,
+                                           "n_frames": chunk.latent.shape[1],
+                                           "files": {name: _io.sha256_file(where / name) for name in files}})
+                manifest["complete"] = chunk.index == len(plan) - 1
+                _io.write_json(manifest_path, manifest)
+                bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
+    return GenerationSummary(where, len(ids), n_frames, len(ids) * n_steps * model.lag_time,
+                             time.perf_counter() - start_time, resumed)
+
+
+class Generated(NamedTuple):
+    """A generation directory opened by :func:`load_generated` (arrays are memory-mapped)."""
+
+    latent: np.ndarray  # [B, n_frames, latent_dim]
+    xyz: np.ndarray | None  # [B, n_frames, n_atoms, 3] nm, None for latent-only runs
+    topology: object  # mdtraj.Topology of the decoded atoms
+    times: np.ndarray  # [n_frames] time of each saved frame since the start (model time unit)
+
+    def trajectory(self, trajectories=None):
+        """The decoded frames as one ``mdtraj.Trajectory``, trajectory-major (all of them by default)."""
+        import mdtraj as md
+
+        if self.xyz is None:
+            raise ValueError("this generation is latent-only: it has no coordinates to make a trajectory of.")
+        sel = slice(None) if trajectories is None else trajectories
+        xyz = np.asarray(self.xyz[sel])
+        return md.Trajectory(xyz.reshape(-1, *xyz.shape[-2:]), self.topology,
+                             time=np.tile(self.times, xyz.shape[0]))
+
+
+def _open_one(where: Path):
+    import mdtraj as md
+
+    manifest_path = where / "generation.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{where} is not a generation directory (no generation.json).")
+    manifest = json.loads(manifest_path.read_text())
+    if not manifest.get("complete"):
+        raise ValueError(f"the generation in {where} is incomplete ({len(manifest['chunks'])} of "
+                         f"{manifest['n_chunks']} chunks); rerun the same `lss-jax generate` command to finish it.")
+    if _valid_chunks(where, manifest) != manifest["n_chunks"]:
+        raise ValueError(f"a chunk file in {where} is missing or does not match its checksum; rerun the same "
+                         "`lss-jax generate` command to regenerate it.")
+    names = [sorted(c["files"]) for c in manifest["chunks"]]
+    latent = np.concatenate([np.load(where / n, mmap_mode="r") for c in names for n in c if n.startswith("latent")], 1)
+    xyz_files = [where / n for c in names for n in c if n.startswith("xyz")]
+    xyz = np.concatenate([np.load(f, mmap_mode="r") for f in xyz_files], 1) if xyz_files else None
+    s = manifest["settings"]
+    times = np.arange(1, manifest["n_frames"] + 1) * s["save_every"] * manifest["lag_time"]
+    return latent, xyz, md.load_topology(str(where / "topology.pdb")), times
+
+
+def load_generated(path) -> Generated:
+    """Open a directory written by :func:`generate_to_directory` (all processes' shares, in order).
+
+    Chunks are verified against their checksums. The concatenation over chunks is a copy; for
+    runs larger than memory, read chunk files one at a time (``np.load(..., mmap_mode="r")``).
+    """
+    path = Path(path)
+    parts = sorted(path.glob("process-*")) if not (path / "generation.json").is_file() else [path]
+    if not parts:
+        raise FileNotFoundError(f"{path} is not a generation directory (no generation.json).")
+    opened = [_open_one(p) for p in parts]
+    latent = np.concatenate([o[0] for o in opened]) if len(opened) > 1 else opened[0][0]
+    xyz = None if opened[0][1] is None else (np.concatenate([o[1] for o in opened]) if len(opened) > 1 else opened[0][1])
+    return Generated(latent, xyz, opened[0][2], opened[0][3])
+
+
+STREAMED_FORMATS = (".xtc", ".trr", ".dcd", ".h5", ".nc")
+
+
+def check_output_format(out) -> None:
+    """Fail early (before hours of generation) if mdtraj cannot write ``out``'s format here."""
+    import mdtraj as md
+
+    suffix = Path(out).suffix
+    if suffix == ".npy":
+        return
+    savers = md.Trajectory(np.zeros((1, 1, 3), np.float32), None)._savers()
+    if suffix not in savers:
+        raise ValueError(f"mdtraj cannot write {suffix!r} files; use .xtc, .dcd, .trr, .nc, .h5, .pdb or a directory.")
+    if suffix == ".h5":
+        try:
+            import tables  # noqa: F401
+        except ImportError as err:
+            raise ValueError("writing .h5 needs PyTables (pip install tables); or use .xtc / .dcd.") from err
+
+
+def export_trajectory(path, out, *, progress: bool = True) -> list[Path]:
+    """Write a generation directory as one trajectory file (trajectory-major), its PDB and latent ``.npy``.
+
+    ``out``'s extension picks the format. ``.xtc``, ``.trr``, ``.dcd``, ``.h5`` and ``.nc`` are written
+    one trajectory at a time (memory: one trajectory); other formats go through one in-memory
+    ``mdtraj.Trajectory``. Files appear atomically: ``out``, ``out``'s stem + ``.pdb`` and
+    ``.latent.npy`` (``[B, n_frames, latent_dim]``).
+    """
+    import mdtraj as md
+
+    from lss_jax._progress import progress_bar
+
+    path, out = Path(path), Path(out)
+    gen = load_generated(path)
+    stem = out.with_suffix("")
+    written = []
+    if gen.xyz is not None:
+        with _io.atomic_path(out) as tmp:
+            if out.suffix in STREAMED_FORMATS:
+                with md.open(str(tmp), "w") as f:
+                    if out.suffix == ".h5":
+                        f.topology = gen.topology
+                    for b in progress_bar(iterable=range(gen.xyz.shape[0]), desc="write", unit="traj",
+                                          disable=not progress or gen.xyz.shape[0] < 100):
+                        xyz = md.utils.in_units_of(np.asarray(gen.xyz[b]), "nanometers", f.distance_unit)
+                        if out.suffix == ".dcd":
+                            f.write(xyz)
+                        else:
+                            f.write(xyz, time=gen.times.astype(np.float32))
+            else:
+                gen.trajectory().save(str(tmp))
+        written.append(out)
+        if out.suffix != ".pdb":  # a PDB output carries its own topology
+            with _io.atomic_path(stem.with_suffix(".pdb")) as tmp:
+                md.Trajectory(np.asarray(gen.xyz[0, :1]), gen.topology).save_pdb(str(tmp))
+            written.append(stem.with_suffix(".pdb"))
+    latent_path = Path(f"{stem}.latent.npy") if gen.xyz is not None or out.suffix != ".npy" else out
+    _io.save_npy(latent_path, np.asarray(gen.latent, np.float32))
+    written.append(latent_path)
+    return written
+
+
+def remove_generation(path) -> None:
+    """Delete a generation directory written by :func:`generate_to_directory` (refuses anything else)."""
+    path = Path(path)
+    if not ((path / "generation.json").is_file() or any(path.glob("process-*/generation.json"))):
+        raise ValueError(f"{path} is not a generation directory; not deleting it.")
+    shutil.rmtree(path)
