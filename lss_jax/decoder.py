@@ -225,6 +225,8 @@ def fit_decoder(
     betas: tuple[float, float] = (0.5, 0.9),
     log_every: int = 250,
     progress: bool = True,
+    checkpoint=None,
+    divergence_threshold: float = 1e4,
 ):
     """Train a conditional WGAN-GP ``G(z, c) -> x`` on paired samples.
 
@@ -237,12 +239,18 @@ def fit_decoder(
         cond: ``[n, m]`` conditioning variables (e.g. unit-box latent coordinates).
         key: PRNG key.
         n_iterations: generator updates.
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`; the networks and optimizer
+            states are saved every ``checkpoint.every`` blocks of ``log_every`` iterations and resumed
+            (block ``b`` uses the key ``fold_in(key, b)``, so a resumed run is bitwise an uninterrupted one).
+        divergence_threshold: a block whose mean |Wasserstein estimate| or gradient penalty exceeds
+            this counts as diverged (with standardized coordinates both stay O(1-10) in healthy training).
 
     Returns:
         ``(generator, critic, DecoderHistory)``.
 
     Raises:
-        FloatingPointError: if a loss becomes NaN/Inf (diverging GAN); the message says when.
+        FloatingPointError: if a loss becomes NaN/Inf or explodes (diverging GAN); the message says
+            when, and the last checkpoint written before it (if any) is kept.
 
     Example:
         >>> coords = jax.random.normal(jax.random.key(0), (64, 6))
@@ -323,14 +331,29 @@ def fit_decoder(
     hist = DecoderHistory([], [], [], [], 0.0)
     start = time.perf_counter()
     n_blocks = max(1, -(-n_iterations // log_every))
-    with progress_bar(total=n_blocks * log_every, desc="cWGAN-GP decoder", unit="it", disable=not progress) as bar:
-        for b in range(n_blocks):
+    first_block, run_id = 0, ""
+    if checkpoint is not None:
+        from lss_jax.checkpoint import fingerprint
+
+        run_id = fingerprint("cwgan-gp", learning_rate, betas, gp_weight, n_critic, batch_size, n_iterations, log_every,
+                             coords, cond, carry, jax.random.key_data(key))
+        loaded = checkpoint.load(carry, fingerprint=run_id)
+        if loaded is not None:
+            carry, meta = loaded
+            hist = DecoderHistory(*(meta["extra"][f] for f in DecoderHistory._fields[:4]), 0.0)
+            first_block = meta["step"] + 1
+    last_saved = None
+    with progress_bar(total=n_blocks * log_every, initial=first_block * log_every, desc="cWGAN-GP decoder", unit="it",
+                      disable=not progress) as bar:
+        for b in range(first_block, n_blocks):
             carry, (w, gp, gl) = block(carry, jax.random.fold_in(key, b))
             w, gp, gl = float(jnp.mean(w)), float(jnp.mean(gp)), float(jnp.mean(gl))
-            if not all(np.isfinite(v) for v in (w, gp, gl)):
+            if not all(np.isfinite(v) for v in (w, gp, gl)) or max(abs(w), gp) > divergence_threshold:
+                kept = (f"; the last good checkpoint (iteration {last_saved}) is kept in {checkpoint.directory}"
+                        if checkpoint is not None and last_saved else "")
                 raise FloatingPointError(
-                    f"decoder training diverged at iteration ~{(b + 1) * log_every} (Wasserstein {w}, penalty {gp}); "
-                    "lower the learning rate or raise the gradient-penalty weight."
+                    f"decoder training diverged at iteration ~{(b + 1) * log_every} (Wasserstein {w:.3g}, penalty "
+                    f"{gp:.3g}){kept}; lower the learning rate or raise the gradient-penalty weight and retrain."
                 )
             hist.iterations.append((b + 1) * log_every)
             hist.wasserstein.append(w)
@@ -338,6 +361,10 @@ def fit_decoder(
             hist.generator_loss.append(gl)
             bar.update(log_every)
             bar.set_postfix(W=f"{w:.3g}", gp=f"{gp:.2g}")
+            if checkpoint is not None and (checkpoint.due(b) or b == n_blocks - 1):
+                checkpoint.save(carry, step=b, fingerprint=run_id, done=b == n_blocks - 1,
+                                extra={f: getattr(hist, f) for f in DecoderHistory._fields[:4]})
+                last_saved = (b + 1) * log_every
     g_params, _, c_params, _ = carry
     hist = hist._replace(seconds=time.perf_counter() - start)
     return nnx.merge(g_def, g_params), nnx.merge(c_def, c_params), hist

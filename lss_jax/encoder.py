@@ -237,6 +237,7 @@ def fit_srv(
     patience: int = 5,
     val_fraction: float = 0.1,
     progress: bool = True,
+    checkpoint=None,
 ) -> tuple[SRVNet, SRVProjection, TrainHistory]:
     """Train an SRV on standardized features and solve its eigenproblem.
 
@@ -249,6 +250,7 @@ def fit_srv(
         learning_rate, batch_size, max_epochs, patience: Adam and early stopping on the validation
             VAMP-2 score.
         val_fraction: trailing fraction of every trajectory held out for validation.
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
         ``(model, projection, history)``.
@@ -274,6 +276,7 @@ def fit_srv(
     model, history = fit(
         model, srv_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(learning_rate),
         batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
+        checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}",
     )
     return model, srv_projection(model, features_list, lag), history
 

@@ -62,6 +62,8 @@ def fit(
     min_delta: float = 0.0,
     progress: bool = True,
     desc: str = "train",
+    checkpoint=None,
+    run_id: str = "",
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
 
@@ -79,6 +81,13 @@ def fit(
             ``min_delta``; the parameters of the best epoch are returned.
         progress: show a tqdm bar.
         desc: label of the bar.
+        checkpoint: a :class:`lss_jax.checkpoint.Checkpointer`: the loop state (parameters, optimizer
+            state, key, best epoch, history) is saved every ``checkpoint.every`` epochs and at the end,
+            and an existing checkpoint of the same run is resumed. Epoch ``e`` depends only on the state
+            after epoch ``e - 1``, so a resumed run ends with bitwise the same parameters on the same
+            machine as an uninterrupted one.
+        run_id: settings that ``loss_fn``/``optimizer`` close over (e.g. the learning rate), mixed into
+            the checkpoint's fingerprint together with the data, initial parameters, key and loop settings.
 
     Returns:
         ``(trained_model, TrainHistory)``.
@@ -145,10 +154,34 @@ def fit(
     val_data = jax.tree_util.tree_map(jnp.asarray, val_data)
     train_hist, val_hist = [], []
     best = (np.inf, params, rest, -1)
-    waited, stopped = 0, False
+    waited, stopped, first_epoch, done = 0, False, 0, False
+    if checkpoint is not None:
+        from lss_jax.checkpoint import fingerprint
+
+        run_id = fingerprint(run_id, desc, batch_size, max_epochs, patience, min_delta, train_data, val_data, params,
+                             rest, jax.random.key_data(key))
+        state = {"params": params, "rest": rest, "opt_state": opt_state, "key": key, "best": (params, rest)}
+        loaded = checkpoint.load(state, fingerprint=run_id)
+        if loaded is not None:
+            state, meta = loaded
+            params, rest, opt_state, key = state["params"], state["rest"], state["opt_state"], state["key"]
+            ex = meta["extra"]
+            train_hist, val_hist, waited, stopped = ex["train_loss"], ex["val_loss"], ex["waited"], ex["stopped"]
+            best = (ex["best_val"], *state["best"], ex["best_epoch"])
+            first_epoch, done = meta["step"] + 1, meta["done"]
+
+    def save_checkpoint(epoch, final):
+        checkpoint.save(
+            {"params": params, "rest": rest, "opt_state": opt_state, "key": key, "best": best[1:3]}, step=epoch,
+            fingerprint=run_id, done=final,
+            extra={"train_loss": train_hist, "val_loss": val_hist, "waited": waited, "stopped": stopped,
+                   "best_val": best[0], "best_epoch": best[3]},
+        )
+
     start = time.perf_counter()
-    with progress_bar(total=max_epochs, desc=desc, unit="epoch", disable=not progress) as bar:
-        for epoch in range(max_epochs):
+    with progress_bar(total=max_epochs, initial=first_epoch, desc=desc, unit="epoch",
+                      disable=not progress or done) as bar:
+        for epoch in range(first_epoch, max_epochs if not done else first_epoch):
             key, sub = jax.random.split(key)
             params, rest, opt_state, train_loss = run_epoch(params, rest, opt_state, train_data, sub)
             val_loss = float(evaluate(params, rest, val_data))
@@ -166,9 +199,12 @@ def fit(
                 best, waited = (val_loss, params, rest, epoch), 0
             else:
                 waited += 1
-                if waited >= patience:
-                    stopped = True
-                    break
+                stopped = waited >= patience
+            final = stopped or epoch == max_epochs - 1
+            if checkpoint is not None and (final or checkpoint.due(epoch)):
+                save_checkpoint(epoch, final)
+            if stopped:
+                break
     _, params, rest, best_epoch = best
     trained = nnx.merge(eval_graphdef, params, rest)
     history = TrainHistory(train_hist, val_hist, best_epoch, len(train_hist), time.perf_counter() - start, stopped)

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "DISTANCE_SELECTIONS",
+    "TORSIONS",
     "FeatureSpec",
     "Standardizer",
-    "featurize",
     "feature_names",
-    "standardizer_fit",
+    "featurize",
     "load_trajectories",
-    "TORSIONS",
-    "DISTANCE_SELECTIONS",
+    "standardizer_fit",
 ]
 
 TORSIONS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
@@ -63,7 +64,10 @@ def _distance_pairs(topology, spec: FeatureSpec) -> np.ndarray:
     try:
         atoms = topology.select(selection)
     except Exception as err:
-        raise ValueError(f"invalid distance atom selection {selection!r}: {err}") from err
+        raise ValueError(
+            f"distances {selection!r} is not a valid mdtraj selection ({_selection_error(err)}); use 'heavy', 'ca' "
+            "or e.g. 'name CA CB'."
+        ) from err
     if len(atoms) < 2:
         raise ValueError(
             f"distance selection {selection!r} matches {len(atoms)} atom(s); it needs at least 2 "
@@ -164,6 +168,21 @@ def standardizer_fit(data: np.ndarray | Sequence[np.ndarray], *, floor: float = 
 SUPPORTED_EXTENSIONS = (".xtc", ".dcd", ".trr", ".h5", ".nc", ".netcdf", ".pdb", ".gro", ".xyz", ".lh5", ".binpos", ".mdcrd", ".crd", ".dtr", ".arc", ".hdf5", ".lammpstrj", ".xml", ".mol2")
 
 
+_SELF_CONTAINED = (".h5", ".hdf5", ".lh5", ".pdb", ".gro", ".xml", ".mol2")
+
+
+def _one_line(err: BaseException) -> str:
+    """The first line of an exception's message (third-party messages can span several)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _selection_error(err: BaseException) -> str:
+    """Where an mdtraj selection string fails to parse, without pyparsing's list of every expected token."""
+    text = " ".join(str(err).split())
+    return text[text.rindex("found "):] if "found " in text else _one_line(err)
+
+
 def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None = None, *, stride: int = 1) -> list:
     """Load trajectories with mdtraj, with clear errors for missing files, formats and atom counts.
 
@@ -186,24 +205,51 @@ def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None =
 
     if not paths:
         raise ValueError("no trajectory given; pass at least one file.")
-    if topology is not None and not Path(topology).is_file():
-        raise FileNotFoundError(f"topology file not found: {topology}")
-    top = md.load_topology(str(topology)) if topology is not None else None
+    if topology is not None:
+        topology = Path(topology)
+        if topology.is_dir():
+            raise ValueError(f"topology {topology} is a directory; give a topology file (PDB, prmtop, ...).")
+        if not topology.is_file():
+            raise FileNotFoundError(f"topology file not found: {topology}; check the path.")
+        try:
+            top = md.load_topology(str(topology))
+        except Exception as err:  # mdtraj raises many types for unreadable files
+            raise ValueError(
+                f"could not read topology {topology} ({_one_line(err)}); give a valid PDB, prmtop, gro, ... file."
+            ) from err
+        if top.n_atoms == 0:
+            raise ValueError(f"topology {topology} contains no atom; give a valid PDB, prmtop, gro, ... file.")
+    else:
+        top = None
     out = []
     for p in paths:
         p = Path(p)
+        if p.is_dir():
+            raise ValueError(f"{p} is a directory, not a trajectory file; give the trajectory files themselves.")
         if not p.is_file():
-            raise FileNotFoundError(f"trajectory file not found: {p}")
+            raise FileNotFoundError(f"trajectory file not found: {p}; check the path.")
         if p.suffix.lower() not in SUPPORTED_EXTENSIONS:
             raise ValueError(f"unsupported trajectory format {p.suffix!r} for {p}; use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
         try:
             traj = md.load(str(p), top=top, stride=stride) if top is not None else md.load(str(p), stride=stride)
-        except ValueError as err:
-            raise ValueError(f"could not read {p} with topology {topology}: {err}") from err
         except Exception as err:  # mdtraj raises many types for corrupt files
-            raise ValueError(f"could not read {p}: {type(err).__name__}: {err}") from err
+            if top is not None and ("same atoms" in str(err) or "must be shape" in str(err)):
+                raise ValueError(
+                    f"{p} does not match the atoms of topology {topology} ({top.n_atoms} atoms); give the topology "
+                    "this trajectory was written with."
+                ) from err
+            hint = "" if top is not None or p.suffix.lower() in _SELF_CONTAINED else " (formats like this one need --top)"
+            raise ValueError(
+                f"could not read {p} ({type(err).__name__}: {_one_line(err)}){hint}; check that it is a complete, "
+                f"uncorrupted {p.suffix.lstrip('.')} file."
+            ) from err
+        if traj.n_frames == 0:
+            raise ValueError(f"{p} contains no frame; give a non-empty trajectory.")
         if not np.all(np.isfinite(traj.xyz)):
-            raise ValueError(f"{p} contains NaN or Inf coordinates; repair or drop those frames.")
+            bad = np.flatnonzero(~np.all(np.isfinite(traj.xyz), axis=(1, 2)))
+            raise ValueError(
+                f"{p} contains NaN or Inf coordinates in {len(bad)} frame(s) (first: {bad[0]}); repair or drop those frames."
+            )
         if out and traj.n_atoms != out[0].n_atoms:
             raise ValueError(f"{p} has {traj.n_atoms} atoms but {paths[0]} has {out[0].n_atoms}; all trajectories must share one topology.")
         out.append(traj)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def split_trajectories(trajs, val_fraction: float) -> tuple[list[np.ndarray], li
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     train, val = [], []
     for t in _as_list(trajs):
-        n_val = int(round(val_fraction * len(t)))
+        n_val = round(val_fraction * len(t))
         train.append(t[: len(t) - n_val])
         val.append(t[len(t) - n_val :])
     return train, val

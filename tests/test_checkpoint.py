@@ -1,0 +1,158 @@
+"""Training checkpoints: bitwise resume (in process and after SIGKILL), refusal of foreign or corrupted
+checkpoints, and a diverging GAN that stops with its last good checkpoint kept."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lss_jax.checkpoint import Checkpointer, CheckpointError
+from lss_jax.decoder import fit_decoder
+from lss_jax.propagator import fit_mdn
+
+
+def _unit_traj(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 1), np.float32)
+    for t in range(1, n):
+        x[t] = 0.9 * x[t - 1] + 0.1 * rng.normal()
+    return (x - x.min()) / (x.max() - x.min())
+
+
+MDN_KW = dict(lag=1, n_components=3, hidden=(16,), batch_size=128, max_epochs=8, patience=8, progress=False)
+
+
+class Killed(Exception):
+    pass
+
+
+def _leaves(model):
+    from flax import nnx
+
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(nnx.state(model))]
+
+
+def test_mdn_training_resumed_after_interruption_is_bitwise_identical(tmp_path, monkeypatch):
+    u = _unit_traj()
+    reference, ref_hist = fit_mdn([u], key=jax.random.key(1), **MDN_KW)
+    save = Checkpointer.save
+    calls = {"n": 0}
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Killed  # the process dies right after the checkpoint of epoch 2
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(Killed):
+        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    monkeypatch.setattr(Checkpointer, "save", save)
+    assert json.loads((tmp_path / "mdn.json").read_text())["step"] == 2
+    resumed, hist = fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    for a, b in zip(_leaves(resumed), _leaves(reference)):
+        np.testing.assert_array_equal(a, b)
+    assert hist.val_loss == ref_hist.val_loss and hist.best_epoch == ref_hist.best_epoch
+    # a finished checkpoint returns the trained model without training again
+    again, _ = fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    for a, b in zip(_leaves(again), _leaves(reference)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_foreign_corrupted_or_unrequested_checkpoints_are_refused(tmp_path):
+    u = _unit_traj()
+    fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    with pytest.raises(CheckpointError, match="other settings or data"):
+        fit_mdn([u], key=jax.random.key(2), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    with pytest.raises(CheckpointError, match="other settings or data"):
+        fit_mdn([u[:-10]], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    with pytest.raises(CheckpointError, match="--resume"):
+        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn", resume=False), **MDN_KW)
+    with open(tmp_path / "mdn.npz", "r+b") as f:  # flip one byte
+        f.seek(100)
+        byte = f.read(1)
+        f.seek(100)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(CheckpointError, match="checksum"):
+        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+
+
+def test_diverging_gan_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    coords = jax.random.normal(jax.random.key(0), (512, 6))
+    cond = jax.random.uniform(jax.random.key(1), (512, 1))
+    # healthy at first; from update 180 on (critic: 2 updates per iteration, so iteration 90) a learning
+    # rate that blows the critic up
+    schedule = optax.piecewise_constant_schedule(1e-3, {180: 5e4})
+    with pytest.raises(FloatingPointError) as err:
+        fit_decoder(coords, cond, key=jax.random.key(2), noise_dim=4, hidden=(32, 32), n_critic=2, batch_size=64,
+                    n_iterations=400, log_every=20, learning_rate=schedule, progress=False,
+                    checkpoint=Checkpointer(tmp_path, "decoder"))
+    import re
+
+    found = re.search(r"diverged at iteration ~(\d+) .*last good checkpoint \(iteration (\d+)\) is kept", str(err.value))
+    assert found, str(err.value)
+    diverged, kept = map(int, found.groups())
+    assert diverged == 100 and kept == 80
+    meta = json.loads((tmp_path / "decoder.json").read_text())
+    assert meta["step"] == 3 and not meta["done"]
+    assert all(np.isfinite(meta["extra"]["wasserstein"])) and max(map(abs, meta["extra"]["wasserstein"])) < 1e4
+
+
+def test_cli_train_killed_and_resumed_gives_the_same_model(tmp_path):
+    """SIGKILL during decoder training, `--resume`: the saved weights equal an uninterrupted run's."""
+    from lss_jax.datasets import load_alanine_dipeptide
+
+    load_alanine_dipeptide("train", stride=10)[:1500].save_dcd(str(tmp_path / "md.dcd"))
+    top = str(tmp_path.parent / "top.pdb")
+    load_alanine_dipeptide("train")[0].save_pdb(top)
+    (tmp_path / "cfg.toml").write_text(
+        "latent_dim = 2\nencoder_epochs = 3\npropagator_epochs = 3\ndecoder_iterations = 3000\n"
+        "decoder_hidden = [32, 32]\ndecoder_batch_size = 64\nn_critic = 2\n")
+    base = ["train", "--traj", str(tmp_path / "md.dcd"), "--top", top, "--lag", "2", "--config",
+            str(tmp_path / "cfg.toml"), "--no-progress"]
+    env = dict(os.environ, LSS_JAX_NO_PROGRESS="1")
+    cmd = [sys.executable, "-m", "lss_jax", *base, "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    meta = tmp_path / "killed.checkpoints" / "decoder.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if meta.is_file() and json.loads(meta.read_text())["step"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = json.loads(meta.read_text())["step"]
+    assert 1 <= step < 11 and not (tmp_path / "killed").exists()
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1 and "--resume" in rerun.stderr  # no silent restart over a checkpoint
+    rerun = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert not (tmp_path / "killed.checkpoints").exists()
+    clean = subprocess.run([*cmd[:-1], str(tmp_path / "clean")], env=env, capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    for name in ("encoder", "propagator", "generator", "critic"):
+        a, b = np.load(tmp_path / "killed" / f"{name}.npz"), np.load(tmp_path / "clean" / f"{name}.npz")
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{name}/{k}")
+    np.testing.assert_array_equal(np.load(tmp_path / "killed" / "arrays.npz")["latent_low"],
+                                  np.load(tmp_path / "clean" / "arrays.npz")["latent_low"])
+
+
+def test_checkpointer_round_trips_keys_and_checks_shapes(tmp_path):
+    state = {"w": jnp.ones((2, 3)), "key": jax.random.key(5), "step": jnp.int32(4)}
+    ckpt = Checkpointer(tmp_path, "s")
+    ckpt.save(state, step=0, fingerprint="f")
+    restored, _ = ckpt.load(state, fingerprint="f")
+    assert jnp.array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(state["key"]))
+    with pytest.raises(CheckpointError, match="shape"):
+        ckpt.load({"w": jnp.ones((3, 3)), "key": jax.random.key(5), "step": jnp.int32(4)}, fingerprint="f")
