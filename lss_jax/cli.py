@@ -398,6 +398,16 @@ def _print_report(m: dict, out) -> None:
         f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
         f"\n  report                  {out}/metrics.json and *.png"
     )
+    if "ensemble" in m:
+        e = m["ensemble"]
+        print(
+            f"  ensemble ({e['n_members']} propagators, mean ± spread):"
+            f"\n    t1 (ps)               {e['t1_ps']['mean']:.3g} ± {e['t1_ps']['std']:.2g}"
+            f"  (MD block SE {e['md_block_se']['t1_ps']:.2g})"
+            f"\n    F(phi, psi) RMSE      {e['free_energy_phi_psi_rmse_kT']['mean']:.2f} ± "
+            f"{e['free_energy_phi_psi_rmse_kT']['std']:.2f} kT"
+            + "".join(f"\n    population {b:<10} {v['mean']:.3f} ± {v['std']:.3f}" for b, v in e["populations"].items())
+        )
 
 
 def _lagscan(args) -> int:

@@ -102,6 +102,7 @@ class LSSConfig:
     propagator_patience: int = 30
     scale_floor: float = 1e-3
     boundary: str = "reflect"
+    ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
     # cWGAN-GP decoder
     noise_dim: int = 50
     decoder_hidden: tuple[int, ...] = (200, 200, 200)
@@ -123,6 +124,9 @@ class LSSConfig:
         for name, value in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.ensemble_size, int) or isinstance(self.ensemble_size, bool) or self.ensemble_size < 0 \
+                or self.ensemble_size == 1:
+            raise ValueError(f"ensemble_size must be 0 (no ensemble) or an integer >= 2, got {self.ensemble_size!r}.")
         if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or self.latent_dim < 1):
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not 0 < self.val_fraction < 0.5:
@@ -334,6 +338,17 @@ class LSS:
             batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
             val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("propagator"),
         )
+        self.propagator_ensemble = None
+        if cfg.ensemble_size:
+            from lss_jax.ensemble import fit_mdn_ensemble
+
+            self.propagator_ensemble, _ = fit_mdn_ensemble(
+                u, cfg.lag, key=jax.random.fold_in(k_prop, 1), n_members=cfg.ensemble_size,
+                n_components=cfg.n_components, hidden=cfg.propagator_hidden, scale_floor=cfg.scale_floor,
+                learning_rate=cfg.propagator_learning_rate, batch_size=cfg.propagator_batch_size,
+                max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience, val_fraction=cfg.val_fraction,
+                progress=progress, checkpoint=ckpt("ensemble"),
+            )
         timings["propagator"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -464,7 +479,7 @@ class LSS:
     def generate(
         self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
         latent_only: bool = False, return_latent: bool = False, chunk_steps: int | None = None,
-        precision: str = "float32", devices=None, progress: bool = True,
+        precision: str = "float32", devices=None, propagator=None, progress: bool = True,
     ):
         """Generate new trajectories in memory (for runs larger than memory use
         :func:`lss_jax.simulate.generate_to_directory`, which gives the same frames for the same key).
@@ -481,6 +496,7 @@ class LSS:
             chunk_steps: steps per chunk (memory; results do not depend on it).
             precision: ``"float32"`` (default), ``"tf32"`` or ``"bfloat16"`` matmuls.
             devices: shard the rollout over these devices (e.g. ``jax.devices()``).
+            propagator: generate with this MDN instead (e.g. one of :meth:`ensemble_members`).
             progress: show a progress bar.
 
         Returns:
@@ -501,7 +517,8 @@ class LSS:
         with progress_bar(total=n_trajectories * (n_steps // max(save_every, 1)), desc="LSS generate", unit="frame",
                           unit_scale=True, disable=not progress) as bar:
             for chunk in iter_chunks(self, key, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
-                                     decode=not latent_only, precision=precision, devices=devices):
+                                     decode=not latent_only, precision=precision, devices=devices,
+                                     propagator=propagator):
                 latent.append(chunk.latent)
                 xyz.append(chunk.xyz)
                 bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
@@ -564,6 +581,8 @@ class LSS:
             full.save_pdb(str(tmp / "full_topology.pdb"))
             for name in ("encoder", "propagator", "generator", "critic"):
                 np.savez(tmp / f"{name}.npz", **_flat_weights(getattr(self, name)))
+            if getattr(self, "propagator_ensemble", None) is not None:
+                np.savez(tmp / "propagator_ensemble.npz", **_flat_weights(self.propagator_ensemble))
             from lss_jax import __version__
 
             meta = {
@@ -652,9 +671,51 @@ class LSS:
         self.critic = _load_weights(
             ConditionalCritic(d, self.latent_dim, hidden=cfg.decoder_hidden, rngs=rngs), dict(np.load(path / "critic.npz"))
         )
+        self.propagator_ensemble = None
+        if "propagator_ensemble.npz" in meta.get("files", {}):
+            from lss_jax.ensemble import MDNEnsemble
+
+            self.propagator_ensemble = _load_weights(
+                MDNEnsemble(cfg.ensemble_size, self.latent_dim, cfg.n_components, cfg.propagator_hidden,
+                            scale_floor=cfg.scale_floor, rngs=rngs),
+                dict(np.load(path / "propagator_ensemble.npz")),
+            )
         self.info = meta.get("info", {})
         self._fitted = True
         return self
+
+    # ------------------------------------------------------------------ uncertainty
+    def _check_ensemble(self):
+        self._check_fitted()
+        if getattr(self, "propagator_ensemble", None) is None:
+            raise ValueError("this model has no propagator ensemble; train it with ensemble_size >= 2 "
+                             "(e.g. LSS(lag=5, ensemble_size=5), or ensemble_size = 5 in the train config).")
+
+    def uncertainty(self, psi, *, key: jax.Array | None = None, n_samples: int = 256) -> np.ndarray:
+        """Epistemic uncertainty of the kinetics at latent points ``psi [N, latent_dim]`` (nats, ``[N]``):
+        the ensemble members' disagreement about the next state (:func:`lss_jax.ensemble.epistemic_uncertainty`)."""
+        from lss_jax.ensemble import epistemic_uncertainty
+
+        self._check_ensemble()
+        u = np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0.0, 1.0)
+        key = jax.random.key(0) if key is None else key
+        return epistemic_uncertainty(self.propagator_ensemble, u, key=key, n_samples=n_samples)
+
+    def data_density(self, psi) -> np.ndarray:
+        """Density of the training data at latent points ``psi [N, latent_dim]`` (Gaussian kernel estimate
+        from the stored training frames, in unit-box coordinates)."""
+        from lss_jax.ensemble import data_density
+
+        self._check_fitted()
+        return data_density(self.start_points, np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0, 1))
+
+    def ensemble_members(self) -> list[MDN]:
+        """The ensemble's propagators as standalone MDNs (empty without an ensemble)."""
+        from lss_jax.ensemble import member
+
+        if getattr(self, "propagator_ensemble", None) is None:
+            return []
+        return [member(self.propagator_ensemble, k) for k in range(self.propagator_ensemble.n_members)]
 
 
 _DECODE_CACHE: dict = {}

@@ -402,25 +402,41 @@ def fit_mdn(
         >>> model(jnp.full((1, 1), 0.5)).means.shape, history.epochs_run
         ((1, 2, 1), 1)
     """
-    from lss_jax.data.pairs import lagged_pairs, split_trajectories
-    from lss_jax.train import fit
-
-    unit_trajs = [np.asarray(t, np.float32) for t in ([unit_trajs] if isinstance(unit_trajs, np.ndarray) else unit_trajs)]
-    latent_dim = unit_trajs[0].shape[1]
-    train, val = split_trajectories(unit_trajs, val_fraction)
-    train_pairs, val_pairs = lagged_pairs(train, lag), lagged_pairs(val, lag)
+    unit_trajs = _unit_list(unit_trajs)
+    train_pairs, val_pairs = _mdn_pairs(unit_trajs, lag, val_fraction)
     k_init, k_fit = jax.random.split(key)
     model = MDN(
-        latent_dim, n_components, hidden, scale_floor=scale_floor,
+        unit_trajs[0].shape[1], n_components, hidden, scale_floor=scale_floor,
         rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**31 - 1))),
     )
-    batch_size = min(batch_size, len(train_pairs[0]))
-    n_updates = max_epochs * (len(train_pairs[0]) // batch_size)
+    return _fit_mdn_model(model, _mdn_loss, train_pairs, val_pairs, key=k_fit, learning_rate=learning_rate,
+                          batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress,
+                          checkpoint=checkpoint, desc="MDN propagator", run_id=f"mdn lag={lag}")
+
+
+def _unit_list(unit_trajs) -> list[np.ndarray]:
+    return [np.asarray(t, np.float32) for t in ([unit_trajs] if isinstance(unit_trajs, np.ndarray) else unit_trajs)]
+
+
+def _mdn_pairs(unit_trajs, lag, val_fraction):
+    from lss_jax.data.pairs import lagged_pairs, split_trajectories
+
+    train, val = split_trajectories(unit_trajs, val_fraction)
+    return lagged_pairs(train, lag), lagged_pairs(val, lag)
+
+
+def _fit_mdn_model(model, loss_fn, train, val, *, key, learning_rate, batch_size, max_epochs, patience, progress,
+                   checkpoint, desc, run_id):
+    """Adam with a cosine decay to 1% over ``max_epochs`` (shared by single MDNs and ensembles)."""
+    from lss_jax.train import fit
+
+    batch_size = min(batch_size, len(train[0]))
+    n_updates = max_epochs * (len(train[0]) // batch_size)
     schedule = optax.cosine_decay_schedule(learning_rate, n_updates, alpha=0.01)
     return fit(
-        model, _mdn_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
-        max_epochs=max_epochs, patience=patience, progress=progress, desc="MDN propagator",
-        checkpoint=checkpoint, run_id=f"mdn adam cosine lr={learning_rate!r} lag={lag}",
+        model, loss_fn, train, val, key=key, optimizer=optax.adam(schedule), batch_size=batch_size,
+        max_epochs=max_epochs, patience=patience, progress=progress, desc=desc, checkpoint=checkpoint,
+        run_id=f"{run_id} adam cosine lr={learning_rate!r}",
     )
 
 

@@ -160,6 +160,7 @@ def iter_chunks(
     decode: bool = True,
     precision: str = "float32",
     devices: Sequence[jax.Device] | None = None,
+    propagator=None,
 ) -> Iterator[Chunk]:
     """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``.
 
@@ -175,6 +176,7 @@ def iter_chunks(
         decode: decode coordinates (``False``: latent only).
         precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
         devices: shard the rollout's trajectory batch over these devices.
+        propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
     """
     u0 = np.asarray(u0, np.float32)
     ids = np.arange(len(u0)) if trajectory_ids is None else np.asarray(trajectory_ids)
@@ -182,7 +184,7 @@ def iter_chunks(
     chunk_steps = chunk_steps or default_chunk_steps(len(u0), n_steps, save_every, frame_bytes)
     plan = chunk_plan(n_steps, save_every, chunk_steps)
     _, k_roll, k_dec = jax.random.split(key, 3)
-    graphdef, params = nnx.split(model.propagator)
+    graphdef, params = nnx.split(model.propagator if propagator is None else propagator)
     mixture_fn = mdn_apply_fn(graphdef)
     x = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
     jids = jnp.asarray(ids, jnp.int32)

@@ -16,6 +16,7 @@ MODULES = [
     "lss_jax.lss",
     "lss_jax.simulate",
     "lss_jax.checkpoint",
+    "lss_jax.ensemble",
     "lss_jax.data.featurize",
     "lss_jax.data.pairs",
     "lss_jax.data.four_well",

@@ -211,12 +211,39 @@ def validate(
     metrics["tica"] = {"rmse_kT": rmse_t, "n_bins": int(n_t),
                        "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist()}
 
+    # ---- ensemble spread: the same analysis for every propagator of the ensemble (same start points and length)
+    members = model.ensemble_members() if hasattr(model, "ensemble_members") else []
+    if members:
+        import jax
+
+        per = {"t1_ps": [], "free_energy_phi_psi_rmse_kT": [], "free_energy_psi1_rmse_kT": [], "populations": []}
+        for k, prop in enumerate(members):
+            traj_k, lat_k = model.generate(jax.random.fold_in(jax.random.key(seed), 1000 + k), lss_latent.shape[0],
+                                           lss_latent.shape[1], return_latent=True, propagator=prop, progress=False)
+            per["t1_ps"].append(float(_timescales(list(lat_k), 1, lag_time, m)[0]))
+            pp_k = phi_psi(traj_k)
+            f2_k, _, _, _ = structure.free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
+            per["free_energy_phi_psi_rmse_kT"].append(structure.free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
+            per["free_energy_psi1_rmse_kT"].append(free_energy_rmse(_profile_1d(lat_k[..., 0], edges, kT)[0], f_md, mask1))
+            per["populations"].append(_basins(pp_k))
+        spread = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}  # noqa: E731
+        metrics["ensemble"] = {
+            "n_members": len(members),
+            "per_member": per,
+            "t1_ps": spread(per["t1_ps"]),
+            "free_energy_phi_psi_rmse_kT": spread(per["free_energy_phi_psi_rmse_kT"]),
+            "populations": {b: spread([p[b] for p in per["populations"]]) for b in per["populations"][0]},
+            "md_block_se": {"t1_ps": float(t_md_se[0])},
+        }
+
     if out_dir is not None:
         from lss_jax import _io
         from lss_jax.analysis import plots
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if members:
+            plots.uncertainty_map(model, path=out_dir / "uncertainty.png")
         plots.molecular_figures(
             out_dir, psi1_edges=edges, f_md=f_md, f_md_se=f_md_se, f_lss=f_lss, mask1=mask1, f2_md=f2_md, f2_lss=f2_lss,
             p2_md=p2_md, xe=xe, ye=ye, t_md=t_md, t_md_se=t_md_se, t_lss=t_lss,

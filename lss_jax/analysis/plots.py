@@ -223,3 +223,46 @@ def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit
     if path is not None:
         save_figure(fig, path, dpi=120)
     return fig
+
+
+def uncertainty_map(model, *, path=None, n_grid: int = 40, seed: int = 0):
+    """Epistemic uncertainty of the kinetics and training-data density over the leading latent coordinates.
+
+    Left: ensemble disagreement (:meth:`lss_jax.LSS.uncertainty`, nats); right: log10 of the training-data
+    density; training frames overlaid. Other latent coordinates are held at the training median. Needs a
+    model trained with ``ensemble_size >= 2``. Returns the figure (written to ``path`` if given).
+    """
+    import jax
+
+    rng = np.random.default_rng(seed)
+    train = model.from_unit(model.start_points)
+    m = train.shape[1]
+    lo, hi = train.min(0), train.max(0)
+    if m == 1:
+        grid = np.linspace(lo[0], hi[0], 4 * n_grid)[:, None]
+        unc, dens = model.uncertainty(grid, key=jax.random.key(seed)), model.data_density(grid)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(grid[:, 0], unc, label="epistemic uncertainty (nats)")
+        ax2 = ax.twinx()
+        ax2.semilogy(grid[:, 0], dens, color="C1", label="training density")
+        ax.set(xlabel=r"$\psi_1$", ylabel="uncertainty (nats)")
+        ax2.set_ylabel("training density")
+    else:
+        g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], n_grid), np.linspace(lo[1], hi[1], n_grid), indexing="ij")
+        pts = np.repeat(np.median(train, 0)[None], n_grid * n_grid, axis=0)
+        pts[:, 0], pts[:, 1] = g1.ravel(), g2.ravel()
+        unc = model.uncertainty(pts, key=jax.random.key(seed)).reshape(n_grid, n_grid)
+        dens = model.data_density(pts).reshape(n_grid, n_grid)
+        shown = train[rng.choice(len(train), min(len(train), 2000), replace=False)]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, values, title, label in ((axes[0], unc, "ensemble disagreement", "nats"),
+                                         (axes[1], np.log10(np.maximum(dens, 1e-12)), "training-data density", "log10")):
+            mesh = ax.pcolormesh(g1, g2, values, shading="auto", cmap="viridis")
+            ax.scatter(shown[:, 0], shown[:, 1], s=1, c="w", alpha=0.3)
+            fig.colorbar(mesh, ax=ax, label=label)
+            ax.set(xlabel=r"$\psi_1$", ylabel=r"$\psi_2$", title=title)
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path, dpi=120)
+        plt.close(fig)
+    return fig
