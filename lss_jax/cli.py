@@ -137,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--out", required=True, help="output directory")
     ls.add_argument("--config", help=CONFIG_HELP)
 
+    ad = sub_parser("adapt", "adaptive sampling: pick where to run MD next, run it, retrain (N rounds)",
+                    "Score the MD frames with the model (LSS stationary density over MD density, plus the ensemble's "
+                    "uncertainty if the model has one; rule in lss_jax.adaptive), write the K best distinct frames as "
+                    "PDBs, and with --prmtop or --system-xml (needs the md extra: OpenMM) run short MD from each, "
+                    "append it and retrain, for --rounds rounds. Rerunning continues after the last complete round.")
+    ad.add_argument("--model", required=True, help="trained model directory (its config is used for retraining)")
+    ad.add_argument("--traj", nargs="+", required=True, help="MD gathered so far (full atoms)")
+    ad.add_argument("--top", help="topology of --traj")
+    ad.add_argument("--n-seeds", type=_positive_int, required=True, help="seeds (new MD trajectories) per round")
+    ad.add_argument("--rounds", type=_positive_int, default=1, help="rounds (default 1)")
+    ad.add_argument("--md-frames", type=_positive_int, default=100, help="frames per new MD trajectory (default 100)")
+    ad.add_argument("--prmtop", help="Amber prmtop of the system (OBC2 implicit solvent protocol, see lss_jax.md)")
+    ad.add_argument("--system-xml", help="serialized OpenMM System XML (used as is)")
+    ad.add_argument("--pdb", help="PDB matching the system (default --top)")
+    ad.add_argument("--platform", default="Reference", help="OpenMM platform (default Reference)")
+    ad.add_argument("--seed", type=int, default=0, help="PRNG and MD seed")
+    ad.add_argument("--out", required=True, help="output directory of the rounds")
+    ad.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ad.add_argument("--config", help=CONFIG_HELP)
+
     de = sub_parser("demo", "alanine dipeptide end to end on the built-in data",
                     "Train on the shipped 50 ns trajectory (seed 1), generate, and validate against the shipped "
                     "independent 50 ns trajectory (seed 2).")
@@ -445,6 +465,41 @@ def _lagscan(args) -> int:
     return 0
 
 
+def _adapt(args) -> int:
+    from pathlib import Path
+
+    from lss_jax.adaptive import adaptive_sampling
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    if args.prmtop and args.system_xml:
+        raise ValueError("give either --prmtop or --system-xml, not both.")
+    model = LSS.load(args.model)
+    trajs = load_trajectories(args.traj, args.top)
+    system = None
+    if args.prmtop or args.system_xml:
+        from lss_jax.md import MDSystem
+
+        pdb = args.pdb or args.top
+        if pdb is None or Path(pdb).suffix != ".pdb":
+            raise ValueError("running MD needs a PDB of the system: give --pdb (or a .pdb --top).")
+        system = MDSystem(pdb=pdb, prmtop=args.prmtop, system_xml=args.system_xml, platform=args.platform)
+    logs = adaptive_sampling(trajs, model.config, out, system=system, n_rounds=args.rounds, n_seeds=args.n_seeds,
+                             md_frames=args.md_frames, model=model, seed=args.seed, progress=not args.no_progress)
+    print("\nadaptive sampling")
+    for entry in logs:
+        if entry.get("seeds_only"):
+            print(f"  round {entry['round']}: seeds written to {entry['seeds_pdb']} (no MD system given)")
+        else:
+            print(f"  round {entry['round']}: {len(entry['md_files'])} new trajectories, "
+                  f"{entry['n_frames_total']:,} frames in total, {entry['seconds']:.0f} s")
+    print(f"  rounds in {out}")
+    return 0
+
+
 def _demo(args) -> int:
     from pathlib import Path
 
@@ -634,7 +689,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handlers = {"four-well": _four_well, "train": _train, "generate": _generate, "report": _report, "demo": _demo,
-                "lagscan": _lagscan}
+                "lagscan": _lagscan, "adapt": _adapt}
     # No partial output: on failure remove what train/report/lagscan created under --out (generate keeps its
     # chunks on purpose, so that a rerun continues; it checks its inputs before writing anything).
     out = Path(args.out) if args.command in ("train", "report", "lagscan") else None

@@ -17,5 +17,5 @@ def test_simulation_is_seeded_cached_and_valid(tmp_path):
     assert a.n_frames == 5 and a.n_atoms == 22 and np.all(np.isfinite(a.xyz))
     np.testing.assert_allclose(again.xyz, a.xyz, atol=1e-3)  # xtc precision
     assert not np.allclose(a.xyz, b.xyz, atol=1e-3)  # another seed, another trajectory
-    with pytest.raises(ValueError, match="multiple of 0.004"):
+    with pytest.raises(ValueError, match=r"multiple of the 4 fs step \(0.004 ps\)"):
         simulate_alanine_dipeptide(2, frame_interval_ps=0.003, out=tmp_path / "c.xtc")

@@ -18,8 +18,6 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
 __all__ = [
     "alanine_dipeptide_files",
     "load_alanine_dipeptide",
@@ -130,23 +128,11 @@ def simulate_alanine_dipeptide(
     """
     import mdtraj as md
 
-    try:
-        import openmm
-        from openmm import app, unit
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "simulate_alanine_dipeptide needs OpenMM; install the md extra: pip install 'lss_jax[md]'"
-        ) from err
     from lss_jax._io import atomic_path
-    from lss_jax._progress import progress_bar
+    from lss_jax.md import MDSystem, run_md
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}.")
-    step_fs = 4.0
-    steps_per_frame = frame_interval_ps * 1000.0 / step_fs
-    if abs(steps_per_frame - round(steps_per_frame)) > 1e-9 or steps_per_frame < 1:
-        raise ValueError(f"frame_interval_ps must be a positive multiple of 0.004 ps, got {frame_interval_ps}.")
-    steps_per_frame = int(round(steps_per_frame))
     files = alanine_dipeptide_files()
     if out is None:
         out = cache_dir() / f"ala2-seed{seed}-{n_frames}x{frame_interval_ps:g}ps.xtc"
@@ -154,31 +140,9 @@ def simulate_alanine_dipeptide(
     if out.exists():
         return md.load(str(out), top=str(files["pdb"]))
     out.parent.mkdir(parents=True, exist_ok=True)
-
-    prmtop = app.AmberPrmtopFile(str(files["prmtop"]))
-    pdb = app.PDBFile(str(files["pdb"]))
-    system = prmtop.createSystem(
-        implicitSolvent=app.OBC2, nonbondedMethod=app.NoCutoff, constraints=app.HBonds, hydrogenMass=4 * unit.amu
-    )
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, step_fs * unit.femtoseconds)
-    integrator.setRandomNumberSeed(seed)
-    simulation = app.Simulation(prmtop.topology, system, integrator, openmm.Platform.getPlatformByName(platform))
-    simulation.context.setPositions(pdb.positions)
-    simulation.minimizeEnergy()
-    simulation.context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
-    simulation.step(int(round(equilibration_ps * 1000.0 / step_fs)))
-
-    xyz = np.empty((n_frames, prmtop.topology.getNumAtoms(), 3), np.float32)
-    with progress_bar(total=n_frames, desc=f"OpenMM ala2 seed {seed}", unit="frame", disable=not progress) as bar:
-        for i in range(n_frames):
-            simulation.step(steps_per_frame)
-            state = simulation.context.getState(getPositions=True)
-            xyz[i] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-            bar.update(1)
-    top = md.load_topology(str(files["pdb"]))
-    traj = md.Trajectory(
-        xyz, top, time=np.arange(1, n_frames + 1) * frame_interval_ps + equilibration_ps
-    )
+    system = MDSystem(pdb=files["pdb"], prmtop=files["prmtop"], platform=platform)
+    traj = run_md(system, n_frames, frame_interval_ps=frame_interval_ps, seed=seed, minimize=True,
+                  equilibration_ps=equilibration_ps, progress=progress, desc=f"OpenMM ala2 seed {seed}")
     with atomic_path(out) as tmp:
         traj.save(str(tmp))
     return traj

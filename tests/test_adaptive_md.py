@@ -1,0 +1,72 @@
+"""Adaptive sampling with a molecular LSS: seed selection, rounds through the CLI, resume."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from lss_jax.adaptive import acquisition_scores, select_seeds
+from lss_jax.cli import main
+from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
+from lss_jax.lss import LSS
+
+TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+
+
+@pytest.fixture(scope="module")
+def traj():
+    return load_alanine_dipeptide("train", stride=10)
+
+
+@pytest.fixture(scope="module")
+def model(traj):
+    return LSS(**TINY, ensemble_size=2).fit(traj, progress=False)
+
+
+def test_seeds_are_the_best_scored_distinct_frames(model, traj):
+    sel = select_seeds(model, traj, 5, key=jax.random.key(0), max_candidates=500, exclusion=0.1)
+    assert len(sel.indices) == 5 and len(set(sel.indices.tolist())) == 5
+    assert np.all(np.diff(sel.scores) <= 0)
+    u = model.to_unit(sel.psi)
+    d = np.linalg.norm(u[:, None] - u[None], axis=-1) + np.eye(5) * 10
+    assert d.min() >= 0.1 * np.sqrt(2) - 1e-6
+    # the best seed is the best candidate overall (nothing excludes the first pick)
+    cand = np.unique(np.linspace(0, traj.n_frames - 1, 500).astype(int))
+    scores, terms = acquisition_scores(model, model.encode(traj)[cand], key=jax.random.key(0))
+    assert np.isclose(sel.scores[0], scores.max())
+    assert set(terms) == {"log_pi_lss_over_rho_md", "epistemic_uncertainty"}
+    np.testing.assert_allclose(model.encode(traj[int(sel.indices[0])]), sel.psi[:1], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_adapt_rounds_with_openmm_and_resume(model, traj, tmp_path, capsys):
+    pytest.importorskip("openmm")
+    files = alanine_dipeptide_files()
+    path = model.save(tmp_path / "model")
+    traj[:600].save_dcd(str(tmp_path / "md.dcd"))
+    args = ["adapt", "--model", str(path), "--traj", str(tmp_path / "md.dcd"), "--top", str(files["pdb"]),
+            "--n-seeds", "2", "--rounds", "2", "--md-frames", "30", "--prmtop", str(files["prmtop"]),
+            "--out", str(tmp_path / "adapt"), "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    for r in (0, 1):
+        entry = json.loads((tmp_path / "adapt" / f"round-{r:03d}" / "round.json").read_text())
+        assert entry["md_files"] == ["md-00.xtc", "md-01.xtc"]
+    assert entry["n_frames_total"] == 600 + 4 * 30
+    assert (tmp_path / "adapt" / "round-001" / "model" / "lss.json").is_file()  # retrained in round 1
+    assert "round 1: training on 660 frames in 3 trajectories" in first
+    assert main(args) == 0  # complete: nothing is redone (no training, same summary)
+    again = capsys.readouterr().out
+    assert "training" not in again and again.strip() == first[first.index("adaptive sampling") - 1 :].strip()
+
+
+def test_cli_adapt_without_md_system_writes_seeds_only(model, traj, tmp_path, capsys):
+    import mdtraj as md
+
+    path = model.save(tmp_path / "model")
+    traj[:600].save_dcd(str(tmp_path / "md.dcd"))
+    assert main(["adapt", "--model", str(path), "--traj", str(tmp_path / "md.dcd"), "--top",
+                 str(alanine_dipeptide_files()["pdb"]), "--n-seeds", "3", "--out", str(tmp_path / "a")]) == 0
+    assert "no MD system given" in capsys.readouterr().out
+    seeds = md.load(str(tmp_path / "a" / "round-000" / "seeds.pdb"))
+    assert seeds.n_frames == 3 and seeds.n_atoms == 22
