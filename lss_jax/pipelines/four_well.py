@@ -74,6 +74,7 @@ class FourWellConfig:
     n_trajectories: int = 1024
     n_lss_steps: int | None = None  # default: training length in units of tau
     boundary: str = "reflect"
+    precision: str = "float32"  # matmul precision of the generation rollout (see lss_jax.propagator.with_precision)
     seed: int = 0
 
     @classmethod
@@ -210,7 +211,8 @@ def run_four_well(
         start_idx = jax.random.randint(k_start, (cfg.n_trajectories,), 0, len(u_train))
         u0 = jnp.asarray(u_train)[start_idx]
         traj_u = rollout_with_progress(
-            k_roll, mdn_apply_fn(graphdef), params, u0, n_steps=cfg.lss_steps, boundary=cfg.boundary, progress=progress
+            k_roll, mdn_apply_fn(graphdef), params, u0, n_steps=cfg.lss_steps, boundary=cfg.boundary, progress=progress,
+            precision=cfg.precision,
         )
         lss = np.asarray(minmax_inverse(scaler, traj_u))[..., 0]
 
