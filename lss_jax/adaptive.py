@@ -39,7 +39,7 @@ import numpy as np
 
 from lss_jax import _io
 
-__all__ = ["SeedSelection", "acquisition_scores", "select_seeds", "adaptive_sampling"]
+__all__ = ["SeedSelection", "combine_scores", "acquisition_scores", "select_seeds", "adaptive_sampling"]
 
 
 class SeedSelection(NamedTuple):
@@ -55,6 +55,19 @@ def _z(v):
     v = np.asarray(v, np.float64)
     sd = v.std()
     return (v - v.mean()) / sd if sd > 0 else np.zeros_like(v)
+
+
+def combine_scores(log_density_ratio, uncertainty=None) -> np.ndarray:
+    """``z[log pi_LSS - log rho_MD] (+ z[U])``: the acquisition score of the module docstring.
+
+    Example:
+        >>> combine_scores(np.array([0.0, 1.0, 2.0])).round(3).tolist()
+        [-1.225, 0.0, 1.225]
+        >>> combine_scores(np.array([0.0, 1.0, 2.0]), np.array([0.3, 0.1, 0.2])).round(3).tolist()
+        [-0.0, -1.225, 1.225]
+    """
+    score = _z(log_density_ratio)
+    return score if uncertainty is None else score + _z(uncertainty)
 
 
 def acquisition_scores(model, psi, *, key: jax.Array, n_traj: int = 256, n_steps: int = 400) -> tuple[np.ndarray, dict]:
@@ -74,12 +87,11 @@ def acquisition_scores(model, psi, *, key: jax.Array, n_traj: int = 256, n_steps
     floor = 1e-12
     ratio = np.log(np.maximum(pi_lss, floor)) - np.log(np.maximum(rho, floor))
     terms = {"log_pi_lss_over_rho_md": ratio}
-    score = _z(ratio)
+    unc = None
     if getattr(model, "propagator_ensemble", None) is not None:
         unc = model.uncertainty(psi, key=k_unc)
         terms["epistemic_uncertainty"] = unc
-        score = score + _z(unc)
-    return score, terms
+    return combine_scores(ratio, unc), terms
 
 
 def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, max_candidates: int = 20_000,

@@ -17,6 +17,8 @@ MODULES = [
     "lss_jax.simulate",
     "lss_jax.checkpoint",
     "lss_jax.ensemble",
+    "lss_jax.adaptive",
+    "lss_jax.pipelines.adaptive",
     "lss_jax.data.featurize",
     "lss_jax.data.pairs",
     "lss_jax.data.four_well",
