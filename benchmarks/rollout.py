@@ -5,13 +5,15 @@ For each batch size B the script times compilation and execution separately and 
 steps per second (trajectory-steps: B x n_steps / s) and the achieved GFLOP/s of the MLP (counting
 the three matmuls, 2 FLOP per multiply-add) next to the GFLOP/s of a large square float32 matmul.
 
-    python benchmarks/rollout.py                    # writes benchmarks/results/rollout-<backend>.json
+    python benchmarks/rollout.py           # B = 1, 64, 1024, 4096, 16384; writes benchmarks/results/rollout-<backend>.json
+    python benchmarks/rollout.py --quick   # B = 1, 1024 with --work 4e5, one repeat (< 1 min on 2 CPU cores)
     python benchmarks/rollout.py --batch 1 64 --out /tmp/r.json
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -32,7 +34,7 @@ LATENT, COMPONENTS, HIDDEN = 3, 24, (100, 100)
 
 def mlp_flops_per_step(batch: int) -> int:
     sizes = (LATENT, *HIDDEN, COMPONENTS * (1 + 2 * LATENT))
-    return 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 2 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
 
 
 def _time(fn, repeats: int) -> float:
@@ -58,7 +60,10 @@ def bench_rollout(batch: int, n_steps: int, repeats: int) -> dict:
     fn = mdn_apply_fn(graphdef)
     x0 = jax.random.uniform(jax.random.key(1), (batch, LATENT))
     key = jax.random.key(2)
-    run = lambda: rollout(key, fn, params, x0, n_steps=n_steps)  # noqa: E731
+
+    def run():
+        return rollout(key, fn, params, x0, n_steps=n_steps)
+
     first = _time(run, 1)  # trace + compile + one execution
     seconds = _time(run, repeats)
     compile_s = max(first - seconds, 0.0)
@@ -76,11 +81,14 @@ def bench_rollout(batch: int, n_steps: int, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 8192])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
     parser.add_argument("--work", type=float, default=4e6, help="trajectory-steps per timed run (default 4e6)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="B = 1 and 1024, --work 4e5, one repeat")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.work, args.repeats = [1, 1024], 4e5, 1
     peak = matmul_peak()
     print(f"matmul peak ({peak['n']}^2 float32): {peak['gflops']:.1f} GFLOP/s", file=sys.stderr)
     rows = []
@@ -99,11 +107,13 @@ def main(argv=None) -> int:
         "benchmark": "rollout",
         "propagator": {"latent_dim": LATENT, "n_components": COMPONENTS, "hidden": list(HIDDEN)},
         "matmul_peak": peak,
+        "settings": {"work": args.work, "repeats": args.repeats, "quick": args.quick},
         "results": rows,
         "machine": {
             "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
             "cpu_count": os.cpu_count(),
+            "load_average_end": list(os.getloadavg()),
             "platform": platform.platform(),
             "jax": jax.__version__,
         },

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# GPU benchmark run for a lent accelerator machine: one command, under 5 minutes, nothing from the network.
+#
+#   bash benchmarks/gpu.sh                     # JSON + logs under $OUT (default benchmarks/results)
+#   OUT=/tmp/res PYTHON=python3 bash benchmarks/gpu.sh
+#
+# Steps (each under `timeout`, all together under GPU_BENCH_SECONDS, default 285 s):
+#   1. environment check: JAX backend, devices, package versions     -> $OUT/gpu-env.log
+#   2. benchmarks/rollout.py, full B range 1 .. 16384                  -> $OUT/rollout-<backend>.json
+#   3. benchmarks/md_vs_lss.py (LSS part only when OpenMM is missing) -> $OUT/md_vs_lss-<backend>.json
+#   4. benchmarks/generation.py --quick, only if that file exists     -> $OUT/generation-<backend>.json
+#      (GPU_BENCH_GENERATION_FULL=1 runs it in full; it may then not finish inside the budget)
+# Each step's output is also in $OUT/gpu-<step>.log (at most 8 files come back from a lent machine's $OUT: these
+# are 8). A step that fails or times out is recorded in $OUT/gpu-summary.txt and the next one still runs; the exit
+# status is the number of failed steps. GPU_BENCH_QUICK=1 passes --quick to every benchmark (a smoke test that
+# also runs on a CPU-only machine in about 2 minutes).
+#
+# What the machine needs (nothing is installed from the network):
+#   * a Python with a CUDA-enabled jax, flax, optax, numpy, scipy, tqdm: $PYTHON, else ./.venv/bin/python when it
+#     imports jax, else python3 (the lent image's python3 has jax[cuda13], flax, optax, torch);
+#   * mdtraj for md_vs_lss.py (not in the lent image) and optionally openmm: carry wheels in ./.whl (ignored by git,
+#     e.g. `echo /.whl/ >> .git/info/exclude` and `python3 -m pip download --no-deps --only-binary=:all:
+#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64
+#     -d .whl mdtraj==1.11.1.post2`); this script installs ./.whl/*.whl into /tmp/site with --no-index;
+#   * the repository itself: lss_jax is imported from the working tree (PYTHONPATH), no pip install needed.
+set -u
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+OUT=${OUT:-benchmarks/results}
+mkdir -p "$OUT"
+TOTAL=${GPU_BENCH_SECONDS:-285}
+export PYTHONUNBUFFERED=1
+QUICK=()
+[ "${GPU_BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+    if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    then export PYTHONPATH="/tmp/site:$PYTHONPATH"
+    else echo "gpu.sh: installing the carried wheels in .whl failed; continuing without them" >&2
+    fi
+fi
+
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ] && .venv/bin/python -c "import jax" 2>/dev/null; then PYTHON=.venv/bin/python
+    else PYTHON=python3
+    fi
+fi
+
+SUMMARY="$OUT/gpu-summary.txt"
+: >"$SUMMARY"
+FAILED=0
+
+# step NAME CAP_SECONDS COMMAND...: run COMMAND under timeout min(CAP, time left), log to $OUT/gpu-NAME.log
+step() {
+    local name=$1 cap=$2
+    shift 2
+    local left=$((TOTAL - SECONDS))
+    local limit=$((cap < left ? cap : left))
+    if [ "$limit" -lt 10 ]; then
+        echo "$name: skipped (no time left)" | tee -a "$SUMMARY"
+        FAILED=$((FAILED + 1))
+        return
+    fi
+    local start=$SECONDS
+    echo "== $name (timeout ${limit}s): $*" >&2
+    timeout --kill-after=5 "$limit" "$@" 2>&1 | tee "$OUT/gpu-$name.log"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -ne 0 ] && FAILED=$((FAILED + 1))
+    local what="rc=$rc"
+    [ "$rc" -eq 124 ] && what="timed out after ${limit}s"
+    echo "$name: $what, $((SECONDS - start)) s" | tee -a "$SUMMARY"
+}
+
+step env 30 "$PYTHON" -c "
+import os, platform, jax
+print('python', platform.python_version(), 'jax', jax.__version__, 'backend', jax.default_backend())
+print('devices', jax.devices())
+import lss_jax
+print('lss_jax', lss_jax.__version__, 'from', os.path.dirname(lss_jax.__file__))
+for name in ('flax', 'optax', 'mdtraj', 'openmm', 'torch'):
+    try:
+        print(name, __import__(name).__version__)
+    except Exception as err:
+        print(name, 'missing:', type(err).__name__, err)
+"
+BACKEND=$("$PYTHON" -c "import jax; print(jax.default_backend())" 2>/dev/null || echo unknown)
+[ "$BACKEND" = gpu ] || echo "gpu.sh: warning: JAX backend is '$BACKEND', not gpu" | tee -a "$SUMMARY"
+
+step rollout 90 "$PYTHON" benchmarks/rollout.py "${QUICK[@]}" --out "$OUT/rollout-$BACKEND.json"
+
+MD_ARGS=()
+"$PYTHON" -c "import openmm" 2>/dev/null || MD_ARGS+=(--no-md)
+step md_vs_lss 130 "$PYTHON" benchmarks/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
+
+if [ -f benchmarks/generation.py ]; then
+    GEN_ARGS=()
+    HELP=$("$PYTHON" benchmarks/generation.py --help 2>/dev/null)
+    # its full run (~4 min on 2 CPU cores) does not fit the budget next to the others: --quick unless asked
+    if grep -q -- "--quick" <<<"$HELP" && { [ "${GPU_BENCH_GENERATION_FULL:-0}" != 1 ] || [ ${#QUICK[@]} -gt 0 ]; }; then
+        GEN_ARGS+=(--quick)
+    fi
+    if grep -q -- "--out" <<<"$HELP"; then
+        GEN_ARGS+=(--out "$OUT/generation-$BACKEND.json")
+    fi
+    step generation 120 "$PYTHON" benchmarks/generation.py "${GEN_ARGS[@]}"
+else
+    echo "generation: skipped (benchmarks/generation.py does not exist)" | tee -a "$SUMMARY"
+fi
+
+echo "total ${SECONDS} s, $FAILED failed step(s)" | tee -a "$SUMMARY"
+exit "$FAILED"

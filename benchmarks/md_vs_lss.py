@@ -1,0 +1,241 @@
+"""Simulated nanoseconds per wall-clock second: OpenMM molecular dynamics against LSS generation.
+
+System: alanine dipeptide with the protocol of the shipped data (``lss_jax.datasets``: Amber ff96,
+OBC2 implicit solvent, HBond constraints, 4 amu hydrogens, ``LangevinMiddleIntegrator(300 K, 1/ps, 4 fs)``).
+
+* **MD**: the system of :func:`lss_jax.datasets.simulate_alanine_dipeptide` on each requested OpenMM
+  platform (default: ``CPU`` with all cores, the platform the issue names, and ``Reference``, which
+  is faster for 22 atoms). After minimization, velocities and a warm-up, only ``simulation.step``
+  over ``--md-steps`` steps is timed, without writing frames. Rate = steps x 4 fs / s.
+* **LSS**: ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)``
+  trained on the shipped ``train`` trajectory (2 ps frames, so one LSS step = 5 x 2 ps = 10 ps).
+  Throughput does not depend on how well the model is trained, so the training is short. Timed after
+  a warm-up call of the same size (compilation excluded): ``LSS.generate`` returning decoded
+  ``mdtraj.Trajectory`` frames (propagate + decode + trajectory assembly), and separately its parts:
+  the latent rollout (``generate(..., latent_only=True)``, trajectory-steps/s) and decoding
+  (``LSS.decode`` of those latent frames, frames/s). Rate = n_traj x n_steps x lag time / s.
+
+The ratio LSS / MD uses the fastest MD platform measured. OpenMM is optional: without it (or with
+``--no-md``) only the LSS part runs and the ratio is ``null``.
+
+    python benchmarks/md_vs_lss.py            # 1000 x 1000 LSS steps, 10 000 MD steps -> results/md_vs_lss-<backend>.json
+    python benchmarks/md_vs_lss.py --quick    # smaller model and sizes (< 1 min)
+    python benchmarks/md_vs_lss.py --no-md --n-traj 4096 --out /tmp/lss.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lss_jax import LSS
+from lss_jax._io import write_json
+from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
+
+MD_STEP_FS = 4.0
+
+
+def bench_md(platform_name: str, n_steps: int, warmup_steps: int) -> dict:
+    """Time ``n_steps`` integration steps of the shipped-data protocol on one OpenMM platform."""
+    import openmm
+    from openmm import app, unit
+
+    files = alanine_dipeptide_files()
+    prmtop = app.AmberPrmtopFile(str(files["prmtop"]))
+    pdb = app.PDBFile(str(files["pdb"]))
+    system = prmtop.createSystem(
+        implicitSolvent=app.OBC2, nonbondedMethod=app.NoCutoff, constraints=app.HBonds, hydrogenMass=4 * unit.amu
+    )
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, MD_STEP_FS * unit.femtoseconds)
+    integrator.setRandomNumberSeed(1)
+    plat = openmm.Platform.getPlatformByName(platform_name)
+    properties = {"Threads": str(os.cpu_count())} if platform_name == "CPU" else {}
+    simulation = app.Simulation(prmtop.topology, system, integrator, plat, properties)
+    simulation.context.setPositions(pdb.positions)
+    simulation.minimizeEnergy()
+    simulation.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    simulation.step(warmup_steps)
+    simulation.context.getState(getEnergy=True)  # synchronize before timing
+    start = time.perf_counter()
+    simulation.step(n_steps)
+    simulation.context.getState(getEnergy=True)
+    seconds = time.perf_counter() - start
+    ns = n_steps * MD_STEP_FS * 1e-6
+    return {
+        "platform": platform_name,
+        "properties": {k: plat.getPropertyValue(simulation.context, k) for k in plat.getPropertyNames()},
+        "n_steps": n_steps,
+        "warmup_steps": warmup_steps,
+        "seconds": seconds,
+        "steps_per_second": n_steps / seconds,
+        "ns_per_second": ns / seconds,
+        "ns_per_day": ns / seconds * 86400,
+    }
+
+
+def _median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), out
+
+
+def train_model(quick: bool, model_dir: Path | None) -> tuple[LSS, dict]:
+    if model_dir is not None and (model_dir / "lss.json").is_file():
+        return LSS.load(model_dir), {"loaded_from": str(model_dir)}
+    stride = 5 if quick else 1
+    config = {"lag": 1 if quick else 5, "latent_dim": 2, "encoder_epochs": 1 if quick else 2,
+              "propagator_epochs": 1 if quick else 2, "decoder_iterations": 20 if quick else 200}
+    traj = load_alanine_dipeptide("train", stride=stride)
+    start = time.perf_counter()
+    model = LSS(**config).fit(traj, progress=False)
+    info = {"config": config, "train_stride": stride, "train_frames": traj.n_frames,
+            "fit_seconds": time.perf_counter() - start, "fit_wall_seconds": model.info.get("wall_seconds")}
+    if model_dir is not None:
+        model.save(model_dir)
+        info["saved_to"] = str(model_dir)
+    return model, info
+
+
+def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int) -> dict:
+    key = jax.random.key(0)
+    lag_ps = model.lag_time
+    sim_ns = n_traj * n_steps * lag_ps * 1e-3
+    n_frames = n_traj * n_steps
+
+    start = time.perf_counter()
+    model.generate(key, n_traj, n_steps, progress=False)  # compiles rollout chunks and decode batches
+    first = time.perf_counter() - start
+    gen_s, traj = _median_time(lambda: model.generate(key, n_traj, n_steps, progress=False), repeats)
+    if traj.n_frames != n_frames:
+        raise RuntimeError(f"generate returned {traj.n_frames} frames, expected {n_frames}")
+    roll_s, psi = _median_time(lambda: model.generate(key, n_traj, n_steps, latent_only=True, progress=False), repeats)
+    dec_s, xyz = _median_time(lambda: model.decode(key, psi), repeats)
+    return {
+        "n_trajectories": n_traj,
+        "n_steps": n_steps,
+        "lag_time_ps": lag_ps,
+        "simulated_ns": sim_ns,
+        "decoded_atoms": int(traj.n_atoms),
+        "first_call_seconds_including_compile": first,
+        "generate_seconds": gen_s,
+        "ns_per_second": sim_ns / gen_s,
+        "frames_per_second": n_frames / gen_s,
+        "rollout_seconds": roll_s,
+        "rollout_latent_steps_per_second": n_frames / roll_s,
+        "rollout_ns_per_second": sim_ns / roll_s,
+        "decode_seconds": dec_s,
+        "decode_frames_per_second": n_frames / dec_s,
+        "decode_output_shape": list(np.shape(xyz)),
+        "assembly_seconds_estimate": max(gen_s - roll_s - dec_s, 0.0),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-traj", type=int, default=1000)
+    parser.add_argument("--n-steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--md-steps", type=int, default=10_000, help="timed OpenMM steps (4 fs each)")
+    parser.add_argument("--md-warmup", type=int, default=1000)
+    parser.add_argument("--md-platforms", nargs="+", default=["CPU", "Reference"])
+    parser.add_argument("--no-md", action="store_true", help="skip the OpenMM part")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="load this saved LSS directory if it exists, else train and save it there")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny model (lag 1 on a 5x strided trajectory), 200 x 200 LSS steps, 2000 MD steps")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_traj, args.n_steps, args.repeats, args.md_steps, args.md_warmup = 200, 200, 1, 2000, 250
+    try:
+        import mdtraj  # noqa: F401
+    except ImportError:
+        sys.exit("benchmarks/md_vs_lss.py needs mdtraj (a dependency of lss_jax) for the LSS part: pip install mdtraj")
+    load_start = list(os.getloadavg())
+
+    md_rows, md_note = [], None
+    if args.no_md:
+        md_note = "skipped (--no-md)"
+    else:
+        try:
+            import openmm
+        except ImportError as err:
+            md_note = f"OpenMM not available ({err}); install the md extra: pip install 'lss_jax[md]'"
+    if md_note is None:
+        for name in args.md_platforms:
+            try:
+                row = bench_md(name, args.md_steps, args.md_warmup)
+            except Exception as err:  # noqa: BLE001 - a platform missing on this machine is not fatal
+                print(f"MD {name}: failed ({type(err).__name__}: {err})", file=sys.stderr)
+                md_rows.append({"platform": name, "error": f"{type(err).__name__}: {err}"})
+                continue
+            md_rows.append(row)
+            print(f"MD  {name:<9} {row['steps_per_second']:>10.0f} steps/s  {row['ns_per_second']:.4f} ns/s  "
+                  f"({row['ns_per_day']:.0f} ns/day)", flush=True)
+    else:
+        print(f"MD: {md_note}", file=sys.stderr)
+
+    model, train_info = train_model(args.quick, args.model)
+    lss = bench_lss(model, args.n_traj, args.n_steps, args.repeats)
+    print(f"LSS generate {lss['n_trajectories']} x {lss['n_steps']} steps (lag {lss['lag_time_ps']:g} ps): "
+          f"{lss['generate_seconds']:.2f} s -> {lss['ns_per_second']:.4g} ns/s; rollout "
+          f"{lss['rollout_latent_steps_per_second']:.3g} steps/s; decode {lss['decode_frames_per_second']:.3g} "
+          f"frames/s", flush=True)
+
+    ok = [r for r in md_rows if "ns_per_second" in r]
+    best = max(ok, key=lambda r: r["ns_per_second"]) if ok else None
+    ratio = lss["ns_per_second"] / best["ns_per_second"] if best else None
+    rows = [("MD " + r["platform"], r["ns_per_second"], None) for r in ok]
+    rows += [("LSS generate (decoded)", lss["ns_per_second"], ratio),
+             ("LSS rollout only", lss["rollout_ns_per_second"],
+              lss["rollout_ns_per_second"] / best["ns_per_second"] if best else None)]
+    print(f"\n{'':<24} {'ns/s':>12} {'x fastest MD':>13}")
+    for name, rate, r in rows:
+        print(f"{name:<24} {rate:>12.4g} {'' if r is None else f'{r:.3g}':>13}")
+
+    result = {
+        "benchmark": "md_vs_lss",
+        "system": "alanine dipeptide, Amber ff96, OBC2 implicit solvent, 300 K (lss_jax.datasets protocol)",
+        "md": {"available": md_note is None, "note": md_note, "step_fs": MD_STEP_FS, "results": md_rows,
+               "timed": "simulation.step only (after minimization, velocities, warm-up); no frame output"},
+        "lss": lss,
+        "lss_model": {**train_info,
+                      "note": "trained briefly: throughput does not depend on training quality; the generated "
+                              "dynamics of this model are not meant to be accurate"},
+        "ratio_lss_over_md": ratio,
+        "ratio_reference_platform": best["platform"] if best else None,
+        "issue_target": {"criterion": "LSS ns/s >= 1e6 x OpenMM ns/s", "ratio": ratio,
+                         "met": None if ratio is None else bool(ratio >= 1e6)},
+        "settings": {"quick": args.quick, "repeats": args.repeats},
+        "machine": {
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+            "platform": platform.platform(),
+            "jax": jax.__version__,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if md_note is None:
+        result["machine"]["openmm"] = openmm.__version__
+    out = args.out or Path(__file__).parent / "results" / f"md_vs_lss-{jax.default_backend()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Latent rollout: lss_jax.rollout against the authors' PyTorch stepping loop, rebuilt, in the same run.
+
+The authors' propagator (Ferg-Lab/mdn_propagator, ``Propagator.gen_synthetic_traj`` and ``propagate``)
+advances latent points with a Python loop that calls the MDN in torch at every step and samples the
+Gaussian mixture with ``torch.distributions``: a ``OneHotCategorical`` draw of the component, a
+``Normal`` draw for *every* component, and the one-hot-weighted sum, then ``clip(0, 1)``. This script
+rebuilds that loop in PyTorch (CPU, float32, ``torch.no_grad()``, ``torch.set_num_threads(os.cpu_count())``)
+for the Trp-cage propagator size used throughout (latent 3, C = 24, two hidden layers of 100 ReLU,
+head giving logits, sigmoid means and softplus scales exactly as :class:`lss_jax.MDN`, whose weights
+are copied in) and generalizes it to a batch of B trajectories. Two torch variants are timed:
+
+* ``torch_authors``: the authors' sampling code path (``torch.distributions``), the peer baseline;
+* ``torch_lean``: the same loop with ``torch.multinomial`` + ``gather`` + one ``randn`` (a
+  hand-optimized torch loop, to show how much of the gap is the sampling code rather than the loop).
+
+Left out of the torch loop, in its favour: the ``tqdm`` progress bar and the min-max scaler calls
+of the original. Each variant runs B x n_steps trajectory-steps; ``lss_jax.rollout`` runs the same
+B and n_steps (one jitted ``lax.scan``); its compile time is measured separately and excluded.
+Reported: trajectory-steps per second (B x n_steps / s) and the ratio JAX / PyTorch.
+
+PyTorch is a benchmark-only dependency (``pip install torch==2.13.0``).
+
+    python benchmarks/peer_pytorch.py            # B = 1, 1024 -> benchmarks/results/peer_pytorch-<backend>.json
+    python benchmarks/peer_pytorch.py --quick    # fewer steps, one repeat (< 1 min)
+    python benchmarks/peer_pytorch.py --batch 1 64 1024 4096 --out /tmp/peer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import nnx
+
+from lss_jax import MDN, mdn_apply_fn, rollout
+from lss_jax._io import write_json
+
+LATENT, COMPONENTS, HIDDEN = 3, 24, (100, 100)
+SCALE_FLOOR = 1e-3
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        sys.exit("benchmarks/peer_pytorch.py needs PyTorch (a benchmark-only dependency): pip install torch==2.13.0")
+    return torch
+
+
+def build_torch_mdn(torch, model: MDN):
+    """A torch ``nn.Module`` with the layer sizes and weights of ``model`` (an :class:`lss_jax.MDN`)."""
+    nn = torch.nn
+    F = torch.nn.functional
+    c, m = model.n_components, model.latent_dim
+
+    class TorchMDN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            linears = [*model.layers, model.head]
+            self.linears = nn.ModuleList([nn.Linear(*np.shape(lin.kernel[...])) for lin in linears])
+            with torch.no_grad():
+                for t, lin in zip(self.linears, linears):
+                    t.weight.copy_(torch.from_numpy(np.asarray(lin.kernel[...]).T.copy()))
+                    t.bias.copy_(torch.from_numpy(np.asarray(lin.bias[...]).copy()))
+
+        def forward(self, x):
+            h = x
+            for lin in self.linears[:-1]:
+                h = F.relu(lin(h))
+            out = self.linears[-1](h)
+            logits = out[:, :c]
+            means = torch.sigmoid(out[:, c : c + c * m]).reshape(-1, c, m)
+            scales = F.softplus(out[:, c + c * m :]).reshape(-1, c, m) + SCALE_FLOOR
+            return logits, means, scales
+
+    return TorchMDN().float().eval()
+
+
+def sample_authors(torch, net, x):
+    """One step as in mdn_propagator's ``MixtureDensityNetwork.sample``: every component is drawn."""
+    from torch.distributions import Normal, OneHotCategorical
+
+    logits, means, scales = net(x)
+    pi, normal = OneHotCategorical(logits=logits), Normal(means, scales)
+    return torch.sum(pi.sample().unsqueeze(2) * normal.sample(), dim=1).clip(0, 1)
+
+
+def sample_lean(torch, net, x):
+    """One step with a single categorical and a single normal draw per trajectory."""
+    logits, means, scales = net(x)
+    idx = torch.multinomial(torch.softmax(logits, dim=-1), 1)[:, :, None].expand(-1, 1, means.shape[-1])
+    mean, scale = means.gather(1, idx)[:, 0], scales.gather(1, idx)[:, 0]
+    return (mean + scale * torch.randn_like(mean)).clip(0, 1)
+
+
+def torch_loop(torch, net, x0, n_steps: int, step_fn):
+    """The ``gen_synthetic_traj`` loop, for a batch: ``[B, n_steps, m]``."""
+    with torch.no_grad():
+        x, xs = x0, []
+        for _ in range(n_steps):
+            x = step_fn(torch, net, x)
+            xs.append(x)
+        return torch.stack(xs, dim=1)
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench(torch, batch: int, n_steps: int, repeats: int) -> dict:
+    model = MDN(LATENT, COMPONENTS, HIDDEN, scale_floor=SCALE_FLOOR, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    fn = mdn_apply_fn(graphdef)
+    x0 = np.random.default_rng(1).uniform(size=(batch, LATENT)).astype(np.float32)
+    x0_jax = jax.numpy.asarray(x0)
+    key = jax.random.key(2)
+
+    def run_jax():
+        return jax.block_until_ready(rollout(key, fn, params, x0_jax, n_steps=n_steps))
+
+    first = _median_time(run_jax, 1)  # trace + compile + one execution
+    jax_s = _median_time(run_jax, repeats)
+    row = {
+        "batch": batch,
+        "n_steps": n_steps,
+        "jax_compile_seconds": max(first - jax_s, 0.0),
+        "jax_run_seconds": jax_s,
+        "jax_steps_per_second": batch * n_steps / jax_s,
+    }
+    net = build_torch_mdn(torch, model)
+    x0_torch = torch.from_numpy(x0)
+    torch.manual_seed(0)
+    for name, step_fn in (("torch_authors", sample_authors), ("torch_lean", sample_lean)):
+        torch_loop(torch, net, x0_torch, min(n_steps, 20), step_fn)  # warm-up (allocator, thread pool)
+        seconds = _median_time(lambda: torch_loop(torch, net, x0_torch, n_steps, step_fn), repeats)  # noqa: B023
+        row[f"{name}_run_seconds"] = seconds
+        row[f"{name}_steps_per_second"] = batch * n_steps / seconds
+        row[f"{name}_us_per_step"] = seconds / n_steps * 1e6
+        row[f"ratio_jax_over_{name}"] = row["jax_steps_per_second"] / row[f"{name}_steps_per_second"]
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 1024])
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="steps per timed run, one per batch size (default: 5000 at B=1, 1000 otherwise)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="5x fewer steps, one repeat")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch = _import_torch()
+    torch.set_num_threads(os.cpu_count())
+    if args.steps is not None and len(args.steps) != len(args.batch):
+        parser.error("--steps needs one value per --batch value")
+    steps = args.steps or [5000 if b == 1 else 1000 for b in args.batch]
+    if args.quick:
+        steps, args.repeats = [max(50, s // 5) for s in steps], 1
+
+    load_start = list(os.getloadavg())
+    rows = []
+    print(f"{'B':>6} {'steps':>6} {'JAX steps/s':>12} {'authors':>12} {'lean':>12} {'JAX/authors':>11} "
+          f"{'JAX/lean':>9} {'compile s':>9}")
+    for batch, n_steps in zip(args.batch, steps):
+        row = bench(torch, batch, n_steps, args.repeats)
+        rows.append(row)
+        print(f"{batch:>6} {n_steps:>6} {row['jax_steps_per_second']:>12.3g} "
+              f"{row['torch_authors_steps_per_second']:>12.3g} {row['torch_lean_steps_per_second']:>12.3g} "
+              f"{row['ratio_jax_over_torch_authors']:>11.1f} {row['ratio_jax_over_torch_lean']:>9.1f} "
+              f"{row['jax_compile_seconds']:>9.2f}", flush=True)
+
+    target = next((r for r in rows if r["batch"] == 1024), None)
+    result = {
+        "benchmark": "peer_pytorch",
+        "description": "trajectory-steps/s of lss_jax.rollout vs the mdn_propagator stepping loop rebuilt in PyTorch",
+        "propagator": {"latent_dim": LATENT, "n_components": COMPONENTS, "hidden": list(HIDDEN), "activation": "relu",
+                       "weights": "torch network copies the lss_jax.MDN weights"},
+        "baseline": {
+            "torch_authors": "Python loop, torch.distributions OneHotCategorical + Normal over all components, "
+                             "one-hot weighted sum, clip(0, 1) (Ferg-Lab/mdn_propagator MixtureDensityNetwork.sample "
+                             "in the gen_synthetic_traj loop, generalized to a batch; tqdm and scaler calls omitted)",
+            "torch_lean": "same loop, torch.multinomial + gather + one randn per trajectory",
+            "differences": "lss_jax uses reflecting boundaries and per-trajectory fold_in keys; the torch loop "
+                           "clips to [0, 1] and uses the global torch generator",
+        },
+        "settings": {"repeats": args.repeats, "quick": args.quick, "torch_threads": torch.get_num_threads()},
+        "results": rows,
+        "issue_target": {
+            "criterion": "JAX / torch_authors >= 50 at B = 1024",
+            "ratio": target["ratio_jax_over_torch_authors"] if target else None,
+            "met": bool(target and target["ratio_jax_over_torch_authors"] >= 50),
+        },
+        "machine": {
+            "backend": jax.default_backend(),
+            "devices": [str(d) for d in jax.devices()],
+            "cpu_count": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+            "platform": platform.platform(),
+            "jax": jax.__version__,
+            "torch": torch.__version__,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out = args.out or Path(__file__).parent / "results" / f"peer_pytorch-{jax.default_backend()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
