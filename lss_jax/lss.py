@@ -40,7 +40,7 @@ from lss_jax._io import sha256_file
 from lss_jax.data.featurize import FeatureSpec, Standardizer, featurize, standardizer_fit
 from lss_jax.decoder import ConditionalCritic, ConditionalGenerator, fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
-from lss_jax.propagator import MDN, fit_mdn, mdn_apply_fn, rollout_with_progress
+from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = ["LSS", "LSSConfig", "FORMAT_VERSION", "ModelFormatError"]
@@ -421,16 +421,11 @@ class LSS:
         return np.asarray(minmax_inverse(self.latent_scaler, jnp.asarray(u, jnp.float32)))
 
     def propagate(self, key: jax.Array, psi0, n_steps: int, *, save_every: int = 1, progress: bool = True) -> np.ndarray:
-        """Roll out latent trajectories ``[B, n_steps // save_every, latent_dim]`` from ``psi0 [B, latent_dim]``."""
-        self._check_fitted()
+        """Roll out latent trajectories ``[B, n_steps // save_every, latent_dim]`` from ``psi0 [B, latent_dim]``
+        (``generate(..., start=psi0, latent_only=True)``)."""
         psi0 = np.atleast_2d(np.asarray(psi0, np.float32))
-        if psi0.shape[1] != self.latent_dim:
-            raise ValueError(f"psi0 must be [n_trajectories, {self.latent_dim}], got {psi0.shape}.")
-        graphdef, params = nnx.split(self.propagator)
-        u0 = jnp.asarray(np.clip(self.to_unit(psi0), 0.0, 1.0))
-        u = rollout_with_progress(key, mdn_apply_fn(graphdef), params, u0, n_steps=n_steps, save_every=save_every,
-                                  boundary=self.config.boundary, progress=progress)
-        return self.from_unit(u)
+        return self.generate(key, len(psi0), n_steps, start=psi0, save_every=save_every, latent_only=True,
+                             progress=progress)
 
     def decode_unit(
         self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 65536,
