@@ -460,13 +460,15 @@ def _print_report(m: dict, out) -> None:
     )
     if "ensemble" in m:
         e = m["ensemble"]
+        g = lambda v, spec: "nan" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)
         print(
             f"  ensemble ({e['n_members']} propagators, mean ± spread):"
-            f"\n    t1 (ps)               {e['t1_ps']['mean']:.3g} ± {e['t1_ps']['std']:.2g}"
-            f"  (MD block SE {e['md_block_se']['t1_ps']:.2g})"
-            f"\n    F(phi, psi) RMSE      {e['free_energy_phi_psi_rmse_kT']['mean']:.2f} ± "
-            f"{e['free_energy_phi_psi_rmse_kT']['std']:.2f} kT"
-            + "".join(f"\n    population {b:<10} {v['mean']:.3f} ± {v['std']:.3f}" for b, v in e["populations"].items())
+            f"\n    t1 (ps)               {g(e['t1_ps']['mean'], '.3g')} ± {g(e['t1_ps']['std'], '.2g')}"
+            f"  (MD block SE {g(e['md_block_se']['t1_ps'], '.2g')})"
+            f"\n    F(phi, psi) RMSE      {g(e['free_energy_phi_psi_rmse_kT']['mean'], '.2f')} ± "
+            f"{g(e['free_energy_phi_psi_rmse_kT']['std'], '.2f')} kT"
+            + "".join(f"\n    population {b:<10} {g(v['mean'], '.3f')} ± {g(v['std'], '.3f')}"
+                      for b, v in e["populations"].items())
         )
 
 
