@@ -6,7 +6,10 @@ from lss_jax.analysis.msm import (
     histogram_free_energy,
     implied_timescales_from_matrix,
     msm_implied_timescales,
+    propagator_transition_matrix,
+    rebin,
     reversible_transition_matrix,
+    stationary_distribution,
 )
 from lss_jax.analysis.smoluchowski import SmoluchowskiReference, smoluchowski_reference
 
@@ -17,6 +20,9 @@ __all__ = [
     "histogram_free_energy",
     "implied_timescales_from_matrix",
     "msm_implied_timescales",
+    "propagator_transition_matrix",
+    "rebin",
     "reversible_transition_matrix",
     "smoluchowski_reference",
+    "stationary_distribution",
 ]
