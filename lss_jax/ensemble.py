@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lss_jax.data.pairs import split_trajectories
 from lss_jax.propagator import (
     MDN,
     MixtureParams,
@@ -163,8 +164,8 @@ def fit_mdn_ensemble(
     (x, y), val = _mdn_pairs(unit_trajs, lag, val_fraction)
     k_init, k_boot, k_fit = jax.random.split(key, 3)
     if bootstrap:
-        n_val = [round(val_fraction * len(t)) for t in unit_trajs]  # as split_trajectories
-        sizes = [max(0, len(t) - v - lag) for t, v in zip(unit_trajs, n_val)]
+        train_trajs, _ = split_trajectories(unit_trajs, val_fraction, lag=lag)  # as _mdn_pairs
+        sizes = [max(0, len(t) - lag) for t in train_trajs]
         weights = bootstrap_weights(sizes, n_members, key=k_boot, n_blocks=n_blocks)
     else:
         weights = np.ones((len(x), n_members), np.float32)

@@ -421,7 +421,7 @@ def _unit_list(unit_trajs) -> list[np.ndarray]:
 def _mdn_pairs(unit_trajs, lag, val_fraction):
     from lss_jax.data.pairs import lagged_pairs, split_trajectories
 
-    train, val = split_trajectories(unit_trajs, val_fraction)
+    train, val = split_trajectories(unit_trajs, val_fraction, lag=lag)
     return lagged_pairs(train, lag), lagged_pairs(val, lag)
 
 

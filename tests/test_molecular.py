@@ -55,6 +55,21 @@ def test_lagged_pairs_never_cross_trajectories():
     assert [len(t) for t in train] == [8, 3] and [len(v) for v in val] == [2, 1]
 
 
+def test_short_runs_are_held_out_whole_not_cut():
+    # Adaptive sampling appends many short runs: cutting 20% off each leaves no validation pair in any
+    # tail (10 frames at lag 10) and wastes the frames. With lag, every 5th short run is held out whole,
+    # no frame is lost, and every validation run yields pairs; long runs are cut as before.
+    long_run = np.arange(200.0)[:, None]
+    short = [1000.0 * (i + 1) + np.arange(51.0)[:, None] for i in range(10)]
+    train, val = split_trajectories([long_run] + short, 0.2, lag=10)
+    assert len(train[0]) == 160 and len(val[0]) == 40
+    assert [(int(v[0, 0]), len(v)) for v in val[1:]] == [(5000, 51), (10000, 51)]  # runs 5 and 10, whole
+    assert sum(len(t) for t in train) + sum(len(v) for v in val) == 200 + 10 * 51
+    assert len(lagged_pairs(val, 10)[0]) == 30 + 2 * 41
+    old_train, old_val = split_trajectories([long_run] + short, 0.2)
+    assert len(lagged_pairs(old_val, 10)[0]) == 30  # without lag: the short tails give nothing
+
+
 def test_reversible_decomposition_matches_deeptime_tica():
     rng = np.random.default_rng(0)
     x = np.cumsum(rng.normal(size=(5000, 3)), 0) * 0.01 + rng.normal(size=(5000, 3))

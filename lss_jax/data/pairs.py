@@ -48,22 +48,37 @@ def lagged_pairs(trajs: np.ndarray | Sequence[np.ndarray], lag: int) -> tuple[np
     return np.concatenate(x0), np.concatenate(xt)
 
 
-def split_trajectories(trajs, val_fraction: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def split_trajectories(trajs, val_fraction: float, *, lag: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Split every trajectory into a leading training part and a trailing validation part.
 
     Contiguous splits keep validation pairs out of the training data's time window, which a random
     split of strongly correlated lagged pairs would not.
 
+    With ``lag``, a trajectory whose validation tail would be too short to hold one lagged pair
+    (``round(val_fraction * len) <= lag``: the short runs of adaptive sampling) is not cut, which would
+    waste its tail: such trajectories are kept whole and every ``round(1 / val_fraction)``-th of them
+    (in list order, the last of each group) goes to validation, the rest to training. Long trajectories
+    are split as without ``lag``.
+
     Example:
         >>> train, val = split_trajectories([np.arange(10), np.arange(5)], val_fraction=0.2)
         >>> [t.tolist() for t in train], [v.tolist() for v in val]
         ([[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3]], [[8, 9], [4]])
+        >>> train, val = split_trajectories([np.arange(20)] + [np.arange(4)] * 5, 0.2, lag=2)
+        >>> [len(t) for t in train], [len(v) for v in val]   # the 5th short run is held out whole
+        ([16, 4, 4, 4, 4], [4, 4])
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}.")
     train, val = [], []
+    every = max(2, round(1 / val_fraction))
+    n_short = 0
     for t in _as_list(trajs):
         n_val = round(val_fraction * len(t))
+        if lag is not None and n_val <= lag:
+            n_short += 1
+            (val if n_short % every == 0 else train).append(t)
+            continue
         train.append(t[: len(t) - n_val])
         val.append(t[len(t) - n_val :])
     return train, val
