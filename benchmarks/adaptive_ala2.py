@@ -10,13 +10,16 @@ stretch of the run.
 * Plain arm: one OpenMM trajectory continuing from the last initial frame, 2 ns per round (the same MD
   cost as the 10 x 200 ps of a round).
 
-Per round: coverage of the Ramachandran plane (fraction of the bins populated in the independent 50 ns
-reference that the gathered MD has visited), frames in alpha_L, and for the final data of each arm an LSS
-trained on it: F(phi, psi) RMSE against the reference over the reference's populated bins that the LSS
-visits, and the fraction of those bins the LSS visits at all (a model cannot generate a basin its data
-never saw; the RMSE alone would hide that).
+Per round and arm: coverage of the Ramachandran plane (fraction of the bins populated in the independent
+50 ns reference that the gathered MD has visited), frames in alpha_L, and an LSS trained on the data
+gathered so far: its F(phi, psi) RMSE against the reference over the reference's populated bins that the
+LSS visits, and the fraction of those bins the LSS visits at all (a model cannot generate a basin its data
+never saw; the RMSE alone would hide that). The adaptive arm's model of round r is the one
+``adaptive_sampling`` trained to pick round r's seeds (data up to round r - 1); one more model is
+trained on its final data. Repeated for ``--seeds`` (LSS training, MD and PRNG seeds), mean and
+standard deviation over them.
 
-    python benchmarks/adaptive_ala2.py          # ~15 min on 2 CPU cores -> results/adaptive_ala2-cpu.json
+    python benchmarks/adaptive_ala2.py          # 3 seeds, ~25 min each on 2 CPU cores -> results/adaptive_ala2-cpu.json
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ def coverage(pp, p_ref):
     return float(np.mean(p[ref] > 0))
 
 
-def lss_metrics(trajs, config, ref, key):
-    model = LSS(config=config).fit(trajs, progress=False)
+def lss_metrics(trajs, config, ref, key, model=None):
+    model = model or LSS(config=config).fit(trajs, progress=False)
     traj = model.generate(key, 100, 1000, progress=False)
     pp = phi_psi(traj)
     f, p, _, _ = structure.free_energy_2d(pp[:, 0], pp[:, 1])
@@ -56,12 +59,52 @@ def lss_metrics(trajs, config, ref, key):
             "lss_alpha_l_fraction": float(np.mean(pp[:, 0] > 0))}
 
 
+def run_seed(seed, args, system, init, ref, p_ref, work: Path) -> dict:
+    import mdtraj as md
+
+    config = LSSConfig(lag=5, latent_dim=2, encoder_epochs=10, propagator_epochs=20, decoder_iterations=3000,
+                       ensemble_size=4, seed=seed)
+    per_round_md = args.n_seeds * args.md_frames
+    start = time.perf_counter()
+    out = work / f"adaptive-{seed}"
+    logs = adaptive_sampling([init], config, out, system=system, n_rounds=args.rounds, n_seeds=args.n_seeds,
+                             md_frames=args.md_frames, seed=seed, progress=False)
+    top = str(out / "topology.pdb")
+    adaptive_trajs = [init] + [md.load(str(out / f"round-{e['round']:03d}" / f), top=top)
+                               for e in logs for f in e["md_files"]]
+    adaptive_seconds = time.perf_counter() - start
+    plain, last = [init], init.xyz[-1]
+    for r in range(args.rounds):
+        t = run_md(system, per_round_md, start_xyz=last, frame_interval_ps=2.0, seed=1000 + seed * 10 + r,
+                   progress=False)
+        plain.append(t)
+        last = t.xyz[-1]
+    rows = []
+    n_adapt = [1] + [1 + args.n_seeds * (r + 1) for r in range(args.rounds)]
+    key = jax.random.key(1)
+    for r in range(args.rounds + 1):
+        a = np.concatenate([phi_psi(t) for t in adaptive_trajs[: n_adapt[r]]])
+        p = np.concatenate([phi_psi(t) for t in plain[: r + 1]])
+        # the model adaptive_sampling trained on the data before round r picked round r's seeds
+        a_model = LSS.load(out / f"round-{r:03d}" / "model") if r < args.rounds else None
+        lss_a = lss_metrics(adaptive_trajs[: n_adapt[r]], config, ref, key, model=a_model)
+        lss_p = lss_a if r == 0 else lss_metrics(plain[: r + 1], config, ref, key)  # round 0: the same data
+        rows.append({"round": r, "md_frames": int(N_INIT + r * per_round_md),
+                     "adaptive": {"coverage": coverage(a, p_ref), "alpha_l_frames": int(np.sum(a[:, 0] > 0)), **lss_a},
+                     "plain": {"coverage": coverage(p, p_ref), "alpha_l_frames": int(np.sum(p[:, 0] > 0)), **lss_p}})
+        print(f"seed {seed} round {r}: " + "  ".join(
+            f"{arm} cov {rows[-1][arm]['coverage']:.3f} aL {rows[-1][arm]['alpha_l_frames']} "
+            f"F {rows[-1][arm]['f_phi_psi_rmse_kT']:.2f} kT" for arm in ("adaptive", "plain")), flush=True)
+    return {"seed": seed, "rounds": rows, "round_logs": logs, "adaptive_seconds": adaptive_seconds,
+            "seconds": time.perf_counter() - start}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n-seeds", type=int, default=10)
     parser.add_argument("--md-frames", type=int, default=100, help="2 ps frames per seed trajectory")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "adaptive_ala2-cpu.json"))
     args = parser.parse_args(argv)
     files = alanine_dipeptide_files()
@@ -72,43 +115,27 @@ def main(argv=None) -> int:
     indep = phi_psi(load_alanine_dipeptide("independent"))
     f_ref, p_ref, _, _ = structure.free_energy_2d(indep[:, 0], indep[:, 1])
     ref = {"f": f_ref, "p": p_ref}
-    config = LSSConfig(lag=5, latent_dim=2, encoder_epochs=10, propagator_epochs=20, decoder_iterations=3000,
-                       ensemble_size=4, seed=args.seed)
-    per_round_md = args.n_seeds * args.md_frames
     start = time.perf_counter()
+    repeats = []
     with tempfile.TemporaryDirectory() as tmp:
-        logs = adaptive_sampling([init], config, Path(tmp) / "adaptive", system=system, n_rounds=args.rounds,
-                                 n_seeds=args.n_seeds, md_frames=args.md_frames, seed=args.seed, progress=True)
-        import mdtraj as md
-
-        top = str(Path(tmp) / "adaptive" / "topology.pdb")
-        adaptive_trajs = [init] + [md.load(str(Path(tmp) / "adaptive" / f"round-{e['round']:03d}" / f), top=top)
-                                   for e in logs for f in e["md_files"]]
-    adaptive_seconds = time.perf_counter() - start
-    plain = [init]
-    last = init.xyz[-1]
-    for r in range(args.rounds):
-        t = run_md(system, per_round_md, start_xyz=last, frame_interval_ps=2.0, seed=1000 + args.seed * 10 + r,
-                   desc=f"plain MD round {r}")
-        plain.append(t)
-        last = t.xyz[-1]
-    rows = []
-    n_adapt = [1] + [1 + args.n_seeds * (r + 1) for r in range(args.rounds)]
-    for r in range(args.rounds + 1):
-        a = np.concatenate([phi_psi(t) for t in adaptive_trajs[: n_adapt[r]]])
-        p = np.concatenate([phi_psi(t) for t in plain[: r + 1]])
-        rows.append({"round": r, "md_frames": int(N_INIT + r * per_round_md),
-                     "adaptive": {"coverage": coverage(a, p_ref), "alpha_l_frames": int(np.sum(a[:, 0] > 0))},
-                     "plain": {"coverage": coverage(p, p_ref), "alpha_l_frames": int(np.sum(p[:, 0] > 0))}})
-        print(rows[-1])
-    final = {"adaptive": lss_metrics(adaptive_trajs, config, ref, jax.random.key(1)),
-             "plain": lss_metrics(plain, config, ref, jax.random.key(1))}
-    print(final)
-    write_json(args.out, {"benchmark": "adaptive_ala2", "initial": {"start_frame": START, "frames": N_INIT},
-                          "config": config.to_dict(), "n_seeds": args.n_seeds, "md_frames_per_seed": args.md_frames,
-                          "rounds": rows, "final_lss": final, "round_logs": logs,
-                          "adaptive_seconds": adaptive_seconds, "seconds": time.perf_counter() - start})
-    print(f"wrote {args.out}")
+        for seed in args.seeds:
+            repeats.append(run_seed(seed, args, system, init, ref, p_ref, Path(tmp)))
+            summary = {}
+            for arm in ("adaptive", "plain"):
+                summary[arm] = {}
+                for k in ("coverage", "alpha_l_frames", "f_phi_psi_rmse_kT", "lss_coverage", "lss_alpha_l_fraction"):
+                    v = np.array([[row[arm][k] for row in rep["rounds"]] for rep in repeats], np.float64)
+                    summary[arm][k] = {"mean": v.mean(0).round(4).tolist(),
+                                       "std": (v.std(0, ddof=1) if len(v) > 1 else np.zeros(v.shape[1])).round(4).tolist()}
+            write_json(args.out, {
+                "benchmark": "adaptive_ala2", "initial": {"start_frame": START, "frames": N_INIT},
+                "rule": "lss_jax.adaptive default: beta = 0 (least counts) + ensemble uncertainty, distinct seeds",
+                "n_seeds": args.n_seeds, "md_frames_per_seed": args.md_frames, "seeds": args.seeds[: len(repeats)],
+                "md_frames_per_round": [row["md_frames"] for row in repeats[0]["rounds"]],
+                "summary": summary, "repeats": repeats, "seconds": time.perf_counter() - start,
+                "date": time.strftime("%Y-%m-%d"),
+            })
+            print(f"wrote {args.out} ({len(repeats)} seeds)", flush=True)
     return 0
 
 

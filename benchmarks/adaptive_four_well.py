@@ -37,22 +37,18 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lss_jax._io import write_json
-from lss_jax.data.four_well import brownian_dynamics
 from lss_jax.pipelines.adaptive import (
     AdaptiveConfig,
-    _reference,
     evaluate_lss,
-    initial_trajectory,
     plot_adaptive,
     run_adaptive_four_well,
-    steps_to_target,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+ABLATIONS = {"random_seeds": {"seed_rule": "random"}, "beta_1": {"beta": 1.0}}
 
 
 def summarize(values, cap):
@@ -72,36 +68,7 @@ def summarize(values, cap):
     }
 
 
-def random_seed_arm(cfg: AdaptiveConfig, first_rmse: float) -> dict:
-    """Ablation: the adaptive arm with its seeds drawn uniformly from the gathered frames (no ensemble, no score).
-
-    Same initial run, same BD key per round and same evaluation key per budget as
-    :func:`run_adaptive_four_well` (keys split the same way), so only the choice of seeds differs.
-    """
-    k_init, k_adapt, _, k_eval = jax.random.split(jax.random.key(cfg.seed), 4)
-    ref = _reference(cfg)
-    traj0, _ = initial_trajectory(k_init, cfg)
-    trajs, rng = [traj0], np.random.default_rng([cfg.seed, 20_250])
-    arm = {"md_steps": [cfg.n_initial_steps], "rmse": [first_rmse], "rmse_core": [None], "f_lss": [None]}
-    for r, steps in enumerate(cfg.adaptive_budgets()[1:], start=1):
-        k_md = jax.random.split(jax.random.fold_in(k_adapt, r), 3)[2]
-        frames = np.concatenate(trajs)
-        seeds = frames[rng.choice(len(frames), cfg.n_seeds, replace=False)]
-        new = np.asarray(brownian_dynamics(k_md, jnp.asarray(seeds, jnp.float32), n_steps=cfg.n_seed_steps, dt=cfg.dt,
-                                           diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every,
-                                           method=cfg.integrator), np.float64)
-        trajs = trajs + [np.concatenate([[x0], t]) for x0, t in zip(seeds, new)]
-        ev = evaluate_lss(trajs, jax.random.fold_in(k_eval, steps), cfg, ref)
-        arm["md_steps"].append(steps)
-        arm["rmse"].append(ev["rmse"])
-        arm["rmse_core"].append(ev["rmse_core"])
-        arm["f_lss"].append(ev["f_lss"])
-        print(f"  random seeds round {r}: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT", flush=True)
-    arm["trajectories"] = trajs
-    return arm
-
-
-def diagnostics(m, data_dir, random_arm):
+def diagnostics(m, data_dir):
     """Where the data lie and where the error sits, at the last adaptive budget, for each arm."""
     ref = m["reference"]
     f_exact, mask = np.asarray(ref["f_exact"]), np.asarray(ref["populated"])
@@ -113,14 +80,14 @@ def diagnostics(m, data_dir, random_arm):
     i_last = len(m["adaptive"]["md_steps"]) - 1
     steps = m["adaptive"]["md_steps"][i_last]
     data = np.load(data_dir / "trajectories.npz")
-    frames = {
-        "adaptive": np.concatenate([data[k] for k in sorted(data.files) if k.startswith("traj_")]),
-        "plain": data["plain"][: steps // m["settings"]["config"]["save_every"] + 1],
-        "random_seeds": np.concatenate(random_arm["trajectories"]),
-    }
-    profiles = {"adaptive": m["adaptive"]["evaluations"][i_last]["f_lss"],
-                "plain": m["plain"]["evaluations"][m["plain"]["md_steps"].index(steps)]["f_lss"],
-                "random_seeds": random_arm["f_lss"][i_last]}
+    frames, profiles = {}, {}
+    for name in m["arms"]:
+        if name == "plain":
+            frames[name] = data["plain"][: steps // m["settings"]["config"]["save_every"] + 1]
+            profiles[name] = m["plain"]["evaluations"][m["plain"]["md_steps"].index(steps)]["f_lss"]
+        else:
+            frames[name] = np.concatenate([data[k] for k in sorted(data.files) if k.startswith(f"{name}/traj_")])
+            profiles[name] = m[name]["evaluations"][i_last]["f_lss"]
     band = f_exact[mask] - f_exact[mask].min()
     bands = {"F<1kT": band < 1, "1<=F<3kT": (band >= 1) & (band < 3), "F>=3kT": band >= 3}
     out = {"md_steps": steps, "bins_per_band": {k: int(v.sum()) for k, v in bands.items()}}
@@ -131,6 +98,7 @@ def diagnostics(m, data_dir, random_arm):
         out[name] = {
             "data_total_variation_to_equilibrium": round(0.5 * float(np.abs(p_data - p_exact).sum()), 4),
             "data_fraction_at_F_ge_3kT": round(float(p_data[mask][bands["F>=3kT"]].sum()), 4),
+            "data_range": [round(float(x.min()), 3), round(float(x.max()), 3)],
             "rms_error_per_band_kT": {k: round(float(np.sqrt(np.mean(d[v] ** 2))), 3) for k, v in bands.items()},
             "share_of_squared_error_in_F_ge_3kT": round(float(np.sum(d[bands["F>=3kT"]] ** 2) / np.sum(d**2)), 3),
         }
@@ -144,6 +112,7 @@ def arm_summary(m, name):
         "md_steps": arm["md_steps"],
         "rmse": [round(r, 4) for r in arm["rmse"]],
         "rmse_core": [round(r, 4) for r in arm["rmse_core"]],
+        "rmse_sampled": [round(r, 4) for r in arm["rmse_sampled"]],
         "data_range": [e["data_range"] for e in arm["evaluations"]],
         "wells_visited_md": [e["wells_visited_md"] for e in arm["evaluations"]],
         "best_epoch_of_epochs": [[e["best_epoch"], e["epochs"]] for e in arm["evaluations"]],
@@ -157,7 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--noise-keys", type=int, default=3, help="extra training keys for the noise check (0: skip)")
     parser.add_argument("--quick", action="store_true", help="smoke settings (AdaptiveConfig.quick), 2 seeds")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--no-ablation", action="store_true", help="skip the random-seed ablation arm")
+    parser.add_argument("--no-ablation", action="store_true", help="skip the ablation arms (random seeds, beta = 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default benchmarks/results/adaptive_four_well-<backend>.json; with --quick a "
                              "temporary directory)")
@@ -181,7 +150,8 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         cfg = AdaptiveConfig.quick(seed=seed, **overrides) if args.quick else AdaptiveConfig(seed=seed, **overrides)
         t = time.perf_counter()
-        m = run_adaptive_four_well(cfg, tmp / f"seed-{seed}", progress=not args.no_progress)
+        m = run_adaptive_four_well(cfg, tmp / f"seed-{seed}", extra_arms=None if args.no_ablation else ABLATIONS,
+                                   progress=not args.no_progress)
         runs.append(m)
         repeats.append({
             "seed": seed,
@@ -190,21 +160,14 @@ def main(argv=None) -> int:
             "steps_to_target_sustained": m["steps_to_target_sustained"],
             "steps_to_target_core": m["steps_to_target_core"],
             "ratio_plain_over_adaptive": m["steps_ratio_plain_over_adaptive"],
-            "adaptive": arm_summary(m, "adaptive"),
-            "plain": arm_summary(m, "plain"),
+            **{name: arm_summary(m, name) for name in m["arms"]},
             "seeds_per_round": [[round(s, 4) for s in r["seeds"]] for r in m["adaptive"]["rounds"]],
+            "diagnostics": diagnostics(m, tmp / f"seed-{seed}"),
             "wall_seconds": round(time.perf_counter() - t, 1),
         })
-        if not args.no_ablation:
-            arm = random_seed_arm(cfg, m["adaptive"]["rmse"][0])
-            m["random_seeds"] = {k: arm[k] for k in ("md_steps", "rmse")}
-            repeats[-1]["random_seeds"] = {"md_steps": arm["md_steps"], "rmse": [round(r, 4) for r in arm["rmse"]],
-                                           "steps_to_target": steps_to_target(arm["md_steps"], arm["rmse"],
-                                                                              cfg.target_rmse)}
-            repeats[-1]["diagnostics"] = diagnostics(m, tmp / f"seed-{seed}", arm)
-        repeats[-1]["wall_seconds"] = round(time.perf_counter() - t, 1)
-        print(f"seed {seed}: steps to <= {cfg.target_rmse} kT  adaptive {m['steps_to_target']['adaptive']}  "
-              f"plain {m['steps_to_target']['plain']}  ({time.perf_counter() - t:.0f} s)", flush=True)
+        print(f"seed {seed}: steps to <= {cfg.target_rmse} kT " +
+              "  ".join(f"{name} {m['steps_to_target'][name]}" for name in m["arms"]) +
+              f"  ({time.perf_counter() - t:.0f} s)", flush=True)
 
     # evaluation noise: the final data of each arm of the first repeat, more training keys
     noise = None
@@ -212,7 +175,7 @@ def main(argv=None) -> int:
         seed = args.seeds[0]
         cfg = AdaptiveConfig.quick(seed=seed, **overrides) if args.quick else AdaptiveConfig(seed=seed, **overrides)
         data = np.load(tmp / f"seed-{seed}" / "trajectories.npz")
-        arms = {"adaptive": [data[k].astype(np.float64) for k in sorted(data.files) if k.startswith("traj_")],
+        arms = {"adaptive": [data[k].astype(np.float64) for k in sorted(data.files) if k.startswith("adaptive/traj_")],
                 "plain": [data["plain"].astype(np.float64)]}
         noise = {"seed": seed, "note": "same data, training/generation keys 10_000 + j; first entry of rmse is the "
                                        "value from the run itself"}
@@ -226,12 +189,10 @@ def main(argv=None) -> int:
 
     cfg0 = runs[0]["settings"]["config"]
     cap = max(runs[0]["plain"]["md_steps"])
-    reach = {arm: summarize([r["steps_to_target"][arm] for r in repeats], cap) for arm in ("adaptive", "plain")}
-    reach_sustained = {arm: summarize([r["steps_to_target_sustained"][arm] for r in repeats], cap)
-                       for arm in ("adaptive", "plain")}
-    reach_core = {arm: summarize([r["steps_to_target_core"][arm] for r in repeats], cap) for arm in ("adaptive", "plain")}
-    if not args.no_ablation:
-        reach["random_seeds"] = summarize([r["random_seeds"]["steps_to_target"] for r in repeats], cap)
+    names = runs[0]["arms"]
+    reach = {arm: summarize([r["steps_to_target"][arm] for r in repeats], cap) for arm in names}
+    reach_sustained = {arm: summarize([r["steps_to_target_sustained"][arm] for r in repeats], cap) for arm in names}
+    reach_core = {arm: summarize([r["steps_to_target_core"][arm] for r in repeats], cap) for arm in names}
 
     def ratio(d):
         a, p = d["adaptive"], d["plain"]
@@ -242,13 +203,12 @@ def main(argv=None) -> int:
     per_repeat_ratio = [r["ratio_plain_over_adaptive"] for r in repeats]
     met = ratio(reach) is not None and ratio(reach) >= 3.0
     curves = {}
-    for arm in ("adaptive", "plain", "random_seeds"):
-        if arm not in repeats[0]:
-            continue
+    for arm in names:
         rm = np.array([r[arm]["rmse"] for r in repeats])
         curves[arm] = {"md_steps": repeats[0][arm]["md_steps"], "rmse_mean": rm.mean(0).round(4).tolist(),
                        "rmse_std": (rm.std(0, ddof=1) if len(rm) > 1 else np.zeros(rm.shape[1])).round(4).tolist(),
-                       "rmse_min": rm.min(0).round(4).tolist(), "rmse_max": rm.max(0).round(4).tolist()}
+                       "rmse_min": rm.min(0).round(4).tolist(), "rmse_max": rm.max(0).round(4).tolist(),
+                       "rmse_sampled_mean": np.mean([r[arm]["rmse_sampled"] for r in repeats], 0).round(4).tolist()}
     result = {
         "benchmark": "adaptive sampling vs plain continuation, four-well potential (lss_jax.pipelines.adaptive)",
         "issue_target": "adaptive reaches free-energy RMSE <= 0.3 kT with at most 1/3 of the MD steps plain "
@@ -273,8 +233,12 @@ def main(argv=None) -> int:
             "steps_to_target": "first evaluated budget with RMSE <= target; sustained: first budget from which all "
                                "later evaluated budgets are <= target; not reached counts as the largest plain "
                                "budget in mean_lower_bound_if_censored",
-            "rmse": "penalized_free_energy_rmse over bins with exact p >= 1e-3 max (66 of 80 on [-1.4, 1.4]); LSS "
-                    "bins below 1e-3 of the LSS max floored there; core: bins with exact p >= 1e-2 max (64)",
+            "arms": {"adaptive": "lss_jax.adaptive rule, beta = 0 (least counts) + ensemble uncertainty",
+                     **{k: str(v) for k, v in ({} if args.no_ablation else ABLATIONS).items()}},
+            "rmse": "free-energy RMSE of the LSS's exact stationary density (transition matrix on 1000 cells) over "
+                    "bins with exact p >= 1e-3 max (66 of 80 on [-1.4, 1.4]); LSS bins below 1e-3 of the LSS max "
+                    "floored there; core: bins with exact p >= 1e-2 max (64); rmse_sampled: the same from 256 "
+                    "generated trajectories x 1000 lags",
         },
         "wall_seconds": round(time.perf_counter() - start, 1),
         "machine": {"backend": backend, "devices": [str(d) for d in jax.devices()], "cpu_count": os.cpu_count(),
@@ -288,9 +252,8 @@ def main(argv=None) -> int:
     plot_adaptive(figure, runs)
 
     fmt = lambda s: "n/a" if s["mean"] is None else f"{s['mean']:,.0f} ± {s['std'] or 0:,.0f}"  # noqa: E731
-    print(f"\nsteps to <= {cfg0['target_rmse']} kT over seeds {args.seeds}:"
-          f"\n  adaptive  {reach['adaptive']['per_repeat']}  mean ± std {fmt(reach['adaptive'])}"
-          f"\n  plain     {reach['plain']['per_repeat']}  mean ± std {fmt(reach['plain'])}"
+    print(f"\nsteps to <= {cfg0['target_rmse']} kT over seeds {args.seeds}:" +
+          "".join(f"\n  {arm:<13} {reach[arm]['per_repeat']}  mean ± std {fmt(reach[arm])}" for arm in names) +
           f"\n  ratio of means plain / adaptive: {ratio(reach)}   (target >= 3: {'met' if met else 'not met'})"
           f"\n  wall time {time.perf_counter() - start:.0f} s -> {out}, {figure}")
     return 0

@@ -6,20 +6,33 @@ turns a trained model into a sampling policy.
 **Acquisition rule.** Candidates are frames of the MD gathered so far (real structures, so that MD can
 start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored by
 
-    score(x) = z[ log pi_LSS(psi) - log rho_MD(psi) ] + z[ U(psi) ]      (second term with an ensemble)
+    score(x) = z[ beta * log pi_LSS(psi) - log rho_MD(psi) ] + z[ U(psi) ]      (second term with an ensemble)
 
-* ``pi_LSS / rho_MD``: the LSS's stationary density (a kernel density of a long generated rollout)
-  over the density of the training MD at the same point. Where it is large, the kinetic model says the
-  system spends more time than the MD has sampled: under-sampled states, typically the edges of the
-  explored region (MD trajectories left them quickly, or never came back), which is where new states
-  are found. Using the ratio rather than ``1 / rho_MD`` alone ignores regions that are rare because
-  they are high in free energy, not because they were missed.
-* ``U``: the ensemble's epistemic uncertainty (:func:`lss_jax.ensemble.epistemic_uncertainty`) -
-  where the learned transitions disagree, more data changes the model most.
-* ``z[.]`` standardizes each term over the candidates so neither dominates by its units.
+* ``rho_MD``: the kernel density of the MD gathered so far, in the unit latent box.
+* ``pi_LSS``: the LSS's stationary density. For a 1-D latent space it is exact (the left eigenvector of
+  the propagator's transition matrix on a fine grid, :func:`lss_jax.analysis.msm.propagator_transition_matrix`);
+  otherwise a kernel density of a generated rollout.
+* ``beta`` sets which data distribution the rule steers towards, ``q ∝ pi_LSS**beta``: the first term
+  is ``log q - log rho_MD``, large where the MD has fewer frames than ``q`` asks for.
 
-Seeds are then taken greedily by score with an exclusion radius in the unit latent box, so that ``K``
-seeds are ``K`` different places, not ``K`` copies of the best frame.
+  - ``beta = 0`` (**least counts**, the default): ``q`` is uniform over the explored latent space. Seeds
+    go where the data are thinnest: the edges of the explored region (the only places from which MD
+    can reach unseen states, since min-max scaling confines an LSS to its data) and barrier regions
+    (rare in equilibrium MD, yet they set the relative populations). The free-energy error of a bin
+    falls like ``1 / sqrt(n_bin)``, so for an error counted equally over the landscape (the RMSE of a
+    free-energy profile) even coverage is the allocation that helps most: on the four-well benchmark
+    it reaches 0.3 kT with fewer BD steps than plain MD (:mod:`lss_jax.pipelines.adaptive`).
+  - ``beta = 1``: ``q = pi_LSS``: seeds where the kinetic model says the system spends more time than
+    the MD has sampled. This ignores regions that are rare because they are high in free energy, and
+    suits a population-weighted error; equilibrium-like data is what plain MD already produces.
+* ``U``: the ensemble's epistemic uncertainty (:func:`lss_jax.ensemble.epistemic_uncertainty`): where the
+  learned transitions disagree, more data changes the model most.
+* ``z[.]`` standardizes each term over the candidates, so neither dominates by its units.
+
+Seeds are then taken greedily by score with an exclusion radius in the unit latent box
+(:func:`pick_distinct`), so that ``K`` seeds are ``K`` different places, not ``K`` copies of the best
+frame. The same functions (:func:`combine_scores`, :func:`pick_distinct`) drive ``lss-jax adapt`` and
+the four-well experiment (:mod:`lss_jax.pipelines.adaptive`).
 
 **Rounds** (:func:`adaptive_sampling`, ``lss-jax adapt``): ``round-RRR/`` holds the model trained on all
 data so far, the seeds (``seeds.pdb``, ``seeds.json``), one MD trajectory per seed (``md-SS.xtc``) and
@@ -35,11 +48,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lss_jax import _io
 
-__all__ = ["SeedSelection", "combine_scores", "acquisition_scores", "select_seeds", "adaptive_sampling"]
+__all__ = [
+    "SeedSelection",
+    "combine_scores",
+    "pick_distinct",
+    "stationary_density",
+    "acquisition_scores",
+    "select_seeds",
+    "adaptive_sampling",
+]
 
 
 class SeedSelection(NamedTuple):
@@ -57,44 +79,133 @@ def _z(v):
     return (v - v.mean()) / sd if sd > 0 else np.zeros_like(v)
 
 
-def combine_scores(log_density_ratio, uncertainty=None) -> np.ndarray:
-    """``z[log pi_LSS - log rho_MD] (+ z[U])``: the acquisition score of the module docstring.
+def combine_scores(log_pi_lss, log_rho_md, uncertainty=None, *, beta: float = 0.0) -> np.ndarray:
+    """``z[beta log pi_LSS - log rho_MD] (+ z[U])``: the acquisition score of the module docstring.
+
+    Args:
+        log_pi_lss: ``[N]`` log stationary density of the LSS at the candidates.
+        log_rho_md: ``[N]`` log density of the MD data at the candidates.
+        uncertainty: optional ``[N]`` epistemic uncertainty.
+        beta: exponent of the target density ``q ∝ pi_LSS**beta`` (0: uniform coverage; 1: equilibrium).
 
     Example:
-        >>> combine_scores(np.array([0.0, 1.0, 2.0])).round(3).tolist()
+        >>> log_pi, log_rho = np.array([0.0, 0.0, -2.0]), np.array([0.0, -1.0, -2.0])
+        >>> combine_scores(log_pi, log_rho).round(3).tolist()            # least counts: thinnest data first
         [-1.225, 0.0, 1.225]
-        >>> combine_scores(np.array([0.0, 1.0, 2.0]), np.array([0.3, 0.1, 0.2])).round(3).tolist()
+        >>> combine_scores(log_pi, log_rho, beta=1.0).round(3).tolist()  # data short of pi_LSS
+        [-0.707, 1.414, -0.707]
+        >>> combine_scores(log_pi, log_rho, np.array([0.3, 0.1, 0.2])).round(3).tolist()
         [-0.0, -1.225, 1.225]
     """
-    score = _z(log_density_ratio)
-    return score if uncertainty is None else score + _z(uncertainty)
+    log_pi_lss, log_rho_md = np.asarray(log_pi_lss, np.float64), np.asarray(log_rho_md, np.float64)
+    if log_pi_lss.shape != log_rho_md.shape or log_pi_lss.ndim != 1:
+        raise ValueError(f"log_pi_lss and log_rho_md must both be [N], got {log_pi_lss.shape} and {log_rho_md.shape}.")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1] (0: uniform coverage, 1: equilibrium), got {beta}.")
+    score = _z(beta * log_pi_lss - log_rho_md)
+    if uncertainty is None:
+        return score
+    uncertainty = np.asarray(uncertainty, np.float64)
+    if uncertainty.shape != score.shape:
+        raise ValueError(f"uncertainty must be [N] like the densities, got {uncertainty.shape} for N = {len(score)}.")
+    return score + _z(uncertainty)
 
 
-def acquisition_scores(model, psi, *, key: jax.Array, n_traj: int = 256, n_steps: int = 400) -> tuple[np.ndarray, dict]:
+def pick_distinct(points, scores, n_seeds: int, *, exclusion: float = 0.05) -> np.ndarray:
+    """Indices of up to ``n_seeds`` best-scoring ``points [N, m]`` (unit box) at least ``exclusion * sqrt(m)`` apart.
+
+    Greedy: the best remaining candidate is taken unless it lies within the radius of one already taken.
+
+    Raises:
+        ValueError: if fewer than ``n_seeds`` candidates are that far apart (lower ``exclusion``).
+
+    Example:
+        >>> x = np.array([[0.10], [0.12], [0.50], [0.90]])
+        >>> pick_distinct(x, np.array([3.0, 2.9, 1.0, 2.0]), 3, exclusion=0.05).tolist()
+        [0, 3, 2]
+    """
+    u = np.asarray(points, np.float64)
+    u = u[:, None] if u.ndim == 1 else u
+    scores = np.asarray(scores, np.float64)
+    if scores.shape != (len(u),):
+        raise ValueError(f"scores must be [N] with N = {len(u)} points, got {scores.shape}.")
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be >= 1, got {n_seeds}.")
+    radius = exclusion * np.sqrt(u.shape[1])
+    chosen: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(np.linalg.norm(u[i] - u[j]) >= radius for j in chosen):
+            chosen.append(int(i))
+            if len(chosen) == n_seeds:
+                return np.array(chosen)
+    raise ValueError(f"only {len(chosen)} of the candidates are {radius:.3g} apart in the unit box, fewer than "
+                     f"n_seeds = {n_seeds}; lower the exclusion radius or ask for fewer seeds.")
+
+
+def stationary_density(mixture_fn, params, points, *, key: jax.Array, n_cells: int = 1000, n_traj: int = 256,
+                       n_steps: int = 400, boundary: str = "reflect", start=None) -> np.ndarray:
+    """Stationary density of a propagator at unit-box ``points [N, m]`` (per unit volume of the box).
+
+    1-D: exact up to the grid (:func:`lss_jax.analysis.msm.propagator_transition_matrix`, ``n_cells``).
+    Otherwise: kernel density of ``n_traj`` rollouts of ``n_steps`` lags from ``start`` (``[n_traj, m]``
+    unit-box points, default uniform), the first quarter dropped.
+
+    Example:
+        >>> from lss_jax.propagator import MixtureParams
+        >>> fn = lambda p, x: MixtureParams(jnp.zeros((len(x), 1)), jnp.full((len(x), 1, 1), 0.5),
+        ...                                 jnp.full((len(x), 1, 1), 0.1))   # i.i.d. N(0.5, 0.1) steps
+        >>> d = stationary_density(fn, None, np.array([[0.5], [0.7]]), key=jax.random.key(0))
+        >>> d.round(2).tolist()   # the normal density, 3.99 and 0.54
+        [3.99, 0.54]
+    """
+    from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
+    from lss_jax.ensemble import data_density
+    from lss_jax.propagator import rollout
+
+    points = np.asarray(points, np.float64)
+    points = points[:, None] if points.ndim == 1 else points
+    if points.shape[1] == 1:
+        pi = stationary_distribution(propagator_transition_matrix(mixture_fn, params, n_cells, boundary=boundary))
+        return np.interp(points[:, 0], (np.arange(n_cells) + 0.5) / n_cells, pi * n_cells)
+    k_start, k_roll = jax.random.split(key)
+    if start is None:
+        start = jax.random.uniform(k_start, (n_traj, points.shape[1]))
+    traj = rollout(k_roll, mixture_fn, params, jnp.asarray(start, jnp.float32), n_steps=n_steps, boundary=boundary)
+    samples = np.asarray(traj)[:, n_steps // 4:].reshape(-1, points.shape[1])
+    return data_density(samples, points)
+
+
+def acquisition_scores(model, psi, *, key: jax.Array, beta: float = 0.0, n_traj: int = 256,
+                       n_steps: int = 400) -> tuple[np.ndarray, dict]:
     """Scores of candidate latent points ``psi [N, m]`` (rule in the module docstring) and their terms.
 
-    ``pi_LSS`` comes from ``n_traj`` latent trajectories of ``n_steps`` lags started at random training
-    frames (the first quarter dropped as relaxation from the start points).
+    ``pi_LSS`` is :func:`stationary_density` of the model's propagator (rollouts of ``n_traj`` x
+    ``n_steps`` lags from random training frames when ``m > 1``).
     """
-    from lss_jax.ensemble import data_density
+    from flax import nnx
 
-    k_gen, k_unc = jax.random.split(key)
-    lat = model.generate(k_gen, n_traj, n_steps, latent_only=True, progress=False)
-    lss_points = lat[:, n_steps // 4 :].reshape(-1, lat.shape[-1])
+    from lss_jax.propagator import mdn_apply_fn
+
+    model._check_fitted()
+    k_gen, k_unc, k_start = jax.random.split(key, 3)
     u = np.clip(model.to_unit(psi), 0, 1)
-    pi_lss = data_density(np.clip(model.to_unit(lss_points), 0, 1), u)
+    frames = np.asarray(model.start_points)  # training frames in the unit box
+    start = frames[np.asarray(jax.random.randint(k_start, (n_traj,), 0, len(frames)))]
+    graphdef, params = nnx.split(model.propagator)
+    pi_lss = stationary_density(mdn_apply_fn(graphdef), params, u, key=k_gen, n_traj=n_traj, n_steps=n_steps,
+                                boundary=model.config.boundary, start=start)
     rho = model.data_density(psi)
     floor = 1e-12
-    ratio = np.log(np.maximum(pi_lss, floor)) - np.log(np.maximum(rho, floor))
-    terms = {"log_pi_lss_over_rho_md": ratio}
+    log_pi, log_rho = np.log(np.maximum(pi_lss, floor)), np.log(np.maximum(rho, floor))
+    terms = {"log_pi_lss": log_pi, "log_rho_md": log_rho}
     unc = None
     if getattr(model, "propagator_ensemble", None) is not None:
         unc = model.uncertainty(psi, key=k_unc)
         terms["epistemic_uncertainty"] = unc
-    return combine_scores(ratio, unc), terms
+    return combine_scores(log_pi, log_rho, unc, beta=beta), terms
 
 
-def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, max_candidates: int = 20_000,
+def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, beta: float = 0.0, max_candidates: int = 20_000,
                  exclusion: float = 0.05) -> SeedSelection:
     """Pick ``n_seeds`` frames of ``trajs`` to start new MD from (see the module docstring).
 
@@ -102,8 +213,10 @@ def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, max_candidates: 
         model: a fitted :class:`lss_jax.LSS`.
         trajs: candidate MD frames (``mdtraj.Trajectory`` or list; indices refer to their concatenation).
         n_seeds: ``K``.
-        key: PRNG key (candidate subsampling, rollout, uncertainty).
-        max_candidates: evenly spaced subsample of the frames to score.
+        key: PRNG key (rollout, uncertainty).
+        beta: exponent of the target density (0: least counts, 1: equilibrium; module docstring).
+        max_candidates: evenly spaced subsample of the frames to score (the extremes of every latent
+            coordinate are always candidates).
         exclusion: minimum distance between seeds in the unit latent box (times ``sqrt(latent_dim)``).
     """
     import mdtraj as md
@@ -112,20 +225,14 @@ def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, max_candidates: 
     if n_seeds < 1:
         raise ValueError(f"n_seeds must be >= 1, got {n_seeds}.")
     psi_all = np.concatenate(model.encode(trajs))
-    cand = np.unique(np.linspace(0, len(psi_all) - 1, min(max_candidates, len(psi_all))).astype(int))
+    cand = np.unique(np.concatenate([
+        np.linspace(0, len(psi_all) - 1, min(max_candidates, len(psi_all))).astype(int),
+        np.argmin(psi_all, axis=0), np.argmax(psi_all, axis=0),
+    ]))
     psi = psi_all[cand]
-    score, terms = acquisition_scores(model, psi, key=key)
-    u = np.clip(model.to_unit(psi), 0, 1)
-    radius = exclusion * np.sqrt(u.shape[1])
-    chosen: list[int] = []
-    for i in np.argsort(-score):
-        if all(np.linalg.norm(u[i] - u[j]) >= radius for j in chosen):
-            chosen.append(int(i))
-        if len(chosen) == n_seeds:
-            break
-    chosen_arr = np.array(chosen)
-    return SeedSelection(cand[chosen_arr], psi[chosen_arr], score[chosen_arr],
-                         {k: np.asarray(v)[chosen_arr] for k, v in terms.items()})
+    score, terms = acquisition_scores(model, psi, key=key, beta=beta)
+    chosen = pick_distinct(np.clip(model.to_unit(psi), 0, 1), score, n_seeds, exclusion=exclusion)
+    return SeedSelection(cand[chosen], psi[chosen], score[chosen], {k: np.asarray(v)[chosen] for k, v in terms.items()})
 
 
 def _frame(trajs, index):
@@ -144,6 +251,7 @@ def adaptive_sampling(
     system=None,
     n_rounds: int = 3,
     n_seeds: int = 10,
+    beta: float = 0.0,
     md_frames: int = 100,
     frame_interval_ps: float | None = None,
     model=None,
@@ -159,6 +267,7 @@ def adaptive_sampling(
         out_dir: directory of the rounds (layout in the module docstring).
         system: :class:`lss_jax.md.MDSystem`; ``None`` selects and writes the seeds of one round and stops.
         n_rounds, n_seeds: rounds and seeds per round.
+        beta: exponent of the acquisition's target density (0: least counts, 1: equilibrium).
         md_frames: frames per new trajectory.
         frame_interval_ps: time between new frames (default: the initial trajectories' timestep, so the
             lag in frames keeps its meaning).
@@ -200,7 +309,7 @@ def adaptive_sampling(
             log(f"round {r}: training on {sum(t.n_frames for t in trajs):,} frames in {len(trajs)} trajectories")
             current = LSS(config=config).fit(trajs, progress=progress)
             current.save(rdir / "model")
-        sel = select_seeds(current, trajs, n_seeds, key=jax.random.fold_in(key, r))
+        sel = select_seeds(current, trajs, n_seeds, key=jax.random.fold_in(key, r), beta=beta)
         seeds = md.join([_frame(trajs, int(i)) for i in sel.indices])
         with _io.atomic_path(rdir / "seeds.pdb") as tmp:
             seeds.save_pdb(str(tmp))
@@ -224,7 +333,7 @@ def adaptive_sampling(
             new_files.append(f.name)
         trajs += [md.load(str(rdir / f), top=str(top)) for f in new_files]
         entry = {
-            "round": r, "n_trajectories": len(trajs), "n_frames_total": int(sum(t.n_frames for t in trajs)),
+            "round": r, "beta": beta, "n_trajectories": len(trajs), "n_frames_total": int(sum(t.n_frames for t in trajs)),
             "new_md_frames": int(len(new_files) * md_frames), "md_files": new_files,
             "seed_indices": sel.indices.tolist(), "seed_scores": sel.scores.tolist(), "seed_psi": sel.psi.tolist(),
             "seconds": time.perf_counter() - start,

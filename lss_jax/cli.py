@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--config", help=CONFIG_HELP)
 
     ad = sub_parser("adapt", "adaptive sampling: pick where to run MD next, run it, retrain (N rounds)",
-                    "Score the MD frames with the model (LSS stationary density over MD density, plus the ensemble's "
-                    "uncertainty if the model has one; rule in lss_jax.adaptive), write the K best distinct frames as "
+                    "Score the MD frames with the model (least counts: MD density, or with --beta 1 the LSS stationary "
+                    "density over the MD density; plus the ensemble's uncertainty if the model has one; rule in "
+                    "lss_jax.adaptive), write the K best distinct frames as "
                     "PDBs, and with --prmtop or --system-xml (needs the md extra: OpenMM) run short MD from each, "
                     "append it and retrain, for --rounds rounds. Rerunning continues after the last complete round.")
     ad.add_argument("--model", required=True, help="trained model directory (its config is used for retraining)")
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--top", help="topology of --traj")
     ad.add_argument("--n-seeds", type=_positive_int, required=True, help="seeds (new MD trajectories) per round")
     ad.add_argument("--rounds", type=_positive_int, default=1, help="rounds (default 1)")
+    ad.add_argument("--beta", type=float, default=0.0,
+                    help="target density pi_LSS**beta of the acquisition: 0 = even coverage of the explored latent "
+                         "space (least counts, default), 1 = the LSS's equilibrium density")
     ad.add_argument("--md-frames", type=_positive_int, default=100, help="frames per new MD trajectory (default 100)")
     ad.add_argument("--prmtop", help="Amber prmtop of the system (OBC2 implicit solvent protocol, see lss_jax.md)")
     ad.add_argument("--system-xml", help="serialized OpenMM System XML (used as is)")
@@ -519,6 +523,8 @@ def _adapt(args) -> int:
         raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
     if args.prmtop and args.system_xml:
         raise ValueError("give either --prmtop or --system-xml, not both.")
+    if not 0.0 <= args.beta <= 1.0:
+        raise ValueError(f"--beta must be in [0, 1] (0: least counts, 1: equilibrium), got {args.beta}.")
     model = LSS.load(args.model)
     trajs = load_trajectories(args.traj, args.top)
     system = None
@@ -530,7 +536,7 @@ def _adapt(args) -> int:
             raise ValueError("running MD needs a PDB of the system: give --pdb (or a .pdb --top).")
         system = MDSystem(pdb=pdb, prmtop=args.prmtop, system_xml=args.system_xml, platform=args.platform)
     logs = adaptive_sampling(trajs, model.config, out, system=system, n_rounds=args.rounds, n_seeds=args.n_seeds,
-                             md_frames=args.md_frames, model=model, seed=args.seed, progress=not args.no_progress)
+                             beta=args.beta, md_frames=args.md_frames, model=model, seed=args.seed, progress=not args.no_progress)
     print("\nadaptive sampling")
     for entry in logs:
         if entry.get("seeds_only"):

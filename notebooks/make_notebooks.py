@@ -175,8 +175,8 @@ ADAPT = [
     ("md", """# Uncertainty and adaptive sampling
 
 An ensemble of propagators, trained in one vmapped run on bootstrap resamples, says where the learned
-kinetics are uncertain; `lss_jax.adaptive` turns that (and where the model's stationary density exceeds the
-data's) into seeds for new MD. With `SMALL = True` everything is tiny; the measured comparisons are in the
+kinetics are uncertain; `lss_jax.adaptive` turns that, and where the MD data are thinnest (least counts; or,
+with `beta=1`, thinnest relative to the model's stationary density), into seeds for new MD. With `SMALL = True` everything is tiny; the measured comparisons are in the
 README (`benchmarks/adaptive_four_well.py`, `benchmarks/adaptive_ala2.py`)."""),
     ("code", "SMALL = True"),
     ("code", """import jax, numpy as np, matplotlib.pyplot as plt

@@ -7,13 +7,13 @@ import jax
 import numpy as np
 import pytest
 
+from lss_jax.adaptive import combine_scores, pick_distinct
 from lss_jax.cli import main
 from lss_jax.data.four_well import four_well_potential
 from lss_jax.ensemble import data_density
 from lss_jax.pipelines import adaptive
 from lss_jax.pipelines.adaptive import (
     AdaptiveConfig,
-    acquire,
     initial_trajectory,
     penalized_free_energy_rmse,
     steps_to_target,
@@ -36,40 +36,74 @@ def test_docstring_examples(fast_compiles):
     assert result.attempted > 10 and result.failed == 0
 
 
-# ---------------------------------------------------------------- acquisition
-def test_acquire_prefers_low_density_and_high_uncertainty():
-    # 100 frames on a grid; density falls off to the right, uncertainty peaks sharply at frame 30.
-    # score = log U - log rho is known in closed form, so the winners per 10-cell grid are known.
-    x = (np.arange(100) + 0.5) / 100
-    density = np.exp(-6 * x)
-    uncertainty = 0.01 + np.exp(-((x - 0.305) / 0.003) ** 2)
-    score = np.log(uncertainty) + 6 * x
-    expected_cells = np.argsort([-score[10 * c : 10 * c + 10].max() for c in range(10)])[:3]
-    expected = [10 * c + int(np.argmax(score[10 * c : 10 * c + 10])) for c in expected_cells]
-    picked = acquire(x, uncertainty, density, n_seeds=3, n_bins=10)
-    assert picked.tolist() == expected
-    assert picked[0] == 30  # the uncertainty peak wins ...
-    assert {99, 89} <= set(picked.tolist())  # ... then the two lowest-density cells, at their right edges
-
-
-def test_acquire_one_seed_per_cell_and_not_the_dense_region():
-    # Two clusters: a dense one and a sparse one; equal uncertainty. All seeds come from the sparse
-    # region (lowest kernel density), one per cell, even though the best frames are near each other.
+# ---------------------------------------------------------------- acquisition (lss_jax.adaptive, shared with `adapt`)
+def test_least_counts_picks_the_thinnest_data_spread_apart():
+    # Two clusters: a dense one and a sparse one, equal uncertainty and a flat pi_LSS. beta = 0 ranks by
+    # -log rho alone, so every seed comes from the sparse region, and the exclusion radius keeps them apart.
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(0.0, 0.5, 2000), rng.uniform(0.5, 1.0, 40)])
     rho = data_density(x[:, None], x[:, None])
-    picked = acquire(x, np.full(len(x), 0.1), rho, n_seeds=4, n_bins=10)
+    score = combine_scores(np.zeros(len(x)), np.log(rho), beta=0.0)
+    picked = pick_distinct(x[:, None], score, 4, exclusion=0.1)
     assert np.all(x[picked] >= 0.5)
-    cells = np.floor(x[picked] * 10).astype(int)
-    assert len(set(cells.tolist())) == 4
+    assert np.min(np.abs(x[picked][:, None] - x[picked][None]) + np.eye(4)) >= 0.1
+    assert picked[0] == np.argmin(rho)  # nothing excludes the first pick
 
 
-def test_acquire_validates_inputs():
-    x = np.array([0.1, 0.15, 0.9])
-    with pytest.raises(ValueError, match="cells hold frames"):
-        acquire(x, np.ones(3), np.ones(3), n_seeds=3, n_bins=4)
-    with pytest.raises(ValueError, match="same|both"):
-        acquire(x, np.ones(2), np.ones(3), n_seeds=1)
+def test_beta_moves_the_target_from_uniform_to_equilibrium():
+    # Data distributed exactly as pi_LSS (equilibrium MD): with beta = 1 the density term is flat, so only
+    # the uncertainty peak ranks; with beta = 0 the low-density tails win.
+    x = (np.arange(200) + 0.5) / 200
+    log_pi = -((x - 0.5) / 0.15) ** 2 / 2
+    uncertainty = 0.01 + np.exp(-((x - 0.3) / 0.01) ** 2)
+    eq = combine_scores(log_pi, log_pi, uncertainty, beta=1.0)
+    assert np.argmax(eq) == np.argmin(np.abs(x - 0.3))
+    flat = combine_scores(log_pi, log_pi, beta=1.0)
+    assert np.allclose(flat, 0.0)
+    uniform = combine_scores(log_pi, log_pi, beta=0.0)
+    assert set(np.argsort(-uniform)[:2].tolist()) == {0, 199}
+
+
+def test_rule_validates_inputs():
+    with pytest.raises(ValueError, match="beta"):
+        combine_scores(np.zeros(3), np.zeros(3), beta=1.5)
+    with pytest.raises(ValueError, match="both be"):
+        combine_scores(np.zeros(2), np.zeros(3))
+    with pytest.raises(ValueError, match="apart"):
+        pick_distinct(np.array([[0.1], [0.12], [0.9]]), np.ones(3), 3, exclusion=0.05)
+
+
+def test_pipeline_uses_the_shared_rule(fast_compiles, monkeypatch):
+    # The four-well experiment must score and pick with lss_jax.adaptive's functions (the rule of
+    # `lss-jax adapt`), with its configured beta: spy on both and check the seeds are what they chose.
+    import lss_jax.adaptive as shared
+
+    calls = {}
+
+    def spy_combine(log_pi, log_rho, unc=None, *, beta):
+        calls["combine"] = dict(beta=beta, n=len(log_pi), has_u=unc is not None)
+        calls["score"] = shared.combine_scores(log_pi, log_rho, unc, beta=beta)
+        return calls["score"]
+
+    def spy_pick(points, score, n, *, exclusion):
+        calls["pick"] = shared.pick_distinct(points, score, n, exclusion=exclusion)
+        calls["points"] = np.asarray(points)
+        return calls["pick"]
+
+    monkeypatch.setattr(adaptive, "combine_scores", spy_combine)
+    monkeypatch.setattr(adaptive, "pick_distinct", spy_pick)
+    cfg = AdaptiveConfig.quick(n_seeds=3, exclusion=0.1, beta=0.5)
+    traj, _ = initial_trajectory(jax.random.key(0), cfg)
+    picked, terms = adaptive.select_seed_frames([traj], jax.random.key(1), cfg)
+    assert calls["combine"] == dict(beta=0.5, n=len(calls["points"]), has_u=True)
+    np.testing.assert_array_equal(terms["score"], calls["score"][calls["pick"]])
+    unit = (traj - traj.min()) / (traj.max() - traj.min())
+    np.testing.assert_allclose(unit[picked], calls["points"][calls["pick"], 0], atol=1e-6)
+    assert len(set(picked.tolist())) == 3 and np.all(np.diff(terms["score"]) <= 0)
+    # the ablation draws without the rule
+    calls.clear()
+    picked_r, terms_r = adaptive.select_seed_frames([traj], jax.random.key(1), AdaptiveConfig.quick(n_seeds=3, seed_rule="random"))
+    assert calls == {} and terms_r == {} and len(set(picked_r.tolist())) == 3
 
 
 # ---------------------------------------------------------------- initial data
@@ -119,12 +153,12 @@ def free_energy_rmse_ignoring_empty(samples, edges, f_exact, mask):
 
 def test_steps_to_target_and_budgets():
     assert steps_to_target([1, 2, 3], [0.5, 0.4, 0.31], 0.3) is None
-    cfg = AdaptiveConfig(n_rounds=3, plain_max_steps=60_000)
+    cfg = AdaptiveConfig(n_rounds=3, n_seed_steps=1000, plain_max_steps=60_000)
     assert cfg.adaptive_budgets() == [2000, 10_000, 18_000, 26_000]
     assert cfg.plain_budgets() == [2000, 10_000, 18_000, 26_000, 39_000, 58_500, 60_000]
 
 
-@pytest.mark.parametrize("bad", [dict(n_seeds=30), dict(n_seed_steps=50), dict(lag_steps=15), dict(burn_in=1000),
+@pytest.mark.parametrize("bad", [dict(exclusion=0.2), dict(beta=2.0), dict(seed_rule="best"), dict(n_seed_steps=50), dict(lag_steps=15), dict(burn_in=1000),
                                  dict(val_fraction=0.6), dict(n_rounds=-1), dict(plain_growth=1.0)])
 def test_config_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
@@ -145,6 +179,6 @@ def test_cli_quick_round(tmp_path, fast_compiles, capsys):
     assert (out / "adaptive_four_well.png").stat().st_size > 10_000
     data = np.load(out / "trajectories.npz")
     assert len(data["plain"]) == 4000 // 10 + 1
-    assert sum(len(data[k]) - 1 for k in data.files if k.startswith("traj_")) * 10 == 4000
+    assert sum(len(data[k]) - 1 for k in data.files if k.startswith("adaptive/traj_")) * 10 == 4000
     assert (out / "lss-jax-adapt-four-well.toml").exists()
     assert "steps to <= 0.3 kT" in capsys.readouterr().out

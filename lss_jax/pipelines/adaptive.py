@@ -13,45 +13,37 @@ Protocol (dynamics, lag and reference as in :mod:`lss_jax.pipelines.four_well`):
    stays in the left half in only about 6% of runs: we draw ``n_initial_candidates`` runs with one key and keep the
    first that satisfies the condition (checked in code, :func:`initial_trajectory`). The initial data
    are therefore a run *conditioned* on not having crossed the central barrier; both arms start from it.
-2. **Adaptive round** (``n_rounds`` times): min-max scale all frames gathered so far; train an MDN
-   ensemble (:func:`lss_jax.ensemble.fit_mdn_ensemble`, ``n_members`` members, block-bootstrapped) on
-   the list of trajectories (lagged pairs never cross trajectories); pick ``n_seeds`` frames with
-   :func:`acquire`; run ``n_seeds`` BD trajectories of ``n_seed_steps`` from them with new keys; append
-   them as separate trajectories.
+2. **Adaptive round** (``n_rounds`` times): min-max scale all frames gathered so far; pick ``n_seeds``
+   frames with :func:`select_seed_frames`; run ``n_seeds`` BD trajectories of ``n_seed_steps`` from them
+   with new keys; append them as separate trajectories.
 3. **Baseline**: plain continuation of the initial trajectory, evaluated at the same numbers of BD
    steps as the adaptive rounds and further out on a geometric grid up to ``plain_max_steps``.
-4. **Evaluation** (same for both arms, same key at the same step count): a single MDN
+4. **Evaluation** (same for every arm, same key at the same step count): a single MDN
    (:func:`lss_jax.propagator.fit_mdn`) trained for a fixed number of gradient steps (not epochs, so
    small data sets are not under-trained; no early stopping, the epoch with the best validation NLL
-   is kept); ``n_trajectories`` LSS trajectories of ``n_lss_steps`` lags
-   started from training frames, the first ``burn_in`` lags dropped; free-energy RMSE against the
-   exact Smoluchowski reference with :func:`penalized_free_energy_rmse`.
+   is kept). Validation data: the tail of every trajectory long enough to hold a lagged pair in it,
+   and every fifth short run whole (:func:`lss_jax.data.pairs.split_trajectories` with ``lag``), so the
+   short runs are not cut into pieces without a pair. Its **exact stationary density** (left
+   eigenvector of its transition matrix on ``n_cells`` cells of the unit box, :func:`lss_bin_probabilities`)
+   is scored against the exact Smoluchowski reference with the penalized RMSE below. A finite rollout
+   gives the same number up to its sampling noise (``rmse_sampled``, 256 trajectories of 1000 lags, is
+   kept as a cross-check; the two agree to about 0.01 kT), so differences between arms are differences
+   in their data and in training, not in generation noise.
 
 MD budget = all BD steps, the initial trajectory included. "Steps to target" is the first
 evaluated budget at which the RMSE is <= ``target_rmse``.
 
-**Acquisition rule** (:func:`acquire`). Every gathered frame ``x`` gets the score
+**Acquisition rule**: the rule of ``lss-jax adapt`` (:mod:`lss_jax.adaptive`, where it is explained),
 
-    s(x) = log U(x) - log rho(x),
+    score(x) = z[ beta * log pi_LSS(x) - log rho(x) ] + z[ U(x) ],
 
-``U`` the ensemble's epistemic uncertainty (:func:`lss_jax.ensemble.epistemic_uncertainty`, the
-mutual information between the next state and the member, in nats) and ``rho`` the kernel density of
-all gathered frames (:func:`lss_jax.ensemble.data_density`), both in the current unit box. Frames are
-binned on a regular grid of ``n_acquisition_bins`` cells per dimension; each occupied cell offers its
-best frame, and the ``n_seeds`` cells with the best offers win (so no two seeds share a cell).
-Why this rule:
-
-* ``-log rho`` (low data density) is what makes the search *expand*: min-max scaling confines an LSS
-  to the range of its training data, so the only way to reach an unseen well is to start MD at the
-  edge of the data, and the edge is where the density is lowest. It also steers data to barrier
-  regions, which equilibrium MD visits rarely and which set the relative well populations.
-* ``log U`` (ensemble disagreement) ranks frames by how badly the *kinetics* there are determined.
-  Density alone keeps returning to any thin region even after its kinetics are pinned down; U
-  alone is blind to regions that the bootstrap resamples cannot reveal (all members extrapolate
-  alike beyond the data). The ratio U / rho reads as "uncertainty per sample already there", is
-  invariant to the scale of either factor, and needs no tuning weight.
-* One seed per cell spreads a round over several regions instead of spending it on near-duplicate
-  frames at one edge; the cells live in the current unit box, so they follow the growing data.
+with ``rho`` the kernel density of the gathered frames, ``pi_LSS`` the mean exact stationary density
+of the ensemble members, ``U`` the ensemble's epistemic uncertainty (an MDN ensemble of ``n_members``
+block-bootstrapped members, :func:`lss_jax.ensemble.fit_mdn_ensemble`), and seeds at least
+``exclusion`` apart in the unit box (:func:`lss_jax.adaptive.pick_distinct`). The default ``beta = 0``
+(least counts) targets even coverage of the explored range, which is what an error counted equally
+over the bins of a free-energy profile rewards; ``beta = 1`` and uniformly random seeds
+(``seed_rule="random"``) are the ablations of ``benchmarks/adaptive_four_well.py``.
 
 **Free-energy error with missing regions** (:func:`penalized_free_energy_rmse`). The RMSE is taken
 over every bin of the full range (-1.4, 1.4) whose exact probability is >= 1e-3 of its maximum (66
@@ -97,21 +89,29 @@ from flax import nnx
 
 from lss_jax import _io
 from lss_jax._progress import progress_bar
-from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
+from lss_jax.adaptive import combine_scores, pick_distinct, stationary_density
+from lss_jax.analysis.msm import (
+    free_energy_rmse,
+    histogram_free_energy,
+    propagator_transition_matrix,
+    rebin,
+    stationary_distribution,
+)
 from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.data.four_well import brownian_dynamics, four_well_potential
-from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble
+from lss_jax.data.pairs import split_trajectories
+from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
 from lss_jax.propagator import fit_mdn, mdn_apply_fn, rollout_with_progress
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = [
     "AdaptiveConfig",
-    "acquisition_score",
-    "acquire",
+    "select_seed_frames",
     "well_boundaries",
     "wells_visited",
     "initial_trajectory",
     "penalized_free_energy_rmse",
+    "lss_bin_probabilities",
     "evaluate_lss",
     "steps_to_target",
     "run_adaptive_four_well",
@@ -130,7 +130,7 @@ class AdaptiveConfig:
     Example:
         >>> cfg = AdaptiveConfig(n_rounds=2)
         >>> cfg.adaptive_budgets()
-        [2000, 10000, 18000]
+        [2000, 6000, 10000]
         >>> AdaptiveConfig.quick().n_rounds
         1
     """
@@ -146,11 +146,14 @@ class AdaptiveConfig:
     n_initial_steps: int = 2000
     n_initial_candidates: int = 256
     # adaptive rounds
-    n_rounds: int = 8
+    n_rounds: int = 12
     n_seeds: int = 8
-    n_seed_steps: int = 1000
-    n_acquisition_bins: int = 20
-    max_candidates: int = 1000  # frames scored per round (evenly strided subsample, extremes always kept)
+    n_seed_steps: int = 500
+    seed_rule: str = "score"  # "score": lss_jax.adaptive rule; "random": uniform over gathered frames (ablation)
+    beta: float = 0.0  # target density pi_LSS**beta of the rule (0: least counts, 1: equilibrium)
+    use_uncertainty: bool = True  # add z[U] of the ensemble to the score
+    exclusion: float = 0.05  # minimum seed distance in the unit box
+    max_candidates: int = 400  # frames scored per round (evenly strided subsample, extremes always kept)
     n_uncertainty_samples: int = 64
     # ensemble used by the acquisition
     n_members: int = 4
@@ -165,7 +168,8 @@ class AdaptiveConfig:
     train_steps: int = 4000
     max_epochs: int = 1000
     val_fraction: float = 0.2
-    # LSS generation
+    # LSS stationary density: exact on a grid of the unit box; the sampled estimate is kept as a cross-check
+    n_cells: int = 1000
     n_trajectories: int = 256
     n_lss_steps: int = 1000
     burn_in: int = 25
@@ -186,7 +190,7 @@ class AdaptiveConfig:
     @classmethod
     def quick(cls, **overrides) -> "AdaptiveConfig":
         """Tiny settings for a smoke run (one round, about 20 s on 2 CPU cores); not meant to reach the target."""
-        base = dict(n_rounds=1, n_seeds=4, n_seed_steps=500, n_acquisition_bins=8, n_uncertainty_samples=32,
+        base = dict(n_rounds=1, n_seeds=4, n_seed_steps=500, n_cells=200, n_uncertainty_samples=32,
                     n_members=2, ensemble_hidden=(8,), ensemble_components=2, ensemble_train_steps=50,
                     hidden=(16,), n_components=4, train_steps=100, n_trajectories=32, n_lss_steps=100, burn_in=5,
                     plain_max_steps=4000)
@@ -195,7 +199,7 @@ class AdaptiveConfig:
 
     def __post_init__(self):
         positive = ("save_every", "lag_steps", "n_initial_steps", "n_initial_candidates", "n_seeds", "n_seed_steps",
-                    "n_acquisition_bins", "max_candidates", "n_uncertainty_samples", "n_members",
+                    "n_cells", "max_candidates", "n_uncertainty_samples", "n_members",
                     "ensemble_components", "ensemble_train_steps", "n_components", "batch_size", "train_steps",
                     "max_epochs", "n_trajectories", "n_lss_steps", "n_grid", "n_bins", "plain_max_steps")
         for name in positive:
@@ -211,9 +215,13 @@ class AdaptiveConfig:
         if self.n_seed_steps // self.save_every <= self.lag_frames:
             raise ValueError(f"n_seed_steps ({self.n_seed_steps}) must exceed one lag ({self.lag_steps} steps), or "
                              "the seeded trajectories give no lagged pair.")
-        if self.n_seeds > self.n_acquisition_bins:
-            raise ValueError(f"n_seeds ({self.n_seeds}) cannot exceed n_acquisition_bins ({self.n_acquisition_bins}): "
-                             "at most one seed per bin.")
+        if self.seed_rule not in ("score", "random"):
+            raise ValueError(f"seed_rule must be 'score' or 'random', got {self.seed_rule!r}.")
+        if not 0.0 <= self.beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta}.")
+        if not 0.0 <= self.exclusion < 1.0 / self.n_seeds:
+            raise ValueError(f"exclusion must be in [0, 1 / n_seeds) so that n_seeds distinct seeds fit the unit box, "
+                             f"got {self.exclusion}.")
         if not 0 <= self.burn_in < self.n_lss_steps:
             raise ValueError(f"burn_in must be in [0, n_lss_steps), got {self.burn_in}.")
         if self.n_grid % self.n_bins:
@@ -243,70 +251,6 @@ class AdaptiveConfig:
             b = min(self.plain_max_steps, int(round(b * self.plain_growth / self.save_every)) * self.save_every)
             budgets.append(b)
         return sorted(set(budgets))
-
-
-# --------------------------------------------------------------------------------------------- acquisition
-def acquisition_score(uncertainty, density, *, eps: float = 1e-12) -> np.ndarray:
-    """``log U - log rho`` per frame: epistemic uncertainty per unit of data density (``[N]``).
-
-    Args:
-        uncertainty: ``[N]`` epistemic uncertainty ``U >= 0`` (nats).
-        density: ``[N]`` data density ``rho >= 0`` at the same frames.
-        eps: floor of both before the logarithm.
-
-    Example:
-        >>> acquisition_score(np.array([0.1, 0.1, 0.4]), np.array([1.0, 0.1, 0.4])).round(3).tolist()
-        [-2.303, 0.0, 0.0]
-    """
-    u = np.asarray(uncertainty, np.float64)
-    d = np.asarray(density, np.float64)
-    if u.shape != d.shape or u.ndim != 1:
-        raise ValueError(f"uncertainty and density must both be [N], got {u.shape} and {d.shape}.")
-    return np.log(np.maximum(u, eps)) - np.log(np.maximum(d, eps))
-
-
-def acquire(points, uncertainty, density, *, n_seeds: int, n_bins: int = 20) -> np.ndarray:
-    """Indices of ``n_seeds`` seed frames: the best :func:`acquisition_score` per grid cell, best cells first.
-
-    The unit box is cut into ``n_bins`` cells per dimension; each occupied cell offers its
-    highest-scoring frame, and the ``n_seeds`` best offers are returned, so no two seeds share a cell.
-
-    Args:
-        points: ``[N, m]`` (or ``[N]``) frames in the unit box.
-        uncertainty: ``[N]`` epistemic uncertainty at the frames.
-        density: ``[N]`` data density at the frames.
-        n_seeds: number of seeds.
-        n_bins: cells per dimension.
-
-    Returns:
-        ``[n_seeds]`` frame indices, by decreasing score.
-
-    Raises:
-        ValueError: if fewer than ``n_seeds`` cells are occupied.
-
-    Example:
-        >>> x = np.array([0.01, 0.02, 0.5, 0.51, 0.98])
-        >>> acquire(x, np.ones(5), np.array([0.2, 0.1, 5.0, 4.0, 0.3]), n_seeds=2, n_bins=10).tolist()
-        [1, 4]
-    """
-    x = np.asarray(points, np.float64)
-    x = x[:, None] if x.ndim == 1 else x
-    score = acquisition_score(uncertainty, density)
-    if x.ndim != 2 or len(x) != len(score):
-        raise ValueError(f"points must be [N, m] with N = {len(score)} (one per score), got {x.shape}.")
-    if n_seeds < 1 or n_bins < 1:
-        raise ValueError(f"n_seeds and n_bins must be >= 1, got {n_seeds} and {n_bins}.")
-    cells = np.clip(np.floor(x * n_bins).astype(np.int64), 0, n_bins - 1)
-    cell_id = np.ravel_multi_index(tuple(cells.T), (n_bins,) * x.shape[1])
-    # best frame per cell: sort by (cell, -score) and keep the first of each cell
-    order = np.lexsort((-score, cell_id))
-    first = np.ones(len(order), bool)
-    first[1:] = cell_id[order[1:]] != cell_id[order[:-1]]
-    offers = order[first]
-    if len(offers) < n_seeds:
-        raise ValueError(f"only {len(offers)} of the {n_bins}^{x.shape[1]} cells hold frames, fewer than n_seeds "
-                         f"({n_seeds}); lower n_seeds or raise n_bins.")
-    return offers[np.argsort(-score[offers], kind="stable")[:n_seeds]]
 
 
 # --------------------------------------------------------------------------------------------- four-well helpers
@@ -409,8 +353,15 @@ def penalized_free_energy_rmse(samples, edges, f_exact, mask, *, floor_fraction:
     _, p = histogram_free_energy(samples, edges, kT=kT)
     if p.max() <= 0:
         raise ValueError("no sample falls inside the edges.")
-    f = -kT * np.log(np.maximum(p, floor_fraction * p.max()))
-    return free_energy_rmse(f, f_exact, mask)
+    return _penalized_rmse(p, f_exact, mask, floor_fraction, kT)
+
+
+def _floored_free_energy(p, floor_fraction, kT):
+    return -kT * np.log(np.maximum(p, floor_fraction * p.max()))
+
+
+def _penalized_rmse(p, f_exact, mask, floor_fraction, kT):
+    return free_energy_rmse(_floored_free_energy(p, floor_fraction, kT), f_exact, mask)
 
 
 class _Reference(NamedTuple):
@@ -437,27 +388,42 @@ def _scale(trajs: Sequence[np.ndarray]) -> tuple[MinMaxScaler, list[np.ndarray]]
 
 def _epochs_for(trajs, lag: int, val_fraction: float, batch_size: int, n_steps: int, max_epochs: int):
     """(batch size, epochs) giving about ``n_steps`` gradient steps on the training pairs of ``trajs``."""
-    n_pairs = sum(max(0, len(t) - round(val_fraction * len(t)) - lag) for t in trajs)
+    n_pairs = sum(max(0, len(t) - lag) for t in split_trajectories(trajs, val_fraction, lag=lag)[0])
     batch = max(1, min(batch_size, n_pairs))
     return batch, int(np.clip(round(n_steps / max(1, n_pairs // batch)), 1, max_epochs))
 
 
+def lss_bin_probabilities(mixture_fn, params, scaler: MinMaxScaler, edges, *, n_cells: int = 1000,
+                          boundary: str = "reflect") -> np.ndarray:
+    """Exact stationary probabilities of a 1-D LSS on the bins ``edges`` (in x), free of sampling noise.
+
+    The stationary distribution of the propagator's transition matrix on ``n_cells`` cells of the unit
+    box (:func:`lss_jax.analysis.msm.propagator_transition_matrix`), mapped to x through ``scaler`` and
+    moved onto ``edges`` (:func:`lss_jax.analysis.msm.rebin`); bins outside the data range get 0.
+    """
+    pi = stationary_distribution(propagator_transition_matrix(mixture_fn, params, n_cells, boundary=boundary))
+    cells = np.linspace(float(scaler.low[0]), float(scaler.high[0]), n_cells + 1)
+    return rebin(cells, pi, edges)
+
+
 def evaluate_lss(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveConfig,
                  reference: _Reference | None = None) -> dict:
-    """Train one MDN on BD trajectories ``trajs`` (list of ``[n_frames]``), generate, and score the free energy.
+    """Train one MDN on BD trajectories ``trajs`` (list of ``[n_frames]``) and score its free energy.
 
-    The evaluation of both arms (module docstring, step 4). ``reference`` caches the exact profile
+    The evaluation of both arms (module docstring, step 4). ``rmse`` and ``rmse_core`` use the LSS's
+    exact stationary density (:func:`lss_bin_probabilities`); ``rmse_sampled`` the histogram of
+    ``n_trajectories`` generated trajectories, as a cross-check. ``reference`` caches the exact profile
     between calls.
 
     Returns:
-        ``{"rmse", "rmse_core", "data_range", "wells_visited_md", "f_lss", ...}`` (RMSEs in kT).
+        ``{"rmse", "rmse_core", "rmse_sampled", "data_range", "wells_visited_md", "f_lss", ...}`` (RMSEs in kT).
 
     Example:
         >>> cfg = AdaptiveConfig.quick(train_steps=20, n_lss_steps=20)
         >>> traj, _ = initial_trajectory(jax.random.key(0), cfg)
         >>> ev = evaluate_lss([traj], jax.random.key(1), cfg)
-        >>> ev["wells_visited_md"], ev["rmse"] > 1.0   # two wells only: heavily penalized
-        ([0, 1], True)
+        >>> ev["wells_visited_md"], ev["rmse"] > 1.0, ev["rmse_sampled"] > 1.0   # two wells only: penalized
+        ([0, 1], True, True)
     """
     cfg, ref = config, _reference(config) if reference is None else reference
     k_fit, k_start, k_roll = jax.random.split(key, 3)
@@ -467,23 +433,25 @@ def evaluate_lss(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveCo
                              learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs, patience=epochs,
                              val_fraction=cfg.val_fraction, progress=False)
     graphdef, params = nnx.split(model)
+    mixture_fn = mdn_apply_fn(graphdef)
+    p = lss_bin_probabilities(mixture_fn, params, scaler, ref.edges, n_cells=cfg.n_cells, boundary=cfg.boundary)
     frames = np.concatenate(unit)
     u0 = jnp.asarray(frames)[jax.random.randint(k_start, (cfg.n_trajectories,), 0, len(frames))]
-    traj_u = rollout_with_progress(k_roll, mdn_apply_fn(graphdef), params, u0, n_steps=cfg.n_lss_steps,
+    traj_u = rollout_with_progress(k_roll, mixture_fn, params, u0, n_steps=cfg.n_lss_steps,
                                    boundary=cfg.boundary, progress=False)
     lss = np.asarray(minmax_inverse(scaler, traj_u))[:, cfg.burn_in:, 0]
-    _, p = histogram_free_energy(lss, ref.edges, kT=cfg.kT)
     kw = dict(floor_fraction=cfg.floor_fraction, kT=cfg.kT)
     return {
-        "rmse": penalized_free_energy_rmse(lss, ref.edges, ref.f_exact, ref.populated, **kw),
-        "rmse_core": penalized_free_energy_rmse(lss, ref.edges, ref.f_exact, ref.core, **kw),
+        "rmse": _penalized_rmse(p, ref.f_exact, ref.populated, **kw),
+        "rmse_core": _penalized_rmse(p, ref.f_exact, ref.core, **kw),
+        "rmse_sampled": penalized_free_energy_rmse(lss, ref.edges, ref.f_exact, ref.populated, **kw),
         "data_range": [float(scaler.low[0]), float(scaler.high[0])],
         "wells_visited_md": wells_visited(np.concatenate(trajs)),
         "n_frames": int(sum(len(t) for t in trajs)),
         "n_trajectories_md": len(trajs),
         "epochs": history.epochs_run,
         "best_epoch": history.best_epoch,
-        "f_lss": (-cfg.kT * np.log(np.maximum(p, cfg.floor_fraction * p.max()))).tolist(),
+        "f_lss": _floored_free_energy(p, **kw).tolist(),
     }
 
 
@@ -513,37 +481,61 @@ def steps_to_target(md_steps: Sequence[int], rmse: Sequence[float], target: floa
 
 
 # --------------------------------------------------------------------------------------------- the experiment
-def _adaptive_round(trajs, key, cfg: AdaptiveConfig) -> tuple[list[np.ndarray], dict]:
-    """One round: ensemble on ``trajs``, acquisition, BD from the seeds. Returns the new trajectories and a log."""
-    k_ens, k_unc, k_md = jax.random.split(key, 3)
-    scaler, unit = _scale(trajs)
+def select_seed_frames(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveConfig) -> tuple[np.ndarray, dict]:
+    """Indices (into the concatenated frames of ``trajs``) of ``n_seeds`` seed frames, and the terms of their scores.
+
+    ``seed_rule="score"``: an MDN ensemble is trained on ``trajs`` and the candidates are scored and
+    picked by the same functions as ``lss-jax adapt`` (:func:`lss_jax.adaptive.combine_scores` with
+    ``beta``, :func:`lss_jax.adaptive.pick_distinct`); ``pi_LSS`` is the mean of the members' exact
+    stationary densities. ``seed_rule="random"``: uniform draws from the frames (ablation).
+    """
+    cfg = config
+    k_ens, k_unc, k_pick = jax.random.split(key, 3)
+    _, unit = _scale(trajs)
+    frames_u = np.concatenate(unit)
+    if cfg.seed_rule == "random":
+        picked = np.sort(np.asarray(jax.random.choice(k_pick, len(frames_u), (cfg.n_seeds,), replace=False)))
+        return picked, {}
     batch, epochs = _epochs_for(unit, cfg.lag_frames, cfg.val_fraction, cfg.batch_size, cfg.ensemble_train_steps,
                                 cfg.max_epochs)
     ensemble, _ = fit_mdn_ensemble(unit, cfg.lag_frames, key=k_ens, n_members=cfg.n_members,
                                    n_components=cfg.ensemble_components, hidden=cfg.ensemble_hidden,
                                    learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs,
                                    patience=epochs, val_fraction=cfg.val_fraction, progress=False)
-    frames_u = np.concatenate(unit)
-    frames_x = np.concatenate(trajs)
     cand = np.unique(np.concatenate([
         np.linspace(0, len(frames_u) - 1, min(cfg.max_candidates, len(frames_u))).astype(np.int64),
         [np.argmin(frames_u[:, 0]), np.argmax(frames_u[:, 0])],
     ]))
-    unc = epistemic_uncertainty(ensemble, frames_u[cand], key=k_unc, n_samples=cfg.n_uncertainty_samples)
-    dens = data_density(frames_u, frames_u[cand])
-    picked = cand[acquire(frames_u[cand], unc, dens, n_seeds=cfg.n_seeds, n_bins=cfg.n_acquisition_bins)]
-    seeds = frames_x[picked]
+    pi = np.mean([
+        stationary_density(mdn_apply_fn(g), prm, frames_u[cand], key=k_pick, n_cells=min(cfg.n_cells, 400),
+                           boundary=cfg.boundary)  # a ranking needs less resolution than the evaluation
+        for g, prm in (nnx.split(member(ensemble, k)) for k in range(cfg.n_members))
+    ], axis=0)
+    rho = data_density(frames_u, frames_u[cand])
+    unc = (epistemic_uncertainty(ensemble, frames_u[cand], key=k_unc, n_samples=cfg.n_uncertainty_samples)
+           if cfg.use_uncertainty else None)
+    log_pi, log_rho = np.log(np.maximum(pi, 1e-12)), np.log(np.maximum(rho, 1e-12))
+    score = combine_scores(log_pi, log_rho, unc, beta=cfg.beta)
+    chosen = pick_distinct(frames_u[cand], score, cfg.n_seeds, exclusion=cfg.exclusion)
+    terms = {"score": score[chosen], "log_pi_lss": log_pi[chosen], "log_rho_md": log_rho[chosen]}
+    if unc is not None:
+        terms["epistemic_uncertainty"] = unc[chosen]
+        terms["uncertainty_median"] = float(np.median(unc))
+    return cand[chosen], terms
+
+
+def _adaptive_round(trajs, key, cfg: AdaptiveConfig) -> tuple[list[np.ndarray], dict]:
+    """One round: pick seeds (:func:`select_seed_frames`), BD from them. Returns the new trajectories and a log."""
+    k_pick, k_md = jax.random.split(key)
+    picked, terms = select_seed_frames(trajs, k_pick, cfg)
+    seeds = np.concatenate(trajs)[picked]
     new = np.asarray(brownian_dynamics(k_md, jnp.asarray(seeds, jnp.float32), n_steps=cfg.n_seed_steps, dt=cfg.dt,
                                        diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every,
                                        method=cfg.integrator), np.float64)
     new = [np.concatenate([[s], t]) for s, t in zip(seeds, new)]
-    log = {
-        "seeds": seeds.tolist(),
-        "seed_uncertainty": unc[np.searchsorted(cand, picked)].tolist(),
-        "seed_density": dens[np.searchsorted(cand, picked)].tolist(),
-        "data_range_before": [float(scaler.low[0]), float(scaler.high[0])],
-        "uncertainty_median": float(np.median(unc)),
-    }
+    data = np.concatenate(trajs)
+    log = {"seeds": seeds.tolist(), "data_range_before": [float(data.min()), float(data.max())],
+           **{k: np.asarray(v).tolist() for k, v in terms.items()}}
     return new, log
 
 
@@ -551,19 +543,26 @@ def run_adaptive_four_well(
     config: AdaptiveConfig = AdaptiveConfig(),
     out_dir: str | Path | None = None,
     *,
+    extra_arms: dict[str, dict] | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run adaptive sampling and plain continuation on the four-well potential; return the metrics.
 
-    With ``out_dir``: writes ``metrics.json``, ``trajectories.npz`` (the adaptive arm's BD trajectories
-    ``traj_000``, ... in order of collection, and the plain arm's one trajectory ``plain``) and
-    ``adaptive_four_well.png`` (:func:`plot_adaptive`), each atomically.
+    Args:
+        config: the experiment; its seed rule drives the ``"adaptive"`` arm.
+        out_dir: with it, writes ``metrics.json``, ``trajectories.npz`` (each adaptive arm's BD
+            trajectories ``ARM/traj_000``, ... in order of collection, and the plain arm's one trajectory
+            ``plain``) and ``adaptive_four_well.png`` (:func:`plot_adaptive`), each atomically.
+        extra_arms: more adaptive arms, ``{name: AdaptiveConfig overrides}`` (e.g.
+            ``{"random_seeds": {"seed_rule": "random"}, "beta_1": {"beta": 1.0}}``). Every arm uses the same
+            initial run, the same BD key per round and the same evaluation key per budget, so arms differ
+            only in their seeds.
 
     Returns:
-        ``{"initial", "adaptive", "plain", "steps_to_target", "steps_ratio_plain_over_adaptive", ...}``; each
-        arm has per-evaluation ``md_steps``, ``rmse``, ``rmse_core`` and ``evaluations`` (profiles and details),
-        the adaptive arm also ``rounds`` (seeds and their scores).
+        ``{"initial", "adaptive", "plain", <extra arms>, "steps_to_target", "steps_ratio_plain_over_adaptive",
+        ...}``; each arm has per-evaluation ``md_steps``, ``rmse``, ``rmse_core``, ``rmse_sampled`` and
+        ``evaluations`` (profiles and details), the adaptive arms also ``rounds`` (seeds and their scores).
     """
     cfg = config
     start = time.perf_counter()
@@ -577,33 +576,39 @@ def run_adaptive_four_well(
     log(f"adaptive four-well (seed {cfg.seed}): initial run of {cfg.n_initial_steps} steps visited wells "
         f"{init_info['wells_visited']} (x in [{init_info['x_min']:.2f}, {init_info['x_max']:.2f}])")
     evaluate = lambda trajs, steps: evaluate_lss(trajs, jax.random.fold_in(k_eval, steps), cfg, ref)  # noqa: E731
+    arm_configs = {"adaptive": cfg, **{name: dataclasses.replace(cfg, **over) for name, over in (extra_arms or {}).items()}}
 
     adaptive_budgets, plain_budgets = cfg.adaptive_budgets(), cfg.plain_budgets()
-    n_work = 2 * cfg.n_rounds + len(plain_budgets)
-    seconds = {"ensemble_and_acquisition": 0.0, "evaluation": 0.0, "bd": 0.0}
+    n_work = 1 + 2 * cfg.n_rounds * len(arm_configs) + len(plain_budgets) - 1
+    seconds = {"seed_selection": 0.0, "evaluation": 0.0, "bd": 0.0}
+    arms, collected = {}, {}
     with progress_bar(total=n_work, desc="adaptive four-well", unit="fit", disable=not progress) as bar:
         t = time.perf_counter()
         first = evaluate([traj0], cfg.n_initial_steps)
         seconds["evaluation"] += time.perf_counter() - t
         bar.update(1)
-        adaptive = {"md_steps": [cfg.n_initial_steps], "evaluations": [first], "rounds": []}
-        trajs = [traj0]
-        for r in range(1, cfg.n_rounds + 1):
-            t = time.perf_counter()
-            new, round_log = _adaptive_round(trajs, jax.random.fold_in(k_adapt, r), cfg)
-            seconds["ensemble_and_acquisition"] += time.perf_counter() - t
-            bar.update(1)
-            trajs = trajs + new
-            steps = adaptive_budgets[r]
-            t = time.perf_counter()
-            ev = evaluate(trajs, steps)
-            seconds["evaluation"] += time.perf_counter() - t
-            bar.update(1)
-            adaptive["md_steps"].append(steps)
-            adaptive["evaluations"].append(ev)
-            adaptive["rounds"].append(round_log)
-            log(f"  adaptive round {r}: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
-                f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
+        for name, arm_cfg in arm_configs.items():
+            arm = {"md_steps": [cfg.n_initial_steps], "evaluations": [first], "rounds": [],
+                   "seed_rule": {"seed_rule": arm_cfg.seed_rule, "beta": arm_cfg.beta,
+                                 "use_uncertainty": arm_cfg.use_uncertainty}}
+            trajs = [traj0]
+            for r in range(1, cfg.n_rounds + 1):
+                t = time.perf_counter()
+                new, round_log = _adaptive_round(trajs, jax.random.fold_in(k_adapt, r), arm_cfg)
+                seconds["seed_selection"] += time.perf_counter() - t
+                bar.update(1)
+                trajs = trajs + new
+                steps = adaptive_budgets[r]
+                t = time.perf_counter()
+                ev = evaluate(trajs, steps)
+                seconds["evaluation"] += time.perf_counter() - t
+                bar.update(1)
+                arm["md_steps"].append(steps)
+                arm["evaluations"].append(ev)
+                arm["rounds"].append(round_log)
+                log(f"  {name} round {r}: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
+                    f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
+            arms[name], collected[name] = arm, trajs
 
         plain = {"md_steps": [cfg.n_initial_steps], "evaluations": [first]}
         x = traj0
@@ -625,16 +630,16 @@ def run_adaptive_four_well(
             plain["evaluations"].append(ev)
             log(f"  plain continuation: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
                 f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
+    arms["plain"] = plain
 
-    for arm in (adaptive, plain):
-        arm["rmse"] = [e["rmse"] for e in arm["evaluations"]]
-        arm["rmse_core"] = [e["rmse_core"] for e in arm["evaluations"]]
-    reached = {name: steps_to_target(arm["md_steps"], arm["rmse"], cfg.target_rmse)
-               for name, arm in (("adaptive", adaptive), ("plain", plain))}
-    reached_core = {name: steps_to_target(arm["md_steps"], arm["rmse_core"], cfg.target_rmse)
-                    for name, arm in (("adaptive", adaptive), ("plain", plain))}
-    reached_sustained = {name: steps_to_target(arm["md_steps"], arm["rmse"], cfg.target_rmse, sustained=True)
-                         for name, arm in (("adaptive", adaptive), ("plain", plain))}
+    for arm in arms.values():
+        for k in ("rmse", "rmse_core", "rmse_sampled"):
+            arm[k] = [e[k] for e in arm["evaluations"]]
+
+    def reach(column, **kw):
+        return {name: steps_to_target(arm["md_steps"], arm[column], cfg.target_rmse, **kw) for name, arm in arms.items()}
+
+    reached, reached_core, reached_sustained = reach("rmse"), reach("rmse_core"), reach("rmse", sustained=True)
     ratio = lambda d: d["plain"] / d["adaptive"] if d["plain"] and d["adaptive"] else None  # noqa: E731
     metrics = {
         "target_rmse_kT": cfg.target_rmse,
@@ -644,19 +649,20 @@ def run_adaptive_four_well(
         "steps_to_target_core": reached_core,
         "steps_ratio_plain_over_adaptive_core": ratio(reached_core),
         "initial": init_info,
-        "adaptive": adaptive,
-        "plain": plain,
+        **arms,
+        "arms": list(arms),
         "reference": {"bin_centers": ref.centers.tolist(), "f_exact": ref.f_exact.tolist(),
                       "populated": ref.populated.tolist(), "core": ref.core.tolist(),
                       "n_bins_compared": int(ref.populated.sum()), "n_bins_core": int(ref.core.sum())},
         "wall_seconds": {**{k: round(v, 2) for k, v in seconds.items()}, "total": round(time.perf_counter() - start, 2)},
-        "settings": {"config": dataclasses.asdict(cfg), "time_unit": "BD time unit (D = 1, kT = 1)",
-                     "lag_time": cfg.lag_steps * cfg.dt},
+        "settings": {"config": dataclasses.asdict(cfg), "extra_arms": extra_arms or {},
+                     "time_unit": "BD time unit (D = 1, kT = 1)", "lag_time": cfg.lag_steps * cfg.dt},
         "versions": {"jax": jax.__version__, "backend": jax.default_backend()},
     }
     if out_dir is not None:
         _io.save_npz(out_dir / "trajectories.npz", plain=x.astype(np.float32),
-                     **{f"traj_{i:03d}": t.astype(np.float32) for i, t in enumerate(trajs)})
+                     **{f"{name}/traj_{i:03d}": t.astype(np.float32)
+                        for name, trajs in collected.items() for i, t in enumerate(trajs)})
         plot_adaptive(out_dir / "adaptive_four_well.png", [metrics])
         metrics["wall_seconds"]["total"] = round(time.perf_counter() - start, 2)
         _io.write_json(out_dir / "metrics.json", metrics)
@@ -665,10 +671,10 @@ def run_adaptive_four_well(
 
 # --------------------------------------------------------------------------------------------- figure
 def plot_adaptive(path, runs: Sequence[dict], *, profiles_run: int = 0) -> Path:
-    """RMSE vs MD steps for both arms (mean and min-max over ``runs``) and per-round free-energy profiles.
+    """RMSE vs MD steps for every arm (mean and min-max over ``runs``) and per-round free-energy profiles.
 
     ``runs`` are metrics from :func:`run_adaptive_four_well` with the same configuration except the seed
-    (an optional extra arm ``"random_seeds"`` with ``md_steps`` and ``rmse`` is drawn too); the profiles
+    (extra arms are drawn too); the profiles of the adaptive arm
     are those of ``runs[profiles_run]``.
     """
     import matplotlib
@@ -680,12 +686,15 @@ def plot_adaptive(path, runs: Sequence[dict], *, profiles_run: int = 0) -> Path:
     target = runs[0]["target_rmse_kT"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     labels = {"plain": "plain continuation", "adaptive": "adaptive sampling", "random_seeds": "random seeds (ablation)"}
-    for name, color in (("plain", "tab:blue"), ("adaptive", "tab:orange"), ("random_seeds", "tab:green")):
+    colors = iter(["tab:green", "tab:red", "tab:purple", "tab:brown"])
+    names = runs[0].get("arms", ["adaptive", "plain", "random_seeds"])
+    for name in ["plain"] + [n for n in names if n != "plain"]:
         if name not in runs[0]:
             continue
+        color = {"plain": "tab:blue", "adaptive": "tab:orange"}.get(name) or next(colors)
         steps = np.asarray(runs[0][name]["md_steps"])
         rmse = np.array([r[name]["rmse"] for r in runs])
-        label = labels[name]
+        label = labels.get(name, name.replace("_", " "))
         ax1.plot(steps, rmse.mean(0), "o-", color=color, ms=3, label=f"{label} (mean of {len(runs)})")
         if len(runs) > 1:
             ax1.fill_between(steps, rmse.min(0), rmse.max(0), color=color, alpha=0.2, lw=0)
