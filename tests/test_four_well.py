@@ -180,3 +180,14 @@ def test_quick_validation_is_physically_sound(quick_run):
     assert m["t1_relative_error"] < 0.25
     assert m["free_energy_rmse_kT"] < 0.5
     assert m["transition_density_l1"] < 0.3
+
+
+def test_exact_analysis_of_the_learned_chain_agrees_with_its_samples(quick_run):
+    # The transition-matrix analysis is the n -> infinity limit of the generated trajectories: the
+    # sampled estimates must agree with it up to their sampling noise (the generated histogram of the
+    # quick run holds ~1e6 correlated frames; its t1 comes from a 1-lag MSM on 80 bins).
+    _, m = quick_run
+    ts = m["implied_timescales"]
+    assert abs(m["free_energy_rmse_kT_lss_exact"] - m["free_energy_rmse_kT"]) < 0.1
+    assert abs(ts["lss_exact"][0] / ts["lss"][0] - 1) < 0.1
+    assert abs(ts["lss_exact"][0] / ts["exact"][0] - 1) < 0.25
