@@ -202,10 +202,12 @@ def _four_well(args) -> int:
     print(
         "\nfour-well validation"
         f"\n  free energy RMSE (LSS vs exact)  {m['free_energy_rmse_kT']:.3f} kT   (BD: {m['free_energy_rmse_kT_bd']:.3f} kT)"
+        f"\n    learned chain, no sampling      {m['free_energy_rmse_kT_lss_exact']:.3f} kT   (transition matrix)"
         f"\n  implied timescales exact          {fmt(ts['exact'])}"
         f"\n                     exact MSM(τ)   {fmt(ts['exact_msm'])}"
         f"\n                     BD             {fmt(ts['bd'])}"
         f"\n                     LSS            {fmt(ts['lss'])}"
+        f"\n                     LSS, exact     {fmt(ts['lss_exact'])}"
         f"\n  t1 relative error                 {m['t1_relative_error']:.1%}"
         f"\n  transition density L1             {m['transition_density_l1']:.3f}"
         f"\n  generated                         {m['n_trajectories_generated']} x {m['n_lss_steps_per_trajectory']:,} steps"
