@@ -685,7 +685,8 @@ def plot_adaptive(path, runs: Sequence[dict], *, profiles_run: int = 0) -> Path:
     path = Path(path)
     target = runs[0]["target_rmse_kT"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    labels = {"plain": "plain continuation", "adaptive": "adaptive sampling", "random_seeds": "random seeds (ablation)"}
+    labels = {"plain": "plain continuation", "adaptive": "adaptive sampling", "random_seeds": "random seeds (ablation)",
+              "beta_1": "β = 1 (ablation)"}
     colors = iter(["tab:green", "tab:red", "tab:purple", "tab:brown"])
     names = runs[0].get("arms", ["adaptive", "plain", "random_seeds"])
     for name in ["plain"] + [n for n in names if n != "plain"]:
