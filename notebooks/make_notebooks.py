@@ -206,7 +206,7 @@ plt.scatter(pp[sel.indices, 0], pp[sel.indices, 1], c="C3", s=40, label="seeds")
 plt.xlabel("phi"); plt.ylabel("psi"); plt.legend();"""),
     ("md", """## The four-well experiment (one repeat, quick settings)
 
-Adaptive rounds against plain continuation of the same BD budget. The full experiment (3 seeds, 8 rounds)
+Adaptive rounds against plain continuation of the same BD budget. The full experiment (3 seeds, 12 rounds)
 misses the issue's target; the README says why."""),
     ("code", """import tempfile
 from IPython.display import Image
