@@ -172,14 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     af = sub_parser("adapt-four-well", "adaptive sampling vs plain MD continuation on the four-well potential",
                     "Start from a BD run that saw only the two left wells; each round trains an MDN ensemble, seeds "
-                    "short BD runs where the data are thin and the kinetics uncertain, and scores an LSS against the "
+                    "short BD runs where the data are thin and the kinetics uncertain (the rule of lss-jax adapt), and scores an LSS against the "
                     "exact free energy; plain continuation of the first run with the same BD steps is the baseline "
                     "(lss_jax.pipelines.adaptive). Writes metrics.json, trajectories.npz and adaptive_four_well.png "
                     "to --out.")
     af.add_argument("--out", required=True, help="output directory (created if missing)")
     af.add_argument("--quick", action="store_true", help="tiny settings for a smoke run (about 1 minute on 2 cores)")
     af.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
-    af.add_argument("--rounds", type=int, help="adaptive rounds (default 8; --quick: 1)")
+    af.add_argument("--rounds", type=int, help="adaptive rounds (default 12; --quick: 1)")
+    af.add_argument("--beta", type=float, help="target density exponent of the acquisition rule (default 0, least "
+                                               "counts; 1: the LSS's equilibrium density; see lss-jax adapt)")
     af.add_argument("--no-progress", action="store_true", help="hide progress bars")
     af.add_argument("--config", help=CONFIG_HELP)
     parser.subcommands = sub.choices
@@ -225,6 +227,8 @@ def _adapt_four_well(args) -> int:
         if args.rounds < 0:
             raise ValueError(f"--rounds must be >= 0, got {args.rounds}.")
         overrides["n_rounds"] = args.rounds
+    if args.beta is not None:
+        overrides["beta"] = args.beta
     config = AdaptiveConfig.quick(**overrides) if args.quick else AdaptiveConfig(**overrides)
     start = time.perf_counter()
     m = run_adaptive_four_well(config, args.out, progress=not args.no_progress)

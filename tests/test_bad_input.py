@@ -135,6 +135,10 @@ CASES = [
     ("lagscan-lag-too-long", "lagscan --traj {d}/few.xtc --top {top} --lags 1 30 --out {out}/its", 1,
      "--lags 30 is not shorter than the trajectories"),
     ("missing-required-option", "train --traj {d}/ok.xtc", 2, "the following arguments are required: --lag, --out"),
+    ("adapt-beta-out-of-range", "adapt --model {d}/model --traj {d}/ok.xtc --top {top} --n-seeds 2 --beta 2 "
+     "--out {out}/adapt", 1, "--beta must be in [0, 1]"),
+    ("adapt-four-well-beta-out-of-range", "adapt-four-well --quick --beta -1 --out {out}/fw", 1,
+     "beta must be in [0, 1]"),
 ]
 
 
