@@ -20,11 +20,10 @@ start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored b
     can reach unseen states, since min-max scaling confines an LSS to its data) and barrier regions
     (rare in equilibrium MD, yet they set the relative populations). The free-energy error of a bin
     falls like ``1 / sqrt(n_bin)``, so for an error counted equally over the landscape (the RMSE of a
-    free-energy profile) even coverage is the allocation that statistics favour; on alanine dipeptide
-    it reaches the unvisited alpha_L basin within the first round (``benchmarks/adaptive_ala2.py``).
-    It is *not* a speed-up on the
-    four-well potential, where a single long run beats every seeding rule we tried; the reasons are in
-    :mod:`lss_jax.pipelines.adaptive`.
+    free-energy profile) even coverage is the allocation that statistics favour. Measured, it is *not*
+    a speed-up: on the four-well potential a single long run beats every seeding rule we tried (the
+    reasons are in :mod:`lss_jax.pipelines.adaptive`), and on alanine dipeptide it matches plain MD of
+    equal cost in coverage and LSS free-energy error (``benchmarks/adaptive_ala2.py``, README).
   - ``beta = 1``: ``q = pi_LSS``: seeds where the kinetic model says the system spends more time than
     the MD has sampled. This ignores regions that are rare because they are high in free energy, and
     suits a population-weighted error; equilibrium-like data is what plain MD already produces.
