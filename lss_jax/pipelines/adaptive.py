@@ -66,7 +66,7 @@ steps: 0.72 vs 0.82 kT). Why, from the benchmark's diagnostics at 50 000 steps:
 
 * Exploration is not the bottleneck: with barriers of at most 1.6 kT every arm has all four wells after
   the first round.
-* Most of the squared error (54-86 %) sits in the six outermost bins (F >= 3 kT) at the steep x^8 walls.
+* Most of the squared error (49-86 %, every arm) sits in the six outermost bins (F >= 3 kT) at the x^8 walls.
   Least counts does put 2.5 times the equilibrium share of frames there (0.73 % vs 0.29 %), but a run
   started at the data's edge slides back down at once, so the data's extremes, and with them the reach
   of the min-max-scaled LSS, barely move; one long run gets there by rare uphill excursions about as fast.
