@@ -4,6 +4,10 @@ One epoch is a single jitted ``lax.scan`` over shuffled minibatches, so Python o
 per epoch, and the same shapes never recompile. Networks cross the ``jit`` boundary as
 ``(graphdef, params, rest)`` via ``nnx.split`` (``rest`` holds non-parameter state such as batch
 statistics).
+
+The same loop trains losses that draw random numbers (``stochastic=True``: flow matching draws times
+and noise) and training steps that are not one gradient step of one loss (``step_fn``: a GAN's critic
+and generator updates), with the same checkpoints, resume, progress bar and divergence handling.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ def fit(
     desc: str = "train",
     checkpoint=None,
     run_id: str = "",
+    stochastic: bool = False,
+    step_fn: Callable | None = None,
+    keep: str = "best",
+    max_abs_loss: float = float("inf"),
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
 
@@ -88,6 +96,16 @@ def fit(
             machine as an uninterrupted one.
         run_id: settings that ``loss_fn``/``optimizer`` close over (e.g. the learning rate), mixed into
             the checkpoint's fingerprint together with the data, initial parameters, key and loop settings.
+        stochastic: ``loss_fn`` takes a third argument, a PRNG key: ``(model, batch, key) -> scalar``.
+            Training steps get fresh keys; every validation uses the same keys, so that validation
+            losses of different epochs compare like with like.
+        step_fn: a custom training step ``(graphdef, params, rest, opt_state, batch, key) -> (params, rest,
+            opt_state, loss)`` instead of one ``optimizer`` step on the gradient of ``loss_fn``
+            (``optimizer`` then only needs ``init(params)``; ``loss_fn`` still gives the validation loss).
+        keep: ``"best"``: early stopping, the parameters of the best validation epoch are returned;
+            ``"last"``: ``max_epochs`` epochs, the final parameters (for adversarial training, whose
+            validation loss does not rank generators); ``patience`` is then ignored.
+        max_abs_loss: a training loss whose absolute value exceeds this counts as diverged.
 
     Returns:
         ``(trained_model, TrainHistory)``.
@@ -109,7 +127,11 @@ def fit(
         )
     if max_epochs < 1 or patience < 1:
         raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs} and {patience}.")
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}.")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
+    keyed = stochastic or step_fn is not None
+    val_key = jax.random.fold_in(key, 0x7FFFFFFF)  # fixed over epochs and resumes
     model.train()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     model.eval()
@@ -118,23 +140,42 @@ def fit(
     opt_state = optimizer.init(params)
     n_batches = n_train // batch_size
 
-    def batch_loss(params, rest, batch):
+    def call_loss(m, batch, k):
+        return loss_fn(m, batch, k) if stochastic else loss_fn(m, batch)
+
+    def batch_loss(params, rest, batch, k):
         m = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables: batch stats may be updated under grad
-        loss = loss_fn(m, batch)
+        loss = call_loss(m, batch, k)
         return loss, nnx.state(m, nnx.Not(nnx.Param))
+
+    def gradient_step(params, rest, opt_state, batch, k):
+        (loss, rest), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, rest, batch, k)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    if step_fn is not None:
+        def train_step(params, rest, opt_state, batch, k):
+            return step_fn(graphdef, params, rest, opt_state, batch, k)
+    else:
+        train_step = gradient_step
 
     @jax.jit
     def run_epoch(params, rest, opt_state, data, key):
+        if keyed:
+            key, k_steps = jax.random.split(key)
+            step_keys = jax.random.split(k_steps, n_batches)
+        else:
+            step_keys = jnp.zeros(n_batches)  # unused
         perm = jax.random.permutation(key, n_train)[: n_batches * batch_size].reshape(n_batches, batch_size)
 
-        def step(carry, idx):
+        def step(carry, xs):
             params, rest, opt_state = carry
+            idx, k = xs
             batch = jax.tree_util.tree_map(lambda a: a[idx], data)
-            (loss, rest), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, rest, batch)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), rest, opt_state), loss
+            params, rest, opt_state, loss = train_step(params, rest, opt_state, batch, k)
+            return (params, rest, opt_state), loss
 
-        (params, rest, opt_state), losses = jax.lax.scan(step, (params, rest, opt_state), perm)
+        (params, rest, opt_state), losses = jax.lax.scan(step, (params, rest, opt_state), (perm, step_keys))
         return params, rest, opt_state, jnp.mean(losses)
 
     eval_chunk = min(n_val, 8192)
@@ -142,12 +183,13 @@ def fit(
 
     @jax.jit
     def evaluate(params, rest, data):
-        m_eval = lambda batch: loss_fn(nnx.merge(eval_graphdef, params, rest), batch)  # noqa: E731
+        m_eval = lambda batch, k: call_loss(nnx.merge(eval_graphdef, params, rest), batch, k)  # noqa: E731
         head = jax.tree_util.tree_map(lambda a: a[: n_full * eval_chunk].reshape(n_full, eval_chunk, *a.shape[1:]), data)
-        total = jnp.sum(jax.lax.map(m_eval, head)) * eval_chunk
+        keys = jax.random.split(val_key, n_full + 1)
+        total = jnp.sum(jax.lax.map(lambda xs: m_eval(*xs), (head, keys[:n_full]))) * eval_chunk
         if n_val > n_full * eval_chunk:
             tail = jax.tree_util.tree_map(lambda a: a[n_full * eval_chunk :], data)
-            total = total + m_eval(tail) * (n_val - n_full * eval_chunk)
+            total = total + m_eval(tail, keys[n_full]) * (n_val - n_full * eval_chunk)
         return total / n_val
 
     train_data = jax.tree_util.tree_map(jnp.asarray, train_data)
@@ -158,8 +200,8 @@ def fit(
     if checkpoint is not None:
         from lss_jax.checkpoint import fingerprint
 
-        run_id = fingerprint(run_id, desc, batch_size, max_epochs, patience, min_delta, train_data, val_data, params,
-                             rest, jax.random.key_data(key))
+        run_id = fingerprint(run_id, desc, batch_size, max_epochs, patience, min_delta, stochastic, keep,
+                             step_fn is not None, train_data, val_data, params, rest, jax.random.key_data(key))
         state = {"params": params, "rest": rest, "opt_state": opt_state, "key": key, "best": (params, rest)}
         loaded = checkpoint.load(state, fingerprint=run_id)
         if loaded is not None:
@@ -178,6 +220,8 @@ def fit(
                    "best_val": best[0], "best_epoch": best[3]},
         )
 
+    saved_epoch = first_epoch - 1 if first_epoch > 0 else None  # the checkpoint a resumed run started from
+
     start = time.perf_counter()
     with progress_bar(total=max_epochs, initial=first_epoch, desc=desc, unit="epoch",
                       disable=not progress or done) as bar:
@@ -186,10 +230,12 @@ def fit(
             params, rest, opt_state, train_loss = run_epoch(params, rest, opt_state, train_data, sub)
             val_loss = float(evaluate(params, rest, val_data))
             train_loss = float(train_loss)
-            if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            if not (np.isfinite(train_loss) and np.isfinite(val_loss)) or abs(train_loss) > max_abs_loss:
+                kept = (f"; the last good checkpoint (epoch {saved_epoch}) is kept in {checkpoint.directory}"
+                        if checkpoint is not None and saved_epoch is not None else "")
                 raise FloatingPointError(
-                    f"{desc}: loss became {train_loss} (train) / {val_loss} (val) at epoch {epoch}; "
-                    "lower the learning rate or check the data for outliers."
+                    f"{desc}: training diverged at epoch {epoch} (loss {train_loss:.4g} train, {val_loss:.4g} "
+                    f"validation){kept}; lower the learning rate or check the data for outliers, and retrain."
                 )
             train_hist.append(train_loss)
             val_hist.append(val_loss)
@@ -199,13 +245,17 @@ def fit(
                 best, waited = (val_loss, params, rest, epoch), 0
             else:
                 waited += 1
-                stopped = waited >= patience
+                stopped = keep == "best" and waited >= patience
             final = stopped or epoch == max_epochs - 1
             if checkpoint is not None and (final or checkpoint.due(epoch)):
                 save_checkpoint(epoch, final)
+                saved_epoch = epoch
             if stopped:
                 break
-    _, params, rest, best_epoch = best
+    if keep == "best":
+        _, params, rest, best_epoch = best
+    else:
+        best_epoch = best[3]
     trained = nnx.merge(eval_graphdef, params, rest)
     history = TrainHistory(train_hist, val_hist, best_epoch, len(train_hist), time.perf_counter() - start, stopped)
     return trained, history

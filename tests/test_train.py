@@ -1,5 +1,6 @@
 """The generic training loop: it learns, stops early with the best parameters, does not recompile."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -58,3 +59,40 @@ def test_fit_compiles_once(key, compile_counter):
 def test_fit_rejects_oversized_batch(key):
     with pytest.raises(ValueError, match="batch_size"):
         fit(nnx.Linear(3, 1, rngs=nnx.Rngs(0)), _mse, _data(0, 100), _data(1, 10), key=key, batch_size=1000)
+
+
+def test_stochastic_loss_gets_fresh_keys_in_training_and_fixed_keys_in_validation(key):
+    # loss = mean((w x - y)^2) + noise(key): with a zero learning rate the parameters never move, so the
+    # training loss changes between epochs only through its keys, and the validation loss not at all
+    def noisy(model, batch, k):
+        x, y = batch
+        return jnp.mean((model(x) - y) ** 2) + jax.random.normal(k, ())
+
+    model, hist = fit(nnx.Linear(3, 1, rngs=nnx.Rngs(0)), noisy, _data(0, 512), _data(1, 100), key=key,
+                      optimizer=optax.sgd(0.0), batch_size=64, max_epochs=4, patience=4, stochastic=True)
+    assert len(set(hist.train_loss)) == 4
+    assert len(set(hist.val_loss)) == 1
+
+
+def test_keep_last_trains_all_epochs_and_returns_the_final_parameters(key):
+    x_val, y_val = _data(1, 500)
+    args = (nnx.Linear(3, 1, rngs=nnx.Rngs(0)), _mse, _data(0, 1024), (x_val, -y_val))
+    model, hist = fit(*args, key=key, optimizer=optax.adam(3e-2), batch_size=128, max_epochs=6, patience=2,
+                      keep="last")
+    assert hist.epochs_run == 6 and not hist.stopped_early and hist.best_epoch == 0
+    np.testing.assert_allclose(float(_mse(model, (x_val, -y_val))), hist.val_loss[-1], rtol=1e-5)
+
+
+def test_custom_step_fn_replaces_the_gradient_step(key):
+    # a step that sets the bias to the batch mean of y: after any epoch the bias is a minibatch mean
+    def step_fn(graphdef, params, rest, opt_state, batch, k):
+        model = nnx.merge(graphdef, params, rest)
+        model.bias[...] = jnp.mean(batch[1], axis=0)
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        return params, rest, opt_state, jnp.float32(0.0)
+
+    x, y = _data(0, 1024)
+    model, hist = fit(nnx.Linear(3, 1, rngs=nnx.Rngs(0)), _mse, (x, y), _data(1, 100), key=key, batch_size=1024,
+                      max_epochs=1, step_fn=step_fn)
+    np.testing.assert_allclose(np.asarray(model.bias[...]), y.mean(0), rtol=1e-5)
+    assert hist.train_loss == [0.0]
