@@ -5,17 +5,24 @@
 
 The functional core (``lss_jax.vamp``, ``propagator``, ``decoder``, ``encoder``) stays usable without it.
 
-On-disk format (``LSS.save``; ``FORMAT_VERSION = 1``), a directory:
+On-disk format (``LSS.save``; ``FORMAT_VERSION = 2``), a directory:
 
-* ``lss.json``: format name and version, lss_jax version, the full :class:`LSSConfig`, derived sizes,
-  SRV eigenvalues and implied timescales, training summaries, and the SHA-256 of every other file.
-  It is written last and doubles as the completion marker: a directory without it, or whose files
-  do not match their checksums, is rejected by ``LSS.load``.
+* ``lss.json``: format name and version, lss_jax version, the full :class:`LSSConfig` (its ``decoder`` and
+  ``decoder_coordinates`` say which decoder the weights belong to), derived sizes, SRV eigenvalues and
+  implied timescales, training summaries, and the SHA-256 of every other file. It is written last and
+  doubles as the completion marker: a directory without it, or whose files do not match their checksums,
+  is rejected by ``LSS.load``.
 * ``arrays.npz``: feature standardizer, SRV projection (mean, eigenvectors, eigenvalues), latent
-  min-max box, coordinate standardizer, decoded-atom indices, start points for generation.
+  min-max box, decoded-atom indices, start points for generation.
+* ``coordinates.npz``: the decoder's coordinate map (``kind`` = ``"internal"`` or ``"cartesian"`` and the
+  fields of :class:`lss_jax.decoder.InternalMap` / :class:`lss_jax.decoder.CartesianMap`).
 * ``topology.pdb``: the decoded atoms, at the alignment reference structure.
-* ``encoder.npz``, ``propagator.npz``, ``generator.npz``, ``critic.npz``: network weights as flat
-  ``"path/to/leaf" -> array`` maps of the flax NNX state (``nnx.to_pure_dict``).
+* ``encoder.npz``, ``propagator.npz``, ``decoder.npz`` (velocity field or generator), ``critic.npz`` (WGAN
+  only): network weights as flat ``"path/to/leaf" -> array`` maps of the flax NNX state (``nnx.to_pure_dict``).
+
+Format 1 (lss_jax before the flow decoder) is still read: its ``generator.npz`` and ``critic.npz`` are a
+cWGAN-GP on aligned Cartesian coordinates whose standardizer is ``coord_mean``/``coord_std`` in
+``arrays.npz``.
 
 The directory is assembled under a temporary name and renamed into place.
 """
@@ -38,14 +45,14 @@ from flax import nnx
 
 from lss_jax._io import sha256_file
 from lss_jax.data.featurize import FeatureSpec, Standardizer, featurize, standardizer_fit
-from lss_jax.decoder import ConditionalCritic, ConditionalGenerator, fit_decoder
+from lss_jax.decoder import fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
 from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = ["LSS", "LSSConfig", "FORMAT_VERSION", "ModelFormatError"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FORMAT_NAME = "lss_jax.LSS"
 
 
@@ -103,12 +110,20 @@ class LSSConfig:
     scale_floor: float = 1e-3
     boundary: str = "reflect"
     ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
-    # cWGAN-GP decoder
-    noise_dim: int = 50
-    decoder_hidden: tuple[int, ...] = (200, 200, 200)
-    decoder_learning_rate: float = 2e-4
+    # decoder (lss_jax.decoder.DecoderConfig; None: the decoder kind's default)
+    decoder: str = "flow"  # "flow" (conditional flow matching) or "wgan" (the paper's cWGAN-GP)
+    decoder_coordinates: str = "internal"  # "internal" (Z-matrix, NeRF) or "cartesian" (aligned, the paper's)
+    decoder_hidden: tuple[int, ...] | None = None  # flow: 3 x 256; wgan: 3 x 200
+    decoder_learning_rate: float | None = None  # flow: 1e-3 cosine-decayed; wgan: 2e-4
     decoder_batch_size: int = 256
-    decoder_iterations: int = 5000
+    decoder_epochs: int | None = None  # flow: 300 passes over the frames; wgan: what 20 000 iterations need
+    decoder_iterations: int | None = None  # if set: this many optimizer steps (wgan: generator updates)
+    decoder_patience: int = 30
+    decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
+    flow_steps: int = 10
+    noise_dim: int = 50
+    critic_hidden: tuple[int, ...] | None = None
+    decoder_condition: str = "input"  # wgan: "every_layer" feeds the latent point to every layer
     n_critic: int = 5
     gp_weight: float = 10.0
 
@@ -118,8 +133,6 @@ class LSSConfig:
             "encoder_epochs": self.encoder_epochs, "encoder_patience": self.encoder_patience,
             "n_components": self.n_components, "propagator_batch_size": self.propagator_batch_size,
             "propagator_epochs": self.propagator_epochs, "propagator_patience": self.propagator_patience,
-            "noise_dim": self.noise_dim, "decoder_batch_size": self.decoder_batch_size,
-            "decoder_iterations": self.decoder_iterations, "n_critic": self.n_critic,
         }
         for name, value in ints.items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -131,6 +144,22 @@ class LSSConfig:
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
+        self.decoder_config  # validates the decoder settings
+
+    @property
+    def decoder_config(self):
+        """The decoder fields as a :class:`lss_jax.decoder.DecoderConfig`."""
+        from lss_jax.decoder import DecoderConfig
+
+        return DecoderConfig(
+            kind=self.decoder, coordinates=self.decoder_coordinates, hidden=self.decoder_hidden,
+            learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
+            iterations=self.decoder_iterations, patience=self.decoder_patience, lr_decay=self.decoder_lr_decay,
+            flow_steps=self.flow_steps,
+            noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
+            n_critic=self.n_critic,
+            gp_weight=self.gp_weight,
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> "LSSConfig":
@@ -163,6 +192,23 @@ def _as_traj_list(trajs):
         if not np.all(np.isfinite(t.xyz)):
             raise ValueError("a trajectory contains NaN or Inf coordinates; repair or drop those frames.")
     return trajs
+
+
+def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs: int = 200_000) -> float:
+    """VAMP-2 of the trained encoder on all training pairs (at most ``max_pairs``, evenly spaced) in eval mode.
+
+    The training log's VAMP-2 is a mean over minibatches in train mode (batch-norm statistics of each batch,
+    covariances of 2000 pairs), the validation VAMP-2 uses eval mode on held-out pairs: this number, eval mode
+    on the training pairs, tells a gap from batch norm and minibatch estimates (log vs this) from one of
+    generalization (this vs validation).
+    """
+    from lss_jax.data.pairs import lagged_pairs, split_trajectories
+    from lss_jax.encoder import srv_loss
+
+    train, _ = split_trajectories(features, val_fraction)
+    x0, xt = lagged_pairs(train, lag)
+    keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
+    return -float(srv_loss(encoder, (jnp.asarray(x0[keep]), jnp.asarray(xt[keep]))))
 
 
 def _flat_weights(model: nnx.Module) -> dict[str, np.ndarray]:
@@ -325,6 +371,7 @@ class LSS:
         )
         self.timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
         ts = implied_timescales(self.projection.eigenvalues, cfg.lag * self.timestep)
+        train_vamp2 = _eval_mode_vamp2(self.encoder, fs, cfg.lag, cfg.val_fraction)
         self.latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts)
         psi = [srv_transform(self.encoder, self.projection, f, self.latent_dim) for f in fs]
         timings["encoder"] = time.perf_counter() - t0
@@ -355,13 +402,9 @@ class LSS:
         self.atom_indices = np.asarray(atoms)
         sliced = [t.atom_slice(atoms) for t in trajs]
         self.reference = sliced[0][0]
-        coords = np.concatenate([t.superpose(self.reference).xyz.reshape(len(t), -1) for t in sliced])
-        self.coord_scaler = standardizer_fit(coords)
-        self.generator, self.critic, dec_hist = fit_decoder(
-            self.coord_scaler.transform(coords), np.concatenate(u), key=k_dec, noise_dim=cfg.noise_dim,
-            hidden=cfg.decoder_hidden, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic,
-            batch_size=cfg.decoder_batch_size, n_iterations=cfg.decoder_iterations,
-            learning_rate=cfg.decoder_learning_rate, progress=progress, checkpoint=ckpt("decoder"),
+        self.decoder, dec_hist = fit_decoder(
+            [t.xyz for t in sliced], u, key=k_dec, topology=self.reference.topology, reference=self.reference.xyz[0],
+            config=cfg.decoder_config, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("decoder"),
         )
         timings["decoder"] = time.perf_counter() - t0
 
@@ -378,9 +421,13 @@ class LSS:
             "srv_eigenvalues": self.projection.eigenvalues.tolist(),
             "srv_timescales_ps": ts.tolist(),
             "latent_dim": int(self.latent_dim),
-            "encoder": {"epochs": enc_hist.epochs_run, "best_val_vamp2": -min(enc_hist.val_loss)},
+            "encoder": {"epochs": enc_hist.epochs_run, "best_val_vamp2": -min(enc_hist.val_loss),
+                        "last_epoch_train_batches_vamp2": -enc_hist.train_loss[-1],
+                        "train_vamp2_eval_mode": train_vamp2},
             "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
-            "decoder": {"iterations": dec_hist.iterations[-1], "final_wasserstein": dec_hist.wasserstein[-1]},
+            "decoder": {"kind": cfg.decoder, "coordinates": cfg.decoder_coordinates, "epochs": dec_hist.epochs_run,
+                        "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
+                        "seconds": round(dec_hist.seconds, 2)},
             "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
         }
         self._histories = {"encoder": enc_hist, "propagator": prop_hist, "decoder": dec_hist}
@@ -453,17 +500,19 @@ class LSS:
             raise ValueError(f"trajectory_ids must have shape [{n_traj}], got {ids.shape}.")
         rows_b = np.repeat(ids.astype(np.int32), n_frames)
         rows_t = np.tile(np.arange(first_frame, first_frame + n_frames, dtype=np.int32), n_traj)
-        graphdef, params = nnx.split(self.generator)
-        fn = _decode_fn(graphdef, precision)
-        mean, std = jnp.asarray(self.coord_scaler.mean), jnp.asarray(self.coord_scaler.std)
-        out = np.empty((len(flat), len(self.coord_scaler.mean)), np.float32)
+        from lss_jax.decoder import decode_fn
+
+        fn, params = decode_fn(self.decoder, precision)
+        cmap = self.decoder.coordinates
+        n_atoms = len(self.atom_indices)
+        out = np.empty((len(flat), n_atoms, 3), np.float32)
         starts = range(0, len(flat), chunk)
         show = len(starts) >= 4 if progress is None else progress
         for start in progress_bar(iterable=starts, desc="decode", unit="chunk", disable=not show):
             stop = min(start + chunk, len(flat))
             size = min(chunk, max(1024, 1 << (stop - start - 1).bit_length()))
             pad = lambda a: np.pad(a[start:stop], [(0, size - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
-            xyz = fn(params, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)), mean, std)
+            xyz = fn(params, cmap, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)))
             out[start:stop] = np.asarray(xyz)[: stop - start]
         return out.reshape(*u.shape[:-1], -1, 3)
 
@@ -529,10 +578,13 @@ class LSS:
         """SHA-256 of everything that generation depends on (weights, scalers, config); names a model."""
         self._check_fitted()
         h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        arrays = [self.latent_scaler.low, self.latent_scaler.high, self.coord_scaler.mean, self.coord_scaler.std,
-                  self.start_points, self.atom_indices]
-        for name in ("propagator", "generator"):
-            flat = _flat_weights(getattr(self, name))
+        from lss_jax.decoder import coordinate_map_arrays
+
+        arrays = [self.latent_scaler.low, self.latent_scaler.high, self.start_points, self.atom_indices]
+        cmap = coordinate_map_arrays(self.decoder.coordinates)
+        arrays += [cmap[k] for k in sorted(cmap) if k != "kind"]
+        for net in (self.propagator, self.decoder.network):
+            flat = _flat_weights(net)
             arrays += [flat[k] for k in sorted(flat)]
         for a in arrays:
             h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
@@ -567,15 +619,20 @@ class LSS:
                 feature_mean=self.feature_scaler.mean, feature_std=self.feature_scaler.std,
                 srv_mean=self.projection.mean, srv_vectors=self.projection.vectors,
                 srv_eigenvalues=self.projection.eigenvalues, latent_low=np.asarray(self.latent_scaler.low),
-                latent_high=np.asarray(self.latent_scaler.high), coord_mean=self.coord_scaler.mean,
-                coord_std=self.coord_scaler.std, atom_indices=self.atom_indices, start_points=self.start_points,
-                timestep=np.float64(self.timestep),
+                latent_high=np.asarray(self.latent_scaler.high), atom_indices=self.atom_indices,
+                start_points=self.start_points, timestep=np.float64(self.timestep),
             )
+            from lss_jax.decoder import coordinate_map_arrays
+
+            np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(self.decoder.coordinates))
             self.reference.save_pdb(str(tmp / "topology.pdb"))
             full = self.reference.__class__(np.zeros((1, self.topology_full.n_atoms, 3), np.float32), self.topology_full)
             full.save_pdb(str(tmp / "full_topology.pdb"))
-            for name in ("encoder", "propagator", "generator", "critic"):
-                np.savez(tmp / f"{name}.npz", **_flat_weights(getattr(self, name)))
+            networks = {"encoder": self.encoder, "propagator": self.propagator, "decoder": self.decoder.network}
+            if self.decoder.critic is not None:
+                networks["critic"] = self.decoder.critic
+            for name, net in networks.items():
+                np.savez(tmp / f"{name}.npz", **_flat_weights(net))
             if getattr(self, "propagator_ensemble", None) is not None:
                 np.savez(tmp / "propagator_ensemble.npz", **_flat_weights(self.propagator_ensemble))
             from lss_jax import __version__
@@ -635,12 +692,13 @@ class LSS:
             if sha256_file(f) != digest:
                 raise ModelFormatError(f"{f} does not match its checksum; the model directory is corrupted.")
         cfg = LSSConfig.from_dict(meta["config"])
+        if version == 1:  # format 1: the cWGAN-GP on aligned Cartesian coordinates, its settings in the config
+            cfg = dataclasses.replace(cfg, decoder="wgan", decoder_coordinates="cartesian")
         self = cls(config=cfg)
         arrays = np.load(path / "arrays.npz")
         self.feature_scaler = Standardizer(arrays["feature_mean"], arrays["feature_std"])
         self.projection = SRVProjection(arrays["srv_mean"], arrays["srv_vectors"], arrays["srv_eigenvalues"], cfg.lag)
         self.latent_scaler = MinMaxScaler(jnp.asarray(arrays["latent_low"]), jnp.asarray(arrays["latent_high"]))
-        self.coord_scaler = Standardizer(arrays["coord_mean"], arrays["coord_std"])
         self.atom_indices = arrays["atom_indices"]
         self.start_points = arrays["start_points"]
         self.timestep = float(arrays["timestep"])
@@ -648,7 +706,6 @@ class LSS:
         self.reference = md.load(str(path / "topology.pdb"))
         self.topology_full = md.load_topology(str(path / "full_topology.pdb"))
         n_features, k = int(meta["n_features"]), self.projection.vectors.shape[0]
-        d = 3 * int(meta["n_decoded_atoms"])
         rngs = nnx.Rngs(0)
         self.encoder = _load_weights(
             SRVNet(n_features, k, cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm, rngs=rngs),
@@ -659,13 +716,22 @@ class LSS:
             MDN(self.latent_dim, cfg.n_components, cfg.propagator_hidden, scale_floor=cfg.scale_floor, rngs=rngs),
             dict(np.load(path / "propagator.npz")),
         )
-        self.generator = _load_weights(
-            ConditionalGenerator(d, self.latent_dim, noise_dim=cfg.noise_dim, hidden=cfg.decoder_hidden, rngs=rngs),
-            dict(np.load(path / "generator.npz")),
-        )
-        self.critic = _load_weights(
-            ConditionalCritic(d, self.latent_dim, hidden=cfg.decoder_hidden, rngs=rngs), dict(np.load(path / "critic.npz"))
-        )
+        from lss_jax.decoder import CartesianMap, coordinate_map_from_arrays, decoder_template
+
+        if version == 1:
+            ref = self.reference.xyz[0]
+            cmap = CartesianMap(jnp.asarray(ref), jnp.asarray(arrays["coord_mean"], jnp.float32),
+                                jnp.asarray(arrays["coord_std"], jnp.float32))
+            weights = {"decoder": "generator.npz", "critic": "critic.npz"}
+        else:
+            cmap = coordinate_map_from_arrays(np.load(path / "coordinates.npz"))
+            weights = {"decoder": "decoder.npz", "critic": "critic.npz"}
+        template = decoder_template(cfg.decoder_config, cmap, self.latent_dim)
+        network = _load_weights(template.network, dict(np.load(path / weights["decoder"])))
+        critic = None
+        if template.critic is not None:
+            critic = _load_weights(template.critic, dict(np.load(path / weights["critic"])))
+        self.decoder = template._replace(network=network, critic=critic)
         self.propagator_ensemble = None
         if "propagator_ensemble.npz" in meta.get("files", {}):
             from lss_jax.ensemble import MDNEnsemble
@@ -711,26 +777,3 @@ class LSS:
         if getattr(self, "propagator_ensemble", None) is None:
             return []
         return [member(self.propagator_ensemble, k) for k in range(self.propagator_ensemble.n_members)]
-
-
-_DECODE_CACHE: dict = {}
-
-
-def _decode_fn(graphdef, precision="float32"):
-    if (graphdef, precision) not in _DECODE_CACHE:
-        from lss_jax.propagator import with_precision
-
-        def generate(params, z, u):
-            return nnx.merge(graphdef, params)(z, u)
-
-        generate = with_precision(generate, precision)
-
-        @jax.jit
-        def decode(params, key, u, rows_b, rows_t, mean, std):
-            gen = nnx.merge(graphdef, params)
-            keys = jax.vmap(lambda b, t: jax.random.fold_in(jax.random.fold_in(key, b), t))(rows_b, rows_t)
-            z = jax.vmap(lambda k: jax.random.normal(k, (gen.noise_dim,)))(keys)
-            return generate(params, z, u) * std[None, :] + mean[None, :]
-
-        _DECODE_CACHE[graphdef, precision] = decode
-    return _DECODE_CACHE[graphdef, precision]

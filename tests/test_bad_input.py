@@ -52,7 +52,7 @@ def d(tmp_path_factory):
     model = LSS(**TINY).fit(traj, progress=False).save(root / "model")
     incomplete = root / "model-incomplete"
     shutil.copytree(model, incomplete)
-    (incomplete / "generator.npz").unlink()
+    (incomplete / "decoder.npz").unlink()
     truncated = root / "model-truncated"
     shutil.copytree(model, truncated)
     data = (truncated / "propagator.npz").read_bytes()
@@ -96,7 +96,7 @@ CASES = [
     ("invalid-atom-selection", TRAIN + " --traj {d}/ok.xtc --config {d}/bad-selection.toml", 1,
      "atom_selection 'name CA and and' is not a valid mdtraj selection (found ' ' (at char 11)"),
     ("incomplete-model-generate", "generate --model {d}/model-incomplete --n-traj 2 --n-steps 3 --out {out}/g.xtc", 1,
-     "is missing generator.npz; the model directory is incomplete. Retrain"),
+     "is missing decoder.npz; the model directory is incomplete. Retrain"),
     ("truncated-model-report", REPORT + " --model {d}/model-truncated", 1, "propagator.npz does not match its checksum"),
     ("newer-model-format", "generate --model {d}/model-newer --n-traj 2 --n-steps 3 --out {out}/g.xtc", 1,
      "Upgrade lss_jax"),

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import jax
 import mdtraj as md
@@ -114,7 +115,7 @@ def test_lss_fit_generate_and_round_trip(fitted, traj, tmp_path):
     loaded = LSS.load(path)
     np.testing.assert_array_equal(loaded.generate(jax.random.key(0), 3, 7).xyz, gen.xyz)
     np.testing.assert_array_equal(loaded.encode(traj[:200]), psi)
-    assert json.loads((path / "lss.json").read_text())["format_version"] == 1
+    assert json.loads((path / "lss.json").read_text())["format_version"] == 2
 
 
 def test_load_rejects_incomplete_corrupt_and_newer_models(fitted, tmp_path):
@@ -245,3 +246,15 @@ def test_cli_lagscan(tmp_path, traj):
                  "--epochs", "2", "--out", str(tmp_path / "its")]) == 0
     result = json.loads((tmp_path / "its" / "its.json").read_text())
     assert len(result["implied_timescales_ps"]) == 2 and (tmp_path / "its" / "its.png").is_file()
+
+
+def test_format_1_model_written_by_the_previous_release_loads_and_generates_the_same_frames():
+    """tests/data/ala2-model-format1 was saved by lss_jax before the flow decoder (model format 1: a cWGAN-GP
+    on aligned Cartesian coordinates); the -generate.npy / -encode.npy files are what that release produced."""
+    data = Path(__file__).parent / "data"
+    model = LSS.load(data / "ala2-model-format1")
+    assert model.config.decoder == "wgan" and model.config.decoder_coordinates == "cartesian"
+    traj = load_alanine_dipeptide("train", stride=10)[:1500]
+    np.testing.assert_allclose(model.encode(traj[:50]), np.load(data / "ala2-model-format1-encode.npy"), atol=1e-5)
+    expected = np.load(data / "ala2-model-format1-generate.npy")
+    np.testing.assert_allclose(model.generate(jax.random.key(0), 3, 7, progress=False).xyz, expected, atol=1e-5)

@@ -22,7 +22,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+import optax
 from flax import nnx
 
 __all__ = [
@@ -32,8 +32,9 @@ __all__ = [
     "wgan_generator_loss",
     "ConditionalGenerator",
     "ConditionalCritic",
-    "DecoderHistory",
-    "fit_decoder",
+    "WGAN",
+    "wgan_train_step",
+    "fit_wgan",
 ]
 
 CriticFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -138,21 +139,39 @@ def wgan_generator_loss(critic_fn: CriticFn, x_fake: jax.Array, cond: jax.Array)
     return -jnp.mean(critic_fn(x_fake, cond))
 
 
-class _MLP(nnx.Module):
-    def __init__(self, sizes: Sequence[int], activation, *, rngs: nnx.Rngs):
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
-        self.activation = activation
+CONDITIONING = ("input", "every_layer")
 
-    def __call__(self, h):
-        for layer in self.layers[:-1]:
-            h = self.activation(layer(h))
-        return self.layers[-1](h)
+
+class _MLP(nnx.Module):
+    """An MLP; with ``extra > 0`` the condition ``c`` (``extra`` wide) joins the input of every layer after the first."""
+
+    def __init__(self, sizes: Sequence[int], activation, *, extra: int = 0, rngs: nnx.Rngs):
+        widths = [a + (extra if i else 0) for i, a in enumerate(sizes[:-1])]
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(widths, sizes[1:])])
+        self.activation = activation
+        self.extra = extra
+
+    def __call__(self, h, c=None):
+        for i, layer in enumerate(self.layers):
+            if i and self.extra:
+                h = jnp.concatenate([h, c], axis=-1)
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = self.activation(h)
+        return h
+
+
+def _check_conditioning(condition: str) -> int:
+    if condition not in CONDITIONING:
+        raise ValueError(f"condition must be one of {CONDITIONING}, got {condition!r}.")
+    return condition == "every_layer"
 
 
 class ConditionalGenerator(nnx.Module):
     """``G(z, c) -> x``: noise ``z [..., noise_dim]`` and condition ``c [..., m]`` to ``x [..., d]``.
 
-    Paper architecture: three hidden layers of 200 swish units, ``noise_dim = 50``.
+    Paper architecture: three hidden layers of 200 swish units, ``noise_dim = 50``, ``c`` concatenated with ``z``
+    (``condition="input"``); ``condition="every_layer"`` also feeds ``c`` to every later layer.
 
     Example:
         >>> gen = ConditionalGenerator(output_dim=6, cond_dim=2, noise_dim=4, hidden=(16,), rngs=nnx.Rngs(0))
@@ -168,13 +187,15 @@ class ConditionalGenerator(nnx.Module):
         noise_dim: int = 50,
         hidden: Sequence[int] = (200, 200, 200),
         activation=jax.nn.swish,
+        condition: str = "input",
         rngs: nnx.Rngs,
     ):
         self.noise_dim = noise_dim
-        self.net = _MLP((noise_dim + cond_dim, *hidden, output_dim), activation, rngs=rngs)
+        extra = cond_dim * _check_conditioning(condition)
+        self.net = _MLP((noise_dim + cond_dim, *hidden, output_dim), activation, extra=extra, rngs=rngs)
 
     def __call__(self, z: jax.Array, c: jax.Array) -> jax.Array:
-        return self.net(jnp.concatenate([z, c], axis=-1))
+        return self.net(jnp.concatenate([z, c], axis=-1), c)
 
 
 class ConditionalCritic(nnx.Module):
@@ -187,184 +208,180 @@ class ConditionalCritic(nnx.Module):
     """
 
     def __init__(
-        self, input_dim: int, cond_dim: int, *, hidden: Sequence[int] = (200, 200, 200), activation=jax.nn.swish, rngs
+        self, input_dim: int, cond_dim: int, *, hidden: Sequence[int] = (200, 200, 200), activation=jax.nn.swish,
+        condition: str = "input", rngs,
     ):
-        self.net = _MLP((input_dim + cond_dim, *hidden, 1), activation, rngs=rngs)
+        extra = cond_dim * _check_conditioning(condition)
+        self.net = _MLP((input_dim + cond_dim, *hidden, 1), activation, extra=extra, rngs=rngs)
 
     def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
-        return self.net(jnp.concatenate([x, c], axis=-1))[..., 0]
+        return self.net(jnp.concatenate([x, c], axis=-1), c)[..., 0]
 
 
-class DecoderHistory(NamedTuple):
-    """Per-logging-interval record of :func:`fit_decoder` (means over the interval).
+class WGAN(nnx.Module):
+    """The generator and its critic, trained together by :func:`fit_wgan`.
 
     Example:
-        >>> DecoderHistory([250], [0.1], [0.01], [-0.2], seconds=1.0).iterations
-        [250]
+        >>> gan = WGAN(6, 2, noise_dim=4, hidden=(16,), rngs=nnx.Rngs(0))
+        >>> gan.generator(jnp.zeros((3, 4)), jnp.zeros((3, 2))).shape, gan.critic(jnp.zeros((3, 6)), jnp.zeros((3, 2))).shape
+        ((3, 6), (3,))
     """
 
-    iterations: list
-    wasserstein: list
-    penalty: list
-    generator_loss: list
-    seconds: float
+    def __init__(self, output_dim: int, cond_dim: int, *, noise_dim: int = 50, hidden: Sequence[int] = (200, 200, 200),
+                 critic_hidden: Sequence[int] | None = None, condition: str = "input", rngs: nnx.Rngs):
+        self.generator = ConditionalGenerator(output_dim, cond_dim, noise_dim=noise_dim, hidden=hidden,
+                                              condition=condition, rngs=rngs)
+        self.critic = ConditionalCritic(output_dim, cond_dim, hidden=hidden if critic_hidden is None else critic_hidden,
+                                        condition=condition, rngs=rngs)
 
 
-def fit_decoder(
-    coords,
-    cond,
+class _PairOptimizer(NamedTuple):
+    """Separate optimizer states for the generator and the critic (``init`` for :func:`lss_jax.train.fit`)."""
+
+    generator: optax.GradientTransformation
+    critic: optax.GradientTransformation
+
+    def init(self, params):
+        return self.generator.init(params["generator"]), self.critic.init(params["critic"])
+
+
+def wgan_train_step(optimizer: _PairOptimizer, *, n_critic: int, gp_weight: float):
+    """One WGAN-GP iteration as a :func:`lss_jax.train.fit` ``step_fn``: ``n_critic`` critic updates, each on
+    its own real minibatch with fresh fakes and a gradient penalty on interpolates that keep their condition,
+    then one generator update. The fit batch ``(x [(n_critic + 1) B, d], c [(n_critic + 1) B, m])`` holds the
+    ``n_critic + 1`` minibatches (the last one's conditions drive the generator update). The returned loss is
+    the last critic loss, ``-W + gp_weight * penalty``.
+    """
+
+    def step(graphdef, params, rest, opt_state, batch, key):
+        gan = nnx.merge(graphdef, params, rest)
+        g_def, g_params = nnx.split(gan.generator)
+        c_def, c_params = nnx.split(gan.critic)
+        g_state, c_state = opt_state
+        x, c = batch
+        b = x.shape[0] // (n_critic + 1)
+        xs = x[: b * (n_critic + 1)].reshape(n_critic + 1, b, x.shape[-1])
+        cs = c[: b * (n_critic + 1)].reshape(n_critic + 1, b, c.shape[-1])
+        noise_dim = gan.generator.noise_dim
+        k_critic, k_gen = jax.random.split(key)
+
+        def critic_update(carry, inputs):
+            c_params, c_state = carry
+            x_real, cond, k = inputs
+            k_z, k_gp = jax.random.split(k)
+            z = jax.random.normal(k_z, (b, noise_dim), x.dtype)
+            x_fake = jax.lax.stop_gradient(nnx.merge(g_def, g_params)(z, cond))
+
+            def loss(p):
+                return wgan_critic_loss(nnx.merge(c_def, p), k_gp, x_real, x_fake, cond, gp_weight=gp_weight)
+
+            (value, _), grads = jax.value_and_grad(loss, has_aux=True)(c_params)
+            updates, c_state = optimizer.critic.update(grads, c_state, c_params)
+            return (optax.apply_updates(c_params, updates), c_state), value
+
+        (c_params, c_state), values = jax.lax.scan(
+            critic_update, (c_params, c_state), (xs[:n_critic], cs[:n_critic], jax.random.split(k_critic, n_critic)))
+        z = jax.random.normal(k_gen, (b, noise_dim), x.dtype)
+
+        def g_loss(p):
+            return wgan_generator_loss(nnx.merge(c_def, c_params), nnx.merge(g_def, p)(z, cs[-1]), cs[-1])
+
+        grads = jax.grad(g_loss)(g_params)
+        updates, g_state = optimizer.generator.update(grads, g_state, g_params)
+        g_params = optax.apply_updates(g_params, updates)
+        nnx.update(gan.generator, g_params)
+        nnx.update(gan.critic, c_params)
+        _, params, rest = nnx.split(gan, nnx.Param, ...)
+        return params, rest, (g_state, c_state), values[-1]
+
+    return step
+
+
+def _validation_distance(gan: WGAN, batch, key):
+    """Minus the critic's Wasserstein estimate between held-out frames and generated ones for the same conditions."""
+    x, c = batch
+    z = jax.random.normal(key, (x.shape[0], gan.generator.noise_dim), x.dtype)
+    return -(jnp.mean(gan.critic(x, c)) - jnp.mean(gan.critic(gan.generator(z, c), c)))
+
+
+def fit_wgan(
+    train_data,
+    val_data,
     *,
     key: jax.Array,
     noise_dim: int = 50,
     hidden: Sequence[int] = (200, 200, 200),
+    critic_hidden: Sequence[int] | None = None,
+    condition: str = "input",
     gp_weight: float = 10.0,
     n_critic: int = 5,
     batch_size: int = 128,
     n_iterations: int = 5000,
     learning_rate: float = 1e-4,
     betas: tuple[float, float] = (0.5, 0.9),
-    log_every: int = 250,
+    lr_decay: bool = False,
     progress: bool = True,
     checkpoint=None,
     divergence_threshold: float = 1e4,
 ):
-    """Train a conditional WGAN-GP ``G(z, c) -> x`` on paired samples.
+    """Train a conditional WGAN-GP ``G(z, c) -> x`` on ``(x [n, d], c [n, m])`` pairs with :func:`lss_jax.train.fit`.
 
-    One iteration = ``n_critic`` critic updates (fresh real batch, fresh fakes, gradient penalty on
-    interpolates that keep their condition) followed by one generator update; iterations run in
-    jitted ``lax.scan`` blocks of ``log_every``. Adam with ``betas`` as in Gulrajani et al.
+    One iteration (:func:`wgan_train_step`) is ``n_critic`` critic updates and one generator update (Adam with
+    ``betas``, Gulrajani et al.). An epoch is a pass over the shuffled training frames in
+    ``(n_critic + 1) * batch_size`` chunks; epochs run until ``n_iterations`` generator updates are done, and
+    the final networks are kept (the validation loss, minus the critic's Wasserstein estimate on held-out
+    frames, is recorded but does not rank generators: each epoch has another critic).
 
     Args:
-        coords: ``[n, d]`` training targets (e.g. standardized aligned coordinates).
-        cond: ``[n, m]`` conditioning variables (e.g. unit-box latent coordinates).
+        train_data, val_data: ``(x, c)`` float32 arrays.
         key: PRNG key.
-        n_iterations: generator updates.
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`; the networks and optimizer
-            states are saved every ``checkpoint.every`` blocks of ``log_every`` iterations and resumed
-            (block ``b`` uses the key ``fold_in(key, b)``, so a resumed run is bitwise an uninterrupted one).
-        divergence_threshold: a block whose mean |Wasserstein estimate| or gradient penalty exceeds
-            this counts as diverged (with standardized coordinates both stay O(1-10) in healthy training).
+        lr_decay: decay both learning rates linearly to zero over the run (Gulrajani et al.'s schedule; the
+            LSS paper, and this default, keep them constant, which did better on alanine dipeptide).
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`, saved per epoch (see :func:`lss_jax.train.fit`).
+        divergence_threshold: an epoch whose mean critic loss exceeds this in absolute value counts as
+            diverged (with standardized features it stays O(1-10) in healthy training).
 
     Returns:
-        ``(generator, critic, DecoderHistory)``.
+        ``(WGAN, TrainHistory)``.
 
     Raises:
-        FloatingPointError: if a loss becomes NaN/Inf or explodes (diverging GAN); the message says
-            when, and the last checkpoint written before it (if any) is kept.
+        FloatingPointError: if training diverges; the message names the epoch and the last checkpoint kept.
 
     Example:
-        >>> coords = jax.random.normal(jax.random.key(0), (64, 6))
-        >>> cond = jax.random.uniform(jax.random.key(1), (64, 1))
-        >>> generator, critic, history = fit_decoder(coords, cond, key=jax.random.key(2), noise_dim=4, hidden=(),
-        ...                                          n_critic=1, batch_size=16, n_iterations=2, log_every=1,
-        ...                                          progress=False)
-        >>> history.iterations
-        [1, 2]
-        >>> generator(jnp.zeros((3, 4)), jnp.zeros((3, 1))).shape
-        (3, 6)
+        >>> x = jax.random.normal(jax.random.key(0), (256, 6))
+        >>> c = jax.random.uniform(jax.random.key(1), (256, 1))
+        >>> gan, history = fit_wgan((x[:200], c[:200]), (x[200:], c[200:]), key=jax.random.key(2), noise_dim=4,
+        ...                         hidden=(16,), n_critic=1, batch_size=32, n_iterations=6, progress=False)
+        >>> history.epochs_run, gan.generator(jnp.zeros((3, 4)), jnp.zeros((3, 1))).shape
+        (2, (3, 6))
     """
-    import time
+    from lss_jax.train import fit
 
-    import optax
+    n_train = len(train_data[0])
+    d, m = train_data[0].shape[1], train_data[1].shape[1]
+    batch_size = max(1, min(batch_size, n_train // (n_critic + 1)))
+    per_epoch = n_train // ((n_critic + 1) * batch_size)
+    if per_epoch < 1:
+        raise ValueError(f"{n_train} training frames are too few for {n_critic + 1} minibatches; give more frames.")
+    epochs = max(1, -(-n_iterations // per_epoch))
+    k_init, k_fit = jax.random.split(key)
+    gan = WGAN(d, m, noise_dim=noise_dim, hidden=hidden, critic_hidden=critic_hidden, condition=condition,
+               rngs=nnx.Rngs(k_init))
+    total = epochs * per_epoch  # generator updates; the critic makes n_critic times as many
 
-    from lss_jax._progress import progress_bar
+    def adam(updates_per_iteration):
+        if callable(learning_rate) or not lr_decay:  # a schedule of the caller's, or the paper's constant rate
+            lr = learning_rate
+        else:
+            lr = optax.linear_schedule(learning_rate, 0.0, total * updates_per_iteration)
+        return optax.adam(lr, b1=betas[0], b2=betas[1])
 
-    coords = jnp.asarray(coords, jnp.float32)
-    cond = jnp.asarray(cond, jnp.float32)
-    if coords.ndim != 2 or cond.ndim != 2 or coords.shape[0] != cond.shape[0]:
-        raise ValueError(f"coords [n, d] and cond [n, m] must share n, got {coords.shape} and {cond.shape}.")
-    n, d = coords.shape
-    m = cond.shape[1]
-    batch_size = min(batch_size, n)
-    log_every = max(1, min(log_every, n_iterations))
-    k_g, k_c, key = jax.random.split(key, 3)
-    seed = lambda k: int(jax.random.randint(k, (), 0, 2**31 - 1))  # noqa: E731
-    generator = ConditionalGenerator(d, m, noise_dim=noise_dim, hidden=hidden, rngs=nnx.Rngs(seed(k_g)))
-    critic = ConditionalCritic(d, m, hidden=hidden, rngs=nnx.Rngs(seed(k_c)))
-    g_def, g_params = nnx.split(generator)
-    c_def, c_params = nnx.split(critic)
-    g_opt = optax.adam(learning_rate, b1=betas[0], b2=betas[1])
-    c_opt = optax.adam(learning_rate, b1=betas[0], b2=betas[1])
-    g_state, c_state = g_opt.init(g_params), c_opt.init(c_params)
-
-    def sample_batch(k):
-        k_idx, k_z = jax.random.split(k)
-        idx = jax.random.randint(k_idx, (batch_size,), 0, n)
-        z = jax.random.normal(k_z, (batch_size, noise_dim))
-        return coords[idx], cond[idx], z
-
-    def critic_step(carry, k):
-        c_params, c_state, g_params = carry
-        k_b, k_gp = jax.random.split(k)
-        x_real, c, z = sample_batch(k_b)
-        x_fake = jax.lax.stop_gradient(nnx.merge(g_def, g_params)(z, c))
-
-        def loss(p):
-            return wgan_critic_loss(nnx.merge(c_def, p), k_gp, x_real, x_fake, c, gp_weight=gp_weight)
-
-        (value, info), grads = jax.value_and_grad(loss, has_aux=True)(c_params)
-        updates, c_state = c_opt.update(grads, c_state, c_params)
-        return (optax.apply_updates(c_params, updates), c_state, g_params), (value, info)
-
-    def iteration(carry, k):
-        g_params, g_state, c_params, c_state = carry
-        k_c, k_g = jax.random.split(k)
-        (c_params, c_state, _), (_, info) = jax.lax.scan(
-            critic_step, (c_params, c_state, g_params), jax.random.split(k_c, n_critic)
-        )
-        _, c, z = sample_batch(k_g)
-
-        def g_loss(p):
-            return wgan_generator_loss(nnx.merge(c_def, c_params), nnx.merge(g_def, p)(z, c), c)
-
-        value, grads = jax.value_and_grad(g_loss)(g_params)
-        updates, g_state = g_opt.update(grads, g_state, g_params)
-        g_params = optax.apply_updates(g_params, updates)
-        metrics = (info.wasserstein[-1], info.penalty[-1], value)
-        return (g_params, g_state, c_params, c_state), metrics
-
-    @jax.jit
-    def block(carry, k):
-        return jax.lax.scan(iteration, carry, jax.random.split(k, log_every))
-
-    carry = (g_params, g_state, c_params, c_state)
-    hist = DecoderHistory([], [], [], [], 0.0)
-    start = time.perf_counter()
-    n_blocks = max(1, -(-n_iterations // log_every))
-    first_block, run_id = 0, ""
-    if checkpoint is not None:
-        from lss_jax.checkpoint import fingerprint
-
-        run_id = fingerprint("cwgan-gp", learning_rate, betas, gp_weight, n_critic, batch_size, n_iterations, log_every,
-                             coords, cond, carry, jax.random.key_data(key))
-        loaded = checkpoint.load(carry, fingerprint=run_id)
-        if loaded is not None:
-            carry, meta = loaded
-            hist = DecoderHistory(*(meta["extra"][f] for f in DecoderHistory._fields[:4]), 0.0)
-            first_block = meta["step"] + 1
-    last_saved = None
-    with progress_bar(total=n_blocks * log_every, initial=first_block * log_every, desc="cWGAN-GP decoder", unit="it",
-                      disable=not progress) as bar:
-        for b in range(first_block, n_blocks):
-            carry, (w, gp, gl) = block(carry, jax.random.fold_in(key, b))
-            w, gp, gl = float(jnp.mean(w)), float(jnp.mean(gp)), float(jnp.mean(gl))
-            if not all(np.isfinite(v) for v in (w, gp, gl)) or max(abs(w), gp) > divergence_threshold:
-                kept = (f"; the last good checkpoint (iteration {last_saved}) is kept in {checkpoint.directory}"
-                        if checkpoint is not None and last_saved else "")
-                raise FloatingPointError(
-                    f"decoder training diverged at iteration ~{(b + 1) * log_every} (Wasserstein {w:.3g}, penalty "
-                    f"{gp:.3g}){kept}; lower the learning rate or raise the gradient-penalty weight and retrain."
-                )
-            hist.iterations.append((b + 1) * log_every)
-            hist.wasserstein.append(w)
-            hist.penalty.append(gp)
-            hist.generator_loss.append(gl)
-            bar.update(log_every)
-            bar.set_postfix(W=f"{w:.3g}", gp=f"{gp:.2g}")
-            if checkpoint is not None and (checkpoint.due(b) or b == n_blocks - 1):
-                checkpoint.save(carry, step=b, fingerprint=run_id, done=b == n_blocks - 1,
-                                extra={f: getattr(hist, f) for f in DecoderHistory._fields[:4]})
-                last_saved = (b + 1) * log_every
-    g_params, _, c_params, _ = carry
-    hist = hist._replace(seconds=time.perf_counter() - start)
-    return nnx.merge(g_def, g_params), nnx.merge(c_def, c_params), hist
+    optimizer = _PairOptimizer(adam(1), adam(n_critic))
+    return fit(
+        gan, _validation_distance, train_data, val_data, key=k_fit, optimizer=optimizer,
+        batch_size=(n_critic + 1) * batch_size, max_epochs=epochs, patience=epochs, progress=progress,
+        desc="cWGAN-GP decoder", checkpoint=checkpoint, stochastic=True, keep="last",
+        step_fn=wgan_train_step(optimizer, n_critic=n_critic, gp_weight=gp_weight), max_abs_loss=divergence_threshold,
+        run_id=f"cwgan-gp lr={learning_rate!r} decay={lr_decay} betas={betas} gp={gp_weight} n_critic={n_critic} "
+               f"noise={noise_dim} condition={condition}",
+    )

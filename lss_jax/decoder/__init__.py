@@ -1,0 +1,408 @@
+"""The decoder D: a conditional generative model of molecular structures given a latent point ``psi``.
+
+Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinates`):
+
+* ``kind="flow"`` (default): conditional flow matching (:mod:`lss_jax.decoder.flow`), a regression
+  objective with a validation loss, sampled by a fixed-step ODE solve;
+* ``kind="wgan"``: the paper's conditional Wasserstein GAN with gradient penalty
+  (:mod:`lss_jax.decoder.wgan`);
+
+* ``coordinates="internal"`` (default): Z-matrix bond lengths, angles and torsions rebuilt by NeRF, so
+  bonded geometry is generated directly;
+* ``coordinates="cartesian"``: the paper's aligned Cartesian coordinates.
+
+Both models train on :func:`lss_jax.train.fit` (checkpoints, resume, progress, divergence handling), and
+a fitted :class:`Decoder` is a value: network, coordinate map and sampling settings. Its noise is
+addressed like the propagator's: frame ``t`` of trajectory ``b`` decodes from
+``fold_in(fold_in(key, b), t)``, whatever the batch or chunk it is decoded in.
+
+Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/decoders.py`` (README, "Decoder").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lss_jax.decoder.coordinates import (
+    COORDINATES,
+    CartesianMap,
+    CoordinateMap,
+    InternalMap,
+    build_zmatrix,
+    coordinate_map_arrays,
+    coordinate_map_from_arrays,
+    feature_dim,
+    features_to_xyz,
+    fit_cartesian_map,
+    fit_coordinate_map,
+    fit_internal_map,
+    internal_coordinates,
+    kabsch_superpose,
+    nerf,
+    xyz_to_features,
+)
+from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
+from lss_jax.decoder.wgan import (
+    WGAN,
+    ConditionalCritic,
+    ConditionalGenerator,
+    CriticInfo,
+    fit_wgan,
+    gradient_penalty,
+    wgan_critic_loss,
+    wgan_generator_loss,
+    wgan_train_step,
+)
+
+__all__ = [
+    "DECODERS",
+    "DecoderConfig",
+    "Decoder",
+    "fit_decoder",
+    "fit_feature_model",
+    "sample_features",
+    "decode",
+    "decode_fn",
+    "decoder_template",
+    # re-exported from the submodules
+    "COORDINATES", "CartesianMap", "InternalMap", "CoordinateMap", "build_zmatrix", "internal_coordinates", "nerf",
+    "kabsch_superpose", "fit_cartesian_map", "fit_internal_map", "fit_coordinate_map", "xyz_to_features",
+    "features_to_xyz", "feature_dim", "coordinate_map_arrays", "coordinate_map_from_arrays",
+    "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
+    "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
+    "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
+]
+
+DECODERS = ("flow", "wgan")
+
+# per-kind defaults where DecoderConfig says None
+_DEFAULTS = {
+    "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True},
+    # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
+    # (benchmarks/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
+    "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Settings of a decoder (``None``: the kind's default).
+
+    Attributes:
+        kind: ``"flow"`` or ``"wgan"``.
+        coordinates: ``"internal"`` or ``"cartesian"``.
+        hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
+            unless ``critic_hidden``).
+        learning_rate: Adam step size (flow: 1e-3 with a cosine decay to 1 %; wgan: 2e-4, constant).
+        batch_size: frames per minibatch (wgan: per critic or generator update).
+        epochs: passes over the training frames (flow: 300, so training grows with the data; wgan: as many
+            as 20 000 generator updates need).
+        iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
+        patience: flow: early stopping after this many epochs without a better validation loss.
+        lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
+            Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
+        flow_steps: Heun steps of the sampling ODE (flow; ``2 flow_steps`` network evaluations per frame).
+        noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
+            ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
+            every layer of both networks).
+
+    Example:
+        >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
+        ((256, 256, 256), 0.0002)
+        >>> DecoderConfig(kind="wgan").resolved().iterations, DecoderConfig(kind="wgan", epochs=3).resolved().iterations
+        (20000, None)
+    """
+
+    kind: str = "flow"
+    coordinates: str = "internal"
+    hidden: tuple[int, ...] | None = None
+    learning_rate: float | None = None
+    batch_size: int = 256
+    epochs: int | None = None
+    iterations: int | None = None
+    patience: int = 30
+    lr_decay: bool | None = None
+    flow_steps: int = 10
+    noise_dim: int = 50
+    critic_hidden: tuple[int, ...] | None = None
+    condition: str = "input"
+    n_critic: int = 5
+    gp_weight: float = 10.0
+
+    def __post_init__(self):
+        if self.kind not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.kind!r}.")
+        if self.coordinates not in COORDINATES:
+            raise ValueError(f"decoder_coordinates must be one of {COORDINATES}, got {self.coordinates!r}.")
+        for name in ("batch_size", "patience", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations"):
+            value = getattr(self, name)
+            if value is None and name in ("epochs", "iterations"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"decoder {name} must be a positive integer, got {value!r}.")
+        if self.condition not in ("input", "every_layer"):
+            raise ValueError(f"decoder condition must be 'input' or 'every_layer', got {self.condition!r}.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"decoder learning_rate must be > 0, got {self.learning_rate!r}.")
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
+
+    def resolved(self) -> "DecoderConfig":
+        """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
+        defaults = dict(_DEFAULTS[self.kind])
+        if self.epochs is not None or self.iterations is not None:
+            defaults.pop("epochs", None)
+            defaults.pop("iterations", None)
+        values = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **values)
+
+
+class Decoder(NamedTuple):
+    """A fitted decoder: what generation needs to turn unit-box latent points into frames.
+
+    Attributes:
+        kind: ``"flow"`` or ``"wgan"``.
+        network: the velocity field (flow) or the generator (wgan).
+        coordinates: the coordinate map the network's features live in.
+        flow_steps: Heun steps of the sampling ODE (flow).
+        critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` for flows).
+    """
+
+    kind: str
+    network: nnx.Module
+    coordinates: CoordinateMap
+    flow_steps: int = 10
+    critic: nnx.Module | None = None
+
+    @property
+    def noise_dim(self) -> int:
+        """Length of the per-frame noise vector."""
+        return feature_dim(self.coordinates) if self.kind == "flow" else self.network.noise_dim
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------
+
+
+def _n_epochs(config: DecoderConfig, steps_per_epoch: int) -> int:
+    if config.iterations is not None:
+        return max(1, -(-config.iterations // steps_per_epoch))
+    return config.epochs
+
+
+def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderConfig = DecoderConfig(),
+                      progress: bool = True, checkpoint=None):
+    """Train the generative model of ``config.kind`` on feature/condition pairs ``(x [n, D], c [n, m])``.
+
+    Args:
+        train_data, val_data: ``(x, c)`` float32 arrays (``val_data`` for early stopping and the record).
+        key: PRNG key.
+        config: decoder settings.
+        progress: show a progress bar.
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+
+    Returns:
+        ``(network, critic or None, TrainHistory)``.
+
+    Example:
+        >>> x = jax.random.normal(jax.random.key(0), (300, 2))
+        >>> c = jax.random.uniform(jax.random.key(1), (300, 1))
+        >>> net, _, history = fit_feature_model((x[:250], c[:250]), (x[250:], c[250:]), key=jax.random.key(2),
+        ...                                     config=DecoderConfig(hidden=(16,), iterations=10), progress=False)
+        >>> sample_features("flow", net, jax.random.key(3), jnp.zeros((4, 1))).shape
+        (4, 2)
+    """
+    from lss_jax.train import fit
+
+    cfg = config.resolved()
+    train_data = tuple(jnp.asarray(a, jnp.float32) for a in train_data)
+    val_data = tuple(jnp.asarray(a, jnp.float32) for a in val_data)
+    n, d = train_data[0].shape
+    m = train_data[1].shape[1]
+    if cfg.kind == "wgan":
+        per_epoch = max(1, n // ((cfg.n_critic + 1) * min(cfg.batch_size, max(1, n // (cfg.n_critic + 1)))))
+        iterations = cfg.iterations if cfg.iterations is not None else cfg.epochs * per_epoch
+        gan, history = fit_wgan(
+            train_data, val_data, key=key, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
+            condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size, n_iterations=iterations,
+            learning_rate=cfg.learning_rate, lr_decay=cfg.lr_decay, progress=progress, checkpoint=checkpoint,
+        )
+        return gan.generator, gan.critic, history
+    batch_size = min(cfg.batch_size, n)
+    per_epoch = n // batch_size
+    epochs = _n_epochs(cfg, per_epoch)
+    k_init, k_fit = jax.random.split(key)
+    field = VelocityField(d, m, hidden=cfg.hidden, rngs=nnx.Rngs(k_init))
+    schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
+                else cfg.learning_rate)
+
+    def loss_fn(model, batch, k):
+        x, c = batch
+        return flow_matching_loss(model, k, x, c)
+
+    field, history = fit(
+        field, loss_fn, train_data, val_data, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
+        max_epochs=epochs, patience=cfg.patience, progress=progress, desc="flow-matching decoder",
+        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}",
+    )
+    return field, None, history
+
+
+def _split_frames(arrays: list[np.ndarray], val_fraction: float):
+    from lss_jax.data.pairs import split_trajectories
+
+    return split_trajectories(arrays, val_fraction)
+
+
+def fit_decoder(
+    xyz,
+    cond,
+    *,
+    key: jax.Array,
+    topology=None,
+    reference=None,
+    config: DecoderConfig = DecoderConfig(),
+    val_fraction: float = 0.1,
+    progress: bool = True,
+    checkpoint=None,
+) -> tuple[Decoder, object]:
+    """Fit a decoder ``p(x | c)`` on frames and their unit-box latent points.
+
+    Args:
+        xyz: one ``[n_frames, n_atoms, 3]`` array (nm) or a list of trajectories.
+        cond: the matching ``[n_frames, m]`` latent points (or a list).
+        key: PRNG key.
+        topology: ``mdtraj.Topology`` of the atoms (needed for ``coordinates="internal"``: its bonds).
+        reference: ``[n_atoms, 3]`` structure to superpose on (default: the first frame).
+        config: decoder settings.
+        val_fraction: trailing fraction of every trajectory held out for validation.
+        progress: show a progress bar.
+        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+
+    Returns:
+        ``(Decoder, TrainHistory)``.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> heavy = load_alanine_dipeptide("train", stride=50)
+        >>> heavy = heavy.atom_slice(heavy.topology.select("not element H"))
+        >>> cond = np.random.default_rng(0).uniform(size=(heavy.n_frames, 1)).astype(np.float32)
+        >>> decoder, history = fit_decoder(heavy.xyz, cond, key=jax.random.key(0), topology=heavy.topology,
+        ...                                config=DecoderConfig(hidden=(32,), iterations=20), progress=False)
+        >>> decode(decoder, jax.random.key(1), cond[:3]).shape
+        (3, 10, 3)
+    """
+    xyz_list = [np.asarray(xyz)] if not isinstance(xyz, (list, tuple)) else [np.asarray(x) for x in xyz]
+    cond_list = [np.asarray(cond)] if not isinstance(cond, (list, tuple)) else [np.asarray(c) for c in cond]
+    if len(xyz_list) != len(cond_list) or any(len(x) != len(c) for x, c in zip(xyz_list, cond_list)):
+        raise ValueError("xyz and cond must hold the same trajectories with the same numbers of frames.")
+    if any(x.ndim != 3 or x.shape[2] != 3 for x in xyz_list) or any(c.ndim != 2 for c in cond_list):
+        raise ValueError("xyz must be [n_frames, n_atoms, 3] and cond [n_frames, m] per trajectory.")
+    if config.coordinates == "internal" and topology is None:
+        raise ValueError("internal coordinates need the topology (its bonds); pass topology= or use "
+                         "coordinates='cartesian'.")
+    reference = xyz_list[0][0] if reference is None else np.asarray(reference)
+    train_x, val_x = _split_frames(xyz_list, val_fraction)
+    train_c, val_c = _split_frames(cond_list, val_fraction)
+    train_x, val_x = np.concatenate(train_x), np.concatenate(val_x)
+    if len(val_x) == 0:
+        raise ValueError("no validation frames: give longer trajectories or a larger val_fraction.")
+    cmap = fit_coordinate_map(config.coordinates, train_x, reference, topology)
+    train = (xyz_to_features(cmap, train_x), np.concatenate(train_c).astype(np.float32))
+    val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
+    network, critic, history = fit_feature_model(train, val, key=key, config=config, progress=progress,
+                                                 checkpoint=checkpoint)
+    return Decoder(config.kind, network, cmap, config.flow_steps, critic), history
+
+
+def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim: int) -> Decoder:
+    """An untrained decoder with the structure ``config`` gives, for loading saved weights into."""
+    cfg = config.resolved()
+    d, rngs = feature_dim(coordinates), nnx.Rngs(0)
+    if cfg.kind == "flow":
+        return Decoder("flow", VelocityField(d, cond_dim, hidden=cfg.hidden, rngs=rngs), coordinates, cfg.flow_steps)
+    gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
+               condition=cfg.condition, rngs=rngs)
+    return Decoder("wgan", gan.generator, coordinates, cfg.flow_steps, gan.critic)
+
+
+# --------------------------------------------------------------------------------------------------
+# sampling
+# --------------------------------------------------------------------------------------------------
+
+
+def _features_from_noise(kind: str, network, z, cond, flow_steps: int):
+    if kind == "flow":
+        return integrate_flow(network, z, cond, n_steps=flow_steps)
+    return network(z, cond)
+
+
+def sample_features(kind: str, network, key: jax.Array, cond, *, flow_steps: int = 10) -> jax.Array:
+    """Standardized features ``[B, D]`` for conditions ``cond [B, m]``, one noise draw from ``key`` for the batch.
+
+    Example:
+        >>> gen = ConditionalGenerator(3, 1, noise_dim=2, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> sample_features("wgan", gen, jax.random.key(0), jnp.zeros((5, 1))).shape
+        (5, 3)
+    """
+    cond = jnp.asarray(cond, jnp.float32)
+    dim = network.dim if kind == "flow" else network.noise_dim
+    z = jax.random.normal(key, (cond.shape[0], dim))
+    return _features_from_noise(kind, network, z, cond, flow_steps)
+
+
+_DECODE_CACHE: dict = {}
+
+
+def decode_fn(decoder: Decoder, precision: str = "float32"):
+    """A jitted ``(params, cmap, key, u [N, m], rows_b [N], rows_t [N]) -> xyz [N, n_atoms, 3]`` for this
+    decoder's network (cached per network structure, so loading or chunking never recompiles): the noise
+    of row ``i`` comes from ``fold_in(fold_in(key, rows_b[i]), rows_t[i])``.
+
+    Returns:
+        ``(fn, params)`` with ``params`` the network's state.
+    """
+    from lss_jax.propagator import with_precision
+
+    graphdef, params = nnx.split(decoder.network)
+    cache_key = (graphdef, decoder.kind, decoder.flow_steps, precision, type(decoder.coordinates).__name__)
+    if cache_key not in _DECODE_CACHE:
+        kind, flow_steps, noise_dim = decoder.kind, decoder.flow_steps, decoder.noise_dim
+
+        def features(params, z, u):
+            return _features_from_noise(kind, nnx.merge(graphdef, params), z, u, flow_steps)
+
+        features = with_precision(features, precision)
+
+        @jax.jit
+        def fn(params, cmap, key, u, rows_b, rows_t):
+            keys = jax.vmap(lambda b, t: jax.random.fold_in(jax.random.fold_in(key, b), t))(rows_b, rows_t)
+            z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
+            return features_to_xyz(cmap, features(params, z, u).astype(jnp.float32))
+
+        _DECODE_CACHE[cache_key] = fn
+    return _DECODE_CACHE[cache_key], params
+
+
+def decode(decoder: Decoder, key: jax.Array, cond, *, precision: str = "float32") -> np.ndarray:
+    """Frames ``[N, n_atoms, 3]`` (nm) for unit-box latent points ``cond [N, m]`` (row ``i`` is trajectory ``i``,
+    frame 0 of the addressed noise; :meth:`lss_jax.LSS.decode_unit` decodes trajectories in chunks).
+
+    Example:
+        >>> cmap = fit_cartesian_map(np.zeros((2, 2, 3)) + np.arange(2)[:, None, None], np.zeros((2, 3)))
+        >>> gen = ConditionalGenerator(6, 1, noise_dim=2, hidden=(4,), rngs=nnx.Rngs(0))
+        >>> decode(Decoder("wgan", gen, cmap), jax.random.key(0), np.zeros((3, 1))).shape
+        (3, 2, 3)
+    """
+    cond = jnp.asarray(cond, jnp.float32)
+    fn, params = decode_fn(decoder, precision)
+    rows = jnp.arange(cond.shape[0], dtype=jnp.int32)
+    return np.array(fn(params, decoder.coordinates, key, cond, rows, jnp.zeros_like(rows)))  # a writable copy

@@ -1,0 +1,422 @@
+"""What a decoder generates: the coordinate representations of a molecule and their exact inverses.
+
+A decoder is a conditional generative model of a feature vector ``f [D]``; a *coordinate map* says
+how frames become features and features become frames (nm, superposed on a reference structure):
+
+* :class:`CartesianMap` (``"cartesian"``, the paper's): the aligned Cartesian coordinates, standardized
+  per coordinate. Bond lengths are whatever the network makes of 3 N correlated numbers.
+* :class:`InternalMap` (``"internal"``): a Z-matrix built from the bond graph. Every atom after the first
+  is placed from three already placed atoms by a bond length, a bond angle and a torsion (NeRF), so
+  bonds and angles are generated as themselves and are right by construction when their distributions
+  are; torsions enter as ``(cos, sin)`` pairs (periodic, no cut). Bonds and angles are standardized per
+  feature; each torsion pair is rotated by the torsion's circular mean and shares one scale, so
+  ``atan2`` recovers the angle from a generated pair whatever its radius.
+
+Both are NamedTuples of arrays (pytrees): they cross ``jit`` as arguments, and
+:func:`features_to_xyz` is jit-able and batched (``[..., D] -> [..., n_atoms, 3]``). :func:`xyz_to_features`
+runs on the host in float64.
+
+References:
+    J. Parsons et al., "Practical conversion from torsion space to Cartesian space for in silico protein
+    synthesis", J. Comput. Chem. 26, 1063 (2005) (NeRF).
+    F. Noé, S. Olsson, J. Köhler, H. Wu, "Boltzmann generators", Science 365, eaaw1147 (2019) (Z-matrix
+    coordinates for generative models of molecules).
+    W. Kabsch, Acta Cryst. A 32, 922 (1976) (superposition).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "CartesianMap",
+    "InternalMap",
+    "CoordinateMap",
+    "COORDINATES",
+    "build_zmatrix",
+    "internal_coordinates",
+    "nerf",
+    "kabsch_superpose",
+    "fit_cartesian_map",
+    "fit_internal_map",
+    "fit_coordinate_map",
+    "xyz_to_features",
+    "features_to_xyz",
+    "feature_dim",
+    "coordinate_map_arrays",
+    "coordinate_map_from_arrays",
+]
+
+COORDINATES = ("internal", "cartesian")
+_STD_FLOOR = 1e-6
+
+
+class CartesianMap(NamedTuple):
+    """Aligned Cartesian coordinates, standardized.
+
+    Attributes:
+        reference: ``[n_atoms, 3]`` structure all frames are superposed on (nm).
+        mean, std: ``[3 n_atoms]`` per-coordinate standardization of the aligned frames.
+    """
+
+    reference: jax.Array
+    mean: jax.Array
+    std: jax.Array
+
+
+class InternalMap(NamedTuple):
+    """Z-matrix internal coordinates with NeRF reconstruction.
+
+    Attributes:
+        zmatrix: ``[n_atoms, 4]`` int rows ``(atom, bonded_to, angle_with, torsion_with)`` in placement order
+            (``-1`` where a row has no reference: the first atom has none, the second only a bond, the
+            third a bond and an angle).
+        reference: ``[n_atoms, 3]`` structure the reconstructed frames are superposed on (nm).
+        mean, std: ``[D]`` standardization of the feature vector
+            ``[bonds (n-1), angles (n-2), cos (n-3), sin (n-3)]`` (torsion pairs share one ``std``).
+        torsion_mean: ``[n-3]`` circular means the torsions are rotated by before ``cos`` and ``sin``.
+    """
+
+    zmatrix: jax.Array
+    reference: jax.Array
+    mean: jax.Array
+    std: jax.Array
+    torsion_mean: jax.Array
+
+
+CoordinateMap = Union[CartesianMap, InternalMap]
+
+
+# --------------------------------------------------------------------------------------------------
+# Z-matrix
+# --------------------------------------------------------------------------------------------------
+
+
+def _tree_edges(topology, reference_xyz: np.ndarray) -> list[list[int]]:
+    """Neighbour lists of a spanning tree of the atoms: chemical bonds first, then (for atoms a topology
+    leaves unbonded, e.g. C-alpha beads) the shortest links between sequence-adjacent residues, then
+    any shortest links (a minimum spanning tree with those preferences)."""
+    import scipy.sparse
+    import scipy.sparse.csgraph
+
+    n = topology.n_atoms
+    d = np.linalg.norm(reference_xyz[:, None, :] - reference_xyz[None, :, :], axis=-1)
+    residue = np.array([a.residue.index for a in topology.atoms])
+    chain = np.array([a.residue.chain.index for a in topology.atoms])
+    adjacent = (np.abs(residue[:, None] - residue[None, :]) <= 1) & (chain[:, None] == chain[None, :])
+    weight = 1.0 + d + np.where(adjacent, 0.0, 100.0)  # > 0 everywhere: zero means "no edge" to scipy
+    for bond in topology.bonds:
+        i, j = bond.atom1.index, bond.atom2.index
+        weight[i, j] = weight[j, i] = 1e-6 * (1.0 + d[i, j])
+    tree = scipy.sparse.csgraph.minimum_spanning_tree(scipy.sparse.csr_matrix(np.triu(weight, 1)))
+    tree = tree.toarray()
+    tree = (tree + tree.T) > 0
+    return [sorted(np.nonzero(tree[i])[0].tolist()) for i in range(n)]
+
+
+def build_zmatrix(topology, reference_xyz) -> np.ndarray:
+    """A Z-matrix ``[n_atoms, 4]`` of rows ``(atom, bonded_to, angle_with, torsion_with)`` from the bond graph.
+
+    The atoms are placed in breadth-first order from a terminal atom of a spanning tree of the bond graph
+    (for atoms without bonds in the topology, such as C-alpha beads, the tree links sequence-adjacent
+    residues by their shortest distance). An atom's bond and angle partners are its tree parent and
+    grandparent. Its torsion partner is an already placed sibling when there is one, which makes the
+    torsion an improper-like angle with a narrow distribution (the planarity of a carbonyl, the
+    chirality of a C-alpha), otherwise the great-grandparent (a proper torsion).
+
+    Args:
+        topology: ``mdtraj.Topology`` of the decoded atoms (``n_atoms >= 3``).
+        reference_xyz: ``[n_atoms, 3]`` a structure of them (nm), for the tree links between unbonded atoms.
+
+    Returns:
+        ``int64 [n_atoms, 4]``, ``-1`` for the references the first three rows do not have.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> heavy = load_alanine_dipeptide("train", stride=1000)
+        >>> heavy = heavy.atom_slice(heavy.topology.select("not element H"))
+        >>> z = build_zmatrix(heavy.topology, heavy.xyz[0])
+        >>> z.shape, z[:3].tolist()
+        ((10, 4), [[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1]])
+    """
+    n = topology.n_atoms
+    reference_xyz = np.asarray(reference_xyz, np.float64)
+    if n < 3:
+        raise ValueError(f"internal coordinates need at least 3 atoms, got {n}; use decoder_coordinates = 'cartesian'.")
+    if reference_xyz.shape != (n, 3):
+        raise ValueError(f"reference_xyz must be [{n}, 3], got {reference_xyz.shape}.")
+    nbrs = _tree_edges(topology, reference_xyz)
+    degree = np.array([len(x) for x in nbrs])
+    root = int(np.flatnonzero(degree == 1)[0]) if np.any(degree == 1) else 0
+    parent, order = {root: -1}, [root]
+    for i in order:  # breadth-first: order grows while it is read
+        for j in nbrs[i]:
+            if j not in parent:
+                parent[j] = i
+                order.append(j)
+    placed: list[int] = []
+    rows = []
+    for i in order:
+        if not placed:
+            row = (i, -1, -1, -1)
+        else:
+            p = parent[i]
+            if len(placed) == 1:
+                row = (i, p, -1, -1)
+            else:
+                a = parent[p] if parent[p] != -1 else next(x for x in nbrs[p] if x in placed and x != i)
+                if len(placed) == 2:
+                    row = (i, p, a, -1)
+                else:
+                    siblings = [x for x in nbrs[p] if x in placed and x not in (i, a)]
+                    if siblings:
+                        d = siblings[0]
+                    else:
+                        cand = [x for x in nbrs[a] if x in placed and x not in (i, p)]
+                        d = cand[0] if cand else next(x for x in placed if x not in (i, p, a))
+                    row = (i, p, a, d)
+        rows.append(row)
+        placed.append(i)
+    return np.array(rows, np.int64)
+
+
+def _dihedral(p0, p1, p2, p3):
+    """Dihedral angle of the points ``p0-p1-p2-p3`` (radians, IUPAC sign), float64 NumPy, batched."""
+    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
+    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
+    v = b0 - np.sum(b0 * b1, -1, keepdims=True) * b1
+    w = b2 - np.sum(b2 * b1, -1, keepdims=True) * b1
+    return np.arctan2(np.sum(np.cross(b1, v) * w, -1), np.sum(v * w, -1))
+
+
+def internal_coordinates(xyz, zmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bond lengths, angles and torsions of the Z-matrix rows, float64.
+
+    Args:
+        xyz: ``[n_frames, n_atoms, 3]`` (nm).
+        zmatrix: from :func:`build_zmatrix`.
+
+    Returns:
+        ``(bonds [n_frames, n-1] nm, angles [n_frames, n-2] rad in [0, pi], torsions [n_frames, n-3] rad in
+        (-pi, pi])``: row ``k``'s bond is ``|x_atom - x_bonded|``, its angle is at ``bonded``, its torsion
+        is that of ``torsion_with - angle_with - bonded - atom``.
+
+    Example:
+        >>> xyz = np.array([[[0, 0, 0], [1, 0, 0], [1, 1, 0], [1, 1, 1]]], float)
+        >>> z = np.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+        >>> b, a, t = internal_coordinates(xyz, z)
+        >>> b.tolist(), np.degrees(a).round(6).tolist(), np.degrees(t).round(6).tolist()
+        ([[1.0, 1.0, 1.0]], [[90.0, 90.0]], [[90.0]])
+    """
+    x = np.asarray(xyz, np.float64)
+    z = np.asarray(zmatrix)
+    i, p = z[1:, 0], z[1:, 1]
+    bonds = np.linalg.norm(x[:, i] - x[:, p], axis=-1)
+    i, p, a = z[2:, 0], z[2:, 1], z[2:, 2]
+    u, v = x[:, i] - x[:, p], x[:, a] - x[:, p]
+    cos = np.sum(u * v, -1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1))
+    angles = np.arccos(np.clip(cos, -1.0, 1.0))
+    i, p, a, d = z[3:, 0], z[3:, 1], z[3:, 2], z[3:, 3]
+    torsions = _dihedral(x[:, d], x[:, a], x[:, p], x[:, i])
+    return bonds, angles, torsions
+
+
+def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.Array) -> jax.Array:
+    """Cartesian coordinates ``[n_atoms, 3]`` of one frame from its Z-matrix values (natural extension
+    reference frame); the inverse of :func:`internal_coordinates` up to a rigid motion.
+
+    The first atom sits at the origin, the second on the x axis, the third in the xy plane; every later
+    atom is placed from its three references in a ``lax.scan`` (one compilation whatever ``n_atoms``).
+
+    Args:
+        bonds: ``[n-1]``, angles: ``[n-2]``, torsions: ``[n-3]`` as returned by :func:`internal_coordinates`
+            for one frame.
+        zmatrix: ``[n_atoms, 4]`` int.
+
+    Example:
+        >>> z = jnp.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+        >>> x = nerf(jnp.ones(3), jnp.full(2, jnp.pi / 2), jnp.array([-jnp.pi / 2]), z)
+        >>> b, a, t = internal_coordinates(np.asarray(x)[None], np.asarray(z))
+        >>> np.round(b, 5).tolist(), np.round(np.degrees(t), 4).tolist()
+        ([[1.0, 1.0, 1.0]], [[-90.0]])
+    """
+    z = jnp.asarray(zmatrix)
+    n = z.shape[0]
+    dtype = bonds.dtype
+    row_of = jnp.zeros(n, jnp.int32).at[z[:, 0]].set(jnp.arange(n, dtype=jnp.int32))  # atom -> placement row
+    pos = jnp.zeros((n, 3), dtype)
+    pos = pos.at[1].set(jnp.array([1.0, 0.0, 0.0], dtype) * bonds[0])
+    # third atom: bonded to row p (0 or 1), angle with the other one, in the xy plane
+    p, a = row_of[z[2, 1]], row_of[z[2, 2]]
+    bc = pos[p] - pos[a]
+    bc = bc / jnp.linalg.norm(bc)
+    perp = jnp.array([-bc[1], bc[0], 0.0], dtype)
+    pos = pos.at[2].set(pos[p] - bonds[1] * (jnp.cos(angles[0]) * bc - jnp.sin(angles[0]) * perp))
+
+    def place(pos, k):
+        row = z[k]
+        c_, b_, a_ = pos[row_of[row[1]]], pos[row_of[row[2]]], pos[row_of[row[3]]]
+        bc = c_ - b_
+        bc = bc / jnp.linalg.norm(bc)
+        normal = jnp.cross(b_ - a_, bc)
+        normal = normal / jnp.linalg.norm(normal)
+        frame = jnp.stack([bc, jnp.cross(normal, bc), normal], axis=1)
+        r, theta, phi = bonds[k - 1], angles[k - 2], torsions[k - 3]
+        local = jnp.stack([-r * jnp.cos(theta), r * jnp.sin(theta) * jnp.cos(phi), r * jnp.sin(theta) * jnp.sin(phi)])
+        return pos.at[k].set(c_ + frame @ local), None
+
+    if n > 3:
+        pos, _ = jax.lax.scan(place, pos, jnp.arange(3, n))
+    return pos[row_of]  # back to atom order
+
+
+def kabsch_superpose(x: jax.Array, reference: jax.Array) -> jax.Array:
+    """``x [n_atoms, 3]`` rotated and translated onto ``reference [n_atoms, 3]`` (least squares, proper rotation).
+
+    Example:
+        >>> ref = jnp.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3]])
+        >>> rot = jnp.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])          # 90 degrees about z
+        >>> bool(jnp.allclose(kabsch_superpose(ref @ rot.T + 5.0, ref), ref, atol=1e-5))
+        True
+    """
+    xc, rc = jnp.mean(x, 0, keepdims=True), jnp.mean(reference, 0, keepdims=True)
+    h = (x - xc).T @ (reference - rc)
+    u, _, vt = jnp.linalg.svd(h)
+    sign = jnp.sign(jnp.linalg.det(u @ vt))
+    u = u.at[:, -1].multiply(jnp.where(sign == 0, 1.0, sign))
+    return (x - xc) @ (u @ vt) + rc
+
+
+# --------------------------------------------------------------------------------------------------
+# fitting the maps and converting
+# --------------------------------------------------------------------------------------------------
+
+
+def _aligned(xyz: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Frames superposed on the reference (float64 Kabsch, NumPy)."""
+    x = xyz - xyz.mean(axis=1, keepdims=True)
+    r = reference - reference.mean(axis=0)
+    h = np.einsum("fai,aj->fij", x, r)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[:, :, -1] *= np.where(d == 0, 1.0, d)[:, None]
+    return np.einsum("fai,fij->faj", x, u @ vt) + reference.mean(axis=0)
+
+
+def fit_cartesian_map(xyz, reference) -> CartesianMap:
+    """Standardization of the frames ``xyz [n_frames, n_atoms, 3]`` superposed on ``reference [n_atoms, 3]``.
+
+    Example:
+        >>> xyz = np.random.default_rng(0).normal(size=(50, 4, 3))
+        >>> cmap = fit_cartesian_map(xyz, xyz[0])
+        >>> xyz_to_features(cmap, xyz).shape
+        (50, 12)
+    """
+    xyz, reference = np.asarray(xyz, np.float64), np.asarray(reference, np.float64)
+    flat = _aligned(xyz, reference).reshape(len(xyz), -1)
+    return CartesianMap(jnp.asarray(reference, jnp.float32), jnp.asarray(flat.mean(0), jnp.float32),
+                        jnp.asarray(np.maximum(flat.std(0), _STD_FLOOR), jnp.float32))
+
+
+def fit_internal_map(xyz, reference, topology) -> InternalMap:
+    """Z-matrix (:func:`build_zmatrix` on ``topology`` and ``reference``) and feature standardization of
+    ``xyz [n_frames, n_atoms, 3]``.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> heavy = load_alanine_dipeptide("train", stride=100)
+        >>> heavy = heavy.atom_slice(heavy.topology.select("not element H"))
+        >>> imap = fit_internal_map(heavy.xyz, heavy.xyz[0], heavy.topology)
+        >>> f = xyz_to_features(imap, heavy.xyz)
+        >>> f.shape                                    # 9 bonds, 8 angles, 7 torsions as (cos, sin)
+        (250, 31)
+        >>> back = np.asarray(features_to_xyz(imap, jnp.asarray(f)))
+        >>> float(np.abs(back - _aligned(heavy.xyz.astype(float), heavy.xyz[0].astype(float))).max()) < 1e-4
+        True
+    """
+    xyz, reference = np.asarray(xyz, np.float64), np.asarray(reference, np.float64)
+    z = build_zmatrix(topology, reference)
+    bonds, angles, torsions = internal_coordinates(xyz, z)
+    mu = np.arctan2(np.sin(torsions).mean(0), np.cos(torsions).mean(0))
+    c, s = np.cos(torsions - mu), np.sin(torsions - mu)
+    pair_std = np.sqrt((c.var(0) + s.var(0)) / 2.0)
+    mean = np.concatenate([bonds.mean(0), angles.mean(0), c.mean(0), s.mean(0)])
+    std = np.concatenate([bonds.std(0), angles.std(0), pair_std, pair_std])
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    return InternalMap(jnp.asarray(z, jnp.int32), f32(reference), f32(mean), f32(np.maximum(std, _STD_FLOOR)), f32(mu))
+
+
+def fit_coordinate_map(kind: str, xyz, reference, topology) -> CoordinateMap:
+    """:func:`fit_internal_map` for ``"internal"``, :func:`fit_cartesian_map` for ``"cartesian"``."""
+    if kind == "internal":
+        return fit_internal_map(xyz, reference, topology)
+    if kind == "cartesian":
+        return fit_cartesian_map(xyz, reference)
+    raise ValueError(f"decoder coordinates must be one of {COORDINATES}, got {kind!r}.")
+
+
+def feature_dim(cmap: CoordinateMap) -> int:
+    """Length ``D`` of the feature vector."""
+    return int(cmap.mean.shape[0])
+
+
+def xyz_to_features(cmap: CoordinateMap, xyz) -> np.ndarray:
+    """Standardized features ``float32 [n_frames, D]`` of frames ``xyz [n_frames, n_atoms, 3]`` (host, float64)."""
+    xyz = np.asarray(xyz, np.float64)
+    n_atoms = cmap.reference.shape[0]
+    if xyz.ndim != 3 or xyz.shape[1:] != (n_atoms, 3):
+        raise ValueError(f"xyz must be [n_frames, {n_atoms}, 3], got {xyz.shape}.")
+    mean, std = np.asarray(cmap.mean, np.float64), np.asarray(cmap.std, np.float64)
+    if isinstance(cmap, CartesianMap):
+        f = _aligned(xyz, np.asarray(cmap.reference, np.float64)).reshape(len(xyz), -1)
+    else:
+        bonds, angles, torsions = internal_coordinates(xyz, np.asarray(cmap.zmatrix))
+        rel = torsions - np.asarray(cmap.torsion_mean, np.float64)
+        f = np.concatenate([bonds, angles, np.cos(rel), np.sin(rel)], axis=1)
+    return ((f - mean) / std).astype(np.float32)
+
+
+def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
+    """Frames ``[..., n_atoms, 3]`` (nm, superposed on the reference) from features ``[..., D]``; jit-able."""
+    lead = (1,) * (features.ndim - 1)
+    f = features * cmap.std.reshape(*lead, -1) + cmap.mean.reshape(*lead, -1)
+    n_atoms = cmap.reference.shape[0]
+    if isinstance(cmap, CartesianMap):
+        return f.reshape(*f.shape[:-1], n_atoms, 3)
+    nb, na, nt = n_atoms - 1, n_atoms - 2, n_atoms - 3
+    bonds, angles = f[..., :nb], f[..., nb : nb + na]
+    cos, sin = f[..., nb + na : nb + na + nt], f[..., nb + na + nt :]
+    torsions = jnp.arctan2(sin, cos) + cmap.torsion_mean.reshape(*lead, -1)
+
+    def one(b, a, t):
+        return kabsch_superpose(nerf(b, a, t, cmap.zmatrix), cmap.reference)
+
+    batch = f.shape[:-1]
+    flat = jax.vmap(one)(bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt))
+    return flat.reshape(*batch, n_atoms, 3)
+
+
+def coordinate_map_arrays(cmap: CoordinateMap) -> dict[str, np.ndarray]:
+    """The map as named NumPy arrays (for ``np.savez``), ``kind`` included; inverse :func:`coordinate_map_from_arrays`.
+
+    Example:
+        >>> cmap = fit_cartesian_map(np.random.default_rng(0).normal(size=(5, 3, 3)), np.eye(3))
+        >>> back = coordinate_map_from_arrays(coordinate_map_arrays(cmap))
+        >>> type(back).__name__, bool(np.array_equal(back.std, cmap.std))
+        ('CartesianMap', True)
+    """
+    kind = "internal" if isinstance(cmap, InternalMap) else "cartesian"
+    return {"kind": np.array(kind), **{name: np.asarray(value) for name, value in cmap._asdict().items()}}
+
+
+def coordinate_map_from_arrays(arrays) -> CoordinateMap:
+    """Rebuild a map saved with :func:`coordinate_map_arrays`."""
+    kind = str(arrays["kind"])
+    cls = {"internal": InternalMap, "cartesian": CartesianMap}.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown coordinate map kind {kind!r} (expected one of {COORDINATES}).")
+    return cls(**{name: jnp.asarray(arrays[name]) for name in cls._fields})

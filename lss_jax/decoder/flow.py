@@ -1,0 +1,129 @@
+"""Conditional flow matching: a decoder without an adversarial game.
+
+A velocity field ``v(x, t, c)`` is trained to move samples of a standard normal ``x_0`` to data ``x_1``
+along straight lines, ``x_t = (1 - t) x_0 + t x_1``, by regressing the line's velocity ``x_1 - x_0``
+(the conditional flow-matching loss). Its minimizer is the marginal velocity field whose ODE
+``dx/dt = v(x, t, c)`` carries ``N(0, I)`` at ``t = 0`` into ``p(x | c)`` at ``t = 1``; sampling is a fixed
+number of Heun steps of that ODE. The loss is a plain regression, so training is stable, it has a
+validation loss for early stopping, and every mode of ``p(x | c)`` contributes to it in proportion to
+its weight (no mode dropping by construction, unlike a GAN's generator, which is rewarded only for
+fooling the critic).
+
+References:
+    Y. Lipman et al., "Flow matching for generative modeling", ICLR 2023.
+    X. Liu, C. Gong, Q. Liu, "Flow straight and fast: learning to generate and transfer data with
+    rectified flow", ICLR 2023.
+    A. Tong et al., "Improving and generalizing flow-based generative models with minibatch optimal
+    transport", TMLR 2024 (conditional flow matching).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow"]
+
+VelocityFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+class VelocityField(nnx.Module):
+    """``v(x [..., D], t [...], c [..., m]) -> [..., D]``: an MLP of the state, the condition and Fourier
+    features ``sin/cos(pi 2^k t)``, ``k < n_frequencies``, of the time.
+
+    Example:
+        >>> field = VelocityField(4, 2, hidden=(16,), rngs=nnx.Rngs(0))
+        >>> field(jnp.zeros((3, 4)), jnp.full(3, 0.5), jnp.zeros((3, 2))).shape
+        (3, 4)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        cond_dim: int,
+        *,
+        hidden: Sequence[int] = (256, 256, 256),
+        n_frequencies: int = 6,
+        activation=jax.nn.swish,
+        rngs: nnx.Rngs,
+    ):
+        self.dim = dim
+        self.n_frequencies = n_frequencies
+        sizes = (dim + cond_dim + 2 * n_frequencies, *hidden, dim)
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.activation = activation
+
+    def __call__(self, x: jax.Array, t: jax.Array, c: jax.Array) -> jax.Array:
+        freqs = jnp.pi * 2.0 ** jnp.arange(self.n_frequencies, dtype=x.dtype)
+        angle = t[..., None].astype(x.dtype) * freqs.reshape((1,) * t.ndim + (-1,))
+        h = jnp.concatenate([x, c.astype(x.dtype), jnp.sin(angle), jnp.cos(angle)], axis=-1)
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(h))
+        return self.layers[-1](h)
+
+
+def flow_matching_loss(velocity_fn: VelocityFn, key: jax.Array, x1: jax.Array, cond: jax.Array) -> jax.Array:
+    """Conditional flow-matching loss ``E_{t, x_0} |v(x_t, t, c) - (x_1 - x_0)|^2 / D`` of a batch (scalar).
+
+    ``t ~ U(0, 1)`` and ``x_0 ~ N(0, I)`` are drawn per sample from ``key``.
+
+    Args:
+        velocity_fn: batched ``(x [B, D], t [B], c [B, m]) -> [B, D]``.
+        key: PRNG key.
+        x1: ``[B, D]`` data.
+        cond: ``[B, m]`` their conditions.
+
+    Example:
+        >>> x1 = jnp.ones((8, 2))
+        >>> exact = lambda x, t, c: (x1[: len(x)] - x) / (1 - t[:, None])   # the true field for a point mass
+        >>> float(flow_matching_loss(exact, jax.random.key(0), x1, jnp.zeros((8, 1)))) < 1e-10
+        True
+    """
+    k_t, k_0 = jax.random.split(key)
+    t = jax.random.uniform(k_t, (x1.shape[0],), x1.dtype)
+    x0 = jax.random.normal(k_0, x1.shape, x1.dtype)
+    xt = (1.0 - t[:, None]) * x0 + t[:, None] * x1
+    return jnp.mean((velocity_fn(xt, t, cond) - (x1 - x0)) ** 2)
+
+
+def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n_steps: int) -> jax.Array:
+    """Solve ``dx/dt = v(x, t, c)`` from ``t = 0`` to 1 with ``n_steps`` Heun steps (``2 n_steps`` evaluations).
+
+    Args:
+        velocity_fn: batched velocity field.
+        x0: ``[B, D]`` starting points (prior samples).
+        cond: ``[B, m]``.
+        n_steps: fixed step count (static).
+
+    Example:
+        >>> v = lambda x, t, c: -x                                      # dx/dt = -x: x(1) = x(0) / e
+        >>> x1 = integrate_flow(v, jnp.ones((2, 1)), jnp.zeros((2, 1)), n_steps=50)
+        >>> bool(jnp.allclose(x1, jnp.exp(-1.0), atol=1e-4))
+        True
+    """
+    h = 1.0 / n_steps
+    ones = jnp.ones(x0.shape[:-1], x0.dtype)
+
+    def step(x, i):
+        t = i * h * ones
+        k1 = velocity_fn(x, t, cond)
+        k2 = velocity_fn(x + h * k1, t + h, cond)
+        return x + 0.5 * h * (k1 + k2), None
+
+    x, _ = jax.lax.scan(step, x0, jnp.arange(n_steps, dtype=x0.dtype))
+    return x
+
+
+def sample_flow(velocity_fn: VelocityFn, key: jax.Array, cond: jax.Array, dim: int, *, n_steps: int) -> jax.Array:
+    """``[B, dim]`` samples of ``p(x | c)`` for the conditions ``cond [B, m]``.
+
+    Example:
+        >>> v = lambda x, t, c: jnp.zeros_like(x)                       # the identity flow: samples = prior
+        >>> sample_flow(v, jax.random.key(0), jnp.zeros((5, 1)), 3, n_steps=4).shape
+        (5, 3)
+    """
+    x0 = jax.random.normal(key, (cond.shape[0], dim))
+    return integrate_flow(velocity_fn, x0, cond, n_steps=n_steps)
