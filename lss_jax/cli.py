@@ -308,12 +308,19 @@ def _train(args) -> int:
 
     shutil.rmtree(checkpoints, ignore_errors=True)
     info = model.info
+    enc, dec = info["encoder"], info["decoder"]
     ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
     print(
         f"\ntrained LSS on {info['n_frames']:,} frames from {info['n_trajectories']} trajectories"
         f"\n  lag                 {config.lag} frames = {info['lag_time_ps']:g} (trajectory time units, ps)"
         f"\n  SRV timescales      {ts}"
         f"\n  latent dimension    {info['latent_dim']}"
+        f"\n  encoder VAMP-2      {enc['last_epoch_train_batches_vamp2']:.3f} on training minibatches (train-mode batch "
+        f"norm), {enc['train_vamp2_eval_mode']:.3f} on all training pairs (eval mode), {enc['best_val_vamp2']:.3f} on "
+        f"validation\n                      (the first gap is batch norm and minibatch estimates, the second is "
+        f"generalization to unseen data)"
+        f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
+        f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}"
         f"\n  wall time           {time.perf_counter() - start:.1f} s"
         f"\n  model               {out}"
     )
@@ -466,8 +473,30 @@ def _print_report(m: dict, out) -> None:
         f"\n  frames with clashes     {100 * s['clashes']['lss']['fraction_frames_with_clash']:.2f} %"
         f"  (MD: {100 * s['clashes']['md']['fraction_frames_with_clash']:.2f} %)"
         f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
-        f"\n  report                  {out}/metrics.json and *.png"
     )
+    if "decoder" in m:
+        rt, full = m["decoder"]["round_trip"], m["decoder"]["lss"]
+        pct = lambda d: f"{100 * d:.2f} %"  # noqa: E731
+        lines = ["\ndecoder alone, decode(encode(MD)) vs MD  (full LSS in brackets)"]
+        if "free_energy_phi_psi" in rt:
+            fe = rt["free_energy_phi_psi"]
+            floor = f", MD vs MD {fe['md_vs_md_rmse_kT']:.2f} kT" if "md_vs_md_rmse_kT" in fe else ""
+            lines.append(f"  F(phi, psi) RMSE        {fe['rmse_kT']:.2f} kT  ({full['free_energy_phi_psi']['rmse_kT']:.2f} kT)"
+                         f"{floor}; bins visited {fe['coverage']:.1%} ({full['free_energy_phi_psi']['coverage']:.1%})")
+            pops = rt["basin_populations"]
+            lines.append("  populations MD / dec.   " + ", ".join(
+                f"{b} {pops['md'][b]:.4f} / {pops['generated'][b]:.4f} ({full['basin_populations']['generated'][b]:.4f})"
+                for b in pops["md"]))
+        g, gl = rt["geometry"], full["geometry"]
+        lines.append(f"  bond MAD                {pct(g['bond_length_mad_relative'])}  ({pct(gl['bond_length_mad_relative'])}), "
+                     f"MD {pct(g['reference_bond_length_mad_relative'])}; frames with a bond > 10 % off "
+                     f"{pct(rt['bonds_off_10pct_fraction']['generated'])} ({pct(full['bonds_off_10pct_fraction']['generated'])})")
+        lines.append(f"  angle MAD               {g['angle_mad_degrees']:.2f}°  ({gl['angle_mad_degrees']:.2f}°), "
+                     f"MD {g['reference_angle_mad_degrees']:.2f}°")
+        lines.append(f"  frames with clashes     {pct(rt['clashes']['generated']['fraction_frames_with_clash'])}  "
+                     f"({pct(full['clashes']['generated']['fraction_frames_with_clash'])})")
+        print("\n".join(lines))
+    print(f"  report                  {out}/metrics.json and *.png")
     if "ensemble" in m:
         e = m["ensemble"]
         g = lambda v, spec: "nan" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)

@@ -11,7 +11,11 @@
   RMSD between MD and LSS structures in matching latent bins, and novelty: the RMSD of each
   generated frame to its nearest training frame, next to the same for independent MD frames;
 * TICA of heavy-atom distances fitted on MD at lag tau: free-energy surfaces of MD and LSS in the
-  two leading TICs.
+  two leading TICs;
+* the decoder alone (:func:`decoder_round_trip`): decode(encode(MD)), the MD frames' own latent points
+  decoded, against the MD frames, beside the full LSS: F(phi, psi), basin populations, bond-length and
+  angle distributions, clashes and per-atom RMSF. An error that the round trip shows is the decoder's;
+  one that only the full LSS shows comes from the propagator.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from lss_jax.analysis import structure
 from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 
-__all__ = ["validate", "phi_psi"]
+__all__ = ["validate", "phi_psi", "compare_structures", "decoder_round_trip"]
 
 
 def phi_psi(traj) -> np.ndarray:
@@ -44,6 +48,101 @@ def phi_psi(traj) -> np.ndarray:
     if phi.shape[1] == 0 or psi.shape[1] == 0:
         raise ValueError("the decoded atoms do not define backbone phi/psi (need C, N, CA atoms).")
     return np.stack([phi[:, 0], psi[:, 0]], axis=1)
+
+
+def compare_structures(reference, generated, *, kT: float = 1.0, max_frames: int = 20_000, seed: int = 0,
+                       floor=None) -> dict:
+    """Structural fidelity of generated frames against reference (MD) frames of the same atoms.
+
+    Args:
+        reference: ``mdtraj.Trajectory`` of MD frames (its topology supplies the bonds).
+        generated: frames with the same atoms (e.g. decoded).
+        kT: energy unit.
+        max_frames: generated frames subsampled (without replacement) for the distance-based checks.
+        seed: subsampling seed.
+        floor: optional second MD sample of the same atoms: its F(phi, psi) RMSE against ``reference`` on
+            the same bins is reported as ``md_vs_md_rmse_kT`` (the noise floor).
+
+    Returns:
+        dict: ``free_energy_phi_psi`` (RMSE over the bins with reference probability >= 1e-3 of its maximum,
+        ``coverage``: the fraction of those bins the generated frames visit; absent without backbone
+        torsions), ``basin_populations``, ``geometry`` (:func:`lss_jax.analysis.structure.geometry_deviation`),
+        ``bonds_off_10pct_fraction`` (frames with any bond more than 10 % from its MD mean, for both),
+        ``clashes``, ``radius_of_gyration_nm`` and ``rmsf_nm`` (per atom, about the mean structure after
+        superposition on the reference's first frame), each with the reference's own value beside it.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> md_a = load_alanine_dipeptide("train", stride=20)
+        >>> md_b = load_alanine_dipeptide("independent", stride=20)
+        >>> heavy = lambda t: t.atom_slice(t.topology.select("not element H"))
+        >>> out = compare_structures(heavy(md_a), heavy(md_b))
+        >>> out["bonds_off_10pct_fraction"]["generated"], out["clashes"]["generated"]["frames_with_clash"]
+        (0.0, 0)
+    """
+    rng = np.random.default_rng(seed)
+    gen = generated if generated.n_frames <= max_frames else generated[np.sort(rng.choice(generated.n_frames, max_frames,
+                                                                                            replace=False))]
+    out: dict = {"n_reference_frames": int(reference.n_frames), "n_generated_frames": int(generated.n_frames)}
+    try:
+        pp_ref, pp_gen = phi_psi(reference), phi_psi(generated)
+    except ValueError:
+        pp_ref = pp_gen = None
+    if pp_ref is not None:
+        f_ref, p_ref, _, _ = structure.free_energy_2d(pp_ref[:, 0], pp_ref[:, 1], kT=kT)
+        f_gen, p_gen, _, _ = structure.free_energy_2d(pp_gen[:, 0], pp_gen[:, 1], kT=kT)
+        rmse, n_bins = structure.free_energy_rmse_2d(f_gen, p_ref, f_ref)
+        populated = p_ref >= 1e-3 * p_ref.max()
+        fe = {"rmse_kT": rmse, "n_bins": int(n_bins), "coverage": float(np.mean(p_gen[populated] > 0))}
+        if floor is not None:
+            pp_floor = phi_psi(floor)
+            f_floor, p_floor, _, _ = structure.free_energy_2d(pp_floor[:, 0], pp_floor[:, 1], kT=kT)
+            fe["md_vs_md_rmse_kT"] = structure.free_energy_rmse_2d(f_floor, p_ref, f_ref)[0]
+            fe["md_vs_md_coverage"] = float(np.mean(p_floor[populated] > 0))
+        out["free_energy_phi_psi"] = fe
+        out["basin_populations"] = {"md": _basins(pp_ref), "generated": _basins(pp_gen)}
+    ref_sub = reference[:: max(1, reference.n_frames // max_frames)]
+    out["geometry"] = structure.geometry_deviation(reference, gen)
+    pairs, l_ref, _, _ = structure.bonded_geometry(reference)
+    means = l_ref.mean(0)
+    off = lambda t: float(np.mean(np.any(np.abs(_distances(t, pairs) / means - 1) > 0.1, axis=1)))  # noqa: E731
+    out["bonds_off_10pct_fraction"] = {"md": off(ref_sub), "generated": off(gen)}
+    out["clashes"] = {"md": structure.count_clashes(ref_sub), "generated": structure.count_clashes(gen, reference=reference[0])}
+    rg_ref, rg_gen = structure.radius_of_gyration(reference), structure.radius_of_gyration(gen)
+    out["radius_of_gyration_nm"] = {"md": [float(rg_ref.mean()), float(rg_ref.std())],
+                                    "generated": [float(rg_gen.mean()), float(rg_gen.std())]}
+    out["rmsf_nm"] = {"md": _rmsf(ref_sub, reference[0]).tolist(), "generated": _rmsf(gen, reference[0]).tolist()}
+    return out
+
+
+def _distances(traj, pairs):
+    import mdtraj as md
+
+    return np.asarray(md.compute_distances(traj, pairs), np.float64)
+
+
+def _rmsf(traj, reference) -> np.ndarray:
+    import mdtraj as md
+
+    aligned = md.Trajectory(np.array(traj.xyz, copy=True), traj.topology).superpose(reference)
+    return np.sqrt(np.mean(np.sum((aligned.xyz - aligned.xyz.mean(0)) ** 2, axis=-1), axis=0)).astype(np.float64)
+
+
+def decoder_round_trip(model, md_trajs, *, key=None, seed: int = 0):
+    """decode(encode(MD)): the MD frames' own latent points through the decoder, as an ``mdtraj.Trajectory``
+    of the decoded atoms (one decoded frame per MD frame, in order).
+
+    Its difference from the MD frames is the decoder's error alone: the latent points are exactly those
+    of the MD, so the propagator plays no part.
+    """
+    import jax
+    import mdtraj as md
+
+    md_trajs = [md_trajs] if isinstance(md_trajs, md.Trajectory) else list(md_trajs)
+    key = jax.random.key(seed) if key is None else key
+    psi = model.encode(md_trajs)
+    frames = [model.decode(jax.random.fold_in(key, i), p) for i, p in enumerate(psi)]
+    return md.Trajectory(np.concatenate(frames), model.decoded_topology)
 
 
 def _blocks(arrays: list[np.ndarray], n_blocks: int) -> list[list[np.ndarray]]:
@@ -196,6 +295,7 @@ def validate(
         }
     else:
         nov_lss = nov_md = None
+        train_all = None
 
     # ---- TICA on heavy-atom distances, fitted on MD
     pairs = np.array(list(itertools.combinations(range(md_all.n_atoms), 2)))
@@ -210,6 +310,14 @@ def validate(
     rmse_t, n_t = structure.free_energy_rmse_2d(ft_lss, pt_md, ft_md)
     metrics["tica"] = {"rmse_kT": rmse_t, "n_bins": int(n_t),
                        "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist()}
+
+    # ---- the decoder alone: decode(encode(MD)) against MD, beside the full LSS
+    round_trip = decoder_round_trip(model, md_trajs, seed=seed)
+    metrics["decoder"] = {
+        "round_trip": compare_structures(md_all, round_trip, kT=kT, seed=seed, floor=train_all if train_trajs is not None else None),
+        "lss": compare_structures(md_all, lss_traj, kT=kT, seed=seed),
+        "kind": model.config.decoder, "coordinates": model.config.decoder_coordinates,
+    }
 
     # ---- ensemble spread: the same analysis for every propagator of the ensemble (same start points and length)
     members = model.ensemble_members() if hasattr(model, "ensemble_members") else []
@@ -251,6 +359,7 @@ def validate(
             tye=tye, rg_md=rg_md, rg_lss=rg_lss, nov_lss=nov_lss, nov_md=nov_md, lss_latent=lss_latent,
             lag_time=lag_time, conformers=lss_traj[rng.choice(lss_traj.n_frames, 6, replace=False)], kT=kT,
         )
+        plots.decoder_figure(out_dir / "decoder.png", md_all, round_trip, lss_traj, metrics["decoder"], kT=kT, seed=seed)
         models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
         with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:
             models.save_pdb(str(tmp))  # one MODEL record per frame, for any molecular viewer

@@ -205,6 +205,66 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     return paths
 
 
+def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: float = 1.0, seed: int = 0,
+                   max_frames: int = 20_000):
+    """Which network is at fault: MD, decode(encode(MD)) and the full LSS side by side.
+
+    Top row: F(phi, psi) of the three (when the atoms define backbone torsions). Bottom row: the relative
+    deviation of every bond length from its MD mean, the deviation of every bond angle from its MD mean
+    (degrees), and the per-atom RMSF. ``metrics`` is the ``decoder`` block of :func:`lss_jax.analysis.molecular.validate`.
+    """
+    from lss_jax.analysis import structure
+    from lss_jax.analysis.molecular import phi_psi
+
+    rng = np.random.default_rng(seed)
+    sub = lambda t: t if t.n_frames <= max_frames else t[np.sort(rng.choice(t.n_frames, max_frames, replace=False))]  # noqa: E731
+    trajs = {"MD": sub(md_traj), "decode(encode(MD))": sub(round_trip), "LSS": sub(lss_traj)}
+    colors = {"MD": COLORS["bd"], "decode(encode(MD))": "tab:green", "LSS": COLORS["lss"]}
+    has_torsions = "free_energy_phi_psi" in metrics["round_trip"]
+    fig, axes = plt.subplots(2 if has_torsions else 1, 3, figsize=(15, 8.2 if has_torsions else 4), squeeze=False)
+    if has_torsions:
+        surfaces = {name: structure.free_energy_2d(*phi_psi(t).T, kT=kT) for name, t in trajs.items()}
+        f_md = surfaces["MD"][0]
+        vmax = np.nanmax(np.where(np.isfinite(f_md), f_md - np.nanmin(f_md[np.isfinite(f_md)]), np.nan))
+        rmse = {"MD": None, "decode(encode(MD))": metrics["round_trip"]["free_energy_phi_psi"]["rmse_kT"],
+                "LSS": metrics["lss"]["free_energy_phi_psi"]["rmse_kT"]}
+        for ax, (name, (f, _, xe, ye)) in zip(axes[0], surfaces.items()):
+            title = name if rmse[name] is None else f"{name}: RMSE {rmse[name]:.2f} kT"
+            im = _fes_panel(ax, f, xe, ye, title, vmax, "φ", "ψ")
+        fig.colorbar(im, ax=axes[0].tolist(), label="F / kT")
+    bottom = axes[-1]
+    pairs, l_md, triples, a_md = structure.bonded_geometry(trajs["MD"])
+    mean_l, mean_a = l_md.mean(0), a_md.mean(0)
+    dev = {name: structure._measure(t, pairs, triples) for name, t in trajs.items()}
+    b_edges = np.linspace(-0.15, 0.15, 121)
+    a_edges = np.linspace(-25, 25, 101)
+    for name, (lengths, angles) in dev.items():
+        style = dict(histtype="step", lw=1.5, color=colors[name], label=name, density=True)
+        bottom[0].hist(np.clip((lengths / mean_l - 1).ravel(), b_edges[0], b_edges[-1]), b_edges, **style)
+        bottom[1].hist(np.clip(np.degrees(angles - mean_a).ravel(), a_edges[0], a_edges[-1]), a_edges, **style)
+    geo = metrics["round_trip"]["geometry"], metrics["lss"]["geometry"]
+    bottom[0].set(xlabel="bond length / MD mean − 1", yscale="log",
+                  title=f"bonds: MAD {100 * geo[0]['reference_bond_length_mad_relative']:.2f} % MD, "
+                        f"{100 * geo[0]['bond_length_mad_relative']:.2f} % decoded, "
+                        f"{100 * geo[1]['bond_length_mad_relative']:.2f} % LSS")
+    bottom[1].set(xlabel="angle − MD mean (degrees)", yscale="log",
+                  title=f"angles: MAD {geo[0]['reference_angle_mad_degrees']:.2f}° / {geo[0]['angle_mad_degrees']:.2f}° / "
+                        f"{geo[1]['angle_mad_degrees']:.2f}°")
+    bottom[0].legend(frameon=False, fontsize=8)
+    atoms = np.arange(md_traj.n_atoms)
+    width = 0.27
+    rmsf = {"MD": metrics["round_trip"]["rmsf_nm"]["md"], "decode(encode(MD))": metrics["round_trip"]["rmsf_nm"]["generated"],
+            "LSS": metrics["lss"]["rmsf_nm"]["generated"]}
+    for k, (name, values) in enumerate(rmsf.items()):
+        bottom[2].bar(atoms + (k - 1) * width, values, width, color=colors[name], label=name)
+    bottom[2].set_xticks(atoms, [a.name for a in md_traj.topology.atoms], rotation=90, fontsize=7)
+    bottom[2].set(ylabel="RMSF (nm)", title="per-atom fluctuation")
+    fig.suptitle("Decoder diagnostics: the decoder alone (decode(encode(MD))) and the full LSS against MD")
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit: str = "ps", path=None):
     """Plot implied timescales ``[n_lags, k]`` against the lag (both in ``unit``); the grey area is t < lag.
 
