@@ -193,6 +193,16 @@ def test_cli_train_generate_report(tmp_path, traj):
     assert (report / "lss-jax-report.toml").is_file() and (model_dir / "lss-jax-train.toml").is_file()
     assert metrics["free_energy_phi_psi"]["n_bins"] > 0 and metrics["n_lss_frames"] == 360
     assert (report / "free_energy_phi_psi.png").stat().st_size > 10_000
+    # the decoder alone: one decoded frame per MD frame, every diagnostic present for both it and the full LSS
+    dec = metrics["decoder"]
+    assert dec["kind"] == "flow" and dec["coordinates"] == "internal"
+    md_frames = md.load(str(short), top=str(files["pdb"])).n_frames
+    assert dec["round_trip"]["n_generated_frames"] == md_frames and dec["lss"]["n_generated_frames"] == 360
+    for block in (dec["round_trip"], dec["lss"]):
+        assert 0 <= block["free_energy_phi_psi"]["coverage"] <= 1 and len(block["rmsf_nm"]["generated"]) == 10
+        assert set(block["basin_populations"]["generated"]) == {"beta_ppii", "alpha_r", "alpha_l"}
+        assert block["geometry"]["reference_bond_length_mad_relative"] > 0
+    assert (report / "decoder.png").stat().st_size > 10_000
 
 
 def test_load_trajectories_errors(tmp_path):
