@@ -228,11 +228,10 @@ def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderCo
     n, d = train_data[0].shape
     m = train_data[1].shape[1]
     if cfg.kind == "wgan":
-        per_epoch = max(1, n // ((cfg.n_critic + 1) * min(cfg.batch_size, max(1, n // (cfg.n_critic + 1)))))
-        iterations = cfg.iterations if cfg.iterations is not None else cfg.epochs * per_epoch
         gan, history = fit_wgan(
             train_data, val_data, key=key, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
-            condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size, n_iterations=iterations,
+            condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size,
+            n_iterations=cfg.iterations, n_epochs=cfg.epochs if cfg.iterations is None else None,
             learning_rate=cfg.learning_rate, lr_decay=cfg.lr_decay, progress=progress, checkpoint=checkpoint,
         )
         return gan.generator, gan.critic, history

@@ -316,7 +316,8 @@ def fit_wgan(
     gp_weight: float = 10.0,
     n_critic: int = 5,
     batch_size: int = 128,
-    n_iterations: int = 5000,
+    n_iterations: int | None = 5000,
+    n_epochs: int | None = None,
     learning_rate: float = 1e-4,
     betas: tuple[float, float] = (0.5, 0.9),
     lr_decay: bool = False,
@@ -328,8 +329,8 @@ def fit_wgan(
 
     One iteration (:func:`wgan_train_step`) is ``n_critic`` critic updates and one generator update (Adam with
     ``betas``, Gulrajani et al.). An epoch is a pass over the shuffled training frames in
-    ``(n_critic + 1) * batch_size`` chunks; epochs run until ``n_iterations`` generator updates are done, and
-    the final networks are kept (the validation loss, minus the critic's Wasserstein estimate on held-out
+    ``(n_critic + 1) * batch_size`` chunks; epochs run until ``n_iterations`` generator updates are done (or for
+    ``n_epochs`` epochs, if given), and the final networks are kept (the validation loss, minus the critic's Wasserstein estimate on held-out
     frames, is recorded but does not rank generators: each epoch has another critic).
 
     Args:
@@ -363,7 +364,7 @@ def fit_wgan(
     per_epoch = n_train // ((n_critic + 1) * batch_size)
     if per_epoch < 1:
         raise ValueError(f"{n_train} training frames are too few for {n_critic + 1} minibatches; give more frames.")
-    epochs = max(1, -(-n_iterations // per_epoch))
+    epochs = n_epochs if n_epochs is not None else max(1, -(-n_iterations // per_epoch))
     k_init, k_fit = jax.random.split(key)
     gan = WGAN(d, m, noise_dim=noise_dim, hidden=hidden, critic_hidden=critic_hidden, condition=condition,
                rngs=nnx.Rngs(k_init))
