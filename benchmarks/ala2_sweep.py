@@ -1,0 +1,108 @@
+"""Alanine dipeptide at default settings across lags and latent dimensions: decoder and full-LSS targets.
+
+For every lag in 2, 4, 10, 20 ps (1, 2, 5, 10 frames of the shipped 2 ps data) and latent dimension 1, 2, 3,
+``LSS(lag=..., latent_dim=...)`` with every other setting at its default is trained on the shipped 50 ns
+training run and scored against the shipped independent 50 ns run:
+
+* decoder alone, decode(encode(MD)): F(phi, psi) RMSE against MD (10-degree bins, MD probability >= 1e-3 of its
+  maximum) and the share of those bins visited; basin populations; bond-length and angle MAD next to MD's own
+  thermal spread; frames with any bond more than 10 % off its MD mean; frames with a steric clash (heavy atoms
+  closer than 0.75 x the vdW sum, >= 3 bonds apart);
+* full LSS, 100 trajectories x 1000 steps from random training frames: the same metrics;
+* the issue's targets, each a boolean: round-trip F within 1.5 x the MD-vs-MD floor (training run against the
+  independent run, same bins), full LSS F within 2 x the floor, alpha_L within a factor 1.5 of MD (both), <= 0.1 %
+  of frames with a bond > 10 % off and no clash frame (both), bond MAD within 0.2 percentage points and angle MAD
+  within 0.3 degrees of MD's thermal spread (both); and the decoder's training time on this machine.
+
+    python benchmarks/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
+    python benchmarks/ala2_sweep.py --lags 5 --dims 2 # one cell
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from lss_jax._io import write_json
+from lss_jax.analysis.molecular import compare_structures, decoder_round_trip
+from lss_jax.datasets import SHIPPED_FRAME_PS, load_alanine_dipeptide
+from lss_jax.lss import LSS
+
+sys.path.insert(0, str(Path(__file__).parent))
+from decoders import heavy, summarize  # noqa: E402
+
+
+def targets(rt: dict, lss: dict, floor: float, md: dict) -> dict:
+    within = lambda x, ref: ref > 0 and 1 / 1.5 <= x / ref <= 1.5  # noqa: E731
+    checks = {
+        "round_trip_f_within_1.5x_floor": rt["f_phi_psi_rmse_kT"] <= 1.5 * floor,
+        "lss_f_within_2x_floor": lss["f_phi_psi_rmse_kT"] <= 2.0 * floor,
+    }
+    for name, block in (("round_trip", rt), ("lss", lss)):
+        checks[f"{name}_alpha_l_within_1.5x"] = within(block["alpha_l"], md["alpha_l"])
+        checks[f"{name}_bonds_off_at_most_0.1pct"] = block["bonds_off_10pct_pct"] <= 0.1
+        checks[f"{name}_no_clash"] = block["clash_frames"] == 0
+        checks[f"{name}_bond_mad_within_0.2pp"] = abs(block["bond_mad_pct"] - md["bond_mad_pct"]) <= 0.2
+        checks[f"{name}_angle_mad_within_0.3deg"] = abs(block["angle_mad_deg"] - md["angle_mad_deg"]) <= 0.3
+    return checks
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lags", nargs="+", type=int, default=[1, 2, 5, 10], help="lags in frames (2 ps each)")
+    parser.add_argument("--dims", nargs="+", type=int, default=[1, 2, 3], help="latent dimensions")
+    parser.add_argument("--n-traj", type=int, default=100)
+    parser.add_argument("--n-steps", type=int, default=1000)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--tag", default="", help="suffix of the JSON file name")
+    args = parser.parse_args(argv)
+
+    train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
+    train_h, indep_h = heavy(train), heavy(independent)
+    md_block = compare_structures(indep_h, train_h)  # the training run as a sample of the independent one
+    floor = md_block["free_energy_phi_psi"]["rmse_kT"]
+    pops = md_block["basin_populations"]["md"]
+    md = {"f_phi_psi_floor_kT": floor, "alpha_l": pops["alpha_l"], "alpha_r": pops["alpha_r"],
+          "bond_mad_pct": 100 * md_block["geometry"]["reference_bond_length_mad_relative"],
+          "angle_mad_deg": md_block["geometry"]["reference_angle_mad_degrees"]}
+    results = {"benchmark": "ala2_sweep", "backend": jax.default_backend(),
+               "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
+               "training": "shipped train 50 ns (2 ps frames)", "reference": "shipped independent 50 ns",
+               "n_trajectories": args.n_traj, "n_steps": args.n_steps, "md": md, "runs": []}
+    print(f"MD vs MD F(phi, psi) floor {floor:.3f} kT; MD alpha_L {md['alpha_l']:.4f}; bond MAD {md['bond_mad_pct']:.2f} %, "
+          f"angle MAD {md['angle_mad_deg']:.2f} deg", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"ala2_sweep-{jax.default_backend()}{args.tag}.json"
+    for lag in args.lags:
+        for m in args.dims:
+            start = time.perf_counter()
+            model = LSS(lag=lag, latent_dim=m).fit(train, progress=False)
+            fit_seconds = time.perf_counter() - start
+            round_trip = decoder_round_trip(model, independent, seed=3)
+            lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
+            rt = summarize(compare_structures(indep_h, round_trip, seed=5))
+            full = summarize(compare_structures(indep_h, lss, seed=5))
+            run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
+                   "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
+                   "decoder_seconds": model.info["wall_seconds"]["decoder"], "round_trip": rt, "lss": full,
+                   "targets": targets(rt, full, floor, md)}
+            results["runs"].append(run)
+            write_json(path, results)  # after every cell: a long sweep keeps what it has
+            missed = [k for k, ok in run["targets"].items() if not ok]
+            print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}: decoder {run['decoder_seconds']:.0f} s | round trip F "
+                  f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} bonds {rt['bond_mad_pct']:.2f} % angles "
+                  f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
+                  f"{full['alpha_l']:.4f} clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
+                  f"{', '.join(missed) or 'none'}", flush=True)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
