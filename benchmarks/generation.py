@@ -1,7 +1,9 @@
 """Streamed generation: decoding throughput and peak memory for 10^5 vs 10^6 steps per trajectory.
 
 1. Decoding throughput: ``LSS.decode_unit`` on a fixed set of latent points, after a warm-up of the
-   same size (compilation excluded), frames/s.
+   same size (compilation excluded), frames/s, for the model's decoder (the default: flow matching on
+   internal coordinates) and for every other decoder kind and coordinate map on the same latent points
+   (the paper's cWGAN-GP on Cartesian coordinates among them; throughput does not depend on training).
 2. Peak memory: ``lss-jax generate --out DIR`` (chunked: rollout -> decode -> write, one chunk at a
    time) run as a child process for ``--n-traj`` trajectories x 10^5 and x 10^6 steps with the same
    ``--chunk-steps``; peak resident memory of the child (``ru_maxrss``), wall time and frames/s. The
@@ -52,6 +54,29 @@ def decode_throughput(model, n_frames: int, repeats: int = 3) -> dict:
             "first_call_seconds_incl_compile": first, "n_atoms": len(model.atom_indices)}
 
 
+def decoder_throughputs(model, n_frames: int) -> dict:
+    """frames/s of every decoder kind x coordinate map, each briefly trained on the model's own latents."""
+    import dataclasses
+
+    from lss_jax.datasets import load_alanine_dipeptide
+    from lss_jax.decoder import DecoderConfig, fit_decoder
+
+    traj = load_alanine_dipeptide("train", stride=5)
+    heavy = traj.atom_slice(model.atom_indices)
+    u = model.to_unit(model.encode(traj))
+    original, out = (model.decoder, model.config), {}
+    for kind in ("flow", "wgan"):
+        for coordinates in ("internal", "cartesian"):
+            config = DecoderConfig(kind=kind, coordinates=coordinates, iterations=5)
+            model.decoder, _ = fit_decoder(heavy.xyz, u, key=jax.random.key(0), topology=heavy.topology,
+                                           reference=heavy.xyz[0], config=config, progress=False)
+            model.config = dataclasses.replace(original[1], decoder=kind, decoder_coordinates=coordinates)
+            out[f"{kind}-{coordinates}"] = decode_throughput(model, n_frames, repeats=2)
+            print(f"decode {kind:4s} {coordinates:9s}: {out[f'{kind}-{coordinates}']['frames_per_second']:,.0f} frames/s")
+    model.decoder, model.config = original
+    return out
+
+
 def run_generate(model_dir: Path, out: Path, n_traj: int, n_steps: int, chunk_steps: int) -> dict:
     """One ``lss-jax generate`` child process; its peak RSS from ``wait4``."""
     cmd = [sys.executable, "-m", "lss_jax", "generate", "--model", str(model_dir), "--n-traj", str(n_traj),
@@ -75,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="10^4 vs 10^5 steps and a smaller model")
     parser.add_argument("--n-traj", type=int, default=4, help="trajectories per run (default 4)")
     parser.add_argument("--chunk-steps", type=int, default=20_000, help="steps per chunk in both runs")
-    parser.add_argument("--decode-frames", type=int, default=1_000_000)
+    parser.add_argument("--decode-frames", type=int, default=262_144)
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/generation-<backend>.json)")
     args = parser.parse_args(argv)
     backend = jax.default_backend()
@@ -85,6 +110,7 @@ def main(argv=None) -> int:
         model, model_info = train_model(args.quick, tmp / "model")
         decode = decode_throughput(model, 100_000 if args.quick else args.decode_frames)
         print(f"decode: {decode['frames_per_second']:,.0f} frames/s ({decode['n_atoms']} atoms)")
+        decoders = decoder_throughputs(model, 32_768 if args.quick else 262_144)
         runs = []
         for n_steps in (short, long_):
             runs.append(run_generate(tmp / "model", tmp / f"gen-{n_steps}", args.n_traj, n_steps,
@@ -98,7 +124,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, {"benchmark": "generation", "backend": backend, "device": str(jax.devices()[0]),
                      "machine": platform.machine(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                     "quick": args.quick, "model": model_info, "decode": decode, "runs": runs,
+                     "quick": args.quick, "model": model_info, "decode": decode, "decoders": decoders, "runs": runs,
                      "peak_memory_ratio_long_over_short": ratio, "target_ratio": 1.10,
                      "target_met": ratio <= 1.10, "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     print(f"wrote {out}")
