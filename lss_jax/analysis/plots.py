@@ -221,7 +221,8 @@ def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: fl
     trajs = {"MD": sub(md_traj), "decode(encode(MD))": sub(round_trip), "LSS": sub(lss_traj)}
     colors = {"MD": COLORS["bd"], "decode(encode(MD))": "tab:green", "LSS": COLORS["lss"]}
     has_torsions = "free_energy_phi_psi" in metrics["round_trip"]
-    fig, axes = plt.subplots(2 if has_torsions else 1, 3, figsize=(15, 8.2 if has_torsions else 4), squeeze=False)
+    fig, axes = plt.subplots(2 if has_torsions else 1, 3, figsize=(15, 8.6 if has_torsions else 4.2), squeeze=False,
+                             layout="constrained")
     if has_torsions:
         surfaces = {name: structure.free_energy_2d(*phi_psi(t).T, kT=kT) for name, t in trajs.items()}
         f_md = surfaces["MD"][0]
