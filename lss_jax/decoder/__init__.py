@@ -138,9 +138,11 @@ class DecoderConfig:
 
     def __post_init__(self):
         if self.kind not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.kind!r}.")
+            raise ValueError(f"decoder must be 'flow' (conditional flow matching) or 'wgan' (the paper's cWGAN-GP), "
+                             f"got {self.kind!r}.")
         if self.coordinates not in COORDINATES:
-            raise ValueError(f"decoder_coordinates must be one of {COORDINATES}, got {self.coordinates!r}.")
+            raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
+                             f"(aligned coordinates), got {self.coordinates!r}.")
         for name in ("batch_size", "patience", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations"):
             value = getattr(self, name)
             if value is None and name in ("epochs", "iterations"):
