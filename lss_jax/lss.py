@@ -234,7 +234,8 @@ def _load_weights(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
 
 
 class LSS:
-    """Molecular latent space simulator: SRV encoder + MDN propagator + cWGAN-GP decoder.
+    """Molecular latent space simulator: SRV encoder + MDN propagator + decoder (flow matching on internal
+    coordinates by default; the paper's cWGAN-GP with ``decoder="wgan"``).
 
     Args:
         lag: propagator/encoder lag in frames.
