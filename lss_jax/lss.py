@@ -476,7 +476,7 @@ class LSS:
                              progress=progress)
 
     def decode_unit(
-        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 65536,
+        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 4096,
         precision: str = "float32", progress: bool | None = None,
     ) -> np.ndarray:
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
@@ -485,7 +485,9 @@ class LSS:
         The generator noise of frame ``t`` of trajectory ``b`` comes from
         ``fold_in(fold_in(key, trajectory_ids[b]), first_frame + t)``, so a frame decodes the same
         whether it is decoded alone, in a chunk, or with its whole trajectory. Rows are decoded in
-        batches of at most ``chunk``, padded to a power of two (few compilations).
+        blocks of exactly ``chunk`` (the last one padded): one compiled shape, so a frame's bits do not
+        depend on how many frames are decoded with it (XLA may round a reduction differently for another
+        batch size).
         """
         from lss_jax._progress import progress_bar
 
@@ -511,8 +513,7 @@ class LSS:
         show = len(starts) >= 4 if progress is None else progress
         for start in progress_bar(iterable=starts, desc="decode", unit="chunk", disable=not show):
             stop = min(start + chunk, len(flat))
-            size = min(chunk, max(1024, 1 << (stop - start - 1).bit_length()))
-            pad = lambda a: np.pad(a[start:stop], [(0, size - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+            pad = lambda a: np.pad(a[start:stop], [(0, chunk - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
             xyz = fn(params, cmap, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)))
             out[start:stop] = np.asarray(xyz)[: stop - start]
         return out.reshape(*u.shape[:-1], -1, 3)

@@ -225,6 +225,12 @@ def internal_coordinates(xyz, zmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return bonds, angles, torsions
 
 
+def _unit(v: jax.Array) -> jax.Array:
+    """``v [3] / |v|`` with the three squares summed explicitly: XLA's vectorized ``jnp.sum`` over a short axis
+    rounds differently for different batch sizes, and a frame must decode bitwise the same in any batch."""
+    return v / jnp.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+
+
 def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.Array) -> jax.Array:
     """Cartesian coordinates ``[n_atoms, 3]`` of one frame from its Z-matrix values (natural extension
     reference frame); the inverse of :func:`internal_coordinates` up to a rigid motion.
@@ -252,18 +258,15 @@ def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.
     pos = pos.at[1].set(jnp.array([1.0, 0.0, 0.0], dtype) * bonds[0])
     # third atom: bonded to row p (0 or 1), angle with the other one, in the xy plane
     p, a = row_of[z[2, 1]], row_of[z[2, 2]]
-    bc = pos[p] - pos[a]
-    bc = bc / jnp.linalg.norm(bc)
+    bc = _unit(pos[p] - pos[a])
     perp = jnp.array([-bc[1], bc[0], 0.0], dtype)
     pos = pos.at[2].set(pos[p] - bonds[1] * (jnp.cos(angles[0]) * bc - jnp.sin(angles[0]) * perp))
 
     def place(pos, k):
         row = z[k]
         c_, b_, a_ = pos[row_of[row[1]]], pos[row_of[row[2]]], pos[row_of[row[3]]]
-        bc = c_ - b_
-        bc = bc / jnp.linalg.norm(bc)
-        normal = jnp.cross(b_ - a_, bc)
-        normal = normal / jnp.linalg.norm(normal)
+        bc = _unit(c_ - b_)
+        normal = _unit(jnp.cross(b_ - a_, bc))
         frame = jnp.stack([bc, jnp.cross(normal, bc), normal], axis=1)
         r, theta, phi = bonds[k - 1], angles[k - 2], torsions[k - 3]
         local = jnp.stack([-r * jnp.cos(theta), r * jnp.sin(theta) * jnp.cos(phi), r * jnp.sin(theta) * jnp.sin(phi)])
