@@ -1,6 +1,6 @@
 """Adaptive sampling vs plain MD continuation on the four-well potential, over several seeds.
 
-Protocol, acquisition rule and error metric: :mod:`lss_jax.pipelines.adaptive`. Per repeat (seed):
+Protocol, acquisition rule and error metric: :mod:`lss_jax.adaptive.four_well`. Per repeat (seed):
 an initial 2000-step BD run that saw only the two left wells; 8 adaptive rounds of 8 x 1000 BD steps
 (MDN ensemble -> acquisition -> BD from the seeds); plain continuation of the initial run evaluated at
 the same budgets and further out to 400 000 steps. Each evaluation trains one MDN and scores 256 LSS
@@ -40,12 +40,8 @@ import jax
 import numpy as np
 
 from lss_jax._io import write_json
-from lss_jax.pipelines.adaptive import (
-    AdaptiveConfig,
-    evaluate_lss,
-    plot_adaptive,
-    run_adaptive_four_well,
-)
+from lss_jax.adaptive.four_well import AdaptiveConfig, evaluate_lss, run_adaptive_four_well
+from lss_jax.analysis.plots import adaptive_four_well_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = {"random_seeds": {"seed_rule": "random"}, "beta_1": {"beta": 1.0}}
@@ -182,7 +178,7 @@ def main(argv=None) -> int:
         for name, trajs in arms.items():
             rmse = [runs[0][name]["rmse"][-1]]
             for j in range(args.noise_keys):
-                rmse.append(evaluate_lss(trajs, jax.random.key(10_000 + j), cfg)["rmse"])
+                rmse.append(evaluate_lss(jax.random.key(10_000 + j), trajs, cfg)["rmse"])
             noise[name] = {"md_steps": runs[0][name]["md_steps"][-1], "rmse": [round(r, 4) for r in rmse],
                            "std": float(np.std(rmse, ddof=1))}
             print(f"noise check, {name} at {noise[name]['md_steps']:,} steps: RMSE {noise[name]['rmse']}", flush=True)
@@ -210,7 +206,7 @@ def main(argv=None) -> int:
                        "rmse_min": rm.min(0).round(4).tolist(), "rmse_max": rm.max(0).round(4).tolist(),
                        "rmse_sampled_mean": np.mean([r[arm]["rmse_sampled"] for r in repeats], 0).round(4).tolist()}
     result = {
-        "benchmark": "adaptive sampling vs plain continuation, four-well potential (lss_jax.pipelines.adaptive)",
+        "benchmark": "adaptive sampling vs plain continuation, four-well potential (lss_jax.adaptive.four_well)",
         "issue_target": "adaptive reaches free-energy RMSE <= 0.3 kT with at most 1/3 of the MD steps plain "
                         "continuation needs",
         "target_rmse_kT": cfg0["target_rmse"],
@@ -249,7 +245,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, result)
     figure.parent.mkdir(parents=True, exist_ok=True)
-    plot_adaptive(figure, runs)
+    adaptive_four_well_figure(figure, runs)
 
     fmt = lambda s: "n/a" if s["mean"] is None else f"{s['mean']:,.0f} ± {s['std'] or 0:,.0f}"  # noqa: E731
     print(f"\nsteps to <= {cfg0['target_rmse']} kT over seeds {args.seeds}:" +

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             model = LSS(lag=lag, latent_dim=m).fit(train, progress=False)
             fit_seconds = time.perf_counter() - start
-            round_trip = decoder_round_trip(model, independent, seed=3)
+            round_trip = decoder_round_trip(jax.random.key(3), model, independent)
             lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
             rt = summarize(compare_structures(indep_h, round_trip, seed=5))
             full = summarize(compare_structures(indep_h, lss, seed=5))

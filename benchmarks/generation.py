@@ -68,7 +68,7 @@ def decoder_throughputs(model, n_frames: int) -> dict:
     for kind in ("flow", "wgan"):
         for coordinates in ("internal", "cartesian"):
             config = DecoderConfig(kind=kind, coordinates=coordinates, iterations=5)
-            model.decoder, _ = fit_decoder(heavy.xyz, u, key=jax.random.key(0), topology=heavy.topology,
+            model.decoder, _ = fit_decoder(jax.random.key(0), heavy.xyz, u, topology=heavy.topology,
                                            reference=heavy.xyz[0], config=config, progress=False)
             model.config = dataclasses.replace(original[1], decoder=kind, decoder_coordinates=coordinates)
             out[f"{kind}-{coordinates}"] = decode_throughput(model, n_frames, repeats=2)

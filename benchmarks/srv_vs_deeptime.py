@@ -125,8 +125,8 @@ def run_lss_jax(fs, val_pairs, args, seed: int, torch) -> dict:
     kwargs = {"hidden": HIDDEN, "batch_norm": True, "learning_rate": args.lr, "batch_size": args.batch_size,
               "val_fraction": VAL_FRACTION, "progress": False}
     key = jax.random.key(seed)
-    _, _, hist_1 = fit_srv([fs], args.lag, args.n_outputs, key=key, max_epochs=1, patience=1, **kwargs)
-    model, _, hist = fit_srv([fs], args.lag, args.n_outputs, key=key, max_epochs=args.epochs,
+    _, _, hist_1 = fit_srv(key, [fs], args.lag, args.n_outputs, max_epochs=1, patience=1, **kwargs)
+    model, _, hist = fit_srv(key, [fs], args.lag, args.n_outputs, max_epochs=args.epochs,
                              patience=args.epochs + 1, **kwargs)
     per_epoch = (hist.seconds - hist_1.seconds) / (args.epochs - 1)
     model.eval()

@@ -1,12 +1,26 @@
 """lss_jax: molecular latent space simulators in JAX.
 
-The pure numerical core is exported here; networks are flax NNX modules; everything random takes an
+The path from MD frames to generated frames (docs/architecture.md):
+
+* the three networks: :mod:`~lss_jax.encoder` (SRV, on :mod:`~lss_jax.vamp`), :mod:`~lss_jax.propagator`
+  (MDN, on :mod:`~lss_jax.scaling`'s unit box), :mod:`~lss_jax.decoder` (flow matching or cWGAN-GP on a
+  coordinate map);
+* the fitted simulator: :func:`fit_lss` -> :class:`LSSModel` (:mod:`~lss_jax.model`, configured by
+  :class:`LSSConfig`, stored by :mod:`~lss_jax.model_io`), with :class:`LSS` as the notebook facade;
+* the engine: :mod:`~lss_jax.train` (one training loop for every network), :mod:`~lss_jax.simulate`
+  (one streaming rollout loop; generation at scale), :mod:`~lss_jax.checkpoint`, :mod:`~lss_jax.export`;
+* :mod:`~lss_jax.systems` (four-well, alanine dipeptide), :mod:`~lss_jax.data` (featurization),
+  :mod:`~lss_jax.analysis`, :mod:`~lss_jax.adaptive`, :mod:`~lss_jax.pipelines` (validations end to end),
+  :mod:`~lss_jax.cli`.
+
+The numerical core is exported here; networks are flax NNX modules; everything random takes an
 explicit PRNG key first.
 
 References:
     H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
 """
 
+from lss_jax.config import LSSConfig
 from lss_jax.decoder import (
     ConditionalCritic,
     ConditionalGenerator,
@@ -20,7 +34,8 @@ from lss_jax.decoder import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from lss_jax.lss import LSS, LSSConfig
+from lss_jax.lss import LSS
+from lss_jax.model import LSSModel, fit_lss
 from lss_jax.propagator import (
     MDN,
     MixtureParams,
@@ -46,6 +61,7 @@ __all__ = [
     "DecoderConfig",
     "LSS",
     "LSSConfig",
+    "LSSModel",
     "MDN",
     "MinMaxScaler",
     "MixtureParams",
@@ -55,6 +71,7 @@ __all__ = [
     "covariances",
     "fit",
     "fit_decoder",
+    "fit_lss",
     "flow_matching_loss",
     "gaussian_mixture_log_prob",
     "gradient_penalty",

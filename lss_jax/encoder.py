@@ -224,11 +224,11 @@ def choose_latent_dim(timescales, max_dim: int | None = None) -> int:
 
 
 def fit_srv(
+    key: jax.Array,
     features_list,
     lag: int,
     n_outputs: int,
     *,
-    key: jax.Array,
     hidden: Sequence[int] = (100, 100),
     batch_norm: bool = True,
     learning_rate: float = 1e-3,
@@ -242,10 +242,10 @@ def fit_srv(
     """Train an SRV on standardized features and solve its eigenproblem.
 
     Args:
+        key: PRNG key (initialization and shuffling).
         features_list: list of ``[n_frames, n_features]`` arrays, one per trajectory.
         lag: lag in frames.
         n_outputs: number of network outputs (eigenfunctions learned).
-        key: PRNG key (initialization and shuffling).
         hidden, batch_norm: architecture.
         learning_rate, batch_size, max_epochs, patience: Adam and early stopping on the validation
             VAMP-2 score.
@@ -257,8 +257,8 @@ def fit_srv(
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
-        >>> model, projection, history = fit_srv([x], lag=1, n_outputs=2, key=jax.random.key(0), hidden=(),
-        ...                                      batch_size=64, max_epochs=1, progress=False)
+        >>> model, projection, history = fit_srv(jax.random.key(0), [x], 1, 2, hidden=(), batch_size=64, max_epochs=1,
+        ...                                      progress=False)
         >>> projection.vectors.shape, projection.eigenvalues.shape, history.epochs_run
         ((2, 2), (2,), 1)
     """
@@ -271,10 +271,9 @@ def fit_srv(
             f"only {len(train_pairs[0])} lagged training pairs at lag {lag}: too few to estimate "
             f"{n_outputs}x{n_outputs} covariances; use a shorter lag or more data."
         )
-    seed = int(jax.random.randint(k_init, (), 0, 2**31 - 1))
-    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, rngs=nnx.Rngs(seed))
+    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, rngs=nnx.Rngs(k_init))
     model, history = fit(
-        model, srv_loss, train_pairs, val_pairs, key=k_fit, optimizer=optax.adam(learning_rate),
+        k_fit, model, srv_loss, train_pairs, val_pairs, optimizer=optax.adam(learning_rate),
         batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
         checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}",
     )
@@ -282,7 +281,7 @@ def fit_srv(
 
 
 def srv_lag_scan(
-    features_list, lags: Sequence[int], n_outputs: int, *, key: jax.Array, frame_time: float = 1.0, **fit_kwargs
+    key: jax.Array, features_list, lags: Sequence[int], n_outputs: int, *, frame_time: float = 1.0, **fit_kwargs
 ) -> np.ndarray:
     """Implied timescales ``[len(lags), n_outputs]`` (units of ``frame_time``) of SRVs trained at each lag.
 
@@ -291,13 +290,13 @@ def srv_lag_scan(
     Example:
         >>> x = np.cumsum(np.random.default_rng(0).normal(size=(200, 2)), axis=0).astype(np.float32)
         >>> x = (x - x.mean(0)) / x.std(0)
-        >>> timescales = srv_lag_scan([x], lags=[1, 2], n_outputs=1, key=jax.random.key(0), frame_time=0.5,
+        >>> timescales = srv_lag_scan(jax.random.key(0), [x], [1, 2], 1, frame_time=0.5,
         ...                           hidden=(), batch_size=64, max_epochs=1, progress=False)
         >>> timescales.shape
         (2, 1)
     """
     out = []
     for i, lag in enumerate(lags):
-        _, proj, _ = fit_srv(features_list, int(lag), n_outputs, key=jax.random.fold_in(key, i), **fit_kwargs)
+        _, proj, _ = fit_srv(jax.random.fold_in(key, i), features_list, int(lag), n_outputs, **fit_kwargs)
         out.append(implied_timescales(proj.eigenvalues, lag * frame_time))
     return np.array(out)

@@ -95,14 +95,14 @@ def member(ensemble: MDNEnsemble, k: int) -> MDN:
     return nnx.merge(graphdef, jax.tree_util.tree_map(lambda a: a[k], params))
 
 
-def bootstrap_weights(n_pairs_per_traj: Sequence[int], n_members: int, *, key: jax.Array, n_blocks: int = 100) -> np.ndarray:
+def bootstrap_weights(key: jax.Array, n_pairs_per_traj: Sequence[int], n_members: int, *, n_blocks: int = 100) -> np.ndarray:
     """Block-bootstrap weights ``[n_pairs, n_members]``: each member resamples ``n_blocks`` blocks of
     consecutive lagged pairs (blocks never straddle trajectories) with replacement; a pair's weight is
     how often its block was drawn. Blocks keep the time correlation of the pairs inside them, so the
     spread of the members reflects the effective, not the nominal, number of samples.
 
     Example:
-        >>> w = bootstrap_weights([60, 40], 3, key=jax.random.key(0), n_blocks=10)
+        >>> w = bootstrap_weights(jax.random.key(0), [60, 40], 3, n_blocks=10)
         >>> w.shape, float(w.sum(0).mean())
         ((100, 3), 100.0)
     """
@@ -114,8 +114,8 @@ def bootstrap_weights(n_pairs_per_traj: Sequence[int], n_members: int, *, key: j
     block_of = np.concatenate([offset_blocks + np.arange(n) // block_len
                                for n, offset_blocks in zip(sizes, np.cumsum([0] + [-(-n // block_len) for n in sizes])[:-1])])
     n_total_blocks = int(block_of.max()) + 1
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    counts = rng.multinomial(n_total_blocks, np.full(n_total_blocks, 1.0 / n_total_blocks), size=n_members)  # [K, blocks]
+    draws = jax.random.randint(key, (n_members, n_total_blocks), 0, n_total_blocks)  # blocks drawn with replacement
+    counts = np.asarray(jax.vmap(lambda d: jnp.bincount(d, length=n_total_blocks))(draws))  # [K, blocks]
     return counts[:, block_of].T.astype(np.float32)
 
 
@@ -127,10 +127,10 @@ def _ensemble_loss(model, batch):
 
 
 def fit_mdn_ensemble(
+    key: jax.Array,
     unit_trajs,
     lag: int,
     *,
-    key: jax.Array,
     n_members: int = 5,
     bootstrap: bool = True,
     n_blocks: int = 100,
@@ -155,7 +155,7 @@ def fit_mdn_ensemble(
 
     Example:
         >>> u = np.random.default_rng(0).uniform(size=(400, 1)).astype(np.float32)
-        >>> ens, history = fit_mdn_ensemble([u], lag=1, key=jax.random.key(0), n_members=3, n_components=2,
+        >>> ens, history = fit_mdn_ensemble(jax.random.key(0), [u], 1, n_members=3, n_components=2,
         ...                                 hidden=(8,), batch_size=64, max_epochs=2, progress=False)
         >>> ens.n_members, history.epochs_run
         (3, 2)
@@ -166,19 +166,19 @@ def fit_mdn_ensemble(
     if bootstrap:
         train_trajs, _ = split_trajectories(unit_trajs, val_fraction, lag=lag)  # as _mdn_pairs
         sizes = [max(0, len(t) - lag) for t in train_trajs]
-        weights = bootstrap_weights(sizes, n_members, key=k_boot, n_blocks=n_blocks)
+        weights = bootstrap_weights(k_boot, sizes, n_members, n_blocks=n_blocks)
     else:
         weights = np.ones((len(x), n_members), np.float32)
     model = MDNEnsemble(n_members, unit_trajs[0].shape[1], n_components, hidden, scale_floor=scale_floor,
-                        rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**31 - 1))))
+                        rngs=nnx.Rngs(k_init))
     val = (*val, np.ones((len(val[0]), n_members), np.float32))
-    return _fit_mdn_model(model, _ensemble_loss, (x, y, weights), val, key=k_fit, learning_rate=learning_rate,
+    return _fit_mdn_model(k_fit, model, _ensemble_loss, (x, y, weights), val, learning_rate=learning_rate,
                           batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress,
                           checkpoint=checkpoint, desc=f"MDN ensemble x{n_members}",
                           run_id=f"mdn-ensemble lag={lag} K={n_members} bootstrap={bootstrap} blocks={n_blocks}")
 
 
-def epistemic_uncertainty(ensemble: MDNEnsemble, x, *, key: jax.Array, n_samples: int = 256) -> np.ndarray:
+def epistemic_uncertainty(key: jax.Array, ensemble: MDNEnsemble, x, *, n_samples: int = 256) -> np.ndarray:
     """Disagreement of the members' transition densities at points ``x [N, m]`` (nats, ``[N]``).
 
     ``U(x) = mean_k KL(p_k || pbar)``, estimated with ``n_samples`` draws from every member
@@ -186,7 +186,7 @@ def epistemic_uncertainty(ensemble: MDNEnsemble, x, *, key: jax.Array, n_samples
 
     Example:
         >>> ens = MDNEnsemble(4, latent_dim=1, n_components=2, hidden=(8,), rngs=nnx.Rngs(0))
-        >>> u = epistemic_uncertainty(ens, jnp.linspace(0, 1, 5)[:, None], key=jax.random.key(1))
+        >>> u = epistemic_uncertainty(jax.random.key(1), ens, jnp.linspace(0, 1, 5)[:, None])
         >>> u.shape, bool(np.all(u >= -1e-6) & np.all(u <= np.log(4) + 1e-6))
         ((5,), True)
     """

@@ -34,7 +34,6 @@ __all__ = [
     "propagate_step",
     "rollout",
     "fit_mdn",
-    "rollout_with_progress",
     "with_precision",
     "PRECISIONS",
 ]
@@ -363,10 +362,10 @@ def _mdn_loss(model, batch):
 
 
 def fit_mdn(
+    key: jax.Array,
     unit_trajs,
     lag: int,
     *,
-    key: jax.Array,
     n_components: int = 24,
     hidden: Sequence[int] = (100, 100),
     scale_floor: float = 1e-3,
@@ -387,9 +386,9 @@ def fit_mdn(
     with the decay).
 
     Args:
+        key: PRNG key.
         unit_trajs: list of ``[n_frames, m]`` latent trajectories in ``[0, 1]``.
         lag: propagator lag in frames.
-        key: PRNG key.
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
@@ -397,8 +396,8 @@ def fit_mdn(
 
     Example:
         >>> u = np.random.default_rng(0).uniform(size=(200, 1)).astype(np.float32)
-        >>> model, history = fit_mdn([u], lag=1, key=jax.random.key(0), n_components=2, hidden=(),
-        ...                          batch_size=32, max_epochs=1, progress=False)
+        >>> model, history = fit_mdn(jax.random.key(0), [u], 1, n_components=2, hidden=(), batch_size=32,
+        ...                          max_epochs=1, progress=False)
         >>> model(jnp.full((1, 1), 0.5)).means.shape, history.epochs_run
         ((1, 2, 1), 1)
     """
@@ -407,9 +406,9 @@ def fit_mdn(
     k_init, k_fit = jax.random.split(key)
     model = MDN(
         unit_trajs[0].shape[1], n_components, hidden, scale_floor=scale_floor,
-        rngs=nnx.Rngs(int(jax.random.randint(k_init, (), 0, 2**31 - 1))),
+        rngs=nnx.Rngs(k_init),
     )
-    return _fit_mdn_model(model, _mdn_loss, train_pairs, val_pairs, key=k_fit, learning_rate=learning_rate,
+    return _fit_mdn_model(k_fit, model, _mdn_loss, train_pairs, val_pairs, learning_rate=learning_rate,
                           batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress,
                           checkpoint=checkpoint, desc="MDN propagator", run_id=f"mdn lag={lag}")
 
@@ -425,7 +424,7 @@ def _mdn_pairs(unit_trajs, lag, val_fraction):
     return lagged_pairs(train, lag), lagged_pairs(val, lag)
 
 
-def _fit_mdn_model(model, loss_fn, train, val, *, key, learning_rate, batch_size, max_epochs, patience, progress,
+def _fit_mdn_model(key, model, loss_fn, train, val, *, learning_rate, batch_size, max_epochs, patience, progress,
                    checkpoint, desc, run_id):
     """Adam with a cosine decay to 1% over ``max_epochs`` (shared by single MDNs and ensembles)."""
     from lss_jax.train import fit
@@ -434,53 +433,7 @@ def _fit_mdn_model(model, loss_fn, train, val, *, key, learning_rate, batch_size
     n_updates = max_epochs * (len(train[0]) // batch_size)
     schedule = optax.cosine_decay_schedule(learning_rate, n_updates, alpha=0.01)
     return fit(
-        model, loss_fn, train, val, key=key, optimizer=optax.adam(schedule), batch_size=batch_size,
+        key, model, loss_fn, train, val, optimizer=optax.adam(schedule), batch_size=batch_size,
         max_epochs=max_epochs, patience=patience, progress=progress, desc=desc, checkpoint=checkpoint,
         run_id=f"{run_id} adam cosine lr={learning_rate!r}",
     )
-
-
-def rollout_with_progress(
-    key: jax.Array,
-    mixture_fn: Callable,
-    params,
-    x0: jax.Array,
-    *,
-    n_steps: int,
-    save_every: int = 1,
-    boundary: str = "reflect",
-    n_chunks: int = 20,
-    progress: bool = True,
-    desc: str = "LSS rollout",
-    precision: str = "float32",
-    devices: Sequence[jax.Device] | None = None,
-) -> np.ndarray:
-    """:func:`rollout` in up to ``n_chunks`` calls with a progress bar, returning a host array.
-
-    Bitwise identical to one :func:`rollout` call (step keys are addressed by the global step index);
-    chunks are multiples of ``save_every`` and all but possibly the last share one compilation.
-
-    Example:
-        >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
-        >>> traj = rollout_with_progress(jax.random.key(1), mdn_apply_fn(graphdef), params, jnp.full((3, 1), 0.5),
-        ...                              n_steps=10, n_chunks=1, progress=False)
-        >>> type(traj).__name__, traj.shape
-        ('ndarray', (3, 10, 1))
-    """
-    from lss_jax._progress import progress_bar
-
-    if n_steps < 1 or save_every < 1 or n_steps % save_every:
-        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}).")
-    n_saved = n_steps // save_every
-    per_chunk = max(1, -(-n_saved // max(1, n_chunks))) * save_every
-    x, out, done = jnp.asarray(x0), [], 0
-    with progress_bar(total=n_steps * x0.shape[0], desc=desc, unit="step", unit_scale=True, disable=not progress) as bar:
-        while done < n_steps:
-            chunk = min(per_chunk, n_steps - done)
-            frames = rollout(key, mixture_fn, params, x, n_steps=chunk, save_every=save_every, boundary=boundary,
-                             start_step=done, precision=precision, devices=devices)
-            x = frames[:, -1]
-            out.append(np.asarray(frames))
-            done += chunk
-            bar.update(chunk * x0.shape[0])
-    return np.concatenate(out, axis=1)

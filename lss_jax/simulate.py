@@ -36,7 +36,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +47,9 @@ from lss_jax import _io
 from lss_jax.propagator import mdn_apply_fn, rollout
 
 __all__ = [
+    "iter_rollout",
+    "collect_rollout",
+    "rollout_with_progress",
     "Chunk",
     "GenerationSummary",
     "chunk_plan",
@@ -123,7 +126,105 @@ def process_share(n_trajectories: int, process_index: int = 0, process_count: in
     return np.array_split(np.arange(n_trajectories), process_count)[process_index]
 
 
-def start_points(model, key: jax.Array, n_trajectories: int, start=None) -> np.ndarray:
+def iter_rollout(
+    simulate_fn: Callable[[jax.Array, int, int], jax.Array],
+    x0,
+    *,
+    n_steps: int,
+    save_every: int = 1,
+    chunk_steps: int | None = None,
+    first_chunk: int = 0,
+) -> Iterator[tuple[int, int, jax.Array]]:
+    """The one streaming loop of lss_jax: run ``simulate_fn`` chunk by chunk, each chunk continuing from
+    the last saved frame of the one before.
+
+    ``simulate_fn(x, n_steps, start_step) -> frames [B, n_steps // save_every, ...]`` must address its
+    noise by the global step (``start_step``), as :func:`lss_jax.propagator.rollout` and
+    :func:`lss_jax.systems.four_well.brownian_dynamics` do, so that the frames do not depend on the chunking.
+    Generation (:func:`iter_chunks`), :func:`rollout_with_progress` and the four-well pipeline's
+    Brownian dynamics all run on it.
+
+    Args:
+        simulate_fn: one chunk of the simulation.
+        x0: ``[B, ...]`` the state the chunk ``first_chunk`` starts from.
+        n_steps: steps in total (a multiple of ``save_every``).
+        save_every: keep every k-th step.
+        chunk_steps: steps per chunk (a multiple of ``save_every``; default: all in one).
+        first_chunk: start at this chunk of the plan (:func:`chunk_plan`), e.g. after a resume.
+
+    Yields:
+        ``(chunk_index, first_step, frames)``.
+
+    Example:
+        >>> walk = lambda x, n, s: x[:, None] + jnp.arange(1, n + 1)[None, :]   # one unit per step: x_t = t
+        >>> [(i, s, f.tolist()) for i, s, f in iter_rollout(walk, jnp.zeros(1), n_steps=5, chunk_steps=2)]
+        [(0, 0, [[1.0, 2.0]]), (1, 2, [[3.0, 4.0]]), (2, 4, [[5.0]])]
+    """
+    plan = chunk_plan(n_steps, save_every, chunk_steps or n_steps)
+    x = x0
+    for index in range(first_chunk, len(plan)):
+        first_step, steps = plan[index]
+        frames = simulate_fn(x, steps, first_step)
+        x = frames[:, -1]
+        yield index, first_step, frames
+
+
+def collect_rollout(chunks, *, total: int, progress: bool = True, desc: str = "rollout", unit: str = "step",
+                    per_frame: int = 1) -> np.ndarray:
+    """Concatenate the frames of :func:`iter_rollout` along the time axis on the host, with a progress bar
+    over ``total`` units (``per_frame`` units per saved frame and trajectory)."""
+    from lss_jax._progress import progress_bar
+
+    out = []
+    with progress_bar(total=total, desc=desc, unit=unit, unit_scale=True, disable=not progress) as bar:
+        for _, _, frames in chunks:
+            out.append(np.asarray(frames))
+            bar.update(frames.shape[0] * frames.shape[1] * per_frame)
+    return np.concatenate(out, axis=1)
+
+
+def rollout_with_progress(
+    key: jax.Array,
+    mixture_fn: Callable,
+    params,
+    x0: jax.Array,
+    *,
+    n_steps: int,
+    save_every: int = 1,
+    boundary: str = "reflect",
+    n_chunks: int = 20,
+    progress: bool = True,
+    desc: str = "LSS rollout",
+    precision: str = "float32",
+    devices: Sequence[jax.Device] | None = None,
+) -> np.ndarray:
+    """:func:`lss_jax.propagator.rollout` in up to ``n_chunks`` calls with a progress bar, returning a host array.
+
+    Bitwise identical to one :func:`~lss_jax.propagator.rollout` call (step keys are addressed by the
+    global step index); chunks are multiples of ``save_every`` and all but possibly the last share one
+    compilation.
+
+    Example:
+        >>> from lss_jax.propagator import MDN, mdn_apply_fn
+        >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
+        >>> traj = rollout_with_progress(jax.random.key(1), mdn_apply_fn(graphdef), params, jnp.full((3, 1), 0.5),
+        ...                              n_steps=10, n_chunks=1, progress=False)
+        >>> type(traj).__name__, traj.shape
+        ('ndarray', (3, 10, 1))
+    """
+    if n_steps < 1 or save_every < 1 or n_steps % save_every:
+        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}).")
+    per_chunk = max(1, -(-(n_steps // save_every) // max(1, n_chunks))) * save_every
+
+    def simulate(x, steps, first_step):
+        return rollout(key, mixture_fn, params, x, n_steps=steps, save_every=save_every, boundary=boundary,
+                       start_step=first_step, precision=precision, devices=devices)
+
+    chunks = iter_rollout(simulate, jnp.asarray(x0), n_steps=n_steps, save_every=save_every, chunk_steps=per_chunk)
+    return collect_rollout(chunks, total=n_steps * x0.shape[0], progress=progress, desc=desc, per_frame=save_every)
+
+
+def start_points(key: jax.Array, model, n_trajectories: int, start=None) -> np.ndarray:
     """Unit-box start points ``[B, latent_dim]``: random training frames (``start=None``), an
     ``mdtraj.Trajectory`` with ``B`` frames to encode, or latent points ``[B, latent_dim]``.
 
@@ -147,8 +248,8 @@ def start_points(model, key: jax.Array, n_trajectories: int, start=None) -> np.n
 
 
 def iter_chunks(
-    model,
     key: jax.Array,
+    model,
     u0,
     *,
     n_steps: int,
@@ -165,8 +266,8 @@ def iter_chunks(
     """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``.
 
     Args:
-        model: a fitted :class:`lss_jax.LSS`.
         key: the generation key (see the module docstring for how it is split).
+        model: a fitted :class:`lss_jax.LSSModel` (or :class:`lss_jax.LSS`).
         u0: unit-box start points (:func:`start_points`).
         n_steps: propagator steps per trajectory.
         save_every: keep every k-th step.
@@ -178,27 +279,31 @@ def iter_chunks(
         devices: shard the rollout's trajectory batch over these devices.
         propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
     """
+    from lss_jax.model import as_model
+
+    model = as_model(model)
     u0 = np.asarray(u0, np.float32)
     ids = np.arange(len(u0)) if trajectory_ids is None else np.asarray(trajectory_ids)
     frame_bytes = 4 * (2 * model.latent_dim + (3 * len(model.atom_indices) if decode else 0))
     chunk_steps = chunk_steps or default_chunk_steps(len(u0), n_steps, save_every, frame_bytes)
-    plan = chunk_plan(n_steps, save_every, chunk_steps)
     _, k_roll, k_dec = jax.random.split(key, 3)
     graphdef, params = nnx.split(model.propagator if propagator is None else propagator)
     mixture_fn = mdn_apply_fn(graphdef)
-    x = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
     jids = jnp.asarray(ids, jnp.int32)
-    for index in range(first_chunk, len(plan)):
-        first_step, steps = plan[index]
-        unit = rollout(k_roll, mixture_fn, params, x, n_steps=steps, save_every=save_every,
+
+    def simulate(x, steps, first_step):
+        return rollout(k_roll, mixture_fn, params, x, n_steps=steps, save_every=save_every,
                        boundary=model.config.boundary, start_step=first_step, trajectory_ids=jids,
                        precision=precision, devices=devices)
-        x = unit[:, -1]
+
+    x0 = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
+    for index, first_step, unit in iter_rollout(simulate, x0, n_steps=n_steps, save_every=save_every,
+                                                chunk_steps=chunk_steps, first_chunk=first_chunk):
         unit = np.asarray(unit)
         first_frame = first_step // save_every
         xyz = model.decode_unit(k_dec, unit, trajectory_ids=ids, first_frame=first_frame, precision=precision,
                                 progress=False) if decode else None
-        yield Chunk(index, first_frame, unit, model.from_unit(unit), xyz, np.asarray(x))
+        yield Chunk(index, first_frame, unit, model.from_unit(unit), xyz, unit[:, -1].copy())
 
 
 def _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids) -> dict:
@@ -228,9 +333,9 @@ def _valid_chunks(out: Path, manifest: dict) -> int:
 
 
 def generate_to_directory(
+    key: jax.Array,
     model,
     out,
-    key: jax.Array,
     n_trajectories: int,
     n_steps: int,
     *,
@@ -251,9 +356,9 @@ def generate_to_directory(
     Different settings in an existing directory are an error, never silently mixed.
 
     Args:
-        model: a fitted :class:`lss_jax.LSS`.
-        out: output directory (created; its parent must exist).
         key: PRNG key.
+        model: a fitted :class:`lss_jax.LSSModel` (or :class:`lss_jax.LSS`).
+        out: output directory (created; its parent must exist).
         n_trajectories: ``B`` in total (over all processes).
         n_steps: propagator steps per trajectory.
         start: see :func:`start_points`.
@@ -298,7 +403,7 @@ def generate_to_directory(
         if where.exists() and any(where.iterdir()):
             raise ValueError(f"{where} exists and is not an lss_jax generation directory; choose a new output path.")
         where.mkdir(parents=True, exist_ok=True)
-        u0 = start_points(model, key, n_trajectories, start)[ids]
+        u0 = start_points(key, model, n_trajectories, start)[ids]
         _io.save_npy(where / "start.npy", u0)
         with _io.atomic_path(where / "topology.pdb") as tmp:
             model.reference.save_pdb(str(tmp))
@@ -311,7 +416,7 @@ def generate_to_directory(
     if done < len(plan):
         manifest["complete"] = False
         carry = np.load(where / f"carry-{done - 1:06d}.npy") if done else None
-        chunks = iter_chunks(model, key, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
+        chunks = iter_chunks(key, model, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
                              trajectory_ids=ids, first_chunk=done, carry=carry, decode=not latent_only,
                              precision=precision, devices=devices)
         with progress_bar(total=len(ids) * n_frames, initial=len(ids) * (plan[done][0] // save_every),

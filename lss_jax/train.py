@@ -53,12 +53,12 @@ def _n_items(data) -> int:
 
 
 def fit(
+    key: jax.Array,
     model: nnx.Module,
     loss_fn: Callable[[nnx.Module, Any], jax.Array],
     train_data,
     val_data,
     *,
-    key: jax.Array,
     optimizer: optax.GradientTransformation | None = None,
     batch_size: int = 1024,
     max_epochs: int = 100,
@@ -76,12 +76,12 @@ def fit(
     """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
 
     Args:
+        key: PRNG key for the shuffling (and the losses' keys with ``stochastic``).
         model: NNX module (not modified; a trained copy is returned).
         loss_fn: ``(model, batch) -> scalar`` mean loss of a minibatch; ``batch`` has the structure
             of ``train_data`` with a leading dimension ``batch_size``.
         train_data: pytree of arrays sharing the first dimension ``n_train``.
         val_data: same structure, ``n_val`` samples (evaluated in eval mode).
-        key: PRNG key for the shuffling.
         optimizer: optax transformation (default ``optax.adam(1e-3)``).
         batch_size: minibatch size; the last incomplete batch of each shuffled epoch is dropped.
         max_epochs: upper bound on epochs.
@@ -96,10 +96,10 @@ def fit(
             machine as an uninterrupted one.
         run_id: settings that ``loss_fn``/``optimizer`` close over (e.g. the learning rate), mixed into
             the checkpoint's fingerprint together with the data, initial parameters, key and loop settings.
-        stochastic: ``loss_fn`` takes a third argument, a PRNG key: ``(model, batch, key) -> scalar``.
+        stochastic: ``loss_fn`` also takes a PRNG key, first: ``(key, model, batch) -> scalar``.
             Training steps get fresh keys; every validation uses the same keys, so that validation
             losses of different epochs compare like with like.
-        step_fn: a custom training step ``(graphdef, params, rest, opt_state, batch, key) -> (params, rest,
+        step_fn: a custom training step ``(key, graphdef, params, rest, opt_state, batch) -> (params, rest,
             opt_state, loss)`` instead of one ``optimizer`` step on the gradient of ``loss_fn``
             (``optimizer`` then only needs ``init(params)``; ``loss_fn`` still gives the validation loss).
         keep: ``"best"``: early stopping, the parameters of the best validation epoch are returned;
@@ -113,9 +113,8 @@ def fit(
     Example:
         >>> x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
         >>> loss_fn = lambda model, batch: jnp.mean((model(batch[0]) - batch[1]) ** 2)
-        >>> model, history = fit(nnx.Linear(1, 1, rngs=nnx.Rngs(0)), loss_fn, (x, 2 * x), (x, 2 * x),
-        ...                      key=jax.random.key(0), optimizer=optax.adam(0.1), batch_size=16, max_epochs=3,
-        ...                      progress=False)
+        >>> model, history = fit(jax.random.key(0), nnx.Linear(1, 1, rngs=nnx.Rngs(0)), loss_fn, (x, 2 * x),
+        ...                      (x, 2 * x), optimizer=optax.adam(0.1), batch_size=16, max_epochs=3, progress=False)
         >>> history.epochs_run, history.val_loss[-1] < history.val_loss[0]
         (3, True)
     """
@@ -141,7 +140,7 @@ def fit(
     n_batches = n_train // batch_size
 
     def call_loss(m, batch, k):
-        return loss_fn(m, batch, k) if stochastic else loss_fn(m, batch)
+        return loss_fn(k, m, batch) if stochastic else loss_fn(m, batch)
 
     def batch_loss(params, rest, batch, k):
         m = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables: batch stats may be updated under grad
@@ -155,7 +154,7 @@ def fit(
 
     if step_fn is not None:
         def train_step(params, rest, opt_state, batch, k):
-            return step_fn(graphdef, params, rest, opt_state, batch, k)
+            return step_fn(k, graphdef, params, rest, opt_state, batch)
     else:
         train_step = gradient_step
 

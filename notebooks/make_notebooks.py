@@ -28,7 +28,7 @@ import numpy as np
 import matplotlib.pyplot as plt
 from IPython.display import Image, display
 
-from lss_jax.data import four_well_potential
+from lss_jax.systems.four_well import four_well_potential
 from lss_jax.analysis import smoluchowski_reference
 from lss_jax.pipelines.four_well import FourWellConfig, run_four_well"""),
     ("md", "The exact reference: a detailed-balance discretization of the Smoluchowski generator."),
@@ -78,7 +78,7 @@ print(train, train.timestep, "ps per frame")"""),
     ("code", """features = featurize(train, FeatureSpec())
 z = standardizer_fit(features).transform(features)
 lags = [1, 2, 5, 10] if SMALL else [1, 2, 3, 5, 8, 10, 15, 20]
-its = srv_lag_scan([z], lags, 2, key=jax.random.key(0), max_epochs=5 if SMALL else 30, progress=False)
+its = srv_lag_scan(jax.random.key(0), [z], lags, 2, max_epochs=5 if SMALL else 30, progress=False)
 implied_timescales_vs_lag(lags, its, frame_time=train.timestep, unit="ps");"""),
     ("md", "The slowest timescale (the ψ transition, ~9 ps) levels off from a lag of about 10 ps: we use 5 frames."),
     ("code", """settings = dict(encoder_epochs=10, propagator_epochs=15, decoder_epochs=40) if SMALL else {}
@@ -160,7 +160,7 @@ model = LSS(lag=5, latent_dim=2, encoder_epochs=3, propagator_epochs=5,
 work = Path(tempfile.mkdtemp())
 n_traj, n_steps = (8, 1000) if SMALL else (100, 100_000)
 for chunk in (250, 1000):
-    summary = generate_to_directory(model, work / f"chunk{chunk}", jax.random.key(0), n_traj, n_steps,
+    summary = generate_to_directory(jax.random.key(0), model, work / f"chunk{chunk}", n_traj, n_steps,
                                     chunk_steps=chunk, devices=jax.devices(), progress=False)
     print(f"chunk_steps={chunk}: {summary.n_trajectories * summary.n_frames:,} frames in {summary.seconds:.1f} s")
 a, b = load_generated(work / "chunk250"), load_generated(work / "chunk1000")
@@ -210,7 +210,7 @@ f = lambda v: "nan" if v is None else f"{v:.2f}"
 print(f"t1 (ps): MD {f(its['md'][0])} +- {f(its['md_se'][0])} | LSS {f(its['lss'][0])} | "
       f"ensemble {f(ens['mean'])} +- {f(ens['std'])}")"""),
     ("md", "Where would the model run MD next? The seeds on the Ramachandran plane of the training data:"),
-    ("code", """sel = select_seeds(model, train, 10, key=jax.random.key(1), max_candidates=5000)
+    ("code", """sel = select_seeds(jax.random.key(1), model, train, 10, max_candidates=5000)
 pp = phi_psi(train)
 plt.figure(figsize=(5, 4.5))
 plt.hist2d(pp[:, 0], pp[:, 1], bins=60, cmap="Greys", cmin=1)
@@ -222,7 +222,7 @@ Adaptive rounds against plain continuation of the same BD budget. The full exper
 misses the issue's target; the README says why."""),
     ("code", """import tempfile
 from IPython.display import Image
-from lss_jax.pipelines.adaptive import AdaptiveConfig, run_adaptive_four_well
+from lss_jax.adaptive.four_well import AdaptiveConfig, run_adaptive_four_well
 
 cfg = AdaptiveConfig.quick(n_rounds=2) if SMALL else AdaptiveConfig()
 out = tempfile.mkdtemp()
@@ -233,8 +233,11 @@ Image(filename=f"{out}/adaptive_four_well.png")"""),
 ]
 
 
+NOTEBOOKS = {"01_four_well": FOUR_WELL, "02_alanine_dipeptide": ALA2, "03_generation_at_scale": SCALE,
+             "04_uncertainty_and_adaptive_sampling": ADAPT}
+
+
 if __name__ == "__main__":
-    for name, cells in (("01_four_well", FOUR_WELL), ("02_alanine_dipeptide", ALA2), ("03_generation_at_scale", SCALE),
-                        ("04_uncertainty_and_adaptive_sampling", ADAPT)):
+    for name, cells in NOTEBOOKS.items():
         nbf.write(notebook(cells), HERE / f"{name}.ipynb")
         print("wrote", HERE / f"{name}.ipynb")

@@ -25,7 +25,7 @@ def model(traj):
 
 
 def test_seeds_are_the_best_scored_distinct_frames(model, traj):
-    sel = select_seeds(model, traj, 5, key=jax.random.key(0), max_candidates=500, exclusion=0.1)
+    sel = select_seeds(jax.random.key(0), model, traj, 5, max_candidates=500, exclusion=0.1)
     assert len(sel.indices) == 5 and len(set(sel.indices.tolist())) == 5
     assert np.all(np.diff(sel.scores) <= 0)
     u = model.to_unit(sel.psi)
@@ -34,7 +34,7 @@ def test_seeds_are_the_best_scored_distinct_frames(model, traj):
     # the best seed is the best candidate overall (nothing excludes the first pick)
     psi = model.encode(traj)  # candidates as select_seeds takes them: a strided subsample plus the extremes
     cand = np.unique(np.concatenate([np.linspace(0, traj.n_frames - 1, 500).astype(int), psi.argmin(0), psi.argmax(0)]))
-    scores, terms = acquisition_scores(model, psi[cand], key=jax.random.key(0))
+    scores, terms = acquisition_scores(jax.random.key(0), model, psi[cand])
     assert np.isclose(sel.scores[0], scores.max())
     assert set(terms) == {"log_pi_lss", "log_rho_md", "epistemic_uncertainty"}
     np.testing.assert_allclose(model.encode(traj[int(sel.indices[0])]), sel.psi[:1], rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,46 +50,44 @@ def _die_after_saves(monkeypatch, n):
     return save
 
 
-def _leaves(model):
+def _params(model):
     from flax import nnx
 
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(nnx.state(model))]
+    return nnx.to_pure_dict(nnx.state(model))
 
 
 def test_mdn_training_resumed_after_interruption_is_bitwise_identical(tmp_path, monkeypatch):
     u = _unit_traj()
-    reference, ref_hist = fit_mdn([u], key=jax.random.key(1), **MDN_KW)
+    reference, ref_hist = fit_mdn(jax.random.key(1), [u], **MDN_KW)
     save = _die_after_saves(monkeypatch, 3)  # the process dies right after the checkpoint of epoch 2
     with pytest.raises(Killed):
-        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+        fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
     monkeypatch.setattr(Checkpointer, "save", save)
     assert json.loads((tmp_path / "mdn.json").read_text())["step"] == 2
-    resumed, hist = fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
-    for a, b in zip(_leaves(resumed), _leaves(reference)):
-        np.testing.assert_array_equal(a, b)
+    resumed, hist = fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    chex.assert_trees_all_equal(_params(resumed), _params(reference))
     assert hist.val_loss == ref_hist.val_loss and hist.best_epoch == ref_hist.best_epoch
     # a finished checkpoint returns the trained model without training again
-    again, _ = fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
-    for a, b in zip(_leaves(again), _leaves(reference)):
-        np.testing.assert_array_equal(a, b)
+    again, _ = fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    chex.assert_trees_all_equal(_params(again), _params(reference))
 
 
 def test_foreign_corrupted_or_unrequested_checkpoints_are_refused(tmp_path):
     u = _unit_traj()
-    fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+    fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
     with pytest.raises(CheckpointError, match="other settings or data"):
-        fit_mdn([u], key=jax.random.key(2), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+        fit_mdn(jax.random.key(2), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
     with pytest.raises(CheckpointError, match="other settings or data"):
-        fit_mdn([u[:-10]], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+        fit_mdn(jax.random.key(1), [u[:-10]], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
     with pytest.raises(CheckpointError, match="--resume"):
-        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn", resume=False), **MDN_KW)
+        fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn", resume=False), **MDN_KW)
     with open(tmp_path / "mdn.npz", "r+b") as f:  # flip one byte
         f.seek(100)
         byte = f.read(1)
         f.seek(100)
         f.write(bytes([byte[0] ^ 1]))
     with pytest.raises(CheckpointError, match="checksum"):
-        fit_mdn([u], key=jax.random.key(1), checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+        fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
 
 
 def test_diverging_gan_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -98,7 +97,7 @@ def test_diverging_gan_stops_with_a_message_and_keeps_the_last_good_checkpoint(t
     # from critic update 180 on (epoch 45) a learning rate that blows the critic up.
     schedule = optax.piecewise_constant_schedule(1e-3, {180: 5e4})
     with pytest.raises(FloatingPointError) as err:
-        fit_wgan((x[:460], c[:460]), (x[460:], c[460:]), key=jax.random.key(2), noise_dim=4, hidden=(32, 32), n_critic=2,
+        fit_wgan(jax.random.key(2), (x[:460], c[:460]), (x[460:], c[460:]), noise_dim=4, hidden=(32, 32), n_critic=2,
                  batch_size=64, n_iterations=400, learning_rate=schedule, progress=False,
                  checkpoint=Checkpointer(tmp_path, "decoder"))
     import re
@@ -175,14 +174,13 @@ def test_decoder_training_resumed_after_interruption_is_bitwise_identical(tmp_pa
     c = np.asarray(jax.random.uniform(jax.random.key(1), (600, 2)))
     data = dict(train_data=(x[:500], c[:500]), val_data=(x[500:], c[500:]))
     config = DecoderConfig(kind=kind, hidden=(16,), batch_size=32, epochs=6, noise_dim=4, n_critic=2)
-    reference, _, ref_hist = fit_feature_model(**data, key=jax.random.key(2), config=config, progress=False)
+    reference, _, ref_hist = fit_feature_model(jax.random.key(2), **data, config=config, progress=False)
     save = _die_after_saves(monkeypatch, 3)
     with pytest.raises(Killed):
-        fit_feature_model(**data, key=jax.random.key(2), config=config, progress=False,
+        fit_feature_model(jax.random.key(2), **data, config=config, progress=False,
                           checkpoint=Checkpointer(tmp_path, "decoder"))
     monkeypatch.setattr(Checkpointer, "save", save)
-    resumed, _, hist = fit_feature_model(**data, key=jax.random.key(2), config=config, progress=False,
+    resumed, _, hist = fit_feature_model(jax.random.key(2), **data, config=config, progress=False,
                                          checkpoint=Checkpointer(tmp_path, "decoder"))
-    for a, b in zip(_leaves(resumed), _leaves(reference)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(_params(resumed), _params(reference))
     assert hist.val_loss == ref_hist.val_loss

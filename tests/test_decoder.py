@@ -28,7 +28,7 @@ def test_linear_critic_penalty_and_losses_are_analytic(key, penalize_condition):
     per_sample = gradient_penalty(linear_critic, x_real, cond, penalize_condition=penalize_condition)
     np.testing.assert_allclose(np.asarray(per_sample), penalty, rtol=1e-5)
     loss, info = wgan_critic_loss(
-        linear_critic, key, x_real, x_fake, cond, gp_weight=10.0, penalize_condition=penalize_condition
+        key, linear_critic, x_real, x_fake, cond, gp_weight=10.0, penalize_condition=penalize_condition
     )
     wasserstein = float(jnp.mean(x_real @ W) - jnp.mean(x_fake @ W))  # c and the bias cancel
     np.testing.assert_allclose(float(info.wasserstein), wasserstein, rtol=1e-5)
@@ -44,7 +44,7 @@ def test_penalty_is_evaluated_at_interpolates_with_their_condition(key):
     critic = lambda x, c: 0.5 * jnp.sum(x * c, axis=-1) ** 2  # noqa: E731
     k1, k2, k3 = jax.random.split(jax.random.key(3), 3)
     x_real, x_fake, cond = (jax.random.normal(k, (16, 2)) for k in (k1, k2, k3))
-    _, info = wgan_critic_loss(critic, key, x_real, x_fake, cond)
+    _, info = wgan_critic_loss(key, critic, x_real, x_fake, cond)
     e = jax.random.uniform(key, (16, 1))
     x_hat = np.asarray(e * x_real + (1 - e) * x_fake)
     c = np.asarray(cond)
@@ -54,7 +54,7 @@ def test_penalty_is_evaluated_at_interpolates_with_their_condition(key):
 
 def test_shape_mismatch_raises(key):
     with pytest.raises(ValueError, match="batch"):
-        wgan_critic_loss(linear_critic, key, jnp.ones((4, 3)), jnp.ones((5, 3)), jnp.ones((4, 2)))
+        wgan_critic_loss(key, linear_critic, jnp.ones((4, 3)), jnp.ones((5, 3)), jnp.ones((4, 2)))
 
 
 def test_flow_matching_loss_is_the_regression_to_the_line_velocity(key):
@@ -62,7 +62,7 @@ def test_flow_matching_loss_is_the_regression_to_the_line_velocity(key):
     x1 = jax.random.normal(jax.random.key(1), (256, 3)) + 2.0
     cond = jnp.zeros((256, 1))
     w = jnp.array([0.5, -1.0, 2.0])
-    loss = flow_matching_loss(lambda x, t, c: jnp.broadcast_to(w, x.shape), key, x1, cond)
+    loss = flow_matching_loss(key, lambda x, t, c: jnp.broadcast_to(w, x.shape), x1, cond)
     _, k_0 = jax.random.split(key)
     x0 = jax.random.normal(k_0, x1.shape)
     np.testing.assert_allclose(float(loss), float(np.mean((np.asarray(w) - np.asarray(x1 - x0)) ** 2)), rtol=1e-5)

@@ -47,14 +47,14 @@ KINDS = {
 
 def _fit(config, x, c, seed=0):
     n_val = len(x) // 10
-    net, _, _ = fit_feature_model((x[n_val:], c[n_val:]), (x[:n_val], c[:n_val]), key=jax.random.key(seed),
+    net, _, _ = fit_feature_model(jax.random.key(seed), (x[n_val:], c[n_val:]), (x[:n_val], c[:n_val]),
                                   config=config, progress=False)
     return net
 
 
 def _samples(kind, net, c, seed):
     cond = jnp.asarray(np.repeat(c[None], N_GEN, axis=0))
-    return np.asarray(sample_features(kind, net, jax.random.key(seed), cond), np.float64)
+    return np.asarray(sample_features(jax.random.key(seed), kind, net, cond), np.float64)
 
 
 @pytest.mark.parametrize("kind", PARAMS)
@@ -150,10 +150,10 @@ def test_periodic_torsion_through_the_internal_coordinate_map(kind):
     data_torsion = md.compute_dihedrals(md.Trajectory(xyz, top), [[0, 1, 2, 3]])[:, 0]
     assert np.allclose(np.angle(np.exp(1j * (data_torsion - theta))), 0, atol=1e-3)  # the data is what we think
     config = KINDS[kind]
-    decoder, _ = fit_decoder(xyz, c, key=jax.random.key(3), topology=top, config=config, progress=False)
+    decoder, _ = fit_decoder(jax.random.key(3), xyz, c, topology=top, config=config, progress=False)
     r_true = float(i1(kappa) / i0(kappa))  # mean resultant length of a von Mises law
     for i, ci in enumerate([0.02, 0.25, 0.5, 0.98]):  # 0.02 and 0.98: the mean is within 8 degrees of +-180
-        frames = decode(decoder, jax.random.key(30 + i), np.full((N_GEN, 1), ci, np.float32))
+        frames = decode(jax.random.key(30 + i), decoder, np.full((N_GEN, 1), ci, np.float32))
         gen = md.Trajectory(frames, top)
         t = md.compute_dihedrals(gen, [[0, 1, 2, 3]])[:, 0]
         mu_true = 2 * np.pi * ci - np.pi

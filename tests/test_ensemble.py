@@ -1,5 +1,6 @@
 """MDN ensembles: one vmapped run equals separate trainings; epistemic uncertainty against quadrature."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,20 +32,20 @@ def _ar1_unit(n=4000, seed=0):
 def test_vmapped_ensemble_training_equals_training_each_member_alone():
     u = _ar1_unit()
     x, y = u[:-1], u[1:]
-    weights = bootstrap_weights([len(x)], 3, key=jax.random.key(1), n_blocks=20)
+    weights = bootstrap_weights(jax.random.key(1), [len(x)], 3, n_blocks=20)
     ens = MDNEnsemble(3, 1, 3, (16,), rngs=nnx.Rngs(0))
-    kw = dict(key=jax.random.key(2), batch_size=256, max_epochs=3, patience=3, progress=False)
+    kw = dict(batch_size=256, max_epochs=3, patience=3, progress=False)
     val = (x[:500], y[:500], np.ones((500, 3), np.float32))
-    trained, _ = fit(ens, _ensemble_loss, (x, y, weights), val, **kw)
+    trained, _ = fit(jax.random.key(2), ens, _ensemble_loss, (x, y, weights), val, **kw)
     for k in range(3):
         alone = MDNEnsemble(1, 1, 3, (16,), rngs=nnx.Rngs(0))  # same shapes, then member k's initial weights
         g, p = nnx.split(alone.members)
         init_k = jax.tree_util.tree_map(lambda a: a[k : k + 1], nnx.split(ens.members)[1])
         alone.members = nnx.merge(g, init_k)
-        solo, _ = fit(alone, _ensemble_loss, (x, y, weights[:, k : k + 1]), (*val[:2], val[2][:, :1]), **kw)
-        for a, b in zip(jax.tree_util.tree_leaves(nnx.state(member(trained, k))),
-                        jax.tree_util.tree_leaves(nnx.state(member(solo, 0)))):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
+        solo, _ = fit(jax.random.key(2), alone, _ensemble_loss, (x, y, weights[:, k : k + 1]), (*val[:2], val[2][:, :1]),
+                      **kw)
+        chex.assert_trees_all_close(nnx.to_pure_dict(nnx.state(member(trained, k))),
+                                    nnx.to_pure_dict(nnx.state(member(solo, 0))), rtol=2e-4, atol=2e-5)
 
 
 def test_epistemic_uncertainty_matches_quadrature_of_the_members_densities():
@@ -64,7 +65,7 @@ def test_epistemic_uncertainty_matches_quadrature_of_the_members_densities():
         exact = np.mean([np.trapezoid(np.where(ok, d * np.log(np.where(d > 0, d, 1) / np.where(ok, mean, 1)), 0), grid)
                          for d in dens])
         n = 20000
-        est = epistemic_uncertainty(ens, xs[i : i + 1], key=jax.random.key(i), n_samples=n)[0]
+        est = epistemic_uncertainty(jax.random.key(i), ens, xs[i : i + 1], n_samples=n)[0]
         # Monte Carlo standard error: the log-ratio's spread is below log K, so SE <= log(3)/sqrt(3 n)
         assert abs(est - exact) < 4 * np.log(3) / np.sqrt(3 * n) + 1e-4, (est, exact)
 
@@ -73,20 +74,20 @@ def test_identical_members_have_zero_uncertainty_and_sparse_regions_have_more():
     ens = MDNEnsemble(2, 1, 2, (8,), rngs=nnx.Rngs(0))
     g, p = nnx.split(ens.members)
     ens.members = nnx.merge(g, jax.tree_util.tree_map(lambda a: jnp.stack([a[0], a[0]]), p))
-    assert np.all(epistemic_uncertainty(ens, jnp.linspace(0, 1, 7)[:, None], key=jax.random.key(0)) < 1e-5)
+    assert np.all(epistemic_uncertainty(jax.random.key(0), ens, jnp.linspace(0, 1, 7)[:, None]) < 1e-5)
     # data crowded at the low end of the box: the ensemble disagrees more where it saw little data
     u = (_ar1_unit(6000, seed=1) ** 3).astype(np.float32)  # cubing crowds the data at the low end
-    trained, _ = fit_mdn_ensemble([u], 1, key=jax.random.key(0), n_members=5, n_components=4, hidden=(32, 32),
+    trained, _ = fit_mdn_ensemble(jax.random.key(0), [u], 1, n_members=5, n_components=4, hidden=(32, 32),
                                   batch_size=256, max_epochs=15, progress=False)
     dense = float(np.median(u))
-    unc = epistemic_uncertainty(trained, jnp.array([[dense], [0.97]]), key=jax.random.key(1))
+    unc = epistemic_uncertainty(jax.random.key(1), trained, jnp.array([[dense], [0.97]]))
     rho = data_density(u, np.array([[dense], [0.97]]))
     assert rho[0] > 20 * rho[1]
     assert unc[1] > 3 * unc[0], unc
 
 
 def test_bootstrap_blocks_stay_inside_trajectories():
-    w = bootstrap_weights([30, 20], 200, key=jax.random.key(0), n_blocks=10)
+    w = bootstrap_weights(jax.random.key(0), [30, 20], 200, n_blocks=10)
     assert w.shape == (50, 200)
     # blocks of 5 pairs: weights are constant within a block and change only at block edges
     for start in range(0, 50, 5):
@@ -94,7 +95,7 @@ def test_bootstrap_blocks_stay_inside_trajectories():
     np.testing.assert_allclose(w.sum(0), 50)  # 10 blocks of 5 drawn with replacement
     np.testing.assert_allclose(w.mean(), 1.0, atol=0.02)
     with pytest.raises(ValueError):
-        bootstrap_weights([0], 2, key=jax.random.key(0))
+        bootstrap_weights(jax.random.key(0), [0], 2)
 
 
 def test_member_is_a_plain_mdn_usable_by_rollout():
@@ -116,12 +117,12 @@ def test_lss_with_ensemble_round_trips_and_reports_spread(tmp_path, capsys):
     model = LSS(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=3, decoder_iterations=20, seed=3,
                 ensemble_size=3).fit(train, progress=False)
     psi = model.encode(train[:50])
-    unc = model.uncertainty(psi)
+    unc = model.uncertainty(jax.random.key(0), psi)
     assert unc.shape == (50,) and np.all((unc >= 0) & (unc <= np.log(3) + 1e-6))
     assert model.data_density(psi).shape == (50,)
     path = model.save(tmp_path / "model")
     loaded = LSS.load(path)
-    np.testing.assert_array_equal(loaded.uncertainty(psi), unc)
+    np.testing.assert_array_equal(loaded.uncertainty(jax.random.key(0), psi), unc)
     members = loaded.ensemble_members()
     assert len(members) == 3
     a = loaded.generate(jax.random.key(0), 2, 5, latent_only=True, propagator=members[1])

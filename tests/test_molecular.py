@@ -90,7 +90,7 @@ def test_srv_recovers_a_hidden_slow_process():
     for t in range(1, n):
         z[t] = a * z[t - 1] + noise[t]
     feats = (z @ rng.normal(size=(5, 5))).astype(np.float32)
-    _, proj, _ = fit_srv([feats], 1, 2, key=jax.random.key(0), batch_size=1000, max_epochs=20, progress=False)
+    _, proj, _ = fit_srv(jax.random.key(0), [feats], 1, 2, batch_size=1000, max_epochs=20, progress=False)
     # Exact transfer-operator eigenvalues of this process: a^k for Hermite polynomials of z_1, so
     # 0.95, 0.95^2 = 0.9025, ... The SRV eigenvalues are variational lower bounds (up to sampling
     # error, standard error sqrt((1 - a^2)/n) = 0.002) and the first must come close.
@@ -227,7 +227,7 @@ def test_lag_scan_timescales_are_lag_independent_for_a_markov_process(tmp_path):
     for t in range(1, n):
         z[t] = a * z[t - 1] + noise[t]
     feats = (z @ rng.normal(size=(3, 3))).astype(np.float32)
-    ts = srv_lag_scan([feats], [1, 3, 6], 1, key=jax.random.key(1), batch_size=1000, max_epochs=20, progress=False)
+    ts = srv_lag_scan(jax.random.key(1), [feats], [1, 3, 6], 1, batch_size=1000, max_epochs=20, progress=False)
     exact = -1 / np.log(0.95)
     # variational: estimates approach the exact timescale from below (5 % allowed for sampling noise);
     # 20 % covers the finite network training

@@ -34,7 +34,7 @@ def model_dir(model, tmp_path_factory):
 
 def _run(model, out, chunk_steps, **kw):
     kw = dict(dict(n_trajectories=5, n_steps=24, save_every=2), **kw)
-    generate_to_directory(model, out, jax.random.key(7), chunk_steps=chunk_steps, progress=False, **kw)
+    generate_to_directory(jax.random.key(7), model, out, chunk_steps=chunk_steps, progress=False, **kw)
     return load_generated(out)
 
 
@@ -67,7 +67,7 @@ def test_processes_and_devices_split_the_same_trajectories(model, tmp_path):
     full = _run(model, tmp_path / "one", 6)
     parts = tmp_path / "multi"
     for p in range(3):
-        generate_to_directory(model, parts, jax.random.key(7), 5, 24, save_every=2, chunk_steps=6, progress=False,
+        generate_to_directory(jax.random.key(7), model, parts, 5, 24, save_every=2, chunk_steps=6, progress=False,
                               process_index=p, process_count=3)
     joined = load_generated(parts)
     np.testing.assert_array_equal(joined.latent, full.latent)
@@ -141,7 +141,7 @@ assert len(jax.devices()) == 4, jax.devices()
 model = LSS.load({str(model_dir)!r})
 runs = []
 for name, devices in (("one", jax.devices()[:1]), ("four", jax.devices())):
-    generate_to_directory(model, {str(tmp_path)!r} + "/" + name, jax.random.key(3), 7, 30, chunk_steps=10,
+    generate_to_directory(jax.random.key(3), model, {str(tmp_path)!r} + "/" + name, 7, 30, chunk_steps=10,
                           devices=devices, progress=False)
     runs.append(load_generated({str(tmp_path)!r} + "/" + name))
 np.testing.assert_array_equal(runs[0].latent, runs[1].latent)

@@ -18,7 +18,7 @@ from lss_jax.analysis.structure import (
     radius_of_gyration,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "lss_jax" / "datasets" / "data"
+DATA = Path(__file__).resolve().parents[1] / "lss_jax" / "systems" / "data"
 PDB = DATA / "alanine-dipeptide.pdb"
 XTC = DATA / "ala2-seed1-50ns-2ps.xtc"
 

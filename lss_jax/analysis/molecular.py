@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from lss_jax.analysis import structure
@@ -128,18 +129,16 @@ def _rmsf(traj, reference) -> np.ndarray:
     return np.sqrt(np.mean(np.sum((aligned.xyz - aligned.xyz.mean(0)) ** 2, axis=-1), axis=0)).astype(np.float64)
 
 
-def decoder_round_trip(model, md_trajs, *, key=None, seed: int = 0):
+def decoder_round_trip(key, model, md_trajs):
     """decode(encode(MD)): the MD frames' own latent points through the decoder, as an ``mdtraj.Trajectory``
     of the decoded atoms (one decoded frame per MD frame, in order).
 
     Its difference from the MD frames is the decoder's error alone: the latent points are exactly those
     of the MD, so the propagator plays no part.
     """
-    import jax
     import mdtraj as md
 
     md_trajs = [md_trajs] if isinstance(md_trajs, md.Trajectory) else list(md_trajs)
-    key = jax.random.key(seed) if key is None else key
     psi = model.encode(md_trajs)
     frames = [model.decode(jax.random.fold_in(key, i), p) for i, p in enumerate(psi)]
     return md.Trajectory(np.concatenate(frames), model.decoded_topology)
@@ -312,7 +311,7 @@ def validate(
                        "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist()}
 
     # ---- the decoder alone: decode(encode(MD)) against MD, beside the full LSS
-    round_trip = decoder_round_trip(model, md_trajs, seed=seed)
+    round_trip = decoder_round_trip(jax.random.key(seed), model, md_trajs)
     metrics["decoder"] = {
         "round_trip": compare_structures(md_all, round_trip, kT=kT, seed=seed, floor=train_all if train_trajs is not None else None),
         "lss": compare_structures(md_all, lss_traj, kT=kT, seed=seed),
@@ -322,7 +321,6 @@ def validate(
     # ---- ensemble spread: the same analysis for every propagator of the ensemble (same start points and length)
     members = model.ensemble_members() if hasattr(model, "ensemble_members") else []
     if members:
-        import jax
 
         per = {"t1_ps": [], "free_energy_phi_psi_rmse_kT": [], "free_energy_psi1_rmse_kT": [], "populations": []}
         for k, prop in enumerate(members):

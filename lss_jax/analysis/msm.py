@@ -24,6 +24,7 @@ __all__ = [
     "propagator_transition_matrix",
     "stationary_distribution",
     "rebin",
+    "penalized_free_energy_rmse",
 ]
 
 
@@ -249,3 +250,39 @@ def rebin(edges_from, p_from, edges_to) -> np.ndarray:
     """
     cdf = np.concatenate([[0.0], np.cumsum(np.asarray(p_from, np.float64))])
     return np.diff(np.interp(np.asarray(edges_to, np.float64), np.asarray(edges_from, np.float64), cdf))
+
+
+def penalized_free_energy_rmse(samples, edges, f_exact, mask, *, floor_fraction: float = 1e-3, kT: float = 1.0) -> float:
+    """Free-energy RMSE (kT) of ``samples`` against ``f_exact`` over ``mask``, with missing bins penalized.
+
+    Bin probabilities below ``floor_fraction`` times the largest one (empty bins included) are raised to
+    that floor before ``F = -kT ln p``; then :func:`lss_jax.analysis.msm.free_energy_rmse` (best additive
+    shift) over ``mask``. A region the samples never reach thus costs about ``kT ln(1 / floor_fraction)``
+    per bin instead of being skipped.
+
+    Args:
+        samples: positions, any shape.
+        edges: ``[n_bins + 1]`` bin edges.
+        f_exact: ``[n_bins]`` reference free energy.
+        mask: ``[n_bins]`` bins to compare.
+
+    Example:
+        >>> edges = np.linspace(0, 4, 5)
+        >>> f_exact = np.zeros(4)   # flat
+        >>> penalized_free_energy_rmse(np.array([0.5, 1.5, 2.5, 3.5]), edges, f_exact, np.ones(4, bool))
+        0.0
+        >>> round(penalized_free_energy_rmse(np.array([0.5, 1.5]), edges, f_exact, np.ones(4, bool)), 3)
+        3.454
+    """
+    _, p = histogram_free_energy(samples, edges, kT=kT)
+    if p.max() <= 0:
+        raise ValueError("no sample falls inside the edges.")
+    return _penalized_rmse(p, f_exact, mask, floor_fraction, kT)
+
+
+def _floored_free_energy(p, floor_fraction, kT):
+    return -kT * np.log(np.maximum(p, floor_fraction * p.max()))
+
+
+def _penalized_rmse(p, f_exact, mask, floor_fraction, kT):
+    return free_energy_rmse(_floored_free_energy(p, floor_fraction, kT), f_exact, mask)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -301,7 +302,7 @@ def uncertainty_map(model, *, path=None, n_grid: int = 40, seed: int = 0):
     lo, hi = train.min(0), train.max(0)
     if m == 1:
         grid = np.linspace(lo[0], hi[0], 4 * n_grid)[:, None]
-        unc, dens = model.uncertainty(grid, key=jax.random.key(seed)), model.data_density(grid)
+        unc, dens = model.uncertainty(jax.random.key(seed), grid), model.data_density(grid)
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(grid[:, 0], unc, label="epistemic uncertainty (nats)")
         ax2 = ax.twinx()
@@ -312,7 +313,7 @@ def uncertainty_map(model, *, path=None, n_grid: int = 40, seed: int = 0):
         g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], n_grid), np.linspace(lo[1], hi[1], n_grid), indexing="ij")
         pts = np.repeat(np.median(train, 0)[None], n_grid * n_grid, axis=0)
         pts[:, 0], pts[:, 1] = g1.ravel(), g2.ravel()
-        unc = model.uncertainty(pts, key=jax.random.key(seed)).reshape(n_grid, n_grid)
+        unc = model.uncertainty(jax.random.key(seed), pts).reshape(n_grid, n_grid)
         dens = model.data_density(pts).reshape(n_grid, n_grid)
         shown = train[rng.choice(len(train), min(len(train), 2000), replace=False)]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -327,3 +328,61 @@ def uncertainty_map(model, *, path=None, n_grid: int = 40, seed: int = 0):
         save_figure(fig, path, dpi=120)
         plt.close(fig)
     return fig
+
+
+def adaptive_four_well_figure(path, runs: Sequence[dict], *, profiles_run: int = 0) -> Path:
+    """RMSE vs MD steps for every arm (mean and min-max over ``runs``) and per-round free-energy profiles.
+
+    ``runs`` are metrics from :func:`lss_jax.adaptive.four_well.run_adaptive_four_well` with the same configuration except the seed
+    (extra arms are drawn too); the profiles of the adaptive arm
+    are those of ``runs[profiles_run]``.
+    """
+    path = Path(path)
+    target = runs[0]["target_rmse_kT"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    labels = {"plain": "plain continuation", "adaptive": "adaptive sampling", "random_seeds": "random seeds (ablation)",
+              "beta_1": "β = 1 (ablation)"}
+    colors = iter(["tab:green", "tab:red", "tab:purple", "tab:brown"])
+    names = runs[0].get("arms", ["adaptive", "plain", "random_seeds"])
+    for name in ["plain"] + [n for n in names if n != "plain"]:
+        if name not in runs[0]:
+            continue
+        color = {"plain": "tab:blue", "adaptive": "tab:orange"}.get(name) or next(colors)
+        steps = np.asarray(runs[0][name]["md_steps"])
+        rmse = np.array([r[name]["rmse"] for r in runs])
+        label = labels.get(name, name.replace("_", " "))
+        ax1.plot(steps, rmse.mean(0), "o-", color=color, ms=3, label=f"{label} (mean of {len(runs)})")
+        if len(runs) > 1:
+            ax1.fill_between(steps, rmse.min(0), rmse.max(0), color=color, alpha=0.2, lw=0)
+    ax1.axhline(target, color="gray", ls=":", lw=1)
+    ax1.set(xscale="log", yscale="log", xlabel="BD steps (initial run included)", ylabel="free-energy RMSE / kT",
+            title="LSS free energy vs MD budget")
+    ax1.legend(frameon=False, fontsize=8)
+
+    run = runs[profiles_run]
+    ref = run["reference"]
+    centers, f_exact = np.asarray(ref["bin_centers"]), np.asarray(ref["f_exact"])
+    mask = np.asarray(ref["populated"])
+    f_exact = f_exact - f_exact[mask].min()
+    evals = run["adaptive"]["evaluations"]
+    cmap = plt.get_cmap("viridis")
+
+    def aligned(f):  # shift on the bins the LSS really sampled; floored bins stay as a plateau at the top
+        f = np.asarray(f)
+        sampled = mask & (f < f.max() - 1e-9)
+        return f - np.mean(f[sampled] - f_exact[sampled]) if sampled.any() else f
+
+    for i, ev in enumerate(evals):
+        ax2.plot(centers[mask], aligned(ev["f_lss"])[mask], color=cmap(i / max(1, len(evals) - 1)), lw=1,
+                 label=f"round {i}: {run['adaptive']['md_steps'][i]:,} steps" if i in (0, len(evals) - 1) else None)
+    last_plain = run["plain"]["evaluations"][len(evals) - 1]
+    ax2.plot(centers[mask], aligned(last_plain["f_lss"])[mask], color="tab:blue", ls="--", lw=1,
+             label=f"plain, {run['plain']['md_steps'][len(evals) - 1]:,} steps")
+    ax2.plot(centers[mask], f_exact[mask], color="black", lw=2, label="exact")
+    ax2.set(xlabel="x", ylabel="F(x) / kT (unvisited bins at the floor)", ylim=(-0.5, 9),
+            title=f"Adaptive arm per round (seed {run['settings']['config']['seed']})")
+    ax2.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=130)
+    plt.close(fig)
+    return path

@@ -1,5 +1,7 @@
-"""Data: toy potentials and their Brownian dynamics (featurization of MD data comes with the molecular pipeline)."""
+"""MD data handling: featurization with mdtraj (:mod:`~lss_jax.data.featurize`) and lagged pairs and
+trajectory splits (:mod:`~lss_jax.data.pairs`)."""
 
-from lss_jax.data.four_well import brownian_dynamics, four_well_force, four_well_potential
+from lss_jax.data.featurize import FeatureSpec, feature_names, featurize, load_trajectories
+from lss_jax.data.pairs import lagged_pairs, split_trajectories
 
-__all__ = ["brownian_dynamics", "four_well_force", "four_well_potential"]
+__all__ = ["FeatureSpec", "featurize", "feature_names", "lagged_pairs", "load_trajectories", "split_trajectories"]

@@ -22,13 +22,12 @@ Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/decoders.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
+from flax import nnx, struct
 
 from lss_jax.decoder.coordinates import (
     COORDINATES,
@@ -166,8 +165,10 @@ class DecoderConfig:
         return dataclasses.replace(self, **values)
 
 
-class Decoder(NamedTuple):
-    """A fitted decoder: what generation needs to turn unit-box latent points into frames.
+@struct.dataclass
+class Decoder:
+    """A fitted decoder: what generation needs to turn unit-box latent points into frames (a pytree;
+    ``kind`` and ``flow_steps`` are static).
 
     Attributes:
         kind: ``"flow"`` or ``"wgan"``.
@@ -177,10 +178,10 @@ class Decoder(NamedTuple):
         critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` for flows).
     """
 
-    kind: str
+    kind: str = struct.field(pytree_node=False)
     network: nnx.Module
     coordinates: CoordinateMap
-    flow_steps: int = 10
+    flow_steps: int = struct.field(pytree_node=False, default=10)
     critic: nnx.Module | None = None
 
     @property
@@ -200,13 +201,13 @@ def _n_epochs(config: DecoderConfig, steps_per_epoch: int) -> int:
     return config.epochs
 
 
-def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderConfig = DecoderConfig(),
+def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderConfig = DecoderConfig(),
                       progress: bool = True, checkpoint=None):
     """Train the generative model of ``config.kind`` on feature/condition pairs ``(x [n, D], c [n, m])``.
 
     Args:
-        train_data, val_data: ``(x, c)`` float32 arrays (``val_data`` for early stopping and the record).
         key: PRNG key.
+        train_data, val_data: ``(x, c)`` float32 arrays (``val_data`` for early stopping and the record).
         config: decoder settings.
         progress: show a progress bar.
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
@@ -217,9 +218,9 @@ def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderCo
     Example:
         >>> x = jax.random.normal(jax.random.key(0), (300, 2))
         >>> c = jax.random.uniform(jax.random.key(1), (300, 1))
-        >>> net, _, history = fit_feature_model((x[:250], c[:250]), (x[250:], c[250:]), key=jax.random.key(2),
+        >>> net, _, history = fit_feature_model(jax.random.key(2), (x[:250], c[:250]), (x[250:], c[250:]),
         ...                                     config=DecoderConfig(hidden=(16,), iterations=10), progress=False)
-        >>> sample_features("flow", net, jax.random.key(3), jnp.zeros((4, 1))).shape
+        >>> sample_features(jax.random.key(3), "flow", net, jnp.zeros((4, 1))).shape
         (4, 2)
     """
     from lss_jax.train import fit
@@ -231,7 +232,7 @@ def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderCo
     m = train_data[1].shape[1]
     if cfg.kind == "wgan":
         gan, history = fit_wgan(
-            train_data, val_data, key=key, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
+            key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
             condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size,
             n_iterations=cfg.iterations, n_epochs=cfg.epochs if cfg.iterations is None else None,
             learning_rate=cfg.learning_rate, lr_decay=cfg.lr_decay, progress=progress, checkpoint=checkpoint,
@@ -245,15 +246,14 @@ def fit_feature_model(train_data, val_data, *, key: jax.Array, config: DecoderCo
     schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
                 else cfg.learning_rate)
 
-    def loss_fn(model, batch, k):
+    def loss_fn(k, model, batch):
         x, c = batch
-        return flow_matching_loss(model, k, x, c)
+        return flow_matching_loss(k, model, x, c)
 
     field, history = fit(
-        field, loss_fn, train_data, val_data, key=k_fit, optimizer=optax.adam(schedule), batch_size=batch_size,
+        k_fit, field, loss_fn, train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size,
         max_epochs=epochs, patience=cfg.patience, progress=progress, desc="flow-matching decoder",
-        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}",
-    )
+        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}")
     return field, None, history
 
 
@@ -264,10 +264,10 @@ def _split_frames(arrays: list[np.ndarray], val_fraction: float):
 
 
 def fit_decoder(
+    key: jax.Array,
     xyz,
     cond,
     *,
-    key: jax.Array,
     topology=None,
     reference=None,
     config: DecoderConfig = DecoderConfig(),
@@ -278,9 +278,9 @@ def fit_decoder(
     """Fit a decoder ``p(x | c)`` on frames and their unit-box latent points.
 
     Args:
+        key: PRNG key.
         xyz: one ``[n_frames, n_atoms, 3]`` array (nm) or a list of trajectories.
         cond: the matching ``[n_frames, m]`` latent points (or a list).
-        key: PRNG key.
         topology: ``mdtraj.Topology`` of the atoms (needed for ``coordinates="internal"``: its bonds).
         reference: ``[n_atoms, 3]`` structure to superpose on (default: the first frame).
         config: decoder settings.
@@ -296,9 +296,9 @@ def fit_decoder(
         >>> heavy = load_alanine_dipeptide("train", stride=50)
         >>> heavy = heavy.atom_slice(heavy.topology.select("not element H"))
         >>> cond = np.random.default_rng(0).uniform(size=(heavy.n_frames, 1)).astype(np.float32)
-        >>> decoder, history = fit_decoder(heavy.xyz, cond, key=jax.random.key(0), topology=heavy.topology,
+        >>> decoder, history = fit_decoder(jax.random.key(0), heavy.xyz, cond, topology=heavy.topology,
         ...                                config=DecoderConfig(hidden=(32,), iterations=20), progress=False)
-        >>> decode(decoder, jax.random.key(1), cond[:3]).shape
+        >>> decode(jax.random.key(1), decoder, cond[:3]).shape
         (3, 10, 3)
     """
     xyz_list = [np.asarray(xyz)] if not isinstance(xyz, (list, tuple)) else [np.asarray(x) for x in xyz]
@@ -319,7 +319,7 @@ def fit_decoder(
     cmap = fit_coordinate_map(config.coordinates, train_x, reference, topology)
     train = (xyz_to_features(cmap, train_x), np.concatenate(train_c).astype(np.float32))
     val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
-    network, critic, history = fit_feature_model(train, val, key=key, config=config, progress=progress,
+    network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                  checkpoint=checkpoint)
     return Decoder(config.kind, network, cmap, config.flow_steps, critic), history
 
@@ -346,12 +346,12 @@ def _features_from_noise(kind: str, network, z, cond, flow_steps: int):
     return network(z, cond)
 
 
-def sample_features(kind: str, network, key: jax.Array, cond, *, flow_steps: int = 10) -> jax.Array:
+def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int = 10) -> jax.Array:
     """Standardized features ``[B, D]`` for conditions ``cond [B, m]``, one noise draw from ``key`` for the batch.
 
     Example:
         >>> gen = ConditionalGenerator(3, 1, noise_dim=2, hidden=(8,), rngs=nnx.Rngs(0))
-        >>> sample_features("wgan", gen, jax.random.key(0), jnp.zeros((5, 1))).shape
+        >>> sample_features(jax.random.key(0), "wgan", gen, jnp.zeros((5, 1))).shape
         (5, 3)
     """
     cond = jnp.asarray(cond, jnp.float32)
@@ -393,14 +393,14 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
     return _DECODE_CACHE[cache_key], params
 
 
-def decode(decoder: Decoder, key: jax.Array, cond, *, precision: str = "float32") -> np.ndarray:
+def decode(key: jax.Array, decoder: Decoder, cond, *, precision: str = "float32") -> np.ndarray:
     """Frames ``[N, n_atoms, 3]`` (nm) for unit-box latent points ``cond [N, m]`` (row ``i`` is trajectory ``i``,
     frame 0 of the addressed noise; :meth:`lss_jax.LSS.decode_unit` decodes trajectories in chunks).
 
     Example:
         >>> cmap = fit_cartesian_map(np.zeros((2, 2, 3)) + np.arange(2)[:, None, None], np.zeros((2, 3)))
         >>> gen = ConditionalGenerator(6, 1, noise_dim=2, hidden=(4,), rngs=nnx.Rngs(0))
-        >>> decode(Decoder("wgan", gen, cmap), jax.random.key(0), np.zeros((3, 1))).shape
+        >>> decode(jax.random.key(0), Decoder("wgan", gen, cmap), np.zeros((3, 1))).shape
         (3, 2, 3)
     """
     cond = jnp.asarray(cond, jnp.float32)

@@ -65,21 +65,21 @@ class VelocityField(nnx.Module):
         return self.layers[-1](h)
 
 
-def flow_matching_loss(velocity_fn: VelocityFn, key: jax.Array, x1: jax.Array, cond: jax.Array) -> jax.Array:
+def flow_matching_loss(key: jax.Array, velocity_fn: VelocityFn, x1: jax.Array, cond: jax.Array) -> jax.Array:
     """Conditional flow-matching loss ``E_{t, x_0} |v(x_t, t, c) - (x_1 - x_0)|^2 / D`` of a batch (scalar).
 
     ``t ~ U(0, 1)`` and ``x_0 ~ N(0, I)`` are drawn per sample from ``key``.
 
     Args:
-        velocity_fn: batched ``(x [B, D], t [B], c [B, m]) -> [B, D]``.
         key: PRNG key.
+        velocity_fn: batched ``(x [B, D], t [B], c [B, m]) -> [B, D]``.
         x1: ``[B, D]`` data.
         cond: ``[B, m]`` their conditions.
 
     Example:
         >>> x1 = jnp.ones((8, 2))
         >>> exact = lambda x, t, c: (x1[: len(x)] - x) / (1 - t[:, None])   # the true field for a point mass
-        >>> float(flow_matching_loss(exact, jax.random.key(0), x1, jnp.zeros((8, 1)))) < 1e-10
+        >>> float(flow_matching_loss(jax.random.key(0), exact, x1, jnp.zeros((8, 1)))) < 1e-10
         True
     """
     k_t, k_0 = jax.random.split(key)
@@ -117,12 +117,12 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
     return x
 
 
-def sample_flow(velocity_fn: VelocityFn, key: jax.Array, cond: jax.Array, dim: int, *, n_steps: int) -> jax.Array:
+def sample_flow(key: jax.Array, velocity_fn: VelocityFn, cond: jax.Array, dim: int, *, n_steps: int) -> jax.Array:
     """``[B, dim]`` samples of ``p(x | c)`` for the conditions ``cond [B, m]``.
 
     Example:
         >>> v = lambda x, t, c: jnp.zeros_like(x)                       # the identity flow: samples = prior
-        >>> sample_flow(v, jax.random.key(0), jnp.zeros((5, 1)), 3, n_steps=4).shape
+        >>> sample_flow(jax.random.key(0), v, jnp.zeros((5, 1)), 3, n_steps=4).shape
         (5, 3)
     """
     x0 = jax.random.normal(key, (cond.shape[0], dim))

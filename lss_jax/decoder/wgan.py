@@ -85,8 +85,8 @@ def gradient_penalty(
 
 
 def wgan_critic_loss(
-    critic_fn: CriticFn,
     key: jax.Array,
+    critic_fn: CriticFn,
     x_real: jax.Array,
     x_fake: jax.Array,
     cond: jax.Array,
@@ -97,8 +97,8 @@ def wgan_critic_loss(
     """Critic loss ``E[D(fake, c)] - E[D(real, c)] + gp_weight * E[(||grad D(x_hat, c)|| - 1)^2]``.
 
     Args:
-        critic_fn: batched critic ``(x [B, d], c [B, m]) -> [B]``.
         key: PRNG key for the interpolation weights ``e ~ U(0, 1)``, one per sample.
+        critic_fn: batched critic ``(x [B, d], c [B, m]) -> [B]``.
         x_real: ``[B, d]`` data samples.
         x_fake: ``[B, d]`` generator samples for the same conditions (stop their gradient if the
             generator is not being trained in this step).
@@ -111,7 +111,7 @@ def wgan_critic_loss(
 
     Example:
         >>> critic = lambda x, c: 0.6 * x[:, 0] + 0.8 * x[:, 1]   # 1-Lipschitz: no penalty
-        >>> loss, info = wgan_critic_loss(critic, jax.random.key(0), jnp.ones((4, 2)), jnp.zeros((4, 2)),
+        >>> loss, info = wgan_critic_loss(jax.random.key(0), critic, jnp.ones((4, 2)), jnp.zeros((4, 2)),
         ...                               jnp.zeros((4, 1)))
         >>> round(float(info.wasserstein), 4), round(float(loss), 4)
         (1.4, -1.4)
@@ -253,7 +253,7 @@ def wgan_train_step(optimizer: _PairOptimizer, *, n_critic: int, gp_weight: floa
     the last critic loss, ``-W + gp_weight * penalty``.
     """
 
-    def step(graphdef, params, rest, opt_state, batch, key):
+    def step(key, graphdef, params, rest, opt_state, batch):
         gan = nnx.merge(graphdef, params, rest)
         g_def, g_params = nnx.split(gan.generator)
         c_def, c_params = nnx.split(gan.critic)
@@ -273,7 +273,7 @@ def wgan_train_step(optimizer: _PairOptimizer, *, n_critic: int, gp_weight: floa
             x_fake = jax.lax.stop_gradient(nnx.merge(g_def, g_params)(z, cond))
 
             def loss(p):
-                return wgan_critic_loss(nnx.merge(c_def, p), k_gp, x_real, x_fake, cond, gp_weight=gp_weight)
+                return wgan_critic_loss(k_gp, nnx.merge(c_def, p), x_real, x_fake, cond, gp_weight=gp_weight)
 
             (value, _), grads = jax.value_and_grad(loss, has_aux=True)(c_params)
             updates, c_state = optimizer.critic.update(grads, c_state, c_params)
@@ -297,7 +297,7 @@ def wgan_train_step(optimizer: _PairOptimizer, *, n_critic: int, gp_weight: floa
     return step
 
 
-def _validation_distance(gan: WGAN, batch, key):
+def _validation_distance(key, gan: WGAN, batch):
     """Minus the critic's Wasserstein estimate between held-out frames and generated ones for the same conditions."""
     x, c = batch
     z = jax.random.normal(key, (x.shape[0], gan.generator.noise_dim), x.dtype)
@@ -305,10 +305,10 @@ def _validation_distance(gan: WGAN, batch, key):
 
 
 def fit_wgan(
+    key: jax.Array,
     train_data,
     val_data,
     *,
-    key: jax.Array,
     noise_dim: int = 50,
     hidden: Sequence[int] = (200, 200, 200),
     critic_hidden: Sequence[int] | None = None,
@@ -334,8 +334,8 @@ def fit_wgan(
     frames, is recorded but does not rank generators: each epoch has another critic).
 
     Args:
-        train_data, val_data: ``(x, c)`` float32 arrays.
         key: PRNG key.
+        train_data, val_data: ``(x, c)`` float32 arrays.
         lr_decay: decay both learning rates linearly to zero over the run (Gulrajani et al.'s schedule; the
             LSS paper, and this default, keep them constant, which did better on alanine dipeptide).
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`, saved per epoch (see :func:`lss_jax.train.fit`).
@@ -351,7 +351,7 @@ def fit_wgan(
     Example:
         >>> x = jax.random.normal(jax.random.key(0), (256, 6))
         >>> c = jax.random.uniform(jax.random.key(1), (256, 1))
-        >>> gan, history = fit_wgan((x[:200], c[:200]), (x[200:], c[200:]), key=jax.random.key(2), noise_dim=4,
+        >>> gan, history = fit_wgan(jax.random.key(2), (x[:200], c[:200]), (x[200:], c[200:]), noise_dim=4,
         ...                         hidden=(16,), n_critic=1, batch_size=32, n_iterations=6, progress=False)
         >>> history.epochs_run, gan.generator(jnp.zeros((3, 4)), jnp.zeros((3, 1))).shape
         (2, (3, 6))
@@ -379,7 +379,7 @@ def fit_wgan(
 
     optimizer = _PairOptimizer(adam(1), adam(n_critic))
     return fit(
-        gan, _validation_distance, train_data, val_data, key=k_fit, optimizer=optimizer,
+        k_fit, gan, _validation_distance, train_data, val_data, optimizer=optimizer,
         batch_size=(n_critic + 1) * batch_size, max_epochs=epochs, patience=epochs, progress=progress,
         desc="cWGAN-GP decoder", checkpoint=checkpoint, stochastic=True, keep="last",
         step_fn=wgan_train_step(optimizer, n_critic=n_critic, gp_weight=gp_weight), max_abs_loss=divergence_threshold,

@@ -1,1 +1,29 @@
-"""Molecular and model systems an LSS is validated on: their physics, simulation and shipped data."""
+"""The systems an LSS is validated on: their physics, simulation and shipped data.
+
+* :mod:`lss_jax.systems.four_well`: the paper's 1-D four-well potential and Brownian dynamics (exact
+  reference: :func:`lss_jax.analysis.smoluchowski_reference`);
+* :mod:`lss_jax.systems.alanine_dipeptide`: shipped OpenMM trajectories (training, independent) and their
+  re-simulation;
+
+:mod:`lss_jax.datasets` is the index of the built-in data. Nothing is downloaded: trajectories ship with
+the package, and re-simulation (the ``md`` extra, OpenMM) writes to :func:`cache_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["cache_dir"]
+
+
+def cache_dir() -> Path:
+    """Local cache for re-simulated data: ``$LSS_JAX_CACHE`` or ``~/.cache/lss_jax``.
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"LSS_JAX_CACHE": "/tmp/lss-cache"}):
+        ...     print(cache_dir())
+        /tmp/lss-cache
+    """
+    return Path(os.environ.get("LSS_JAX_CACHE", Path.home() / ".cache" / "lss_jax"))

@@ -1,4 +1,4 @@
-"""Adaptive sampling with an LSS: ask the model where to run MD next, run it, retrain, repeat.
+"""The acquisition rule of adaptive sampling: where an LSS asks for MD next.
 
 An LSS is only as good as the coverage of its training MD (Sidky et al. 2020, Sec. 4). This module
 turns a trained model into a sampling policy.
@@ -21,9 +21,8 @@ start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored b
     (rare in equilibrium MD, yet they set the relative populations). The free-energy error of a bin
     falls like ``1 / sqrt(n_bin)``, so for an error counted equally over the landscape (the RMSE of a
     free-energy profile) even coverage is the allocation that statistics favour. Measured, it is *not*
-    a speed-up: on the four-well potential a single long run beats every seeding rule we tried (the
-    reasons are in :mod:`lss_jax.pipelines.adaptive`), and on alanine dipeptide it matches plain MD of
-    equal cost in coverage and LSS free-energy error (``benchmarks/adaptive_ala2.py``, README).
+    a speed-up: on the four-well potential a single long run beats every seeding rule we tried (README, "Uncertainty and adaptive sampling"), and on alanine dipeptide it matches plain MD of
+    equal cost (``benchmarks/adaptive_ala2.py``; the results are in the README).
   - ``beta = 1``: ``q = pi_LSS``: seeds where the kinetic model says the system spends more time than
     the MD has sampled. This ignores regions that are rare because they are high in free energy, and
     suits a population-weighted error; equilibrium-like data is what plain MD already produces.
@@ -34,26 +33,16 @@ start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored b
 Seeds are then taken greedily by score with an exclusion radius in the unit latent box
 (:func:`pick_distinct`), so that ``K`` seeds are ``K`` different places, not ``K`` copies of the best
 frame. The same functions (:func:`combine_scores`, :func:`pick_distinct`) drive ``lss-jax adapt`` and
-the four-well experiment (:mod:`lss_jax.pipelines.adaptive`).
-
-**Rounds** (:func:`adaptive_sampling`, ``lss-jax adapt``): ``round-RRR/`` holds the model trained on all
-data so far, the seeds (``seeds.pdb``, ``seeds.json``), one MD trajectory per seed (``md-SS.xtc``) and
-``round.json``, written last as the completion marker. Rerunning continues after the last complete
-round, reusing a finished model and finished MD files of an interrupted round.
+the four-well experiment (:mod:`lss_jax.adaptive.four_well`).
 """
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from lss_jax import _io
 
 __all__ = [
     "SeedSelection",
@@ -62,7 +51,6 @@ __all__ = [
     "stationary_density",
     "acquisition_scores",
     "select_seeds",
-    "adaptive_sampling",
 ]
 
 
@@ -144,7 +132,7 @@ def pick_distinct(points, scores, n_seeds: int, *, exclusion: float = 0.05) -> n
                      f"n_seeds = {n_seeds}; lower the exclusion radius or ask for fewer seeds.")
 
 
-def stationary_density(mixture_fn, params, points, *, key: jax.Array, n_cells: int = 1000, n_traj: int = 256,
+def stationary_density(key: jax.Array, mixture_fn, params, points, *, n_cells: int = 1000, n_traj: int = 256,
                        n_steps: int = 400, boundary: str = "reflect", start=None) -> np.ndarray:
     """Stationary density of a propagator at unit-box ``points [N, m]`` (per unit volume of the box).
 
@@ -156,7 +144,7 @@ def stationary_density(mixture_fn, params, points, *, key: jax.Array, n_cells: i
         >>> from lss_jax.propagator import MixtureParams
         >>> fn = lambda p, x: MixtureParams(jnp.zeros((len(x), 1)), jnp.full((len(x), 1, 1), 0.5),
         ...                                 jnp.full((len(x), 1, 1), 0.1))   # i.i.d. N(0.5, 0.1) steps
-        >>> d = stationary_density(fn, None, np.array([[0.5], [0.7]]), key=jax.random.key(0))
+        >>> d = stationary_density(jax.random.key(0), fn, None, np.array([[0.5], [0.7]]))
         >>> d.round(2).tolist()   # the normal density, 3.99 and 0.54
         [3.99, 0.54]
     """
@@ -177,7 +165,7 @@ def stationary_density(mixture_fn, params, points, *, key: jax.Array, n_cells: i
     return data_density(samples, points)
 
 
-def acquisition_scores(model, psi, *, key: jax.Array, beta: float = 0.0, n_traj: int = 256,
+def acquisition_scores(key: jax.Array, model, psi, *, beta: float = 0.0, n_traj: int = 256,
                        n_steps: int = 400) -> tuple[np.ndarray, dict]:
     """Scores of candidate latent points ``psi [N, m]`` (rule in the module docstring) and their terms.
 
@@ -186,36 +174,37 @@ def acquisition_scores(model, psi, *, key: jax.Array, beta: float = 0.0, n_traj:
     """
     from flax import nnx
 
+    from lss_jax.model import as_model
     from lss_jax.propagator import mdn_apply_fn
 
-    model._check_fitted()
+    model = as_model(model)
     k_gen, k_unc, k_start = jax.random.split(key, 3)
     u = np.clip(model.to_unit(psi), 0, 1)
     frames = np.asarray(model.start_points)  # training frames in the unit box
     start = frames[np.asarray(jax.random.randint(k_start, (n_traj,), 0, len(frames)))]
     graphdef, params = nnx.split(model.propagator)
-    pi_lss = stationary_density(mdn_apply_fn(graphdef), params, u, key=k_gen, n_traj=n_traj, n_steps=n_steps,
+    pi_lss = stationary_density(k_gen, mdn_apply_fn(graphdef), params, u, n_traj=n_traj, n_steps=n_steps,
                                 boundary=model.config.boundary, start=start)
     rho = model.data_density(psi)
     floor = 1e-12
     log_pi, log_rho = np.log(np.maximum(pi_lss, floor)), np.log(np.maximum(rho, floor))
     terms = {"log_pi_lss": log_pi, "log_rho_md": log_rho}
     unc = None
-    if getattr(model, "propagator_ensemble", None) is not None:
-        unc = model.uncertainty(psi, key=k_unc)
+    if model.propagator_ensemble is not None:
+        unc = model.uncertainty(k_unc, psi)
         terms["epistemic_uncertainty"] = unc
     return combine_scores(log_pi, log_rho, unc, beta=beta), terms
 
 
-def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, beta: float = 0.0, max_candidates: int = 20_000,
+def select_seeds(key: jax.Array, model, trajs, n_seeds: int, *, beta: float = 0.0, max_candidates: int = 20_000,
                  exclusion: float = 0.05) -> SeedSelection:
     """Pick ``n_seeds`` frames of ``trajs`` to start new MD from (see the module docstring).
 
     Args:
-        model: a fitted :class:`lss_jax.LSS`.
+        key: PRNG key (rollout, uncertainty).
+        model: a fitted :class:`lss_jax.LSSModel` (or :class:`lss_jax.LSS`).
         trajs: candidate MD frames (``mdtraj.Trajectory`` or list; indices refer to their concatenation).
         n_seeds: ``K``.
-        key: PRNG key (rollout, uncertainty).
         beta: exponent of the target density (0: least counts, 1: equilibrium; module docstring).
         max_candidates: evenly spaced subsample of the frames to score (the extremes of every latent
             coordinate are always candidates).
@@ -232,114 +221,8 @@ def select_seeds(model, trajs, n_seeds: int, *, key: jax.Array, beta: float = 0.
         np.argmin(psi_all, axis=0), np.argmax(psi_all, axis=0),
     ]))
     psi = psi_all[cand]
-    score, terms = acquisition_scores(model, psi, key=key, beta=beta)
+    score, terms = acquisition_scores(key, model, psi, beta=beta)
     chosen = pick_distinct(np.clip(model.to_unit(psi), 0, 1), score, n_seeds, exclusion=exclusion)
     return SeedSelection(cand[chosen], psi[chosen], score[chosen], {k: np.asarray(v)[chosen] for k, v in terms.items()})
 
 
-def _frame(trajs, index):
-    for t in trajs:
-        if index < t.n_frames:
-            return t[index]
-        index -= t.n_frames
-    raise IndexError(index)
-
-
-def adaptive_sampling(
-    trajs,
-    config,
-    out_dir,
-    *,
-    system=None,
-    n_rounds: int = 3,
-    n_seeds: int = 10,
-    beta: float = 0.0,
-    md_frames: int = 100,
-    frame_interval_ps: float | None = None,
-    model=None,
-    seed: int = 0,
-    progress: bool = True,
-    log=print,
-) -> list[dict]:
-    """Run ``n_rounds`` of train -> select seeds -> MD from the seeds -> append (resumable).
-
-    Args:
-        trajs: initial MD (``mdtraj.Trajectory`` objects, full atoms).
-        config: :class:`lss_jax.LSSConfig` for every retraining.
-        out_dir: directory of the rounds (layout in the module docstring).
-        system: :class:`lss_jax.md.MDSystem`; ``None`` selects and writes the seeds of one round and stops.
-        n_rounds, n_seeds: rounds and seeds per round.
-        beta: exponent of the acquisition's target density (0: least counts, 1: equilibrium).
-        md_frames: frames per new trajectory.
-        frame_interval_ps: time between new frames (default: the initial trajectories' timestep, so the
-            lag in frames keeps its meaning).
-        model: a trained model to use in the first round instead of training one.
-        seed: base seed (PRNG and MD integrator seeds).
-
-    Returns:
-        One log dict per round: data size and MD cost so far, seeds and their scores, wall time.
-    """
-    import mdtraj as md
-
-    from lss_jax.lss import LSS
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
-    frame_interval_ps = float(frame_interval_ps or trajs[0].timestep)
-    top = out_dir / "topology.pdb"  # to read the new trajectories back
-    if not top.is_file():
-        with _io.atomic_path(top) as tmp:
-            trajs[0][0].save_pdb(str(tmp))
-    logs: list[dict] = []
-    key = jax.random.key(seed)
-    for r in range(n_rounds):
-        rdir = out_dir / f"round-{r:03d}"
-        marker = rdir / "round.json"
-        if marker.is_file():  # finished earlier: reload its new trajectories and go on
-            done = json.loads(marker.read_text())
-            trajs += [md.load(str(rdir / f), top=str(top)) for f in done["md_files"]]
-            logs.append(done)
-            continue
-        start = time.perf_counter()
-        rdir.mkdir(parents=True, exist_ok=True)
-        if r == 0 and model is not None:
-            current = model
-        elif (rdir / "model" / "lss.json").is_file():
-            current = LSS.load(rdir / "model")
-        else:
-            log(f"round {r}: training on {sum(t.n_frames for t in trajs):,} frames in {len(trajs)} trajectories")
-            current = LSS(config=config).fit(trajs, progress=progress)
-            current.save(rdir / "model")
-        sel = select_seeds(current, trajs, n_seeds, key=jax.random.fold_in(key, r), beta=beta)
-        seeds = md.join([_frame(trajs, int(i)) for i in sel.indices])
-        with _io.atomic_path(rdir / "seeds.pdb") as tmp:
-            seeds.save_pdb(str(tmp))
-        _io.write_json(rdir / "seeds.json", {k: np.asarray(v).tolist() for k, v in
-                                             {"indices": sel.indices, "psi": sel.psi, "scores": sel.scores,
-                                              **sel.terms}.items()})
-        if system is None:
-            log(f"round {r}: wrote {len(sel.indices)} seeds to {rdir / 'seeds.pdb'}; no MD system given, stopping.")
-            logs.append({"round": r, "seeds_only": True, "seeds_pdb": str(rdir / "seeds.pdb")})
-            break
-        from lss_jax.md import run_md
-
-        new_files = []
-        for i in range(len(sel.indices)):
-            f = rdir / f"md-{i:02d}.xtc"
-            if not f.is_file():
-                traj = run_md(system, md_frames, start_xyz=seeds.xyz[i], frame_interval_ps=frame_interval_ps,
-                              seed=1 + seed * 100_003 + r * 1009 + i, progress=progress, desc=f"round {r} MD {i}")
-                with _io.atomic_path(f) as tmp:
-                    traj.save(str(tmp))
-            new_files.append(f.name)
-        trajs += [md.load(str(rdir / f), top=str(top)) for f in new_files]
-        entry = {
-            "round": r, "beta": beta, "n_trajectories": len(trajs), "n_frames_total": int(sum(t.n_frames for t in trajs)),
-            "new_md_frames": int(len(new_files) * md_frames), "md_files": new_files,
-            "seed_indices": sel.indices.tolist(), "seed_scores": sel.scores.tolist(), "seed_psi": sel.psi.tolist(),
-            "seconds": time.perf_counter() - start,
-        }
-        _io.write_json(marker, entry)
-        logs.append(entry)
-    return logs

@@ -7,13 +7,13 @@ References:
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["four_well_potential", "four_well_force", "brownian_dynamics"]
+__all__ = ["four_well_potential", "four_well_force", "brownian_dynamics", "well_boundaries", "wells_visited"]
 
 
 def four_well_potential(x, xp=jnp):
@@ -148,3 +148,29 @@ def _bd(key, x0, first_block, force_fn, n_saved, save_every, dt, diffusion, kT, 
     xi_start = block_noise(first_block - 1)[-1]
     _, frames = jax.lax.scan(block, (x0, xi_start), first_block + jnp.arange(n_saved))
     return frames.T
+
+
+def well_boundaries(x_range: tuple[float, float] = (-1.4, 1.4), n_points: int = 28_001) -> np.ndarray:
+    """Barrier tops (local maxima of the four-well potential) that separate its four basins.
+
+    Example:
+        >>> well_boundaries().round(3).tolist()
+        [-0.502, 0.0, 0.502]
+    """
+    x = np.linspace(*x_range, n_points)
+    v = four_well_potential(x, np)
+    peaks = np.flatnonzero((v[1:-1] > v[:-2]) & (v[1:-1] > v[2:])) + 1
+    return x[peaks]
+
+
+def wells_visited(x, boundaries: Sequence[float] | None = None) -> list[int]:
+    """Indices (0 = left-most) of the basins that frames ``x`` (any shape) entered.
+
+    Example:
+        >>> wells_visited(np.array([-0.8, -0.3, -0.6]))
+        [0, 1]
+        >>> wells_visited(np.array([-0.8, 0.01]))
+        [0, 2]
+    """
+    b = well_boundaries() if boundaries is None else np.asarray(boundaries)
+    return np.unique(np.digitize(np.asarray(x).ravel(), b)).tolist()

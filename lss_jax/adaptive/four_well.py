@@ -57,26 +57,7 @@ profile that misses two wells has an RMSE of several kT. We also report ``rmse_c
 the bins with exact probability >= 1e-2 of the maximum (64 bins), which leaves out the outermost
 bin on each side, next to the reflecting wall that min-max scaling puts at the data's extremes.
 
-**Outcome** (``benchmarks/adaptive_four_well.py``, seeds 0-2, 12 rounds of 8 seeds x 500 BD steps, 2 CPU
-cores): the issue's target (adaptive reaches 0.3 kT with at most a third of the MD steps of plain
-continuation) is *not* met. Plain continuation first reaches <= 0.3 kT at 44 700 +- 6 100 steps (38 000
-to 50 000); no adaptive arm does within its 50 000 steps (least counts + U: mean 0.41 kT at 50 000;
-beta = 1: 0.41 kT; random seeds: 0.40 kT, one repeat at 0.23 kT). Least counts leads only early on (10 000
-steps: 0.72 vs 0.82 kT). Why, from the benchmark's diagnostics at 50 000 steps:
-
-* Exploration is not the bottleneck: with barriers of at most 1.6 kT every arm has all four wells after
-  the first round.
-* Most of the squared error (49-86 %, every arm) sits in the six outermost bins (F >= 3 kT) at the x^8 walls.
-  Least counts does put 2.5 times the equilibrium share of frames there (0.73 % vs 0.29 %), but a run
-  started at the data's edge slides back down at once, so the data's extremes, and with them the reach
-  of the min-max-scaled LSS, barely move; one long run gets there by rare uphill excursions about as fast.
-* In the body (F < 3 kT) the adaptive arm's error is *larger* (0.13-0.34 kT vs 0.12-0.22 kT): an MDN
-  fitted by maximum likelihood to one equilibrium trajectory reproduces that trajectory's histogram,
-  whatever its approximation errors; trained on short runs from chosen starts, its stationary density
-  depends on the learned kinetics everywhere, and those errors show up as tilts between the wells.
-* The metric is noisy: retraining the evaluation MDN on fixed data with other keys moves the RMSE by
-  0.02-0.03 kT (standard deviation, benchmark noise check), and plain continuation's own curve wanders between 0.27 and 0.47 kT from 75 000 to 380 000 steps before 0.19 kT
-  at 400 000, so "steps to first reach 0.3 kT" resolves differences of about a factor 1.5, not 3.
+Results (``benchmarks/adaptive_four_well.py``, JSON in ``benchmarks/results``) are in the README.
 
 Units: positions in the potential's units, energies in kT, time in the BD time unit (``D = 1``).
 
@@ -101,33 +82,31 @@ from flax import nnx
 
 from lss_jax import _io
 from lss_jax._progress import progress_bar
-from lss_jax.adaptive import combine_scores, pick_distinct, stationary_density
+from lss_jax.adaptive.acquisition import combine_scores, pick_distinct, stationary_density
 from lss_jax.analysis.msm import (
-    free_energy_rmse,
-    histogram_free_energy,
+    _floored_free_energy,
+    _penalized_rmse,
+    penalized_free_energy_rmse,
     propagator_transition_matrix,
     rebin,
     stationary_distribution,
 )
 from lss_jax.analysis.smoluchowski import smoluchowski_reference
-from lss_jax.data.four_well import brownian_dynamics, four_well_potential
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
-from lss_jax.propagator import fit_mdn, mdn_apply_fn, rollout_with_progress
+from lss_jax.propagator import fit_mdn, mdn_apply_fn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
+from lss_jax.simulate import rollout_with_progress
+from lss_jax.systems.four_well import brownian_dynamics, four_well_potential, well_boundaries, wells_visited
 
 __all__ = [
     "AdaptiveConfig",
     "select_seed_frames",
-    "well_boundaries",
-    "wells_visited",
     "initial_trajectory",
-    "penalized_free_energy_rmse",
     "lss_bin_probabilities",
     "evaluate_lss",
     "steps_to_target",
     "run_adaptive_four_well",
-    "plot_adaptive",
 ]
 
 
@@ -265,33 +244,6 @@ class AdaptiveConfig:
         return sorted(set(budgets))
 
 
-# --------------------------------------------------------------------------------------------- four-well helpers
-def well_boundaries(x_range: tuple[float, float] = (-1.4, 1.4), n_points: int = 28_001) -> np.ndarray:
-    """Barrier tops (local maxima of the four-well potential) that separate its four basins.
-
-    Example:
-        >>> well_boundaries().round(3).tolist()
-        [-0.502, 0.0, 0.502]
-    """
-    x = np.linspace(*x_range, n_points)
-    v = four_well_potential(x, np)
-    peaks = np.flatnonzero((v[1:-1] > v[:-2]) & (v[1:-1] > v[2:])) + 1
-    return x[peaks]
-
-
-def wells_visited(x, boundaries: Sequence[float] | None = None) -> list[int]:
-    """Indices (0 = left-most) of the basins that frames ``x`` (any shape) entered.
-
-    Example:
-        >>> wells_visited(np.array([-0.8, -0.3, -0.6]))
-        [0, 1]
-        >>> wells_visited(np.array([-0.8, 0.01]))
-        [0, 2]
-    """
-    b = well_boundaries() if boundaries is None else np.asarray(boundaries)
-    return np.unique(np.digitize(np.asarray(x).ravel(), b)).tolist()
-
-
 def initial_trajectory(key: jax.Array, config: AdaptiveConfig) -> tuple[np.ndarray, dict]:
     """The initial BD trajectory ``[n_initial_steps // save_every + 1]`` (start frame included) and a summary.
 
@@ -340,42 +292,6 @@ def initial_trajectory(key: jax.Array, config: AdaptiveConfig) -> tuple[np.ndarr
 
 
 # --------------------------------------------------------------------------------------------- evaluation
-def penalized_free_energy_rmse(samples, edges, f_exact, mask, *, floor_fraction: float = 1e-3, kT: float = 1.0) -> float:
-    """Free-energy RMSE (kT) of ``samples`` against ``f_exact`` over ``mask``, with missing bins penalized.
-
-    Bin probabilities below ``floor_fraction`` times the largest one (empty bins included) are raised to
-    that floor before ``F = -kT ln p``; then :func:`lss_jax.analysis.msm.free_energy_rmse` (best additive
-    shift) over ``mask``. A region the samples never reach thus costs about ``kT ln(1 / floor_fraction)``
-    per bin instead of being skipped.
-
-    Args:
-        samples: positions, any shape.
-        edges: ``[n_bins + 1]`` bin edges.
-        f_exact: ``[n_bins]`` reference free energy.
-        mask: ``[n_bins]`` bins to compare.
-
-    Example:
-        >>> edges = np.linspace(0, 4, 5)
-        >>> f_exact = np.zeros(4)   # flat
-        >>> penalized_free_energy_rmse(np.array([0.5, 1.5, 2.5, 3.5]), edges, f_exact, np.ones(4, bool))
-        0.0
-        >>> round(penalized_free_energy_rmse(np.array([0.5, 1.5]), edges, f_exact, np.ones(4, bool)), 3)
-        3.454
-    """
-    _, p = histogram_free_energy(samples, edges, kT=kT)
-    if p.max() <= 0:
-        raise ValueError("no sample falls inside the edges.")
-    return _penalized_rmse(p, f_exact, mask, floor_fraction, kT)
-
-
-def _floored_free_energy(p, floor_fraction, kT):
-    return -kT * np.log(np.maximum(p, floor_fraction * p.max()))
-
-
-def _penalized_rmse(p, f_exact, mask, floor_fraction, kT):
-    return free_energy_rmse(_floored_free_energy(p, floor_fraction, kT), f_exact, mask)
-
-
 class _Reference(NamedTuple):
     edges: np.ndarray
     centers: np.ndarray
@@ -418,7 +334,7 @@ def lss_bin_probabilities(mixture_fn, params, scaler: MinMaxScaler, edges, *, n_
     return rebin(cells, pi, edges)
 
 
-def evaluate_lss(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveConfig,
+def evaluate_lss(key: jax.Array, trajs: Sequence[np.ndarray], config: AdaptiveConfig,
                  reference: _Reference | None = None) -> dict:
     """Train one MDN on BD trajectories ``trajs`` (list of ``[n_frames]``) and score its free energy.
 
@@ -433,7 +349,7 @@ def evaluate_lss(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveCo
     Example:
         >>> cfg = AdaptiveConfig.quick(train_steps=20, n_lss_steps=20)
         >>> traj, _ = initial_trajectory(jax.random.key(0), cfg)
-        >>> ev = evaluate_lss([traj], jax.random.key(1), cfg)
+        >>> ev = evaluate_lss(jax.random.key(1), [traj], cfg)
         >>> ev["wells_visited_md"], ev["rmse"] > 1.0, ev["rmse_sampled"] > 1.0   # two wells only: penalized
         ([0, 1], True, True)
     """
@@ -441,7 +357,7 @@ def evaluate_lss(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveCo
     k_fit, k_start, k_roll = jax.random.split(key, 3)
     scaler, unit = _scale(trajs)
     batch, epochs = _epochs_for(unit, cfg.lag_frames, cfg.val_fraction, cfg.batch_size, cfg.train_steps, cfg.max_epochs)
-    model, history = fit_mdn(unit, cfg.lag_frames, key=k_fit, n_components=cfg.n_components, hidden=cfg.hidden,
+    model, history = fit_mdn(k_fit, unit, cfg.lag_frames, n_components=cfg.n_components, hidden=cfg.hidden,
                              learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs, patience=epochs,
                              val_fraction=cfg.val_fraction, progress=False)
     graphdef, params = nnx.split(model)
@@ -493,7 +409,7 @@ def steps_to_target(md_steps: Sequence[int], rmse: Sequence[float], target: floa
 
 
 # --------------------------------------------------------------------------------------------- the experiment
-def select_seed_frames(trajs: Sequence[np.ndarray], key: jax.Array, config: AdaptiveConfig) -> tuple[np.ndarray, dict]:
+def select_seed_frames(key: jax.Array, trajs: Sequence[np.ndarray], config: AdaptiveConfig) -> tuple[np.ndarray, dict]:
     """Indices (into the concatenated frames of ``trajs``) of ``n_seeds`` seed frames, and the terms of their scores.
 
     ``seed_rule="score"``: an MDN ensemble is trained on ``trajs`` and the candidates are scored and
@@ -510,7 +426,7 @@ def select_seed_frames(trajs: Sequence[np.ndarray], key: jax.Array, config: Adap
         return picked, {}
     batch, epochs = _epochs_for(unit, cfg.lag_frames, cfg.val_fraction, cfg.batch_size, cfg.ensemble_train_steps,
                                 cfg.max_epochs)
-    ensemble, _ = fit_mdn_ensemble(unit, cfg.lag_frames, key=k_ens, n_members=cfg.n_members,
+    ensemble, _ = fit_mdn_ensemble(k_ens, unit, cfg.lag_frames, n_members=cfg.n_members,
                                    n_components=cfg.ensemble_components, hidden=cfg.ensemble_hidden,
                                    learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs,
                                    patience=epochs, val_fraction=cfg.val_fraction, progress=False)
@@ -519,12 +435,12 @@ def select_seed_frames(trajs: Sequence[np.ndarray], key: jax.Array, config: Adap
         [np.argmin(frames_u[:, 0]), np.argmax(frames_u[:, 0])],
     ]))
     pi = np.mean([
-        stationary_density(mdn_apply_fn(g), prm, frames_u[cand], key=k_pick, n_cells=min(cfg.n_cells, 400),
+        stationary_density(k_pick, mdn_apply_fn(g), prm, frames_u[cand], n_cells=min(cfg.n_cells, 400),
                            boundary=cfg.boundary)  # a ranking needs less resolution than the evaluation
         for g, prm in (nnx.split(member(ensemble, k)) for k in range(cfg.n_members))
     ], axis=0)
     rho = data_density(frames_u, frames_u[cand])
-    unc = (epistemic_uncertainty(ensemble, frames_u[cand], key=k_unc, n_samples=cfg.n_uncertainty_samples)
+    unc = (epistemic_uncertainty(k_unc, ensemble, frames_u[cand], n_samples=cfg.n_uncertainty_samples)
            if cfg.use_uncertainty else None)
     log_pi, log_rho = np.log(np.maximum(pi, 1e-12)), np.log(np.maximum(rho, 1e-12))
     score = combine_scores(log_pi, log_rho, unc, beta=cfg.beta)
@@ -536,10 +452,10 @@ def select_seed_frames(trajs: Sequence[np.ndarray], key: jax.Array, config: Adap
     return cand[chosen], terms
 
 
-def _adaptive_round(trajs, key, cfg: AdaptiveConfig) -> tuple[list[np.ndarray], dict]:
+def _adaptive_round(key, trajs, cfg: AdaptiveConfig) -> tuple[list[np.ndarray], dict]:
     """One round: pick seeds (:func:`select_seed_frames`), BD from them. Returns the new trajectories and a log."""
     k_pick, k_md = jax.random.split(key)
-    picked, terms = select_seed_frames(trajs, k_pick, cfg)
+    picked, terms = select_seed_frames(k_pick, trajs, cfg)
     seeds = np.concatenate(trajs)[picked]
     new = np.asarray(brownian_dynamics(k_md, jnp.asarray(seeds, jnp.float32), n_steps=cfg.n_seed_steps, dt=cfg.dt,
                                        diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every,
@@ -565,7 +481,7 @@ def run_adaptive_four_well(
         config: the experiment; its seed rule drives the ``"adaptive"`` arm.
         out_dir: with it, writes ``metrics.json``, ``trajectories.npz`` (each adaptive arm's BD
             trajectories ``ARM/traj_000``, ... in order of collection, and the plain arm's one trajectory
-            ``plain``) and ``adaptive_four_well.png`` (:func:`plot_adaptive`), each atomically.
+            ``plain``) and ``adaptive_four_well.png`` (:func:`lss_jax.analysis.plots.adaptive_four_well_figure`), each atomically.
         extra_arms: more adaptive arms, ``{name: AdaptiveConfig overrides}`` (e.g.
             ``{"random_seeds": {"seed_rule": "random"}, "beta_1": {"beta": 1.0}}``). Every arm uses the same
             initial run, the same BD key per round and the same evaluation key per budget, so arms differ
@@ -587,7 +503,7 @@ def run_adaptive_four_well(
     traj0, init_info = initial_trajectory(k_init, cfg)
     log(f"adaptive four-well (seed {cfg.seed}): initial run of {cfg.n_initial_steps} steps visited wells "
         f"{init_info['wells_visited']} (x in [{init_info['x_min']:.2f}, {init_info['x_max']:.2f}])")
-    evaluate = lambda trajs, steps: evaluate_lss(trajs, jax.random.fold_in(k_eval, steps), cfg, ref)  # noqa: E731
+    evaluate = lambda trajs, steps: evaluate_lss(jax.random.fold_in(k_eval, steps), trajs, cfg, ref)  # noqa: E731
     arm_configs = {"adaptive": cfg, **{name: dataclasses.replace(cfg, **over) for name, over in (extra_arms or {}).items()}}
 
     adaptive_budgets, plain_budgets = cfg.adaptive_budgets(), cfg.plain_budgets()
@@ -606,7 +522,7 @@ def run_adaptive_four_well(
             trajs = [traj0]
             for r in range(1, cfg.n_rounds + 1):
                 t = time.perf_counter()
-                new, round_log = _adaptive_round(trajs, jax.random.fold_in(k_adapt, r), arm_cfg)
+                new, round_log = _adaptive_round(jax.random.fold_in(k_adapt, r), trajs, arm_cfg)
                 seconds["seed_selection"] += time.perf_counter() - t
                 bar.update(1)
                 trajs = trajs + new
@@ -675,71 +591,12 @@ def run_adaptive_four_well(
         _io.save_npz(out_dir / "trajectories.npz", plain=x.astype(np.float32),
                      **{f"{name}/traj_{i:03d}": t.astype(np.float32)
                         for name, trajs in collected.items() for i, t in enumerate(trajs)})
-        plot_adaptive(out_dir / "adaptive_four_well.png", [metrics])
+        from lss_jax.analysis.plots import adaptive_four_well_figure
+
+        adaptive_four_well_figure(out_dir / "adaptive_four_well.png", [metrics])
         metrics["wall_seconds"]["total"] = round(time.perf_counter() - start, 2)
         _io.write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
 # --------------------------------------------------------------------------------------------- figure
-def plot_adaptive(path, runs: Sequence[dict], *, profiles_run: int = 0) -> Path:
-    """RMSE vs MD steps for every arm (mean and min-max over ``runs``) and per-round free-energy profiles.
-
-    ``runs`` are metrics from :func:`run_adaptive_four_well` with the same configuration except the seed
-    (extra arms are drawn too); the profiles of the adaptive arm
-    are those of ``runs[profiles_run]``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    target = runs[0]["target_rmse_kT"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    labels = {"plain": "plain continuation", "adaptive": "adaptive sampling", "random_seeds": "random seeds (ablation)",
-              "beta_1": "β = 1 (ablation)"}
-    colors = iter(["tab:green", "tab:red", "tab:purple", "tab:brown"])
-    names = runs[0].get("arms", ["adaptive", "plain", "random_seeds"])
-    for name in ["plain"] + [n for n in names if n != "plain"]:
-        if name not in runs[0]:
-            continue
-        color = {"plain": "tab:blue", "adaptive": "tab:orange"}.get(name) or next(colors)
-        steps = np.asarray(runs[0][name]["md_steps"])
-        rmse = np.array([r[name]["rmse"] for r in runs])
-        label = labels.get(name, name.replace("_", " "))
-        ax1.plot(steps, rmse.mean(0), "o-", color=color, ms=3, label=f"{label} (mean of {len(runs)})")
-        if len(runs) > 1:
-            ax1.fill_between(steps, rmse.min(0), rmse.max(0), color=color, alpha=0.2, lw=0)
-    ax1.axhline(target, color="gray", ls=":", lw=1)
-    ax1.set(xscale="log", yscale="log", xlabel="BD steps (initial run included)", ylabel="free-energy RMSE / kT",
-            title="LSS free energy vs MD budget")
-    ax1.legend(frameon=False, fontsize=8)
-
-    run = runs[profiles_run]
-    ref = run["reference"]
-    centers, f_exact = np.asarray(ref["bin_centers"]), np.asarray(ref["f_exact"])
-    mask = np.asarray(ref["populated"])
-    f_exact = f_exact - f_exact[mask].min()
-    evals = run["adaptive"]["evaluations"]
-    cmap = plt.get_cmap("viridis")
-
-    def aligned(f):  # shift on the bins the LSS really sampled; floored bins stay as a plateau at the top
-        f = np.asarray(f)
-        sampled = mask & (f < f.max() - 1e-9)
-        return f - np.mean(f[sampled] - f_exact[sampled]) if sampled.any() else f
-
-    for i, ev in enumerate(evals):
-        ax2.plot(centers[mask], aligned(ev["f_lss"])[mask], color=cmap(i / max(1, len(evals) - 1)), lw=1,
-                 label=f"round {i}: {run['adaptive']['md_steps'][i]:,} steps" if i in (0, len(evals) - 1) else None)
-    last_plain = run["plain"]["evaluations"][len(evals) - 1]
-    ax2.plot(centers[mask], aligned(last_plain["f_lss"])[mask], color="tab:blue", ls="--", lw=1,
-             label=f"plain, {run['plain']['md_steps'][len(evals) - 1]:,} steps")
-    ax2.plot(centers[mask], f_exact[mask], color="black", lw=2, label="exact")
-    ax2.set(xlabel="x", ylabel="F(x) / kT (unvisited bins at the floor)", ylim=(-0.5, 9),
-            title=f"Adaptive arm per round (seed {run['settings']['config']['seed']})")
-    ax2.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    _io.save_figure(fig, path, dpi=130)
-    plt.close(fig)
-    return path

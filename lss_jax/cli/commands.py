@@ -1,0 +1,411 @@
+"""The ``lss-jax`` commands: one function per command, ``(args) -> exit code``; argument checks that need the
+files (lengths, atom counts, formats) happen here, before any work, and say how to fix the input."""
+
+from __future__ import annotations
+
+import time
+
+
+def four_well(args) -> int:
+    from lss_jax.pipelines.four_well import FourWellConfig, run_four_well
+
+    overrides = {"seed": args.seed}
+    if args.n_traj:
+        overrides["n_trajectories"] = args.n_traj
+    if args.n_steps:
+        overrides["n_lss_steps"] = args.n_steps
+    config = FourWellConfig.quick(**overrides) if args.quick else FourWellConfig(**overrides)
+    start = time.perf_counter()
+    m = run_four_well(config, args.out, progress=not args.no_progress)
+    ts = m["implied_timescales"]
+    fmt = lambda v: ", ".join(f"{t:.4g}" for t in v)  # noqa: E731
+    print(
+        "\nfour-well validation"
+        f"\n  free energy RMSE (LSS vs exact)  {m['free_energy_rmse_kT']:.3f} kT   (BD: {m['free_energy_rmse_kT_bd']:.3f} kT)"
+        f"\n    learned chain, no sampling      {m['free_energy_rmse_kT_lss_exact']:.3f} kT   (transition matrix)"
+        f"\n  implied timescales exact          {fmt(ts['exact'])}"
+        f"\n                     exact MSM(τ)   {fmt(ts['exact_msm'])}"
+        f"\n                     BD             {fmt(ts['bd'])}"
+        f"\n                     LSS            {fmt(ts['lss'])}"
+        f"\n                     LSS, exact     {fmt(ts['lss_exact'])}"
+        f"\n  t1 relative error                 {m['t1_relative_error']:.1%}"
+        f"\n  transition density L1             {m['transition_density_l1']:.3f}"
+        f"\n  generated                         {m['n_trajectories_generated']} x {m['n_lss_steps_per_trajectory']:,} steps"
+        f"\n  wall time                         {time.perf_counter() - start:.1f} s"
+        f"\n  outputs                           {args.out}/metrics.json and *.png"
+    )
+    return 0
+
+
+def adapt_four_well(args) -> int:
+    from lss_jax.adaptive.four_well import AdaptiveConfig, run_adaptive_four_well
+
+    overrides = {"seed": args.seed}
+    if args.rounds is not None:
+        if args.rounds < 0:
+            raise ValueError(f"--rounds must be >= 0, got {args.rounds}.")
+        overrides["n_rounds"] = args.rounds
+    if args.beta is not None:
+        overrides["beta"] = args.beta
+    config = AdaptiveConfig.quick(**overrides) if args.quick else AdaptiveConfig(**overrides)
+    start = time.perf_counter()
+    m = run_adaptive_four_well(config, args.out, progress=not args.no_progress)
+    fmt = lambda n: "not reached" if n is None else f"{n:,} steps"  # noqa: E731
+    reached, ratio = m["steps_to_target"], m["steps_ratio_plain_over_adaptive"]
+    print(
+        "\nadaptive sampling, four-well"
+        f"\n  initial BD run                  {m['initial']['n_steps']:,} steps, wells {m['initial']['wells_visited']}"
+        f"\n  final RMSE  adaptive            {m['adaptive']['rmse'][-1]:.3f} kT at {m['adaptive']['md_steps'][-1]:,} steps"
+        f"\n              plain               {m['plain']['rmse'][-1]:.3f} kT at {m['plain']['md_steps'][-1]:,} steps"
+        f"\n  steps to <= {m['target_rmse_kT']} kT adaptive      {fmt(reached['adaptive'])}"
+        f"\n                       plain         {fmt(reached['plain'])}"
+        f"\n  ratio plain / adaptive          {'n/a' if ratio is None else f'{ratio:.2f}'}"
+        f"\n  wall time                       {time.perf_counter() - start:.1f} s"
+        f"\n  outputs                         {args.out}/metrics.json and adaptive_four_well.png"
+    )
+    return 0
+
+
+def train(args) -> int:
+    from pathlib import Path
+
+    from lss_jax.config import LSSConfig, check_training_input
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
+    data = dict(args.lss_config)
+    data["lag"] = args.lag
+    if args.latent_dim:
+        data["latent_dim"] = args.latent_dim
+    if args.seed is not None:
+        data["seed"] = args.seed
+    try:
+        config = LSSConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        where = f" in config file {args.config}" if args.config else ""
+        raise ValueError(f"invalid configuration{where}: {err}") from err
+    trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    check_training_input([len(t) for t in trajs], config, names=args.traj, lag_name="--lag",
+                         stride_name=f"--stride {args.stride}")
+    start = time.perf_counter()
+    checkpoints = out.parent / f"{out.name}.checkpoints"
+    if args.resume and not checkpoints.is_dir():
+        raise FileNotFoundError(f"--resume: no checkpoints at {checkpoints}; run without --resume to start training.")
+    model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                   resume=args.resume, checkpoint_every=args.checkpoint_every)
+    model.save(out)
+    import shutil
+
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    info = model.info
+    enc, dec = info["encoder"], info["decoder"]
+    ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
+    print(
+        f"\ntrained LSS on {info['n_frames']:,} frames from {info['n_trajectories']} trajectories"
+        f"\n  lag                 {config.lag} frames = {info['lag_time_ps']:g} (trajectory time units, ps)"
+        f"\n  SRV timescales      {ts}"
+        f"\n  latent dimension    {info['latent_dim']}"
+        f"\n  encoder VAMP-2      {enc['last_epoch_train_batches_vamp2']:.3f} on training minibatches (train-mode batch "
+        f"norm), {enc['train_vamp2_eval_mode']:.3f} on all training pairs (eval mode), {enc['best_val_vamp2']:.3f} on "
+        f"validation\n                      (the first gap is batch norm and minibatch estimates, the second is "
+        f"generalization to unseen data)"
+        f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
+        f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}"
+        f"\n  wall time           {time.perf_counter() - start:.1f} s"
+        f"\n  model               {out}"
+    )
+    return 0
+
+
+def _write_generated(traj, latent, out):
+    """Write decoded frames to ``out``, the decoded atoms' PDB and ``<stem>.latent.npy`` next to it."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from lss_jax import _io
+
+    out = Path(out)
+    stem = out.with_suffix("")
+    with _io.atomic_path(out) as tmp:
+        traj.save(str(tmp))
+    with _io.atomic_path(stem.with_suffix(".pdb")) as tmp:
+        traj[0].save_pdb(str(tmp))
+    _io.save_npy(Path(f"{stem}.latent.npy"), np.asarray(latent, np.float32))
+    return [out, stem.with_suffix(".pdb"), Path(f"{stem}.latent.npy")]
+
+
+def generate(args) -> int:
+    from pathlib import Path
+
+    import jax
+
+    from lss_jax.lss import LSS
+    from lss_jax.simulate import check_output_format, export_trajectory, generate_to_directory, remove_generation
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    to_directory = out.suffix == "" or out.is_dir()
+    if args.latent_only and not to_directory and out.suffix != ".npy":
+        raise ValueError(f"--latent-only writes a .npy file or a directory; got --out {out}.")
+    if args.distributed and not to_directory:
+        raise ValueError("--distributed writes one directory per process: give --out a directory (no extension).")
+    if not to_directory:
+        check_output_format(out)
+    model = LSS.load(args.model)
+    process_index, process_count = 0, 1
+    if args.distributed:
+        jax.distributed.initialize()  # cluster settings from the environment (SLURM, Open MPI, ...)
+        process_index, process_count = jax.process_index(), jax.process_count()
+    devices = jax.local_devices()
+    if args.devices:
+        if args.devices > len(devices):
+            raise ValueError(f"--devices {args.devices} but this process has {len(devices)} device(s).")
+        devices = devices[: args.devices]
+    work = out if to_directory else out.parent / f".{out.name}.parts"
+    summary = generate_to_directory(
+        jax.random.key(args.seed), model, work, args.n_traj, args.n_steps, save_every=args.save_every,
+        chunk_steps=args.chunk_steps, latent_only=args.latent_only, precision=args.precision, devices=devices,
+        process_index=process_index, process_count=process_count, progress=not args.no_progress,
+    )
+    written = [summary.path]
+    if not to_directory:
+        written = export_trajectory(work, out, progress=not args.no_progress)
+        remove_generation(work)
+    seconds = time.perf_counter() - args.start_time
+    n = summary.n_trajectories * summary.n_frames
+    resumed = f" (continued after {summary.resumed_chunks} complete chunk(s) on disk)" if summary.resumed_chunks else ""
+    print(
+        f"\ngenerated {summary.n_trajectories} trajectories x {summary.n_frames:,} frames = {n:,} frames{resumed}"
+        f"\n  simulated time   {summary.simulated_time:,.0f} ps ({summary.simulated_time / 1000:,.2f} ns) in total"
+        f"\n  wall time        {seconds:.1f} s ({n / max(summary.seconds, 1e-9):,.0f} frames/s generating)"
+        f"\n  devices          {len(devices)} x {devices[0].platform}"
+        + (f", process {process_index + 1} of {process_count}" if process_count > 1 else "")
+        + f"\n  wrote            {', '.join(str(w) for w in written)}"
+    )
+    return 0
+
+
+def report(args) -> int:
+    from pathlib import Path
+
+    import mdtraj as md
+    import numpy as np
+
+    from lss_jax.analysis.molecular import validate
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
+    model = LSS.load(args.model)
+    n_atoms = model.topology_full.n_atoms
+
+    def check_atoms(option, paths, trajs):
+        for path, t in zip(paths, trajs):
+            if t.n_atoms != n_atoms:
+                raise ValueError(f"{option} {path} has {t.n_atoms} atoms but the model was trained on {n_atoms}; give "
+                                 "trajectories of the training system (and its --top).")
+
+    md_trajs = load_trajectories(args.md, args.top)
+    check_atoms("--md", args.md, md_trajs)
+    top = Path(args.model) / "topology.pdb"
+    lss_parts, latents = [], []
+    for f in args.lss:
+        if Path(f).is_dir():  # a chunked generation directory
+            from lss_jax.simulate import load_generated
+
+            gen = load_generated(f)
+            lss_parts.append(gen.trajectory())
+            latents.append(np.asarray(gen.latent))
+            continue
+        lat = Path(f"{Path(f).with_suffix('')}.latent.npy")
+        if not lat.is_file():
+            raise FileNotFoundError(f"{lat} not found: report needs the latent file that `lss-jax generate` writes next to {f}.")
+        part = load_trajectories([f], top)[0]
+        try:
+            latent = np.load(lat)
+        except Exception as err:
+            raise ValueError(f"could not read {lat} ({type(err).__name__}); rerun `lss-jax generate` to rewrite it.") from err
+        if latent.ndim != 3 or latent.shape[0] * latent.shape[1] != part.n_frames or latent.shape[2] != model.latent_dim:
+            raise ValueError(f"{lat} has shape {latent.shape}, which does not match the {part.n_frames} frames of {f} and the "
+                             f"model's latent dimension {model.latent_dim}; regenerate both with this model.")
+        lss_parts.append(part)
+        latents.append(latent)
+    if len({a.shape[1] for a in latents}) != 1:
+        raise ValueError("all --lss files must have the same number of frames per trajectory; generate them with one --n-steps.")
+    lss = md.join(lss_parts) if len(lss_parts) > 1 else lss_parts[0]
+    train = load_trajectories(args.train, args.top) if args.train else None
+    if train is not None:
+        check_atoms("--train", args.train, train)
+    metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out, seed=args.seed)
+    _print_report(metrics, args.out)
+    return 0
+
+
+def _print_report(m: dict, out) -> None:
+    its = m["implied_timescales_ps"]
+    fmt = lambda v: ", ".join("nan" if t is None else f"{t:.3g}" for t in v)  # noqa: E731
+    s = m["structure"]
+    print(
+        "\nLSS vs MD"
+        f"\n  F(phi, psi) RMSE        {m['free_energy_phi_psi']['rmse_kT']:.2f} kT over {m['free_energy_phi_psi']['n_bins']} bins"
+        f"  (MD half vs half: {m['free_energy_phi_psi']['md_half_vs_half_rmse_kT']:.2f} kT)"
+        f"\n  F(psi1) RMSE            {m['free_energy_psi1']['rmse_kT']:.2f} kT"
+        f"\n  timescales MD (ps)      {fmt(its['md'])}  (SE {fmt(its['md_se'])})"
+        f"\n  timescales LSS (ps)     {fmt(its['lss'])}"
+        f"\n  Rg MD / LSS (nm)        {s['radius_of_gyration_nm']['md'][0]:.4f} ± {s['radius_of_gyration_nm']['md'][1]:.4f}"
+        f" / {s['radius_of_gyration_nm']['lss'][0]:.4f} ± {s['radius_of_gyration_nm']['lss'][1]:.4f}"
+        f"\n  bond length MAD         {100 * s['geometry']['bond_length_mad_relative']:.2f} %"
+        f"  (MD itself: {100 * s['geometry']['reference_bond_length_mad_relative']:.2f} %)"
+        f"\n  frames with clashes     {100 * s['clashes']['lss']['fraction_frames_with_clash']:.2f} %"
+        f"  (MD: {100 * s['clashes']['md']['fraction_frames_with_clash']:.2f} %)"
+        f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
+    )
+    if "decoder" in m:
+        rt, full = m["decoder"]["round_trip"], m["decoder"]["lss"]
+        pct = lambda d: f"{100 * d:.2f} %"  # noqa: E731
+        lines = ["\ndecoder alone, decode(encode(MD)) vs MD  (full LSS in brackets)"]
+        if "free_energy_phi_psi" in rt:
+            fe = rt["free_energy_phi_psi"]
+            floor = f", MD vs MD {fe['md_vs_md_rmse_kT']:.2f} kT" if "md_vs_md_rmse_kT" in fe else ""
+            lines.append(f"  F(phi, psi) RMSE        {fe['rmse_kT']:.2f} kT  ({full['free_energy_phi_psi']['rmse_kT']:.2f} kT)"
+                         f"{floor}; bins visited {fe['coverage']:.1%} ({full['free_energy_phi_psi']['coverage']:.1%})")
+            pops = rt["basin_populations"]
+            lines.append("  populations MD / dec.   " + ", ".join(
+                f"{b} {pops['md'][b]:.4f} / {pops['generated'][b]:.4f} ({full['basin_populations']['generated'][b]:.4f})"
+                for b in pops["md"]))
+        g, gl = rt["geometry"], full["geometry"]
+        lines.append(f"  bond MAD                {pct(g['bond_length_mad_relative'])}  ({pct(gl['bond_length_mad_relative'])}), "
+                     f"MD {pct(g['reference_bond_length_mad_relative'])}; frames with a bond > 10 % off "
+                     f"{pct(rt['bonds_off_10pct_fraction']['generated'])} ({pct(full['bonds_off_10pct_fraction']['generated'])})")
+        lines.append(f"  angle MAD               {g['angle_mad_degrees']:.2f}°  ({gl['angle_mad_degrees']:.2f}°), "
+                     f"MD {g['reference_angle_mad_degrees']:.2f}°")
+        lines.append(f"  frames with clashes     {pct(rt['clashes']['generated']['fraction_frames_with_clash'])}  "
+                     f"({pct(full['clashes']['generated']['fraction_frames_with_clash'])})")
+        print("\n".join(lines))
+    print(f"  report                  {out}/metrics.json and *.png")
+    if "ensemble" in m:
+        e = m["ensemble"]
+        g = lambda v, spec: "nan" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)
+        print(
+            f"  ensemble ({e['n_members']} propagators, mean ± spread):"
+            f"\n    t1 (ps)               {g(e['t1_ps']['mean'], '.3g')} ± {g(e['t1_ps']['std'], '.2g')}"
+            f"  (MD block SE {g(e['md_block_se']['t1_ps'], '.2g')})"
+            f"\n    F(phi, psi) RMSE      {g(e['free_energy_phi_psi_rmse_kT']['mean'], '.2f')} ± "
+            f"{g(e['free_energy_phi_psi_rmse_kT']['std'], '.2f')} kT"
+            + "".join(f"\n    population {b:<10} {g(v['mean'], '.3f')} ± {g(v['std'], '.3f')}"
+                      for b, v in e["populations"].items())
+        )
+
+
+def lagscan(args) -> int:
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+
+    from lss_jax import _io
+    from lss_jax.analysis.plots import implied_timescales_vs_lag
+    from lss_jax.data.featurize import FeatureSpec, featurize, load_trajectories, standardizer_fit
+    from lss_jax.encoder import srv_lag_scan
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; lagscan writes a directory: give a new path.")
+    trajs = load_trajectories(args.traj, args.top, stride=args.stride)
+    longest = max(len(t) for t in trajs)
+    if max(args.lags) >= longest - 1:
+        raise ValueError(f"--lags {max(args.lags)} is not shorter than the trajectories (longest: {longest} frames after "
+                         f"--stride {args.stride}); use shorter lags or longer trajectories.")
+    feats = [featurize(t, FeatureSpec()) for t in trajs]
+    scaler = standardizer_fit(feats)
+    frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
+    its = srv_lag_scan(jax.random.key(args.seed), [scaler.transform(f) for f in feats], args.lags, args.n_outputs,
+                       frame_time=frame_time, max_epochs=args.epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    implied_timescales_vs_lag(args.lags, its, frame_time=frame_time, unit="ps", path=out / "its.png")
+    _io.write_json(out / "its.json", {"lags_frames": list(args.lags), "frame_time_ps": frame_time,
+                                      "implied_timescales_ps": [[None if np.isnan(t) else float(t) for t in row] for row in its]})
+    print("\nimplied timescales (ps) vs lag")
+    for lag, row in zip(args.lags, its):
+        print(f"  lag {lag:>4} frames ({lag * frame_time:g} ps): " + ", ".join(f"{t:.3g}" for t in row))
+    print(f"  figure {out / 'its.png'}")
+    return 0
+
+
+def adapt(args) -> int:
+    from pathlib import Path
+
+    from lss_jax.adaptive import adaptive_sampling
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    if args.prmtop and args.system_xml:
+        raise ValueError("give either --prmtop or --system-xml, not both.")
+    if not 0.0 <= args.beta <= 1.0:
+        raise ValueError(f"--beta must be in [0, 1] (0: least counts, 1: equilibrium), got {args.beta}.")
+    model = LSS.load(args.model)
+    trajs = load_trajectories(args.traj, args.top)
+    system = None
+    if args.prmtop or args.system_xml:
+        from lss_jax.md import MDSystem
+
+        pdb = args.pdb or args.top
+        if pdb is None or Path(pdb).suffix != ".pdb":
+            raise ValueError("running MD needs a PDB of the system: give --pdb (or a .pdb --top).")
+        system = MDSystem(pdb=pdb, prmtop=args.prmtop, system_xml=args.system_xml, platform=args.platform)
+    logs = adaptive_sampling(trajs, model.config, out, system=system, n_rounds=args.rounds, n_seeds=args.n_seeds,
+                             beta=args.beta, md_frames=args.md_frames, model=model, seed=args.seed, progress=not args.no_progress)
+    print("\nadaptive sampling")
+    for entry in logs:
+        if entry.get("seeds_only"):
+            print(f"  round {entry['round']}: seeds written to {entry['seeds_pdb']} (no MD system given)")
+        else:
+            print(f"  round {entry['round']}: {len(entry['md_files'])} new trajectories, "
+                  f"{entry['n_frames_total']:,} frames in total, {entry['seconds']:.0f} s")
+    print(f"  rounds in {out}")
+    return 0
+
+
+def demo(args) -> int:
+    from pathlib import Path
+
+    import jax
+
+    from lss_jax.analysis.molecular import validate
+    from lss_jax.datasets import load_alanine_dipeptide
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    train = load_alanine_dipeptide("train")
+    independent = load_alanine_dipeptide("independent")
+    settings = dict(lag=5, latent_dim=2, seed=args.seed)
+    if args.quick:
+        settings.update(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500)
+    model = LSS(**settings).fit(train, progress=not args.no_progress)
+    model.save(out / "model")
+    n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
+    lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
+                                 progress=not args.no_progress)
+    _write_generated(lss, latent, out / "lss.xtc")
+    metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir=out / "report")
+    _print_report(metrics, out / "report")
+    print(f"  total wall time         {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+COMMANDS = {"four-well": four_well, "train": train, "generate": generate, "report": report, "demo": demo,
+            "lagscan": lagscan, "adapt": adapt, "adapt-four-well": adapt_four_well}

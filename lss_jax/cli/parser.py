@@ -1,0 +1,186 @@
+"""The ``lss-jax`` argument parser: every command, option and help text."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """examples:
+  lss-jax demo --out runs/demo                      # alanine dipeptide: train, generate, validate (built-in data)
+  lss-jax four-well --out runs/four-well            # the paper's four-well validation (~2.5 min on 2 CPU cores)
+  lss-jax four-well --out runs/fw-quick --quick     # smoke run, < 1 min
+  lss-jax train --traj md1.xtc md2.xtc --top system.pdb --lag 5 --out model/
+  lss-jax generate --model model/ --n-traj 100 --n-steps 1000 --seed 1 --out lss.xtc
+  lss-jax report --model model/ --md independent.xtc --lss lss.xtc --top system.pdb --out report/
+  lss-jax lagscan --traj md1.xtc --top system.pdb --lags 1 2 5 10 20 --out its/
+"""
+
+
+CONFIG_HELP = (
+    "TOML file whose keys are this command's long options (e.g. n_traj = 100); options given on the command "
+    "line win. The resolved options are written next to the outputs as lss-jax-COMMAND.toml."
+)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lss-jax",
+        description="Molecular latent space simulators (Sidky, Chen & Ferguson 2020) in JAX.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command")
+
+    fw = sub.add_parser(
+        "four-well",
+        help="the paper's four-well validation against the exact Smoluchowski reference",
+        description=(
+            "Brownian dynamics in the four-well potential, an exact reference from the discretized "
+            "Smoluchowski generator, an MDN propagator, >= 1000 generated trajectories, and a "
+            "comparison (free energy, implied timescales, transition density). Writes metrics.json, "
+            "bd_trajectory.npy, lss_trajectories.npy, profiles.npz and PNG figures to --out."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fw.add_argument("--out", required=True, help="output directory (created if missing)")
+    fw.add_argument("--quick", action="store_true", help="small settings for a smoke run (<= 2 minutes on 2 cores)")
+    fw.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    fw.add_argument("--n-traj", type=_positive_int, help="generated trajectories (default 1024)")
+    fw.add_argument("--n-steps", type=_positive_int, help="LSS steps per trajectory (default: training length in τ)")
+    fw.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    fw.add_argument("--config", help=CONFIG_HELP)
+
+    def sub_parser(name, help_, description):
+        return sub.add_parser(name, help=help_, description=description, epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
+                    "Featurize the trajectories, train the SRV encoder, the MDN propagator and the cWGAN-GP "
+                    "decoder, and save the model directory (format documented in lss_jax.lss).")
+    tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
+    tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
+    tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
+    tr.add_argument("--out", required=True, help="model directory to write")
+    tr.add_argument("--config", help=CONFIG_HELP + " Other keys are lss_jax.LSSConfig fields.")
+    tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (default: eigenvalue gap)")
+    tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
+    tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
+    tr.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    tr.add_argument("--checkpoint-every", type=_positive_int, default=1,
+                    help="save the training state to OUT.checkpoints/ every N epochs (decoder: N x 250 iterations); "
+                         "removed once the model is saved (default 1)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from OUT.checkpoints/ (same data and settings); the result is "
+                         "the same as an uninterrupted run")
+
+    ge = sub_parser("generate", "generate trajectories with a trained LSS",
+                    "Roll out latent trajectories and decode them chunk by chunk (memory is set by the chunk, not "
+                    "the trajectory length). OUT with a trajectory extension (.xtc, .dcd, .h5, .nc, .trr, ...) gets "
+                    "all trajectories in one file, trajectory-major (trajectory b is frames b*n .. (b+1)*n-1), plus "
+                    "OUT's stem + '.pdb' (decoded atoms) and + '.latent.npy' ([n_traj, n_frames, latent_dim]). OUT "
+                    "without an extension is a directory of chunk files (format in lss_jax.simulate; read it with "
+                    "lss_jax.simulate.load_generated), for runs larger than memory. An interrupted run continues "
+                    "where it stopped when rerun with the same arguments, with the same result.")
+    ge.add_argument("--model", required=True, help="model directory from `lss-jax train`")
+    ge.add_argument("--n-traj", type=_positive_int, required=True, help="number of trajectories")
+    ge.add_argument("--n-steps", type=_positive_int, required=True, help="propagator steps (lags) per trajectory")
+    ge.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    ge.add_argument("--out", required=True,
+                    help="output file (.xtc, .dcd, .h5, .nc, .trr, ...; .npy with --latent-only) or directory (no extension)")
+    ge.add_argument("--save-every", type=_positive_int, default=1, help="keep every n-th step")
+    ge.add_argument("--latent-only", action="store_true", help="write only the latent rollout")
+    ge.add_argument("--chunk-steps", type=_positive_int,
+                    help="steps per chunk (default: about 256 MB of output per chunk; results do not depend on it)")
+    ge.add_argument("--precision", choices=("float32", "tf32", "bfloat16"), default="float32",
+                    help="matmul precision of both networks (default float32; tf32/bfloat16 for accelerators)")
+    ge.add_argument("--devices", type=_positive_int,
+                    help="shard the trajectories over this many local devices (default: all of jax.local_devices())")
+    ge.add_argument("--distributed", action="store_true",
+                    help="multi-host: call jax.distributed.initialize() and generate this process's share of the "
+                         "trajectories into OUT/process-PPP/ (OUT must be a directory)")
+    ge.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ge.add_argument("--config", help=CONFIG_HELP)
+
+    rp = sub_parser("report", "validate generated trajectories against independent MD",
+                    "Free energies, implied timescales, structure quality, novelty and TICA, as metrics.json "
+                    "plus PNG figures in --out.")
+    rp.add_argument("--model", required=True, help="model directory")
+    rp.add_argument("--md", nargs="+", required=True, help="independent MD trajectories (training topology)")
+    rp.add_argument("--lss", nargs="+", required=True, help="decoded LSS trajectories from `lss-jax generate`")
+    rp.add_argument("--top", help="topology of the MD trajectories")
+    rp.add_argument("--train", nargs="+", help="training trajectories, for the novelty check")
+    rp.add_argument("--out", required=True, help="report directory")
+    rp.add_argument("--seed", type=int, default=0, help="seed of the frame subsampling (default 0)")
+    rp.add_argument("--config", help=CONFIG_HELP)
+
+    ls = sub_parser("lagscan", "implied timescales of SRVs trained at several lags, to choose the lag",
+                    "Train one SRV encoder per lag and plot its implied timescales against the lag (its.png, its.json "
+                    "in --out). Pick the shortest lag from which the slow timescales stay flat.")
+    ls.add_argument("--traj", nargs="+", required=True, help="trajectory files")
+    ls.add_argument("--top", help="topology file")
+    ls.add_argument("--lags", type=_positive_int, nargs="+", required=True, help="lags in frames")
+    ls.add_argument("--n-outputs", type=_positive_int, default=3, help="eigenfunctions per SRV (default 3)")
+    ls.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs per SRV (default 30)")
+    ls.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame")
+    ls.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    ls.add_argument("--out", required=True, help="output directory")
+    ls.add_argument("--config", help=CONFIG_HELP)
+
+    ad = sub_parser("adapt", "adaptive sampling: pick where to run MD next, run it, retrain (N rounds)",
+                    "Score the MD frames with the model (least counts: MD density, or with --beta 1 the LSS stationary "
+                    "density over the MD density; plus the ensemble's uncertainty if the model has one; rule in "
+                    "lss_jax.adaptive), write the K best distinct frames as "
+                    "PDBs, and with --prmtop or --system-xml (needs the md extra: OpenMM) run short MD from each, "
+                    "append it and retrain, for --rounds rounds. Rerunning continues after the last complete round.")
+    ad.add_argument("--model", required=True, help="trained model directory (its config is used for retraining)")
+    ad.add_argument("--traj", nargs="+", required=True, help="MD gathered so far (full atoms)")
+    ad.add_argument("--top", help="topology of --traj")
+    ad.add_argument("--n-seeds", type=_positive_int, required=True, help="seeds (new MD trajectories) per round")
+    ad.add_argument("--rounds", type=_positive_int, default=1, help="rounds (default 1)")
+    ad.add_argument("--beta", type=float, default=0.0,
+                    help="target density pi_LSS**beta of the acquisition: 0 = even coverage of the explored latent "
+                         "space (least counts, default), 1 = the LSS's equilibrium density")
+    ad.add_argument("--md-frames", type=_positive_int, default=100, help="frames per new MD trajectory (default 100)")
+    ad.add_argument("--prmtop", help="Amber prmtop of the system (OBC2 implicit solvent protocol, see lss_jax.md)")
+    ad.add_argument("--system-xml", help="serialized OpenMM System XML (used as is)")
+    ad.add_argument("--pdb", help="PDB matching the system (default --top)")
+    ad.add_argument("--platform", default="Reference", help="OpenMM platform (default Reference)")
+    ad.add_argument("--seed", type=int, default=0, help="PRNG and MD seed")
+    ad.add_argument("--out", required=True, help="output directory of the rounds")
+    ad.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ad.add_argument("--config", help=CONFIG_HELP)
+
+    de = sub_parser("demo", "alanine dipeptide end to end on the built-in data",
+                    "Train on the shipped 50 ns trajectory (seed 1), generate, and validate against the shipped "
+                    "independent 50 ns trajectory (seed 2).")
+    de.add_argument("--out", required=True, help="output directory")
+    de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
+    de.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    de.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    de.add_argument("--config", help=CONFIG_HELP)
+
+    af = sub_parser("adapt-four-well", "adaptive sampling vs plain MD continuation on the four-well potential",
+                    "Start from a BD run that saw only the two left wells; each round trains an MDN ensemble, seeds "
+                    "short BD runs where the data are thin and the kinetics uncertain (the rule of lss-jax adapt), and scores an LSS against the "
+                    "exact free energy; plain continuation of the first run with the same BD steps is the baseline "
+                    "(lss_jax.adaptive.four_well). Writes metrics.json, trajectories.npz and adaptive_four_well.png "
+                    "to --out.")
+    af.add_argument("--out", required=True, help="output directory (created if missing)")
+    af.add_argument("--quick", action="store_true", help="tiny settings for a smoke run (about 1 minute on 2 cores)")
+    af.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    af.add_argument("--rounds", type=int, help="adaptive rounds (default 12; --quick: 1)")
+    af.add_argument("--beta", type=float, help="target density exponent of the acquisition rule (default 0, least "
+                                               "counts; 1: the LSS's equilibrium density; see lss-jax adapt)")
+    af.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    af.add_argument("--config", help=CONFIG_HELP)
+    parser.subcommands = sub.choices
+    return parser

@@ -1,0 +1,220 @@
+"""What an LSS is fitted with: :class:`LSSConfig`, and the checks of training input shared by the library
+and the command line (one place, so that both say the same thing about the same mistake).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from lss_jax.data.featurize import FeatureSpec
+
+__all__ = ["LSSConfig", "check_training_input", "check_atom_selection"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LSSConfig:
+    """Hyperparameters of a molecular LSS (defaults: the paper's architectures).
+
+    ``lag`` is in trajectory frames. ``latent_dim=None`` picks the dimension at the largest gap of
+    the SRV implied timescales among ``max_latent_dim``.
+
+    Example:
+        >>> config = LSSConfig(lag=5, latent_dim=2)
+        >>> config.lag, config.latent_dim, config.n_components
+        (5, 2, 24)
+        >>> LSSConfig.from_dict({"lag": 5, "encoder_hidden": [32, 32]}).encoder_hidden   # e.g. from TOML
+        (32, 32)
+    """
+
+    lag: int
+    latent_dim: int | None = None
+    max_latent_dim: int = 4
+    torsions: tuple[str, ...] = ("phi", "psi", "chi")
+    distances: str | None = "heavy"
+    atom_selection: str = "not element H"
+    val_fraction: float = 0.1
+    seed: int = 0
+    # SRV encoder
+    encoder_hidden: tuple[int, ...] = (100, 100)
+    encoder_batch_norm: bool = True
+    encoder_learning_rate: float = 1e-3
+    encoder_batch_size: int = 2000
+    encoder_epochs: int = 50
+    encoder_patience: int = 5
+    # MDN propagator
+    n_components: int = 24
+    propagator_hidden: tuple[int, ...] = (100, 100)
+    propagator_learning_rate: float = 1e-3
+    propagator_batch_size: int = 1024
+    propagator_epochs: int = 60
+    propagator_patience: int = 30
+    scale_floor: float = 1e-3
+    boundary: str = "reflect"
+    ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
+    # decoder (lss_jax.decoder.DecoderConfig; None: the decoder kind's default)
+    decoder: str = "flow"  # "flow" (conditional flow matching) or "wgan" (the paper's cWGAN-GP)
+    decoder_coordinates: str = "internal"  # "internal" (Z-matrix, NeRF) or "cartesian" (aligned, the paper's)
+    decoder_hidden: tuple[int, ...] | None = None  # flow: 3 x 256; wgan: 3 x 200
+    decoder_learning_rate: float | None = None  # flow: 1e-3 cosine-decayed; wgan: 2e-4
+    decoder_batch_size: int = 256
+    decoder_epochs: int | None = None  # flow: 300 passes over the frames; wgan: what 20 000 iterations need
+    decoder_iterations: int | None = None  # if set: this many optimizer steps (wgan: generator updates)
+    decoder_patience: int = 30
+    decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
+    flow_steps: int = 10
+    noise_dim: int = 50
+    critic_hidden: tuple[int, ...] | None = None
+    decoder_condition: str = "input"  # wgan: "every_layer" feeds the latent point to every layer
+    n_critic: int = 5
+    gp_weight: float = 10.0
+
+    def __post_init__(self):
+        ints = {
+            "lag": self.lag, "max_latent_dim": self.max_latent_dim, "encoder_batch_size": self.encoder_batch_size,
+            "encoder_epochs": self.encoder_epochs, "encoder_patience": self.encoder_patience,
+            "n_components": self.n_components, "propagator_batch_size": self.propagator_batch_size,
+            "propagator_epochs": self.propagator_epochs, "propagator_patience": self.propagator_patience,
+        }
+        for name, value in ints.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.ensemble_size, int) or isinstance(self.ensemble_size, bool) or self.ensemble_size < 0 \
+                or self.ensemble_size == 1:
+            raise ValueError(f"ensemble_size must be 0 (no ensemble) or an integer >= 2, got {self.ensemble_size!r}.")
+        if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or self.latent_dim < 1):
+            raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
+        if not 0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
+        self.decoder_config  # validates the decoder settings
+
+    @property
+    def decoder_config(self):
+        """The decoder fields as a :class:`lss_jax.decoder.DecoderConfig`."""
+        from lss_jax.decoder import DecoderConfig
+
+        return DecoderConfig(
+            kind=self.decoder, coordinates=self.decoder_coordinates, hidden=self.decoder_hidden,
+            learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
+            iterations=self.decoder_iterations, patience=self.decoder_patience, lr_decay=self.decoder_lr_decay,
+            flow_steps=self.flow_steps,
+            noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
+            n_critic=self.n_critic,
+            gp_weight=self.gp_weight,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LSSConfig":
+        """Build from a plain dict (e.g. TOML), rejecting unknown keys and coercing lists to tuples."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {unknown}; valid keys: {sorted(fields)}.")
+        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**clean)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
+
+
+def _as_traj_list(trajs):
+    import mdtraj as md
+
+    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
+
+
+def check_atom_selection(topology, selection: str) -> np.ndarray:
+    """Indices of the atoms ``selection`` picks in ``topology`` (all atoms for an empty selection), or a
+    ``ValueError`` that says how to fix the selection.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> len(check_atom_selection(load_alanine_dipeptide("train", stride=25_000).topology, "not element H"))
+        10
+    """
+    from lss_jax.data.featurize import _selection_error
+
+    if not selection:
+        return np.arange(topology.n_atoms)
+    try:
+        atoms = topology.select(selection)
+    except Exception as err:  # mdtraj's selection parser raises several types, with multi-line messages
+        raise ValueError(
+            f"atom_selection {selection!r} is not a valid mdtraj selection ({_selection_error(err)}); "
+            "use e.g. 'not element H' or 'all'."
+        ) from err
+    if len(atoms) == 0:
+        raise ValueError(
+            f"atom_selection {selection!r} matches no atom of the topology; use e.g. 'not element H' or 'all'.")
+    return np.asarray(atoms)
+
+
+def check_training_input(
+    lengths: Sequence[int],
+    config: LSSConfig,
+    *,
+    n_features: int | None = None,
+    names: Sequence[str] | None = None,
+    lag_name: str = "lag",
+    stride_name: str | None = None,
+) -> None:
+    """Check, before any training, that trajectories of ``lengths`` frames can train an LSS with ``config``.
+
+    Every message says what was wrong and how to fix it. The command line passes the file ``names``,
+    ``lag_name="--lag"`` and ``stride_name="--stride K"`` so that its messages name what the user typed.
+
+    Args:
+        lengths: frames per trajectory.
+        config: the settings to train with.
+        n_features: number of encoder features (checked against the latent dimension).
+        names: how to name each trajectory in a message (default ``"trajectory i"``).
+        lag_name: how to name the lag in a message.
+        stride_name: the subsampling the frame counts are after, if any (e.g. ``"--stride 2"``).
+
+    Example:
+        >>> check_training_input([1000, 800], LSSConfig(lag=5))
+        >>> try:
+        ...     check_training_input([1000, 3], LSSConfig(lag=5))
+        ... except ValueError as err:
+        ...     print(err)
+        trajectory 1 has 3 frames, not more than lag 5, so it gives no lagged pair; drop it or use a shorter lag.
+    """
+    lengths = [int(n) for n in lengths]
+    if not lengths:
+        raise ValueError("no trajectory given.")
+    names = [f"trajectory {i}" for i in range(len(lengths))] if names is None else list(names)
+    lag = config.lag
+    after = f" after {stride_name}" if stride_name else ""
+    if max(lengths) <= lag + 1:
+        raise ValueError(
+            f"{lag_name} {lag} is not shorter than the trajectories (longest: {max(lengths)} frames{after}); "
+            f"use a shorter {lag_name} or longer trajectories.")
+    for name, n in zip(names, lengths):
+        if n <= lag:
+            raise ValueError(f"{name} has {n} frames{f' ({after.strip()})' if after else ''}, not more than {lag_name} "
+                             f"{lag}, so it gives no lagged pair; drop it or use a shorter {lag_name}.")
+    k = config.latent_dim if config.latent_dim is not None else config.max_latent_dim
+    if n_features is not None and k > n_features:
+        which = "latent_dim" if config.latent_dim is not None else "max_latent_dim"
+        raise ValueError(
+            f"latent dimension {k} ({which}) exceeds the number of features ({n_features}); lower {which} "
+            "or add features (torsions, distances).")
+    need = 2 * k + 2  # pairs per batch to estimate the k x k SRV covariances
+    if config.encoder_batch_size < need:
+        raise ValueError(
+            f"encoder_batch_size ({config.encoder_batch_size}) is too small to estimate {k}x{k} covariances; "
+            f"raise it to at least {need}.")
+    n_val = [round(config.val_fraction * n) for n in lengths]  # as lss_jax.data.pairs.split_trajectories
+    train_pairs = sum(max(0, n - v - lag) for n, v in zip(lengths, n_val))
+    val_pairs = sum(max(0, v - lag) for v in n_val)
+    if train_pairs < need or val_pairs < 1:
+        raise ValueError(
+            f"too few lagged pairs at lag {lag}: {train_pairs} for training and {val_pairs} for validation "
+            f"(the last val_fraction={config.val_fraction} of each trajectory); a training batch needs at least "
+            f"{need} and validation at least 1. Use longer trajectories or a shorter lag.")

@@ -1,0 +1,456 @@
+"""The fitted simulator as a value: :func:`fit_lss` turns MD trajectories into an :class:`LSSModel`.
+
+An :class:`LSSModel` is an immutable pytree (``flax.struct``): the feature standardizer, the SRV
+projection, the latent box, the three networks (flax NNX modules, themselves pytrees), the decoded atoms
+and the start points for generation, with the configuration, topologies and training summary as static
+metadata. Fitting never changes a model; it makes a new one (deeptime's ``Estimator.fit().fetch_model()``).
+Every operation that draws random numbers takes its PRNG key first.
+
+    >>> model = fit_lss(jax.random.key(0), trajs, LSSConfig(lag=5, latent_dim=2))   # doctest: +SKIP
+    >>> new = model.generate(jax.random.key(1), 100, 1000)                          # doctest: +SKIP
+
+:class:`lss_jax.LSS` is the notebook facade over it; :mod:`lss_jax.model_io` reads and writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from lss_jax.config import LSSConfig, check_atom_selection, check_training_input
+from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
+from lss_jax.decoder import Decoder, fit_decoder
+from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
+from lss_jax.propagator import MDN, fit_mdn
+from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
+
+__all__ = ["LSSModel", "fit_lss", "as_model"]
+
+
+@struct.dataclass
+class LSSModel:
+    """A trained molecular latent space simulator (immutable; a pytree).
+
+    Attributes:
+        feature_scaler: standardizer of the encoder's input features.
+        projection: the SRV projection (mean, eigenvectors, eigenvalues) of the encoder's outputs.
+        latent_scaler: the min-max box that maps latent coordinates to the unit box the propagator runs in.
+        encoder: the SRV network (eval mode).
+        propagator: the MDN.
+        decoder: the fitted :class:`lss_jax.decoder.Decoder`.
+        propagator_ensemble: bootstrap MDNs (``config.ensemble_size``) or ``None``.
+        atom_indices: ``[n_decoded]`` atoms of the training topology that the decoder generates.
+        reference_xyz: ``[n_decoded, 3]`` the alignment reference of decoded frames (nm).
+        start_points: ``[K, latent_dim]`` unit-box training points that generation starts from by default.
+        config: the :class:`lss_jax.LSSConfig` it was fitted with (static).
+        topology: ``mdtraj.Topology`` of the training frames (static).
+        decoded_topology: ``mdtraj.Topology`` of the decoded atoms (static).
+        timestep: time between training frames (ps for MD; static).
+        latent_dim: dimension of the latent space (static).
+        info_json: the training summary as JSON (static; read it as :attr:`info`).
+    """
+
+    feature_scaler: Standardizer
+    projection: SRVProjection
+    latent_scaler: MinMaxScaler
+    encoder: SRVNet
+    propagator: MDN
+    decoder: Decoder
+    propagator_ensemble: Any
+    atom_indices: np.ndarray
+    reference_xyz: np.ndarray
+    start_points: np.ndarray
+    config: LSSConfig = struct.field(pytree_node=False)
+    topology: Any = struct.field(pytree_node=False)
+    decoded_topology: Any = struct.field(pytree_node=False)
+    timestep: float = struct.field(pytree_node=False)
+    latent_dim: int = struct.field(pytree_node=False)
+    info_json: str = struct.field(pytree_node=False, default="{}")
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def info(self) -> dict:
+        """Training summary: data sizes, SRV eigenvalues and timescales, per-network records, wall times."""
+        return json.loads(self.info_json)
+
+    @property
+    def lag_time(self) -> float:
+        """Time between generated frames (ps if the training trajectories carried ps timesteps)."""
+        return self.config.lag * self.timestep
+
+    @property
+    def reference(self):
+        """The decoded atoms at the alignment reference, as a one-frame ``mdtraj.Trajectory``."""
+        import mdtraj as md
+
+        return md.Trajectory(np.asarray(self.reference_xyz, np.float32)[None], self.decoded_topology)
+
+    @property
+    def topology_full(self):
+        """The training topology (alias of :attr:`topology`)."""
+        return self.topology
+
+    def fingerprint(self) -> str:
+        """SHA-256 of everything generation depends on (weights, scalers, configuration): names a model."""
+        from lss_jax.decoder import coordinate_map_arrays
+        from lss_jax.model_io import flat_weights
+
+        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        arrays = [self.latent_scaler.low, self.latent_scaler.high, self.start_points, self.atom_indices]
+        cmap = coordinate_map_arrays(self.decoder.coordinates)
+        arrays += [cmap[k] for k in sorted(cmap) if k != "kind"]
+        for net in (self.propagator, self.decoder.network):
+            flat = flat_weights(net)
+            arrays += [flat[k] for k in sorted(flat)]
+        for a in arrays:
+            h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+        return h.hexdigest()
+
+    def save(self, path):
+        """Write the model directory (:func:`lss_jax.model_io.save_model`); returns its path."""
+        from lss_jax.model_io import save_model
+
+        return save_model(self, path)
+
+    # ------------------------------------------------------------------ the three maps
+    def encode(self, trajs) -> np.ndarray | list[np.ndarray]:
+        """Latent coordinates ``psi [n_frames, latent_dim]`` of a trajectory (or a list of them)."""
+        single = not isinstance(trajs, (list, tuple))
+        out = []
+        for t in _as_traj_list(trajs):
+            if t.n_atoms != self.topology.n_atoms:
+                raise ValueError(f"trajectory has {t.n_atoms} atoms, the model was trained on {self.topology.n_atoms}.")
+            f = self.feature_scaler.transform(featurize(t, self.config.feature_spec))
+            out.append(srv_transform(self.encoder, self.projection, f, self.latent_dim))
+        return out[0] if single else out
+
+    def to_unit(self, psi) -> np.ndarray:
+        """Latent coordinates ``[..., latent_dim]`` in the propagator's unit box."""
+        return np.asarray(minmax_transform(self.latent_scaler, jnp.asarray(psi, jnp.float32)))
+
+    def from_unit(self, u) -> np.ndarray:
+        """Unit-box points ``[..., latent_dim]`` back in latent coordinates."""
+        return np.asarray(minmax_inverse(self.latent_scaler, jnp.asarray(u, jnp.float32)))
+
+    def decode_unit(
+        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 4096,
+        precision: str = "float32", progress: bool | None = None,
+    ) -> np.ndarray:
+        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
+
+        ``u`` is read as trajectories ``[..., n_frames, latent_dim]`` (a 2-D array is one trajectory).
+        The decoder noise of frame ``t`` of trajectory ``b`` comes from
+        ``fold_in(fold_in(key, trajectory_ids[b]), first_frame + t)``, so a frame decodes the same
+        whether it is decoded alone, in a chunk, or with its whole trajectory. Rows are decoded in
+        blocks of exactly ``chunk`` (the last one padded): one compiled shape, so a frame's bits do not
+        depend on how many frames are decoded with it (XLA may round a reduction differently for another
+        batch size).
+        """
+        from lss_jax._progress import progress_bar
+        from lss_jax.decoder import decode_fn
+
+        u = np.asarray(u, np.float32)
+        if u.shape[-1:] != (self.latent_dim,):
+            raise ValueError(f"latent points must have a last dimension of {self.latent_dim}, got shape {u.shape}.")
+        n_frames = u.shape[-2] if u.ndim >= 2 else 1
+        flat = u.reshape(-1, self.latent_dim)
+        n_traj = len(flat) // n_frames if n_frames else 0
+        ids = np.arange(n_traj) if trajectory_ids is None else np.asarray(trajectory_ids)
+        if ids.shape != (n_traj,):
+            raise ValueError(f"trajectory_ids must have shape [{n_traj}], got {ids.shape}.")
+        rows_b = np.repeat(ids.astype(np.int32), n_frames)
+        rows_t = np.tile(np.arange(first_frame, first_frame + n_frames, dtype=np.int32), n_traj)
+        fn, params = decode_fn(self.decoder, precision)
+        cmap = self.decoder.coordinates
+        out = np.empty((len(flat), len(self.atom_indices), 3), np.float32)
+        starts = range(0, len(flat), chunk)
+        show = len(starts) >= 4 if progress is None else progress
+        for start in progress_bar(iterable=starts, desc="decode", unit="chunk", disable=not show):
+            stop = min(start + chunk, len(flat))
+            pad = lambda a: np.pad(a[start:stop], [(0, chunk - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+            xyz = fn(params, cmap, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)))
+            out[start:stop] = np.asarray(xyz)[: stop - start]
+        return out.reshape(*u.shape[:-1], -1, 3)
+
+    def decode(self, key: jax.Array, psi) -> np.ndarray:
+        """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from latent points ``psi [..., latent_dim]``."""
+        return self.decode_unit(key, self.to_unit(psi))
+
+    def generate(
+        self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
+        latent_only: bool = False, return_latent: bool = False, chunk_steps: int | None = None,
+        precision: str = "float32", devices=None, propagator=None, progress: bool = True,
+    ):
+        """Generate new trajectories in memory (for runs larger than memory use
+        :func:`lss_jax.simulate.generate_to_directory`, which gives the same frames for the same key).
+
+        Args:
+            key: PRNG key.
+            n_trajectories: ``B``.
+            n_steps: propagator steps (each one lag) per trajectory.
+            start: ``None`` (random training frames), an ``mdtraj.Trajectory`` with ``B`` frames to
+                encode, or latent points ``[B, latent_dim]``.
+            save_every: keep every k-th step.
+            latent_only: return only the latent trajectories ``[B, n_frames, latent_dim]``.
+            return_latent: return ``(trajectory, latent)``.
+            chunk_steps: steps per chunk (memory; results do not depend on it).
+            precision: ``"float32"`` (default), ``"tf32"`` or ``"bfloat16"`` matmuls.
+            devices: shard the rollout over these devices (e.g. ``jax.devices()``).
+            propagator: generate with this MDN instead (e.g. one of :meth:`ensemble_members`).
+            progress: show a progress bar.
+
+        Returns:
+            An ``mdtraj.Trajectory`` of the decoded atoms with ``B * n_frames`` frames in trajectory-major
+            order (trajectory ``b`` is frames ``b * n_frames ... (b + 1) * n_frames - 1``), ``time`` in
+            units of the training timestep (ps); or the latent array.
+        """
+        import mdtraj as md
+
+        from lss_jax._progress import progress_bar
+        from lss_jax.simulate import iter_chunks, start_points
+
+        if n_trajectories < 1 or n_steps < 1:
+            raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
+        u0 = start_points(key, self, n_trajectories, start)
+        latent, xyz = [], []
+        with progress_bar(total=n_trajectories * (n_steps // max(save_every, 1)), desc="LSS generate", unit="frame",
+                          unit_scale=True, disable=not progress) as bar:
+            for chunk in iter_chunks(key, self, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
+                                     decode=not latent_only, precision=precision, devices=devices,
+                                     propagator=propagator):
+                latent.append(chunk.latent)
+                xyz.append(chunk.xyz)
+                bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
+        latent = np.concatenate(latent, axis=1)
+        if latent_only:
+            return latent
+        xyz = np.concatenate(xyz, axis=1)
+        times = np.tile(np.arange(1, latent.shape[1] + 1) * save_every * self.lag_time, n_trajectories)
+        traj = md.Trajectory(xyz.reshape(-1, *xyz.shape[-2:]), self.decoded_topology, time=times)
+        return (traj, latent) if return_latent else traj
+
+    def propagate(self, key: jax.Array, psi0, n_steps: int, *, save_every: int = 1, progress: bool = True) -> np.ndarray:
+        """Latent trajectories ``[B, n_steps // save_every, latent_dim]`` from ``psi0 [B, latent_dim]``
+        (``generate(..., start=psi0, latent_only=True)``)."""
+        psi0 = np.atleast_2d(np.asarray(psi0, np.float32))
+        return self.generate(key, len(psi0), n_steps, start=psi0, save_every=save_every, latent_only=True,
+                             progress=progress)
+
+    def trajectory_from_latent(self, key: jax.Array, psi, *, save_every: int = 1):
+        """Decode latent trajectories ``psi [B, n_frames, latent_dim]`` into one ``mdtraj.Trajectory``.
+
+        Frames are trajectory-major (trajectory ``b`` is frames ``b * n_frames ... (b + 1) * n_frames - 1``);
+        ``time`` counts lags from the start of each trajectory (``save_every`` lags per frame).
+        """
+        import mdtraj as md
+
+        psi = np.asarray(psi)
+        if psi.ndim != 3:
+            raise ValueError(f"psi must be [n_trajectories, n_frames, latent_dim], got shape {psi.shape}.")
+        xyz = self.decode(key, psi).reshape(-1, len(self.atom_indices), 3)
+        times = np.tile(np.arange(1, psi.shape[1] + 1) * save_every * self.lag_time, psi.shape[0])
+        return md.Trajectory(xyz, self.decoded_topology, time=times)
+
+    # ------------------------------------------------------------------ uncertainty
+    def _check_ensemble(self):
+        if self.propagator_ensemble is None:
+            raise ValueError("this model has no propagator ensemble; train it with ensemble_size >= 2 "
+                             "(e.g. LSS(lag=5, ensemble_size=5), or ensemble_size = 5 in the train config).")
+
+    def uncertainty(self, key: jax.Array, psi, *, n_samples: int = 256) -> np.ndarray:
+        """Epistemic uncertainty of the kinetics at latent points ``psi [N, latent_dim]`` (nats, ``[N]``):
+        the ensemble members' disagreement about the next state (:func:`lss_jax.ensemble.epistemic_uncertainty`)."""
+        from lss_jax.ensemble import epistemic_uncertainty
+
+        self._check_ensemble()
+        u = np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0.0, 1.0)
+        return epistemic_uncertainty(key, self.propagator_ensemble, u, n_samples=n_samples)
+
+    def data_density(self, psi) -> np.ndarray:
+        """Density of the training data at latent points ``psi [N, latent_dim]`` (Gaussian kernel estimate
+        from the stored training frames, in unit-box coordinates)."""
+        from lss_jax.ensemble import data_density
+
+        return data_density(self.start_points, np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0, 1))
+
+    def ensemble_members(self) -> list[MDN]:
+        """The ensemble's propagators as standalone MDNs (empty without an ensemble)."""
+        from lss_jax.ensemble import member
+
+        if self.propagator_ensemble is None:
+            return []
+        return [member(self.propagator_ensemble, k) for k in range(self.propagator_ensemble.n_members)]
+
+
+def as_model(model) -> LSSModel:
+    """The :class:`LSSModel` of a fitted :class:`lss_jax.LSS` facade, or ``model`` itself."""
+    if isinstance(model, LSSModel):
+        return model
+    fetch = getattr(model, "fetch_model", None)
+    if fetch is None:
+        raise TypeError(f"expected an LSSModel or a fitted lss_jax.LSS, got {type(model).__name__}.")
+    return fetch()
+
+
+def _as_traj_list(trajs):
+    import mdtraj as md
+
+    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
+    if not trajs:
+        raise ValueError("no trajectory given.")
+    n_atoms = trajs[0].n_atoms
+    for t in trajs:
+        if t.n_atoms != n_atoms:
+            raise ValueError(f"all trajectories must have the same atoms ({n_atoms}); got one with {t.n_atoms}.")
+        if not np.all(np.isfinite(t.xyz)):
+            raise ValueError("a trajectory contains NaN or Inf coordinates; repair or drop those frames.")
+    return trajs
+
+
+def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs: int = 200_000) -> float:
+    """VAMP-2 of the trained encoder on all training pairs (at most ``max_pairs``, evenly spaced) in eval mode.
+
+    The training log's VAMP-2 is a mean over minibatches in train mode (batch-norm statistics of each batch,
+    covariances of 2000 pairs), the validation VAMP-2 uses eval mode on held-out pairs: this number, eval mode
+    on the training pairs, tells a gap from batch norm and minibatch estimates (log vs this) from one of
+    generalization (this vs validation).
+    """
+    from lss_jax.data.pairs import lagged_pairs, split_trajectories
+    from lss_jax.encoder import srv_loss
+
+    train, _ = split_trajectories(features, val_fraction)
+    x0, xt = lagged_pairs(train, lag)
+    keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
+    return -float(srv_loss(encoder, (jnp.asarray(x0[keep]), jnp.asarray(xt[keep]))))
+
+
+def fit_lss(
+    key: jax.Array, trajs, config: LSSConfig, *, progress: bool = True, checkpoint_dir=None, resume: bool = False,
+    checkpoint_every: int = 1,
+) -> LSSModel:
+    """Train encoder, propagator and decoder on one or many ``mdtraj.Trajectory`` objects.
+
+    Lagged pairs never straddle two trajectories; the trailing ``config.val_fraction`` of each one is
+    held out for early stopping. Every input is checked before any training
+    (:func:`lss_jax.config.check_training_input`).
+
+    Args:
+        key: PRNG key (split into the encoder's, the propagator's and the decoder's).
+        trajs: training trajectories (``mdtraj.Trajectory`` or a list of them, one topology).
+        config: the settings.
+        progress: show progress bars.
+        checkpoint_dir: save the training state of each network here (``encoder``, ``propagator``,
+            ``decoder`` checkpoints, format in :mod:`lss_jax.checkpoint`) every ``checkpoint_every`` epochs.
+        resume: continue from the checkpoints in ``checkpoint_dir`` (finished networks are not
+            retrained); the final model is bitwise that of an uninterrupted run on the same machine.
+            Without ``resume`` an existing checkpoint is an error.
+
+    Returns:
+        The fitted :class:`LSSModel`.
+
+    References:
+        H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
+    """
+    cfg = config
+    trajs = _as_traj_list(trajs)
+    k_enc, k_prop, k_dec = jax.random.split(key, 3)
+    timings = {}
+    t0 = time.perf_counter()
+    topology = trajs[0].topology
+    atoms = check_atom_selection(topology, cfg.atom_selection)
+    n_features = len(feature_names(topology, cfg.feature_spec))
+    check_training_input([len(t) for t in trajs], cfg, n_features=n_features)
+    k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
+    if checkpoint_dir is not None:
+        from lss_jax.checkpoint import Checkpointer
+
+        ckpt = lambda name: Checkpointer(checkpoint_dir, name, every=checkpoint_every, resume=resume)  # noqa: E731
+    else:
+        ckpt = lambda name: None  # noqa: E731
+    features = [featurize(t, cfg.feature_spec) for t in trajs]
+    feature_scaler = standardizer_fit(features)
+    fs = [feature_scaler.transform(f) for f in features]
+    timings["featurize"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    encoder, projection, enc_hist = fit_srv(
+        k_enc, fs, cfg.lag, k, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
+        learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
+        patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("encoder"),
+    )
+    timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
+    ts = implied_timescales(projection.eigenvalues, cfg.lag * timestep)
+    train_vamp2 = _eval_mode_vamp2(encoder, fs, cfg.lag, cfg.val_fraction)
+    latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts)
+    psi = [srv_transform(encoder, projection, f, latent_dim) for f in fs]
+    timings["encoder"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    latent_scaler = minmax_fit(np.concatenate(psi))
+    u = [np.asarray(minmax_transform(latent_scaler, jnp.asarray(p, jnp.float32))) for p in psi]
+    propagator, prop_hist = fit_mdn(
+        k_prop, u, cfg.lag, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
+        scale_floor=cfg.scale_floor, learning_rate=cfg.propagator_learning_rate,
+        batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
+        val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("propagator"),
+    )
+    ensemble = None
+    if cfg.ensemble_size:
+        from lss_jax.ensemble import fit_mdn_ensemble
+
+        ensemble, _ = fit_mdn_ensemble(
+            jax.random.fold_in(k_prop, 1), u, cfg.lag, n_members=cfg.ensemble_size,
+            n_components=cfg.n_components, hidden=cfg.propagator_hidden, scale_floor=cfg.scale_floor,
+            learning_rate=cfg.propagator_learning_rate, batch_size=cfg.propagator_batch_size,
+            max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience, val_fraction=cfg.val_fraction,
+            progress=progress, checkpoint=ckpt("ensemble"),
+        )
+    timings["propagator"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sliced = [t.atom_slice(atoms) for t in trajs]
+    reference = sliced[0].xyz[0]
+    decoder, dec_hist = fit_decoder(
+        k_dec, [t.xyz for t in sliced], u, topology=sliced[0].topology, reference=reference,
+        config=cfg.decoder_config, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("decoder"),
+    )
+    timings["decoder"] = time.perf_counter() - t0
+
+    rng = np.random.default_rng(cfg.seed)
+    all_u = np.concatenate(u)
+    start = all_u[rng.choice(len(all_u), size=min(len(all_u), 10_000), replace=False)]
+    info = {
+        "n_trajectories": len(trajs),
+        "n_frames": int(sum(len(t) for t in trajs)),
+        "shortest_trajectory": int(min(len(t) for t in trajs)),
+        "n_features": int(n_features),
+        "timestep_ps": timestep,
+        "lag_time_ps": cfg.lag * timestep,
+        "srv_eigenvalues": projection.eigenvalues.tolist(),
+        "srv_timescales_ps": ts.tolist(),
+        "latent_dim": int(latent_dim),
+        "encoder": {"epochs": enc_hist.epochs_run, "best_val_vamp2": -min(enc_hist.val_loss),
+                    "last_epoch_train_batches_vamp2": -enc_hist.train_loss[-1],
+                    "train_vamp2_eval_mode": train_vamp2},
+        "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
+        "decoder": {"kind": cfg.decoder, "coordinates": cfg.decoder_coordinates, "epochs": dec_hist.epochs_run,
+                    "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
+                    "seconds": round(dec_hist.seconds, 2)},
+        "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
+    return LSSModel(
+        feature_scaler=feature_scaler, projection=projection, latent_scaler=latent_scaler, encoder=encoder,
+        propagator=propagator, decoder=decoder, propagator_ensemble=ensemble, atom_indices=np.asarray(atoms),
+        reference_xyz=np.asarray(reference, np.float32), start_points=start, config=cfg, topology=topology,
+        decoded_topology=sliced[0].topology, timestep=timestep, latent_dim=int(latent_dim),
+        info_json=json.dumps(info),
+    )
+
+

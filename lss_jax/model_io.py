@@ -1,0 +1,232 @@
+"""Reading and writing an :class:`lss_jax.model.LSSModel`: a directory, checksummed, written atomically.
+
+On-disk format (``FORMAT_VERSION = 2``):
+
+* ``lss.json``: format name and version, lss_jax version, the full :class:`lss_jax.LSSConfig` (its ``decoder``
+  and ``decoder_coordinates`` say which decoder the weights belong to), derived sizes, SRV eigenvalues and
+  implied timescales, training summaries, and the SHA-256 of every other file. It is written last and
+  doubles as the completion marker: a directory without it, or whose files do not match their checksums,
+  is rejected by :func:`load_model`.
+* ``arrays.npz``: feature standardizer, SRV projection (mean, eigenvectors, eigenvalues), latent
+  min-max box, decoded-atom indices, start points for generation, the training timestep.
+* ``coordinates.npz``: the decoder's coordinate map (``kind`` = ``"internal"`` or ``"cartesian"`` and the
+  fields of :class:`lss_jax.decoder.InternalMap` / :class:`lss_jax.decoder.CartesianMap`).
+* ``topology.pdb``: the decoded atoms, at the alignment reference structure; ``full_topology.pdb``: the
+  training topology (coordinates zero).
+* ``encoder.npz``, ``propagator.npz``, ``decoder.npz`` (velocity field or generator), ``critic.npz`` (WGAN
+  only), ``propagator_ensemble.npz`` (with an ensemble): network weights as flat ``"path/to/leaf" -> array``
+  maps of the flax NNX state (``nnx.to_pure_dict``).
+
+Format 1 (lss_jax before the flow decoder) is still read: its ``generator.npz`` and ``critic.npz`` are a
+cWGAN-GP on aligned Cartesian coordinates whose standardizer is ``coord_mean``/``coord_std`` in
+``arrays.npz``.
+
+The directory is assembled under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lss_jax._io import sha256_file
+from lss_jax.config import LSSConfig
+
+__all__ = ["FORMAT_VERSION", "ModelFormatError", "save_model", "load_model", "flat_weights", "load_weights"]
+
+FORMAT_VERSION = 2
+FORMAT_NAME = "lss_jax.LSS"
+
+
+class ModelFormatError(ValueError):
+    """A model directory that is incomplete, corrupted, or from a newer format.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     try:
+        ...         load_model(empty)
+        ...     except ModelFormatError as err:
+        ...         print("no lss.json" in str(err), isinstance(err, ValueError))
+        True True
+    """
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def flat_weights(module: nnx.Module) -> dict[str, np.ndarray]:
+    """A network's state as a flat ``{"path/to/leaf": array}`` map (what the ``.npz`` files hold).
+
+    Example:
+        >>> sorted(flat_weights(nnx.Linear(2, 3, rngs=nnx.Rngs(0))))
+        ['bias', 'kernel']
+    """
+    pure = nnx.to_pure_dict(nnx.state(module))
+    return {_path_name(path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(pure)[0]}
+
+
+def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
+    """Set ``module``'s state from a :func:`flat_weights` map (every leaf must be there, with its shape)."""
+    state = nnx.state(module)
+    pure = nnx.to_pure_dict(state)
+    values = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]:
+        name = _path_name(path)
+        if name not in flat or flat[name].shape != np.shape(leaf):
+            raise ModelFormatError(f"weight {name!r} is missing or has the wrong shape in the saved model.")
+        values.append(jnp.asarray(flat[name]))
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(pure), values))
+    nnx.update(module, state)
+    return module
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path."""
+    import mdtraj as md
+
+    from lss_jax import __version__
+    from lss_jax.decoder import coordinate_map_arrays
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        np.savez(
+            tmp / "arrays.npz",
+            feature_mean=model.feature_scaler.mean, feature_std=model.feature_scaler.std,
+            srv_mean=model.projection.mean, srv_vectors=model.projection.vectors,
+            srv_eigenvalues=model.projection.eigenvalues, latent_low=np.asarray(model.latent_scaler.low),
+            latent_high=np.asarray(model.latent_scaler.high), atom_indices=model.atom_indices,
+            start_points=model.start_points, timestep=np.float64(model.timestep),
+        )
+        np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(model.decoder.coordinates))
+        model.reference.save_pdb(str(tmp / "topology.pdb"))
+        md.Trajectory(np.zeros((1, model.topology.n_atoms, 3), np.float32), model.topology).save_pdb(
+            str(tmp / "full_topology.pdb"))
+        networks = {"encoder": model.encoder, "propagator": model.propagator, "decoder": model.decoder.network}
+        if model.decoder.critic is not None:
+            networks["critic"] = model.decoder.critic
+        if model.propagator_ensemble is not None:
+            networks["propagator_ensemble"] = model.propagator_ensemble
+        for name, net in networks.items():
+            np.savez(tmp / f"{name}.npz", **flat_weights(net))
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "lss_jax_version": __version__,
+            "config": model.config.to_dict(),
+            "latent_dim": int(model.latent_dim),
+            "n_features": int(len(model.feature_scaler.mean)),
+            "n_decoded_atoms": int(len(model.atom_indices)),
+            "info": model.info,
+            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
+        }
+        (tmp / "lss.json").write_text(json.dumps(meta, indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_meta(path: Path) -> tuple[dict, int]:
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory not found: {path}")
+    meta_path = path / "lss.json"
+    if not meta_path.is_file():
+        raise ModelFormatError(f"{path} has no lss.json: not a model directory, or an interrupted save.")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelFormatError(f"{meta_path} is not valid JSON ({err}); the model directory is corrupted.") from err
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFormatError(f"{path} is not an lss_jax model (format {meta.get('format')!r}).")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{path} was saved in model format {version} by lss_jax {meta.get('lss_jax_version')}; this "
+            f"lss_jax reads format <= {FORMAT_VERSION}. Upgrade lss_jax.")
+    for name, digest in meta.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            raise ModelFormatError(f"{path} is missing {name}; the model directory is incomplete.")
+        if sha256_file(f) != digest:
+            raise ModelFormatError(f"{f} does not match its checksum; the model directory is corrupted.")
+    return meta, version
+
+
+def load_model(path: str | os.PathLike):
+    """Read a model directory written by :func:`save_model` (or format 1), verifying version and checksums.
+
+    Returns:
+        The :class:`lss_jax.model.LSSModel`.
+    """
+    import mdtraj as md
+
+    from lss_jax.data.featurize import Standardizer
+    from lss_jax.decoder import CartesianMap, coordinate_map_from_arrays, decoder_template
+    from lss_jax.encoder import SRVNet, SRVProjection
+    from lss_jax.model import LSSModel
+    from lss_jax.propagator import MDN
+    from lss_jax.scaling import MinMaxScaler
+
+    path = Path(path)
+    meta, version = _read_meta(path)
+    cfg = LSSConfig.from_dict(meta["config"])
+    if version == 1:  # format 1: the cWGAN-GP on aligned Cartesian coordinates, its settings in the config
+        cfg = dataclasses.replace(cfg, decoder="wgan", decoder_coordinates="cartesian")
+    arrays = np.load(path / "arrays.npz")
+    latent_dim = int(meta["latent_dim"])
+    reference = md.load(str(path / "topology.pdb"))
+    projection = SRVProjection(arrays["srv_mean"], arrays["srv_vectors"], arrays["srv_eigenvalues"], cfg.lag)
+    rngs = nnx.Rngs(0)  # templates only: every weight is then read from the files
+    weights = lambda name: dict(np.load(path / name))  # noqa: E731
+    encoder = load_weights(SRVNet(int(meta["n_features"]), projection.vectors.shape[0], cfg.encoder_hidden,
+                                  batch_norm=cfg.encoder_batch_norm, rngs=rngs), weights("encoder.npz"))
+    encoder.eval()
+    propagator = load_weights(
+        MDN(latent_dim, cfg.n_components, cfg.propagator_hidden, scale_floor=cfg.scale_floor, rngs=rngs),
+        weights("propagator.npz"))
+    if version == 1:
+        cmap = CartesianMap(jnp.asarray(reference.xyz[0]), jnp.asarray(arrays["coord_mean"], jnp.float32),
+                            jnp.asarray(arrays["coord_std"], jnp.float32))
+        decoder_file = "generator.npz"
+    else:
+        cmap = coordinate_map_from_arrays(np.load(path / "coordinates.npz"))
+        decoder_file = "decoder.npz"
+    template = decoder_template(cfg.decoder_config, cmap, latent_dim)
+    critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
+    decoder = template.replace(network=load_weights(template.network, weights(decoder_file)), critic=critic)
+    ensemble = None
+    if "propagator_ensemble.npz" in meta.get("files", {}):
+        from lss_jax.ensemble import MDNEnsemble
+
+        ensemble = load_weights(MDNEnsemble(cfg.ensemble_size, latent_dim, cfg.n_components, cfg.propagator_hidden,
+                                            scale_floor=cfg.scale_floor, rngs=rngs), weights("propagator_ensemble.npz"))
+    return LSSModel(
+        feature_scaler=Standardizer(arrays["feature_mean"], arrays["feature_std"]), projection=projection,
+        latent_scaler=MinMaxScaler(jnp.asarray(arrays["latent_low"]), jnp.asarray(arrays["latent_high"])),
+        encoder=encoder, propagator=propagator, decoder=decoder, propagator_ensemble=ensemble,
+        atom_indices=arrays["atom_indices"], reference_xyz=reference.xyz[0], start_points=arrays["start_points"],
+        config=cfg, topology=md.load_topology(str(path / "full_topology.pdb")), decoded_topology=reference.topology,
+        timestep=float(arrays["timestep"]), latent_dim=latent_dim, info_json=json.dumps(meta.get("info", {})),
+    )
