@@ -30,6 +30,7 @@ MODULES = [
     "lss_jax.analysis.molecular",
     "lss_jax.datasets",
     "lss_jax.systems.alanine_dipeptide",
+    "lss_jax.systems.trp_cage",
 ]
 
 

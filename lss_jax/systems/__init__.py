@@ -4,6 +4,8 @@
   reference: :func:`lss_jax.analysis.smoluchowski_reference`);
 * :mod:`lss_jax.systems.alanine_dipeptide`: shipped OpenMM trajectories (training, independent) and their
   re-simulation;
+* :mod:`lss_jax.systems.trp_cage`: a Cα structure-based (Gō) model of the Trp-cage miniprotein built from its
+  NMR structure, its OpenMM simulation, folding analysis (Q) and shipped trajectories;
 
 :mod:`lss_jax.datasets` is the index of the built-in data. Nothing is downloaded: trajectories ship with
 the package, and re-simulation (the ``md`` extra, OpenMM) writes to :func:`cache_dir`.

@@ -1,0 +1,567 @@
+"""Trp-cage as a Cα structure-based (Gō) model: energy function, simulation, folding analysis, shipped data.
+
+One bead per residue at the Cα atom of the native structure, PDB 1L2Y model 1 (Trp-cage TC5b,
+NLYIQWLKDGGPSSGRPPPS, 20 residues), shipped with the package. Energy function of Clementi, Nymeyer &
+Onuchic (2000), every reference value taken from the native structure (subscript 0)::
+
+    V = Σ_bonds    K_r (r − r_0)²                                 K_r = 100 ε/Å² = 10⁴ ε/nm²
+      + Σ_angles   K_θ (θ − θ_0)²                                 K_θ = 20 ε/rad²
+      + Σ_torsions K_1 [1 − cos(φ − φ_0)] + K_3 [1 − cos(3(φ − φ_0))]   K_1 = ε, K_3 = 0.5 ε
+      + Σ_native   ε [5 (σ_ij/r_ij)¹² − 6 (σ_ij/r_ij)¹⁰]           σ_ij = native Cα–Cα distance
+      + Σ_non-native ε (C/r_ij)¹²                                  C = 4 Å = 0.4 nm
+
+Note there is no factor ½ in the harmonic terms (the paper's convention; OpenMM's ``HarmonicBondForce``
+would have one, so custom forces are used). Bonds join consecutive Cα (i, i+1), angles span (i, i+1, i+2),
+torsions (i, …, i+3). Native contacts are the residue pairs with |i − j| ≥ 4 having any heavy atoms within
+0.45 nm in the all-atom native structure: 20 pairs in 1L2Y (:func:`native_contacts`); each is −ε at its
+native distance, its minimum. The remaining 116 pairs with |i − j| ≥ 4 are non-native and purely repulsive.
+Pairs with |i − j| < 4 have no non-bonded term.
+
+Units are OpenMM's: nm, ps, kJ/mol, amu. ε = 1 kJ/mol and every bead weighs 100 amu. Temperatures are
+given as the **reduced temperature** T* = k_B T/ε (dimensionless); with ε = 1 kJ/mol, T* = 1 is
+ε/k_B = 120.27 K, so T* = 0.75 is 90.2 K (:func:`temperature_kelvin`). Time is in ps, but a nominal one:
+the model's natural time σ√(m/ε) is ≈ 3.8 ps for σ = 0.38 nm, and it is not a physical time of Trp-cage.
+
+Dynamics (:func:`simulate_trp_cage`, through :func:`lss_jax.md.run_md`): ``LangevinMiddleIntegrator``,
+friction 1/ps, 10 fs step, OpenMM ``Reference`` platform (faster than ``CPU`` for 20 particles: measured
+≈1.3×10⁵ vs ≈2×10⁴ steps/s on a 2-core machine), integrator and Maxwell–Boltzmann velocity seed ``seed``,
+starting from the native structure, an equilibration that is discarded, then one frame every
+``frame_interval_ps``.
+
+Folding is followed with Q, the fraction of native contacts formed (r < 1.2 σ_ij,
+:func:`fraction_native_contacts`). Near the folding temperature the Q histogram of this small model is
+*not* bimodal: it has one broad maximum at Q ≈ 0.45–0.5 (20 contacts; a marginally cooperative, nearly
+downhill folder), so the two cutoffs sit on its flanks: at the shipped T* = 0.82, 9–10 % of the frames
+have Q < 0.3 and 17–18 % Q > 0.7. States are assigned with hysteresis
+(:func:`core_states`): unfolded after Q falls below ``Q_UNFOLDED`` = 0.3 (at most 5 contacts formed),
+folded after it rises above ``Q_FOLDED`` = 0.7 (at least 15), and a frame in between keeps the state last
+visited. Measured in 20 ns scans (1 ps frames, cutoffs 0.3/0.7): folded fraction 0.95 at T* = 0.70,
+0.84 at 0.75, 0.63 at 0.80, 0.54 at 0.82, 0.50 at 0.85, 0.26 at 0.90, 0.16 at 0.95; of these
+temperatures the potential-energy variance (heat capacity) is largest at T* = 0.80.
+
+Shipped data (``lss_jax/systems/data``; regenerate, byte for byte, with ``benchmarks/make_trp_cage_data.py``):
+T* = 0.82 (98.6 K), one frame every 5 ps after 1 ns of equilibration, 28 000 frames = 140 ns each,
+``.xtc`` (0.001 nm precision, ≈175 bytes a frame):
+
+==============  ====  ===============  =================  =======================  ============  ==========
+trajectory      seed  folded fraction  ⟨Q⟩                folding / unfolding      file (bytes)  wall time
+==============  ====  ===============  =================  =======================  ============  ==========
+``train``       1     0.529            0.522              234 / 234                4 911 136     101 s
+``independent`` 2     0.544            0.533              224 / 223                4 909 956     115 s
+==============  ====  ===============  =================  =======================  ============  ==========
+
+A state lasts ≈ 60 frames on average (median 23–27 frames unfolded, 45–48 folded), and the autocorrelation
+of Q is 0.47 at a lag of 10 frames and 0.20 at 50 frames, so LSS lags of a few to tens of frames resolve
+the folding kinetics. Counted on 1 ps frames, a trajectory has about 1.5 times as many transitions (64 vs 42
+folding transitions in the same 20 ns test run): excursions across a cutoff shorter than a frame are
+missed at 5 ps.
+
+References:
+    C. Clementi, H. Nymeyer, J. N. Onuchic, "Topological and energetic factors: what determines the
+    structural details of the transition state ensemble and 'en-route' intermediates for protein folding?
+    An investigation for small globular proteins", J. Mol. Biol. 298, 937 (2000).
+    J. W. Neidigh, R. M. Fesinmeyer, N. H. Andersen, "Designing a 20-residue protein",
+    Nat. Struct. Biol. 9, 425 (2002) (PDB 1L2Y).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "NativeContacts",
+    "Transitions",
+    "core_states",
+    "folded_fraction",
+    "folding_transitions",
+    "fraction_native_contacts",
+    "go_model_system",
+    "load_trp_cage",
+    "native_contacts",
+    "native_structure",
+    "simulate_trp_cage",
+    "temperature_kelvin",
+    "trp_cage_files",
+]
+
+_DATA = "lss_jax.systems"
+NATIVE_PDB = "1l2y.pdb"
+
+# Energy function (OpenMM units: kJ/mol, nm, rad); the paper's values in ε and Å are in the comments.
+EPSILON = 1.0  # kJ/mol
+BEAD_MASS = 100.0  # amu
+K_BOND = 100.0 * EPSILON / 0.1**2  # 100 ε/Å² = 1e4 ε/nm² (1 Å = 0.1 nm)
+K_ANGLE = 20.0 * EPSILON  # ε/rad²
+K_TORSION_1 = 1.0 * EPSILON
+K_TORSION_3 = 0.5 * EPSILON
+REPULSION_RADIUS = 0.4  # nm (C = 4 Å)
+CONTACT_CUTOFF = 0.45  # nm, heavy atoms of the all-atom native structure
+MIN_SEPARATION = 4  # |i - j| of non-bonded pairs
+Q_TOLERANCE = 1.2  # a native contact is formed when r < 1.2 sigma
+Q_UNFOLDED = 0.3
+Q_FOLDED = 0.7
+
+# Dynamics
+STEP_FS = 10.0
+FRICTION_PER_PS = 1.0
+MOLAR_GAS_CONSTANT = 8.314462618e-3  # kJ/(mol K), k_B N_A
+
+SHIPPED = {
+    # name: (file, integrator/velocity seed)
+    "train": ("trpcage-go-seed1.xtc", 1),
+    "independent": ("trpcage-go-seed2.xtc", 2),
+}
+SHIPPED_TEMPERATURE = 0.82  # reduced, k_B T / epsilon
+SHIPPED_FRAME_PS = 5.0
+SHIPPED_EQUILIBRATION_PS = 1000.0
+SHIPPED_N_FRAMES = 28_000
+SHIPPED_PLATFORM = "Reference"
+# (folding, unfolding) transitions in each shipped trajectory, counted with Q_UNFOLDED, Q_FOLDED (tested).
+SHIPPED_TRANSITIONS = {"train": (234, 234), "independent": (224, 223)}
+
+
+class NativeContacts(NamedTuple):
+    """Native contacts of the Gō model.
+
+    Attributes:
+        pairs: ``[n_contacts, 2]`` residue (= bead) indices, i < j.
+        distances: ``[n_contacts]`` native Cα–Cα distances σ_ij in nm (float64).
+    """
+
+    pairs: np.ndarray
+    distances: np.ndarray
+
+
+class Transitions(NamedTuple):
+    """Folding and unfolding events of a Q time series (see :func:`folding_transitions`).
+
+    Attributes:
+        n_folding: number of unfolded → folded transitions.
+        n_unfolding: number of folded → unfolded transitions.
+        folding_frames: ``[n_folding]`` frames at which Q first exceeds the folded cutoff after the unfolded state.
+        unfolding_frames: ``[n_unfolding]`` frames at which Q first falls below the unfolded cutoff after the
+            folded state.
+    """
+
+    n_folding: int
+    n_unfolding: int
+    folding_frames: np.ndarray
+    unfolding_frames: np.ndarray
+
+
+def _data_path(name: str) -> Path:
+    return Path(str(resources.files(_DATA).joinpath("data", name)))
+
+
+def trp_cage_files() -> dict[str, Path]:
+    """Paths of the shipped files: ``pdb`` (all-atom native 1L2Y) and the trajectories ``train``, ``independent``.
+
+    Example:
+        >>> files = trp_cage_files()
+        >>> sorted(files), files["pdb"].name
+        (['independent', 'pdb', 'train'], '1l2y.pdb')
+        >>> all(path.is_file() for path in files.values())
+        True
+    """
+    files = {"pdb": _data_path(NATIVE_PDB)}
+    files.update({name: _data_path(f) for name, (f, _) in SHIPPED.items()})
+    return files
+
+
+def temperature_kelvin(temperature: float, epsilon: float = EPSILON) -> float:
+    """Kelvin of a reduced temperature T* = k_B T/ε (ε in kJ/mol).
+
+    Example:
+        >>> round(temperature_kelvin(0.75), 1)
+        90.2
+    """
+    _check_temperature(temperature)
+    return float(temperature) * epsilon / MOLAR_GAS_CONSTANT
+
+
+def _check_temperature(temperature: float) -> None:
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature is the reduced temperature k_B T/epsilon and must be positive, got "
+                         f"{temperature} (the folding temperature is near 0.8).")
+
+
+def _all_atom_native():
+    import mdtraj as md
+
+    return md.load(str(_data_path(NATIVE_PDB)))
+
+
+def native_structure():
+    """The native structure as a Cα model: one frame, 20 CA atoms (one per residue), nm.
+
+    The topology has a bond between consecutive Cα atoms, so ``topology.bonds`` follows the chain.
+
+    Returns:
+        ``mdtraj.Trajectory`` with ``xyz`` ``[1, 20, 3]``.
+
+    Example:
+        >>> native = native_structure()
+        >>> native.n_atoms, native.topology.n_bonds, native.topology.residue(5).name
+        (20, 19, 'TRP')
+    """
+    import mdtraj as md
+
+    full = _all_atom_native()
+    ca = full.topology.select("name CA")
+    top = md.Topology()
+    chain = top.add_chain()
+    atoms = []
+    for index in ca:
+        residue = full.topology.atom(index).residue
+        res = top.add_residue(residue.name, chain, resSeq=residue.resSeq)
+        atoms.append(top.add_atom("CA", md.element.carbon, res))
+    for a, b in zip(atoms[:-1], atoms[1:]):
+        top.add_bond(a, b)
+    return md.Trajectory(full.xyz[:, ca], top)
+
+
+def native_contacts(*, cutoff: float = CONTACT_CUTOFF, min_separation: int = MIN_SEPARATION) -> NativeContacts:
+    """Native contacts: residue pairs with |i − j| ≥ ``min_separation`` and any heavy atoms within ``cutoff``.
+
+    Computed on the all-atom native structure (1L2Y model 1); σ_ij are the Cα–Cα distances of the same structure.
+
+    Args:
+        cutoff: heavy-atom distance in nm.
+        min_separation: smallest sequence separation of a contact.
+
+    Returns:
+        :class:`NativeContacts` (20 pairs with the defaults).
+
+    References:
+        C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
+
+    Example:
+        >>> contacts = native_contacts()
+        >>> len(contacts.pairs), contacts.pairs[0].tolist()
+        (20, [0, 4])
+    """
+    if cutoff <= 0 or min_separation < 1:
+        raise ValueError(f"need cutoff > 0 and min_separation >= 1, got {cutoff} and {min_separation}.")
+    full = _all_atom_native()
+    xyz = full.xyz[0].astype(np.float64)
+    heavy = {}
+    ca = {}
+    for atom in full.topology.atoms:
+        if atom.element.symbol != "H":
+            heavy.setdefault(atom.residue.index, []).append(atom.index)
+        if atom.name == "CA":
+            ca[atom.residue.index] = atom.index
+    n = full.topology.n_residues
+    pairs, distances = [], []
+    for i in range(n):
+        for j in range(i + min_separation, n):
+            d = np.linalg.norm(xyz[heavy[i]][:, None] - xyz[heavy[j]][None], axis=-1)
+            if d.min() < cutoff:
+                pairs.append((i, j))
+                distances.append(np.linalg.norm(xyz[ca[i]] - xyz[ca[j]]))
+    return NativeContacts(np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(distances, np.float64))
+
+
+def _angle(a, b, c) -> float:
+    u, v = a - b, c - b
+    return float(np.arccos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1.0, 1.0)))
+
+
+def _dihedral(a, b, c, d) -> float:
+    # IUPAC convention, the same as OpenMM's torsions and mdtraj.compute_dihedrals
+    b0, b1, b2 = a - b, c - b, d - c
+    b1n = b1 / np.linalg.norm(b1)
+    v = b0 - (b0 @ b1n) * b1n
+    w = b2 - (b2 @ b1n) * b1n
+    return float(np.arctan2(np.cross(b1n, v) @ w, v @ w))
+
+
+def go_model_system(*, contacts: NativeContacts | None = None):
+    """The Cα Gō model of Trp-cage as an OpenMM ``System`` (custom forces, no cutoffs, no periodic box).
+
+    The energy function, parameters and units are in the module docstring. The system does not depend on
+    temperature: that is the integrator's (:func:`simulate_trp_cage`). Force groups: 0 bonds, 1 angles,
+    2 torsions, 3 native contacts, 4 non-native repulsion.
+
+    Args:
+        contacts: native contacts (default :func:`native_contacts`).
+
+    Returns:
+        ``openmm.System`` of 20 particles of 100 amu.
+
+    References:
+        C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
+
+    Example:
+        >>> system = go_model_system()  # doctest: +SKIP
+        >>> system.getNumParticles(), system.getNumForces()  # doctest: +SKIP
+        (20, 5)
+    """
+    import openmm
+
+    contacts = native_contacts() if contacts is None else contacts
+    xyz = native_structure().xyz[0].astype(np.float64)
+    n = len(xyz)
+    system = openmm.System()
+    for _ in range(n):
+        system.addParticle(BEAD_MASS)
+
+    bonds = openmm.CustomBondForce("k_bond*(r-r0)^2")
+    bonds.addGlobalParameter("k_bond", K_BOND)
+    bonds.addPerBondParameter("r0")
+    for i in range(n - 1):
+        bonds.addBond(i, i + 1, [float(np.linalg.norm(xyz[i + 1] - xyz[i]))])
+
+    angles = openmm.CustomAngleForce("k_angle*(theta-theta0)^2")
+    angles.addGlobalParameter("k_angle", K_ANGLE)
+    angles.addPerAngleParameter("theta0")
+    for i in range(n - 2):
+        angles.addAngle(i, i + 1, i + 2, [_angle(*xyz[i:i + 3])])
+
+    torsions = openmm.CustomTorsionForce("k_torsion1*(1-cos(theta-phi0)) + k_torsion3*(1-cos(3*(theta-phi0)))")
+    torsions.addGlobalParameter("k_torsion1", K_TORSION_1)
+    torsions.addGlobalParameter("k_torsion3", K_TORSION_3)
+    torsions.addPerTorsionParameter("phi0")
+    for i in range(n - 3):
+        torsions.addTorsion(i, i + 1, i + 2, i + 3, [_dihedral(*xyz[i:i + 4])])
+
+    native = openmm.CustomBondForce("epsilon*(5*(sigma/r)^12 - 6*(sigma/r)^10)")
+    native.addGlobalParameter("epsilon", EPSILON)
+    native.addPerBondParameter("sigma")
+    for (i, j), sigma in zip(contacts.pairs, contacts.distances):
+        native.addBond(int(i), int(j), [float(sigma)])
+
+    repulsive = openmm.CustomBondForce("epsilon*(c_repulsion/r)^12")
+    repulsive.addGlobalParameter("epsilon", EPSILON)
+    repulsive.addGlobalParameter("c_repulsion", REPULSION_RADIUS)
+    native_set = {(int(i), int(j)) for i, j in contacts.pairs}
+    for i in range(n):
+        for j in range(i + MIN_SEPARATION, n):
+            if (i, j) not in native_set:
+                repulsive.addBond(i, j, [])
+
+    for group, force in enumerate((bonds, angles, torsions, native, repulsive)):
+        force.setForceGroup(group)
+        force.setUsesPeriodicBoundaryConditions(False)
+        system.addForce(force)
+    return system
+
+
+def simulate_trp_cage(
+    n_frames: int,
+    *,
+    seed: int = 1,
+    temperature: float = SHIPPED_TEMPERATURE,
+    frame_interval_ps: float = SHIPPED_FRAME_PS,
+    equilibration_ps: float = SHIPPED_EQUILIBRATION_PS,
+    platform: str = SHIPPED_PLATFORM,
+    out: str | Path | None = None,
+    progress: bool = True,
+):
+    """Simulate the Cα Gō model of Trp-cage (needs the ``md`` extra: OpenMM).
+
+    Langevin dynamics (``LangevinMiddleIntegrator``, friction 1/ps, 10 fs) from the native structure with
+    velocities at ``temperature``, ``equilibration_ps`` discarded, then one frame every ``frame_interval_ps``.
+    The result is cached: a second call with the same arguments loads the file instead of simulating. Either
+    call returns the frames as read back from the file (``.xtc`` rounds to 0.001 nm).
+
+    Args:
+        n_frames: production frames to write.
+        seed: integrator and velocity seed; a different seed gives an independent trajectory.
+        temperature: reduced temperature k_B T/ε (0.82 ≈ 98.6 K with ε = 1 kJ/mol; see :func:`temperature_kelvin`).
+        frame_interval_ps: time between frames (a multiple of the 10 fs step).
+        equilibration_ps: discarded dynamics before the first frame (a multiple of the step).
+        platform: OpenMM platform name.
+        out: output ``.xtc``/``.dcd``/``.h5`` path (default: in :func:`lss_jax.systems.cache_dir`).
+        progress: show a progress bar.
+
+    Returns:
+        ``mdtraj.Trajectory`` of the production frames: ``xyz`` ``[n_frames, 20, 3]`` in nm, ``time`` in ps,
+        the Cα topology of :func:`native_structure`.
+
+    References:
+        C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
+
+    Example:
+        >>> traj = simulate_trp_cage(3, frame_interval_ps=0.1, equilibration_ps=0.1, out="t.xtc")  # doctest: +SKIP
+        >>> traj.xyz.shape  # doctest: +SKIP
+        (3, 20, 3)
+    """
+    import mdtraj as md
+    import openmm
+
+    from lss_jax._io import atomic_path
+    from lss_jax.md import MDSystem, run_md
+    from lss_jax.systems import cache_dir
+
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}.")
+    _check_temperature(temperature)
+    if equilibration_ps < 0:
+        raise ValueError(f"equilibration_ps must be >= 0, got {equilibration_ps}.")
+    native = native_structure()
+    if out is None:
+        out = cache_dir() / (f"trpcage-go-T{temperature:g}-seed{seed}-{n_frames}x{frame_interval_ps:g}ps-"
+                             f"eq{equilibration_ps:g}ps-{platform}.xtc")
+    out = Path(out)
+    if out.exists():
+        return md.load(str(out), top=native.topology)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # run_md takes files: the Cα PDB (topology, start positions) and the serialized System
+        pdb, xml = Path(tmp) / "trpcage-ca.pdb", Path(tmp) / "trpcage-go.xml"
+        native.save_pdb(str(pdb))
+        xml.write_text(openmm.XmlSerializer.serialize(go_model_system()))
+        system = MDSystem(pdb=pdb, system_xml=xml, temperature_K=temperature_kelvin(temperature),
+                          friction_per_ps=FRICTION_PER_PS, step_fs=STEP_FS, platform=platform)
+        traj = run_md(system, n_frames, start_xyz=native.xyz[0], frame_interval_ps=frame_interval_ps, seed=seed,
+                      equilibration_ps=equilibration_ps, progress=progress, desc=f"OpenMM Trp-cage Go seed {seed}")
+    traj = md.Trajectory(traj.xyz, native.topology, time=traj.time)
+    with atomic_path(out) as tmp:
+        traj.save(str(tmp))
+    # what was written (xtc keeps 0.001 nm), so a first call and a cached call return the same frames
+    return md.load(str(out), top=native.topology)
+
+
+def load_trp_cage(which: str = "train", *, stride: int = 1):
+    """A shipped Gō-model trajectory as an ``mdtraj.Trajectory`` (20 Cα atoms, nm, ``time`` in ps).
+
+    Args:
+        which: ``"train"`` (seed 1) or ``"independent"`` (seed 2, simulated separately with the same protocol,
+            for validation). Temperature, frame interval and lengths are in the module docstring.
+        stride: keep every n-th frame.
+
+    Returns:
+        ``mdtraj.Trajectory`` with ``xyz`` ``[n_frames, 20, 3]``.
+
+    Example:
+        >>> traj = load_trp_cage("train", stride=100)
+        >>> traj.n_atoms, float(traj.timestep) == 100 * SHIPPED_FRAME_PS
+        (20, True)
+    """
+    import mdtraj as md
+
+    if which not in SHIPPED:
+        raise ValueError(f"unknown shipped trajectory {which!r}; choose one of {sorted(SHIPPED)}.")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}.")
+    return md.load(str(trp_cage_files()[which]), top=native_structure().topology, stride=int(stride))
+
+
+def fraction_native_contacts(traj, *, contacts: NativeContacts | None = None,
+                             tolerance: float = Q_TOLERANCE) -> np.ndarray:
+    """Q, the fraction of native contacts formed in each frame (formed: r_ij < ``tolerance`` σ_ij).
+
+    Args:
+        traj: ``mdtraj.Trajectory`` of the Cα model, or coordinates ``[n_frames, 20, 3]`` in nm.
+        contacts: native contacts (default :func:`native_contacts`).
+        tolerance: a contact is formed below ``tolerance`` times its native distance.
+
+    Returns:
+        ``[n_frames]`` Q in [0, 1] (float64).
+
+    References:
+        C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
+
+    Example:
+        >>> fraction_native_contacts(native_structure()).tolist()
+        [1.0]
+    """
+    xyz = np.asarray(getattr(traj, "xyz", traj), np.float64)
+    if xyz.ndim != 3 or xyz.shape[1:] != (20, 3):
+        raise ValueError(f"expected Cα coordinates [n_frames, 20, 3], got shape {xyz.shape}.")
+    contacts = native_contacts() if contacts is None else contacts
+    i, j = contacts.pairs.T
+    r = np.linalg.norm(xyz[:, i] - xyz[:, j], axis=-1)
+    return np.mean(r < tolerance * contacts.distances, axis=-1)
+
+
+def _check_cutoffs(q_unfolded: float, q_folded: float) -> None:
+    if not 0 <= q_unfolded < q_folded <= 1:
+        raise ValueError(f"need 0 <= q_unfolded < q_folded <= 1, got {q_unfolded} and {q_folded}.")
+
+
+def core_states(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_FOLDED) -> np.ndarray:
+    """State of each frame with hysteresis: 0 unfolded, 1 folded, −1 before either is first reached.
+
+    A frame is unfolded when Q < ``q_unfolded``, folded when Q > ``q_folded``; a frame in between keeps the
+    state last visited (transition-based assignment), so recrossings of a single cutoff are not counted.
+
+    Args:
+        q: ``[n_frames]`` fraction of native contacts.
+        q_unfolded: low cutoff.
+        q_folded: high cutoff.
+
+    Returns:
+        ``[n_frames]`` int states.
+
+    Example:
+        >>> core_states([0.5, 0.1, 0.5, 0.8, 0.5, 0.2]).tolist()
+        [-1, 0, 0, 1, 1, 0]
+    """
+    _check_cutoffs(q_unfolded, q_folded)
+    q = np.asarray(q, np.float64)
+    if q.ndim != 1:
+        raise ValueError(f"q must be one-dimensional [n_frames], got shape {q.shape}.")
+    states = np.empty(len(q), np.int64)
+    state = -1
+    for t, value in enumerate(q):
+        if value < q_unfolded:
+            state = 0
+        elif value > q_folded:
+            state = 1
+        states[t] = state
+    return states
+
+
+def folding_transitions(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_FOLDED) -> Transitions:
+    """Folding and unfolding transitions of a Q time series, with dual cutoffs (hysteresis).
+
+    A folding transition is a passage from below ``q_unfolded`` to above ``q_folded``; an unfolding
+    transition the passage back. Excursions that return to the side they came from do not count.
+
+    Args:
+        q: ``[n_frames]`` fraction of native contacts.
+        q_unfolded: low cutoff (0.3 for the shipped data, the valley of the bimodal Q histogram is between).
+        q_folded: high cutoff (0.7).
+
+    Returns:
+        :class:`Transitions` with the counts and the frames at which each new state is reached.
+
+    Example:
+        >>> folding_transitions([0.1, 0.5, 0.9, 0.5, 0.9, 0.2, 0.6, 0.1])[:2]
+        (1, 1)
+    """
+    states = core_states(q, q_unfolded, q_folded)
+    change = np.flatnonzero((states[1:] != states[:-1]) & (states[:-1] >= 0)) + 1
+    folding = change[states[change] == 1]
+    unfolding = change[states[change] == 0]
+    return Transitions(len(folding), len(unfolding), folding, unfolding)
+
+
+def folded_fraction(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_FOLDED) -> float:
+    """Fraction of time folded, with the state assignment of :func:`core_states` (frames before the first
+    visit to either state are left out).
+
+    Args:
+        q: ``[n_frames]`` fraction of native contacts.
+        q_unfolded: low cutoff.
+        q_folded: high cutoff.
+
+    Returns:
+        Folded fraction in [0, 1].
+
+    Example:
+        >>> folded_fraction([0.5, 0.1, 0.5, 0.8, 0.5, 0.2])
+        0.4
+    """
+    states = core_states(q, q_unfolded, q_folded)
+    assigned = states[states >= 0]
+    if len(assigned) == 0:
+        raise ValueError("q never crosses either cutoff; the folded fraction is undefined.")
+    return float(np.mean(assigned == 1))
