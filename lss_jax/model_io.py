@@ -8,7 +8,9 @@ On-disk format (``FORMAT_VERSION = 2``):
   doubles as the completion marker: a directory without it, or whose files do not match their checksums,
   is rejected by :func:`load_model`.
 * ``arrays.npz``: feature standardizer, SRV projection (mean, eigenvectors, eigenvalues), latent
-  min-max box, decoded-atom indices, start points for generation, the training timestep.
+  min-max box, decoded-atom indices, start points for generation, the training timestep, and (since
+  lss_jax 0.1 with ``LSSModel``) ``reference_xyz``, the exact reference structure (``topology.pdb`` rounds it
+  to the PDB's 0.001 Å; older directories fall back to it).
 * ``coordinates.npz``: the decoder's coordinate map (``kind`` = ``"internal"`` or ``"cartesian"`` and the
   fields of :class:`lss_jax.decoder.InternalMap` / :class:`lss_jax.decoder.CartesianMap`).
 * ``topology.pdb``: the decoded atoms, at the alignment reference structure; ``full_topology.pdb``: the
@@ -110,6 +112,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
             srv_eigenvalues=model.projection.eigenvalues, latent_low=np.asarray(model.latent_scaler.low),
             latent_high=np.asarray(model.latent_scaler.high), atom_indices=model.atom_indices,
             start_points=model.start_points, timestep=np.float64(model.timestep),
+            reference_xyz=np.asarray(model.reference_xyz, np.float32),
         )
         np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(model.decoder.coordinates))
         model.reference.save_pdb(str(tmp / "topology.pdb"))
@@ -226,7 +229,8 @@ def load_model(path: str | os.PathLike):
         feature_scaler=Standardizer(arrays["feature_mean"], arrays["feature_std"]), projection=projection,
         latent_scaler=MinMaxScaler(jnp.asarray(arrays["latent_low"]), jnp.asarray(arrays["latent_high"])),
         encoder=encoder, propagator=propagator, decoder=decoder, propagator_ensemble=ensemble,
-        atom_indices=arrays["atom_indices"], reference_xyz=reference.xyz[0], start_points=arrays["start_points"],
+        atom_indices=arrays["atom_indices"],
+        reference_xyz=arrays["reference_xyz"] if "reference_xyz" in arrays else reference.xyz[0], start_points=arrays["start_points"],
         config=cfg, topology=md.load_topology(str(path / "full_topology.pdb")), decoded_topology=reference.topology,
         timestep=float(arrays["timestep"]), latent_dim=latent_dim, info_json=json.dumps(meta.get("info", {})),
     )

@@ -407,5 +407,26 @@ def demo(args) -> int:
     return 0
 
 
+def export(args) -> int:
+    from pathlib import Path
+
+    from lss_jax.export import export_simulator
+    from lss_jax.lss import LSS
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file name such as sim.jaxexport.")
+    model = LSS.load(args.model)
+    path = export_simulator(model, out, chunk_steps=args.chunk_steps,
+                            platforms=tuple(args.platforms) if args.platforms else None)
+    print(f"\nexported the propagator and decoder of {args.model}"
+          f"\n  file        {path} ({path.stat().st_size / 2**20:.1f} MB)"
+          f"\n  run it      python docs/examples/run_exported.py {path} --n-traj 10 --n-steps 1000 --seed 0"
+          f"\n  needs       jax and numpy (and flatbuffers, which jax.export uses to read the file)")
+    return 0
+
+
 COMMANDS = {"four-well": four_well, "train": train, "generate": generate, "report": report, "demo": demo,
-            "lagscan": lagscan, "adapt": adapt, "adapt-four-well": adapt_four_well}
+            "lagscan": lagscan, "adapt": adapt, "adapt-four-well": adapt_four_well, "export": export}

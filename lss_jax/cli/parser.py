@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   lss-jax generate --model model/ --n-traj 100 --n-steps 1000 --seed 1 --out lss.xtc
   lss-jax report --model model/ --md independent.xtc --lss lss.xtc --top system.pdb --out report/
   lss-jax lagscan --traj md1.xtc --top system.pdb --lags 1 2 5 10 20 --out its/
+  lss-jax export --model model/ --out sim.jaxexport     # the simulator for jax + numpy alone
 """
 
 
@@ -167,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")
     de.add_argument("--no-progress", action="store_true", help="hide progress bars")
     de.add_argument("--config", help=CONFIG_HELP)
+
+    ex = sub_parser("export", "write the trained propagator and decoder as serialized StableHLO (jax.export)",
+                    "One .jaxexport file that generates decoded frames with only jax and numpy installed "
+                    "(docs/examples/run_exported.py runs it); the same seed gives the frames of lss-jax generate "
+                    "on the same machine. Format and calling convention: lss_jax.export.")
+    ex.add_argument("--model", required=True, help="model directory from `lss-jax train`")
+    ex.add_argument("--out", required=True, help="output file (e.g. sim.jaxexport)")
+    ex.add_argument("--chunk-steps", type=_positive_int, default=100,
+                    help="propagator steps per call of the exported rollout (default 100)")
+    ex.add_argument("--platforms", nargs="+", help="platforms to lower for (default: this machine's, e.g. cpu cuda)")
+    ex.add_argument("--config", help=CONFIG_HELP)
 
     af = sub_parser("adapt-four-well", "adaptive sampling vs plain MD continuation on the four-well potential",
                     "Start from a BD run that saw only the two left wells; each round trains an MDN ensemble, seeds "

@@ -1,0 +1,96 @@
+"""The fitted model as a value: fit_lss, the LSS facade, pytree behaviour, I/O, and the exported simulator."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from lss_jax import LSS, LSSModel, fit_lss
+from lss_jax.config import LSSConfig
+from lss_jax.datasets import load_alanine_dipeptide
+from lss_jax.model_io import load_model
+from lss_jax.scaling import minmax_inverse
+from lss_jax.simulate import generate_to_directory, load_generated
+
+TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_alanine_dipeptide("train", stride=10)
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    return fit_lss(jax.random.key(3), data, LSSConfig(**TINY), progress=False)
+
+
+def test_the_facade_holds_what_fit_lss_returns(model, data):
+    facade = LSS(**TINY).fit(data, progress=False)
+    fetched = facade.fetch_model()
+    assert isinstance(fetched, LSSModel)
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(fetched), jax.tree_util.tree_leaves(model))
+    assert facade.latent_dim == model.latent_dim and facade.fingerprint() == model.fingerprint()
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        LSS(lag=2).encode(data)
+
+
+def test_model_is_an_immutable_pytree(model, data):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.latent_dim = 3
+    rebuilt = jax.tree_util.tree_map(lambda x: x, model)
+    assert isinstance(rebuilt, LSSModel) and rebuilt.config == model.config
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(rebuilt), jax.tree_util.tree_leaves(model))
+    # a model crosses jit as an argument (static metadata hashable, arrays traced)
+    to_latent = jax.jit(lambda m, u: minmax_inverse(m.latent_scaler, u))
+    u = np.full((4, 2), 0.5, np.float32)
+    np.testing.assert_allclose(np.asarray(to_latent(model, u)), model.from_unit(u), rtol=1e-6)
+    psi = model.encode(data[:20])
+    np.testing.assert_array_equal(rebuilt.encode(data[:20]), psi)
+
+
+def test_save_load_round_trip_is_the_same_model(model, tmp_path):
+    loaded = load_model(model.save(tmp_path / "m"))
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
+    assert loaded.config == model.config and loaded.info == model.info and loaded.fingerprint() == model.fingerprint()
+
+
+def test_exported_simulator_runs_without_lss_jax_and_gives_the_generated_frames(model, tmp_path):
+    """`lss-jax export` + docs/examples/run_exported.py in a fresh process where lss_jax, flax and mdtraj cannot be
+    imported: the decoded frames are bitwise those of generate_to_directory for the same seed."""
+    from lss_jax.cli import main
+
+    model_dir = model.save(tmp_path / "model")
+    sim = tmp_path / "sim.jaxexport"
+    assert main(["export", "--model", str(model_dir), "--out", str(sim), "--chunk-steps", "7"]) == 0
+    generate_to_directory(jax.random.key(5), model, tmp_path / "gen", 6, 30, progress=False)
+    expected = load_generated(tmp_path / "gen")
+    runner = f"""
+import runpy, sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("lss_jax", "flax", "mdtraj", "optax"):
+            raise ImportError(name + " is not available to an exported simulator")
+sys.meta_path.insert(0, Blocked())
+sys.argv = ["run_exported.py", {str(sim)!r}, "--n-traj", "6", "--n-steps", "30", "--seed", "5",
+            "--out", {str(tmp_path / "frames.npz")!r}]
+runpy.run_path({str(REPO / "docs" / "examples" / "run_exported.py")!r}, run_name="__main__")
+assert not any(m.split(".")[0] in ("lss_jax", "flax", "mdtraj") for m in sys.modules)
+"""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", runner], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    frames = np.load(tmp_path / "frames.npz")
+    assert frames["xyz"].shape == (6, 30, len(model.atom_indices), 3)
+    np.testing.assert_array_equal(frames["xyz"], expected.xyz)
+    # the min-max inverse is one fused multiply-add away: equal to float32 rounding
+    np.testing.assert_allclose(frames["latent"], expected.latent, rtol=1e-6, atol=1e-6)
+    assert (tmp_path / "frames.pdb").read_text().startswith(("REMARK", "CRYST1", "MODEL", "ATOM"))
