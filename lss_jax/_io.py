@@ -67,3 +67,25 @@ def sha256_file(path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def jsonable(obj):
+    """Nested dicts/lists/arrays/numpy scalars -> plain Python; ``nan``/``inf`` -> ``None``.
+
+    Example:
+        >>> jsonable({"a": np.array([1.0, np.nan]), "b": np.int64(3)})
+        {'a': [1.0, None], 'b': 3}
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj

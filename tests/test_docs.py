@@ -14,6 +14,7 @@ MODULES = [
     "lss_jax.train",
     "lss_jax.encoder",
     "lss_jax.lss",
+    "lss_jax._io",
     "lss_jax.config",
     "lss_jax.model_io",
     "lss_jax.simulate",

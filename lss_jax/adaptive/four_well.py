@@ -91,13 +91,18 @@ from lss_jax.analysis.msm import (
     rebin,
     stationary_distribution,
 )
-from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
 from lss_jax.propagator import fit_mdn, mdn_apply_fn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.simulate import rollout_with_progress
-from lss_jax.systems.four_well import brownian_dynamics, four_well_potential, well_boundaries, wells_visited
+from lss_jax.systems.four_well import (
+    FourWellDynamics,
+    brownian_dynamics,
+    four_well_potential,
+    well_boundaries,
+    wells_visited,
+)
 
 __all__ = [
     "AdaptiveConfig",
@@ -111,7 +116,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class AdaptiveConfig:
+class AdaptiveConfig(FourWellDynamics):
     """Settings of the adaptive-sampling experiment (see the module docstring).
 
     BD settings (``dt``, ``diffusion``, ``kT``, ``integrator``, ``save_every``, ``lag_steps``) are those
@@ -126,13 +131,6 @@ class AdaptiveConfig:
         1
     """
 
-    # dynamics (as FourWellConfig)
-    dt: float = 1e-3
-    diffusion: float = 1.0
-    kT: float = 1.0
-    integrator: str = "leimkuhler_matthews"
-    save_every: int = 10
-    lag_steps: int = 100
     # initial trajectory: only the two left wells
     n_initial_steps: int = 2000
     n_initial_candidates: int = 256
@@ -166,9 +164,6 @@ class AdaptiveConfig:
     burn_in: int = 25
     boundary: str = "reflect"
     # analysis
-    x_range: tuple[float, float] = (-1.4, 1.4)
-    n_grid: int = 560
-    n_bins: int = 80
     populated_fraction: float = 1e-3
     core_fraction: float = 1e-2
     floor_fraction: float = 1e-3
@@ -189,17 +184,16 @@ class AdaptiveConfig:
         return cls(**base)
 
     def __post_init__(self):
-        positive = ("save_every", "lag_steps", "n_initial_steps", "n_initial_candidates", "n_seeds", "n_seed_steps",
+        super().__post_init__()
+        positive = ("n_initial_steps", "n_initial_candidates", "n_seeds", "n_seed_steps",
                     "n_cells", "max_candidates", "n_uncertainty_samples", "n_members",
                     "ensemble_components", "ensemble_train_steps", "n_components", "batch_size", "train_steps",
-                    "max_epochs", "n_trajectories", "n_lss_steps", "n_grid", "n_bins", "plain_max_steps")
+                    "max_epochs", "n_trajectories", "n_lss_steps", "plain_max_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.n_rounds < 0:
             raise ValueError(f"n_rounds must be >= 0, got {self.n_rounds}.")
-        if self.lag_steps % self.save_every:
-            raise ValueError(f"lag_steps ({self.lag_steps}) must be a multiple of save_every ({self.save_every}).")
         for name in ("n_initial_steps", "n_seed_steps"):
             if getattr(self, name) % self.save_every:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of save_every ({self.save_every}).")
@@ -215,16 +209,10 @@ class AdaptiveConfig:
                              f"got {self.exclusion}.")
         if not 0 <= self.burn_in < self.n_lss_steps:
             raise ValueError(f"burn_in must be in [0, n_lss_steps), got {self.burn_in}.")
-        if self.n_grid % self.n_bins:
-            raise ValueError(f"n_grid ({self.n_grid}) must be a multiple of n_bins ({self.n_bins}).")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
         if self.plain_growth <= 1:
             raise ValueError(f"plain_growth must be > 1, got {self.plain_growth}.")
-
-    @property
-    def lag_frames(self) -> int:
-        return self.lag_steps // self.save_every
 
     @property
     def steps_per_round(self) -> int:
@@ -301,8 +289,7 @@ class _Reference(NamedTuple):
 
 
 def _reference(cfg: AdaptiveConfig) -> _Reference:
-    ref = smoluchowski_reference(lambda x: four_well_potential(x, np), x_min=cfg.x_range[0], x_max=cfg.x_range[1],
-                                 n_bins=cfg.n_grid, diffusion=cfg.diffusion, kT=cfg.kT)
+    ref = cfg.exact_reference()
     edges = np.linspace(*cfg.x_range, cfg.n_bins + 1)
     pi = ref.stationary.reshape(cfg.n_bins, -1).sum(axis=1)
     return _Reference(edges, 0.5 * (edges[1:] + edges[:-1]), -cfg.kT * np.log(pi),

@@ -88,6 +88,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import scipy.spatial
 
+from lss_jax._io import jsonable as to_jsonable
 from lss_jax.analysis.msm import (
     count_matrix,
     implied_timescales_from_matrix,
@@ -1550,28 +1551,6 @@ def plot_chapman_kolmogorov(result: dict, *, frame_time: float = 1.0, unit: str 
 # --------------------------------------------------------------------------------------------------
 # side by side
 # --------------------------------------------------------------------------------------------------
-
-
-def to_jsonable(obj):
-    """Nested dicts/lists/arrays/numpy scalars -> plain Python; ``nan``/``inf`` -> ``None``.
-
-    Example:
-        >>> to_jsonable({"a": np.array([1.0, np.nan]), "b": np.int64(3)})
-        {'a': [1.0, None], 'b': 3}
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
 
 
 def _halves(arrays: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from lss_jax import _io
 from lss_jax.analysis import structure
 from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
 from lss_jax.encoder import implied_timescales, reversible_decomposition
@@ -343,7 +344,6 @@ def validate(
         }
 
     if out_dir is not None:
-        from lss_jax import _io
         from lss_jax.analysis import plots
 
         out_dir = Path(out_dir)
@@ -361,8 +361,8 @@ def validate(
         models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
         with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:
             models.save_pdb(str(tmp))  # one MODEL record per frame, for any molecular viewer
-        _io.write_json(out_dir / "metrics.json", _jsonable(metrics))
-    return _jsonable(metrics)
+        _io.write_json(out_dir / "metrics.json", _io.jsonable(metrics))
+    return _io.jsonable(metrics)
 
 
 def _basins(pp: np.ndarray) -> dict:
@@ -387,19 +387,3 @@ def _nan_se(profiles) -> np.ndarray:
 def _quantiles(x) -> dict:
     q = np.quantile(x, [0.05, 0.5, 0.95])
     return {"min": float(np.min(x)), "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2])}
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

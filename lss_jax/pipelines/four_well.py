@@ -36,17 +36,16 @@ from lss_jax.analysis.msm import (
     rebin,
     stationary_distribution,
 )
-from lss_jax.analysis.smoluchowski import smoluchowski_reference
 from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn
 from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.simulate import collect_rollout, iter_rollout, rollout_with_progress
-from lss_jax.systems.four_well import brownian_dynamics, four_well_potential
+from lss_jax.systems.four_well import FourWellDynamics, brownian_dynamics
 
 __all__ = ["FourWellConfig", "run_four_well"]
 
 
 @dataclasses.dataclass(frozen=True)
-class FourWellConfig:
+class FourWellConfig(FourWellDynamics):
     """Settings of the four-well validation (defaults: the paper's protocol).
 
     ``dt = 1e-3`` with ``D = kT = 1`` and the Leimkuhler-Matthews integrator keeps the bias of the
@@ -56,19 +55,9 @@ class FourWellConfig:
     """
 
     n_bd_steps: int = 5_000_000
-    dt: float = 1e-3
-    diffusion: float = 1.0
-    kT: float = 1.0
-    integrator: str = "leimkuhler_matthews"
-    save_every: int = 10
-    lag_steps: int = 100
     # independent BD ensemble for the cross-check of the exact reference
     n_check_walkers: int = 256
     n_check_steps: int = 1_000_000
-    # exact reference grid and analysis bins
-    x_range: tuple[float, float] = (-1.4, 1.4)
-    n_grid: int = 560
-    n_bins: int = 80
     # MDN and its training
     n_components: int = 8
     hidden: tuple[int, ...] = (100, 100)
@@ -92,27 +81,16 @@ class FourWellConfig:
         return cls(**base)
 
     def __post_init__(self):
-        positive = ("n_bd_steps", "save_every", "lag_steps", "n_check_walkers", "n_check_steps", "n_grid",
-                    "n_bins", "n_components", "batch_size", "max_epochs", "patience", "n_trajectories")
+        super().__post_init__()
+        positive = ("n_bd_steps", "n_check_walkers", "n_check_steps", "n_components", "batch_size", "max_epochs",
+                    "patience", "n_trajectories")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.lag_steps % self.save_every:
-            raise ValueError(f"lag_steps ({self.lag_steps}) must be a multiple of save_every ({self.save_every}).")
         if self.n_bd_steps % self.lag_steps or self.n_check_steps % self.save_every:
             raise ValueError("n_bd_steps must be a multiple of lag_steps and n_check_steps of save_every.")
-        if self.n_grid % self.n_bins:
-            raise ValueError(f"n_grid ({self.n_grid}) must be a multiple of n_bins ({self.n_bins}).")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
-
-    @property
-    def lag_time(self) -> float:
-        return self.lag_steps * self.dt
-
-    @property
-    def lag_frames(self) -> int:
-        return self.lag_steps // self.save_every
 
     @property
     def lss_steps(self) -> int:
@@ -173,15 +151,12 @@ def run_four_well(
     timer = _Timer()
     key = jax.random.key(cfg.seed)
     k_bd, k_check, k_train, k_start, k_roll = jax.random.split(key, 5)
-    potential = lambda x: four_well_potential(x, np)  # noqa: E731
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
 
     with timer("reference"):
-        ref = smoluchowski_reference(
-            potential, x_min=cfg.x_range[0], x_max=cfg.x_range[1], n_bins=cfg.n_grid, diffusion=cfg.diffusion, kT=cfg.kT
-        )
+        ref = cfg.exact_reference()
         edges = np.linspace(*cfg.x_range, cfg.n_bins + 1)
         pi_bins = ref.stationary.reshape(cfg.n_bins, -1).sum(axis=1)
         f_exact = -cfg.kT * np.log(pi_bins)
