@@ -147,9 +147,9 @@ def main(argv=None) -> int:
         decoder, history = fit_decoder(jax.random.key(2), train_h.xyz, u_train, topology=train_h.topology,
                                        reference=train_h.xyz[0], config=config, progress=False)
         seconds = time.perf_counter() - start
-        model = base  # the shared encoder and propagator with this decoder
-        model.decoder = decoder
-        model.config = dataclasses.replace(base.config, decoder=config.kind, decoder_coordinates=config.coordinates)
+        model = base.fetch_model().replace(  # the shared encoder and propagator with this decoder
+            decoder=decoder,
+            config=dataclasses.replace(base.config, decoder=config.kind, decoder_coordinates=config.coordinates))
         round_trip = decoder_round_trip(jax.random.key(3), model, independent)
         lss = model.trajectory_from_latent(jax.random.key(4), latent)  # latent: psi units, as generate returns it
         entry = {

@@ -64,16 +64,16 @@ def decoder_throughputs(model, n_frames: int) -> dict:
     traj = load_alanine_dipeptide("train", stride=5)
     heavy = traj.atom_slice(model.atom_indices)
     u = model.to_unit(model.encode(traj))
-    original, out = (model.decoder, model.config), {}
+    base, out = model.fetch_model(), {}
     for kind in ("flow", "wgan"):
         for coordinates in ("internal", "cartesian"):
             config = DecoderConfig(kind=kind, coordinates=coordinates, iterations=5)
-            model.decoder, _ = fit_decoder(jax.random.key(0), heavy.xyz, u, topology=heavy.topology,
-                                           reference=heavy.xyz[0], config=config, progress=False)
-            model.config = dataclasses.replace(original[1], decoder=kind, decoder_coordinates=coordinates)
-            out[f"{kind}-{coordinates}"] = decode_throughput(model, n_frames, repeats=2)
+            decoder, _ = fit_decoder(jax.random.key(0), heavy.xyz, u, topology=heavy.topology,
+                                     reference=heavy.xyz[0], config=config, progress=False)
+            variant = base.replace(decoder=decoder, config=dataclasses.replace(base.config, decoder=kind,
+                                                                                decoder_coordinates=coordinates))
+            out[f"{kind}-{coordinates}"] = decode_throughput(variant, n_frames, repeats=2)
             print(f"decode {kind:4s} {coordinates:9s}: {out[f'{kind}-{coordinates}']['frames_per_second']:,.0f} frames/s")
-    model.decoder, model.config = original
     return out
 
 

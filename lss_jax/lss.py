@@ -94,6 +94,13 @@ class LSS:
         self._model = model
         return self
 
+    def __setattr__(self, name: str, value) -> None:
+        if name not in ("config", "_model"):
+            raise AttributeError(
+                f"an LSS does not grow attributes: its fitted model is an immutable LSSModel; for another {name!r} make "
+                f"a new model, e.g. lss.fetch_model().replace({name}=...)")
+        object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str):
         # only reached for names the facade itself lacks: the fitted model's fields and methods
         if name.startswith("__") or name == "_model":

@@ -16,6 +16,7 @@ import functools
 import math
 from typing import Callable, NamedTuple, Sequence
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,6 +78,8 @@ def gaussian_mixture_log_prob(y: jax.Array, logits: jax.Array, means: jax.Array,
         >>> round(float(lp), 4)   # log N(0 | 0, 1)
         -0.9189
     """
+    chex.assert_equal_shape([means, scales])
+    chex.assert_axis_dimension(means, -1, y.shape[-1])
     z = (y[..., None, :] - means) / scales
     component = -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(jnp.log(scales), axis=-1) - 0.5 * y.shape[-1] * _LOG_2PI
     return jax.nn.logsumexp(jax.nn.log_softmax(logits, axis=-1) + component, axis=-1)
@@ -97,8 +100,11 @@ def mdn_nll(mixture: MixtureParams, y: jax.Array) -> jax.Array:
 def mixture_sample(key: jax.Array, mixture: MixtureParams) -> jax.Array:
     """Draw one sample ``[..., m]`` from each mixture in the batch.
 
-    The component is chosen with ``jax.random.categorical`` (Gumbel-max on the logits), then a
-    Gaussian draw is taken from it.
+    One draw of ``1 + m`` standard normals per mixture does everything: the first, mapped through the
+    normal CDF, is a uniform ``u`` that picks the component by inverse CDF of the mixture weights (the first
+    ``k`` whose cumulative weight exceeds ``u``); the other ``m`` are the Gaussian noise of that component.
+    Gumbel-max (``jax.random.categorical``) needs ``C`` random numbers and two keys for the same choice; in a
+    rollout that was ~60 % of every step (``benchmarks/rollout.py``).
 
     Example:
         >>> mixture = MixtureParams(jnp.zeros((5, 2)), jnp.full((5, 2, 1), 0.5), jnp.full((5, 2, 1), 1e-3))
@@ -107,12 +113,17 @@ def mixture_sample(key: jax.Array, mixture: MixtureParams) -> jax.Array:
         ((5, 1), True)
     """
     logits, means, scales = mixture
-    k_component, k_noise = jax.random.split(key)
-    component = jax.random.categorical(k_component, logits, axis=-1)
+    chex.assert_equal_shape([means, scales])
+    chex.assert_equal_shape_prefix([logits, means], logits.ndim)
+    n_components, m = means.shape[-2:]
+    z = jax.random.normal(key, (*logits.shape[:-1], 1 + m), means.dtype)
+    u = jax.scipy.special.ndtr(z[..., :1])  # [..., 1], uniform on (0, 1)
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    component = jnp.minimum(jnp.sum(cdf < u, axis=-1), n_components - 1)  # the last cdf may round below 1
     idx = component[..., None, None]
     mean = jnp.take_along_axis(means, idx, axis=-2)[..., 0, :]
     scale = jnp.take_along_axis(scales, idx, axis=-2)[..., 0, :]
-    return mean + scale * jax.random.normal(k_noise, mean.shape, mean.dtype)
+    return mean + scale * z[..., 1:]
 
 
 class MDN(nnx.Module):

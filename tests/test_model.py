@@ -40,6 +40,8 @@ def test_the_facade_holds_what_fit_lss_returns(model, data):
     assert facade.latent_dim == model.latent_dim and facade.fingerprint() == model.fingerprint()
     with pytest.raises(RuntimeError, match="not fitted yet"):
         LSS(lag=2).encode(data)
+    with pytest.raises(AttributeError, match="does not grow attributes"):
+        facade.decoder = None
 
 
 def test_model_is_an_immutable_pytree(model, data):

@@ -62,6 +62,31 @@ def test_sampler_matches_mixture_cdf(key):
     assert stat < 1.63 / np.sqrt(n)
 
 
+def test_sampler_picks_each_rows_components_with_their_weights_in_rollout_keying(key):
+    """Per-trajectory keys (as the rollout draws them), two weight vectors in one batch, m = 2: component counts
+    against the weights (chi-square, 3 degrees of freedom, 0.1 % critical value 16.27) and the chosen component's
+    mean and scale per dimension."""
+    weights = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    means = jnp.array([[0.0, 10.0], [10.0, 0.0], [-10.0, 0.0], [0.0, -10.0]])
+    scales = jnp.array([[0.5, 2.0], [1.0, 1.0], [2.0, 0.5], [0.3, 0.3]])
+    n = 40_000
+    row = np.arange(n) % 2
+    mix = MixtureParams(jnp.log(jnp.asarray(weights[row], jnp.float32)), jnp.broadcast_to(means, (n, 4, 2)),
+                        jnp.broadcast_to(scales, (n, 4, 2)))
+    keys = jax.vmap(lambda t: jax.random.fold_in(jax.random.fold_in(key, t), 7))(jnp.arange(n))
+    y = np.asarray(jax.vmap(mixture_sample)(keys, mix))
+    component = np.argmin(((y[:, None, :] - np.asarray(means)[None]) ** 2).sum(-1), axis=1)
+    for r in (0, 1):
+        counts = np.bincount(component[row == r], minlength=4)
+        expected = weights[r] * (row == r).sum()
+        assert np.sum((counts - expected) ** 2 / expected) < 16.27, (r, counts, expected)
+    for k in range(4):
+        z = (y[component == k] - np.asarray(means[k])) / np.asarray(scales[k])
+        sel = len(z)
+        np.testing.assert_allclose(z.mean(0), 0.0, atol=4 / np.sqrt(sel))
+        np.testing.assert_allclose(z.std(0), 1.0, atol=4 * np.sqrt(0.5 / sel))
+
+
 def test_mdn_outputs_are_valid():
     model = MDN(3, 24, (100, 100), rngs=nnx.Rngs(0), scale_floor=1e-3)
     out = model(jax.random.uniform(jax.random.key(1), (7, 3)))
