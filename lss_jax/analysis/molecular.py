@@ -176,6 +176,7 @@ def validate(
     kT: float = 1.0,
     max_rmsd_frames: int = 1000,
     seed: int = 0,
+    system: str | None = "auto",
 ) -> dict:
     """Compare generated trajectories with independent MD.
 
@@ -190,6 +191,11 @@ def validate(
         kT: energy unit of the reported free energies.
         max_rmsd_frames: generated frames subsampled for the novelty RMSDs.
         seed: seed of all frame subsampling.
+        system: ``"trp-cage"`` adds the folding analysis of the Trp-cage Cα model
+            (:func:`lss_jax.systems.trp_cage.folding_metrics`: folded fraction, transition rates, RMSD to the native
+            structure, Cα virtual bonds and close contacts) as ``folding``; ``"auto"`` (default) recognizes its
+            topology; ``None``: none. F(phi, psi) and the basin populations are computed when the decoded atoms
+            define backbone torsions.
 
     Returns:
         The metrics dictionary.
@@ -235,22 +241,27 @@ def validate(
     mask1 = p_md >= 1e-3 * p_md.max()
     metrics["free_energy_psi1"] = {"rmse_kT": free_energy_rmse(f_lss, f_md, mask1), "n_bins": int(mask1.sum())}
 
-    # ---- F(phi, psi)
-    pp_md = np.concatenate([phi_psi(t) for t in md_heavy])
-    pp_lss = phi_psi(lss_traj)
-    f2_md, p2_md, xe, ye = structure.free_energy_2d(pp_md[:, 0], pp_md[:, 1], kT=kT)
-    f2_lss, _, _, _ = structure.free_energy_2d(pp_lss[:, 0], pp_lss[:, 1], kT=kT)
-    rmse2, n2 = structure.free_energy_rmse_2d(f2_lss, p2_md, f2_md)
-    half = len(pp_md) // 2
-    fa, _, _, _ = structure.free_energy_2d(pp_md[:half, 0], pp_md[:half, 1], kT=kT)
-    fb, pb, _, _ = structure.free_energy_2d(pp_md[half:, 0], pp_md[half:, 1], kT=kT)
-    rmse_half, _ = structure.free_energy_rmse_2d(fa, pb, fb)
-    blocks_2d = [structure.free_energy_2d(b[:, 0], b[:, 1], kT=kT)[0] for b in np.array_split(pp_md, n_blocks)]
-    metrics["free_energy_phi_psi"] = {
-        "rmse_kT": rmse2, "n_bins": int(n2), "md_half_vs_half_rmse_kT": rmse_half,
-        "md_block_se_median_kT": float(np.nanmedian(_nan_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
-        "basin_populations": {"md": _basins(pp_md), "lss": _basins(pp_lss)},
-    }
+    # ---- F(phi, psi), when the decoded atoms have backbone torsions
+    try:
+        pp_md = np.concatenate([phi_psi(t) for t in md_heavy])
+    except ValueError:
+        pp_md = None
+    f2_md = f2_lss = p2_md = xe = ye = None
+    if pp_md is not None:
+        pp_lss = phi_psi(lss_traj)
+        f2_md, p2_md, xe, ye = structure.free_energy_2d(pp_md[:, 0], pp_md[:, 1], kT=kT)
+        f2_lss, _, _, _ = structure.free_energy_2d(pp_lss[:, 0], pp_lss[:, 1], kT=kT)
+        rmse2, n2 = structure.free_energy_rmse_2d(f2_lss, p2_md, f2_md)
+        half = len(pp_md) // 2
+        fa, _, _, _ = structure.free_energy_2d(pp_md[:half, 0], pp_md[:half, 1], kT=kT)
+        fb, pb, _, _ = structure.free_energy_2d(pp_md[half:, 0], pp_md[half:, 1], kT=kT)
+        rmse_half, _ = structure.free_energy_rmse_2d(fa, pb, fb)
+        blocks_2d = [structure.free_energy_2d(b[:, 0], b[:, 1], kT=kT)[0] for b in np.array_split(pp_md, n_blocks)]
+        metrics["free_energy_phi_psi"] = {
+            "rmse_kT": rmse2, "n_bins": int(n2), "md_half_vs_half_rmse_kT": rmse_half,
+            "md_block_se_median_kT": float(np.nanmedian(_nan_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
+            "basin_populations": {"md": _basins(pp_md), "lss": _basins(pp_lss)},
+        }
 
     # ---- implied timescales of the latent coordinates
     t_md = _timescales(psi_md, lag, lag_time, m)
@@ -308,8 +319,22 @@ def validate(
     ft_md, pt_md, txe, tye = structure.free_energy_2d(tic_md[:, 0], tic_md[:, 1], bins=40, range=rng_t, kT=kT)
     ft_lss, _, _, _ = structure.free_energy_2d(tic_lss[:, 0], tic_lss[:, 1], bins=40, range=rng_t, kT=kT)
     rmse_t, n_t = structure.free_energy_rmse_2d(ft_lss, pt_md, ft_md)
+    # F(TIC 1): the 1-D profile on the MD's slowest linear coordinate, with the MD's own noise floor
+    tic1_edges = np.linspace(tic_md[:, 0].min(), tic_md[:, 0].max(), 51)
+    f_t1_md, p_t1_md = _profile_1d(tic_md[:, 0], tic1_edges, kT)
+    mask_t1 = p_t1_md >= 1e-3 * p_t1_md.max()
+    f_t1_lss, _ = _profile_1d(tic_lss[:, 0], tic1_edges, kT)
+    tic1_md_parts = [proj(d)[:, 0] for d in d_md]
+    halves = [np.concatenate(h) for h in zip(*[np.array_split(t, 2) for t in tic1_md_parts])]
+    f_h0, _ = _profile_1d(halves[0], tic1_edges, kT)
+    f_h1, _ = _profile_1d(halves[1], tic1_edges, kT)
+    f_t1_se = _nan_se([_profile_1d(np.concatenate(b), tic1_edges, kT)[0] for b in _blocks(tic1_md_parts, n_blocks)])
     metrics["tica"] = {"rmse_kT": rmse_t, "n_bins": int(n_t),
-                       "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist()}
+                       "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist(),
+                       "free_energy_tic1": {"rmse_kT": free_energy_rmse(f_t1_lss, f_t1_md, mask_t1),
+                                            "md_half_vs_half_rmse_kT": free_energy_rmse(f_h1, f_h0, mask_t1),
+                                            "md_block_se_median_kT": float(np.nanmedian(f_t1_se[mask_t1])),
+                                            "n_bins": int(mask_t1.sum())}}
 
     # ---- the decoder alone: decode(encode(MD)) against MD, beside the full LSS
     round_trip = decoder_round_trip(jax.random.key(seed), model, md_trajs)
@@ -318,6 +343,20 @@ def validate(
         "lss": compare_structures(md_all, lss_traj, kT=kT, seed=seed),
         "kind": model.config.decoder, "coordinates": model.config.decoder_coordinates,
     }
+
+    # ---- a system's own observables
+    if system == "auto":
+        from lss_jax.systems import trp_cage
+
+        system = "trp-cage" if trp_cage.is_trp_cage(md_all.topology) else None
+    if system == "trp-cage":
+        from lss_jax.systems.trp_cage import folding_metrics
+
+        metrics["folding"] = folding_metrics(
+            [t.xyz for t in md_heavy], lss_traj.xyz.reshape(*lss_latent.shape[:2], -1, 3),
+            md_frame_time=float(md_trajs[0].timestep), lss_frame_time=lag_time, n_blocks=n_blocks)
+    elif system is not None:
+        raise ValueError(f"unknown system {system!r}; choose 'auto', 'trp-cage' or None.")
 
     # ---- ensemble spread: the same analysis for every propagator of the ensemble (same start points and length)
     members = model.ensemble_members() if hasattr(model, "ensemble_members") else []
@@ -328,18 +367,21 @@ def validate(
             traj_k, lat_k = model.generate(jax.random.fold_in(jax.random.key(seed), 1000 + k), lss_latent.shape[0],
                                            lss_latent.shape[1], return_latent=True, propagator=prop, progress=False)
             per["t1_ps"].append(float(_timescales(list(lat_k), 1, lag_time, m)[0]))
-            pp_k = phi_psi(traj_k)
-            f2_k, _, _, _ = structure.free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
-            per["free_energy_phi_psi_rmse_kT"].append(structure.free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
             per["free_energy_psi1_rmse_kT"].append(free_energy_rmse(_profile_1d(lat_k[..., 0], edges, kT)[0], f_md, mask1))
-            per["populations"].append(_basins(pp_k))
+            if pp_md is not None:
+                pp_k = phi_psi(traj_k)
+                f2_k, _, _, _ = structure.free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
+                per["free_energy_phi_psi_rmse_kT"].append(structure.free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
+                per["populations"].append(_basins(pp_k))
         spread = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}  # noqa: E731
         metrics["ensemble"] = {
             "n_members": len(members),
             "per_member": per,
             "t1_ps": spread(per["t1_ps"]),
-            "free_energy_phi_psi_rmse_kT": spread(per["free_energy_phi_psi_rmse_kT"]),
-            "populations": {b: spread([p[b] for p in per["populations"]]) for b in per["populations"][0]},
+            "free_energy_psi1_rmse_kT": spread(per["free_energy_psi1_rmse_kT"]),
+            "free_energy_phi_psi_rmse_kT": spread(per["free_energy_phi_psi_rmse_kT"]) if pp_md is not None else None,
+            "populations": ({b: spread([p[b] for p in per["populations"]]) for b in per["populations"][0]}
+                            if pp_md is not None else {}),
             "md_block_se": {"t1_ps": float(t_md_se[0])},
         }
 
@@ -356,7 +398,10 @@ def validate(
             t_lss_se=np.array(metrics["implied_timescales_ps"]["lss_se"]), ft_md=ft_md, ft_lss=ft_lss, txe=txe,
             tye=tye, rg_md=rg_md, rg_lss=rg_lss, nov_lss=nov_lss, nov_md=nov_md, lss_latent=lss_latent,
             lag_time=lag_time, conformers=lss_traj[rng.choice(lss_traj.n_frames, 6, replace=False)], kT=kT,
+            tic1=(tic1_edges, f_t1_md, f_t1_lss, mask_t1, f_t1_se),
         )
+        if "folding" in metrics:
+            plots.folding_figure(out_dir / "folding.png", metrics["folding"])
         plots.decoder_figure(out_dir / "decoder.png", md_all, round_trip, lss_traj, metrics["decoder"], kT=kT, seed=seed)
         models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
         with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:

@@ -106,16 +106,9 @@ def _fes_panel(ax, f, xe, ye, title, vmax, xlabel, ylabel):
     return im
 
 
-def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md, f2_lss, p2_md, xe, ye, t_md, t_md_se,
-                      t_lss, t_lss_se, ft_md, ft_lss, txe, tye, rg_md, rg_lss, nov_lss, nov_md, lss_latent, lag_time,
-                      conformers, kT) -> list[Path]:
-    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.validate`)."""
-    out_dir = Path(out_dir)
-    paths = []
-
-    # F(phi, psi): MD, LSS, difference
+def _phi_psi_figure(path, f2_md, f2_lss, p2_md, xe, ye, vmax) -> Path:
+    """F(phi, psi): MD, LSS and their difference."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    vmax = 8.0
     im = _fes_panel(axes[0], f2_md, xe, ye, "MD: F(φ, ψ) / kT", vmax, "φ (rad)", "ψ (rad)")
     _fes_panel(axes[1], f2_lss, xe, ye, "LSS: F(φ, ψ) / kT", vmax, "φ (rad)", "ψ (rad)")
     fig.colorbar(im, ax=axes[:2])
@@ -126,22 +119,41 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     im2 = axes[2].pcolormesh(xe, ye, diff.T, vmin=-1.5, vmax=1.5, cmap="RdBu_r", shading="flat")
     axes[2].set(title="LSS − MD (aligned, kT)", xlabel="φ (rad)", ylabel="ψ (rad)")
     fig.colorbar(im2, ax=axes[2])
-    paths.append(out_dir / "free_energy_phi_psi.png")
-    save_figure(fig, paths[-1], dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
+    return path
+
+
+def _profile_panel(ax, edges, f_md, f_lss, mask, xlabel, title, f_md_se=None):
+    """A 1-D free-energy profile of MD (with its 2-SE band) and the LSS, aligned on the compared bins."""
+    c = 0.5 * (edges[1:] + edges[:-1])
+    shift = np.nanmin(np.where(mask, f_md, np.nan))
+    ax.plot(c[mask], f_md[mask] - shift, color=COLORS["bd"], label="MD")
+    if f_md_se is not None:
+        ax.fill_between(c[mask], (f_md - 2 * f_md_se - shift)[mask], (f_md + 2 * f_md_se - shift)[mask],
+                        color=COLORS["bd"], alpha=0.25, label="MD ± 2 SE (5 blocks)")
+    fl = _aligned(f_lss, f_md, mask & np.isfinite(f_lss)) - shift
+    ax.plot(c[mask], fl[mask], color=COLORS["lss"], ls="--", label="LSS")
+    ax.set(xlabel=xlabel, ylabel="F / kT", title=title)
+    ax.legend(frameon=False, fontsize=8)
+
+
+def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md, f2_lss, p2_md, xe, ye, t_md, t_md_se,
+                      t_lss, t_lss_se, ft_md, ft_lss, txe, tye, rg_md, rg_lss, nov_lss, nov_md, lss_latent, lag_time,
+                      conformers, kT, tic1=None) -> list[Path]:
+    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.validate`). ``f2_md=None``
+    (atoms without backbone torsions) leaves out F(phi, psi); ``tic1 = (edges, f_md, f_lss, mask, f_md_se)``
+    adds F(TIC 1) beside the TICA surfaces."""
+    out_dir = Path(out_dir)
+    paths = []
+    vmax = 8.0
+    if f2_md is not None:
+        paths.append(_phi_psi_figure(out_dir / "free_energy_phi_psi.png", f2_md, f2_lss, p2_md, xe, ye, vmax))
 
     # F(psi_1) with block errors; implied timescales
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    c = 0.5 * (psi1_edges[1:] + psi1_edges[:-1])
-    ref = np.where(mask1, f_md, np.nan)
-    shift = np.nanmin(ref)
-    ax1.plot(c[mask1], f_md[mask1] - shift, color=COLORS["bd"], label="MD")
-    ax1.fill_between(c[mask1], (f_md - 2 * f_md_se - shift)[mask1], (f_md + 2 * f_md_se - shift)[mask1],
-                     color=COLORS["bd"], alpha=0.25, label="MD ± 2 SE (5 blocks)")
-    fl = _aligned(f_lss, f_md, mask1 & np.isfinite(f_lss)) - shift
-    ax1.plot(c[mask1], fl[mask1], color=COLORS["lss"], ls="--", label="LSS")
-    ax1.set(xlabel="ψ₁ (SRV)", ylabel="F / kT", title="Free energy along the slowest coordinate")
-    ax1.legend(frameon=False, fontsize=8)
+    _profile_panel(ax1, psi1_edges, f_md, f_lss, mask1, "ψ₁ (SRV)", "Free energy along the slowest coordinate",
+                   f_md_se)
     k = len(t_md)
     ax2.bar(np.arange(k) - 0.18, t_md, 0.35, yerr=2 * np.nan_to_num(t_md_se), color=COLORS["bd"], label="MD")
     ax2.bar(np.arange(k) + 0.18, t_lss, 0.35, yerr=2 * np.nan_to_num(t_lss_se), color=COLORS["lss"], label="LSS")
@@ -153,11 +165,14 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     save_figure(fig, paths[-1], dpi=120)
     plt.close(fig)
 
-    # TICA surfaces
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # TICA surfaces (and F(TIC 1))
+    fig, axes = plt.subplots(1, 3 if tic1 is not None else 2, figsize=(15 if tic1 is not None else 10, 4))
     im = _fes_panel(axes[0], ft_md, txe, tye, "MD in MD's TICs", vmax, "TIC 1", "TIC 2")
     _fes_panel(axes[1], ft_lss, txe, tye, "LSS in MD's TICs", vmax, "TIC 1", "TIC 2")
-    fig.colorbar(im, ax=axes)
+    fig.colorbar(im, ax=axes[:2])
+    if tic1 is not None:
+        edges_t1, f_t1_md, f_t1_lss, mask_t1, f_t1_se = tic1
+        _profile_panel(axes[2], edges_t1, f_t1_md, f_t1_lss, mask_t1, "TIC 1", "F(TIC 1)", f_t1_se)
     paths.append(out_dir / "tica.png")
     save_figure(fig, paths[-1], dpi=120)
     plt.close(fig)
@@ -384,5 +399,24 @@ def adaptive_four_well_figure(path, runs: Sequence[dict], *, profiles_run: int =
     ax2.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def folding_figure(path, folding: dict) -> Path:
+    """Folding of a protein model, MD against LSS: folded fraction, transition rate and RMSD to the native
+    structure in the folded state (``folding`` of :func:`lss_jax.analysis.molecular.validate`)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
+    panels = [("folded_fraction", "folded fraction", None), ("transitions_per_us", "transitions per µs", None)]
+    for ax, (key, label, _) in zip(axes, panels):
+        f = folding[key]
+        ax.bar([0, 1], [f["md"], f["lss"]], yerr=[2 * np.nan_to_num(f["md_se"]), 0], color=[COLORS["bd"], COLORS["lss"]])
+        ax.set(xticks=[0, 1], xticklabels=["MD", "LSS"], ylabel=label,
+               title=f"{label} (frames {folding['lss_frame_time_ps']:g} ps apart, MD ± 2 SE)")
+    r = folding["rmsd_to_native_folded_nm"]
+    axes[2].bar([0, 1], [r["md"][0], r["lss"][0]], yerr=[r["md"][1], r["lss"][1]], color=[COLORS["bd"], COLORS["lss"]])
+    axes[2].set(xticks=[0, 1], xticklabels=["MD", "LSS"], ylabel="Cα RMSD (nm)",
+                title="RMSD to the native structure, folded state (± sd)")
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path

@@ -79,6 +79,11 @@ def _element_symbol(atom) -> str:
 
 def _bond_pairs(topology: md.Topology) -> np.ndarray:
     pairs = np.array([[b.atom1.index, b.atom2.index] for b in topology.bonds], dtype=np.int64).reshape(-1, 2)
+    if pairs.shape[0] == 0 and topology.n_atoms > 1 and all(a.name == "CA" for a in topology.atoms):
+        # a Cα model read from a PDB has no bonds: its bonds are the virtual bonds of consecutive residues
+        pairs = np.array([[r1.atom(0).index, r2.atom(0).index] for chain in topology.chains
+                          for r1, r2 in zip(list(chain.residues)[:-1], list(chain.residues)[1:])],
+                         dtype=np.int64).reshape(-1, 2)
     if pairs.shape[0] == 0:
         raise ValueError(
             "the topology has no bonds; load a topology with bonds, e.g. a PDB with standard residues "

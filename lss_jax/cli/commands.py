@@ -254,11 +254,15 @@ def _print_report(m: dict, out) -> None:
     its = m["implied_timescales_ps"]
     fmt = lambda v: ", ".join("nan" if t is None else f"{t:.3g}" for t in v)  # noqa: E731
     s = m["structure"]
+    phi_psi = (f"\n  F(phi, psi) RMSE        {m['free_energy_phi_psi']['rmse_kT']:.2f} kT over "
+               f"{m['free_energy_phi_psi']['n_bins']} bins  (MD half vs half: "
+               f"{m['free_energy_phi_psi']['md_half_vs_half_rmse_kT']:.2f} kT)") if "free_energy_phi_psi" in m else ""
+    t1 = m["tica"]["free_energy_tic1"]
     print(
         "\nLSS vs MD"
-        f"\n  F(phi, psi) RMSE        {m['free_energy_phi_psi']['rmse_kT']:.2f} kT over {m['free_energy_phi_psi']['n_bins']} bins"
-        f"  (MD half vs half: {m['free_energy_phi_psi']['md_half_vs_half_rmse_kT']:.2f} kT)"
+        f"{phi_psi}"
         f"\n  F(psi1) RMSE            {m['free_energy_psi1']['rmse_kT']:.2f} kT"
+        f"\n  F(TIC1) RMSE            {t1['rmse_kT']:.2f} kT  (MD half vs half: {t1['md_half_vs_half_rmse_kT']:.2f} kT)"
         f"\n  timescales MD (ps)      {fmt(its['md'])}  (SE {fmt(its['md_se'])})"
         f"\n  timescales LSS (ps)     {fmt(its['lss'])}"
         f"\n  Rg MD / LSS (nm)        {s['radius_of_gyration_nm']['md'][0]:.4f} ± {s['radius_of_gyration_nm']['md'][1]:.4f}"
@@ -269,6 +273,21 @@ def _print_report(m: dict, out) -> None:
         f"  (MD: {100 * s['clashes']['md']['fraction_frames_with_clash']:.2f} %)"
         f"\n  TICA F RMSE             {m['tica']['rmse_kT']:.2f} kT"
     )
+    if "folding" in m:
+        f = m["folding"]
+        print(
+            f"  folded fraction         MD {f['folded_fraction']['md']:.3f} ± {f['folded_fraction']['md_se']:.3f}, "
+            f"LSS {f['folded_fraction']['lss']:.3f}"
+            f"\n  transitions per µs      MD {f['transitions_per_us']['md']:.0f} ± {f['transitions_per_us']['md_se']:.0f}, "
+            f"LSS {f['transitions_per_us']['lss']:.0f}  (frames {f['lss_frame_time_ps']:g} ps apart)"
+            f"\n  RMSD to native, folded  MD {f['rmsd_to_native_folded_nm']['md'][0]:.3f} nm, "
+            f"LSS {f['rmsd_to_native_folded_nm']['lss'][0]:.3f} nm"
+            f"\n  Cα bonds > 10 % off     MD {100 * f['virtual_bonds']['fraction_frames_off_10pct']['md']:.3f} %, "
+            f"LSS {100 * f['virtual_bonds']['fraction_frames_off_10pct']['lss']:.3f} % of frames"
+            f"\n  closest Cα, |i-j| >= 4  MD {f['close_pairs']['separation_4']['md']['min_nm']:.3f} nm, "
+            f"LSS {f['close_pairs']['separation_4']['lss']['min_nm']:.3f} nm; frames below 0.3 nm: LSS "
+            f"{100 * f['close_pairs']['separation_4']['lss']['fraction_frames_below_0.3nm']:.3f} %"
+        )
     if "decoder" in m:
         rt, full = m["decoder"]["round_trip"], m["decoder"]["lss"]
         pct = lambda d: f"{100 * d:.2f} %"  # noqa: E731
@@ -299,8 +318,8 @@ def _print_report(m: dict, out) -> None:
             f"  ensemble ({e['n_members']} propagators, mean ± spread):"
             f"\n    t1 (ps)               {g(e['t1_ps']['mean'], '.3g')} ± {g(e['t1_ps']['std'], '.2g')}"
             f"  (MD block SE {g(e['md_block_se']['t1_ps'], '.2g')})"
-            f"\n    F(phi, psi) RMSE      {g(e['free_energy_phi_psi_rmse_kT']['mean'], '.2f')} ± "
-            f"{g(e['free_energy_phi_psi_rmse_kT']['std'], '.2f')} kT"
+            f"\n    F(psi1) RMSE          {g(e['free_energy_psi1_rmse_kT']['mean'], '.2f')} ± "
+            f"{g(e['free_energy_psi1_rmse_kT']['std'], '.2f')} kT"
             + "".join(f"\n    population {b:<10} {g(v['mean'], '.3f')} ± {g(v['std'], '.3f')}"
                       for b, v in e["populations"].items())
         )
@@ -325,7 +344,8 @@ def lagscan(args) -> int:
     if max(args.lags) >= longest - 1:
         raise ValueError(f"--lags {max(args.lags)} is not shorter than the trajectories (longest: {longest} frames after "
                          f"--stride {args.stride}); use shorter lags or longer trajectories.")
-    feats = [featurize(t, FeatureSpec()) for t in trajs]
+    spec = FeatureSpec(torsions=tuple(args.torsions), distances=None if args.distances == "none" else args.distances)
+    feats = [featurize(t, spec) for t in trajs]
     scaler = standardizer_fit(feats)
     frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     its = srv_lag_scan(jax.random.key(args.seed), [scaler.transform(f) for f in feats], args.lags, args.n_outputs,
@@ -390,14 +410,21 @@ def demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    train = load_alanine_dipeptide("train")
-    independent = load_alanine_dipeptide("independent")
-    settings = dict(lag=5, latent_dim=2, seed=args.seed)
-    if args.quick:
-        settings.update(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500)
-    model = LSS(**settings).fit(train, progress=not args.no_progress)
+    quick = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500) if args.quick else {}
+    if args.system == "trp-cage":
+        from lss_jax.systems.trp_cage import load_trp_cage, lss_config
+
+        train, independent = load_trp_cage("train"), load_trp_cage("independent")
+        config = lss_config(seed=args.seed, **quick)
+        n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
+    else:
+        from lss_jax.config import LSSConfig
+
+        train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
+        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **quick)
+        n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
+    model = LSS(config=config).fit(train, progress=not args.no_progress)
     model.save(out / "model")
-    n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
                                  progress=not args.no_progress)
     _write_generated(lss, latent, out / "lss.xtc")

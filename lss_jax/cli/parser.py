@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--top", help="topology file")
     ls.add_argument("--lags", type=_positive_int, nargs="+", required=True, help="lags in frames")
     ls.add_argument("--n-outputs", type=_positive_int, default=3, help="eigenfunctions per SRV (default 3)")
+    ls.add_argument("--torsions", nargs="*", default=["phi", "psi", "chi"],
+                    help="torsion features as in lss_jax.LSSConfig (default phi psi chi; 'ca' for Cα pseudo-torsions; "
+                         "none: give the option without values)")
+    ls.add_argument("--distances", default="heavy",
+                    help="distance features: heavy, ca, none or an mdtraj selection (default heavy)")
     ls.add_argument("--epochs", type=_positive_int, default=30, help="maximum epochs per SRV (default 30)")
     ls.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame")
     ls.add_argument("--seed", type=int, default=0, help="PRNG seed")
@@ -160,9 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ad.add_argument("--config", help=CONFIG_HELP)
 
-    de = sub_parser("demo", "alanine dipeptide end to end on the built-in data",
-                    "Train on the shipped 50 ns trajectory (seed 1), generate, and validate against the shipped "
-                    "independent 50 ns trajectory (seed 2).")
+    de = sub_parser("demo", "train, generate and validate end to end on built-in data (alanine dipeptide, Trp-cage)",
+                    "alanine-dipeptide (default): train on the shipped 50 ns trajectory (seed 1), generate 100 x 1000 "
+                    "steps, and validate against the shipped independent 50 ns trajectory (seed 2). trp-cage: the "
+                    "paper's protein protocol on the shipped Cα Gō-model trajectories (Cα distances and pseudo-torsions, "
+                    "m = 3, C = 24, a Cα decoder; 100 generated trajectories as long as the training data; folding "
+                    "analysis against the independent run).")
+    de.add_argument("--system", choices=("alanine-dipeptide", "trp-cage"), default="alanine-dipeptide",
+                    help="which built-in system (default alanine-dipeptide)")
     de.add_argument("--out", required=True, help="output directory")
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")

@@ -24,7 +24,7 @@ __all__ = [
     "standardizer_fit",
 ]
 
-TORSIONS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
+TORSIONS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4", "ca")
 DISTANCE_SELECTIONS = {"ca": "name CA", "heavy": "not element H"}
 
 
@@ -34,7 +34,8 @@ class FeatureSpec:
 
     Attributes:
         torsions: mdtraj torsion names among ``phi, psi, omega, chi1..chi4`` (``"chi"`` means all
-            four); each torsion contributes ``sin`` and ``cos``.
+            four), and ``"ca"``: the Cα pseudo-torsions (Cα of four consecutive residues of a chain, what a
+            Cα-only model has); each torsion contributes ``sin`` and ``cos``.
         distances: ``"heavy"`` (all heavy-atom pairs), ``"ca"`` (C-alpha pairs), any mdtraj
             selection string, or ``None`` for no distances.
 
@@ -76,6 +77,25 @@ def _distance_pairs(topology, spec: FeatureSpec) -> np.ndarray:
     return np.array(list(itertools.combinations(atoms, 2)), dtype=int)
 
 
+def _ca_quads(topology) -> np.ndarray:
+    """``[n, 4]`` atom indices of the Cα pseudo-torsions: Cα of four consecutive residues of a chain."""
+    quads = []
+    for chain in topology.chains:
+        ca = [a.index for r in chain.residues for a in r.atoms if a.name == "CA"]
+        quads += [ca[k : k + 4] for k in range(len(ca) - 3)]
+    return np.array(quads, dtype=int).reshape(-1, 4)
+
+
+def _torsions(traj, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(indices [n, 4], angles [n_frames, n])`` of one torsion kind."""
+    import mdtraj as md
+
+    if name == "ca":
+        quads = _ca_quads(traj.topology)
+        return quads, md.compute_dihedrals(traj, quads) if len(quads) else np.zeros((traj.n_frames, 0), np.float32)
+    return getattr(md, f"compute_{name}")(traj)
+
+
 def featurize(traj, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     """Features ``[n_frames, n_features]`` (float32) of an ``mdtraj.Trajectory``.
 
@@ -94,7 +114,7 @@ def featurize(traj, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
 
     blocks = []
     for name in spec.expanded_torsions():
-        _, angles = getattr(md, f"compute_{name}")(traj)
+        _, angles = _torsions(traj, name)
         if angles.shape[1]:
             blocks += [np.sin(angles), np.cos(angles)]
     pairs = _distance_pairs(traj.topology, spec)
@@ -125,7 +145,7 @@ def feature_names(topology, spec: FeatureSpec = FeatureSpec()) -> list[str]:
     names = []
     dummy = md.Trajectory(np.zeros((1, topology.n_atoms, 3), np.float32), topology)
     for name in spec.expanded_torsions():
-        idx, _ = getattr(md, f"compute_{name}")(dummy)
+        idx, _ = _torsions(dummy, name)
         labels = [f"{name}:{'-'.join(str(topology.atom(i)) for i in quad)}" for quad in idx]
         names += [f"sin {lab}" for lab in labels] + [f"cos {lab}" for lab in labels]
     for i, j in _distance_pairs(topology, spec):

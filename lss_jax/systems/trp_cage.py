@@ -78,10 +78,13 @@ __all__ = [
     "Transitions",
     "core_states",
     "folded_fraction",
+    "folding_metrics",
     "folding_transitions",
     "fraction_native_contacts",
     "go_model_system",
+    "is_trp_cage",
     "load_trp_cage",
+    "lss_config",
     "native_contacts",
     "native_structure",
     "simulate_trp_cage",
@@ -159,16 +162,17 @@ def _data_path(name: str) -> Path:
 
 
 def trp_cage_files() -> dict[str, Path]:
-    """Paths of the shipped files: ``pdb`` (all-atom native 1L2Y) and the trajectories ``train``, ``independent``.
+    """Paths of the shipped files: ``pdb`` (all-atom native 1L2Y), ``ca_pdb`` (its Cα atoms: the topology of the
+    trajectories, for the command line) and the trajectories ``train``, ``independent``.
 
     Example:
         >>> files = trp_cage_files()
         >>> sorted(files), files["pdb"].name
-        (['independent', 'pdb', 'train'], '1l2y.pdb')
+        (['ca_pdb', 'independent', 'pdb', 'train'], '1l2y.pdb')
         >>> all(path.is_file() for path in files.values())
         True
     """
-    files = {"pdb": _data_path(NATIVE_PDB)}
+    files = {"pdb": _data_path(NATIVE_PDB), "ca_pdb": _data_path("1l2y-ca.pdb")}
     files.update({name: _data_path(f) for name, (f, _) in SHIPPED.items()})
     return files
 
@@ -527,7 +531,8 @@ def folding_transitions(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_F
 
     Args:
         q: ``[n_frames]`` fraction of native contacts.
-        q_unfolded: low cutoff (0.3 for the shipped data, the valley of the bimodal Q histogram is between).
+        q_unfolded: low cutoff (0.3 for the shipped data; the Q histogram has one broad maximum between the
+            cutoffs, see the module docstring).
         q_folded: high cutoff (0.7).
 
     Returns:
@@ -565,3 +570,143 @@ def folded_fraction(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_FOLDE
     if len(assigned) == 0:
         raise ValueError("q never crosses either cutoff; the folded fraction is undefined.")
     return float(np.mean(assigned == 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper's protocol on this model, and its folding analysis
+# --------------------------------------------------------------------------------------------------
+
+SEQUENCE = "NLYIQWLKDGGPSSGRPPPS"
+DEFAULT_LAG = 10  # frames of the shipped data (50 ps): where the SRV timescales have converged (README, lagscan)
+
+
+def is_trp_cage(topology) -> bool:
+    """Whether ``topology`` is this model's: 20 Cα atoms with the Trp-cage sequence.
+
+    Example:
+        >>> is_trp_cage(native_structure().topology)
+        True
+    """
+    residues = list(topology.residues)
+    if topology.n_atoms != len(SEQUENCE) or len(residues) != len(SEQUENCE):
+        return False
+    codes = "".join(r.code or "?" for r in residues)
+    return codes == SEQUENCE and all(a.name == "CA" for a in topology.atoms)
+
+
+def lss_config(lag: int = DEFAULT_LAG, **overrides):
+    """The paper's Trp-cage protocol (Sidky et al. 2020, Sec. 3.2) for this Cα model as an :class:`lss_jax.LSSConfig`:
+    Cα pairwise distances and Cα pseudo-torsions as features, a 3-D latent space, an MDN with C = 24 and the
+    decoder on the Cα atoms (internal coordinates: virtual bonds, angles and torsions). ``lag`` is in frames of
+    the shipped data (5 ps each).
+
+    Example:
+        >>> config = lss_config()
+        >>> config.latent_dim, config.distances, config.torsions, config.n_components
+        (3, 'ca', ('ca',), 24)
+    """
+    from lss_jax.config import LSSConfig
+
+    settings = dict(lag=lag, latent_dim=3, torsions=("ca",), distances="ca", atom_selection="name CA")
+    settings.update(overrides)
+    return LSSConfig(**settings)
+
+
+def _states_and_events(trajs, stride: int = 1):
+    """Per trajectory: Q, core states and transitions, at every ``stride``-th frame."""
+    out = []
+    for xyz in trajs:
+        q = fraction_native_contacts(np.asarray(xyz)[::stride])
+        out.append((q, core_states(q), folding_transitions(q)))
+    return out
+
+
+def _rates(per_traj, frame_time: float) -> dict:
+    """Folded fraction and transition counts/rates (per µs) over a set of trajectories."""
+    states = np.concatenate([s for _, s, _ in per_traj])
+    assigned = states[states >= 0]
+    n_fold = sum(t.n_folding for _, _, t in per_traj)
+    n_unfold = sum(t.n_unfolding for _, _, t in per_traj)
+    time_us = sum(len(q) for q, _, _ in per_traj) * frame_time * 1e-6
+    return {"folded_fraction": float(np.mean(assigned == 1)) if len(assigned) else float("nan"),
+            "n_folding": int(n_fold), "n_unfolding": int(n_unfold), "time_us": time_us,
+            "transitions_per_us": (n_fold + n_unfold) / time_us if time_us > 0 else float("nan"),
+            "mean_q": float(np.mean(np.concatenate([q for q, _, _ in per_traj])))}
+
+
+def folding_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: float, n_blocks: int = 5) -> dict:
+    """Folding of generated Cα trajectories against MD: the paper's Sec. 3.2 observables for this model.
+
+    Args:
+        md_xyz: MD trajectories, a list of ``[n_frames, 20, 3]`` (nm).
+        lss_xyz: generated trajectories ``[B, n_frames, 20, 3]`` (nm), frames ``lss_frame_time`` apart.
+        md_frame_time: time between MD frames (ps).
+        lss_frame_time: time between generated frames (ps); MD is also analysed at this spacing
+            (every ``lss_frame_time / md_frame_time``-th frame), because a state assignment sees fewer short
+            excursions in coarser frames.
+        n_blocks: contiguous MD blocks for standard errors.
+
+    Returns:
+        ``folded_fraction``, ``transitions_per_us`` (folding + unfolding events per µs), their MD block standard
+        errors, both at the LSS frame spacing (``md``; ``md_full_resolution`` beside it); ``rmsd_to_native_folded_nm``
+        (Cα RMSD to the native structure of the frames in the folded state, mean and sd); ``virtual_bonds`` (mean
+        Cα–Cα (i, i+1) distance, fraction of frames with one more than 10 % from its MD mean); ``close_pairs``
+        (the smallest Cα–Cα distance and the fraction of frames with one below 0.3 nm, over pairs ``|i - j| >= 4``,
+        those with excluded volume in the model, and ``>= 2``); each for MD and LSS.
+
+    Example:
+        >>> md = [load_trp_cage("train", stride=10).xyz]
+        >>> out = folding_metrics(md, md[0][None, ::2], md_frame_time=50.0, lss_frame_time=100.0)
+        >>> round(out["folded_fraction"]["md"], 3) == round(out["folded_fraction"]["lss"], 3)
+        True
+    """
+    import mdtraj as md
+
+    stride = int(round(lss_frame_time / md_frame_time))
+    if stride < 1 or abs(stride * md_frame_time - lss_frame_time) > 1e-6 * lss_frame_time:
+        raise ValueError(f"the LSS frame time ({lss_frame_time} ps) must be a whole multiple of the MD frame time "
+                         f"({md_frame_time} ps).")
+    md_xyz = [np.asarray(x, np.float32) for x in md_xyz]
+    lss_xyz = np.asarray(lss_xyz, np.float32)
+    md_coarse = _states_and_events(md_xyz, stride)
+    lss_per = _states_and_events(list(lss_xyz))
+    out = {"lss_frame_time_ps": lss_frame_time, "md_frame_time_ps": md_frame_time, "md_stride": stride}
+    md_rates, lss_rates = _rates(md_coarse, lss_frame_time), _rates(lss_per, lss_frame_time)
+    full = _rates(_states_and_events(md_xyz), md_frame_time)
+    blocks = [_rates(_states_and_events([b], stride), lss_frame_time)
+              for x in md_xyz for b in np.array_split(x, max(1, n_blocks // len(md_xyz)))]
+    se = lambda key: float(np.std([b[key] for b in blocks], ddof=1) / np.sqrt(len(blocks))) if len(blocks) > 1 else float("nan")  # noqa: E731
+    for key in ("folded_fraction", "transitions_per_us", "mean_q"):
+        out[key] = {"md": md_rates[key], "md_se": se(key), "lss": lss_rates[key], "md_full_resolution": full[key]}
+    out["events"] = {"md": {k: md_rates[k] for k in ("n_folding", "n_unfolding", "time_us")},
+                     "lss": {k: lss_rates[k] for k in ("n_folding", "n_unfolding", "time_us")}}
+    native = native_structure()
+
+    def rmsd_folded(xyz_list, per):
+        values = []
+        for xyz, (_, states, _) in zip(xyz_list, per):
+            folded = xyz[states == 1]
+            if len(folded):
+                values.append(md.rmsd(md.Trajectory(folded, native.topology), native))
+        v = np.concatenate(values) if values else np.array([np.nan])
+        return [float(np.mean(v)), float(np.std(v))]
+
+    md_strided = [x[::stride] for x in md_xyz]
+    out["rmsd_to_native_folded_nm"] = {"md": rmsd_folded(md_strided, md_coarse), "lss": rmsd_folded(list(lss_xyz), lss_per)}
+    md_all, lss_all = np.concatenate(md_xyz), lss_xyz.reshape(-1, 20, 3)
+    bond = lambda x: np.linalg.norm(x[:, 1:] - x[:, :-1], axis=-1)  # noqa: E731
+    mean_bond = bond(md_all).mean(0)
+    off = lambda x: float(np.mean(np.any(np.abs(bond(x) / mean_bond - 1) > 0.1, axis=1)))  # noqa: E731
+    out["virtual_bonds"] = {"md_mean_nm": float(mean_bond.mean()),
+                            "mad_relative": {"md": float(np.mean(np.abs(bond(md_all) / mean_bond - 1))),
+                                             "lss": float(np.mean(np.abs(bond(lss_all) / mean_bond - 1)))},
+                            "fraction_frames_off_10pct": {"md": off(md_all), "lss": off(lss_all)}}
+    def closest(x, separation):
+        i, j = np.triu_indices(20, k=separation)
+        d = np.linalg.norm(x[:, i] - x[:, j], axis=-1).min(axis=1)
+        return {"min_nm": float(d.min()), "fraction_frames_below_0.3nm": float(np.mean(d < 0.3))}
+
+    # |i - j| >= 4: the pairs with excluded volume in the model (a clash); |i - j| >= 2 for comparison (the
+    # model has no non-bonded term below 4, and its soft angles let MD itself bring i, i + 2 within 0.16 nm)
+    out["close_pairs"] = {f"separation_{s}": {"md": closest(md_all, s), "lss": closest(lss_all, s)} for s in (4, 2)}
+    return out

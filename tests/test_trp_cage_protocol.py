@@ -1,0 +1,83 @@
+"""The paper's protein protocol on the Trp-cage Cα model: features, the folding analysis, the report, the demo."""
+
+import json
+
+import mdtraj as md
+import numpy as np
+import pytest
+
+from lss_jax.data.featurize import FeatureSpec, featurize
+from lss_jax.systems import trp_cage as tc
+
+
+def _dihedral(p0, p1, p2, p3):
+    """IUPAC dihedral in float64 (the praxeolitic formula), [n] radians."""
+    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
+    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
+    v = b0 - np.sum(b0 * b1, -1, keepdims=True) * b1
+    w = b2 - np.sum(b2 * b1, -1, keepdims=True) * b1
+    return np.arctan2(np.sum(np.cross(b1, v) * w, -1), np.sum(v * w, -1))
+
+
+def test_ca_pseudo_torsions_match_a_float64_dihedral():
+    traj = tc.load_trp_cage("train", stride=1000)
+    feats = featurize(traj, FeatureSpec(torsions=("ca",), distances=None))
+    x = traj.xyz.astype(np.float64)
+    expected = np.stack([_dihedral(x[:, k], x[:, k + 1], x[:, k + 2], x[:, k + 3]) for k in range(17)], axis=1)
+    np.testing.assert_allclose(feats[:, :17], np.sin(expected), atol=2e-5)
+    np.testing.assert_allclose(feats[:, 17:], np.cos(expected), atol=2e-5)
+    assert featurize(traj, FeatureSpec(torsions=("ca",), distances="ca")).shape == (traj.n_frames, 34 + 190)
+
+
+def test_protocol_settings_and_recognition():
+    config = tc.lss_config()
+    assert (config.latent_dim, config.n_components, config.distances, config.torsions) == (3, 24, "ca", ("ca",))
+    assert tc.lss_config(lag=4, seed=2).lag == 4
+    assert tc.is_trp_cage(tc.load_trp_cage("train", stride=5000).topology)
+    from lss_jax.datasets import load_alanine_dipeptide
+
+    assert not tc.is_trp_cage(load_alanine_dipeptide("train", stride=5000).topology)
+
+
+def test_folding_metrics_of_md_against_itself_and_of_broken_chains():
+    md_xyz = tc.load_trp_cage("independent").xyz
+    stride = 10
+    same = tc.folding_metrics([md_xyz], md_xyz[None, ::stride], md_frame_time=5.0, lss_frame_time=5.0 * stride)
+    for key in ("folded_fraction", "transitions_per_us", "mean_q"):
+        assert same[key]["lss"] == pytest.approx(same[key]["md"], rel=1e-12)
+    assert same["rmsd_to_native_folded_nm"]["lss"] == pytest.approx(same["rmsd_to_native_folded_nm"]["md"])
+    # transition counts at the coarse spacing are those of the strided series, counted directly
+    direct = tc.folding_transitions(tc.fraction_native_contacts(md_xyz[::stride]))
+    assert same["events"]["md"]["n_folding"] == direct.n_folding
+    assert 0.3 < same["folded_fraction"]["md"] < 0.7 and same["folded_fraction"]["md_se"] > 0
+    assert same["virtual_bonds"]["fraction_frames_off_10pct"]["md"] < 1e-3
+    assert same["close_pairs"]["separation_4"]["md"]["fraction_frames_below_0.3nm"] == 0.0
+    # a chain with one virtual bond stretched by 20 % in every frame, and a chain squeezed to half its size
+    stretched = md_xyz[:2000:stride].copy()
+    stretched[:, 10:] += 0.2 * (stretched[:, 10:11] - stretched[:, 9:10])
+    squeezed = 0.5 * md_xyz[:2000:stride]
+    bad = tc.folding_metrics([md_xyz], stretched[None], md_frame_time=5.0, lss_frame_time=50.0)
+    assert bad["virtual_bonds"]["fraction_frames_off_10pct"]["lss"] == 1.0
+    squeezed_metrics = tc.folding_metrics([md_xyz], squeezed[None], md_frame_time=5.0, lss_frame_time=50.0)
+    i, j = np.triu_indices(20, k=4)
+    closest = np.linalg.norm(md_xyz[:2000:stride, i] - md_xyz[:2000:stride, j], axis=-1).min(axis=1)
+    assert squeezed_metrics["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"] == pytest.approx(
+        np.mean(closest < 0.6)) and np.mean(closest < 0.6) > 0.5
+    with pytest.raises(ValueError, match="whole multiple"):
+        tc.folding_metrics([md_xyz], md_xyz[None, ::3], md_frame_time=5.0, lss_frame_time=7.0)
+
+
+def test_demo_trp_cage_quick_runs_the_protocol_end_to_end(tmp_path, capsys):
+    from lss_jax.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--system", "trp-cage", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "folded fraction" in printed and "F(TIC1) RMSE" in printed and "F(phi, psi)" not in printed
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["folding"]["lss_frame_time_ps"] == pytest.approx(50.0)
+    assert "free_energy_phi_psi" not in metrics and metrics["tica"]["free_energy_tic1"]["n_bins"] > 10
+    for name in ("folding.png", "tica.png", "free_energy_psi1_timescales.png", "decoder.png"):
+        assert (out / "report" / name).is_file(), name
+    model_lss = md.load(str(out / "lss.xtc"), top=str(out / "lss.pdb"))
+    assert model_lss.n_atoms == 20 and model_lss.n_frames == 20 * 200
