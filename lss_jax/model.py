@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -445,12 +446,23 @@ def fit_lss(
                     "seconds": round(dec_hist.seconds, 2)},
         "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
-    return LSSModel(
+    model = LSSModel(
         feature_scaler=feature_scaler, projection=projection, latent_scaler=latent_scaler, encoder=encoder,
         propagator=propagator, decoder=decoder, propagator_ensemble=ensemble, atom_indices=np.asarray(atoms),
         reference_xyz=np.asarray(reference, np.float32), start_points=start, config=cfg, topology=topology,
         decoded_topology=sliced[0].topology, timestep=timestep, latent_dim=int(latent_dim),
         info_json=json.dumps(info),
     )
+    # kinetic self-consistency: propagator vs SRV on held-out frames, wall reflections (lss_jax.analysis.consistency)
+    from lss_jax.analysis import consistency
+    from lss_jax.data.pairs import split_trajectories
+
+    t0 = time.perf_counter()
+    summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, split_trajectories(fs, cfg.val_fraction)[1])
+    for line in summary["warnings"]:
+        warnings.warn(line, stacklevel=2)
+    info["consistency"] = summary
+    info["wall_seconds"]["consistency"] = round(time.perf_counter() - t0, 2)
+    return model.replace(info_json=json.dumps(info))
 
 

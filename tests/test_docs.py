@@ -29,6 +29,7 @@ MODULES = [
     "lss_jax.analysis.smoluchowski",
     "lss_jax.analysis.structure",
     "lss_jax.analysis.molecular",
+    "lss_jax.analysis.consistency",
     "lss_jax.datasets",
     "lss_jax.systems.alanine_dipeptide",
     "lss_jax.systems.trp_cage",

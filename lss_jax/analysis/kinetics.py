@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -126,7 +127,7 @@ __all__ = [
 
 #: Torsion kinds that :func:`torsion_angles` computes by default (mdtraj ``compute_<kind>``; omega is opt-in).
 DEFAULT_TORSIONS: tuple[str, ...] = ("phi", "psi", "chi1", "chi2", "chi3", "chi4")
-_TORSION_KINDS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4")
+_TORSION_KINDS = ("phi", "psi", "omega", "chi1", "chi2", "chi3", "chi4", "ca")
 _PERIODIC_RANGE = (-np.pi, np.pi)
 _MAX_BOOTSTRAP_UNITS = 100
 
@@ -417,7 +418,8 @@ def torsion_angles(traj, torsions: Sequence[str] = DEFAULT_TORSIONS) -> tuple[li
 
     Args:
         traj: :class:`mdtraj.Trajectory` with ``n_frames`` frames.
-        torsions: kinds among ``phi, psi, omega, chi1..chi4``; kinds the topology lacks are skipped.
+        torsions: kinds among ``phi, psi, omega, chi1..chi4`` and ``ca`` (C-alpha pseudo-torsions of four
+            consecutive residues, :mod:`lss_jax.data.featurize`); kinds the topology lacks are skipped.
 
     Returns:
         ``(names [n_torsions], angles [n_frames, n_torsions])``, radians in ``[-pi, pi]``; ``n_torsions`` may
@@ -429,7 +431,7 @@ def torsion_angles(traj, torsions: Sequence[str] = DEFAULT_TORSIONS) -> tuple[li
         >>> names, angles.shape
         (['phi:ALA2', 'psi:ALA2'], (50, 2))
     """
-    import mdtraj as md
+    from lss_jax.data.featurize import _torsions
 
     (traj,) = _as_traj_list(traj, "traj")
     names: list[str] = []
@@ -437,7 +439,7 @@ def torsion_angles(traj, torsions: Sequence[str] = DEFAULT_TORSIONS) -> tuple[li
     for kind in torsions:
         if kind not in _TORSION_KINDS:
             raise ValueError(f"unknown torsion kind {kind!r}; choose among {_TORSION_KINDS}.")
-        indices, angles = getattr(md, f"compute_{kind}")(traj)
+        indices, angles = _torsions(traj, kind)
         for k, quad in enumerate(np.asarray(indices).reshape(-1, 4)):
             name = f"{kind}:{traj.topology.atom(int(quad[1])).residue}"
             while name in names:  # e.g. two chains with the same residue numbering
@@ -1544,7 +1546,11 @@ def plot_chapman_kolmogorov(result: dict, *, frame_time: float = 1.0, unit: str 
     fig.suptitle("Chapman–Kolmogorov test" + ("" if result.get("passed", True) else " (failed)"), fontsize=10)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        from lss_jax._io import atomic_path
+
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     return fig
 
 

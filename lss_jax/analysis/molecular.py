@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 
 import jax
@@ -277,6 +278,54 @@ def validate(
         "t1_relative_error": float(abs(t_lss[0] - t_md[0]) / t_md[0]),
     }
 
+    # ---- kinetic self-consistency (lss_jax.analysis.consistency) and the field's kinetic metrics (kinetics)
+    from lss_jax.analysis import consistency, kinetics
+
+    md_frame_time = float(md_trajs[0].timestep) if md_trajs[0].n_frames > 1 else lag_time / lag
+    report_warnings = []
+
+    def guarded(name, fn):
+        """Kinetic estimators need enough frames per state; on too little data the report says so and goes on."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # lag and connectivity notes are kept in the results
+                return fn()
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as err:
+            report_warnings.append(f"{name} could not be computed ({type(err).__name__}: {' '.join(str(err).split())}); "
+                                   "it needs more MD or generated frames")
+            return None
+
+    ck = guarded("the Chapman-Kolmogorov test", lambda: consistency.latent_chapman_kolmogorov(psi_md, lss_latent, lag,
+                                                                                              seed=seed))
+    tol = 2 * np.hypot(t_md_se, np.nan_to_num(metrics["implied_timescales_ps"]["lss_se"]))
+    report_warnings += [f"t{i + 1} of the LSS ({t_lss[i]:.4g} ps) differs from MD ({t_md[i]:.4g} ps) by more than twice "
+                       f"their combined standard error ({tol[i]:.2g} ps)" for i in range(m) if abs(t_lss[i] - t_md[i]) > tol[i]]
+    reflected = consistency.reflection_fraction(model, model.to_unit(lss_latent)[:, :-1])
+    if reflected > consistency.WALL_WARNING_FRACTION:
+        report_warnings.append(f"{100 * reflected:.1f} % of the propagator's steps are reflected at the unit-box walls")
+    if ck is not None and not ck["passed"]:
+        report_warnings.append(f"the propagator fails the Chapman-Kolmogorov test on the MD's latent states (largest "
+                               f"deviation {ck['max_deviation_sigma']:.1f} standard errors)")
+    metrics["consistency"] = {
+        "timescales_ps": {"md": t_md.tolist(), "md_se": t_md_se.tolist(), "lss": t_lss.tolist(),
+                          "srv_training": list(model.info.get("srv_timescales_ps", [])[:m]),
+                          "after_training": model.info.get("consistency")},
+        "reflection_fraction": reflected,
+        "ck": None if ck is None else {
+            "lags_ps": (np.asarray(ck["lags"]) * md_frame_time).tolist(), "predicted": ck["predicted"],
+            "estimated": ck["estimated"], "difference_err": ck["difference_err"],
+            "max_deviation_sigma": ck["max_deviation_sigma"], "passed": ck["passed"],
+            "n_unvisited_microstates": ck["n_unvisited"]},
+        "warnings": report_warnings,
+    }
+    n_traj, n_per = lss_latent.shape[:2]
+    lss_parts = [lss_traj[b * n_per : (b + 1) * n_per] for b in range(n_traj)]
+    kin = guarded("the kinetic metrics (JSD, metastable MSM, autocorrelations)", lambda: kinetics.compare_kinetics(
+        md_heavy, lss_parts, md_frame_time=md_frame_time, lss_frame_time=lag_time, msm_lag_time=lag_time,
+        torsions=(*kinetics.DEFAULT_TORSIONS, "ca"), seed=seed))
+    if kin is not None:
+        metrics["kinetics"] = kin
+
     # ---- structures
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(lss_traj.n_frames, size=min(lss_traj.n_frames, 20_000), replace=False))
@@ -403,6 +452,9 @@ def validate(
         if "folding" in metrics:
             plots.folding_figure(out_dir / "folding.png", metrics["folding"])
         plots.decoder_figure(out_dir / "decoder.png", md_all, round_trip, lss_traj, metrics["decoder"], kT=kT, seed=seed)
+        if ck is not None:
+            kinetics.plot_chapman_kolmogorov(ck, frame_time=md_frame_time, unit="ps",
+                                             path=out_dir / "chapman_kolmogorov.png")
         models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
         with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:
             models.save_pdb(str(tmp))  # one MODEL record per frame, for any molecular viewer

@@ -96,8 +96,12 @@ def train(args) -> int:
     checkpoints = out.parent / f"{out.name}.checkpoints"
     if args.resume and not checkpoints.is_dir():
         raise FileNotFoundError(f"--resume: no checkpoints at {checkpoints}; run without --resume to start training.")
-    model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
-                                   resume=args.resume, checkpoint_every=args.checkpoint_every)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
+        model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                       resume=args.resume, checkpoint_every=args.checkpoint_every)
     model.save(out)
     import shutil
 
@@ -116,10 +120,20 @@ def train(args) -> int:
         f"generalization to unseen data)"
         f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
         f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}"
+        f"{_consistency_lines(info['consistency'])}"
         f"\n  wall time           {time.perf_counter() - start:.1f} s"
         f"\n  model               {out}"
     )
     return 0
+
+
+def _consistency_lines(c: dict) -> str:
+    """The train summary's kinetic self-consistency (lss_jax.analysis.consistency) and its warnings."""
+    fmt = lambda v, e: ", ".join(f"{a:.3g} ± {b:.2g}" for a, b in zip(v, e))  # noqa: E731
+    text = (f"\n  timescales          propagator (rollouts) {fmt(c['propagator_timescales'], c['propagator_timescales_se'])}"
+            f"\n                      SRV on held-out frames {fmt(c['srv_heldout_timescales'], c['srv_heldout_timescales_se'])}"
+            f"\n  wall reflections    {100 * c['reflection_fraction']:.2f} % of propagator steps")
+    return text + "".join(f"\n  warning             {w}" for w in c["warnings"])
 
 
 def _write_generated(traj, latent, out):
@@ -310,6 +324,20 @@ def _print_report(m: dict, out) -> None:
         lines.append(f"  frames with clashes     {pct(rt['clashes']['generated']['fraction_frames_with_clash'])}  "
                      f"({pct(full['clashes']['generated']['fraction_frames_with_clash'])})")
         print("\n".join(lines))
+    if "kinetics" in m:
+        k = m["kinetics"]
+        pair = lambda e: f"{e['lss_vs_md']:.3f} (MD vs MD {e['md_vs_md']:.3f})"  # noqa: E731
+        print(f"  JSD TIC 0 / (TIC 0, 1)  {pair(k['jsd']['tica_0'])} / {pair(k['jsd']['tica_01'])}"
+              f"\n  metastable populations  TV distance {pair(k['msm']['populations'])}; MFPT |ln ratio| "
+              f"{pair(k['msm']['mfpt'])}")
+    if "consistency" in m:
+        c = m["consistency"]
+        if c["ck"] is not None:
+            print(f"  Chapman-Kolmogorov      {'passed' if c['ck']['passed'] else 'failed'} (largest deviation "
+                  f"{c['ck']['max_deviation_sigma']:.1f} SE, lags {', '.join(f'{t:g}' for t in c['ck']['lags_ps'])} ps)")
+        print(f"  wall reflections        {100 * c['reflection_fraction']:.2f} % of the propagator's steps")
+        for w in c["warnings"]:
+            print(f"  warning                 {w}")
     print(f"  report                  {out}/metrics.json and *.png")
     if "ensemble" in m:
         e = m["ensemble"]
