@@ -458,7 +458,8 @@ def fit_lss(
     from lss_jax.data.pairs import split_trajectories
 
     t0 = time.perf_counter()
-    summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, split_trajectories(fs, cfg.val_fraction)[1])
+    train_fs, heldout_fs = split_trajectories(fs, cfg.val_fraction)
+    summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, heldout_fs, training_features=train_fs)
     for line in summary["warnings"]:
         warnings.warn(line, stacklevel=2)
     info["consistency"] = summary

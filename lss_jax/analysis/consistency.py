@@ -49,7 +49,8 @@ def _timescales_with_error(series: list[np.ndarray], lag: int, lag_time: float, 
         parts = [[s[b] for s in series] for b in (slice(i * len(series[0]) // n_groups, (i + 1) * len(series[0]) // n_groups)
                                                   for i in range(n_groups))]
     per = np.array([implied_timescales(reversible_decomposition(p, lag).eigenvalues[:k], lag_time) for p in parts])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a timescale that is nan in every part stays nan
         se = np.nanstd(per, axis=0, ddof=1) / np.sqrt(np.sum(np.isfinite(per), axis=0))
     return ts, se
 
@@ -100,16 +101,35 @@ def reflection_fraction(model, unit_states, *, max_states: int = 50_000) -> floa
     return float(1.0 - jnp.mean(stay))
 
 
-def srv_heldout_timescales(model, features_list, *, n_blocks: int = 5):
-    """Implied timescales ``[m]`` (and standard errors over ``n_blocks`` blocks) of the SRV's latent coordinates on
-    held-out standardized features (a list of ``[n_frames, n_features]``), by the reversible estimator at the
-    model's lag: the encoder's kinetics on data it was not trained on."""
-    from lss_jax.encoder import srv_transform
+def srv_heldout_timescales(model, features_list, *, reference_features=None, n_blocks: int = 5):
+    """Implied timescales ``[m]`` of the SRV's latent coordinates on held-out standardized features (a list of
+    ``[n_frames, n_features]``), by the reversible estimator at the model's lag (the encoder's kinetics on data
+    it was not trained on), and their standard error.
 
-    psi = [srv_transform(model.encoder, model.projection, f, model.latent_dim) for f in features_list if len(f) > model.config.lag]
+    The error of an estimate from a short held-out set is dominated by which stretch of dynamics it happens to
+    hold, which blocks *within* it underestimate. With ``reference_features`` (the training features) the error is
+    the spread of the same estimate over contiguous stretches of the reference data as long as the held-out set:
+    the sampling distribution of an estimate from that much data. Without them (or with fewer than three such
+    stretches), the standard error over ``n_blocks`` blocks of the held-out data.
+    """
+    from lss_jax.encoder import implied_timescales, reversible_decomposition, srv_transform
+
+    lag, m = model.config.lag, model.latent_dim
+    to_psi = lambda fs: [srv_transform(model.encoder, model.projection, f, m) for f in fs if len(f) > 2 * lag]  # noqa: E731
+    psi = to_psi(features_list)
     if not psi:
-        raise ValueError("no held-out trajectory is longer than the lag.")
-    return _timescales_with_error(psi, model.config.lag, model.lag_time, model.latent_dim, n_blocks)
+        raise ValueError("no held-out trajectory is longer than twice the lag.")
+    ts, se = _timescales_with_error(psi, lag, model.lag_time, m, n_blocks)
+    if reference_features is not None:
+        length = sum(len(p) for p in psi)
+        stretches = [r[i : i + length] for r in to_psi(reference_features) for i in range(0, len(r) - length + 1, length)]
+        if len(stretches) >= 3:
+            per = np.array([implied_timescales(reversible_decomposition([s], lag).eigenvalues[:m], model.lag_time)
+                            for s in stretches])
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                se = np.nanstd(per, axis=0, ddof=1)
+    return ts, se
 
 
 def latent_chapman_kolmogorov(md_latent, lss_latent, lag: int, *, n_clusters: int = 50, n_sets: int = 2,
@@ -171,13 +191,16 @@ def consistency_warnings(summary: dict, srv_timescales_all=None) -> list[str]:
     return out
 
 
-def summarize(key: jax.Array, model, heldout_features, *, n_traj: int = 256, n_steps: int = 2000) -> dict:
+def summarize(key: jax.Array, model, heldout_features, *, training_features=None, n_traj: int = 256,
+              n_steps: int = 2000) -> dict:
     """Timescales (propagator from rollouts vs SRV on held-out features), wall reflections and warnings.
 
     Args:
         key: PRNG key of the rollouts.
         model: a fitted :class:`lss_jax.LSSModel`.
         heldout_features: standardized encoder features of frames the encoder was not trained on (list).
+        training_features: the training features, for the error of the held-out estimate
+            (:func:`srv_heldout_timescales`).
         n_traj, n_steps: rollouts for the propagator's timescales.
 
     Returns:
@@ -185,7 +208,7 @@ def summarize(key: jax.Array, model, heldout_features, *, n_traj: int = 256, n_s
         ``srv_heldout_timescales_se`` (model time units), ``reflection_fraction``, ``warnings`` (list of str).
     """
     t_p, se_p, unit = propagator_timescales(key, model, n_traj=n_traj, n_steps=n_steps)
-    t_s, se_s = srv_heldout_timescales(model, heldout_features)
+    t_s, se_s = srv_heldout_timescales(model, heldout_features, reference_features=training_features)
     summary = {"propagator_timescales": t_p.tolist(), "propagator_timescales_se": se_p.tolist(),
                "srv_heldout_timescales": t_s.tolist(), "srv_heldout_timescales_se": se_s.tolist(),
                "reflection_fraction": reflection_fraction(model, unit[:, :-1])}

@@ -326,7 +326,8 @@ def _print_report(m: dict, out) -> None:
         print("\n".join(lines))
     if "kinetics" in m:
         k = m["kinetics"]
-        pair = lambda e: f"{e['lss_vs_md']:.3f} (MD vs MD {e['md_vs_md']:.3f})"  # noqa: E731
+        num = lambda v: "nan" if v is None else f"{v:.3f}"  # noqa: E731  (JSON None = a NaN estimate)
+        pair = lambda e: f"{num(e['lss_vs_md'])} (MD vs MD {num(e['md_vs_md'])})"  # noqa: E731
         print(f"  JSD TIC 0 / (TIC 0, 1)  {pair(k['jsd']['tica_0'])} / {pair(k['jsd']['tica_01'])}"
               f"\n  metastable populations  TV distance {pair(k['msm']['populations'])}; MFPT |ln ratio| "
               f"{pair(k['msm']['mfpt'])}")
@@ -451,8 +452,13 @@ def demo(args) -> int:
         train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
         config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **quick)
         n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
-    model = LSS(config=config).fit(train, progress=not args.no_progress)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed below, from the model's record
+        model = LSS(config=config).fit(train, progress=not args.no_progress)
     model.save(out / "model")
+    print(f"trained in {time.perf_counter() - start:.0f} s{_consistency_lines(model.info['consistency'])}")
     lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
                                  progress=not args.no_progress)
     _write_generated(lss, latent, out / "lss.xtc")
