@@ -344,7 +344,9 @@ def fit_lss(
 
     Args:
         key: PRNG key (split into the encoder's, the propagator's and the decoder's).
-        trajs: training trajectories (``mdtraj.Trajectory`` or a list of them, one topology).
+        trajs: training trajectories (``mdtraj.Trajectory`` or a list of them, one topology), or their
+            :class:`lss_jax.data.stream.TrainingData` (:func:`lss_jax.data.stream.load_training_data` streams
+            files into one, holding only the features and the decoded atoms).
         config: the settings.
         progress: show progress bars.
         checkpoint_dir: save the training state of each network here (``encoder``, ``propagator``,
@@ -359,15 +361,22 @@ def fit_lss(
     References:
         H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
     """
+    from lss_jax.data.stream import TrainingData, training_data
+
     cfg = config
-    trajs = _as_traj_list(trajs)
     k_enc, k_prop, k_dec = jax.random.split(key, 3)
     timings = {}
     t0 = time.perf_counter()
-    topology = trajs[0].topology
-    atoms = check_atom_selection(topology, cfg.atom_selection)
-    n_features = len(feature_names(topology, cfg.feature_spec))
-    check_training_input([len(t) for t in trajs], cfg, n_features=n_features)
+    if isinstance(trajs, TrainingData):
+        data = trajs
+        check_training_input(data.lengths, cfg, n_features=data.features[0].shape[1])
+    else:  # check everything before featurizing
+        trajs = _as_traj_list(trajs)
+        check_atom_selection(trajs[0].topology, cfg.atom_selection)
+        check_training_input([len(t) for t in trajs], cfg, n_features=len(feature_names(trajs[0].topology,
+                                                                                        cfg.feature_spec)))
+        data = training_data(trajs, cfg)
+    topology, atoms, n_features = data.topology, data.atom_indices, data.features[0].shape[1]
     k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
     if checkpoint_dir is not None:
         from lss_jax.checkpoint import Checkpointer
@@ -375,9 +384,8 @@ def fit_lss(
         ckpt = lambda name: Checkpointer(checkpoint_dir, name, every=checkpoint_every, resume=resume)  # noqa: E731
     else:
         ckpt = lambda name: None  # noqa: E731
-    features = [featurize(t, cfg.feature_spec) for t in trajs]
-    feature_scaler = standardizer_fit(features)
-    fs = [feature_scaler.transform(f) for f in features]
+    feature_scaler = standardizer_fit(data.features)
+    fs = [feature_scaler.transform(f) for f in data.features]
     timings["featurize"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -386,7 +394,7 @@ def fit_lss(
         learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
         patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("encoder"),
     )
-    timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
+    timestep = data.timestep
     ts = implied_timescales(projection.eigenvalues, cfg.lag * timestep)
     train_vamp2 = _eval_mode_vamp2(encoder, fs, cfg.lag, cfg.val_fraction)
     latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts)
@@ -416,10 +424,10 @@ def fit_lss(
     timings["propagator"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sliced = [t.atom_slice(atoms) for t in trajs]
-    reference = sliced[0].xyz[0]
+    decoded_topology = data.decoded_topology
+    reference = data.xyz[0][0]
     decoder, dec_hist = fit_decoder(
-        k_dec, [t.xyz for t in sliced], u, topology=sliced[0].topology, reference=reference,
+        k_dec, data.xyz, u, topology=decoded_topology, reference=reference,
         config=cfg.decoder_config, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("decoder"),
     )
     timings["decoder"] = time.perf_counter() - t0
@@ -428,9 +436,9 @@ def fit_lss(
     all_u = np.concatenate(u)
     start = all_u[rng.choice(len(all_u), size=min(len(all_u), 10_000), replace=False)]
     info = {
-        "n_trajectories": len(trajs),
-        "n_frames": int(sum(len(t) for t in trajs)),
-        "shortest_trajectory": int(min(len(t) for t in trajs)),
+        "n_trajectories": len(data.lengths),
+        "n_frames": int(sum(data.lengths)),
+        "shortest_trajectory": int(min(data.lengths)),
         "n_features": int(n_features),
         "timestep_ps": timestep,
         "lag_time_ps": cfg.lag * timestep,
@@ -450,7 +458,7 @@ def fit_lss(
         feature_scaler=feature_scaler, projection=projection, latent_scaler=latent_scaler, encoder=encoder,
         propagator=propagator, decoder=decoder, propagator_ensemble=ensemble, atom_indices=np.asarray(atoms),
         reference_xyz=np.asarray(reference, np.float32), start_points=start, config=cfg, topology=topology,
-        decoded_topology=sliced[0].topology, timestep=timestep, latent_dim=int(latent_dim),
+        decoded_topology=decoded_topology, timestep=timestep, latent_dim=int(latent_dim),
         info_json=json.dumps(info),
     )
     # kinetic self-consistency: propagator vs SRV on held-out frames, wall reflections (lss_jax.analysis.consistency)

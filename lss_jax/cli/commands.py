@@ -70,7 +70,6 @@ def train(args) -> int:
     from pathlib import Path
 
     from lss_jax.config import LSSConfig, check_training_input
-    from lss_jax.data.featurize import load_trajectories
     from lss_jax.lss import LSS
 
     out = Path(args.out)
@@ -89,9 +88,11 @@ def train(args) -> int:
     except (TypeError, ValueError) as err:
         where = f" in config file {args.config}" if args.config else ""
         raise ValueError(f"invalid configuration{where}: {err}") from err
-    trajs = load_trajectories(args.traj, args.top, stride=args.stride)
-    check_training_input([len(t) for t in trajs], config, names=args.traj, lag_name="--lag",
-                         stride_name=f"--stride {args.stride}")
+    from lss_jax.data.stream import load_training_data
+
+    # streamed: the decoded atoms and the features, nothing else; checks the files and the memory first
+    trajs = load_training_data(args.traj, args.top, config, stride=args.stride)
+    check_training_input(trajs.lengths, config, names=args.traj, lag_name="--lag", stride_name=f"--stride {args.stride}")
     start = time.perf_counter()
     checkpoints = out.parent / f"{out.name}.checkpoints"
     if args.resume and not checkpoints.is_dir():

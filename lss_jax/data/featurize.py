@@ -203,13 +203,16 @@ def _selection_error(err: BaseException) -> str:
     return text[text.rindex("found "):] if "found " in text else _one_line(err)
 
 
-def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None = None, *, stride: int = 1) -> list:
+def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None = None, *, stride: int = 1,
+                      first_frame_only: bool = False) -> list:
     """Load trajectories with mdtraj, with clear errors for missing files, formats and atom counts.
 
     Args:
         paths: trajectory files (any mdtraj format).
         topology: topology file (PDB, prmtop, ...); needed by formats without one (xtc, dcd, ...).
         stride: keep every ``stride``-th frame.
+        first_frame_only: read only the first frame of each file: every check of the files, none of their size
+            (what :func:`lss_jax.data.stream.load_training_data` does before streaming them).
 
     Returns:
         List of ``mdtraj.Trajectory``, one per file.
@@ -251,7 +254,8 @@ def load_trajectories(paths: Sequence[str | Path], topology: str | Path | None =
         if p.suffix.lower() not in SUPPORTED_EXTENSIONS:
             raise ValueError(f"unsupported trajectory format {p.suffix!r} for {p}; use one of {', '.join(SUPPORTED_EXTENSIONS)}.")
         try:
-            traj = md.load(str(p), top=top, stride=stride) if top is not None else md.load(str(p), stride=stride)
+            kwargs = {"frame": 0} if first_frame_only else {"stride": stride}
+            traj = md.load(str(p), top=top, **kwargs) if top is not None else md.load(str(p), **kwargs)
         except Exception as err:  # mdtraj raises many types for corrupt files
             if top is not None and ("same atoms" in str(err) or "must be shape" in str(err)):
                 raise ValueError(
