@@ -63,6 +63,7 @@ class LSSConfig:
     decoder_epochs: int | None = None  # flow: 300 passes over the frames; wgan: what 20 000 iterations need
     decoder_iterations: int | None = None  # if set: this many optimizer steps (wgan: generator updates)
     decoder_patience: int = 30
+    decoder_max_steps: int = 60_000  # flow trained by epochs: at most this many optimizer steps (large data)
     decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
     flow_steps: int = 10
     noise_dim: int = 50
@@ -98,7 +99,8 @@ class LSSConfig:
         return DecoderConfig(
             kind=self.decoder, coordinates=self.decoder_coordinates, hidden=self.decoder_hidden,
             learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
-            iterations=self.decoder_iterations, patience=self.decoder_patience, lr_decay=self.decoder_lr_decay,
+            iterations=self.decoder_iterations, patience=self.decoder_patience, max_steps=self.decoder_max_steps,
+            lr_decay=self.decoder_lr_decay,
             flow_steps=self.flow_steps,
             noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
             n_critic=self.n_critic,

@@ -101,8 +101,10 @@ class DecoderConfig:
             unless ``critic_hidden``).
         learning_rate: Adam step size (flow: 1e-3 with a cosine decay to 1 %; wgan: 2e-4, constant).
         batch_size: frames per minibatch (wgan: per critic or generator update).
-        epochs: passes over the training frames (flow: 300, so training grows with the data; wgan: as many
-            as 20 000 generator updates need).
+        epochs: passes over the training frames (flow: 300, so training grows with the data, up to ``max_steps``;
+            wgan: as many as 20 000 generator updates need).
+        max_steps: at most this many optimizer steps when training by epochs (flow: 60 000, which 300 epochs of
+            the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames train for 16 epochs).
         iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
         patience: flow: early stopping after this many epochs without a better validation loss.
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
@@ -127,6 +129,7 @@ class DecoderConfig:
     epochs: int | None = None
     iterations: int | None = None
     patience: int = 30
+    max_steps: int = 60_000
     lr_decay: bool | None = None
     flow_steps: int = 10
     noise_dim: int = 50
@@ -142,7 +145,7 @@ class DecoderConfig:
         if self.coordinates not in COORDINATES:
             raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
                              f"(aligned coordinates), got {self.coordinates!r}.")
-        for name in ("batch_size", "patience", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations"):
+        for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations"):
             value = getattr(self, name)
             if value is None and name in ("epochs", "iterations"):
                 continue
@@ -198,7 +201,7 @@ class Decoder:
 def _n_epochs(config: DecoderConfig, steps_per_epoch: int) -> int:
     if config.iterations is not None:
         return max(1, -(-config.iterations // steps_per_epoch))
-    return config.epochs
+    return min(config.epochs, max(1, -(-config.max_steps // steps_per_epoch)))
 
 
 def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderConfig = DecoderConfig(),

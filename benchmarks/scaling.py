@@ -1,0 +1,161 @@
+"""Data of the paper's size: training time and peak memory for 10^4, 10^5 and 10^6 frames, and decoding cost
+for 20 Cα beads against the 154 heavy atoms of all-atom Trp-cage.
+
+1. **Training** (``lss-jax train`` as a child process, the Trp-cage Cα protocol of
+   :func:`lss_jax.systems.trp_cage.lss_config`, every other setting at its default): on 10^4, 10^5 and 10^6
+   frames. The shipped Gō-model trajectories (2 x 28 000 frames, 5 ps) are concatenated and tiled to the
+   length (time and memory depend on the number of frames, not on their novelty; the tiled copies are
+   separate trajectory files of at most 56 000 frames). Wall time, peak resident memory of the child
+   (``ru_maxrss``) and the estimate :func:`lss_jax.data.stream.estimate_training_bytes` that ``train`` checks
+   against the available memory before reading any coordinate.
+2. **Decoding**: frames/s of the flow decoder (default settings, briefly trained: throughput does not depend
+   on training) for the 20 Cα atoms and for the 154 heavy atoms of 1L2Y from a short all-atom OpenMM run
+   (Amber14, GBn2 implicit solvent, 300 K, 2 fs, 500 frames 0.2 ps apart; its kinetics do not matter).
+
+    python benchmarks/scaling.py            # -> benchmarks/results/scaling-<backend>.json (~25 min on 2 cores)
+    python benchmarks/scaling.py --quick    # 10^3, 10^4 frames; 100 all-atom frames
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lss_jax._io import write_json
+
+
+def _tiled_files(n_frames: int, where: Path) -> list[Path]:
+    import mdtraj as md
+
+    from lss_jax.systems import trp_cage
+
+    base = md.join([trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")])
+    files, left, k = [], n_frames, 0
+    while left > 0:
+        part = base[: min(left, base.n_frames)]
+        path = where / f"trp-{k:03d}.xtc"
+        part.save_xtc(str(path))
+        files.append(path)
+        left -= part.n_frames
+        k += 1
+    return files
+
+
+def bench_train(n_frames: int, where: Path) -> dict:
+    from lss_jax.data.stream import estimate_training_bytes
+    from lss_jax.systems import trp_cage
+
+    files = _tiled_files(n_frames, where)
+    config = where / "trp.toml"
+    config.write_text('torsions = ["ca"]\ndistances = "ca"\natom_selection = "name CA"\nlatent_dim = 3\n')
+    cmd = [sys.executable, "-m", "lss_jax", "train", "--traj", *map(str, files), "--top",
+           str(trp_cage.trp_cage_files()["ca_pdb"]), "--lag", str(trp_cage.DEFAULT_LAG), "--config", str(config),
+           "--out", str(where / "model"), "--no-progress"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = proc.stderr.read().decode()
+    proc.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"train on {n_frames} frames failed:\n{stderr[-3000:]}")
+    import json
+
+    info = json.loads((where / "model" / "lss.json").read_text())["info"]
+    return {"n_frames": n_frames, "n_files": len(files), "wall_seconds": seconds, "peak_rss_gb": usage.ru_maxrss / 2**20,
+            "estimate_gb": estimate_training_bytes(n_frames, info["n_features"], 20) / 2**30,
+            "phase_seconds": info["wall_seconds"], "decoder_epochs": info["decoder"]["epochs"],
+            "encoder_epochs": info["encoder"]["epochs"], "propagator_epochs": info["propagator"]["epochs"],
+            "srv_timescales_ps": info["srv_timescales_ps"]}
+
+
+def all_atom_trp_cage(n_frames: int):
+    """A short all-atom implicit-solvent run of 1L2Y (Amber14 + GBn2): only its size matters here."""
+    import mdtraj as md
+    import openmm
+    from openmm import app, unit
+
+    from lss_jax.systems import trp_cage
+
+    pdb = app.PDBFile(str(trp_cage.trp_cage_files()["pdb"]))
+    ff = app.ForceField("amber14-all.xml", "implicit/gbn2.xml")
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.addHydrogens(ff)
+    system = ff.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds)
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtoseconds)
+    integrator.setRandomNumberSeed(1)
+    sim = app.Simulation(modeller.topology, system, integrator, openmm.Platform.getPlatformByName("CPU"))
+    sim.context.setPositions(modeller.positions)
+    sim.minimizeEnergy(maxIterations=500)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    xyz = []
+    for _ in range(n_frames):
+        sim.step(100)
+        xyz.append(sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    top = md.Topology.from_openmm(modeller.topology)
+    return md.Trajectory(np.array(xyz, np.float32), top, time=np.arange(1, n_frames + 1) * 0.2)
+
+
+def decode_rate(model, n_frames: int) -> float:
+    u = np.random.default_rng(0).uniform(size=(n_frames, model.latent_dim)).astype(np.float32)
+    model.decode_unit(jax.random.key(0), u, progress=False)  # compile
+    start = time.perf_counter()
+    model.decode_unit(jax.random.key(0), u, progress=False)
+    return n_frames / (time.perf_counter() - start)
+
+
+def bench_decoding(quick: bool) -> dict:
+    from lss_jax import LSS
+    from lss_jax.systems import trp_cage
+
+    short = dict(encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)
+    ca = LSS(config=trp_cage.lss_config(**short)).fit(trp_cage.load_trp_cage("train", stride=5), progress=False)
+    start = time.perf_counter()
+    full = all_atom_trp_cage(100 if quick else 500)
+    md_seconds = time.perf_counter() - start
+    heavy = LSS(lag=2, latent_dim=2, torsions=("phi", "psi"), distances="ca", **short).fit(full, progress=False)
+    n = 8192 if quick else 65_536
+    return {"ca": {"atoms": len(ca.atom_indices), "frames_per_second": decode_rate(ca, n)},
+            "heavy": {"atoms": len(heavy.atom_indices), "frames_per_second": decode_rate(heavy, n),
+                      "all_atom_md": {"frames": full.n_frames, "atoms": full.n_atoms, "seconds": md_seconds}},
+            "frames_timed": n}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([1000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(bench_train(n, Path(tmp)))
+        r = rows[-1]
+        print(f"train {n:>9,} frames: {r['wall_seconds']:7.1f} s, peak {r['peak_rss_gb']:.2f} GB (estimate "
+              f"{r['estimate_gb']:.2f} GB), decoder {r['decoder_epochs']} epochs", flush=True)
+    decoding = bench_decoding(args.quick)
+    print(f"decode: {decoding['ca']['frames_per_second']:,.0f} frames/s for {decoding['ca']['atoms']} Cα, "
+          f"{decoding['heavy']['frames_per_second']:,.0f} frames/s for {decoding['heavy']['atoms']} heavy atoms", flush=True)
+    out = Path(args.out or Path(__file__).parent / "results" / f"scaling-{jax.default_backend()}.json")
+    write_json(out, {"benchmark": "scaling", "train": rows, "decoding": decoding, "quick": args.quick,
+                     "machine": {"backend": jax.default_backend(), "cpu_count": os.cpu_count(),
+                                 "platform": platform.platform(), "jax": jax.__version__,
+                                 "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30},
+                     "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
