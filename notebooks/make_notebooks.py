@@ -233,8 +233,66 @@ Image(filename=f"{out}/adaptive_four_well.png")"""),
 ]
 
 
+TRP_CAGE = [
+    ("md", """# Trp-cage: the paper's protein protocol on a Cα structure-based model
+
+Sidky, Chen & Ferguson (2020), Sec. 3.2, on data we can make here: a Cα Gō model of Trp-cage built from its
+NMR structure (PDB 1L2Y; `lss_jax.systems.trp_cage`), simulated with OpenMM near its folding temperature.
+Two 140 ns trajectories ship with the package (training and independent, 5 ps frames). The protocol: Cα
+distances and Cα pseudo-torsions as features, a 3-D latent space, an MDN with 24 kernels, a decoder on the Cα
+atoms; folding followed with Q, the fraction of native contacts. `SMALL = True` trains briefly on every second
+frame (about a minute on 2 CPU cores); `False` runs the defaults (`lss-jax demo --system trp-cage`)."""),
+    ("code", "SMALL = True"),
+    ("code", """import jax, numpy as np, matplotlib.pyplot as plt
+from IPython.display import Image, display
+from lss_jax import LSS
+from lss_jax.systems import trp_cage as tc
+
+train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
+q = tc.fraction_native_contacts(train)
+events = tc.folding_transitions(q)
+print(f"training run: {train.n_frames} frames ({train.time[-1] / 1000:.0f} ns), folded fraction {tc.folded_fraction(q):.2f}, "
+      f"{events.n_folding} folding / {events.n_unfolding} unfolding transitions")
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+ax[0].plot(train.time[:4000] / 1000, q[:4000], lw=0.5)
+ax[0].axhline(tc.Q_FOLDED, color="k", ls=":"); ax[0].axhline(tc.Q_UNFOLDED, color="k", ls=":")
+ax[0].set(xlabel="time (ns)", ylabel="Q", title="fraction of native contacts (first 20 ns)")
+ax[1].hist(q, bins=21, density=True)
+ax[1].set(xlabel="Q", title="Q histogram")
+plt.tight_layout()"""),
+    ("code", """settings = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=300) if SMALL else {}
+stride = 2 if SMALL else 1
+config = tc.lss_config(lag=tc.DEFAULT_LAG // stride, **settings)
+model = LSS(config=config).fit(train[::stride], progress=False)
+c = model.info["consistency"]
+print("SRV timescales (ps):", np.round(model.info["srv_timescales_ps"], 1))
+print("propagator timescales from rollouts (ps):", np.round(c["propagator_timescales"], 1), "| warnings:", c["warnings"])"""),
+    ("code", """n_traj, n_steps = (20, 500) if SMALL else (100, train.n_frames // config.lag)
+lss, latent = model.generate(jax.random.key(1), n_traj, n_steps, return_latent=True, progress=False)
+folding = tc.folding_metrics([independent.xyz], lss.xyz.reshape(n_traj, n_steps, 20, 3),
+                             md_frame_time=5.0, lss_frame_time=model.lag_time)
+for key in ("folded_fraction", "transitions_per_us"):
+    f = folding[key]
+    print(f"{key:20s} MD {f['md']:.3f} ± {f['md_se']:.3f}   LSS {f['lss']:.3f}")
+print("RMSD to native in the folded state (nm): MD", folding["rmsd_to_native_folded_nm"]["md"],
+      "LSS", np.round(folding["rmsd_to_native_folded_nm"]["lss"], 3))
+print("frames with a Cα pair |i - j| >= 4 closer than 0.3 nm: LSS",
+      folding["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"])"""),
+    ("code", """import tempfile
+from pathlib import Path
+from lss_jax.analysis.molecular import validate
+
+out = Path(tempfile.mkdtemp())
+metrics = validate(model, independent, lss, latent, out_dir=out)
+print(f"F(psi1) RMSE {metrics['free_energy_psi1']['rmse_kT']:.2f} kT, "
+      f"F(TIC1) RMSE {metrics['tica']['free_energy_tic1']['rmse_kT']:.2f} kT "
+      f"(MD half vs half {metrics['tica']['free_energy_tic1']['md_half_vs_half_rmse_kT']:.2f} kT)")
+for name in ("folding.png", "tica.png", "free_energy_psi1_timescales.png"):
+    display(Image(filename=str(out / name)))"""),
+]
+
 NOTEBOOKS = {"01_four_well": FOUR_WELL, "02_alanine_dipeptide": ALA2, "03_generation_at_scale": SCALE,
-             "04_uncertainty_and_adaptive_sampling": ADAPT}
+             "04_uncertainty_and_adaptive_sampling": ADAPT, "05_trp_cage": TRP_CAGE}
 
 
 if __name__ == "__main__":
