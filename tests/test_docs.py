@@ -24,6 +24,7 @@ MODULES = [
     "lss_jax.adaptive.four_well",
     "lss_jax.data.featurize",
     "lss_jax.data.pairs",
+    "lss_jax.data.stream",
     "lss_jax.systems.four_well",
     "lss_jax.analysis.msm",
     "lss_jax.analysis.smoluchowski",

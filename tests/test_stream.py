@@ -25,7 +25,7 @@ def test_streamed_equals_in_memory_features_and_decoded_atoms():
 def test_memory_estimate_scales_with_frames_and_refuses_what_does_not_fit():
     small, large = stream.estimate_training_bytes(10**4, 224, 20), stream.estimate_training_bytes(10**6, 224, 20)
     assert large > small and (large - small) == pytest.approx(99 * (small - stream._BASELINE_BYTES))
-    with pytest.raises(ValueError, match=r"keep every 3th frame \(--stride 3\)"):
+    with pytest.raises(ValueError, match=r"keep one frame in 3 \(--stride 3\)"):
         stream.check_memory(3 * 10**6, 224, 20, available=stream.estimate_training_bytes(10**6, 224, 20) * 1.01)
 
 

@@ -101,7 +101,7 @@ def estimate_training_bytes(n_frames: int, n_features: int, n_decoded: int) -> f
 
     Example:
         >>> round(estimate_training_bytes(10**6, 224, 20) / 2**30, 1)   # Trp-cage Cα model, 10^6 frames
-        9.3
+        9.1
     """
     return _BASELINE_BYTES + n_frames * (n_features * _BYTES_PER_FEATURE_VALUE + 3 * n_decoded * _BYTES_PER_COORDINATE_VALUE)
 
@@ -127,7 +127,7 @@ def check_memory(n_frames: int, n_features: int, n_decoded: int, *, stride: int 
         ...     check_memory(10**8, 49, 10, available=8 * 2**30)
         ... except ValueError as err:
         ...     print(str(err)[:60])
-        training on 100,000,000 frames would hold about 262.6 GB,
+        training on 100,000,000 frames would hold about 206.4 GB, mo
     """
     need = estimate_training_bytes(n_frames, n_features, n_decoded)
     available = available_memory_bytes() if available is None else available
@@ -136,7 +136,7 @@ def check_memory(n_frames: int, n_features: int, n_decoded: int, *, stride: int 
         factor = -(-n_frames // fits)
         raise ValueError(
             f"training on {n_frames:,} frames would hold about {need / 1e9:.1f} GB, more than the {available / 1e9:.1f} GB "
-            f"available ({n_features} features and {n_decoded} decoded atoms per frame); keep every {factor}th frame "
+            f"available ({n_features} features and {n_decoded} decoded atoms per frame); keep one frame in {factor} "
             f"(--stride {stride * factor}), use fewer distance features (distances = \"ca\") or decode fewer atoms "
             "(atom_selection).")
     return need
