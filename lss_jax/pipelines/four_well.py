@@ -3,8 +3,8 @@
 1. Brownian dynamics (BD) in the four-well potential with a jitted ``lax.scan`` integrator.
 2. An exact reference: the Smoluchowski generator on a fine grid, exponentiated with ``expm``,
    cross-checked against an independent ensemble of BD walkers.
-3. An MDN propagator (C = 8, 2 x 100 ReLU, Adam, early stopping) on the min-max-scaled trajectory at
-   lag tau = 100 BD steps.
+3. An MDN propagator (C = 96 kernels, the paper's 2 x 100 ReLU, Adam, early stopping; the paper's C = 8 is
+   one setting away) on the min-max-scaled trajectory at lag tau = 100 BD steps.
 4. LSS generation: ``n_trajectories`` trajectories, each as long as the training data in units of tau,
    in one batched ``lax.scan``.
 5. Validation: free energy, implied timescales, transition density; figures and ``metrics.json``. The
@@ -58,8 +58,10 @@ class FourWellConfig(FourWellDynamics):
     # independent BD ensemble for the cross-check of the exact reference
     n_check_walkers: int = 256
     n_check_steps: int = 1_000_000
-    # MDN and its training
-    n_components: int = 8
+    # MDN and its training: 96 kernels (the paper: 8). The x^8 walls cut the stationary density off faster
+    # than any Gaussian tail, and a mixture needs many narrow kernels to follow them: over seeds 0-2 the free
+    # energy error against the exact density is 0.18 kT with C = 8, 0.04-0.12 kT with 48, 0.04-0.06 kT with 96
+    n_components: int = 96
     hidden: tuple[int, ...] = (100, 100)
     learning_rate: float = 1e-3  # Adam, cosine-decayed to 1% over max_epochs
     batch_size: int = 1024
