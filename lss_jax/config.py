@@ -125,12 +125,6 @@ class LSSConfig:
         return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
 
 
-def _as_traj_list(trajs):
-    import mdtraj as md
-
-    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
-
-
 def check_atom_selection(topology, selection: str) -> np.ndarray:
     """Indices of the atoms ``selection`` picks in ``topology`` (all atoms for an empty selection), or a
     ``ValueError`` that says how to fix the selection.

@@ -27,6 +27,7 @@ from flax import struct
 
 from lss_jax.config import LSSConfig, check_atom_selection, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
+from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
 from lss_jax.decoder import Decoder, fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
 from lss_jax.propagator import MDN, fit_mdn
@@ -125,7 +126,7 @@ class LSSModel:
         """Latent coordinates ``psi [n_frames, latent_dim]`` of a trajectory (or a list of them)."""
         single = not isinstance(trajs, (list, tuple))
         out = []
-        for t in _as_traj_list(trajs):
+        for t in as_trajectory_list(trajs):
             if t.n_atoms != self.topology.n_atoms:
                 raise ValueError(f"trajectory has {t.n_atoms} atoms, the model was trained on {self.topology.n_atoms}.")
             f = self.feature_scaler.transform(featurize(t, self.config.feature_spec))
@@ -300,21 +301,6 @@ def as_model(model) -> LSSModel:
     return fetch()
 
 
-def _as_traj_list(trajs):
-    import mdtraj as md
-
-    trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
-    if not trajs:
-        raise ValueError("no trajectory given.")
-    n_atoms = trajs[0].n_atoms
-    for t in trajs:
-        if t.n_atoms != n_atoms:
-            raise ValueError(f"all trajectories must have the same atoms ({n_atoms}); got one with {t.n_atoms}.")
-        if not np.all(np.isfinite(t.xyz)):
-            raise ValueError("a trajectory contains NaN or Inf coordinates; repair or drop those frames.")
-    return trajs
-
-
 def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs: int = 200_000) -> float:
     """VAMP-2 of the trained encoder on all training pairs (at most ``max_pairs``, evenly spaced) in eval mode.
 
@@ -361,8 +347,6 @@ def fit_lss(
     References:
         H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
     """
-    from lss_jax.data.stream import TrainingData, training_data
-
     cfg = config
     k_enc, k_prop, k_dec = jax.random.split(key, 3)
     timings = {}
@@ -371,7 +355,7 @@ def fit_lss(
         data = trajs
         check_training_input(data.lengths, cfg, n_features=data.features[0].shape[1])
     else:  # check everything before featurizing
-        trajs = _as_traj_list(trajs)
+        trajs = as_trajectory_list(trajs)
         check_atom_selection(trajs[0].topology, cfg.atom_selection)
         check_training_input([len(t) for t in trajs], cfg, n_features=len(feature_names(trajs[0].topology,
                                                                                         cfg.feature_spec)))

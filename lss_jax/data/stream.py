@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["TrainingData", "training_data", "load_training_data", "count_frames", "estimate_training_bytes",
+__all__ = ["TrainingData", "as_trajectory_list", "training_data", "load_training_data", "count_frames", "estimate_training_bytes",
            "check_memory", "available_memory_bytes"]
 
 # bytes held per frame and per float32 feature during training: the features, their standardized copy, the
@@ -53,20 +53,9 @@ class TrainingData(NamedTuple):
         return self.topology.subset(self.atom_indices)
 
 
-def training_data(trajs, config) -> TrainingData:
-    """:class:`TrainingData` of loaded ``mdtraj.Trajectory`` objects (one topology) for ``config``.
-
-    Example:
-        >>> from lss_jax.config import LSSConfig
-        >>> from lss_jax.datasets import load_alanine_dipeptide
-        >>> data = training_data(load_alanine_dipeptide("train", stride=500), LSSConfig(lag=2))
-        >>> data.features[0].shape, data.xyz[0].shape, data.timestep
-        ((50, 49), (50, 10, 3), 1000.0)
-    """
+def as_trajectory_list(trajs) -> list:
+    """One ``mdtraj.Trajectory`` or several as a list, checked: at least one, one atom count, finite coordinates."""
     import mdtraj as md
-
-    from lss_jax.config import check_atom_selection
-    from lss_jax.data.featurize import featurize
 
     trajs = [trajs] if isinstance(trajs, md.Trajectory) else list(trajs)
     if not trajs:
@@ -77,6 +66,23 @@ def training_data(trajs, config) -> TrainingData:
             raise ValueError(f"all trajectories must have the same atoms ({n_atoms}); got one with {t.n_atoms}.")
         if not np.all(np.isfinite(t.xyz)):
             raise ValueError("a trajectory contains NaN or Inf coordinates; repair or drop those frames.")
+    return trajs
+
+
+def training_data(trajs, config) -> TrainingData:
+    """:class:`TrainingData` of loaded ``mdtraj.Trajectory`` objects (one topology) for ``config``.
+
+    Example:
+        >>> from lss_jax.config import LSSConfig
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> data = training_data(load_alanine_dipeptide("train", stride=500), LSSConfig(lag=2))
+        >>> data.features[0].shape, data.xyz[0].shape, data.timestep
+        ((50, 49), (50, 10, 3), 1000.0)
+    """
+    from lss_jax.config import check_atom_selection
+    from lss_jax.data.featurize import featurize
+
+    trajs = as_trajectory_list(trajs)
     atoms = check_atom_selection(trajs[0].topology, config.atom_selection)
     timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     return TrainingData([featurize(t, config.feature_spec) for t in trajs],

@@ -104,7 +104,8 @@ class DecoderConfig:
         epochs: passes over the training frames (flow: 300, so training grows with the data, up to ``max_steps``;
             wgan: as many as 20 000 generator updates need).
         max_steps: at most this many optimizer steps when training by epochs (flow: 60 000, which 300 epochs of
-            the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames train for 16 epochs).
+            the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames, 90 % of them for training,
+            train for 18 epochs).
         iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
         patience: flow: early stopping after this many epochs without a better validation loss.
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
