@@ -30,8 +30,9 @@ import jax
 
 from lss_jax._io import write_json
 from lss_jax.analysis.molecular import compare_structures, decoder_round_trip
-from lss_jax.datasets import SHIPPED_FRAME_PS, load_alanine_dipeptide
+from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.lss import LSS
+from lss_jax.systems.alanine_dipeptide import SHIPPED_FRAME_PS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from decoders import heavy, summarize  # noqa: E402
@@ -84,20 +85,22 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             model = LSS(lag=lag, latent_dim=m).fit(train, progress=False)
             fit_seconds = time.perf_counter() - start
-            round_trip = decoder_round_trip(jax.random.key(3), model, independent)
+            round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
             lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
             rt = summarize(compare_structures(indep_h, round_trip, seed=5))
             full = summarize(compare_structures(indep_h, lss, seed=5))
             run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
                    "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
                    "decoder_seconds": model.info["wall_seconds"]["decoder"], "round_trip": rt, "lss": full,
+                   "round_trip_redrawn_pct": 100 * float((draws > 0).mean()),
+                   "round_trip_outside_after_redraws": int((draws > model.decoder.redraws).sum()),
                    "targets": targets(rt, full, floor, md)}
             results["runs"].append(run)
             write_json(path, results)  # after every cell: a long sweep keeps what it has
             missed = [k for k, ok in run["targets"].items() if not ok]
             print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}: decoder {run['decoder_seconds']:.0f} s | round trip F "
                   f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} bonds {rt['bond_mad_pct']:.2f} % angles "
-                  f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
+                  f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} redrawn {run['round_trip_redrawn_pct']:.2f} % | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
                   f"{full['alpha_l']:.4f} clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
                   f"{', '.join(missed) or 'none'}", flush=True)
     print(f"wrote {path}")

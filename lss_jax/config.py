@@ -71,6 +71,8 @@ class LSSConfig:
     decoder_condition: str = "input"  # wgan: "every_layer" feeds the latent point to every layer
     n_critic: int = 5
     gp_weight: float = 10.0
+    decoder_redraws: int = 8  # frames outside the training data's support are drawn again, up to this often
+    decoder_support_margin: float = 0.9  # atoms >= 3 bonds apart keep 0.9x their smallest training distance
 
     def __post_init__(self):
         ints = {
@@ -104,7 +106,7 @@ class LSSConfig:
             flow_steps=self.flow_steps,
             noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
             n_critic=self.n_critic,
-            gp_weight=self.gp_weight,
+            gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,
         )
 
     @classmethod

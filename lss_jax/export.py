@@ -5,12 +5,12 @@
 simulator. ``docs/examples/run_exported.py`` is a complete runner, and its frames are bitwise those of
 ``lss-jax generate`` for the same seed on the same machine (tested).
 
-**File format** (``format = "lss_jax.simulator"``, ``format_version = 1``): a NumPy ``.npz`` archive
+**File format** (``format = "lss_jax.simulator"``, ``format_version = 2``): a NumPy ``.npz`` archive
 (``np.load(path)``, no pickles) with
 
 * ``meta``: JSON text: ``format``, ``format_version``, ``lss_jax_version``, ``latent_dim``, ``n_atoms``,
   ``chunk_steps``, ``decode_block``, ``lag_time`` (ps per step), ``key_impl`` (the PRNG implementation,
-  for ``jax.random.key(seed, impl=...)``), ``n_propagator_leaves``, ``n_decoder_leaves``, the model's
+  for ``jax.random.key(seed, impl=...)``), ``n_propagator_leaves``, ``n_decoder_leaves``, ``redraws``, the model's
   ``fingerprint`` and configuration;
 * ``rollout``, ``decode``, ``from_unit``: serialized ``jax.export.Exported`` functions (``uint8`` bytes,
   ``jax.export.deserialize(bytearray(...))``);
@@ -27,8 +27,12 @@ simulator. ``docs/examples/run_exported.py`` is a complete runner, and its frame
   ``start_step + t``. ``B`` is symbolic (any batch). To continue a rollout, pass the last frame and
   ``start_step + chunk_steps``; to stop at ``n_steps`` that is not a multiple, drop the surplus frames.
 * ``decode(key_data, decoder_leaves, u [decode_block, m] float32, rows_b [decode_block] int32,
-  rows_t [decode_block] int32) -> [decode_block, n_atoms, 3]`` (nm): row ``i`` is frame ``rows_t[i]``
-  (0 = the first frame after the start) of trajectory ``rows_b[i]``; pad the last block.
+  rows_t [decode_block] int32, attempts [decode_block] int32) -> (xyz [decode_block, n_atoms, 3] (nm),
+  ratio [decode_block])``: row ``i`` is draw ``attempts[i]`` (0 = the first) of frame ``rows_t[i]`` (0 = the
+  first frame after the start) of trajectory ``rows_b[i]``; pad the last block. ``ratio < 1``: the frame is
+  outside the training data's support (:mod:`lss_jax.decoder.support`); draw it again with ``attempts`` 1,
+  2, ... up to ``redraws`` (metadata) until ``ratio >= 1``, and if no draw is inside keep the one with the
+  largest ratio (the first of equals), as :func:`lss_jax.decoder.decode_rows` does.
 * ``from_unit(u [B, m]) -> [B, m]``: unit box to latent coordinates (``B`` symbolic).
 
 Keys, as in :mod:`lss_jax.simulate`: ``k_start, k_roll, k_dec = jax.random.split(jax.random.key(seed), 3)``;
@@ -50,7 +54,7 @@ from flax import nnx
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "export_simulator"]
 
 FORMAT_NAME = "lss_jax.simulator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: decode takes the draw index and returns the support ratio
 
 
 def _serialized(exported) -> np.ndarray:
@@ -73,7 +77,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
         ``path``.
     """
     from lss_jax import __version__, _io
-    from lss_jax.decoder import _features_from_noise, features_to_xyz
+    from lss_jax.decoder import _features_from_noise, features_to_xyz, row_keys, support_ratio
     from lss_jax.model import as_model
     from lss_jax.propagator import _rollout_body, mdn_apply_fn
     from lss_jax.scaling import minmax_inverse
@@ -87,7 +91,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     mixture_fn, boundary = mdn_apply_fn(graphdef), model.config.boundary
     dec = model.decoder
     d_graphdef, d_params = nnx.split(dec.network)
-    dec_leaves, dec_tree = jax.tree_util.tree_flatten((d_params, dec.coordinates))
+    dec_leaves, dec_tree = jax.tree_util.tree_flatten((d_params, dec.coordinates, dec.support))
     kind, flow_steps, noise_dim = dec.kind, dec.flow_steps, dec.noise_dim
     key_impl = str(jax.random.key_impl(jax.random.key(0)))
 
@@ -96,13 +100,14 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
         return _rollout_body(key, jax.tree_util.tree_unflatten(prop_tree, leaves), u, start_step, ids, mixture_fn,
                              chunk_steps, 1, boundary)
 
-    def decode(key_data, leaves, u, rows_b, rows_t):
+    def decode(key_data, leaves, u, rows_b, rows_t, attempts):
         key = jax.random.wrap_key_data(key_data, impl=key_impl)
-        d_params, cmap = jax.tree_util.tree_unflatten(dec_tree, leaves)
-        keys = jax.vmap(lambda b, t: jax.random.fold_in(jax.random.fold_in(key, b), t))(rows_b, rows_t)
-        z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
+        d_params, cmap, support = jax.tree_util.tree_unflatten(dec_tree, leaves)
+        z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(row_keys(key, rows_b, rows_t, attempts))
         features = _features_from_noise(kind, nnx.merge(d_graphdef, d_params), z, u, flow_steps)
-        return features_to_xyz(cmap, features.astype(jnp.float32))
+        xyz = features_to_xyz(cmap, features.astype(jnp.float32))
+        ratio = jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None else support_ratio(support, xyz)
+        return xyz, ratio
 
     def from_unit(u):
         return minmax_inverse(model.latent_scaler, u)
@@ -117,14 +122,15 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
             jax.ShapeDtypeStruct((b,), jnp.int32), jax.ShapeDtypeStruct((), jnp.int32)),
         "decode": jax.export.export(jax.jit(decode), **kw)(
             spec(key_data), [spec(x) for x in dec_leaves], jax.ShapeDtypeStruct((decode_block, m), jnp.float32),
-            jax.ShapeDtypeStruct((decode_block,), jnp.int32), jax.ShapeDtypeStruct((decode_block,), jnp.int32)),
+            jax.ShapeDtypeStruct((decode_block,), jnp.int32), jax.ShapeDtypeStruct((decode_block,), jnp.int32),
+            jax.ShapeDtypeStruct((decode_block,), jnp.int32)),
         "from_unit": jax.export.export(jax.jit(from_unit), **kw)(jax.ShapeDtypeStruct((b, m), jnp.float32)),
     }
     meta = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "lss_jax_version": __version__,
         "latent_dim": m, "n_atoms": n_atoms, "chunk_steps": chunk_steps, "decode_block": decode_block,
         "lag_time": model.lag_time, "key_impl": key_impl, "n_propagator_leaves": len(prop_leaves),
-        "n_decoder_leaves": len(dec_leaves), "fingerprint": model.fingerprint(), "config": model.config.to_dict(),
+        "n_decoder_leaves": len(dec_leaves), "redraws": dec.redraws if dec.support is not None else 0, "fingerprint": model.fingerprint(), "config": model.config.to_dict(),
         "platforms": list(exported["rollout"].platforms),
     }
     arrays = {name: _serialized(e) for name, e in exported.items()}

@@ -143,8 +143,8 @@ class LSSModel:
 
     def decode_unit(
         self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 4096,
-        precision: str = "float32", progress: bool | None = None,
-    ) -> np.ndarray:
+        precision: str = "float32", progress: bool | None = None, return_draws: bool = False,
+    ):
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
 
         ``u`` is read as trajectories ``[..., n_frames, latent_dim]`` (a 2-D array is one trajectory).
@@ -153,10 +153,11 @@ class LSSModel:
         whether it is decoded alone, in a chunk, or with its whole trajectory. Rows are decoded in
         blocks of exactly ``chunk`` (the last one padded): one compiled shape, so a frame's bits do not
         depend on how many frames are decoded with it (XLA may round a reduction differently for another
-        batch size).
+        batch size). Frames outside the training data's support are drawn again
+        (:func:`lss_jax.decoder.decode_rows`); ``return_draws=True`` also returns which draw every frame kept
+        (``[..., n_frames]``; 0 the first, ``decoder.redraws + 1`` none inside the support).
         """
-        from lss_jax._progress import progress_bar
-        from lss_jax.decoder import decode_fn
+        from lss_jax.decoder import decode_rows
 
         u = np.asarray(u, np.float32)
         if u.shape[-1:] != (self.latent_dim,):
@@ -169,17 +170,10 @@ class LSSModel:
             raise ValueError(f"trajectory_ids must have shape [{n_traj}], got {ids.shape}.")
         rows_b = np.repeat(ids.astype(np.int32), n_frames)
         rows_t = np.tile(np.arange(first_frame, first_frame + n_frames, dtype=np.int32), n_traj)
-        fn, params = decode_fn(self.decoder, precision)
-        cmap = self.decoder.coordinates
-        out = np.empty((len(flat), len(self.atom_indices), 3), np.float32)
-        starts = range(0, len(flat), chunk)
-        show = len(starts) >= 4 if progress is None else progress
-        for start in progress_bar(iterable=starts, desc="decode", unit="chunk", disable=not show):
-            stop = min(start + chunk, len(flat))
-            pad = lambda a: np.pad(a[start:stop], [(0, chunk - (stop - start))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
-            xyz = fn(params, cmap, key, jnp.asarray(pad(flat)), jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)))
-            out[start:stop] = np.asarray(xyz)[: stop - start]
-        return out.reshape(*u.shape[:-1], -1, 3)
+        out, draws = decode_rows(key, self.decoder, flat, rows_b, rows_t, block=chunk, precision=precision,
+                                 progress=progress)
+        out = out.reshape(*u.shape[:-1], -1, 3)
+        return (out, draws.reshape(u.shape[:-1])) if return_draws else out
 
     def decode(self, key: jax.Array, psi) -> np.ndarray:
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from latent points ``psi [..., latent_dim]``."""

@@ -98,7 +98,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
     import mdtraj as md
 
     from lss_jax import __version__
-    from lss_jax.decoder import coordinate_map_arrays
+    from lss_jax.decoder import coordinate_map_arrays, support_arrays
 
     path = Path(path)
     if not path.parent.exists():
@@ -114,7 +114,8 @@ def save_model(model, path: str | os.PathLike) -> Path:
             start_points=model.start_points, timestep=np.float64(model.timestep),
             reference_xyz=np.asarray(model.reference_xyz, np.float32),
         )
-        np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(model.decoder.coordinates))
+        np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(model.decoder.coordinates),
+                 **support_arrays(model.decoder.support))
         model.reference.save_pdb(str(tmp / "topology.pdb"))
         md.Trajectory(np.zeros((1, model.topology.n_atoms, 3), np.float32), model.topology).save_pdb(
             str(tmp / "full_topology.pdb"))
@@ -186,7 +187,7 @@ def load_model(path: str | os.PathLike):
     import mdtraj as md
 
     from lss_jax.data.featurize import Standardizer
-    from lss_jax.decoder import CartesianMap, coordinate_map_from_arrays, decoder_template
+    from lss_jax.decoder import CartesianMap, coordinate_map_from_arrays, decoder_template, support_from_arrays
     from lss_jax.encoder import SRVNet, SRVProjection
     from lss_jax.model import LSSModel
     from lss_jax.propagator import MDN
@@ -212,13 +213,17 @@ def load_model(path: str | os.PathLike):
     if version == 1:
         cmap = CartesianMap(jnp.asarray(reference.xyz[0]), jnp.asarray(arrays["coord_mean"], jnp.float32),
                             jnp.asarray(arrays["coord_std"], jnp.float32))
+        support = None
         decoder_file = "generator.npz"
     else:
-        cmap = coordinate_map_from_arrays(np.load(path / "coordinates.npz"))
+        coordinate_arrays = dict(np.load(path / "coordinates.npz"))
+        cmap = coordinate_map_from_arrays(coordinate_arrays)
+        support = support_from_arrays(coordinate_arrays)
         decoder_file = "decoder.npz"
     template = decoder_template(cfg.decoder_config, cmap, latent_dim)
     critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
-    decoder = template.replace(network=load_weights(template.network, weights(decoder_file)), critic=critic)
+    decoder = template.replace(network=load_weights(template.network, weights(decoder_file)), critic=critic,
+                               support=support)
     ensemble = None
     if "propagator_ensemble.npz" in meta.get("files", {}):
         from lss_jax.ensemble import MDNEnsemble

@@ -21,7 +21,7 @@ def load(path):
     """The exported functions, their weight lists, the start points and the metadata of a ``.jaxexport`` file."""
     f = np.load(path, allow_pickle=False)
     meta = json.loads(str(f["meta"]))
-    if meta.get("format") != "lss_jax.simulator" or meta.get("format_version", 0) > 1:
+    if meta.get("format") != "lss_jax.simulator" or meta.get("format_version", 0) != 2:
         raise SystemExit(f"{path} is not an lss_jax simulator this script reads (format {meta.get('format')!r}).")
     fns = {name: jax.export.deserialize(bytearray(f[name].tobytes())) for name in ("rollout", "decode", "from_unit")}
     prop = [jnp.asarray(f[f"propagator_{i}"]) for i in range(meta["n_propagator_leaves"])]
@@ -46,13 +46,28 @@ def generate(path, n_traj: int, n_steps: int, seed: int):
     rows_u = unit.reshape(-1, meta["latent_dim"])
     rows_b = np.repeat(np.arange(n_traj, dtype=np.int32), n_steps)
     rows_t = np.tile(np.arange(n_steps, dtype=np.int32), n_traj)
-    size, xyz = meta["decode_block"], np.empty((len(rows_u), meta["n_atoms"], 3), np.float32)
-    for s in range(0, len(rows_u), size):  # fixed blocks: a frame's bits do not depend on its neighbours
-        n = min(size, len(rows_u) - s)
-        pad = lambda a: np.pad(a[s : s + n], [(0, size - n)] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
-        out = fns["decode"].call(jax.random.key_data(k_dec), dec, jnp.asarray(pad(rows_u)), jnp.asarray(pad(rows_b)),
-                                 jnp.asarray(pad(rows_t)))
-        xyz[s : s + n] = np.asarray(out)[:n]
+    size = meta["decode_block"]
+
+    def decode(idx, attempt):  # fixed blocks: a frame's bits do not depend on its neighbours
+        xyz, ratio = np.empty((len(idx), meta["n_atoms"], 3), np.float32), np.empty(len(idx), np.float32)
+        for s in range(0, len(idx), size):
+            sel = idx[s : s + size]
+            pad = lambda a: np.pad(a[sel], [(0, size - len(sel))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+            out, r = fns["decode"].call(jax.random.key_data(k_dec), dec, jnp.asarray(pad(rows_u)),
+                                        jnp.asarray(pad(rows_b)), jnp.asarray(pad(rows_t)),
+                                        jnp.full(size, attempt, jnp.int32))
+            xyz[s : s + len(sel)], ratio[s : s + len(sel)] = np.asarray(out)[: len(sel)], np.asarray(r)[: len(sel)]
+        return xyz, ratio
+
+    xyz, best = decode(np.arange(len(rows_u)), 0)
+    todo = np.flatnonzero(best < 1.0)  # frames outside the training data's support: draw them again
+    for attempt in range(1, meta["redraws"] + 1):
+        if not len(todo):
+            break
+        new, ratio = decode(todo, attempt)
+        better = ratio > best[todo]
+        xyz[todo[better]], best[todo[better]] = new[better], ratio[better]
+        todo = todo[ratio < 1.0]
     return xyz.reshape(n_traj, n_steps, meta["n_atoms"], 3), latent, unit, pdb
 
 

@@ -32,7 +32,7 @@ from lss_jax.analysis import structure
 from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 
-__all__ = ["validate", "phi_psi", "compare_structures", "decoder_round_trip"]
+__all__ = ["validate", "phi_psi", "compare_structures", "decoder_round_trip", "support_diagnostics"]
 
 
 def phi_psi(traj) -> np.ndarray:
@@ -131,19 +131,40 @@ def _rmsf(traj, reference) -> np.ndarray:
     return np.sqrt(np.mean(np.sum((aligned.xyz - aligned.xyz.mean(0)) ** 2, axis=-1), axis=0)).astype(np.float64)
 
 
-def decoder_round_trip(key, model, md_trajs):
+def decoder_round_trip(key, model, md_trajs, *, return_draws: bool = False):
     """decode(encode(MD)): the MD frames' own latent points through the decoder, as an ``mdtraj.Trajectory``
     of the decoded atoms (one decoded frame per MD frame, in order).
 
     Its difference from the MD frames is the decoder's error alone: the latent points are exactly those
-    of the MD, so the propagator plays no part.
+    of the MD, so the propagator plays no part. ``return_draws=True`` also returns which draw of the
+    support constraint every frame kept (:meth:`lss_jax.LSSModel.decode_unit`).
     """
     import mdtraj as md
 
     md_trajs = [md_trajs] if isinstance(md_trajs, md.Trajectory) else list(md_trajs)
     psi = model.encode(md_trajs)
-    frames = [model.decode(jax.random.fold_in(key, i), p) for i, p in enumerate(psi)]
-    return md.Trajectory(np.concatenate(frames), model.decoded_topology)
+    out = [model.decode_unit(jax.random.fold_in(key, i), model.to_unit(p), return_draws=True) for i, p in enumerate(psi)]
+    traj = md.Trajectory(np.concatenate([x for x, _ in out]), model.decoded_topology)
+    return (traj, np.concatenate([d for _, d in out])) if return_draws else traj
+
+
+def support_diagnostics(model, md_xyz, draws) -> dict:
+    """How often the decoder's first draw of a round-trip frame left the training data's support, how often
+    every redraw did, and how often MD frames of the comparison run are outside it (the constraint's false
+    alarms); :mod:`lss_jax.decoder.support`."""
+    import jax.numpy as jnp
+
+    from lss_jax.decoder import support_ratio
+
+    support, redraws = model.decoder.support, model.decoder.redraws
+    if support is None:
+        return {"redraws": 0, "note": "this model has no support constraint (saved before lss_jax had one)"}
+    ratio = np.concatenate([np.asarray(support_ratio(support, jnp.asarray(x))) for x in np.array_split(
+        np.asarray(md_xyz, np.float32), max(1, len(md_xyz) // 4096))])
+    return {"redraws": int(redraws), "n_pairs": int(support.pairs.shape[0]),
+            "first_draw_outside_fraction": float(np.mean(draws > 0)),
+            "outside_after_redraws_fraction": float(np.mean(draws > redraws)),
+            "md_outside_fraction": float(np.mean(ratio < 1.0))}
 
 
 def _blocks(arrays: list[np.ndarray], n_blocks: int) -> list[list[np.ndarray]]:
@@ -386,11 +407,12 @@ def validate(
                                             "n_bins": int(mask_t1.sum())}}
 
     # ---- the decoder alone: decode(encode(MD)) against MD, beside the full LSS
-    round_trip = decoder_round_trip(jax.random.key(seed), model, md_trajs)
+    round_trip, draws = decoder_round_trip(jax.random.key(seed), model, md_trajs, return_draws=True)
     metrics["decoder"] = {
         "round_trip": compare_structures(md_all, round_trip, kT=kT, seed=seed, floor=train_all if train_trajs is not None else None),
         "lss": compare_structures(md_all, lss_traj, kT=kT, seed=seed),
         "kind": model.config.decoder, "coordinates": model.config.decoder_coordinates,
+        "support": support_diagnostics(model, md_all.xyz, draws),
     }
 
     # ---- a system's own observables

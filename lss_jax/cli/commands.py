@@ -324,6 +324,11 @@ def _print_report(m: dict, out) -> None:
                      f"MD {g['reference_angle_mad_degrees']:.2f}°")
         lines.append(f"  frames with clashes     {pct(rt['clashes']['generated']['fraction_frames_with_clash'])}  "
                      f"({pct(full['clashes']['generated']['fraction_frames_with_clash'])})")
+        s = m["decoder"].get("support", {})
+        if s.get("redraws"):
+            lines.append(f"  outside the training support: first draws {pct(s['first_draw_outside_fraction'])}, after "
+                         f"{s['redraws']} redraws {pct(s['outside_after_redraws_fraction'])}; MD frames "
+                         f"{pct(s['md_outside_fraction'])}")
         print("\n".join(lines))
     if "kinetics" in m:
         k = m["kinetics"]

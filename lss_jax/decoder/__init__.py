@@ -48,6 +48,13 @@ from lss_jax.decoder.coordinates import (
     xyz_to_features,
 )
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
+from lss_jax.decoder.support import (
+    SupportConstraint,
+    fit_support,
+    support_arrays,
+    support_from_arrays,
+    support_ratio,
+)
 from lss_jax.decoder.wgan import (
     WGAN,
     ConditionalCritic,
@@ -69,6 +76,7 @@ __all__ = [
     "sample_features",
     "decode",
     "decode_fn",
+    "decode_rows",
     "decoder_template",
     # re-exported from the submodules
     "COORDINATES", "CartesianMap", "InternalMap", "CoordinateMap", "build_zmatrix", "internal_coordinates", "nerf",
@@ -77,6 +85,7 @@ __all__ = [
     "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
+    "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
 DECODERS = ("flow", "wgan")
@@ -114,6 +123,11 @@ class DecoderConfig:
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).
+        redraws: a decoded frame outside the training data's support (two atoms >= 3 bonds apart closer than
+            ``support_margin`` times their smallest training distance; :mod:`lss_jax.decoder.support`) is
+            drawn again with fresh addressed noise, up to this many times (0: never); frames inside it at the
+            first draw are unchanged.
+        support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -138,6 +152,8 @@ class DecoderConfig:
     condition: str = "input"
     n_critic: int = 5
     gp_weight: float = 10.0
+    redraws: int = 8
+    support_margin: float = 0.9
 
     def __post_init__(self):
         if self.kind not in DECODERS:
@@ -158,6 +174,12 @@ class DecoderConfig:
             raise ValueError(f"decoder learning_rate must be > 0, got {self.learning_rate!r}.")
         if not self.gp_weight >= 0:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
+        if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
+            raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
+                             f"got {self.redraws!r}.")
+        if not 0.0 < self.support_margin <= 1.0:
+            raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
+                             f"distance of an atom pair), got {self.support_margin!r}.")
 
     def resolved(self) -> "DecoderConfig":
         """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
@@ -180,6 +202,8 @@ class Decoder:
         coordinates: the coordinate map the network's features live in.
         flow_steps: Heun steps of the sampling ODE (flow).
         critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` for flows).
+        support: the training data's support constraint (``None``: none, e.g. models saved before it).
+        redraws: at most this many new draws of a frame outside ``support``.
     """
 
     kind: str = struct.field(pytree_node=False)
@@ -187,6 +211,8 @@ class Decoder:
     coordinates: CoordinateMap
     flow_steps: int = struct.field(pytree_node=False, default=10)
     critic: nnx.Module | None = None
+    support: SupportConstraint | None = None
+    redraws: int = struct.field(pytree_node=False, default=0)
 
     @property
     def noise_dim(self) -> int:
@@ -325,7 +351,10 @@ def fit_decoder(
     val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
     network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                  checkpoint=checkpoint)
-    return Decoder(config.kind, network, cmap, config.flow_steps, critic), history
+    support = None
+    if topology is not None and (topology.n_bonds or all(a.name == "CA" for a in topology.atoms)):
+        support = fit_support(np.concatenate([train_x, val_x]), topology, margin=config.support_margin)
+    return Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws), history
 
 
 def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim: int) -> Decoder:
@@ -333,10 +362,11 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
     cfg = config.resolved()
     d, rngs = feature_dim(coordinates), nnx.Rngs(0)
     if cfg.kind == "flow":
-        return Decoder("flow", VelocityField(d, cond_dim, hidden=cfg.hidden, rngs=rngs), coordinates, cfg.flow_steps)
+        return Decoder("flow", VelocityField(d, cond_dim, hidden=cfg.hidden, rngs=rngs), coordinates, cfg.flow_steps,
+                       redraws=cfg.redraws)
     gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
                condition=cfg.condition, rngs=rngs)
-    return Decoder("wgan", gan.generator, coordinates, cfg.flow_steps, gan.critic)
+    return Decoder("wgan", gan.generator, coordinates, cfg.flow_steps, gan.critic, redraws=cfg.redraws)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -367,10 +397,24 @@ def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int
 _DECODE_CACHE: dict = {}
 
 
+def row_keys(key: jax.Array, rows_b, rows_t, attempts) -> jax.Array:
+    """The decoder noise keys of rows: ``fold_in(fold_in(key, b), t)``, and for a redraw ``a >= 1`` of the frame
+    ``fold_in`` of that by ``a`` (so a first draw never depends on whether redraws exist)."""
+
+    def one(b, t, a):
+        k = jax.random.fold_in(jax.random.fold_in(key, b), t)
+        redrawn = jax.random.key_data(jax.random.fold_in(k, a))
+        return jax.random.wrap_key_data(jnp.where(a > 0, redrawn, jax.random.key_data(k)),
+                                        impl=jax.random.key_impl(k))
+
+    return jax.vmap(one)(rows_b, rows_t, attempts)
+
+
 def decode_fn(decoder: Decoder, precision: str = "float32"):
-    """A jitted ``(params, cmap, key, u [N, m], rows_b [N], rows_t [N]) -> xyz [N, n_atoms, 3]`` for this
-    decoder's network (cached per network structure, so loading or chunking never recompiles): the noise
-    of row ``i`` comes from ``fold_in(fold_in(key, rows_b[i]), rows_t[i])``.
+    """A jitted ``(params, cmap, support, key, u [N, m], rows_b [N], rows_t [N], attempts [N]) -> (xyz [N, n_atoms,
+    3], ratio [N])`` for this decoder's network (cached per network structure, so loading or chunking never
+    recompiles): the noise of row ``i`` comes from :func:`row_keys`, and ``ratio`` is the frame's
+    :func:`lss_jax.decoder.support.support_ratio` (``inf`` without a support constraint).
 
     Returns:
         ``(fn, params)`` with ``params`` the network's state.
@@ -378,7 +422,8 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
     from lss_jax.propagator import with_precision
 
     graphdef, params = nnx.split(decoder.network)
-    cache_key = (graphdef, decoder.kind, decoder.flow_steps, precision, type(decoder.coordinates).__name__)
+    cache_key = (graphdef, decoder.kind, decoder.flow_steps, precision, type(decoder.coordinates).__name__,
+                 decoder.support is None)
     if cache_key not in _DECODE_CACHE:
         kind, flow_steps, noise_dim = decoder.kind, decoder.flow_steps, decoder.noise_dim
 
@@ -388,13 +433,69 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
         features = with_precision(features, precision)
 
         @jax.jit
-        def fn(params, cmap, key, u, rows_b, rows_t):
-            keys = jax.vmap(lambda b, t: jax.random.fold_in(jax.random.fold_in(key, b), t))(rows_b, rows_t)
+        def fn(params, cmap, support, key, u, rows_b, rows_t, attempts):
+            keys = row_keys(key, rows_b, rows_t, attempts)
             z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
-            return features_to_xyz(cmap, features(params, z, u).astype(jnp.float32))
+            xyz = features_to_xyz(cmap, features(params, z, u).astype(jnp.float32))
+            ratio = (jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None
+                     else support_ratio(support, xyz))
+            return xyz, ratio
 
         _DECODE_CACHE[cache_key] = fn
     return _DECODE_CACHE[cache_key], params
+
+
+def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int = 4096,
+                precision: str = "float32", progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode rows ``u [N, m]`` (unit box), row ``i`` being frame ``rows_t[i]`` of trajectory ``rows_b[i]``, with
+    the support constraint's redraws.
+
+    Rows are decoded in blocks of exactly ``block`` (the last one padded): one compiled shape, so a frame's bits
+    depend on its key, trajectory, frame and condition only, never on the rows decoded with it (XLA may round a
+    reduction differently for another batch size). A frame outside the decoder's support is drawn again (draw
+    ``a`` from :func:`row_keys` with ``attempts = a``) until one is inside, at most ``decoder.redraws`` times;
+    if none is, the draw closest to the support (largest ratio, the first of equals) is kept.
+
+    Returns:
+        ``(xyz [N, n_atoms, 3] float32, draws [N] int)``: ``draws`` is the index of the kept draw (0: the first),
+        or ``redraws + 1`` for a frame that stayed outside the support after every redraw.
+    """
+    from lss_jax._progress import progress_bar
+
+    u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
+    rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)
+    fn, params = decode_fn(decoder, precision)
+    cmap, support = decoder.coordinates, decoder.support
+    n_atoms = cmap.reference.shape[0]
+
+    def run(idx, attempt, bar=None):
+        xyz = np.empty((len(idx), n_atoms, 3), np.float32)
+        ratio = np.empty(len(idx), np.float32)
+        starts = range(0, len(idx), block)
+        for start in (starts if bar is None else bar(starts)):
+            sel = idx[start:start + block]
+            pad = lambda a: np.pad(a[sel], [(0, block - len(sel))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+            out, r = fn(params, cmap, support, key, jnp.asarray(pad(u)), jnp.asarray(pad(rows_b)),
+                        jnp.asarray(pad(rows_t)), jnp.full(block, attempt, jnp.int32))
+            xyz[start:start + len(sel)] = np.asarray(out)[: len(sel)]
+            ratio[start:start + len(sel)] = np.asarray(r)[: len(sel)]
+        return xyz, ratio
+
+    n = len(u)
+    show = -(-n // block) >= 4 if progress is None else progress
+    bar = lambda it: progress_bar(iterable=it, desc="decode", unit="chunk", disable=not show)  # noqa: E731
+    xyz, best = run(np.arange(n), 0, bar)
+    draws = np.zeros(n, np.int64)
+    todo = np.flatnonzero(best < 1.0)
+    for attempt in range(1, decoder.redraws + 1):
+        if not len(todo):
+            break
+        new_xyz, ratio = run(todo, attempt)
+        better = ratio > best[todo]
+        xyz[todo[better]], best[todo[better]], draws[todo[better]] = new_xyz[better], ratio[better], attempt
+        todo = todo[ratio < 1.0]
+    draws[best < 1.0] = decoder.redraws + 1
+    return xyz, draws
 
 
 def decode(key: jax.Array, decoder: Decoder, cond, *, precision: str = "float32") -> np.ndarray:
@@ -407,7 +508,6 @@ def decode(key: jax.Array, decoder: Decoder, cond, *, precision: str = "float32"
         >>> decode(jax.random.key(0), Decoder("wgan", gen, cmap), np.zeros((3, 1))).shape
         (3, 2, 3)
     """
-    cond = jnp.asarray(cond, jnp.float32)
-    fn, params = decode_fn(decoder, precision)
-    rows = jnp.arange(cond.shape[0], dtype=jnp.int32)
-    return np.array(fn(params, decoder.coordinates, key, cond, rows, jnp.zeros_like(rows)))  # a writable copy
+    cond = np.asarray(cond, np.float32)
+    rows = np.arange(cond.shape[0], dtype=np.int32)
+    return decode_rows(key, decoder, cond, rows, np.zeros_like(rows), precision=precision, progress=False)[0]

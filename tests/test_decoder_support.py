@@ -1,0 +1,129 @@
+"""The decoder's support constraint (lss_jax.decoder.support) and its redraws (decode_rows): the constraint against a
+brute-force NumPy reference, the redrawn frames against the exact truncated distribution (SciPy), the first draws
+untouched, and the false alarms on an independent MD run."""
+
+import jax
+import jax.numpy as jnp
+import mdtraj as md
+import numpy as np
+import pytest
+import scipy.stats
+from flax import nnx
+
+from lss_jax.decoder import (
+    CartesianMap,
+    Decoder,
+    SupportConstraint,
+    decode_fn,
+    decode_rows,
+    fit_support,
+    support_ratio,
+)
+
+
+def _ca_chain(n: int) -> md.Topology:
+    top = md.Topology()
+    chain = top.add_chain()
+    for _ in range(n):
+        top.add_atom("CA", md.element.carbon, top.add_residue("ALA", chain))
+    return top
+
+
+class _NoiseIsTheFrame(nnx.Module):
+    """A 'generator' whose output features are its noise: decoded frames are ``mean + std * z`` exactly."""
+
+    def __init__(self, dim: int):
+        self.noise_dim = dim
+
+    def __call__(self, z, c):
+        return z
+
+
+def _line_decoder(sigma: float, support: SupportConstraint | None, redraws: int) -> Decoder:
+    # four Cα on the x axis 0.38 nm apart; only atom 3's x coordinate is random, N(1.14, sigma^2)
+    mean = np.zeros((4, 3), np.float32)
+    mean[:, 0] = 0.38 * np.arange(4)
+    std = np.zeros((4, 3), np.float32)
+    std[3, 0] = sigma
+    cmap = CartesianMap(jnp.asarray(mean), jnp.asarray(mean.reshape(-1)), jnp.asarray(std.reshape(-1)))
+    return Decoder("wgan", _NoiseIsTheFrame(12), cmap, support=support, redraws=redraws)
+
+
+def test_support_is_the_margin_times_the_smallest_training_distance_of_pairs_three_bonds_apart():
+    rng = np.random.default_rng(0)
+    n = 7
+    xyz = (0.38 * np.arange(n)[None, :, None] * np.array([1.0, 0.0, 0.0]) + rng.normal(0, 0.05, (50, n, 3))).astype(np.float32)
+    support = fit_support(xyz, _ca_chain(n), margin=0.9)
+    pairs = [(i, j) for i in range(n) for j in range(i + 3, n)]  # a chain: bond-graph distance |i - j|
+    assert np.asarray(support.pairs).tolist() == [list(p) for p in pairs]
+    expected = [0.9 * np.linalg.norm(xyz[:, i] - xyz[:, j], axis=-1).min() for i, j in pairs]
+    np.testing.assert_allclose(np.asarray(support.min_distance), expected, rtol=1e-6)
+    frames = rng.normal(0, 0.6, (33, n, 3)).astype(np.float32)
+    reference = np.array([min(np.linalg.norm(f[i] - f[j]) / e for (i, j), e in zip(pairs, expected)) for f in frames])
+    np.testing.assert_allclose(np.asarray(support_ratio(support, jnp.asarray(frames))), reference, rtol=1e-5)
+    with pytest.raises(ValueError, match="margin"):
+        fit_support(xyz, _ca_chain(n), margin=1.5)
+
+
+def test_redrawn_frames_follow_the_decoder_distribution_truncated_to_the_support():
+    """With enough redraws the kept frames are the decoder's distribution restricted to the support: here
+    x_3 ~ N(1.14, 0.1^2) truncated to x_3 >= 1.10 (acceptance 0.66), checked against scipy's truncnorm."""
+    sigma, bound, n = 0.1, 1.10, 4000
+    support = SupportConstraint(jnp.array([[0, 3]], jnp.int32), jnp.array([bound], jnp.float32))
+    decoder = _line_decoder(sigma, support, redraws=60)
+    rows = np.arange(n, dtype=np.int32)
+    xyz, draws = decode_rows(jax.random.key(0), decoder, np.zeros((n, 1), np.float32), rows, np.zeros_like(rows))
+    assert np.all(draws <= 60)  # P(61 misses) = 0.34^61: never
+    x3 = xyz[:, 3, 0].astype(np.float64)
+    assert x3.min() >= bound * (1 - 1e-6)
+    a = (bound - 1.14) / sigma
+    assert scipy.stats.kstest(x3, scipy.stats.truncnorm(a, np.inf, loc=1.14, scale=sigma).cdf).pvalue > 0.01
+    # the fraction redrawn at least once is P(x_3 < bound) = Phi(a); binomial standard error over n frames
+    p = scipy.stats.norm.cdf(a)
+    assert abs(np.mean(draws > 0) - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_first_draws_are_untouched_and_a_frame_decodes_the_same_with_any_other_rows():
+    support = SupportConstraint(jnp.array([[0, 3]], jnp.int32), jnp.array([1.25], jnp.float32))  # most frames miss
+    constrained, free = _line_decoder(0.1, support, redraws=3), _line_decoder(0.1, None, redraws=3)
+    n = 300
+    u = np.zeros((n, 1), np.float32)
+    rows_b = np.arange(n, dtype=np.int32) % 7
+    rows_t = np.arange(n, dtype=np.int32)
+    xyz, draws = decode_rows(jax.random.key(4), constrained, u, rows_b, rows_t)
+    plain, plain_draws = decode_rows(jax.random.key(4), free, u, rows_b, rows_t)
+    assert np.all(plain_draws == 0)
+    first = draws == 0
+    assert 0 < first.sum() < n and np.any(draws == 4)  # some accepted at once, some never inside
+    np.testing.assert_array_equal(xyz[first], plain[first])
+    # a frame never inside keeps its best draw: recompute every draw of those rows explicitly
+    fn, params = decode_fn(constrained)
+    never = np.flatnonzero(draws == 4)
+    ratios, frames = [], []
+    for a in range(4):
+        out, r = fn(params, constrained.coordinates, support, jax.random.key(4), jnp.asarray(u[never]),
+                    jnp.asarray(rows_b[never]), jnp.asarray(rows_t[never]), jnp.full(len(never), a, jnp.int32))
+        frames.append(np.asarray(out))
+        ratios.append(np.asarray(r))
+    best = np.argmax(np.stack(ratios), axis=0)
+    np.testing.assert_allclose(xyz[never], np.stack(frames)[best, np.arange(len(never))], rtol=1e-6)
+    # the same rows among others, in another order: the same bits
+    subset = np.array([5, 17, 250, 3, 101])
+    xyz_sub, draws_sub = decode_rows(jax.random.key(4), constrained, u[subset], rows_b[subset], rows_t[subset])
+    np.testing.assert_array_equal(xyz_sub, xyz[subset])
+    np.testing.assert_array_equal(draws_sub, draws[subset])
+
+
+def test_independent_md_is_inside_the_support_learned_from_the_training_run():
+    """The constraint's false alarms: the shipped independent alanine dipeptide run (heavy atoms) against the
+    support of the training run at the default margin. A new frame falls below a pair's training minimum with
+    probability ~1/n_train per pair; 0.9x that minimum should practically never happen."""
+    from lss_jax.datasets import load_alanine_dipeptide
+
+    train, independent = load_alanine_dipeptide("train", stride=5), load_alanine_dipeptide("independent", stride=5)
+    heavy = train.topology.select("not element H")
+    train, independent = train.atom_slice(heavy), independent.atom_slice(heavy)
+    support = fit_support(train.xyz, train.topology)
+    ratio = np.asarray(support_ratio(support, jnp.asarray(independent.xyz)))
+    assert support.pairs.shape[0] > 0
+    assert np.mean(ratio < 1.0) <= 1e-3
