@@ -55,7 +55,7 @@ class LSSConfig:
     boundary: str = "reflect"
     ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
     # decoder (lss_jax.decoder.DecoderConfig; None: the decoder kind's default)
-    decoder: str = "flow"  # "flow" (conditional flow matching) or "wgan" (the paper's cWGAN-GP)
+    decoder: str = "flow"  # "flow" (conditional flow matching), "wgan" (the paper's cWGAN-GP), "knn" (retrieval)
     decoder_coordinates: str = "internal"  # "internal" (Z-matrix, NeRF) or "cartesian" (aligned, the paper's)
     decoder_hidden: tuple[int, ...] | None = None  # flow: 3 x 256; wgan: 3 x 200
     decoder_learning_rate: float | None = None  # flow: 1e-3 cosine-decayed; wgan: 2e-4
@@ -73,6 +73,8 @@ class LSSConfig:
     gp_weight: float = 10.0
     decoder_redraws: int = 8  # frames outside the training data's support are drawn again, up to this often
     decoder_support_margin: float = 0.9  # atoms >= 3 bonds apart keep 0.9x their smallest training distance
+    decoder_neighbours: int = 20  # knn: pick among the 20 training frames nearest in latent space
+    decoder_max_frames: int = 100_000  # knn: store at most this many training frames
 
     def __post_init__(self):
         ints = {
@@ -107,6 +109,7 @@ class LSSConfig:
             noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
             n_critic=self.n_critic,
             gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,
+            neighbours=self.decoder_neighbours, max_frames=self.decoder_max_frames,
         )
 
     @classmethod

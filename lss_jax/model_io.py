@@ -222,8 +222,16 @@ def load_model(path: str | os.PathLike):
         decoder_file = "decoder.npz"
     template = decoder_template(cfg.decoder_config, cmap, latent_dim)
     critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
-    decoder = template.replace(network=load_weights(template.network, weights(decoder_file)), critic=critic,
-                               support=support)
+    if cfg.decoder == "knn":  # stored frames, as many as were kept
+        from lss_jax.decoder import NeighbourDecoder
+
+        stored = weights(decoder_file)
+        if set(stored) != {"latents", "features"}:
+            raise ModelFormatError(f"{path / decoder_file} does not hold a knn decoder's latents and features.")
+        network = NeighbourDecoder(stored["latents"], stored["features"], cfg.decoder_neighbours)
+    else:
+        network = load_weights(template.network, weights(decoder_file))
+    decoder = template.replace(network=network, critic=critic, support=support)
     ensemble = None
     if "propagator_ensemble.npz" in meta.get("files", {}):
         from lss_jax.ensemble import MDNEnsemble

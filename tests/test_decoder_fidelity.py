@@ -21,6 +21,12 @@ minor mode over-weighted, half-way to dropping the mode contrast) and a mode cen
 10-20 critic steps, fewer noise dimensions or the condition in every layer moved these errors between 0.1 and
 0.7 sd without removing them (measured while choosing the default; README, "Decoder"). If a change makes the GAN
 pass, the strict marker fails and says so.
+
+The retrieval decoder (``decoder = "knn"``) is no generative model: at a condition it returns one of the k = 20
+training samples nearest to it, so every estimate from its draws has the error of 20 samples, not of 4000
+(conditional means off by up to 0.5 sd, a mode weight by 0.09, a spread by 20 %), and it cannot interpolate
+between training samples; its cases are strict expected failures too. On molecules it has other virtues
+(MD's own structures; README, "Decoder").
 """
 
 import functools
@@ -37,11 +43,14 @@ from lss_jax.decoder import DecoderConfig, decode, fit_decoder, fit_feature_mode
 N_TRAIN, N_GEN = 20_000, 4000
 CONDITIONS = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.7], [0.3, 0.95]], np.float32)
 WGAN_MISSES = pytest.mark.xfail(strict=True, reason="the cWGAN-GP misses the accuracy allowance (module docstring)")
-PARAMS = [pytest.param("flow"), pytest.param("wgan", marks=WGAN_MISSES)]
+KNN_IS_K_SAMPLES = pytest.mark.xfail(strict=True, reason="the knn decoder's conditional law is k = 20 training frames "
+                                     "(module docstring)")
+PARAMS = [pytest.param("flow"), pytest.param("wgan", marks=WGAN_MISSES), pytest.param("knn", marks=KNN_IS_K_SAMPLES)]
 KINDS = {
     "flow": DecoderConfig(kind="flow", hidden=(64, 64, 64), iterations=4000, batch_size=256),
     "wgan": DecoderConfig(kind="wgan", hidden=(64, 64, 64), iterations=3000, batch_size=256, learning_rate=1e-3,
                           lr_decay=False),
+    "knn": DecoderConfig(kind="knn"),
 }
 
 

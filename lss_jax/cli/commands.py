@@ -450,13 +450,13 @@ def demo(args) -> int:
         from lss_jax.systems.trp_cage import load_trp_cage, lss_config
 
         train, independent = load_trp_cage("train"), load_trp_cage("independent")
-        config = lss_config(seed=args.seed, **quick)
+        config = lss_config(seed=args.seed, decoder=args.decoder, **quick)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
     else:
         from lss_jax.config import LSSConfig
 
         train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
-        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **quick)
+        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, decoder=args.decoder, **quick)
         n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     import warnings
 

@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", required=True, help="output directory")
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    de.add_argument("--decoder", choices=("flow", "wgan", "knn"), default="flow",
+                    help="flow (default, conditional flow matching), wgan (the paper's cWGAN-GP) or knn (retrieval of "
+                         "training frames: MD's own structures, the yardstick of the generative decoders)")
     de.add_argument("--no-progress", action="store_true", help="hide progress bars")
     de.add_argument("--config", help=CONFIG_HELP)
 

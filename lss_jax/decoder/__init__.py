@@ -6,6 +6,8 @@ Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinate
   objective with a validation loss, sampled by a fixed-step ODE solve;
 * ``kind="wgan"``: the paper's conditional Wasserstein GAN with gradient penalty
   (:mod:`lss_jax.decoder.wgan`);
+* ``kind="knn"``: retrieval, a training frame among the ``k`` nearest in latent space
+  (:mod:`lss_jax.decoder.knn`): no new structures, MD's own; the yardstick of the generative ones;
 
 * ``coordinates="internal"`` (default): Z-matrix bond lengths, angles and torsions rebuilt by NeRF, so
   bonded geometry is generated directly;
@@ -48,6 +50,7 @@ from lss_jax.decoder.coordinates import (
     xyz_to_features,
 )
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
+from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.support import (
     SupportConstraint,
     fit_support,
@@ -85,10 +88,10 @@ __all__ = [
     "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
-    "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
+    "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
-DECODERS = ("flow", "wgan")
+DECODERS = ("flow", "wgan", "knn")
 
 # per-kind defaults where DecoderConfig says None
 _DEFAULTS = {
@@ -96,6 +99,7 @@ _DEFAULTS = {
     # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
     # (benchmarks/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
     "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
+    "knn": {},  # nothing to train
 }
 
 
@@ -104,7 +108,7 @@ class DecoderConfig:
     """Settings of a decoder (``None``: the kind's default).
 
     Attributes:
-        kind: ``"flow"`` or ``"wgan"``.
+        kind: ``"flow"``, ``"wgan"`` or ``"knn"``.
         coordinates: ``"internal"`` or ``"cartesian"``.
         hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
             unless ``critic_hidden``).
@@ -128,6 +132,8 @@ class DecoderConfig:
             drawn again with fresh addressed noise, up to this many times (0: never); frames inside it at the
             first draw are unchanged.
         support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
+        neighbours, max_frames: knn: pick among this many nearest stored frames; store at most this many
+            training frames (a random subset of more).
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -154,15 +160,18 @@ class DecoderConfig:
     gp_weight: float = 10.0
     redraws: int = 8
     support_margin: float = 0.9
+    neighbours: int = 20
+    max_frames: int = 100_000
 
     def __post_init__(self):
         if self.kind not in DECODERS:
-            raise ValueError(f"decoder must be 'flow' (conditional flow matching) or 'wgan' (the paper's cWGAN-GP), "
-                             f"got {self.kind!r}.")
+            raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP) or "
+                             f"'knn' (retrieval of training frames), got {self.kind!r}.")
         if self.coordinates not in COORDINATES:
             raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
                              f"(aligned coordinates), got {self.coordinates!r}.")
-        for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations"):
+        for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations",
+                     "neighbours", "max_frames"):
             value = getattr(self, name)
             if value is None and name in ("epochs", "iterations"):
                 continue
@@ -260,6 +269,15 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
     val_data = tuple(jnp.asarray(a, jnp.float32) for a in val_data)
     n, d = train_data[0].shape
     m = train_data[1].shape[1]
+    if cfg.kind == "knn":
+        import time
+
+        from lss_jax.train import TrainHistory
+
+        start = time.perf_counter()
+        network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
+        return network, None, TrainHistory([], [float("nan")], best_epoch=0, epochs_run=0,
+                                           seconds=time.perf_counter() - start, stopped_early=False)
     if cfg.kind == "wgan":
         gan, history = fit_wgan(
             key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
@@ -361,6 +379,9 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
     """An untrained decoder with the structure ``config`` gives, for loading saved weights into."""
     cfg = config.resolved()
     d, rngs = feature_dim(coordinates), nnx.Rngs(0)
+    if cfg.kind == "knn":  # the stored frames' number comes with the saved arrays
+        return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
+                       coordinates, cfg.flow_steps, redraws=cfg.redraws)
     if cfg.kind == "flow":
         return Decoder("flow", VelocityField(d, cond_dim, hidden=cfg.hidden, rngs=rngs), coordinates, cfg.flow_steps,
                        redraws=cfg.redraws)
