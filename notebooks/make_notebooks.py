@@ -278,6 +278,20 @@ print("RMSD to native in the folded state (nm): MD", folding["rmsd_to_native_fol
       "LSS", np.round(folding["rmsd_to_native_folded_nm"]["lss"], 3))
 print("frames with a Cα pair |i - j| >= 4 closer than 0.3 nm: LSS",
       folding["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"])"""),
+    ("md", """Which network loses folded structure? Decode the same latent trajectories with the retrieval decoder
+(`decoder="knn"`: one of the 20 training frames nearest in latent space, MD's own structures). What it gets
+wrong is the encoder's and the propagator's; what the flow decoder gets wrong beyond it is the flow's."""),
+    ("code", """from lss_jax.decoder import DecoderConfig, fit_decoder
+
+m = model.fetch_model()
+ca = train[::stride].atom_slice(m.atom_indices)
+knn, _ = fit_decoder(jax.random.key(2), ca.xyz, m.to_unit(m.encode(train[::stride])), topology=m.decoded_topology,
+                     config=DecoderConfig(kind="knn"), progress=False)
+xyz_knn = m.replace(decoder=knn).decode_unit(jax.random.key(1), m.to_unit(latent))
+folding_knn = tc.folding_metrics([independent.xyz], xyz_knn, md_frame_time=5.0, lss_frame_time=model.lag_time)
+for key in ("folded_fraction", "transitions_per_us"):
+    print(f"{key:20s} MD {folding[key]['md']:.3f}   flow decoder {folding[key]['lss']:.3f}   "
+          f"knn decoder {folding_knn[key]['lss']:.3f}")"""),
     ("code", """import tempfile
 from pathlib import Path
 from lss_jax.analysis.molecular import validate
