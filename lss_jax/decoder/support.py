@@ -47,8 +47,7 @@ class SupportConstraint(NamedTuple):
     min_distance: jax.Array
 
 
-def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int = 3,
-                chunk: int = 4096) -> SupportConstraint:
+def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int = 3) -> SupportConstraint:
     """The support constraint of training frames ``xyz [n_frames, n_atoms, 3]`` (nm) of ``topology``'s atoms.
 
     Args:
@@ -57,7 +56,6 @@ def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int 
             consecutive residues).
         margin: fraction (in (0, 1]) of the smallest training distance a decoded pair must keep.
         min_bond_separation: pairs at least this many bonds apart are checked (3: 1-4 pairs and beyond).
-        chunk: frames per distance evaluation (memory).
 
     Example:
         >>> import mdtraj as md
@@ -66,8 +64,8 @@ def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int 
         ...     _ = top.add_atom("CA", md.element.carbon, top.add_residue("ALA", chain))
         >>> xyz = np.zeros((2, 5, 3), np.float32); xyz[:, :, 0] = np.arange(5) * 0.38; xyz[1, 4, 0] = 1.4
         >>> support = fit_support(xyz, top)
-        >>> np.asarray(support.pairs).tolist(), np.round(np.asarray(support.min_distance), 3).tolist()
-        [[0, 3], [0, 4], [1, 4]], [1.026, 1.26, 0.918]]
+        >>> np.asarray(support.pairs).tolist(), [round(float(d), 3) for d in support.min_distance]
+        ([[0, 3], [0, 4], [1, 4]], [1.026, 1.26, 0.918])
     """
     import scipy.sparse
     import scipy.sparse.csgraph
@@ -90,6 +88,7 @@ def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int 
     keep = hops[i, j] >= min_bond_separation
     pairs = np.stack([i[keep], j[keep]], axis=1).astype(np.int32)
     dmin = np.full(len(pairs), np.inf, np.float32)
+    chunk = max(1, 2**24 // max(1, 3 * len(pairs)))  # frames per evaluation: ~64 MB of pair differences
     for start in range(0, len(xyz), chunk):
         block = xyz[start:start + chunk]
         d = np.linalg.norm(block[:, pairs[:, 0]] - block[:, pairs[:, 1]], axis=-1)
@@ -104,7 +103,7 @@ def support_ratio(constraint: SupportConstraint, xyz: jax.Array) -> jax.Array:
     Example:
         >>> c = SupportConstraint(jnp.array([[0, 2]]), jnp.array([0.5]))
         >>> xyz = jnp.array([[[0., 0, 0], [0.3, 0, 0], [0.6, 0, 0]], [[0., 0, 0], [0.2, 0, 0], [0.4, 0, 0]]])
-        >>> np.round(np.asarray(support_ratio(c, xyz)), 3).tolist()
+        >>> [round(float(r), 3) for r in support_ratio(c, xyz)]
         [1.2, 0.8]
     """
     lead = xyz.shape[:-2]
