@@ -206,8 +206,8 @@ class Decoder:
     ``kind`` and ``flow_steps`` are static).
 
     Attributes:
-        kind: ``"flow"`` or ``"wgan"``.
-        network: the velocity field (flow) or the generator (wgan).
+        kind: ``"flow"``, ``"wgan"`` or ``"knn"``.
+        network: the velocity field (flow), the generator (wgan) or the stored frames (knn).
         coordinates: the coordinate map the network's features live in.
         flow_steps: Heun steps of the sampling ODE (flow).
         critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` for flows).
