@@ -210,7 +210,7 @@ class Decoder:
         network: the velocity field (flow), the generator (wgan) or the stored frames (knn).
         coordinates: the coordinate map the network's features live in.
         flow_steps: Heun steps of the sampling ODE (flow).
-        critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` for flows).
+        critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` otherwise).
         support: the training data's support constraint (``None``: none, e.g. models saved before it).
         redraws: at most this many new draws of a frame outside ``support``.
     """
