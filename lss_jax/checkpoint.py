@@ -2,17 +2,18 @@
 
 A checkpoint named ``NAME`` in a directory is two files:
 
-* ``NAME.npz``: the leaves of the training-state pytree as ``arr_0 ... arr_{n-1}`` (``np.savez``;
+* ``NAME.<step>.npz``: the leaves of the training-state pytree as ``arr_0 ... arr_{n-1}`` (``np.savez``;
   PRNG keys are stored as their raw key data). The tree structure is not stored: it is that of the
   freshly initialized state of the same training run, which :meth:`Checkpointer.load` is given.
-* ``NAME.json``: ``{"format": "lss_jax.checkpoint", "format_version": 1, "step", "done",
-  "fingerprint", "sha256", "leaves": [[shape, dtype], ...], "extra": {...}}``. ``sha256`` is that of
-  ``NAME.npz``; ``fingerprint`` names the settings and data of the run (a checkpoint of another run is
+* ``NAME.json``: ``{"format": "lss_jax.checkpoint", "format_version": 1, "step", "done", "file",
+  "fingerprint", "sha256", "leaves": [[shape, dtype], ...], "extra": {...}}``. ``file`` names the
+  ``.npz`` (``NAME.npz`` when absent, as written before) and ``sha256`` is its checksum; ``fingerprint`` names the settings and data of the run (a checkpoint of another run is
   refused); ``extra`` holds the loop's scalars (epoch, history, early-stopping counters).
 
-Both files go to a temporary name and are renamed; the JSON is written last, so a checkpoint whose
-JSON is missing or whose ``.npz`` does not match the checksum is never loaded. The previous
-checkpoint is replaced only once the new one is complete.
+Both files go to a temporary name and are renamed. The arrays of a new step go to a new file, the JSON
+that points to it is written last, and only then is the previous step's file deleted: a process killed at
+any instant leaves a JSON that names a complete file with its checksum (the previous step or the new
+one), and a checkpoint whose ``.npz`` does not match its checksum is never loaded.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class Checkpointer:
         self.directory, self.name, self.every, self.resume = Path(directory), name, every, resume
 
     @property
-    def paths(self) -> tuple[Path, Path]:
-        return self.directory / f"{self.name}.npz", self.directory / f"{self.name}.json"
+    def meta_path(self) -> Path:
+        return self.directory / f"{self.name}.json"
 
     def due(self, step: int) -> bool:
         return (step + 1) % self.every == 0
@@ -101,18 +102,21 @@ class Checkpointer:
         self.directory.mkdir(parents=True, exist_ok=True)
         leaves = [np.asarray(jax.random.key_data(x)) if _is_key(x) else np.asarray(x)
                   for x in jax.tree_util.tree_leaves(state)]
-        npz, meta = self.paths
+        npz = self.directory / f"{self.name}.{int(step)}.npz"
         with _io.atomic_path(npz) as tmp, open(tmp, "wb") as f:
             np.savez(f, *leaves)
-        _io.write_json(meta, {
+        _io.write_json(self.meta_path, {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "step": int(step), "done": bool(done),
-            "fingerprint": fingerprint, "sha256": _io.sha256_file(npz),
+            "file": npz.name, "fingerprint": fingerprint, "sha256": _io.sha256_file(npz),
             "leaves": [[list(a.shape), str(a.dtype)] for a in leaves], "extra": extra or {},
         })
+        for old in [self.directory / f"{self.name}.npz", *self.directory.glob(f"{self.name}.*.npz")]:
+            if old != npz:  # only now that the JSON names the new file
+                old.unlink(missing_ok=True)
 
     def load(self, template, *, fingerprint: str) -> tuple[Any, dict] | None:
         """``(state, meta)`` from the checkpoint, shaped like ``template``; ``None`` if there is none."""
-        npz, meta_path = self.paths
+        meta_path = self.meta_path
         if not meta_path.is_file():
             return None
         if not self.resume:
@@ -124,6 +128,7 @@ class Checkpointer:
             raise CheckpointError(f"{meta_path} is not valid JSON; delete {self.directory} to start over.") from err
         if meta.get("format") != FORMAT_NAME or meta.get("format_version", 0) > FORMAT_VERSION:
             raise CheckpointError(f"{meta_path} is not a checkpoint this lss_jax can read; delete it to start over.")
+        npz = self.directory / Path(str(meta.get("file", f"{self.name}.npz"))).name
         if meta.get("fingerprint") != fingerprint:
             raise CheckpointError(f"the checkpoint {meta_path} was written by a run with other settings or data; "
                                   f"resume with the original ones, or delete {self.directory} to start over.")

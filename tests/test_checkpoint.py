@@ -81,13 +81,38 @@ def test_foreign_corrupted_or_unrequested_checkpoints_are_refused(tmp_path):
         fit_mdn(jax.random.key(1), [u[:-10]], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
     with pytest.raises(CheckpointError, match="--resume"):
         fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn", resume=False), **MDN_KW)
-    with open(tmp_path / "mdn.npz", "r+b") as f:  # flip one byte
+    with open(tmp_path / json.loads((tmp_path / "mdn.json").read_text())["file"], "r+b") as f:  # flip one byte
         f.seek(100)
         byte = f.read(1)
         f.seek(100)
         f.write(bytes([byte[0] ^ 1]))
     with pytest.raises(CheckpointError, match="checksum"):
         fit_mdn(jax.random.key(1), [u], checkpoint=Checkpointer(tmp_path, "mdn"), **MDN_KW)
+
+
+def test_a_save_killed_before_its_json_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    """The window SIGKILL found in CI: the new step's arrays written, its JSON not yet. The previous step's JSON
+    must still name a complete file with its checksum (before the fix the arrays went to one file name, so the old
+    JSON's checksum no longer matched and the run could not be resumed)."""
+    import lss_jax.checkpoint as checkpoint_module
+
+    ckpt = Checkpointer(tmp_path, "s")
+    first = {"w": jnp.arange(3.0), "key": jax.random.key(1)}
+    ckpt.save(first, step=0, fingerprint="f")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the arrays and the JSON")
+
+    monkeypatch.setattr(checkpoint_module._io, "write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save({"w": jnp.arange(3.0) + 10, "key": jax.random.key(2)}, step=1, fingerprint="f")
+    monkeypatch.undo()
+    restored, meta = ckpt.load(first, fingerprint="f")
+    assert meta["step"] == 0
+    chex.assert_trees_all_equal(restored["w"], first["w"])
+    ckpt.save({"w": jnp.arange(3.0) + 20, "key": jax.random.key(3)}, step=2, fingerprint="f")
+    assert sorted(p.name for p in tmp_path.glob("s.*npz")) == ["s.2.npz"]  # older steps' files are gone
+    assert ckpt.load(first, fingerprint="f")[1]["step"] == 2
 
 
 def test_diverging_gan_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
