@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 
 from lss_jax.data.featurize import FeatureSpec, featurize
+from lss_jax.decoder.coordinates import (
+    _dihedral,  # float64 NumPy (the Z-matrix's own), not mdtraj's, which featurize uses
+)
 from lss_jax.systems import trp_cage as tc
-
-
-def _dihedral(p0, p1, p2, p3):
-    """IUPAC dihedral in float64 (the praxeolitic formula), [n] radians."""
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
-    v = b0 - np.sum(b0 * b1, -1, keepdims=True) * b1
-    w = b2 - np.sum(b2 * b1, -1, keepdims=True) * b1
-    return np.arctan2(np.sum(np.cross(b1, v) * w, -1), np.sum(v * w, -1))
 
 
 def test_ca_pseudo_torsions_match_a_float64_dihedral():
