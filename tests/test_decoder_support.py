@@ -58,7 +58,7 @@ def test_support_is_the_margin_times_the_smallest_training_distance_of_pairs_thr
     assert np.asarray(support.pairs).tolist() == [list(p) for p in pairs]
     expected = [0.9 * np.linalg.norm(xyz[:, i] - xyz[:, j], axis=-1).min() for i, j in pairs]
     np.testing.assert_allclose(np.asarray(support.min_distance), expected, rtol=1e-6)
-    frames = rng.normal(0, 0.6, (33, n, 3)).astype(np.float32)
+    frames = rng.normal(0, 0.6, (100, n, 3)).astype(np.float32)  # > 64 rows, not a multiple: the padded blocks
     reference = np.array([min(np.linalg.norm(f[i] - f[j]) / e for (i, j), e in zip(pairs, expected)) for f in frames])
     np.testing.assert_allclose(np.asarray(support_ratio(support, jnp.asarray(frames))), reference, rtol=1e-5)
     with pytest.raises(ValueError, match="margin"):

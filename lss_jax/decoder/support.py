@@ -116,8 +116,9 @@ def support_ratio(constraint: SupportConstraint, xyz: jax.Array) -> jax.Array:
         return jnp.min(d / constraint.min_distance.reshape((1,) * (d.ndim - 1) + (-1,)), axis=-1)
 
     rows = flat.shape[0]
-    if rows > _ROWS_PER_CHECK and rows % _ROWS_PER_CHECK == 0:
-        out = jax.lax.map(ratio, flat.reshape(-1, _ROWS_PER_CHECK, *flat.shape[1:])).reshape(-1)
+    if rows > _ROWS_PER_CHECK:  # in blocks of rows, the last one padded (its padding dropped)
+        padded = jnp.pad(flat, ((0, -rows % _ROWS_PER_CHECK), (0, 0), (0, 0)))
+        out = jax.lax.map(ratio, padded.reshape(-1, _ROWS_PER_CHECK, *flat.shape[1:])).reshape(-1)[:rows]
     else:
         out = ratio(flat)
     return out.reshape(lead)
