@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.scipy.stats import norm
 
 __all__ = ["NeighbourDecoder"]
 
@@ -57,7 +58,7 @@ class NeighbourDecoder(nnx.Module):
         latents, features, k = self.latents[...], self.features[...], self.k
         c = c.astype(jnp.float32)
         sq = jnp.sum(latents**2, axis=-1)
-        pick = jnp.clip(jnp.floor(jax.scipy.stats.norm.cdf(z[:, 0].astype(jnp.float32)) * k), 0, k - 1).astype(jnp.int32)
+        pick = jnp.clip(jnp.floor(norm.cdf(z[:, 0].astype(jnp.float32)) * k), 0, k - 1).astype(jnp.int32)
 
         def block(args):
             cb, pb = args
