@@ -93,6 +93,18 @@ def _bond_pairs(topology: md.Topology) -> np.ndarray:
     return np.unique(pairs, axis=0)
 
 
+def distant_pairs(topology: md.Topology, min_bond_separation: int) -> np.ndarray:
+    """``[P, 2]`` atom pairs ``i < j`` at least ``min_bond_separation`` bonds apart in the topology's bond graph
+    (pairs in different connected components count as far apart)."""
+    n = topology.n_atoms
+    bonds = _bond_pairs(topology)
+    graph = scipy.sparse.csr_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n))
+    hops = scipy.sparse.csgraph.shortest_path(graph, directed=False, unweighted=True)
+    i, j = np.triu_indices(n, k=1)
+    keep = hops[i, j] >= min_bond_separation  # inf (different components) passes
+    return np.stack([i[keep], j[keep]], axis=1)
+
+
 def _angle_triples(bond_pairs: np.ndarray, n_atoms: int) -> np.ndarray:
     neighbours: list[list[int]] = [[] for _ in range(n_atoms)]
     for i, j in bond_pairs:
@@ -302,13 +314,7 @@ def count_clashes(
         topology = reference.topology
     else:
         topology = traj.topology
-    n = traj.n_atoms
-    bonds = _bond_pairs(topology)
-    graph = scipy.sparse.csr_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n))
-    hops = scipy.sparse.csgraph.shortest_path(graph, directed=False, unweighted=True)
-    i, j = np.triu_indices(n, k=1)
-    keep = hops[i, j] >= min_bond_separation  # inf (different components) passes
-    pairs = np.stack([i[keep], j[keep]], axis=1)
+    pairs = distant_pairs(topology, min_bond_separation)
     radii = np.array([VDW_RADII_NM.get(_element_symbol(a), _DEFAULT_VDW_RADIUS_NM) for a in topology.atoms])
     threshold = scale * (radii[pairs[:, 0]] + radii[pairs[:, 1]])
 

@@ -67,10 +67,7 @@ def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int 
         >>> np.asarray(support.pairs).tolist(), [round(float(d), 3) for d in support.min_distance]
         ([[0, 3], [0, 4], [1, 4]], [1.026, 1.26, 0.918])
     """
-    import scipy.sparse
-    import scipy.sparse.csgraph
-
-    from lss_jax.analysis.structure import _bond_pairs
+    from lss_jax.analysis.structure import distant_pairs
 
     if not 0.0 < margin <= 1.0:
         raise ValueError(f"support margin must be in (0, 1] (a fraction of the smallest training distance), "
@@ -81,12 +78,7 @@ def fit_support(xyz, topology, *, margin: float = 0.9, min_bond_separation: int 
     n = xyz.shape[1]
     if topology.n_atoms != n:
         raise ValueError(f"topology has {topology.n_atoms} atoms but the frames have {n}.")
-    bonds = _bond_pairs(topology)
-    graph = scipy.sparse.csr_matrix((np.ones(len(bonds)), (bonds[:, 0], bonds[:, 1])), shape=(n, n))
-    hops = scipy.sparse.csgraph.shortest_path(graph, directed=False, unweighted=True)
-    i, j = np.triu_indices(n, k=1)
-    keep = hops[i, j] >= min_bond_separation
-    pairs = np.stack([i[keep], j[keep]], axis=1).astype(np.int32)
+    pairs = distant_pairs(topology, min_bond_separation).astype(np.int32)
     dmin = np.full(len(pairs), np.inf, np.float32)
     chunk = max(1, 2**24 // max(1, 3 * len(pairs)))  # frames per evaluation: ~64 MB of pair differences
     for start in range(0, len(xyz), chunk):
