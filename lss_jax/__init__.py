@@ -20,6 +20,7 @@ References:
     H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
 """
 
+from lss_jax._devices import use_every_core
 from lss_jax.config import LSSConfig
 from lss_jax.decoder import (
     ConditionalCritic,
@@ -84,6 +85,7 @@ __all__ = [
     "propagate_step",
     "reversible_eigh",
     "rollout",
+    "use_every_core",
     "vamp_loss",
     "vamp_score",
     "wgan_critic_loss",

@@ -16,6 +16,7 @@ MODULES = [
     "lss_jax.decoder.wgan",
     "lss_jax.decoder.support",
     "lss_jax.decoder.knn",
+    "lss_jax._devices",
     "lss_jax.train",
     "lss_jax.encoder",
     "lss_jax.lss",

@@ -164,3 +164,25 @@ def test_cli_generate_directory_and_report_reads_it(model_dir, tmp_path, capsys)
     assert main(["generate", "--model", str(model_dir), "--n-traj", "4", "--n-steps", "10", "--out", str(out),
                  "--no-progress"]) == 0  # complete already: nothing to do
     assert "continued after 1 complete chunk" in capsys.readouterr().out
+
+
+def test_cli_host_devices_shard_the_rollout_over_cpu_cores_with_the_same_numbers(model_dir, tmp_path):
+    """`generate --host-devices 2` (fresh processes: the flag must come before JAX starts) gives two CPU devices and
+    the same frames as one device; a count that contradicts XLA_FLAGS is refused."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"JAX_PLATFORMS": "cpu"}
+    outs = {}
+    for n in (None, 2):
+        out = tmp_path / f"gen{n}"
+        cmd = [sys.executable, "-m", "lss_jax", "generate", "--model", str(model_dir), "--n-traj", "5", "--n-steps", "12",
+               "--out", str(out), "--no-progress", *(["--host-devices", str(n)] if n else [])]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"devices          {n or 1} x cpu" in result.stdout
+        outs[n] = load_generated(out)
+    np.testing.assert_array_equal(outs[None].latent, outs[2].latent)
+    np.testing.assert_array_equal(outs[None].xyz, outs[2].xyz)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=3"
+    result = subprocess.run([sys.executable, "-m", "lss_jax", "generate", "--model", str(model_dir), "--n-traj", "5",
+                             "--n-steps", "12", "--out", str(tmp_path / "bad"), "--host-devices", "2"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "JAX already has 3 host device(s)" in result.stderr

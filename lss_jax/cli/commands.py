@@ -173,11 +173,18 @@ def generate(args) -> int:
         raise ValueError("--distributed writes one directory per process: give --out a directory (no extension).")
     if not to_directory:
         check_output_format(out)
-    model = LSS.load(args.model)
     process_index, process_count = 0, 1
-    if args.distributed:
+    if args.distributed:  # before anything starts JAX's backends (loading the model does)
         jax.distributed.initialize()  # cluster settings from the environment (SLURM, Open MPI, ...)
         process_index, process_count = jax.process_index(), jax.process_count()
+    if args.host_devices:
+        from lss_jax._devices import use_every_core
+
+        have = use_every_core(args.host_devices)
+        if have != args.host_devices:
+            raise ValueError(f"--host-devices {args.host_devices}: JAX already has {have} host device(s) (set by XLA_FLAGS "
+                             "or LSS_JAX_HOST_DEVICES); drop one of the two settings.")
+    model = LSS.load(args.model)
     devices = jax.local_devices()
     if args.devices:
         if args.devices > len(devices):

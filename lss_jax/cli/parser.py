@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="matmul precision of both networks (default float32; tf32/bfloat16 for accelerators)")
     ge.add_argument("--devices", type=_positive_int,
                     help="shard the trajectories over this many local devices (default: all of jax.local_devices())")
+    ge.add_argument("--host-devices", type=_positive_int,
+                    help="on a CPU, give XLA this many host devices (one per core) so that the rollout is sharded "
+                         "over all cores (decoding stays on one device); see lss_jax.use_every_core")
     ge.add_argument("--distributed", action="store_true",
                     help="multi-host: call jax.distributed.initialize() and generate this process's share of the "
                          "trajectories into OUT/process-PPP/ (OUT must be a directory)")
