@@ -186,3 +186,30 @@ def test_cli_host_devices_shard_the_rollout_over_cpu_cores_with_the_same_numbers
                              "--n-steps", "12", "--out", str(tmp_path / "bad"), "--host-devices", "2"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "JAX already has 3 host device(s)" in result.stderr
+
+
+def test_cli_distributed_two_processes_on_this_host_equal_one_process(model_dir, tmp_path):
+    """`generate --distributed` in two real processes (coordinator on localhost, JAX_NUM_PROCESSES/JAX_PROCESS_ID
+    as the README says): the joined shares are the single-process run bit for bit."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {
+        "JAX_PLATFORMS": "cpu", "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2"}
+    cmd = [sys.executable, "-m", "lss_jax", "generate", "--model", str(model_dir), "--n-traj", "5", "--n-steps", "12",
+           "--out", str(tmp_path / "multi"), "--distributed", "--no-progress"]
+    procs = [subprocess.Popen(cmd, env=base | {"JAX_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "process 1 of 2" in outs[0][0] and "process 2 of 2" in outs[1][0]
+    assert main(["generate", "--model", str(model_dir), "--n-traj", "5", "--n-steps", "12", "--out",
+                 str(tmp_path / "single"), "--no-progress"]) == 0
+    multi, single = load_generated(tmp_path / "multi"), load_generated(tmp_path / "single")
+    np.testing.assert_array_equal(multi.latent, single.latent)
+    np.testing.assert_array_equal(multi.xyz, single.xyz)
+    bad = subprocess.run(cmd, env=base | {"JAX_PROCESS_ID": "first"}, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "JAX_PROCESS_ID must be a non-negative integer" in bad.stderr

@@ -155,6 +155,21 @@ def _write_generated(traj, latent, out):
     return [out, stem.with_suffix(".pdb"), Path(f"{stem}.latent.npy")]
 
 
+def _distributed_settings() -> dict:
+    """``num_processes`` and ``process_id`` from ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` (JAX itself reads only
+    ``JAX_COORDINATOR_ADDRESS``; the other two it takes from a cluster manager it recognizes)."""
+    import os
+
+    settings = {}
+    for var, name in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        value = os.environ.get(var)
+        if value is not None:
+            if not value.strip().isdigit():
+                raise ValueError(f"{var} must be a non-negative integer, got {value!r}.")
+            settings[name] = int(value)
+    return settings
+
+
 def generate(args) -> int:
     from pathlib import Path
 
@@ -175,7 +190,7 @@ def generate(args) -> int:
         check_output_format(out)
     process_index, process_count = 0, 1
     if args.distributed:  # before anything starts JAX's backends (loading the model does)
-        jax.distributed.initialize()  # cluster settings from the environment (SLURM, Open MPI, ...)
+        jax.distributed.initialize(**_distributed_settings())  # the rest from SLURM, Open MPI, ... if present
         process_index, process_count = jax.process_index(), jax.process_count()
     if args.host_devices:
         from lss_jax._devices import use_every_core
