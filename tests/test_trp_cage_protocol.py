@@ -75,3 +75,26 @@ def test_demo_trp_cage_quick_runs_the_protocol_end_to_end(tmp_path, capsys):
         assert (out / "report" / name).is_file(), name
     model_lss = md.load(str(out / "lss.xtc"), top=str(out / "lss.pdb"))
     assert model_lss.n_atoms == 20 and model_lss.n_frames == 20 * 200
+
+
+def test_demo_more_md_trains_on_the_simulated_runs_too(tmp_path, capsys, monkeypatch):
+    """--more-md N asks simulate_trp_cage for N runs of the shipped length with the seeds after the shipped ones and
+    trains on them with the shipped training run (OpenMM stubbed: the stub returns a short piece of shipped data)."""
+    from lss_jax.cli import main
+
+    calls = []
+    piece = tc.load_trp_cage("independent")[:3000]
+
+    def fake_simulate(n_frames, *, seed, progress=True, **kwargs):
+        calls.append((n_frames, seed))
+        return piece
+
+    monkeypatch.setattr(tc, "simulate_trp_cage", fake_simulate)
+    out = tmp_path / "demo"
+    assert main(["demo", "--system", "trp-cage", "--quick", "--more-md", "2", "--out", str(out), "--no-progress"]) == 0
+    assert calls == [(tc.SHIPPED_N_FRAMES, 3), (tc.SHIPPED_N_FRAMES, 4)]
+    assert "simulating 2 more training run(s) (seeds 3, 4; cached)" in capsys.readouterr().out
+    info = json.loads((out / "model" / "lss.json").read_text())["info"]
+    assert info["n_trajectories"] == 3 and info["n_frames"] == tc.SHIPPED_N_FRAMES + 2 * 3000
+    assert main(["demo", "--more-md", "1", "--out", str(tmp_path / "ala")]) == 1
+    assert "only `--system trp-cage` simulates more training runs" in capsys.readouterr().err

@@ -468,12 +468,21 @@ def demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     quick = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500) if args.quick else {}
+    if args.more_md < 0 or (args.more_md and args.system != "trp-cage"):
+        raise ValueError(f"--more-md {args.more_md}: only `--system trp-cage` simulates more training runs, and N must "
+                         "be >= 0.")
     if args.system == "trp-cage":
-        from lss_jax.systems.trp_cage import load_trp_cage, lss_config
+        from lss_jax.systems import trp_cage
 
-        train, independent = load_trp_cage("train"), load_trp_cage("independent")
-        config = lss_config(seed=args.seed, decoder=args.decoder, **quick)
+        train, independent = trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")
+        config = trp_cage.lss_config(seed=args.seed, decoder=args.decoder, **quick)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
+        if args.more_md:
+            shipped = {seed for _, seed in trp_cage.SHIPPED.values()}
+            seeds = [s for s in range(1, args.more_md + len(shipped) + 1) if s not in shipped][: args.more_md]
+            print(f"simulating {args.more_md} more training run(s) (seeds {', '.join(map(str, seeds))}; cached)")
+            train = [train] + [trp_cage.simulate_trp_cage(train.n_frames, seed=s, progress=not args.no_progress)
+                               for s in seeds]
     else:
         from lss_jax.config import LSSConfig
 
