@@ -197,8 +197,8 @@ def generate(args) -> int:
 
         have = use_every_core(args.host_devices)
         if have != args.host_devices:
-            raise ValueError(f"--host-devices {args.host_devices}: JAX already has {have} host device(s) (set by XLA_FLAGS "
-                             "or LSS_JAX_HOST_DEVICES); drop one of the two settings.")
+            raise ValueError(f"--host-devices {args.host_devices}: JAX already has {have} host device(s) (XLA_FLAGS sets "
+                             "--xla_force_host_platform_device_count); drop one of the two settings.")
     model = LSS.load(args.model)
     devices = jax.local_devices()
     if args.devices:
