@@ -37,6 +37,10 @@ class LSSConfig:
     atom_selection: str = "not element H"
     val_fraction: float = 0.1
     seed: int = 0
+    # < 1: cross-fitting. The encoder trains on this leading fraction of every trajectory, the propagator on the
+    # rest, so the propagator learns the latent kinetics of frames the encoder never saw (as new MD will look to
+    # it) instead of the encoder's in-sample ones, whose slowest process is slower than out of sample.
+    encoder_fraction: float = 1.0
     # SRV encoder
     encoder_hidden: tuple[int, ...] = (100, 100)
     encoder_batch_norm: bool = True
@@ -93,6 +97,9 @@ class LSSConfig:
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
+        if isinstance(self.encoder_fraction, bool) or not 0 < self.encoder_fraction <= 1:
+            raise ValueError(f"encoder_fraction must be in (0, 1] (1: encoder and propagator train on the same frames; "
+                             f"e.g. 0.5 for cross-fitting on halves), got {self.encoder_fraction!r}.")
         self.decoder_config  # validates the decoder settings
 
     @property
@@ -211,11 +218,19 @@ def check_training_input(
         raise ValueError(
             f"encoder_batch_size ({config.encoder_batch_size}) is too small to estimate {k}x{k} covariances; "
             f"raise it to at least {need}.")
-    n_val = [round(config.val_fraction * n) for n in lengths]  # as lss_jax.data.pairs.split_trajectories
-    train_pairs = sum(max(0, n - v - lag) for n, v in zip(lengths, n_val))
-    val_pairs = sum(max(0, v - lag) for v in n_val)
-    if train_pairs < need or val_pairs < 1:
-        raise ValueError(
-            f"too few lagged pairs at lag {lag}: {train_pairs} for training and {val_pairs} for validation "
-            f"(the last val_fraction={config.val_fraction} of each trajectory); a training batch needs at least "
-            f"{need} and validation at least 1. Use longer trajectories or a shorter lag.")
+    parts = {"": lengths}
+    if config.encoder_fraction < 1:  # cross-fitting: as lss_jax.data.pairs.split_trajectories(..., 1 - fraction)
+        tail = [round((1 - config.encoder_fraction) * n) for n in lengths]
+        parts = {" in the encoder's part": [n - t for n, t in zip(lengths, tail)], " in the propagator's part": tail}
+    for part, part_lengths in parts.items():
+        n_val = [round(config.val_fraction * n) for n in part_lengths]  # as lss_jax.data.pairs.split_trajectories
+        train_pairs = sum(max(0, n - v - lag) for n, v in zip(part_lengths, n_val))
+        val_pairs = sum(max(0, v - lag) for v in n_val)
+        if train_pairs < need or val_pairs < 1:
+            split = (f"; encoder_fraction={config.encoder_fraction} gives the encoder the leading and the propagator "
+                     f"the trailing part of each trajectory" if part else "")
+            raise ValueError(
+                f"too few lagged pairs at lag {lag}{part}: {train_pairs} for training and {val_pairs} for validation "
+                f"(the last val_fraction={config.val_fraction} of each trajectory{split}); a training batch needs at "
+                f"least {need} and validation at least 1. Use longer trajectories or a shorter lag"
+                f"{', or encoder_fraction = 1' if part else ''}.")

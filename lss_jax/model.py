@@ -365,16 +365,21 @@ def fit_lss(
     feature_scaler = standardizer_fit(data.features)
     fs = [feature_scaler.transform(f) for f in data.features]
     timings["featurize"] = time.perf_counter() - t0
+    from lss_jax.data.pairs import split_trajectories
+
+    # cross-fitting: encoder on the leading part of every trajectory, propagator on the trailing part
+    cross_fit = cfg.encoder_fraction < 1
+    enc_fs, prop_part = split_trajectories(fs, 1 - cfg.encoder_fraction) if cross_fit else (fs, None)
 
     t0 = time.perf_counter()
     encoder, projection, enc_hist = fit_srv(
-        k_enc, fs, cfg.lag, k, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
+        k_enc, enc_fs, cfg.lag, k, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
         learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
         patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("encoder"),
     )
     timestep = data.timestep
     ts = implied_timescales(projection.eigenvalues, cfg.lag * timestep)
-    train_vamp2 = _eval_mode_vamp2(encoder, fs, cfg.lag, cfg.val_fraction)
+    train_vamp2 = _eval_mode_vamp2(encoder, enc_fs, cfg.lag, cfg.val_fraction)
     latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts)
     psi = [srv_transform(encoder, projection, f, latent_dim) for f in fs]
     timings["encoder"] = time.perf_counter() - t0
@@ -382,8 +387,9 @@ def fit_lss(
     t0 = time.perf_counter()
     latent_scaler = minmax_fit(np.concatenate(psi))
     u = [np.asarray(minmax_transform(latent_scaler, jnp.asarray(p, jnp.float32))) for p in psi]
+    u_prop = [x[len(x) - len(p):] for x, p in zip(u, prop_part)] if cross_fit else u
     propagator, prop_hist = fit_mdn(
-        k_prop, u, cfg.lag, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
+        k_prop, u_prop, cfg.lag, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
         scale_floor=cfg.scale_floor, learning_rate=cfg.propagator_learning_rate,
         batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
         val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("propagator"),
@@ -393,7 +399,7 @@ def fit_lss(
         from lss_jax.ensemble import fit_mdn_ensemble
 
         ensemble, _ = fit_mdn_ensemble(
-            jax.random.fold_in(k_prop, 1), u, cfg.lag, n_members=cfg.ensemble_size,
+            jax.random.fold_in(k_prop, 1), u_prop, cfg.lag, n_members=cfg.ensemble_size,
             n_components=cfg.n_components, hidden=cfg.propagator_hidden, scale_floor=cfg.scale_floor,
             learning_rate=cfg.propagator_learning_rate, batch_size=cfg.propagator_batch_size,
             max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience, val_fraction=cfg.val_fraction,
@@ -416,6 +422,8 @@ def fit_lss(
     info = {
         "n_trajectories": len(data.lengths),
         "n_frames": int(sum(data.lengths)),
+        "encoder_frames": int(sum(len(f) for f in enc_fs)),
+        "propagator_frames": int(sum(len(x) for x in u_prop)),
         "shortest_trajectory": int(min(data.lengths)),
         "n_features": int(n_features),
         "timestep_ps": timestep,
@@ -441,10 +449,10 @@ def fit_lss(
     )
     # kinetic self-consistency: propagator vs SRV on held-out frames, wall reflections (lss_jax.analysis.consistency)
     from lss_jax.analysis import consistency
-    from lss_jax.data.pairs import split_trajectories
 
     t0 = time.perf_counter()
-    train_fs, heldout_fs = split_trajectories(fs, cfg.val_fraction)
+    # the SRV's out-of-sample timescales: on its validation block, or (cross-fitting) on the propagator's frames
+    train_fs, heldout_fs = (enc_fs, prop_part) if cross_fit else split_trajectories(fs, cfg.val_fraction)
     summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, heldout_fs, training_features=train_fs)
     for line in summary["warnings"]:
         warnings.warn(line, stacklevel=2)

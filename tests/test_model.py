@@ -96,3 +96,38 @@ assert not any(m.split(".")[0] in ("lss_jax", "flax", "mdtraj") for m in sys.mod
     # the min-max inverse is one fused multiply-add away: equal to float32 rounding
     np.testing.assert_allclose(frames["latent"], expected.latent, rtol=1e-6, atol=1e-6)
     assert (tmp_path / "frames.pdb").read_text().startswith(("REMARK", "CRYST1", "MODEL", "ATOM"))
+
+
+def test_cross_fitting_trains_the_encoder_and_the_propagator_on_different_frames(data, monkeypatch):
+    """encoder_fraction < 1: the SRV sees the leading part of every trajectory, the MDN the latent points of the
+    trailing part (as the fitted encoder maps them), and the decoder every frame."""
+    import lss_jax.model as model_module
+
+    seen = {}
+    for name in ("fit_srv", "fit_mdn", "fit_decoder"):
+        original = getattr(model_module, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            seen[_name] = args
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(model_module, name, spy)
+    trajs = [data, data[:151]]
+    model = fit_lss(jax.random.key(3), trajs, LSSConfig(**TINY, encoder_fraction=0.6), progress=False)
+    tails = [round(0.4 * t.n_frames) for t in trajs]
+    heads = [t.n_frames - k for t, k in zip(trajs, tails)]
+    assert [len(f) for f in seen["fit_srv"][1]] == heads
+    prop_u = seen["fit_mdn"][1]
+    assert [len(u) for u in prop_u] == tails
+    for traj, head, u in zip(trajs, heads, prop_u):
+        np.testing.assert_allclose(u, model.to_unit(model.encode(traj[head:])), atol=2e-5)
+    assert [len(x) for x in seen["fit_decoder"][1]] == [t.n_frames for t in trajs]
+    assert model.info["encoder_frames"] == sum(heads) and model.info["propagator_frames"] == sum(tails)
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ValueError, match="encoder_fraction must be in"):
+            LSSConfig(**TINY, encoder_fraction=bad)
+    from lss_jax.config import check_training_input
+
+    with pytest.raises(ValueError, match="in the propagator's part.*encoder_fraction = 1"):
+        check_training_input([200], LSSConfig(**{**TINY, "lag": 10}, encoder_fraction=0.9))
+    check_training_input([400], LSSConfig(**{**TINY, "lag": 10}, encoder_fraction=0.5))
