@@ -420,11 +420,11 @@ def folding_figure(path, folding: dict) -> Path:
         f = folding[key]
         ax.bar([0, 1], [f["md"], f["lss"]], yerr=[2 * np.nan_to_num(f["md_se"]), 0], color=[COLORS["bd"], COLORS["lss"]])
         ax.set(xticks=[0, 1], xticklabels=["MD", "LSS"], ylabel=label,
-               title=f"{label} (frames {folding['lss_frame_time_ps']:g} ps apart, MD ± 2 SE)")
+               title=f"{label}\n(frames {folding['lss_frame_time_ps']:g} ps apart, MD ± 2 SE)")
     r = folding["rmsd_to_native_folded_nm"]
     axes[2].bar([0, 1], [r["md"][0], r["lss"][0]], yerr=[r["md"][1], r["lss"][1]], color=[COLORS["bd"], COLORS["lss"]])
     axes[2].set(xticks=[0, 1], xticklabels=["MD", "LSS"], ylabel="Cα RMSD (nm)",
-                title="RMSD to the native structure, folded state (± sd)")
+                title="RMSD to the native structure\nin the folded state (± sd)")
     save_figure(fig, path, dpi=120)
     plt.close(fig)
     return path
