@@ -475,7 +475,7 @@ def demo(args) -> int:
         from lss_jax.systems import trp_cage
 
         train, independent = trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")
-        config = trp_cage.lss_config(seed=args.seed, decoder=args.decoder, **quick)
+        config = trp_cage.lss_config(seed=args.seed, **({"decoder": args.decoder} if args.decoder else {}), **quick)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
         if args.more_md:
             shipped = {seed for _, seed in trp_cage.SHIPPED.values()}
@@ -487,7 +487,8 @@ def demo(args) -> int:
         from lss_jax.config import LSSConfig
 
         train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
-        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, decoder=args.decoder, **quick)
+        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **({"decoder": args.decoder} if args.decoder else {}),
+                           **quick)
         n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     import warnings
 
