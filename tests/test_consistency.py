@@ -82,3 +82,17 @@ def test_warnings_name_degenerate_timescales_disagreement_and_walls():
     assert len(off) == 1 and "t1 = 14" in off[0]
     walls = consistency.consistency_warnings({**summary, "reflection_fraction": 0.2})
     assert len(walls) == 1 and "20.0 %" in walls[0]
+
+
+def test_timescale_error_of_a_held_out_set_too_short_for_blocks_is_nan_not_a_crash():
+    """Blocks are at least twice the lag long: 10 frames at lag 2 give 2 blocks (5 blocks of 2 frames used to raise,
+    so training on small data crashed in its consistency check), 7 frames none (the error is nan), 60 frames 5."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((60, 1))
+    for t in range(1, 60):
+        x[t] = A * x[t - 1] + rng.normal()
+    consistency._timescales_with_error([x[:10]], 2, 1.0, 1, 5)
+    _, se = consistency._timescales_with_error([x[:7]], 2, 1.0, 1, 5)
+    assert np.isnan(se).all()
+    ts, se = consistency._timescales_with_error([x, x[:45]], 2, 1.0, 1, 5)
+    assert np.isfinite(ts).all() and np.isfinite(se).all() and se[0] > 0

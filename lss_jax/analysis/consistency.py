@@ -45,9 +45,11 @@ def _timescales_with_error(series: list[np.ndarray], lag: int, lag_time: float, 
     if len(series) >= n_groups:
         groups = [list(g) for g in np.array_split(np.arange(len(series)), n_groups)]
         parts = [[series[i] for i in g] for g in groups]
-    else:  # one or few long series: contiguous blocks of each
-        parts = [[s[b] for s in series] for b in (slice(i * len(series[0]) // n_groups, (i + 1) * len(series[0]) // n_groups)
-                                                  for i in range(n_groups))]
+    else:  # one or few long series: contiguous blocks of each, every block at least twice the lag long
+        n_blocks = min(n_groups, min(len(s) for s in series) // (2 * lag))
+        if n_blocks < 2:  # too short to split: no error estimate
+            return ts, np.full(len(ts), np.nan)
+        parts = [[s[i * len(s) // n_blocks:(i + 1) * len(s) // n_blocks] for s in series] for i in range(n_blocks)]
     per = np.array([implied_timescales(reversible_decomposition(p, lag).eigenvalues[:k], lag_time) for p in parts])
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a timescale that is nan in every part stays nan
