@@ -1,15 +1,17 @@
 """Data of the paper's size: training time and peak memory for 10^4, 10^5 and 10^6 frames, and decoding cost
 for 20 Cα beads against the 154 heavy atoms of all-atom Trp-cage.
 
-1. **Training** (``lss-jax train`` as a child process, the Trp-cage Cα protocol of
-   :func:`lss_jax.systems.trp_cage.lss_config`, every other setting at its default): on 10^4, 10^5 and 10^6
+1. **Training** (``lss-jax train`` as a child process with the Trp-cage Cα protocol of
+   :func:`lss_jax.systems.trp_cage.lss_config` as its ``--config``: cross-fitting and the retrieval decoder;
+   ``--decoder flow`` trains the flow decoder instead): on 10^4, 10^5 and 10^6
    frames. The shipped Gō-model trajectories (2 x 28 000 frames, 5 ps) are concatenated and tiled to the
    length (time and memory depend on the number of frames, not on their novelty; the tiled copies are
    separate trajectory files of at most 56 000 frames). Wall time, peak resident memory of the child
    (``ru_maxrss``) and the estimate :func:`lss_jax.data.stream.estimate_training_bytes` that ``train`` checks
    against the available memory before reading any coordinate.
 2. **Decoding**: frames/s of the flow decoder (default settings, briefly trained: throughput does not depend
-   on training) for the 20 Cα atoms and for the 154 heavy atoms of 1L2Y from a short all-atom OpenMM run
+   on training) for the 20 Cα atoms and for the 154 heavy atoms of 1L2Y from a short all-atom OpenMM run, and
+   of the retrieval decoder for the 20 Cα atoms
    (Amber14, GBn2 implicit solvent, 300 K, 2 fs, 500 frames 0.2 ps apart; its kinetics do not matter).
 
     python benchmarks/scaling.py            # -> benchmarks/results/scaling-<backend>.json (~25 min on 2 cores)
@@ -50,13 +52,15 @@ def _tiled_files(n_frames: int, where: Path) -> list[Path]:
     return files
 
 
-def bench_train(n_frames: int, where: Path) -> dict:
+def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
+    from lss_jax.cli.config import _toml_value
     from lss_jax.data.stream import estimate_training_bytes
     from lss_jax.systems import trp_cage
 
     files = _tiled_files(n_frames, where)
     config = where / "trp.toml"
-    config.write_text('torsions = ["ca"]\ndistances = "ca"\natom_selection = "name CA"\nlatent_dim = 3\n')
+    protocol = trp_cage.lss_config(**({"decoder": decoder} if decoder else {})).to_dict()
+    config.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in protocol.items() if v is not None and k != "lag"))
     cmd = [sys.executable, "-m", "lss_jax", "train", "--traj", *map(str, files), "--top",
            str(trp_cage.trp_cage_files()["ca_pdb"]), "--lag", str(trp_cage.DEFAULT_LAG), "--config", str(config),
            "--out", str(where / "model"), "--no-progress"]
@@ -73,7 +77,8 @@ def bench_train(n_frames: int, where: Path) -> dict:
     info = json.loads((where / "model" / "lss.json").read_text())["info"]
     return {"n_frames": n_frames, "n_files": len(files), "wall_seconds": seconds, "peak_rss_gb": usage.ru_maxrss / 2**20,
             "estimate_gb": estimate_training_bytes(n_frames, info["n_features"], 20) / 2**30,
-            "phase_seconds": info["wall_seconds"], "decoder_epochs": info["decoder"]["epochs"],
+            "phase_seconds": info["wall_seconds"], "decoder": info["decoder"]["kind"],
+            "decoder_epochs": info["decoder"]["epochs"], "encoder_fraction": protocol["encoder_fraction"],
             "encoder_epochs": info["encoder"]["epochs"], "propagator_epochs": info["propagator"]["epochs"],
             "srv_timescales_ps": info["srv_timescales_ps"]}
 
@@ -118,13 +123,16 @@ def bench_decoding(quick: bool) -> dict:
     from lss_jax.systems import trp_cage
 
     short = dict(encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)
-    ca = LSS(config=trp_cage.lss_config(**short)).fit(trp_cage.load_trp_cage("train", stride=5), progress=False)
+    ca_train = trp_cage.load_trp_cage("train", stride=5)
+    ca = LSS(config=trp_cage.lss_config(decoder="flow", **short)).fit(ca_train, progress=False)
+    ca_knn = LSS(config=trp_cage.lss_config(decoder="knn", **short)).fit(ca_train, progress=False)
     start = time.perf_counter()
     full = all_atom_trp_cage(100 if quick else 500)
     md_seconds = time.perf_counter() - start
     heavy = LSS(lag=2, latent_dim=2, torsions=("phi", "psi"), distances="ca", **short).fit(full, progress=False)
     n = 8192 if quick else 65_536
     return {"ca": {"atoms": len(ca.atom_indices), "frames_per_second": decode_rate(ca, n)},
+            "ca_knn": {"atoms": len(ca_knn.atom_indices), "frames_per_second": decode_rate(ca_knn, n)},
             "heavy": {"atoms": len(heavy.atom_indices), "frames_per_second": decode_rate(heavy, n),
                       "all_atom_md": {"frames": full.n_frames, "atoms": full.n_atoms, "seconds": md_seconds}},
             "frames_timed": n}
@@ -134,19 +142,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--decoder", choices=("flow", "knn"), default=None,
+                        help="train with this decoder instead of the protocol's (knn)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(bench_train(n, Path(tmp)))
+            rows.append(bench_train(n, Path(tmp), args.decoder))
         r = rows[-1]
         print(f"train {n:>9,} frames: {r['wall_seconds']:7.1f} s, peak {r['peak_rss_gb']:.2f} GB (estimate "
-              f"{r['estimate_gb']:.2f} GB), decoder {r['decoder_epochs']} epochs", flush=True)
+              f"{r['estimate_gb']:.2f} GB), decoder {r['decoder']} ({r['decoder_epochs']} epochs)", flush=True)
     decoding = bench_decoding(args.quick)
-    print(f"decode: {decoding['ca']['frames_per_second']:,.0f} frames/s for {decoding['ca']['atoms']} Cα, "
-          f"{decoding['heavy']['frames_per_second']:,.0f} frames/s for {decoding['heavy']['atoms']} heavy atoms", flush=True)
+    print(f"decode (flow): {decoding['ca']['frames_per_second']:,.0f} frames/s for {decoding['ca']['atoms']} Cα, "
+          f"{decoding['heavy']['frames_per_second']:,.0f} frames/s for {decoding['heavy']['atoms']} heavy atoms; "
+          f"knn {decoding['ca_knn']['frames_per_second']:,.0f} frames/s for the Cα", flush=True)
     out = Path(args.out or Path(__file__).parent / "results" / f"scaling-{jax.default_backend()}.json")
     write_json(out, {"benchmark": "scaling", "train": rows, "decoding": decoding, "quick": args.quick,
                      "machine": {"backend": jax.default_backend(), "cpu_count": os.cpu_count(),
