@@ -27,6 +27,7 @@ from flax import struct
 
 from lss_jax.config import LSSConfig, check_atom_selection, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
+from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
 from lss_jax.decoder import Decoder, fit_decoder
 from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
@@ -365,8 +366,6 @@ def fit_lss(
     feature_scaler = standardizer_fit(data.features)
     fs = [feature_scaler.transform(f) for f in data.features]
     timings["featurize"] = time.perf_counter() - t0
-    from lss_jax.data.pairs import split_trajectories
-
     # cross-fitting: encoder on the leading part of every trajectory, propagator on the trailing part
     cross_fit = cfg.encoder_fraction < 1
     enc_fs, prop_part = split_trajectories(fs, 1 - cfg.encoder_fraction) if cross_fit else (fs, None)
