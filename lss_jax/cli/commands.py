@@ -468,6 +468,7 @@ def demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     quick = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500) if args.quick else {}
+    chosen = {"decoder": args.decoder} if args.decoder else {}  # else the system's own decoder
     if args.more_md < 0 or (args.more_md and args.system != "trp-cage"):
         raise ValueError(f"--more-md {args.more_md}: only `--system trp-cage` simulates more training runs, and N must "
                          "be >= 0.")
@@ -475,7 +476,7 @@ def demo(args) -> int:
         from lss_jax.systems import trp_cage
 
         train, independent = trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")
-        config = trp_cage.lss_config(seed=args.seed, **({"decoder": args.decoder} if args.decoder else {}), **quick)
+        config = trp_cage.lss_config(seed=args.seed, **chosen, **quick)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
         if args.more_md:
             shipped = {seed for _, seed in trp_cage.SHIPPED.values()}
@@ -487,8 +488,7 @@ def demo(args) -> int:
         from lss_jax.config import LSSConfig
 
         train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
-        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **({"decoder": args.decoder} if args.decoder else {}),
-                           **quick)
+        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **chosen, **quick)
         n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     import warnings
 
