@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     floor = md_block["free_energy_phi_psi"]["rmse_kT"]
     pops = md_block["basin_populations"]["md"]
     md = {"f_phi_psi_floor_kT": floor, "alpha_l": pops["alpha_l"], "alpha_r": pops["alpha_r"],
+          "alpha_l_basin": pops["alpha_l_basin"],
           "bond_mad_pct": 100 * md_block["geometry"]["reference_bond_length_mad_relative"],
           "angle_mad_deg": md_block["geometry"]["reference_angle_mad_degrees"]}
     results = {"benchmark": "ala2_sweep", "backend": jax.default_backend(),
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
             run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
                    "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
                    "decoder_seconds": model.info["wall_seconds"]["decoder"], "round_trip": rt, "lss": full,
+                   "decoder_states": int(getattr(model.decoder.network, "n_states", 0)),
                    "round_trip_redrawn_pct": 100 * float((draws > 0).mean()),
                    "round_trip_outside_after_redraws": int((draws > model.decoder.redraws).sum()),
                    "targets": targets(rt, full, floor, md)}
@@ -99,9 +101,9 @@ def main(argv=None) -> int:
             write_json(path, results)  # after every cell: a long sweep keeps what it has
             missed = [k for k, ok in run["targets"].items() if not ok]
             print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}: decoder {run['decoder_seconds']:.0f} s | round trip F "
-                  f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} bonds {rt['bond_mad_pct']:.2f} % angles "
+                  f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} (basin {rt['alpha_l_basin']:.4f}) bonds {rt['bond_mad_pct']:.2f} % angles "
                   f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} redrawn {run['round_trip_redrawn_pct']:.2f} % | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
-                  f"{full['alpha_l']:.4f} clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
+                  f"{full['alpha_l']:.4f} (basin {full['alpha_l_basin']:.4f}) clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
                   f"{', '.join(missed) or 'none'}", flush=True)
     print(f"wrote {path}")
     return 0

@@ -12,8 +12,8 @@ same training frames and latents and scored against the shipped *independent* 50
 
 The MD-vs-MD floor is the training run against the independent run on the same bins.
 
-Variants (``VARIANTS``): conditional flow matching on internal coordinates (the default; also trained twice as
-long, wider and deeper, and sampled with twice the ODE steps) and on Cartesian coordinates; the paper's
+Variants (``VARIANTS``): conditional flow matching on internal coordinates (the default, with structural states;
+also without them, trained twice as long, wider and deeper, and sampled with twice the ODE steps) and on Cartesian coordinates; the paper's
 cWGAN-GP (aligned Cartesian coordinates, 5000 iterations at a constant 2e-4) and that GAN changed along one axis
 at a time (learning-rate decay, 4x the iterations, a wider critic, the condition fed to every layer, 4x the
 batch, 10 critic steps, 8 noise dimensions); lss_jax's wgan defaults (4x the iterations) on internal coordinates.
@@ -45,6 +45,7 @@ PAPER_WGAN = dict(kind="wgan", coordinates="cartesian", hidden=(200, 200, 200), 
                   lr_decay=False, batch_size=256)
 VARIANTS = {
     "flow-internal": dict(kind="flow", coordinates="internal"),  # the default decoder
+    "flow-internal-no-states": dict(kind="flow", coordinates="internal", states=0),  # one flow for every conformation
     "flow-cartesian": dict(kind="flow", coordinates="cartesian"),
     "flow-internal-600-epochs": dict(kind="flow", coordinates="internal", epochs=600),
     "flow-internal-4x512": dict(kind="flow", coordinates="internal", hidden=(512, 512, 512, 512)),
@@ -73,6 +74,7 @@ def summarize(block: dict) -> dict:
         "f_phi_psi_rmse_kT": fe.get("rmse_kT"), "coverage": fe.get("coverage"),
         "alpha_l": block["basin_populations"]["generated"]["alpha_l"] if "basin_populations" in block else None,
         "alpha_r": block["basin_populations"]["generated"]["alpha_r"] if "basin_populations" in block else None,
+        "alpha_l_basin": block["basin_populations"]["generated"]["alpha_l_basin"] if "basin_populations" in block else None,
         "bond_mad_pct": 100 * geo["bond_length_mad_relative"], "angle_mad_deg": geo["angle_mad_degrees"],
         "bonds_off_10pct_pct": 100 * block["bonds_off_10pct_fraction"]["generated"],
         "clash_frames_pct": 100 * block["clashes"]["generated"]["fraction_frames_with_clash"],

@@ -70,6 +70,7 @@ class LSSConfig:
     decoder_max_steps: int = 60_000  # flow trained by epochs: at most this many optimizer steps (large data)
     decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
     flow_steps: int = 10
+    decoder_states: int = 16  # flow, internal coordinates: at most 16 structural states (0: none)
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
     decoder_condition: str = "input"  # wgan: "every_layer" feeds the latent point to every layer
@@ -112,7 +113,7 @@ class LSSConfig:
             learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
             iterations=self.decoder_iterations, patience=self.decoder_patience, max_steps=self.decoder_max_steps,
             lr_decay=self.decoder_lr_decay,
-            flow_steps=self.flow_steps,
+            flow_steps=self.flow_steps, states=self.decoder_states,
             noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
             n_critic=self.n_critic,
             gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,

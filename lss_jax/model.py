@@ -436,7 +436,8 @@ def fit_lss(
         "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
         "decoder": {"kind": cfg.decoder, "coordinates": cfg.decoder_coordinates, "epochs": dec_hist.epochs_run,
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
-                    "seconds": round(dec_hist.seconds, 2)},
+                    "seconds": round(dec_hist.seconds, 2),
+                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder == "flow" else 0},
         "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     model = LSSModel(

@@ -134,6 +134,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
             "latent_dim": int(model.latent_dim),
             "n_features": int(len(model.feature_scaler.mean)),
             "n_decoded_atoms": int(len(model.atom_indices)),
+            "decoder_states": int(getattr(model.decoder.network, "n_states", 0)) if model.decoder.kind == "flow" else 0,
             "info": model.info,
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
@@ -220,7 +221,7 @@ def load_model(path: str | os.PathLike):
         cmap = coordinate_map_from_arrays(coordinate_arrays)
         support = support_from_arrays(coordinate_arrays)
         decoder_file = "decoder.npz"
-    template = decoder_template(cfg.decoder_config, cmap, latent_dim)
+    template = decoder_template(cfg.decoder_config, cmap, latent_dim, int(meta.get("decoder_states", 0)))
     critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
     if cfg.decoder == "knn":  # stored frames, as many as were kept
         from lss_jax.decoder import NeighbourDecoder

@@ -200,7 +200,7 @@ def test_cli_train_generate_report(tmp_path, traj):
     assert dec["round_trip"]["n_generated_frames"] == md_frames and dec["lss"]["n_generated_frames"] == 360
     for block in (dec["round_trip"], dec["lss"]):
         assert 0 <= block["free_energy_phi_psi"]["coverage"] <= 1 and len(block["rmsf_nm"]["generated"]) == 10
-        assert set(block["basin_populations"]["generated"]) == {"beta_ppii", "alpha_r", "alpha_l"}
+        assert set(block["basin_populations"]["generated"]) == {"beta_ppii", "alpha_r", "alpha_l", "alpha_l_basin"}
         assert block["geometry"]["reference_bond_length_mad_relative"] > 0
     assert (report / "decoder.png").stat().st_size > 10_000
 

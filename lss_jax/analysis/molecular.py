@@ -489,7 +489,11 @@ def _basins(pp: np.ndarray) -> dict:
     alpha_l = phi > 0
     alpha_r = (~alpha_l) & (psi > -2.0) & (psi < 0.9)
     beta = (~alpha_l) & ~alpha_r
-    return {"beta_ppii": float(beta.mean()), "alpha_r": float(alpha_r.mean()), "alpha_l": float(alpha_l.mean())}
+    # alpha_l (phi > 0) also counts the beta frames just across phi = +-180 deg; alpha_l_basin (0 < phi < 120 deg)
+    # is the left-handed basin itself
+    alpha_l_basin = alpha_l & (phi < np.radians(120.0))
+    return {"beta_ppii": float(beta.mean()), "alpha_r": float(alpha_r.mean()), "alpha_l": float(alpha_l.mean()),
+            "alpha_l_basin": float(alpha_l_basin.mean())}
 
 
 def _nan_se(profiles) -> np.ndarray:

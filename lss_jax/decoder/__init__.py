@@ -51,6 +51,14 @@ from lss_jax.decoder.coordinates import (
 )
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
+from lss_jax.decoder.states import (
+    StateAssignment,
+    StateClassifier,
+    StateFlow,
+    assign_states,
+    find_states,
+    fit_state_classifier,
+)
 from lss_jax.decoder.support import (
     SupportConstraint,
     fit_support,
@@ -88,6 +96,7 @@ __all__ = [
     "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
+    "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "find_states", "fit_state_classifier",
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
@@ -124,6 +133,9 @@ class DecoderConfig:
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
             Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
         flow_steps: Heun steps of the sampling ODE (flow; ``2 flow_steps`` network evaluations per frame).
+        states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
+            (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
+            gives, so that rare conformations keep their population; 0: one flow for everything.
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).
@@ -153,6 +165,7 @@ class DecoderConfig:
     max_steps: int = 60_000
     lr_decay: bool | None = None
     flow_steps: int = 10
+    states: int = 16
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
     condition: str = "input"
@@ -183,6 +196,8 @@ class DecoderConfig:
             raise ValueError(f"decoder learning_rate must be > 0, got {self.learning_rate!r}.")
         if not self.gp_weight >= 0:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
+        if not isinstance(self.states, int) or isinstance(self.states, bool) or self.states < 0:
+            raise ValueError(f"decoder states must be an integer >= 0 (0: no structural states), got {self.states!r}.")
         if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
             raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
                              f"got {self.redraws!r}.")
@@ -226,7 +241,7 @@ class Decoder:
     @property
     def noise_dim(self) -> int:
         """Length of the per-frame noise vector."""
-        return feature_dim(self.coordinates) if self.kind == "flow" else self.network.noise_dim
+        return self.network.noise_dim
 
 
 # --------------------------------------------------------------------------------------------------
@@ -241,7 +256,7 @@ def _n_epochs(config: DecoderConfig, steps_per_epoch: int) -> int:
 
 
 def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderConfig = DecoderConfig(),
-                      progress: bool = True, checkpoint=None):
+                      progress: bool = True, checkpoint=None, states=None):
     """Train the generative model of ``config.kind`` on feature/condition pairs ``(x [n, D], c [n, m])``.
 
     Args:
@@ -250,6 +265,8 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         config: decoder settings.
         progress: show a progress bar.
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+        states: flow only: ``(train_labels [n], val_labels, n_states)``, structural states of the frames; the
+            flow is then a :class:`lss_jax.decoder.states.StateFlow` (classifier trained and calibrated first).
 
     Returns:
         ``(network, critic or None, TrainHistory)``.
@@ -290,6 +307,19 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
     per_epoch = n // batch_size
     epochs = _n_epochs(cfg, per_epoch)
     k_init, k_fit = jax.random.split(key)
+    classifier = None
+    if states is not None:
+        y_train, y_val, n_states = states
+        sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-states",
+                                                                every=checkpoint.every, resume=checkpoint.resume)
+        classifier, _ = fit_state_classifier(
+            jax.random.fold_in(key, 1), (train_data[1], y_train), (val_data[1], y_val), n_states,
+            calibrate=(np.concatenate([train_data[1], val_data[1]]), np.concatenate([y_train, y_val])),
+            progress=progress, checkpoint=sub)
+        onehot = lambda y: jnp.asarray(np.eye(n_states, dtype=np.float32)[np.asarray(y)])  # noqa: E731
+        train_data = (train_data[0], jnp.concatenate([train_data[1], onehot(y_train)], 1))
+        val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
+        m += n_states
     field = VelocityField(d, m, hidden=cfg.hidden, rngs=nnx.Rngs(k_init))
     schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
                 else cfg.learning_rate)
@@ -301,8 +331,9 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
     field, history = fit(
         k_fit, field, loss_fn, train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size,
         max_epochs=epochs, patience=cfg.patience, progress=progress, desc="flow-matching decoder",
-        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}")
-    return field, None, history
+        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}"
+                                                   + ("" if classifier is None else f" states={classifier.n_states}"))
+    return (field if classifier is None else StateFlow(field, classifier)), None, history
 
 
 def _split_frames(arrays: list[np.ndarray], val_fraction: float):
@@ -367,24 +398,38 @@ def fit_decoder(
     cmap = fit_coordinate_map(config.coordinates, train_x, reference, topology)
     train = (xyz_to_features(cmap, train_x), np.concatenate(train_c).astype(np.float32))
     val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
+    states = None
+    if config.kind == "flow" and config.states > 0 and isinstance(cmap, InternalMap) and feature_dim(cmap) > 0:
+        zmatrix = np.asarray(cmap.zmatrix)
+        torsions = [internal_coordinates(x, zmatrix)[2] for x in (train_x, val_x)]
+        # states are a partition of conformations: found on every frame (a rare basin may sit in the held-out
+        # part), kept only if each has frames to train the flow on
+        found = find_states(np.concatenate(torsions), max_states=config.states)
+        if found.n_states >= 2 and np.bincount(assign_states(found, torsions[0]), minlength=found.n_states).min() == 0:
+            found = find_states(torsions[0], max_states=config.states)
+        if found.n_states >= 2:
+            states = (assign_states(found, torsions[0]), assign_states(found, torsions[1]), found.n_states)
     network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
-                                                 checkpoint=checkpoint)
+                                                 checkpoint=checkpoint, states=states)
     support = None
     if topology is not None and (topology.n_bonds or all(a.name == "CA" for a in topology.atoms)):
         support = fit_support(np.concatenate([train_x, val_x]), topology, margin=config.support_margin)
     return Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws), history
 
 
-def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim: int) -> Decoder:
-    """An untrained decoder with the structure ``config`` gives, for loading saved weights into."""
+def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim: int, n_states: int = 0) -> Decoder:
+    """An untrained decoder with the structure ``config`` gives, for loading saved weights into (``n_states``: the
+    structural states a flow was trained with, 0 for none)."""
     cfg = config.resolved()
     d, rngs = feature_dim(coordinates), nnx.Rngs(0)
     if cfg.kind == "knn":  # the stored frames' number comes with the saved arrays
         return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
                        coordinates, cfg.flow_steps, redraws=cfg.redraws)
     if cfg.kind == "flow":
-        return Decoder("flow", VelocityField(d, cond_dim, hidden=cfg.hidden, rngs=rngs), coordinates, cfg.flow_steps,
-                       redraws=cfg.redraws)
+        network = VelocityField(d, cond_dim + n_states, hidden=cfg.hidden, rngs=rngs)
+        if n_states:
+            network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
+        return Decoder("flow", network, coordinates, cfg.flow_steps, redraws=cfg.redraws)
     gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
                condition=cfg.condition, rngs=rngs)
     return Decoder("wgan", gan.generator, coordinates, cfg.flow_steps, gan.critic, redraws=cfg.redraws)
@@ -397,6 +442,8 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
 
 def _features_from_noise(kind: str, network, z, cond, flow_steps: int):
     if kind == "flow":
+        if isinstance(network, StateFlow):
+            return network.sample(z, cond, n_steps=flow_steps)
         return integrate_flow(network, z, cond, n_steps=flow_steps)
     return network(z, cond)
 
@@ -410,8 +457,7 @@ def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int
         (5, 3)
     """
     cond = jnp.asarray(cond, jnp.float32)
-    dim = network.dim if kind == "flow" else network.noise_dim
-    z = jax.random.normal(key, (cond.shape[0], dim))
+    z = jax.random.normal(key, (cond.shape[0], network.noise_dim))
     return _features_from_noise(kind, network, z, cond, flow_steps)
 
 

@@ -56,6 +56,11 @@ class VelocityField(nnx.Module):
         self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
         self.activation = activation
 
+    @property
+    def noise_dim(self) -> int:
+        """Length of a frame's prior sample (= the feature dimension)."""
+        return self.dim
+
     def __call__(self, x: jax.Array, t: jax.Array, c: jax.Array) -> jax.Array:
         freqs = jnp.pi * 2.0 ** jnp.arange(self.n_frequencies, dtype=x.dtype)
         angle = t[..., None].astype(x.dtype) * freqs.reshape((1,) * t.ndim + (-1,))

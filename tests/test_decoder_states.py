@@ -1,0 +1,143 @@
+"""Structural states of the flow decoder (lss_jax.decoder.states): torsion modes, their combinations, the
+calibrated classifier, and the known-answer case they exist for: a rare conformation keeps its weight.
+
+References: scipy's optimizer for the intercepts' maximum-likelihood condition; the binomial standard error
+of a weight estimated from the generated frames; mdtraj for the decoded torsions.
+"""
+
+import jax
+import jax.numpy as jnp
+import mdtraj as md
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.special
+from test_decoder_fidelity import _chain_topology as _chain  # the four-atom chain of the periodic known-answer case
+
+from lss_jax.decoder import DecoderConfig, decode, fit_decoder, nerf
+from lss_jax.decoder.states import (
+    StateFlow,
+    assign_states,
+    calibrate_intercepts,
+    find_states,
+    torsion_modes,
+)
+
+
+def _wrap(theta):
+    return np.angle(np.exp(1j * np.asarray(theta)))
+
+
+def test_torsion_modes_split_at_the_barrier_also_across_180_degrees():
+    rng = np.random.default_rng(0)
+    # one mode centred on +-180 degrees (it wraps), one at 0 with 3 % of the frames
+    theta = _wrap(np.concatenate([np.pi + rng.normal(0, 0.3, 9700), rng.normal(0.0, 0.3, 300)]))
+    cuts = torsion_modes(theta)
+    assert len(cuts) == 2
+    near_zero = np.abs(theta) < np.pi / 2 - 0.5
+    near_pi = np.abs(theta) > np.pi / 2 + 0.5
+    labels = np.searchsorted(cuts, theta, side="right") % 2
+    assert len(set(labels[near_zero])) == 1 and len(set(labels[near_pi])) == 1
+    assert labels[near_zero][0] != labels[near_pi][0]
+    # a flat (uniform) torsion and a single von Mises mode have no barrier
+    assert len(torsion_modes(rng.uniform(-np.pi, np.pi, 20000))) == 0
+    assert len(torsion_modes(rng.vonmises(1.0, 2.0, 20000))) == 0
+    # a real barrier with fewer frames behind it than min_frames is no state
+    assert len(torsion_modes(_wrap(np.concatenate([rng.normal(-1.5, 0.2, 5000), rng.normal(1.5, 0.2, 4)])))) == 0
+
+
+def test_states_are_the_populated_combinations_and_the_rest_join_their_nearest():
+    rng = np.random.default_rng(1)
+    n = 20000
+    a = rng.uniform(size=n) < 0.04                  # torsion 0: modes at -1.5 / +1.5 (4 %)
+    b = rng.uniform(size=n) < 0.03                  # torsion 1: modes at -2.0 / +1.0 (3 %)
+    flat = rng.uniform(-np.pi, np.pi, n)            # torsion 2: no modes
+    torsions = np.stack([np.where(a, 1.5, -1.5) + rng.normal(0, 0.2, n),
+                         np.where(b, 1.0, -2.0) + rng.normal(0, 0.2, n), flat], 1)
+    states = find_states(torsions)
+    assert states.columns.tolist() == [0, 1] and states.n_states == 4
+    expected = sorted([np.sum(~a & ~b), np.sum(a & ~b), np.sum(~a & b), np.sum(a & b)], reverse=True)
+    assert states.counts.tolist() == expected
+    # two common modes (30 / 70 %) behind a barrier are one: the flow keeps their weights itself
+    common = np.where(rng.uniform(size=n) < 0.3, 1.5, -1.5) + rng.normal(0, 0.2, n)
+    assert len(torsion_modes(common)) == 0 and len(torsion_modes(common, rare=0.5)) == 2
+    # keep three: the least populated combination (a and b) joins a kept one that differs in one torsion
+    three = find_states(torsions, max_states=3)
+    labels = assign_states(three, torsions)
+    assert three.n_states == 3 and np.bincount(labels).sum() == n
+    own = _modes_of(three, torsions[a & b])
+    assert not any((own == combo).all(1).any() for combo in three.combinations)  # its own combination was dropped
+    assert np.all((three.combinations[labels[a & b]] != own).sum(1) == 1)
+
+
+def _modes_of(states, torsions):
+    return np.stack([np.searchsorted(cut, torsions[:, c], side="right") % len(cut)
+                     for c, cut in zip(states.columns, states.cuts)], 1)
+
+
+def test_calibrated_intercepts_are_scipys_maximum_likelihood_intercepts():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(3000, 4)) * 2.0
+    labels = rng.choice(4, 3000, p=[0.6, 0.3, 0.095, 0.005])
+    offset = calibrate_intercepts(logits, labels, 4)
+
+    def nll(b):
+        return -np.mean(scipy.special.log_softmax(logits + b, axis=1)[np.arange(len(labels)), labels])
+
+    ref = scipy.optimize.minimize(nll, np.zeros(4), method="BFGS", options={"gtol": 1e-12}).x
+    assert np.allclose(offset - offset.mean(), ref - ref.mean(), atol=1e-4)
+    p = scipy.special.softmax(logits + offset, axis=1).mean(0)
+    assert np.allclose(p, np.bincount(labels, minlength=4) / len(labels), atol=1e-8)
+
+
+def _rare_weight(c):
+    return 0.004 + 0.02 * np.asarray(c)
+
+
+@pytest.fixture(scope="module")
+def rare_mode_decoder():
+    """A four-atom chain whose torsion has a rare mode (0.4-2.4 % of frames, more at larger c) behind a barrier."""
+    rng = np.random.default_rng(3)
+    n = 20000
+    c = rng.uniform(size=(n, 1)).astype(np.float32)
+    rare = rng.uniform(size=n) < _rare_weight(c[:, 0])
+    theta = np.where(rare, 1.4, -1.6) + rng.vonmises(0.0, 25.0, n)
+    bonds = 0.15 + 0.003 * rng.normal(size=(n, 3))
+    angles = 1.9 + 0.03 * rng.normal(size=(n, 2))
+    z = jnp.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+    xyz = np.array(jax.vmap(lambda b, a, t: nerf(b, a, t, z))(jnp.asarray(bonds), jnp.asarray(angles),
+                                                                jnp.asarray(theta[:, None])), np.float32)
+    config = DecoderConfig(hidden=(64, 64, 64), iterations=3000, batch_size=256)
+    decoder, _ = fit_decoder(jax.random.key(4), xyz, c, topology=_chain(), config=config, progress=False)
+    return decoder
+
+
+def test_a_rare_mode_keeps_its_conditional_weight(rare_mode_decoder):
+    decoder = rare_mode_decoder
+    assert isinstance(decoder.network, StateFlow) and decoder.network.n_states == 2
+    n_gen = 20000
+    for i, ci in enumerate([0.1, 0.9]):
+        frames = decode(jax.random.key(40 + i), decoder, np.full((n_gen, 1), ci, np.float32))
+        t = md.compute_dihedrals(md.Trajectory(frames, _chain()), [[0, 1, 2, 3]])[:, 0]
+        w, w_hat = float(_rare_weight(ci)), float(np.mean(np.abs(_wrap(t - 1.4)) < 1.0))
+        # binomial SE of the estimate at n_gen draws; allowance 20 % of the weight (the classifier's fit)
+        assert abs(w_hat - w) <= 0.2 * w + 4 * np.sqrt(w * (1 - w) / n_gen), (ci, w_hat, w)
+        # and every frame is in one of the two modes (the flow within a state stays in it)
+        assert np.mean(np.abs(_wrap(t - 1.4)) < 1.0) + np.mean(np.abs(_wrap(t + 1.6)) < 1.0) > 0.995
+
+
+def test_states_can_be_switched_off():
+    rng = np.random.default_rng(5)
+    theta = np.where(rng.uniform(size=2000) < 0.03, 1.4, -1.6) + rng.vonmises(0.0, 25.0, 2000)
+    z = jnp.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+    xyz = np.array(jax.vmap(lambda t: nerf(jnp.full(3, 0.15), jnp.full(2, 1.9), t, z))(jnp.asarray(theta[:, None])),
+                   np.float32)
+    c = rng.uniform(size=(2000, 1)).astype(np.float32)
+    on, _ = fit_decoder(jax.random.key(0), xyz, c, topology=_chain(), config=DecoderConfig(hidden=(8,), iterations=5),
+                        progress=False)
+    off, _ = fit_decoder(jax.random.key(0), xyz, c, topology=_chain(),
+                         config=DecoderConfig(hidden=(8,), iterations=5, states=0), progress=False)
+    assert isinstance(on.network, StateFlow) and not isinstance(off.network, StateFlow)
+    assert on.noise_dim == off.noise_dim + 1
+    with pytest.raises(ValueError, match="states must be an integer >= 0"):
+        DecoderConfig(states=-1)
