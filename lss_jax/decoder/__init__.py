@@ -52,10 +52,12 @@ from lss_jax.decoder.coordinates import (
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.states import (
+    RARE_STATE_SHARE,
     StateAssignment,
     StateClassifier,
     StateFlow,
     assign_states,
+    balanced_rows,
     find_states,
     fit_state_classifier,
 )
@@ -317,7 +319,10 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
             calibrate=(np.concatenate([train_data[1], val_data[1]]), np.concatenate([y_train, y_val])),
             progress=progress, checkpoint=sub)
         onehot = lambda y: jnp.asarray(np.eye(n_states, dtype=np.float32)[np.asarray(y)])  # noqa: E731
-        train_data = (train_data[0], jnp.concatenate([train_data[1], onehot(y_train)], 1))
+        # the weights are the classifier's; the flow learns p(x | psi, k), which repeating the frames of a rare
+        # state leaves unchanged: up to 1 % of the training frames each, or the flow never learns the state
+        rows = balanced_rows(np.asarray(y_train), n_states, RARE_STATE_SHARE)
+        train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
         val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
         m += n_states
     field = VelocityField(d, m, hidden=cfg.hidden, rngs=nnx.Rngs(k_init))

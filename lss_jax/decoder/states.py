@@ -28,8 +28,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-__all__ = ["StateAssignment", "StateClassifier", "assign_states", "calibrate_intercepts", "find_states",
-           "fit_state_classifier", "torsion_modes"]
+__all__ = ["RARE_STATE_SHARE", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
+           "calibrate_intercepts", "find_states", "fit_state_classifier", "torsion_modes"]
+
+RARE_STATE_SHARE = 0.01  # the flow trains on every state's frames repeated up to this share of the training frames
 
 
 def _circular_smooth(hist: np.ndarray, sigma_bins: float) -> np.ndarray:
@@ -177,6 +179,23 @@ def find_states(torsions, *, max_states: int = 16, min_frames: int = 5, depth: f
     assignment = StateAssignment(np.asarray(columns, np.int64), tuple(cuts), combos[keep], counts[keep])
     labels = assign_states(assignment, torsions)
     return assignment._replace(counts=np.bincount(labels, minlength=len(keep)))
+
+
+def balanced_rows(labels, n_states: int, share: float) -> np.ndarray:
+    """Row indices that repeat the frames of every state holding fewer than ``share`` of them (each frame the
+    same whole number of times, the most that keeps the state at or below ``share``); the other rows once.
+
+    Example:
+        >>> labels = np.array([0] * 95 + [1] * 5)
+        >>> rows = balanced_rows(labels, 2, 0.2)
+        >>> len(rows), int(np.sum(labels[rows] == 1))
+        (115, 20)
+    """
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=n_states)
+    target = share * len(labels)
+    repeat = np.where((counts > 0) & (counts < target), np.maximum(1, np.floor(target / np.maximum(counts, 1))), 1)
+    return np.repeat(np.arange(len(labels)), repeat.astype(np.int64)[labels])
 
 
 class StateClassifier(nnx.Module):
