@@ -59,10 +59,19 @@ def test_model_is_an_immutable_pytree(model, data):
 
 
 def test_save_load_round_trip_is_the_same_model(model, tmp_path):
-    assert model.info["decoder"]["states"] >= 2  # the default flow splits alanine dipeptide into states: covered here
     loaded = load_model(model.save(tmp_path / "m"))
     chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
     assert loaded.config == model.config and loaded.info == model.info and loaded.fingerprint() == model.fingerprint()
+
+
+def test_a_flow_with_structural_states_saves_and_loads(tmp_path):
+    """Every frame of the shipped run has the 17 alpha_L frames the default flow makes a state of."""
+    model = fit_lss(jax.random.key(4), load_alanine_dipeptide("train"), LSSConfig(**TINY), progress=False)
+    assert model.info["decoder"]["states"] == 2 and model.decoder.noise_dim == 32  # 31 features (9 bonds, 8 angles, 7 torsion pairs) + the state draw
+    loaded = load_model(model.save(tmp_path / "m"))
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
+    u = np.random.default_rng(0).uniform(size=(64, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), model.decode_unit(jax.random.key(1), u))
 
 
 def test_exported_simulator_runs_without_lss_jax_and_gives_the_generated_frames(model, tmp_path):
