@@ -410,10 +410,12 @@ def fit_decoder(
         # states are a partition of conformations: found on every frame (a rare basin may sit in the held-out
         # part), kept only if each has frames to train the flow on
         found = find_states(np.concatenate(torsions), max_states=config.states)
-        if found.n_states >= 2 and np.bincount(assign_states(found, torsions[0]), minlength=found.n_states).min() == 0:
+        labels = [assign_states(found, t) for t in torsions]
+        if found.n_states >= 2 and np.bincount(labels[0], minlength=found.n_states).min() == 0:
             found = find_states(torsions[0], max_states=config.states)
+            labels = [assign_states(found, t) for t in torsions]
         if found.n_states >= 2:
-            states = (assign_states(found, torsions[0]), assign_states(found, torsions[1]), found.n_states)
+            states = (labels[0], labels[1], found.n_states)
     network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                  checkpoint=checkpoint, states=states)
     support = None
