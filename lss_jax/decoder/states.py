@@ -28,6 +28,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lss_jax.decoder.wgan import _MLP  # the project's plain MLP (the WGAN's networks)
+
 __all__ = ["RARE_STATE_SHARE", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
            "calibrate_intercepts", "find_states", "fit_state_classifier", "torsion_modes"]
 
@@ -198,7 +200,7 @@ def balanced_rows(labels, n_states: int, share: float) -> np.ndarray:
     return np.repeat(np.arange(len(labels)), repeat.astype(np.int64)[labels])
 
 
-class StateClassifier(nnx.Module):
+class StateClassifier(_MLP):
     """``pi(psi)``: logits ``[..., K]`` of the structural states given latent points ``[..., m]`` (a swish MLP).
 
     Example:
@@ -207,15 +209,8 @@ class StateClassifier(nnx.Module):
     """
 
     def __init__(self, cond_dim: int, n_states: int, *, hidden: Sequence[int] = (64, 64), rngs: nnx.Rngs):
-        sizes = (cond_dim, *hidden, n_states)
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])])
+        super().__init__((cond_dim, *hidden, n_states), jax.nn.swish, rngs=rngs)
         self.n_states = n_states
-
-    def __call__(self, c: jax.Array) -> jax.Array:
-        h = c
-        for layer in self.layers[:-1]:
-            h = jax.nn.swish(layer(h))
-        return self.layers[-1](h)
 
 
 def calibrate_intercepts(logits, labels, n_states: int, *, iterations: int = 200) -> np.ndarray:
