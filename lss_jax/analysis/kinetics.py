@@ -88,6 +88,9 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import scipy.spatial
+from deeptime.clustering import KMeans
+from deeptime.decomposition import TICA
+from deeptime.markov import pcca
 
 from lss_jax._io import jsonable as to_jsonable
 from lss_jax.analysis.msm import (
@@ -135,16 +138,6 @@ _MAX_BOOTSTRAP_UNITS = 100
 # --------------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _deeptime():
-    try:
-        import deeptime
-    except ImportError as err:  # an optional dependency of lss_jax (installed with the "test" extra)
-        raise ImportError(
-            "lss_jax.analysis.kinetics needs deeptime for TICA, k-means and PCCA+: python -m pip install deeptime"
-        ) from err
-    return deeptime
 
 
 def _check_int(value, name: str, minimum: int = 1) -> int:
@@ -488,9 +481,6 @@ def fit_tica(features, lag: int, *, dim: int = 2) -> tuple[np.ndarray, np.ndarra
         >>> mean.shape, coefficients.shape
         ((3,), (3, 2))
     """
-    _deeptime()
-    from deeptime.decomposition import TICA
-
     lag = _check_int(lag, "lag")
     dim = _check_int(dim, "dim")
     features = _as_series_list(features, "features", ndim=2)
@@ -771,9 +761,6 @@ def pcca_memberships(transition_matrix, n_metastable: int, *, stationary=None) -
         >>> pcca_memberships(T, 2)[1].tolist()
         [0, 0, 1, 1]
     """
-    _deeptime()
-    from deeptime.markov import pcca
-
     T = _check_transition_matrix(transition_matrix)
     n_metastable = _check_int(n_metastable, "n_metastable", minimum=2)
     if n_metastable > T.shape[0]:
@@ -929,9 +916,6 @@ def metastable_msm(
         >>> sorted(set(model.cluster_sets[np.argsort(model.centers[:, 0])].tolist()))
         [0, 1]
     """
-    _deeptime()
-    from deeptime.clustering import KMeans
-
     lag = _check_int(lag, "lag")
     n_clusters = _check_int(n_clusters, "n_clusters")
     n_metastable = _check_int(n_metastable, "n_metastable", minimum=2)
