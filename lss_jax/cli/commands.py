@@ -3,6 +3,7 @@ files (lengths, atom counts, formats) happen here, before any work, and say how 
 
 from __future__ import annotations
 
+import math
 import time
 
 
@@ -128,9 +129,19 @@ def train(args) -> int:
     return 0
 
 
+def _value_with_error(value, error) -> str:
+    """``value ± error`` for the summary, in words where an estimate is missing (NaN or JSON None)."""
+    missing = lambda v: v is None or not math.isfinite(v)  # noqa: E731
+    if missing(value):
+        return "not estimated (too little data)"
+    if missing(error):
+        return f"{value:.3g} (no error estimate)"
+    return f"{value:.3g} ± {error:.2g}"
+
+
 def _consistency_lines(c: dict) -> str:
     """The train summary's kinetic self-consistency (lss_jax.analysis.consistency) and its warnings."""
-    fmt = lambda v, e: ", ".join(f"{a:.3g} ± {b:.2g}" for a, b in zip(v, e))  # noqa: E731
+    fmt = lambda v, e: ", ".join(_value_with_error(a, b) for a, b in zip(v, e))  # noqa: E731
     text = (f"\n  timescales          propagator (rollouts) {fmt(c['propagator_timescales'], c['propagator_timescales_se'])}"
             f"\n                      SRV on held-out frames {fmt(c['srv_heldout_timescales'], c['srv_heldout_timescales_se'])}"
             f"\n  wall reflections    {100 * c['reflection_fraction']:.2f} % of propagator steps")

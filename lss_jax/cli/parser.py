@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
-                    "Featurize the trajectories, train the SRV encoder, the MDN propagator and the cWGAN-GP "
-                    "decoder, and save the model directory (format documented in lss_jax.lss).")
+                    "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
+                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, in "
+                    "--config), and save the model directory (format documented in lss_jax.model_io).")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
     tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
