@@ -98,3 +98,13 @@ def test_train_help_names_every_decoder_kind():
     text = PARSER.subcommands["train"].description
     for kind in decoder.DECODERS:
         assert kind in text, f"train's description does not mention decoder {kind!r}"
+
+
+@pytest.mark.parametrize("value,error,expected", [
+    (9.361, 0.0221, "9.36 ± 0.022"),
+    (float("nan"), float("nan"), "not estimated (too little data)"),  # printed 'nan ± nan' before
+    (None, None, "not estimated (too little data)"),  # JSON null, as metrics.json stores a NaN estimate
+    (7.57, float("nan"), "7.57 (no error estimate)"),
+])
+def test_summary_says_in_words_when_an_estimate_is_missing(value, error, expected):
+    assert commands._value_with_error(value, error) == expected

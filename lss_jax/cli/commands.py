@@ -300,7 +300,7 @@ def report(args) -> int:
 
 def _print_report(m: dict, out) -> None:
     its = m["implied_timescales_ps"]
-    fmt = lambda v: ", ".join("nan" if t is None else f"{t:.3g}" for t in v)  # noqa: E731
+    fmt = lambda v: ", ".join("not estimated" if t is None else f"{t:.3g}" for t in v)  # noqa: E731
     s = m["structure"]
     phi_psi = (f"\n  F(phi, psi) RMSE        {m['free_energy_phi_psi']['rmse_kT']:.2f} kT over "
                f"{m['free_energy_phi_psi']['n_bins']} bins  (MD half vs half: "
@@ -365,7 +365,7 @@ def _print_report(m: dict, out) -> None:
         print("\n".join(lines))
     if "kinetics" in m:
         k = m["kinetics"]
-        num = lambda v: "nan" if v is None else f"{v:.3f}"  # noqa: E731  (JSON None = a NaN estimate)
+        num = lambda v: "not estimated" if v is None else f"{v:.3f}"  # noqa: E731  (JSON None = a NaN estimate)
         pair = lambda e: f"{num(e['lss_vs_md'])} (MD vs MD {num(e['md_vs_md'])})"  # noqa: E731
         print(f"  JSD TIC 0 / (TIC 0, 1)  {pair(k['jsd']['tica_0'])} / {pair(k['jsd']['tica_01'])}"
               f"\n  metastable populations  TV distance {pair(k['msm']['populations'])}; MFPT |ln ratio| "
@@ -381,7 +381,7 @@ def _print_report(m: dict, out) -> None:
     print(f"  report                  {out}/metrics.json and *.png")
     if "ensemble" in m:
         e = m["ensemble"]
-        g = lambda v, spec: "nan" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)
+        g = lambda v, spec: "not estimated" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)
         print(
             f"  ensemble ({e['n_members']} propagators, mean ± spread):"
             f"\n    t1 (ps)               {g(e['t1_ps']['mean'], '.3g')} ± {g(e['t1_ps']['std'], '.2g')}"
