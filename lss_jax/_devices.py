@@ -34,8 +34,12 @@ def use_every_core(count: int | None = None) -> int:
     still the GPUs. ``lss-jax generate --host-devices N`` calls it.
 
     Example:
-        >>> import lss_jax
+        >>> import jax, lss_jax
         >>> n = lss_jax.use_every_core()
+
+        (The next line is not run as a doctest: starting the backend here would leave the rest of the test process
+        with one host device per core.)
+
         >>> rollout_devices = jax.devices()  # pass as rollout(..., devices=rollout_devices)  # doctest: +SKIP
         >>> n >= 1
         True

@@ -1,4 +1,5 @@
-"""The ``LSS`` facade for notebooks: configure, ``fit``, then use the fitted model's methods directly.
+"""The ``LSS`` facade for notebooks: configure, ``fit``, then use the fitted model's methods directly (the fitting
+examples are not run as doctests: training takes a minute or more; ``tests/test_model.py`` runs it).
 
     >>> model = LSS(lag=5, latent_dim=2).fit(trajs)          # doctest: +SKIP
     >>> new = model.generate(jax.random.key(0), n_trajectories=100, n_steps=1000)  # mdtraj.Trajectory  # doctest: +SKIP
@@ -44,6 +45,9 @@ class LSS:
         >>> model.config.lag, model.config.latent_dim, model.config.decoder_iterations
         (5, 2, 2000)
         >>> from lss_jax.datasets import load_alanine_dipeptide
+
+        Not run as doctests (training takes a minute or more; ``tests/test_model.py`` fits models):
+
         >>> model = model.fit(load_alanine_dipeptide("train"))  # doctest: +SKIP
         >>> model.encode(load_alanine_dipeptide("independent")).shape  # doctest: +SKIP
         (25000, 2)

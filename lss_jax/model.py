@@ -4,7 +4,8 @@ An :class:`LSSModel` is an immutable pytree (``flax.struct``): the feature stand
 projection, the latent box, the three networks (flax NNX modules, themselves pytrees), the decoded atoms
 and the start points for generation, with the configuration, topologies and training summary as static
 metadata. Fitting never changes a model; it makes a new one (deeptime's ``Estimator.fit().fetch_model()``).
-Every operation that draws random numbers takes its PRNG key first.
+Every operation that draws random numbers takes its PRNG key first. (Not run as doctests: training takes a
+minute or more; ``tests/test_model.py`` fits and checks models.)
 
     >>> model = fit_lss(jax.random.key(0), trajs, LSSConfig(lag=5, latent_dim=2))   # doctest: +SKIP
     >>> new = model.generate(jax.random.key(1), 100, 1000)                          # doctest: +SKIP

@@ -3,8 +3,13 @@ import os
 
 import jax
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("LSS_JAX_NO_PROGRESS", "1")
+# Property tests draw the same examples on every run and machine (fixed seeds, as every other test here); no example
+# database, so a run never depends on what an earlier run found.
+settings.register_profile("lss_jax", derandomize=True, database=None)
+settings.load_profile("lss_jax")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 

@@ -228,6 +228,10 @@ def validate(
         >>> import jax, mdtraj as md
         >>> from lss_jax import LSS
         >>> from lss_jax.datasets import load_alanine_dipeptide
+
+        Not run as doctests (they need the model that ``lss-jax demo`` writes; ``tests/test_molecular.py``
+        validates a trained model):
+
         >>> model = LSS.load("runs/demo/model")  # doctest: +SKIP
         >>> latent = model.generate(jax.random.key(0), 50, 200, latent_only=True)  # doctest: +SKIP
         >>> xyz = model.decode(jax.random.key(1), latent).reshape(-1, len(model.atom_indices), 3)  # doctest: +SKIP

@@ -301,7 +301,7 @@ def go_model_system(*, contacts: NativeContacts | None = None):
     References:
         C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
 
-    Example:
+    Example (not run as a doctest: OpenMM is the optional md extra; ``tests/test_trp_cage_system.py`` runs it):
         >>> system = go_model_system()  # doctest: +SKIP
         >>> system.getNumParticles(), system.getNumForces()  # doctest: +SKIP
         (20, 5)
@@ -391,7 +391,7 @@ def simulate_trp_cage(
     References:
         C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
 
-    Example:
+    Example (not run as a doctest: OpenMM is the optional md extra; ``tests/test_trp_cage_system.py`` runs it):
         >>> traj = simulate_trp_cage(3, frame_interval_ps=0.1, equilibration_ps=0.1, out="t.xtc")  # doctest: +SKIP
         >>> traj.xyz.shape  # doctest: +SKIP
         (3, 20, 3)
