@@ -67,7 +67,7 @@ def heavy(traj):
 
 
 def summarize(block: dict) -> dict:
-    """The numbers the README table shows, from a :func:`compare_structures` result."""
+    """The numbers the table in docs/decoder.md shows, from a :func:`compare_structures` result."""
     fe = block.get("free_energy_phi_psi", {})
     geo = block["geometry"]
     return {

@@ -188,8 +188,8 @@ ADAPT = [
 
 An ensemble of propagators, trained in one vmapped run on bootstrap resamples, says where the learned
 kinetics are uncertain; `lss_jax.adaptive` turns that, and where the MD data are thinnest (least counts; or,
-with `beta=1`, thinnest relative to the model's stationary density), into seeds for new MD. With `SMALL = True` everything is tiny; the measured comparisons are in the
-README (`benchmarks/adaptive_four_well.py`, `benchmarks/adaptive_ala2.py`)."""),
+with `beta=1`, thinnest relative to the model's stationary density), into seeds for new MD. With `SMALL = True` everything is tiny; the measured comparisons are in
+docs/adaptive_sampling.md (`benchmarks/adaptive_four_well.py`, `benchmarks/adaptive_ala2.py`)."""),
     ("code", "SMALL = True"),
     ("code", """import jax, numpy as np, matplotlib.pyplot as plt
 from lss_jax import LSS
@@ -219,7 +219,7 @@ plt.xlabel("phi"); plt.ylabel("psi"); plt.legend();"""),
     ("md", """## The four-well experiment (one repeat, quick settings)
 
 Adaptive rounds against plain continuation of the same BD budget. The full experiment (3 seeds, 12 rounds)
-misses the issue's target; the README says why."""),
+misses its target; docs/adaptive_sampling.md says why."""),
     ("code", """import tempfile
 from IPython.display import Image
 from lss_jax.adaptive.four_well import AdaptiveConfig, run_adaptive_four_well
@@ -284,7 +284,7 @@ print("frames with a Cα pair |i - j| >= 4 closer than 0.3 nm: LSS",
 frames nearest in latent space, so what it gets wrong is the encoder's and the propagator's. A generative
 decoder, the flow (`decoder="flow"`, the default elsewhere), makes new chains; decode the same latent
 trajectories with one and compare the folding: the flow's conditional laws are too broad for this protein
-(README, Trp-cage), so it unfolds more often than MD."""),
+(docs/trp_cage.md), so it unfolds more often than MD."""),
     ("code", """from lss_jax.decoder import DecoderConfig, fit_decoder
 
 m = model.fetch_model()

@@ -1,5 +1,5 @@
 """Bad input on the command line: a one-line error that says what is wrong and how to fix it, a non-zero exit
-code, no traceback (unless --debug), and no partial output. README section "Errors and what they mean"."""
+code, no traceback (unless --debug), and no partial output. The table in docs/errors.md ("Errors and what they mean")."""
 
 import json
 import shutil

@@ -19,14 +19,14 @@ and correlations by 0.30 (Gaussian); the weight of the dominant mode 0.74 instea
 minor mode over-weighted, half-way to dropping the mode contrast) and a mode centre off by more than 0.1
 (mixture); the torsion's circular mean off by 9.6 degrees next to +-180 (periodic). More iterations, a learning-rate decay,
 10-20 critic steps, fewer noise dimensions or the condition in every layer moved these errors between 0.1 and
-0.7 sd without removing them (measured while choosing the default; README, "Decoder"). If a change makes the GAN
+0.7 sd without removing them (measured while choosing the default; docs/decoder.md). If a change makes the GAN
 pass, the strict marker fails and says so.
 
 The retrieval decoder (``decoder = "knn"``) is no generative model: at a condition it returns one of the k = 20
 training samples nearest to it, so every estimate from its draws has the error of 20 samples, not of 4000
 (conditional means off by up to 0.5 sd, a mode weight by 0.09, a spread by 20 %), and it cannot interpolate
 between training samples; its cases are strict expected failures too. On molecules it has other virtues
-(MD's own structures; README, "Decoder").
+(MD's own structures; docs/decoder.md).
 """
 
 import functools

@@ -1,8 +1,11 @@
-"""Run the ``>>>`` examples in the docstrings of every public module (each public name has one)."""
+"""Run the ``>>>`` examples in the docstrings of every public module (each public name has one), and check that
+the README and the pages under docs/ link only to files that exist."""
 
 import doctest
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 
 import jax
 import pytest
@@ -55,3 +58,69 @@ def test_property_tests_are_derandomized():
     from hypothesis import settings
 
     assert settings.default.derandomize and settings.default.database is None
+
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+_FENCE = re.compile(r"^ *```.*?^ *```", re.MULTILINE | re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # [text](target) and ![alt](target "title")
+
+
+def relative_links(text: str) -> list[str]:
+    """Targets of the Markdown links and images in ``text`` that point to files: not URLs, not same-page
+    anchors, not inside code (fenced blocks, inline spans); the ``#anchor`` of a target is dropped."""
+    text = _INLINE_CODE.sub("", _FENCE.sub("", text))
+    targets = []
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
+            continue
+        targets.append(target.split("#", 1)[0])
+    return targets
+
+
+def missing_link_targets(page: Path) -> list[str]:
+    """The relative link targets of a Markdown file that do not exist, resolved from the file's folder."""
+    return [t for t in relative_links(page.read_text(encoding="utf-8")) if not (page.parent / t).resolve().exists()]
+
+
+def test_the_link_check_sees_broken_links(tmp_path):
+    """The checker itself: it must find links, and flag the one that is broken, so a broken one cannot pass."""
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "f.png").write_bytes(b"")
+    page = tmp_path / "page.md"
+    page.write_text("see [here](page.md#x), ![F](figures/f.png), [gone](decoder.md), [web](https://x.org)\n"
+                    "```\n[in code](nowhere.md)\n```\n")
+    assert relative_links(page.read_text()) == ["page.md", "figures/f.png", "decoder.md"]
+    assert missing_link_targets(page) == ["decoder.md"]
+
+
+@pytest.mark.parametrize("page", MARKDOWN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_to_existing_files(page):
+    missing = missing_link_targets(page)
+    assert not missing, f"{page.relative_to(ROOT)} links to files that do not exist: {missing}"
+
+
+def test_readme_links_reach_the_docs_pages():
+    """The README is the front door: it must link to the docs pages (a rename that drops them fails here)."""
+    links = set(relative_links((ROOT / "README.md").read_text(encoding="utf-8")))
+    for page in ("four_well", "alanine_dipeptide", "trp_cage", "decoder", "errors", "cli"):
+        assert f"docs/{page}.md" in links
+
+
+def test_mkdocs_nav_pages_exist():
+    """Every page listed in mkdocs.yml's nav exists (the optional failure-modes page is added by a hook)."""
+    nav_pages = re.findall(r"^\s*-\s*[^:#]+:\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"),
+                           re.MULTILINE)
+    assert len(nav_pages) > 20
+    missing = [p for p in nav_pages if not (ROOT / "docs" / p).is_file()]
+    assert not missing, f"mkdocs.yml lists pages that do not exist: {missing}"
+
+
+def test_docs_index_mirrors_the_readme():
+    """docs/index.md is the README with its links made relative to docs/ and the CI markers dropped."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("](docs/", "](")
+    expected = "\n".join(line for line in readme.split("\n") if not re.fullmatch(r"<!-- [a-z-]+ -->", line))
+    assert (ROOT / "docs" / "index.md").read_text(encoding="utf-8") == expected, (
+        "docs/index.md differs from README.md: copy the README, rewrite '](docs/' as '](' and drop the "
+        "<!-- ...-command --> marker lines")

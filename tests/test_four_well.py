@@ -171,7 +171,7 @@ def test_pipeline_metrics_recompute_from_saved_data(quick_run):
 def test_quick_validation_is_physically_sound(quick_run):
     # The quick run trains on 1e6 BD steps (~2000 t1), so its BD free energy alone carries ~0.15 kT of
     # sampling noise; the LSS must stay close to that and to the exact kinetics. The full protocol's
-    # targets (0.2 kT, 15 %) are measured by `lss-jax four-well` and reported in the README.
+    # targets (0.2 kT, 15 %) are measured by `lss-jax four-well` and reported in docs/four_well.md.
     _, m = quick_run
     ts = m["implied_timescales"]
     assert abs(ts["bd"][0] / ts["exact"][0] - 1) < 0.10

@@ -190,7 +190,7 @@ def test_cli_host_devices_shard_the_rollout_over_cpu_cores_with_the_same_numbers
 
 def test_cli_distributed_two_processes_on_this_host_equal_one_process(model_dir, tmp_path):
     """`generate --distributed` in two real processes (coordinator on localhost, JAX_NUM_PROCESSES/JAX_PROCESS_ID
-    as the README says): the joined shares are the single-process run bit for bit."""
+    as docs/generation.md says): the joined shares are the single-process run bit for bit."""
     import socket
 
     with socket.socket() as s:

@@ -57,7 +57,7 @@ profile that misses two wells has an RMSE of several kT. We also report ``rmse_c
 the bins with exact probability >= 1e-2 of the maximum (64 bins), which leaves out the outermost
 bin on each side, next to the reflecting wall that min-max scaling puts at the data's extremes.
 
-Results (``benchmarks/adaptive_four_well.py``, JSON in ``benchmarks/results``) are in the README.
+Results (``benchmarks/adaptive_four_well.py``, JSON in ``benchmarks/results``) are in ``docs/adaptive_sampling.md``.
 
 Units: positions in the potential's units, energies in kT, time in the BD time unit (``D = 1``).
 

@@ -18,7 +18,7 @@ a fitted :class:`Decoder` is a value: network, coordinate map and sampling setti
 addressed like the propagator's: frame ``t`` of trajectory ``b`` decodes from
 ``fold_in(fold_in(key, b), t)``, whatever the batch or chunk it is decoded in.
 
-Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/decoders.py`` (README, "Decoder").
+Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/decoders.py`` (``docs/decoder.md``).
 """
 
 from __future__ import annotations

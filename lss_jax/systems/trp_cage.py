@@ -577,7 +577,7 @@ def folded_fraction(q, q_unfolded: float = Q_UNFOLDED, q_folded: float = Q_FOLDE
 # --------------------------------------------------------------------------------------------------
 
 SEQUENCE = "NLYIQWLKDGGPSSGRPPPS"
-DEFAULT_LAG = 10  # frames of the shipped data (50 ps): where the SRV timescales have converged (README, lagscan)
+DEFAULT_LAG = 10  # frames of the shipped data (50 ps): where the SRV timescales have converged (docs/trp_cage.md, lagscan)
 
 
 def is_trp_cage(topology) -> bool:
@@ -599,7 +599,7 @@ def lss_config(lag: int = DEFAULT_LAG, **overrides):
     Cα pairwise distances and Cα pseudo-torsions as features, a 3-D latent space, an MDN with C = 24 and a decoder
     on the Cα atoms. ``lag`` is in frames of the shipped data (5 ps each).
 
-    Two departures from the paper, both by measurement (README, Trp-cage):
+    Two departures from the paper, both by measurement (``docs/trp_cage.md``):
 
     * Cross-fitting (``encoder_fraction = 0.3``): the SRV trains on the leading 30 % of every training run and
       the propagator on the latent points of the other 70 %, frames the encoder never saw. Fitted on all
