@@ -54,18 +54,23 @@ def test_reference_detailed_balance_and_convergence():
 # ---------------------------------------------------------------- BD integrator
 @pytest.mark.parametrize("method", ["leimkuhler_matthews", "euler_maruyama"])
 def test_bd_harmonic_stationary_variance(method):
-    # OU with k = 4: Leimkuhler-Matthews samples the exact variance kT/k for any dt; Euler-Maruyama
-    # has variance kT/(k (1 - k D dt / 2)), i.e. +1% at k D dt = 0.02.
-    k, dt, n_walkers = 4.0, 5e-3, 2000
+    # OU with k = 4 at k D dt = 0.1: Leimkuhler-Matthews samples the exact variance kT/k for any dt; Euler-Maruyama
+    # has variance kT/(k (1 - k D dt / 2)), i.e. +5.3 %. 20 000 walkers x 10 frames 2 time units apart (correlation
+    # e^-8) make the standard error 0.3 %, so the test tells the two integrators apart (checked below: the other
+    # integrator's variance is more than 4 SE away, so swapping them fails).
+    k, dt, n_walkers = 4.0, 0.025, 20_000
     x0 = np.random.default_rng(0).normal(0, 0.5, n_walkers)
     traj = np.asarray(
-        brownian_dynamics(jax.random.key(1), x0, lambda x: -k * x, n_steps=2000, dt=dt, save_every=200, method=method)
+        brownian_dynamics(jax.random.key(1), x0, lambda x: -k * x, n_steps=1200, dt=dt, save_every=80, method=method)
     )
-    samples = traj[:, -5:].ravel()  # 5 frames per walker, 1 time unit apart (correlation e^-4)
-    expected = 1 / k if method == "leimkuhler_matthews" else 1 / (k * (1 - k * dt / 2))
-    # standard error of a variance estimate from ~n independent Gaussian samples: var * sqrt(2 / n)
-    se = expected * np.sqrt(2 / (n_walkers * 5)) * 1.5  # 1.5: residual frame correlation
-    assert abs(samples.var() - expected) < 5 * se
+    samples = traj[:, -10:].ravel()
+    variance = {"leimkuhler_matthews": 1 / k, "euler_maruyama": 1 / (k * (1 - k * dt / 2))}
+    expected = variance[method]
+    other = variance["euler_maruyama" if method == "leimkuhler_matthews" else "leimkuhler_matthews"]
+    # standard error of a variance estimate from n independent Gaussian samples: var * sqrt(2 / n)
+    se = expected * np.sqrt(2 / samples.size)
+    assert abs(samples.var() - expected) < 4 * se
+    assert abs(samples.var() - other) > 4 * se  # negative control: the other integrator's law is rejected
 
 
 def test_bd_chunks_are_bitwise_identical(key):
