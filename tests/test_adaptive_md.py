@@ -37,6 +37,19 @@ def test_seeds_are_the_best_scored_distinct_frames(model, traj):
     scores, terms = acquisition_scores(jax.random.key(0), model, psi[cand])
     assert np.isclose(sel.scores[0], scores.max())
     assert set(terms) == {"log_pi_lss", "log_rho_md", "epistemic_uncertainty"}
+    # The MD density term against a brute-force Gaussian KDE (Scott's rule: covariance n^(-2/(m+4)) times the data's)
+    # of the stored training frames in the unit box, and the score against the rule written out (beta = 0 with an
+    # ensemble: z[-log rho_MD] + z[U]), neither through the module's functions.
+    data = np.asarray(model.start_points, np.float64)
+    x = np.clip(model.to_unit(psi[cand]), 0, 1).astype(np.float64)
+    n, m = data.shape
+    cov = np.cov(data.T) * n ** (-2 / (m + 4))
+    diff = x[:, None] - data[None]
+    maha = np.einsum("ijk,kl,ijl->ij", diff, np.linalg.inv(cov), diff)
+    rho = np.exp(-0.5 * maha).mean(1) / np.sqrt((2 * np.pi) ** m * np.linalg.det(cov))
+    np.testing.assert_allclose(terms["log_rho_md"], np.log(np.maximum(rho, 1e-12)), rtol=1e-6, atol=1e-9)
+    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
+    np.testing.assert_allclose(scores, z(-terms["log_rho_md"]) + z(terms["epistemic_uncertainty"].astype(np.float64)), atol=1e-6)
     np.testing.assert_allclose(model.encode(traj[int(sel.indices[0])]), sel.psi[:1], rtol=1e-5, atol=1e-6)
 
 

@@ -33,19 +33,48 @@ def test_protocol_settings_and_recognition():
     assert not tc.is_trp_cage(load_alanine_dipeptide("train", stride=5000).topology)
 
 
-def test_folding_metrics_of_md_against_itself_and_of_broken_chains():
+def _reference_folding(xyz, frame_time_ps):
+    """Folded fraction and transitions per µs written independently of the module: Q from mdtraj's distances, the
+    hysteresis as a forward fill of the last frame outside (0.3, 0.7) in NumPy, events as changes of
+    the filled state."""
+    contacts = tc.native_contacts()
+    traj = md.Trajectory(np.asarray(xyz, np.float32), tc.native_structure().topology)
+    q = np.mean(md.compute_distances(traj, contacts.pairs) < 1.2 * contacts.distances, axis=1)
+    outside = np.flatnonzero((q < 0.3) | (q > 0.7))
+    last = np.maximum.accumulate(np.where((q < 0.3) | (q > 0.7), np.arange(len(q)), -1))
+    state = np.where(last >= 0, (q[np.maximum(last, 0)] > 0.7).astype(int), -1)
+    known = state[state >= 0]
+    events = int(np.sum(known[1:] != known[:-1]))
+    assert len(outside) > 0
+    return float(np.mean(known == 1)), events / (len(q) * frame_time_ps * 1e-6)
+
+
+def test_folding_metrics_against_an_independent_count_and_a_known_schedule():
     md_xyz = tc.load_trp_cage("independent").xyz
     stride = 10
-    same = tc.folding_metrics([md_xyz], md_xyz[None, ::stride], md_frame_time=5.0, lss_frame_time=5.0 * stride)
-    for key in ("folded_fraction", "transitions_per_us", "mean_q"):
-        assert same[key]["lss"] == pytest.approx(same[key]["md"], rel=1e-12)
-    assert same["rmsd_to_native_folded_nm"]["lss"] == pytest.approx(same["rmsd_to_native_folded_nm"]["md"])
-    # transition counts at the coarse spacing are those of the strided series, counted directly
-    direct = tc.folding_transitions(tc.fraction_native_contacts(md_xyz[::stride]))
-    assert same["events"]["md"]["n_folding"] == direct.n_folding
-    assert 0.3 < same["folded_fraction"]["md"] < 0.7 and same["folded_fraction"]["md_se"] > 0
-    assert same["virtual_bonds"]["fraction_frames_off_10pct"]["md"] < 1e-3
-    assert same["close_pairs"]["separation_4"]["md"]["fraction_frames_below_0.3nm"] == 0.0
+    out = tc.folding_metrics([md_xyz], md_xyz[None, ::stride], md_frame_time=5.0, lss_frame_time=5.0 * stride)
+    folded, rate = _reference_folding(md_xyz[::stride], 5.0 * stride)
+    for side in ("md", "lss"):  # MD is analysed at the LSS spacing, so both sides see the same strided frames
+        assert out["folded_fraction"][side] == pytest.approx(folded, rel=1e-12)
+        assert out["transitions_per_us"][side] == pytest.approx(rate, rel=1e-12)
+    folded_full, rate_full = _reference_folding(md_xyz, 5.0)
+    assert out["folded_fraction"]["md_full_resolution"] == pytest.approx(folded_full, rel=1e-12)
+    assert out["transitions_per_us"]["md_full_resolution"] == pytest.approx(rate_full, rel=1e-12)
+    assert 0.3 < folded < 0.7 and out["folded_fraction"]["md_se"] > 0
+    assert out["virtual_bonds"]["fraction_frames_off_10pct"]["md"] < 1e-3
+    assert out["close_pairs"]["separation_4"]["md"]["fraction_frames_below_0.3nm"] == 0.0
+    # A schedule with a known answer: native frames (Q = 1) and the native chain stretched 1.5x (Q = 0), in
+    # stretches of 10 U, 5 F, 3 U, 2 F frames: 7 of 20 frames folded, 2 folding and 1 unfolding events in 20 frames.
+    native = tc.native_structure().xyz[0]
+    centre = native.mean(0)
+    unfolded = centre + 1.5 * (native - centre)
+    schedule = [unfolded] * 10 + [native] * 5 + [unfolded] * 3 + [native] * 2
+    known = tc.folding_metrics([md_xyz], np.array(schedule)[None], md_frame_time=5.0, lss_frame_time=50.0)
+    assert known["folded_fraction"]["lss"] == pytest.approx(7 / 20)
+    assert (known["events"]["lss"]["n_folding"], known["events"]["lss"]["n_unfolding"]) == (2, 1)
+    assert known["transitions_per_us"]["lss"] == pytest.approx(3 / (20 * 50.0 * 1e-6))
+    assert known["rmsd_to_native_folded_nm"]["lss"][0] == pytest.approx(0.0, abs=1e-3)
+    assert known["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"] == 0.0
     # a chain with one virtual bond stretched by 20 % in every frame, and a chain squeezed to half its size
     stretched = md_xyz[:2000:stride].copy()
     stretched[:, 10:] += 0.2 * (stretched[:, 10:11] - stretched[:, 9:10])
