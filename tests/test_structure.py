@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mdtraj as md
 import numpy as np
+import scipy.stats
 import pytest
 
 from lss_jax.analysis.structure import (
@@ -188,10 +189,16 @@ def test_nearest_frame_rmsd_of_perturbed_copies(heavy):
     own = np.array([md.rmsd(noisy[i], frames, frame=i, parallel=False)[0] for i in range(frames.n_frames)])
     assert np.all(got > 0)
     assert np.all(got <= own + 1e-5)  # the own copy is one candidate of the minimum
-    # isotropic noise after optimal superposition: RMSD^2 ~ sigma^2 (3N - 6) / N
-    n = frames.n_atoms
-    expected = sigma * np.sqrt((3 * n - 6) / n)
-    assert 0.6 * expected < np.median(got) < 1.2 * expected
+    # Isotropic noise after optimal superposition: N RMSD^2 / sigma^2 ~ chi^2(3N - 6) (6 degrees of freedom taken
+    # by the fit). The sample median of the frames' RMSDs against that law's median, within 4 standard errors of a
+    # median (1 / (2 f(m) sqrt(n)), f the RMSD density at the median).
+    n, k = frames.n_atoms, 3 * frames.n_atoms - 6
+    x_median = scipy.stats.chi2.ppf(0.5, k)
+    median = sigma * np.sqrt(x_median / n)
+    density = scipy.stats.chi2.pdf(x_median, k) * 2 * n * median / sigma**2  # change of variables x -> RMSD
+    se = 1 / (2 * density * np.sqrt(len(got)))
+    assert abs(np.median(got) - median) < 4 * se, (np.median(got), median, se)
+    assert abs(np.median(got) - 1.2 * median) > 4 * se  # the old bounds (0.6-1.2x) would have passed a 20 % error
 
 
 def test_nearest_frame_rmsd_subsampling(heavy):
