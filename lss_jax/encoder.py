@@ -44,10 +44,18 @@ __all__ = [
 class SRVNet(nnx.Module):
     """MLP ``[..., n_features] -> [..., n_outputs]`` (paper: 2 x 100 tanh with batch norm).
 
+    With ``linear=True`` the output is a linear map of the features plus the MLP's correction,
+    ``chi(x) = W x + b + MLP(x)``, and the MLP's last layer starts at zero: :func:`fit_srv` sets ``W, b`` to TICA's
+    projection, so the untrained network is TICA and training starts from it (the linear floor).
+
     Example:
         >>> net = SRVNet(n_features=3, n_outputs=2, hidden=(8,), rngs=nnx.Rngs(0))
         >>> net(jax.random.normal(jax.random.key(0), (64, 3))).shape
         (64, 2)
+        >>> residual = SRVNet(n_features=3, n_outputs=2, hidden=(8,), linear=True, rngs=nnx.Rngs(0))
+        >>> x = jax.random.normal(jax.random.key(0), (64, 3))
+        >>> bool(jnp.allclose(residual(x), residual.linear(x)))   # the MLP's correction starts at zero
+        True
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class SRVNet(nnx.Module):
         *,
         activation: Callable = jnp.tanh,
         batch_norm: bool = True,
+        linear: bool = False,
         rngs: nnx.Rngs,
     ):
         if n_outputs < 1 or n_outputs > n_features:
@@ -70,7 +79,10 @@ class SRVNet(nnx.Module):
         # momentum 0.9 (flax default 0.99): running statistics must settle within a few hundred updates,
         # or the eval-mode network used for the eigen-decomposition lags far behind the trained one.
         self.norms = nnx.List([nnx.BatchNorm(b, momentum=0.9, rngs=rngs) for b in hidden]) if batch_norm else None
-        self.head = nnx.Linear(sizes[-1], n_outputs, rngs=rngs)
+        zero = nnx.initializers.zeros_init()
+        self.head = nnx.Linear(sizes[-1], n_outputs, kernel_init=zero, rngs=rngs) if linear else nnx.Linear(
+            sizes[-1], n_outputs, rngs=rngs)
+        self.linear = nnx.Linear(n_features, n_outputs, rngs=rngs) if linear else None
         self.activation = activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -80,7 +92,7 @@ class SRVNet(nnx.Module):
             if self.norms is not None:
                 h = self.norms[i](h)
             h = self.activation(h)
-        return self.head(h)
+        return self.head(h) if self.linear is None else self.linear(x) + self.head(h)
 
 
 def srv_loss(model: SRVNet, batch, *, epsilon: float = 1e-6) -> jax.Array:
@@ -236,10 +248,18 @@ def fit_srv(
     max_epochs: int = 50,
     patience: int = 5,
     val_fraction: float = 0.1,
+    tica_path: bool = False,
     progress: bool = True,
     checkpoint=None,
 ) -> tuple[SRVNet, SRVProjection, TrainHistory]:
     """Train an SRV on standardized features and solve its eigenproblem.
+
+    With ``tica_path=True`` (the linear floor) the network is ``TICA projection + MLP correction``
+    (:class:`SRVNet` with ``linear=True``): the linear part starts as TICA of the training pairs (the leading
+    ``n_outputs`` eigenvectors of :func:`reversible_decomposition`), the correction at zero, and the untrained network
+    is a candidate of early stopping. The encoder then never ends below TICA's validation VAMP-2 on the same
+    features, lag and split: what minibatches that rarely hold a rare state's frames, or a validation block that
+    never visits it, would otherwise lose, the linear path keeps.
 
     Args:
         key: PRNG key (initialization and shuffling).
@@ -250,6 +270,7 @@ def fit_srv(
         learning_rate, batch_size, max_epochs, patience: Adam and early stopping on the validation
             VAMP-2 score.
         val_fraction: trailing fraction of every trajectory held out for validation.
+        tica_path: start from TICA with a residual linear path (above).
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
@@ -271,11 +292,17 @@ def fit_srv(
             f"only {len(train_pairs[0])} lagged training pairs at lag {lag}: too few to estimate "
             f"{n_outputs}x{n_outputs} covariances; use a shorter lag or more data."
         )
-    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, rngs=nnx.Rngs(k_init))
+    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, linear=tica_path,
+                   rngs=nnx.Rngs(k_init))
+    if tica_path:
+        tica = reversible_decomposition(train, lag)
+        w = tica.vectors[:, :n_outputs]
+        model.linear.kernel.value = jnp.asarray(w, jnp.float32)
+        model.linear.bias.value = jnp.asarray(-tica.mean @ w, jnp.float32)
     model, history = fit(
         k_fit, model, srv_loss, train_pairs, val_pairs, optimizer=optax.adam(learning_rate),
         batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
-        checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}",
+        checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}", keep_initial=tica_path,
     )
     return model, srv_projection(model, features_list, lag), history
 

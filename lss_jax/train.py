@@ -72,6 +72,7 @@ def fit(
     step_fn: Callable | None = None,
     keep: str = "best",
     max_abs_loss: float = float("inf"),
+    keep_initial: bool = False,
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
 
@@ -106,6 +107,8 @@ def fit(
             ``"last"``: ``max_epochs`` epochs, the final parameters (for adversarial training, whose
             validation loss does not rank generators); ``patience`` is then ignored.
         max_abs_loss: a training loss whose absolute value exceeds this counts as diverged.
+        keep_initial: with ``keep="best"``, the initial parameters are a candidate too (validated before the first
+            epoch; ``best_epoch = -1`` when no epoch beats them): training can only improve on a good start.
 
     Returns:
         ``(trained_model, TrainHistory)``.
@@ -194,13 +197,14 @@ def fit(
     train_data = jax.tree_util.tree_map(jnp.asarray, train_data)
     val_data = jax.tree_util.tree_map(jnp.asarray, val_data)
     train_hist, val_hist = [], []
-    best = (np.inf, params, rest, -1)
+    best = (float(evaluate(params, rest, val_data)) if keep_initial else np.inf, params, rest, -1)
     waited, stopped, first_epoch, done = 0, False, 0, False
     if checkpoint is not None:
         from lss_jax.checkpoint import fingerprint
 
         run_id = fingerprint(run_id, desc, batch_size, max_epochs, patience, min_delta, stochastic, keep,
-                             step_fn is not None, train_data, val_data, params, rest, jax.random.key_data(key))
+                             step_fn is not None, train_data, val_data, params, rest, jax.random.key_data(key),
+                             *(["keep_initial"] if keep_initial else []))
         state = {"params": params, "rest": rest, "opt_state": opt_state, "key": key, "best": (params, rest)}
         loaded = checkpoint.load(state, fingerprint=run_id)
         if loaded is not None:

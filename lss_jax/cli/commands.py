@@ -120,6 +120,7 @@ def train(args) -> int:
         f"norm), {enc['train_vamp2_eval_mode']:.3f} on all training pairs (eval mode), {enc['best_val_vamp2']:.3f} on "
         f"validation\n                      (the first gap is batch norm and minibatch estimates, the second is "
         f"generalization to unseen data)"
+        f"{_floor_lines(enc, info['latent_dim'])}"
         f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
         f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}"
         f"{_consistency_lines(info['consistency'])}"
@@ -127,6 +128,19 @@ def train(args) -> int:
         f"\n  model               {out}"
     )
     return 0
+
+
+def _floor_lines(enc: dict, latent_dim: int) -> str:
+    """The train summary's linear floor: the encoder against TICA on the same features, lag and validation pairs."""
+    floor = enc.get("linear_floor")
+    if floor is None:
+        return ""
+    ts = ", ".join("not estimated" if not math.isfinite(t) else f"{t:.3g}" for t in floor["tica_timescales_ps"])
+    verdict = "at or above" if floor["srv_minus_tica_val_vamp2"] >= 0 else "BELOW"
+    return (f"\n  linear floor        validation VAMP-2 {floor['srv_val_vamp2']:.3f} (SRV) vs {floor['tica_val_vamp2']:.3f} "
+            f"(TICA, same features, lag and split): {verdict} TICA"
+            f"\n                      TICA timescales {ts}; latent dimension {latent_dim} from the gap of the better of the "
+            f"two estimates")
 
 
 def _value_with_error(value, error) -> str:
@@ -417,7 +431,7 @@ def lagscan(args) -> int:
     scaler = standardizer_fit(feats)
     frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     its = srv_lag_scan(jax.random.key(args.seed), [scaler.transform(f) for f in feats], args.lags, args.n_outputs,
-                       frame_time=frame_time, max_epochs=args.epochs)
+                       frame_time=frame_time, max_epochs=args.epochs, tica_path=True)  # as train (linear floor)
     out.mkdir(parents=True, exist_ok=True)
     implied_timescales_vs_lag(args.lags, its, frame_time=frame_time, unit="ps", path=out / "its.png")
     _io.write_json(out / "its.json", {"lags_frames": list(args.lags), "frame_time_ps": frame_time,

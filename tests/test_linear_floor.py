@@ -1,0 +1,93 @@
+"""The linear floor of the encoder: an SRV never ends below TICA on the same features, lag and split.
+
+The failure it guards (issue: sparse rare-event data): a slow process that a linear projection separates, visited
+in a handful of transitions. Minibatches rarely hold its frames and the validation block may never visit it, so a
+plain SRV trained from a random start can settle on the fast processes; TICA, fitted on all training pairs at
+once, keeps it. The synthetic system below is such a case with a known answer: a hidden two-state Markov chain
+(a rare state holding ~2.4 % of the frames, entered 3-4 times in 10 000 frames; exact slowest timescale
+-1 / ln(1 - p01 - p10) = 77.6 frames) seen through a noisy linear feature, mixed with three fast AR(1) processes
+and nonlinear functions of them into 10 features.
+"""
+
+import jax
+import numpy as np
+import optax
+import pytest
+from deeptime.decomposition import TICA
+
+from lss_jax.data.pairs import lagged_pairs, split_trajectories
+from lss_jax.encoder import fit_srv, implied_timescales, reversible_decomposition, srv_loss
+from lss_jax.model import _linear_floor
+
+LAG, K = 5, 3
+
+
+def _rare_state_features(seed, n=10_000, p10=1 / 80, occupancy=0.024):
+    rng = np.random.default_rng(seed)
+    p01 = occupancy * p10 / (1 - occupancy)
+    u = rng.uniform(size=n)
+    s = np.zeros(n, int)
+    for t in range(1, n):
+        s[t] = (u[t] < p01) if s[t - 1] == 0 else (u[t] >= p10)
+    phi = np.array([0.9, 0.7, 0.5])
+    fast = np.zeros((n, 3))
+    for t in range(1, n):
+        fast[t] = phi * fast[t - 1] + np.sqrt(1 - phi**2) * rng.normal(size=3)
+    raw = np.column_stack([s + 0.05 * rng.normal(size=n), fast, np.tanh(2 * fast[:, 0]), fast[:, 1] ** 2])
+    x = raw @ rng.normal(size=(raw.shape[1], 10))
+    return ((x - x.mean(0)) / x.std(0)).astype(np.float32), s
+
+
+def _t1(eigenvalues):
+    return float(implied_timescales(eigenvalues[:1], LAG)[0])
+
+
+# Seeds whose validation block (the last 10 %) never or rarely visits the rare state: the plain SRV's failure cases.
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_srv_keeps_the_rare_slow_process_that_tica_finds(seed):
+    x, s = _rare_state_features(seed)
+    assert 2 <= np.sum((s[1:] == 1) & (s[:-1] == 0)) <= 6  # a handful of transitions
+    t_tica = _t1(reversible_decomposition([x], LAG).eigenvalues)
+    assert t_tica > 15  # TICA sees the slow process (the fast ones are below 10 frames)
+    _, projection, _ = fit_srv(jax.random.key(seed), [x], LAG, K, tica_path=True, progress=False)
+    assert _t1(projection.eigenvalues) >= 0.95 * t_tica
+    # negative control: the same SRV without the TICA path loses it in these seeds (t1 10-21 frames vs TICA 17-41)
+    _, plain, _ = fit_srv(jax.random.key(seed), [x], LAG, K, tica_path=False, progress=False)
+    assert _t1(plain.eigenvalues) < 0.8 * t_tica
+
+
+def test_training_that_only_hurts_returns_the_tica_start():
+    """A learning rate that wrecks every epoch: early stopping keeps the untrained network, which is TICA
+    (best_epoch -1, the same validation VAMP-2 as TICA's to float32 rounding); without the floor the wrecked
+    network is what comes back."""
+    x, _ = _rare_state_features(1, n=4000)
+    kwargs = dict(hidden=(16,), batch_size=500, max_epochs=2, patience=1, learning_rate=5.0, progress=False)
+    net, _, history = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, **kwargs)
+    assert history.best_epoch == -1
+    floor = _linear_floor(net, [x], LAG, 0.1, K, timestep=1.0)
+    assert floor["srv_val_vamp2"] == pytest.approx(floor["tica_val_vamp2"], abs=1e-4)
+    plain, _, history = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=False, **kwargs)
+    assert history.best_epoch >= 0
+    assert _linear_floor(plain, [x], LAG, 0.1, K, timestep=1.0)["srv_minus_tica_val_vamp2"] < -0.05
+
+
+def test_linear_floor_reports_tica_as_deeptime_computes_it():
+    x, _ = _rare_state_features(3, n=4000)
+    net, _, _ = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, hidden=(16,), max_epochs=2, progress=False)
+    floor = _linear_floor(net, [x], LAG, 0.1, K, timestep=2.0)
+    reference = TICA(lagtime=LAG, dim=K, scaling=None).fit(x.astype(np.float64)).fetch_model()
+    np.testing.assert_allclose(floor["tica_timescales_ps"], reference.timescales(K) * 2.0, rtol=1e-6)
+    # TICA's validation VAMP-2, written out in float64: 1 + ||C0^-1/2 C1 C0^-1/2||_F^2 of its projections on the
+    # validation pairs, with the symmetrized (reversible) covariances about the pairs' joint mean
+    train, val = split_trajectories([x], 0.1)
+    tica = reversible_decomposition(train, LAG)
+    x0, xt = lagged_pairs(val, LAG)
+    y0, yt = [(np.asarray(a, np.float64) - tica.mean) @ tica.vectors[:, :K] for a in (x0, xt)]
+    mean = 0.5 * (y0.mean(0) + yt.mean(0))
+    y0, yt = y0 - mean, yt - mean
+    c0 = 0.5 * (y0.T @ y0 + yt.T @ yt) / len(y0)
+    c1 = 0.5 * (y0.T @ yt + yt.T @ y0) / len(y0)
+    w, v = np.linalg.eigh(c0)
+    inv_sqrt = v @ np.diag(w**-0.5) @ v.T
+    assert floor["tica_val_vamp2"] == pytest.approx(1 + np.sum((inv_sqrt @ c1 @ inv_sqrt) ** 2), rel=1e-4)
+    assert float(-srv_loss(net, (x0, xt))) == pytest.approx(floor["srv_val_vamp2"])
