@@ -18,7 +18,7 @@ from lss_jax.analysis import (
     reversible_transition_matrix,
     smoluchowski_reference,
 )
-from lss_jax.pipelines.four_well import FourWellConfig, run_four_well
+from lss_jax.pipelines.four_well import FourWellConfig
 from lss_jax.systems.four_well import brownian_dynamics, four_well_force, four_well_potential
 
 
@@ -137,9 +137,13 @@ def test_lumped_exact_msm_approaches_generator_timescales():
 # ---------------------------------------------------------------- pipeline
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """`lss-jax four-well --quick` through the command line (run_four_well(FourWellConfig.quick()) behind it, so the
+    command is covered at no extra cost); the metrics are what it wrote to metrics.json."""
+    from lss_jax.cli import main
+
     out = tmp_path_factory.mktemp("four_well")
-    metrics = run_four_well(FourWellConfig.quick(), out, progress=False, log=lambda s: None)
-    return out, metrics
+    assert main(["four-well", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_pipeline_writes_documented_outputs(quick_run):
@@ -160,6 +164,8 @@ def test_pipeline_writes_documented_outputs(quick_run):
     for name in ("stationary_density.png", "trajectories.png", "transition_density.png", "implied_timescales.png"):
         assert (out / name).stat().st_size > 10_000
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
+    resolved = (out / "lss-jax-four-well.toml").read_text()  # the command's options, to rerun it with --config
+    assert "quick = true" in resolved and "seed = 0" in resolved
 
 
 def test_pipeline_metrics_recompute_from_saved_data_with_independent_estimators(quick_run):
