@@ -48,9 +48,9 @@ class LSSConfig:
     encoder_batch_size: int = 2000
     encoder_epochs: int = 50
     encoder_patience: int = 5
-    # the linear floor: the SRV is a TICA projection plus a learned correction, trained from TICA (which stays a
-    # candidate of early stopping), so it never scores below TICA on validation (lss_jax.encoder.fit_srv)
-    encoder_tica_path: bool = True
+    # the linear floor: an SRV that ends below TICA's VAMP-2 on the training or validation pairs is trained again
+    # from TICA with a residual linear path, which never ends below it (lss_jax.encoder.fit_srv)
+    encoder_linear_floor: bool = True
     # MDN propagator
     n_components: int = 24
     propagator_hidden: tuple[int, ...] = (100, 100)
@@ -101,8 +101,8 @@ class LSSConfig:
             raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
-        if not isinstance(self.encoder_tica_path, bool):
-            raise ValueError(f"encoder_tica_path must be true or false, got {self.encoder_tica_path!r}.")
+        if not isinstance(self.encoder_linear_floor, bool):
+            raise ValueError(f"encoder_linear_floor must be true or false, got {self.encoder_linear_floor!r}.")
         if isinstance(self.encoder_fraction, bool) or not 0 < self.encoder_fraction <= 1:
             raise ValueError(f"encoder_fraction must be in (0, 1] (1: encoder and propagator train on the same frames; "
                              f"e.g. 0.5 for cross-fitting on halves), got {self.encoder_fraction!r}.")

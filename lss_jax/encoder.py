@@ -32,6 +32,8 @@ __all__ = [
     "SRVProjection",
     "srv_loss",
     "fit_srv",
+    "linear_floor",
+    "below_floor",
     "srv_projection",
     "reversible_decomposition",
     "srv_transform",
@@ -235,6 +237,50 @@ def choose_latent_dim(timescales, max_dim: int | None = None) -> int:
     return int(np.argmax(t[:-1] / t[1:]) + 1)
 
 
+def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float = 0.1,
+                 max_pairs: int = 200_000) -> dict:
+    """The encoder against TICA on the same features, lag and split: reversible VAMP-2 on the training and on the
+    validation pairs.
+
+    TICA (:func:`reversible_decomposition` of the features) is fitted on the training part; both are scored with
+    as many outputs as the network has, by :func:`lss_jax.vamp.vamp_loss` (reversible, r = 2) on all pairs of
+    each part (evenly spaced, at most ``max_pairs``), the network in eval mode. A nonlinear encoder whose function
+    class holds the linear map should score at least TICA's on both; less means its training failed.
+
+    Returns:
+        dict with ``srv_train_vamp2``, ``tica_train_vamp2``, ``srv_val_vamp2``, ``tica_val_vamp2`` and
+        ``tica_eigenvalues`` (of TICA on all the frames, as the SRV projection's; leading ``k``).
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
+        >>> net, _, _ = fit_srv(jax.random.key(0), [x], 1, 2, hidden=(4,), batch_size=64, max_epochs=1, progress=False)
+        >>> sorted(linear_floor(net, [x], 1))[:2]
+        ['srv_train_vamp2', 'srv_val_vamp2']
+    """
+    k = model.head.out_features
+    train, val = split_trajectories(features_list, val_fraction)
+    tica = reversible_decomposition(train, lag)
+    w = tica.vectors[:, :k]
+    out = {}
+    model.eval()
+    for part_name, part in (("train", train), ("val", val)):
+        x0, xt = lagged_pairs(part, lag)
+        keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
+        x0, xt = x0[keep], xt[keep]
+        project = lambda x: jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32)  # noqa: E731
+        out[f"srv_{part_name}_vamp2"] = -float(srv_loss(model, (jnp.asarray(x0), jnp.asarray(xt))))
+        out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(project(x0), project(xt), r=2, reversible=True))
+    out["tica_eigenvalues"] = reversible_decomposition(features_list, lag).eigenvalues[:k]
+    return out
+
+
+def below_floor(scores: dict, tolerance: float = 1e-3) -> bool:
+    """Whether :func:`linear_floor` scores put the encoder below TICA on the training or the validation pairs, by
+    more than ``tolerance`` of TICA's score (float32 scores of the same map agree to ~1e-5; the failures this
+    catches are 10-30 %)."""
+    return any(scores[f"srv_{p}_vamp2"] < (1 - tolerance) * scores[f"tica_{p}_vamp2"] for p in ("train", "val"))
+
+
 def fit_srv(
     key: jax.Array,
     features_list,
@@ -249,6 +295,7 @@ def fit_srv(
     patience: int = 5,
     val_fraction: float = 0.1,
     tica_path: bool = False,
+    linear_floor_fallback: bool = False,
     progress: bool = True,
     checkpoint=None,
 ) -> tuple[SRVNet, SRVProjection, TrainHistory]:
@@ -261,6 +308,10 @@ def fit_srv(
     features, lag and split: what minibatches that rarely hold a rare state's frames, or a validation block that
     never visits it, would otherwise lose, the linear path keeps.
 
+    With ``linear_floor_fallback=True`` (what :func:`lss_jax.fit_lss` does) the plain SRV is trained first and kept
+    when it scores at least TICA's VAMP-2 on both the training and the validation pairs (:func:`linear_floor`);
+    otherwise the network is trained again, with the same key, from TICA with the residual linear path.
+
     Args:
         key: PRNG key (initialization and shuffling).
         features_list: list of ``[n_frames, n_features]`` arrays, one per trajectory.
@@ -271,6 +322,7 @@ def fit_srv(
             VAMP-2 score.
         val_fraction: trailing fraction of every trajectory held out for validation.
         tica_path: start from TICA with a residual linear path (above).
+        linear_floor_fallback: train plain, and from TICA only when the plain network ends below it (above).
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
@@ -304,6 +356,12 @@ def fit_srv(
         batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
         checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}", keep_initial=tica_path,
     )
+    if linear_floor_fallback and not tica_path and below_floor(linear_floor(model, features_list, lag,
+                                                                            val_fraction=val_fraction)):
+        # deterministic, so an interrupted run repeats it to the same bits; no checkpoint of its own
+        return fit_srv(key, features_list, lag, n_outputs, hidden=hidden, batch_norm=batch_norm,
+                       learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                       val_fraction=val_fraction, tica_path=True, progress=progress)
     return model, srv_projection(model, features_list, lag), history
 
 

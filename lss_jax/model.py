@@ -31,7 +31,8 @@ from lss_jax.data.featurize import Standardizer, feature_names, featurize, stand
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
 from lss_jax.decoder import Decoder, fit_decoder
-from lss_jax.encoder import SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, srv_transform
+from lss_jax.encoder import (SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, linear_floor,
+                             srv_transform)
 from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
@@ -314,29 +315,6 @@ def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs
     return -float(srv_loss(encoder, (jnp.asarray(x0[keep]), jnp.asarray(xt[keep]))))
 
 
-def _linear_floor(encoder, features, lag: int, val_fraction: float, k: int, timestep: float) -> dict:
-    """The encoder against TICA on the same features, lag and split (the linear floor).
-
-    TICA (:func:`lss_jax.encoder.reversible_decomposition` of the features) is fitted on the encoder's training
-    part; both are scored by the reversible VAMP-2 of their ``k`` outputs on all validation pairs (the encoder in eval
-    mode). TICA's implied timescales come from all the encoder's frames, like the SRV's.
-    """
-    from lss_jax.data.pairs import lagged_pairs, split_trajectories
-    from lss_jax.encoder import reversible_decomposition, srv_loss
-    from lss_jax.vamp import vamp_loss
-
-    train, val = split_trajectories(features, val_fraction)
-    tica = reversible_decomposition(train, lag)
-    w = tica.vectors[:, :k]
-    x0, xt = lagged_pairs(val, lag)
-    project = lambda x: jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32)  # noqa: E731
-    tica_val = -float(vamp_loss(project(x0), project(xt), r=2, reversible=True))
-    srv_val = -float(srv_loss(encoder, (jnp.asarray(x0), jnp.asarray(xt))))
-    tica_all = reversible_decomposition(features, lag)
-    return {"tica_val_vamp2": tica_val, "srv_val_vamp2": srv_val, "srv_minus_tica_val_vamp2": srv_val - tica_val,
-            "tica_timescales_ps": implied_timescales(tica_all.eigenvalues[:k], lag * timestep).tolist()}
-
-
 def fit_lss(
     key: jax.Array, trajs, config: LSSConfig, *, progress: bool = True, checkpoint_dir=None, resume: bool = False,
     checkpoint_every: int = 1,
@@ -398,15 +376,17 @@ def fit_lss(
     encoder, projection, enc_hist = fit_srv(
         k_enc, enc_fs, cfg.lag, k, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
         learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
-        patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, tica_path=cfg.encoder_tica_path,
+        patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, linear_floor_fallback=cfg.encoder_linear_floor,
         progress=progress, checkpoint=ckpt("encoder"),
     )
     timestep = data.timestep
     ts = implied_timescales(projection.eigenvalues, cfg.lag * timestep)
     train_vamp2 = _eval_mode_vamp2(encoder, enc_fs, cfg.lag, cfg.val_fraction)
-    floor = _linear_floor(encoder, enc_fs, cfg.lag, cfg.val_fraction, k, timestep)
+    floor = linear_floor(encoder, enc_fs, cfg.lag, val_fraction=cfg.val_fraction)
+    tica_ts = implied_timescales(floor.pop("tica_eigenvalues"), cfg.lag * timestep)
+    floor.update(tica_timescales_ps=tica_ts.tolist(), tica_path=encoder.linear is not None)
     # the timescale gap is judged on the better of the two estimates, so that a slow process TICA sees is kept
-    ts_gap = np.fmax(ts[:k], np.asarray(floor["tica_timescales_ps"], np.float64)[: len(ts[:k])])
+    ts_gap = np.fmax(ts[:k], tica_ts[: len(ts[:k])])
     latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts_gap)
     psi = [srv_transform(encoder, projection, f, latent_dim) for f in fs]
     timings["encoder"] = time.perf_counter() - t0
@@ -461,7 +441,7 @@ def fit_lss(
         "encoder": {"epochs": enc_hist.epochs_run, "best_val_vamp2": -min(enc_hist.val_loss),
                     "last_epoch_train_batches_vamp2": -enc_hist.train_loss[-1],
                     "train_vamp2_eval_mode": train_vamp2, "best_epoch": enc_hist.best_epoch,
-                    "tica_path": cfg.encoder_tica_path, "linear_floor": floor},
+                    "linear_floor": floor},
         "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
         "decoder": {"kind": cfg.decoder, "coordinates": cfg.decoder_coordinates, "epochs": dec_hist.epochs_run,
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),

@@ -196,8 +196,7 @@ def load_model(path: str | os.PathLike):
 
     path = Path(path)
     meta, version = _read_meta(path)
-    # models saved before the linear floor have a plain SRV network
-    cfg = LSSConfig.from_dict({"encoder_tica_path": False, **meta["config"]})
+    cfg = LSSConfig.from_dict(meta["config"])
     if version == 1:  # format 1: the cWGAN-GP on aligned Cartesian coordinates, its settings in the config
         cfg = dataclasses.replace(cfg, decoder="wgan", decoder_coordinates="cartesian")
     arrays = np.load(path / "arrays.npz")
@@ -206,9 +205,10 @@ def load_model(path: str | os.PathLike):
     projection = SRVProjection(arrays["srv_mean"], arrays["srv_vectors"], arrays["srv_eigenvalues"], cfg.lag)
     rngs = nnx.Rngs(0)  # templates only: every weight is then read from the files
     weights = lambda name: dict(np.load(path / name))  # noqa: E731
+    encoder_weights = weights("encoder.npz")
+    linear = any(name.startswith("linear/") for name in encoder_weights)  # the linear floor's TICA path was used
     encoder = load_weights(SRVNet(int(meta["n_features"]), projection.vectors.shape[0], cfg.encoder_hidden,
-                                  batch_norm=cfg.encoder_batch_norm, linear=cfg.encoder_tica_path, rngs=rngs),
-                           weights("encoder.npz"))
+                                  batch_norm=cfg.encoder_batch_norm, linear=linear, rngs=rngs), encoder_weights)
     encoder.eval()
     propagator = load_weights(
         MDN(latent_dim, cfg.n_components, cfg.propagator_hidden, scale_floor=cfg.scale_floor, rngs=rngs),
