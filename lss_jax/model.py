@@ -31,8 +31,8 @@ from lss_jax.data.featurize import Standardizer, feature_names, featurize, stand
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
 from lss_jax.decoder import Decoder, fit_decoder
-from lss_jax.encoder import (SRVNet, SRVProjection, choose_latent_dim, fit_srv, implied_timescales, linear_floor,
-                             srv_transform)
+from lss_jax.encoder import (SRVNet, SRVProjection, below_floor, choose_latent_dim, fit_srv, implied_timescales,
+                             linear_floor, srv_transform)
 from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
@@ -384,7 +384,7 @@ def fit_lss(
     train_vamp2 = _eval_mode_vamp2(encoder, enc_fs, cfg.lag, cfg.val_fraction)
     floor = linear_floor(encoder, enc_fs, cfg.lag, val_fraction=cfg.val_fraction)
     tica_ts = implied_timescales(floor.pop("tica_eigenvalues"), cfg.lag * timestep)
-    floor.update(tica_timescales_ps=tica_ts.tolist(), tica_path=encoder.linear is not None)
+    floor.update(tica_timescales_ps=tica_ts.tolist(), tica_path=encoder.linear is not None, below=below_floor(floor))
     # the timescale gap is judged on the better of the two estimates, so that a slow process TICA sees is kept
     ts_gap = np.fmax(ts[:k], tica_ts[: len(ts[:k])])
     latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts_gap)

@@ -94,3 +94,27 @@ def test_linear_floor_reports_tica_as_deeptime_computes_it():
     inv_sqrt = v @ np.diag(w**-0.5) @ v.T
     assert floor["tica_val_vamp2"] == pytest.approx(1 + np.sum((inv_sqrt @ c1 @ inv_sqrt) ** 2), rel=1e-4)
     assert float(-srv_loss(net, (x0, xt))) == pytest.approx(floor["srv_val_vamp2"])
+
+
+def test_a_model_with_the_tica_path_records_the_floor_and_saves_and_loads(monkeypatch, tmp_path):
+    """fit_lss with encoder_linear_floor: the fallback's network (forced here) is saved with its linear path, found
+    again from the weights on load, and the model is bitwise the same; the comparison is in the model's record."""
+    import chex
+
+    import lss_jax.encoder as encoder_module
+    from lss_jax import fit_lss
+    from lss_jax.config import LSSConfig
+    from lss_jax.datasets import load_alanine_dipeptide
+    from lss_jax.model_io import load_model
+
+    monkeypatch.setattr(encoder_module, "below_floor", lambda scores, tolerance=1e-3: True)
+    config = LSSConfig(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3,
+                       encoder_linear_floor=True)
+    model = fit_lss(jax.random.key(3), load_alanine_dipeptide("train", stride=10), config, progress=False)
+    floor = model.info["encoder"]["linear_floor"]
+    assert model.encoder.linear is not None and floor["tica_path"]
+    assert floor["srv_val_vamp2"] >= floor["tica_val_vamp2"] - 1e-4  # the TICA start is a candidate of early stopping
+    assert len(floor["tica_timescales_ps"]) == 2
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert loaded.encoder.linear is not None
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))

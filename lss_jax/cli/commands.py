@@ -138,6 +138,8 @@ def _floor_lines(enc: dict, latent_dim: int) -> str:
     ts = ", ".join("not estimated" if not math.isfinite(t) else f"{t:.3g}" for t in floor["tica_timescales_ps"])
     how = ("trained from TICA with a linear path (the plain SRV had ended below it)" if floor["tica_path"]
            else "the plain SRV")
+    if floor.get("below"):
+        how += " -- BELOW TICA: set encoder_linear_floor = true in --config to train it from TICA"
     return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs "
             f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}, validation {floor['srv_val_vamp2']:.3f} vs "
             f"{floor['tica_val_vamp2']:.3f}; encoder: {how}"
