@@ -94,15 +94,26 @@ def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
-    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path."""
+    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path.
+
+    The directory is locked while it is written (:func:`lss_jax._io.exclusive_output`): a second writer of the
+    same path is refused.
+    """
+    from lss_jax._io import exclusive_output
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
+    with exclusive_output(path, what="model directory", how_to_fix="wait for it to finish, or save to another path"):
+        return _save_model(model, path)
+
+
+def _save_model(model, path: Path) -> Path:
     import mdtraj as md
 
     from lss_jax import __version__
     from lss_jax.decoder import coordinate_map_arrays, support_arrays
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         np.savez(

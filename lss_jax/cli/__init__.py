@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -17,7 +18,6 @@ __all__ = ["main", "build_parser"]
 def main(argv=None) -> int:
     """Run the command line; errors are one line on stderr (exit 1; 2 for usage errors), tracebacks only with --debug."""
     import re
-    import shutil
     from pathlib import Path
 
     parser = build_parser()
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     debug = "--debug" in (argv[: argv.index(command)] if command else argv)
 
     def one_line(err: BaseException) -> str:
-        text = " ".join(str(err).split())
+        text = " ".join([*str(err).split(), *" ".join(getattr(err, "__notes__", [])).split()])
         if isinstance(err, (ValueError, OSError, FloatingPointError, RuntimeError)) or not text:
             hint = ""
             if type(err).__name__ == "ModelFormatError" and "Upgrade" not in text:
@@ -71,6 +71,31 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handlers = commands.COMMANDS
+    # One writer per output: --out is locked before anything is written (lss_jax._io.exclusive_output); a second
+    # command writing the same path is refused at once and removes nothing. With `generate --distributed` each
+    # process owns only its process-PPP/ share (generate_to_directory locks it).
+    from lss_jax import _io
+
+    out = Path(args.out) if getattr(args, "out", None) and not getattr(args, "distributed", False) else None
+    owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
+             if out is not None and out.absolute().parent.is_dir() else contextlib.nullcontext())  # else: the command says so
+    try:
+        with owned:
+            return _run(args, extras, handlers, one_line)
+    except Exception as err:  # the lock: held by another process, or its file could not be created
+        if args.debug:
+            raise
+        print(f"lss-jax {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _run(args, extras, handlers, one_line) -> int:
+    """Run the command; on failure remove the partial output it created (the caller holds the output's lock)."""
+    import shutil
+    from pathlib import Path
+
+    from lss_jax._io import OutputLockedError
+
     # No partial output: on failure remove what train/report/lagscan created under --out (generate keeps its
     # chunks on purpose, so that a rerun continues; it checks its inputs before writing anything).
     out = Path(args.out) if args.command in ("train", "report", "lagscan") else None
@@ -103,6 +128,8 @@ def main(argv=None) -> int:
         remove_partial_output()
         print(f"lss-jax {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OutputLockedError:
+        raise  # another process owns an output: nothing here is ours to remove
     except Exception as err:
         remove_partial_output()
         if args.debug:

@@ -1,0 +1,145 @@
+"""Failure modes that used to lose data or kill the process (docs/failure-modes.md has the table): two writers
+of one output, a request beyond memory or disk, data that do not move, a full disk, a model from a newer
+lss_jax. Each test names its row of the table."""
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import mdtraj as md
+import pytest
+
+from lss_jax import _io
+from lss_jax.cli import main
+from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
+from lss_jax.lss import LSS
+from lss_jax.simulate import generate_to_directory, load_generated
+
+TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 1, "propagator_epochs": 1, "decoder_iterations": 5, "seed": 3,
+        "encoder_hidden": (16,), "propagator_hidden": (16,), "n_components": 2, "decoder_hidden": (16,)}
+TOP = str(alanine_dipeptide_files()["pdb"])
+IO_MODULE = Path(_io.__file__)
+
+# A second process that takes the lock of an output with lss_jax's own helper (loaded from its file, so that the
+# process starts in a fraction of a second: lss_jax._io needs only numpy) and holds it until told to finish.
+HOLDER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("lock_io", sys.argv[1])
+io = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(io)
+with io.exclusive_output(sys.argv[2]):
+    print("locked", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(IO_MODULE), str(path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        with contextlib.suppress(OSError):  # (a test may have killed it)
+            proc.communicate("done\n", timeout=60)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny model and trajectories: 300 frames that move, and 300 that do not."""
+    root = tmp_path_factory.mktemp("failure-modes")
+    traj = load_alanine_dipeptide("train")[:300]
+    traj.save(str(root / "ok.xtc"))
+    md.join([traj[0]] * 300).save(str(root / "constant.xtc"))  # one structure written 300 times
+    md.join([traj[i] for i in range(0, 250, 50)] * 60).save(str(root / "repeated.xtc"))  # 5 structures, 60 times each
+    model = LSS(**TINY).fit(traj, progress=False)
+    model.save(root / "model")
+    return root, model
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+# ---------------------------------------------------------------------------------------------- concurrent writers
+def test_second_writer_is_refused_at_once_naming_the_first(data, tmp_path, capsys):
+    """Rows "two generate runs into one --out", "two train runs into one --out", "--distributed with the same
+    process id": the second writer stops before writing a byte, and names the first (pid, host, start time)."""
+    root, model = data
+    first = f"is being written by another lss_jax process (pid {{}} on host {socket.gethostname()}, started "
+    gen = tmp_path / "gen"
+    with lock_held_by_another_process(gen) as proc:
+        start = time.perf_counter()
+        assert main(["generate", "--model", str(root / "model"), "--n-traj", "64", "--n-steps", "3000", "--out",
+                     str(gen), "--seed", "2", "--no-progress"]) == 1
+        assert time.perf_counter() - start < 5  # refused before the model was even loaded
+        line = one_line(capsys)
+        assert first.format(proc.pid) in line and "wait for it to finish, or give another --out" in line
+        assert _io.lock_holder(gen)["pid"] == proc.pid
+        with pytest.raises(_io.OutputLockedError, match=f"pid {proc.pid}"):  # the library refuses too
+            generate_to_directory(jax.random.key(0), model, gen, 2, 4, progress=False)
+    with lock_held_by_another_process(tmp_path / "g.xtc") as proc:
+        assert main(["generate", "--model", str(root / "model"), "--n-traj", "2", "--n-steps", "4", "--out",
+                     str(tmp_path / "g.xtc")]) == 1
+        assert first.format(proc.pid) in one_line(capsys)
+    with lock_held_by_another_process(tmp_path / "model") as proc:  # guards the model and model.checkpoints/
+        assert main(["train", "--traj", str(root / "ok.xtc"), "--top", TOP, "--lag", "2", "--out",
+                     str(tmp_path / "model"), "--no-progress"]) == 1
+        assert first.format(proc.pid) in one_line(capsys)
+    (tmp_path / "multi").mkdir()
+    with lock_held_by_another_process(tmp_path / "multi" / "process-000") as proc:  # same JAX_PROCESS_ID twice
+        with pytest.raises(_io.OutputLockedError, match=f"generation directory .*process-000 .*pid {proc.pid}"):
+            generate_to_directory(jax.random.key(0), model, tmp_path / "multi", 4, 4, process_index=0,
+                                  process_count=2, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multi"]  # nothing written, no lock file left
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == []
+
+
+def test_reader_refuses_a_generation_that_is_being_written(data, tmp_path):
+    """Row "reading a generation while it is written": load_generated (and report --lss DIR) refuse it."""
+    _, model = data
+    gen = tmp_path / "gen"
+    generate_to_directory(jax.random.key(1), model, gen, 2, 4, progress=False)
+    with lock_held_by_another_process(gen) as proc:
+        with pytest.raises(ValueError, match=f"is being written by another lss_jax process \\(pid {proc.pid}"):
+            load_generated(gen)
+    assert load_generated(gen).latent.shape == (2, 4, 2)  # the writer is gone: readable again
+
+
+def test_stale_lock_of_a_killed_writer_is_taken_over_with_a_note(data, tmp_path):
+    """Row "a writer killed with SIGKILL": the kernel drops its lock; the next run takes over, names the dead
+    process, and finishes the output."""
+    _, model = data
+    gen = tmp_path / "gen"
+    with lock_held_by_another_process(gen) as proc:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads(_io.lock_path(gen).read_text())["pid"] == proc.pid  # the file stays, naming the dead writer
+    with pytest.warns(_io.StaleLockWarning, match=f"left by pid {proc.pid} on host .*which no longer runs"):
+        generate_to_directory(jax.random.key(1), model, gen, 2, 4, progress=False)
+    assert not _io.lock_path(gen).exists()
+    assert load_generated(gen).latent.shape == (2, 4, 2)
+
+
+def test_nested_locks_of_one_process_and_release_on_error(tmp_path):
+    """The CLI locks --out and the library function it calls locks it again: same process, no conflict; an
+    exception releases the lock and removes its file."""
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="boom"):
+        with _io.exclusive_output(out):
+            with _io.exclusive_output(out):
+                assert _io.lock_holder(out) is None  # held by this very process
+            assert _io.lock_path(out).is_file()  # the inner block does not release the outer one
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
