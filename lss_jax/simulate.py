@@ -60,6 +60,8 @@ __all__ = [
     "load_generated",
     "export_trajectory",
     "check_output_format",
+    "check_generation_fits",
+    "estimate_generation",
     "process_share",
 ]
 
@@ -113,6 +115,129 @@ def default_chunk_steps(n_trajectories: int, n_steps: int, save_every: int, fram
     """Chunk length so one chunk holds about :data:`CHUNK_BYTES` of output (results do not depend on it)."""
     frames = max(1, CHUNK_BYTES // max(1, frame_bytes * n_trajectories))
     return min(n_steps, frames * save_every)
+
+
+class GenerationSize(NamedTuple):
+    """What a generation is expected to need (:func:`estimate_generation`), in bytes."""
+
+    memory: int  # peak memory of the process
+    disk: int  # disk space it writes (single-file output: the chunks and the file, both at once)
+    streamed_memory: int  # peak memory of the same run written to a directory (chunk by chunk)
+    per_trajectory_memory: int  # the part of the streamed peak that grows with the number of trajectories
+
+
+# the process itself (JAX, XLA, the model): `lss-jax generate` with the alanine dipeptide model peaks at 0.53 GB
+# for 64 x 3000 frames and 1.16 GB for 2000 x 3000 on CPU, where this estimate gives 0.96 and 1.93 GB
+_GENERATION_BASELINE = int(0.75 * 2**30)
+_PER_TRAJECTORY_STATE = 16  # float32 latent values held per trajectory outside the chunk (start, state, carry, keys)
+_CHUNK_COPIES = 4  # a chunk's frames on the device, on the host, in the decoder's work arrays, and the float32 copy
+
+
+def estimate_generation(n_trajectories: int, n_steps: int, *, latent_dim: int, n_atoms: int, save_every: int = 1,
+                        chunk_steps: int | None = None, latent_only: bool = False,
+                        single_file: bool = False) -> GenerationSize:
+    """Memory and disk a generation needs, from its sizes alone (nothing is allocated).
+
+    A directory output holds one chunk at a time (:func:`default_chunk_steps`: about :data:`CHUNK_BYTES` of
+    frames, at least one frame); a single-file output (:func:`export_trajectory`) joins all frames in memory and
+    writes them next to the chunks it was made from.
+
+    Example:
+        >>> size = estimate_generation(64, 3000, latent_dim=2, n_atoms=10)
+        >>> size.disk // 2**20, size.memory < 2 * 2**30
+        (23, True)
+    """
+    out_frame = 4 * (latent_dim + (0 if latent_only else 3 * n_atoms))  # bytes written per saved frame
+    held_frame = 4 * (2 * latent_dim + (0 if latent_only else 3 * n_atoms))  # unit-box and latent, coordinates
+    n_frames = n_steps // max(save_every, 1)
+    chunk_steps = chunk_steps or default_chunk_steps(n_trajectories, n_steps, save_every, held_frame)
+    chunk_frames = max(1, min(chunk_steps, n_steps) // max(save_every, 1))
+    n_chunks = -(-n_steps // max(chunk_steps, 1))
+    per_trajectory = 4 * latent_dim * _PER_TRAJECTORY_STATE + _CHUNK_COPIES * chunk_frames * held_frame
+    streamed = _GENERATION_BASELINE + n_trajectories * per_trajectory
+    total_out = n_trajectories * n_frames * out_frame
+    disk = total_out + n_trajectories * 4 * latent_dim * (n_chunks + 1)  # frames, carries and start points
+    if single_file:
+        return GenerationSize(streamed + total_out, 2 * disk, streamed, per_trajectory)
+    return GenerationSize(streamed, disk, streamed, per_trajectory)
+
+
+def _size(n: float) -> str:
+    """Bytes in the unit that reads best: ``'1.2 GB'``, ``'300 MB'``, ``'1.3e+08 TB'``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}" if n < 1e3 * scale or unit != "TB" else f"{n / scale:.2e} TB"
+    return f"{int(n)} bytes"
+
+
+def check_generation_fits(n_trajectories: int, n_steps: int, out, *, latent_dim: int, n_atoms: int,
+                          save_every: int = 1, chunk_steps: int | None = None, latent_only: bool = False,
+                          single_file: bool = False, available_memory: float | None = None,
+                          free_disk: float | None = None) -> GenerationSize:
+    """Refuse, before any work, a generation that would not fit in memory or on the disk of ``out``.
+
+    The ``ValueError`` says what the run would need, what there is, and which option makes it fit (a directory
+    output instead of one file, fewer trajectories per run, a smaller ``--chunk-steps``, ``--save-every``,
+    ``--latent-only``). Chunks already on disk in ``out`` (a run being continued) count as written.
+
+    Example:
+        >>> try:
+        ...     check_generation_fits(10**9, 10**9, "g.xtc", latent_dim=2, n_atoms=10, single_file=True,
+        ...                           available_memory=64e9, free_disk=1e12)
+        ... except ValueError as err:
+        ...     print(str(err)[:70])
+        generating 1,000,000,000 trajectories x 1,000,000,000 frames into one
+    """
+    from lss_jax.data.stream import available_memory_bytes
+
+    out = Path(out)
+    size = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms, save_every=save_every,
+                               chunk_steps=chunk_steps, latent_only=latent_only, single_file=single_file)
+    memory = available_memory_bytes() if available_memory is None else float(available_memory)
+    n_frames = n_steps // max(save_every, 1)
+    what = (f"generating {n_trajectories:,} trajectories x {n_frames:,} frames "
+            f"{'into one file' if single_file else 'into a directory'}")
+    if size.memory > memory:
+        if single_file and size.streamed_memory <= memory:
+            fix = (f"write a directory instead (--out without an extension): it streams chunk by chunk and needs about "
+                   f"{_size(size.streamed_memory)}; `lss_jax.load_generated` and `lss-jax report --lss DIR` read it")
+        else:
+            most = int((memory - _GENERATION_BASELINE) // size.per_trajectory_memory)
+            while most >= 1 and estimate_generation(most, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                                    save_every=save_every, latent_only=latent_only).memory > memory:
+                most = int(most * 0.9)  # fewer trajectories get longer default chunks
+            one_frame = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                            save_every=save_every, chunk_steps=save_every, latent_only=latent_only)
+            if chunk_steps and one_frame.streamed_memory <= memory:
+                fix = f"use a smaller --chunk-steps (e.g. --chunk-steps {save_every}; the output does not depend on it)"
+            elif most >= 1:
+                fix = (f"generate at most {most:,} trajectories per run (--n-traj {most}; run more with other --seed "
+                       "values into other directories, or over several processes with --distributed)")
+            else:
+                fix = "use a machine with more memory"
+            if single_file:
+                fix = "write a directory instead (--out without an extension) and " + fix
+        raise ValueError(f"{what} would need about {_size(size.memory)} of memory, more than the {_size(memory)} "
+                         f"available; {fix}.")
+    parent = next(p for p in (out.absolute(), *out.absolute().parents) if p.is_dir())
+    free = shutil.disk_usage(parent).free if free_disk is None else float(free_disk)
+    done = 0
+    parts = out if not single_file else out.parent / f".{out.name}.parts"
+    if parts.is_dir():  # a run being continued: its chunks are already written
+        done = sum(f.stat().st_size for f in parts.rglob("*.npy"))
+    need = max(size.disk - done, 0)
+    if need > free:
+        factor = -(-need // max(int(free), 1))
+        fixes = [f"keep fewer frames (--save-every {save_every * factor}, a divisor of --n-steps)",
+                 f"fewer trajectories (--n-traj {max(1, n_trajectories // factor)})"]
+        if not latent_only and n_atoms:
+            latent = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                         save_every=save_every, chunk_steps=chunk_steps, latent_only=True,
+                                         single_file=single_file).disk
+            fixes.append(f"only the latent trajectories (--latent-only, {_size(latent)})")
+        raise ValueError(f"{what} would write about {_size(need)}, more than the {_size(free)} free on the disk of "
+                         f"{parent}; free space there, write elsewhere, or {', '.join(fixes[:-1])} or {fixes[-1]}.")
+    return size
 
 
 def process_share(n_trajectories: int, process_index: int = 0, process_count: int = 1) -> np.ndarray:
@@ -382,6 +507,8 @@ def generate_to_directory(
         raise ValueError(f"{process_count} processes for {n_trajectories} trajectories leaves process {process_index} "
                          "without work; use fewer processes or more trajectories.")
     where = out / f"process-{process_index:03d}" if process_count > 1 else out
+    check_generation_fits(len(ids), n_steps, where, latent_dim=model.latent_dim, n_atoms=len(model.atom_indices),
+                          save_every=save_every, chunk_steps=chunk_steps, latent_only=latent_only)
     if process_count > 1:
         out.mkdir(exist_ok=True)  # shared by the processes; each one owns its process-PPP/
     with _io.exclusive_output(where, what="generation directory", how_to_fix=(

@@ -4,6 +4,7 @@ lss_jax. Each test names its row of the table."""
 
 import contextlib
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import jax
 import mdtraj as md
+import numpy as np
 import pytest
 
 from lss_jax import _io
 from lss_jax.cli import main
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
-from lss_jax.simulate import generate_to_directory, load_generated
+from lss_jax.simulate import check_generation_fits, estimate_generation, generate_to_directory, load_generated
 
 TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 1, "propagator_epochs": 1, "decoder_iterations": 5, "seed": 3,
         "encoder_hidden": (16,), "propagator_hidden": (16,), "n_components": 2, "decoder_hidden": (16,)}
@@ -143,3 +145,47 @@ def test_nested_locks_of_one_process_and_release_on_error(tmp_path):
             assert _io.lock_path(out).is_file()  # the inner block does not release the outer one
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- beyond memory or disk
+def test_generate_refuses_a_request_beyond_memory_in_under_a_second(data, tmp_path, capsys):
+    """Row "a request far beyond memory": refused at once (exit 1, the code for bad input), naming the option."""
+    root, _ = data
+    big = ["generate", "--model", str(root / "model"), "--n-traj", "1000000000", "--n-steps", "1000000000"]
+    start = time.perf_counter()
+    assert main([*big, "--out", str(tmp_path / "g.xtc")]) == 1
+    assert time.perf_counter() - start < 1.0
+    line = one_line(capsys)
+    assert "generating 1,000,000,000 trajectories x 1,000,000,000 frames into one file would need about" in line
+    assert "of memory, more than the" in line and "write a directory instead (--out without an extension)" in line
+    start = time.perf_counter()
+    assert main([*big, "--out", str(tmp_path / "gen")]) == 1
+    assert time.perf_counter() - start < 1.0
+    line = one_line(capsys)
+    assert "into a directory would need about" in line and "generate at most" in line and "(--n-traj " in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_refuses_what_the_disk_cannot_hold(data, tmp_path, capsys, monkeypatch):
+    """Row "output larger than the free disk space": refused before generating, with the options that shrink it."""
+    root, _ = data
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=100_000))
+    assert main(["generate", "--model", str(root / "model"), "--n-traj", "64", "--n-steps", "3000", "--out",
+                 str(tmp_path / "gen")]) == 1
+    line = one_line(capsys)
+    # 64 x 3000 frames x (2 latent + 10 atoms x 3) float32 + start and carry points
+    assert "would write about 24.6 MB, more than the 100 kB free on the disk of" in line
+    assert "--save-every 246" in line and "--latent-only" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_estimate_is_what_generation_writes(data, tmp_path):
+    """The disk estimate against the arrays a generation actually writes (npy payloads, headers aside)."""
+    _, model = data
+    generate_to_directory(jax.random.key(2), model, tmp_path / "gen", 3, 12, save_every=2, chunk_steps=4,
+                          progress=False)
+    payload = sum(np.load(f).nbytes for f in (tmp_path / "gen").glob("*.npy"))
+    assert payload == estimate_generation(3, 12, latent_dim=2, n_atoms=10, save_every=2, chunk_steps=4).disk
+    size = check_generation_fits(3, 12, tmp_path / "gen2", latent_dim=2, n_atoms=10, save_every=2, chunk_steps=4)
+    assert size.disk == payload

@@ -188,6 +188,16 @@ def generate(args) -> int:
         raise ValueError("--distributed writes one directory per process: give --out a directory (no extension).")
     if not to_directory:
         check_output_format(out)
+    if not args.distributed:  # memory and disk before any work (with --distributed each process checks its share)
+        from lss_jax.model_io import _read_meta
+        from lss_jax.simulate import check_generation_fits
+
+        meta, _ = _read_meta(Path(args.model))
+        if "latent_dim" in meta and "n_decoded_atoms" in meta:
+            check_generation_fits(args.n_traj, args.n_steps, out, latent_dim=int(meta["latent_dim"]),
+                                  n_atoms=int(meta["n_decoded_atoms"]), save_every=args.save_every,
+                                  chunk_steps=args.chunk_steps, latent_only=args.latent_only,
+                                  single_file=not to_directory)
     process_index, process_count = 0, 1
     if args.distributed:  # before anything starts JAX's backends (loading the model does)
         jax.distributed.initialize(**_distributed_settings())  # the rest from SLURM, Open MPI, ... if present
