@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax.config import LSSConfig, check_atom_selection, check_training_input
+from lss_jax.config import LSSConfig, check_atom_selection, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
@@ -321,7 +321,8 @@ def fit_lss(
 
     Lagged pairs never straddle two trajectories; the trailing ``config.val_fraction`` of each one is
     held out for early stopping. Every input is checked before any training
-    (:func:`lss_jax.config.check_training_input`).
+    (:func:`lss_jax.config.check_training_input`), and so are the data themselves: they must move
+    (:func:`lss_jax.config.check_training_data`).
 
     Args:
         key: PRNG key (split into the encoder's, the propagator's and the decoder's).
@@ -371,6 +372,8 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                                                                                         cfg.feature_spec)))
         data = training_data(trajs, cfg)
     topology, atoms, n_features = data.topology, data.atom_indices, data.features[0].shape[1]
+    for line in check_training_data(data.features, cfg, feature_names=feature_names(topology, cfg.feature_spec)):
+        warnings.warn(line, stacklevel=3)  # the data must move: checked before any checkpoint is written
     k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
     if checkpoint_dir is not None:
         from lss_jax.checkpoint import Checkpointer

@@ -19,6 +19,8 @@ import pytest
 
 from lss_jax import _io
 from lss_jax.cli import main
+from lss_jax.config import LSSConfig, check_training_data
+from lss_jax.data.featurize import feature_names, featurize
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
 from lss_jax.simulate import check_generation_fits, estimate_generation, generate_to_directory, load_generated
@@ -189,3 +191,71 @@ def test_disk_estimate_is_what_generation_writes(data, tmp_path):
     assert payload == estimate_generation(3, 12, latent_dim=2, n_atoms=10, save_every=2, chunk_steps=4).disk
     size = check_generation_fits(3, 12, tmp_path / "gen2", latent_dim=2, n_atoms=10, save_every=2, chunk_steps=4)
     assert size.disk == payload
+
+
+# ------------------------------------------------------------------------------------------ data that do not move
+@pytest.mark.parametrize("name,message", [
+    ("constant", "constant.xtc does not move: its 300 frames are all identical (every one of its 49 features has "
+                 "zero variance)"),
+    ("repeated", "the training data hold only 5 distinct frames among 300 (each one repeated 60 times on average), "
+                 "fewer than a training batch of 268 lagged pairs"),
+])
+def test_train_refuses_data_that_do_not_move_and_leaves_nothing(data, tmp_path, capsys, name, message):
+    """Rows "trajectory of identical frames", "a few frames repeated": refused before training, nothing left."""
+    root, _ = data
+    assert main(["train", "--traj", str(root / f"{name}.xtc"), "--top", TOP, "--lag", "2", "--out",
+                 str(tmp_path / "model"), "--no-progress"]) == 1
+    assert message in one_line(capsys)
+    assert list(tmp_path.iterdir()) == []  # no model, no model.checkpoints/, no lock file
+
+
+def test_degenerate_features_are_named(data):
+    """Rows "features with zero variance", "a rigid body", "latent dimension beyond the data": on real features."""
+    traj = load_alanine_dipeptide("train")[:300]
+    names = feature_names(traj.topology)
+    config = LSSConfig(lag=2, latent_dim=2)
+    rigid = md.join([traj[0]] * 300)
+    rigid.xyz = rigid.xyz + np.linspace(0, 1, 300, dtype=np.float32)[:, None, None]  # moves, but only as a whole
+    with pytest.raises(ValueError, match="the training data do not move: all 49 features have zero variance over "
+                                         "the 300 frames \\(sin phi:"):
+        check_training_data([featurize(rigid)], config, feature_names=names)
+    feats = featurize(traj)
+    feats[:, [0, 5]] = feats[0, [0, 5]]  # two features frozen
+    warnings = check_training_data([feats], config, feature_names=names)
+    assert warnings == [f"2 of 49 features have zero variance over the training data and carry no information: "
+                        f"{names[0]}, {names[5]}; they are kept (standardized to 0). Use other feature types "
+                        "(torsions, distances) or trajectories in which these move."]
+    t = np.random.default_rng(0).normal(size=(300, 1)).astype(np.float32)
+    one_direction = t * np.arange(1, 50, dtype=np.float32)  # 49 features, every one a multiple of one number
+    with pytest.raises(ValueError, match=r"latent dimension 2 \(latent_dim\) is more than the data can support: the "
+                                         r"49 moving features vary along only 1 independent direction"):
+        check_training_data([one_direction], config)
+    assert check_training_data([one_direction], LSSConfig(lag=2, latent_dim=1)) == []
+
+
+def test_failed_train_keeps_checkpoints_only_when_resumable(data, tmp_path, capsys, monkeypatch):
+    """Row "training fails after a checkpoint was written": kept, and the message says --resume continues it;
+    a failure before any checkpoint leaves no checkpoint directory."""
+    import lss_jax.model
+
+    root, _ = data
+    argv = ["train", "--traj", str(root / "ok.xtc"), "--top", TOP, "--lag", "2", "--out", str(tmp_path / "model"),
+            "--no-progress", "--latent-dim", "2", "--config", str(tmp_path / "tiny.toml")]
+    (tmp_path / "tiny.toml").write_text("\n".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+                                                  for k, v in TINY.items() if k not in ("lag", "latent_dim")) + "\n")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(lss_jax.model, "fit_srv", fail)
+    assert main(argv) == 1
+    assert one_line(capsys) == "lss-jax train: error: simulated failure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
+    monkeypatch.undo()
+    monkeypatch.setattr(lss_jax.model, "fit_mdn", fail)  # after the encoder's checkpoints
+    assert main(argv) == 1
+    line = one_line(capsys)
+    assert f"simulated failure The training checkpoints in {tmp_path / 'model.checkpoints'} are kept: rerun the " \
+           "same command with --resume to continue from them" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.checkpoints", "tiny.toml"]
+    assert (tmp_path / "model.checkpoints" / "encoder.json").is_file()

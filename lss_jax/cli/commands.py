@@ -3,6 +3,7 @@ files (lengths, atom counts, formats) happen here, before any work, and say how 
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -92,18 +93,32 @@ def train(args) -> int:
 
     # streamed: the decoded atoms and the features, nothing else; checks the files and the memory first
     trajs = load_training_data(args.traj, args.top, config, stride=args.stride)
-    check_training_input(trajs.lengths, config, names=args.traj, lag_name="--lag", stride_name=f"--stride {args.stride}")
+    check_training_input(trajs.lengths, config, n_features=trajs.features[0].shape[1], names=args.traj,
+                         lag_name="--lag", stride_name=f"--stride {args.stride}")
+    from lss_jax.config import check_training_data
+    from lss_jax.data.featurize import feature_names
+
+    # the data must move (constant trajectories, zero-variance features, repeated frames, a latent dimension the
+    # data cannot support): refused here, before any checkpoint is written
+    for line in check_training_data(trajs.features, config, names=args.traj,
+                                    feature_names=feature_names(trajs.topology, config.feature_spec)):
+        print(f"lss-jax train: warning: {line}", file=sys.stderr)
     start = time.perf_counter()
     checkpoints = out.parent / f"{out.name}.checkpoints"
     if args.resume and not checkpoints.is_dir():
         raise FileNotFoundError(f"--resume: no checkpoints at {checkpoints}; run without --resume to start training.")
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
-        model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
-                                       resume=args.resume, checkpoint_every=args.checkpoint_every)
-    model.save(out)
+    had_checkpoints = checkpoints.exists()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
+            model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                           resume=args.resume, checkpoint_every=args.checkpoint_every)
+        model.save(out)
+    except BaseException as err:
+        _keep_checkpoints_only_if_resumable(err, checkpoints, had_checkpoints)
+        raise
     import shutil
 
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -126,6 +141,29 @@ def train(args) -> int:
         f"\n  model               {out}"
     )
     return 0
+
+
+def _keep_checkpoints_only_if_resumable(err: BaseException, checkpoints, had_checkpoints: bool) -> None:
+    """After a failed or interrupted `train`: keep ``checkpoints`` if ``--resume`` can continue from them (and say
+    so in the error), else remove the directory this run created."""
+    import shutil
+    from pathlib import Path
+
+    from lss_jax._io import OutputLockedError
+    from lss_jax.checkpoint import CheckpointError
+
+    checkpoints = Path(checkpoints)
+    if isinstance(err, (OutputLockedError, CheckpointError)) or not checkpoints.is_dir():
+        return  # not ours, or the message already says what to do with them
+    if any(checkpoints.glob("*.json")):
+        note = (f"The training checkpoints in {checkpoints} are kept: rerun the same command with --resume to continue "
+                "from them (finished networks are not retrained), or delete that directory to start over.")
+        if isinstance(err, KeyboardInterrupt):
+            print(f"lss-jax train: {note}", file=sys.stderr)
+        else:
+            err.add_note(note)
+    elif not had_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 def _consistency_lines(c: dict) -> str:
