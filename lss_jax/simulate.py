@@ -33,6 +33,7 @@ share of the trajectories; :func:`load_generated` joins them.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import time
@@ -68,6 +69,7 @@ __all__ = [
 FORMAT_NAME = "lss_jax.generation"
 FORMAT_VERSION = 2  # 2: inverse-CDF component choice in lss_jax.propagator.mixture_sample (a new random stream)
 CHUNK_BYTES = 256 * 2**20  # default chunk size: about this many bytes of decoded coordinates
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # no space, file size limit, quota
 
 
 class Chunk(NamedTuple):
@@ -563,13 +565,22 @@ def generate_to_directory(
                     files = {f"latent-{chunk.index:06d}.npy": chunk.latent, f"carry-{chunk.index:06d}.npy": chunk.carry}
                     if chunk.xyz is not None:
                         files[f"xyz-{chunk.index:06d}.npy"] = chunk.xyz
-                    for name, array in files.items():
-                        _io.save_npy(where / name, array.astype(np.float32))
-                    manifest["chunks"].append({"index": chunk.index, "first_frame": chunk.first_frame,
-                                               "n_frames": chunk.latent.shape[1],
-                                               "files": {name: _io.sha256_file(where / name) for name in files}})
-                    manifest["complete"] = chunk.index == len(plan) - 1
-                    _io.write_json(manifest_path, manifest)
+                    try:
+                        for name, array in files.items():
+                            _io.save_npy(where / name, array.astype(np.float32))
+                        manifest["chunks"].append({"index": chunk.index, "first_frame": chunk.first_frame,
+                                                   "n_frames": chunk.latent.shape[1],
+                                                   "files": {name: _io.sha256_file(where / name) for name in files}})
+                        manifest["complete"] = chunk.index == len(plan) - 1
+                        _io.write_json(manifest_path, manifest)
+                    except OSError as err:
+                        if err.errno not in _DISK_FULL:
+                            raise
+                        raise OSError(err.errno, (
+                            f"the disk is full ({err.strerror}) while writing chunk {chunk.index + 1} of {len(plan)} to "
+                            f"{where}; the {chunk.index} complete chunk(s) before it are kept and verified. Free space "
+                            "there (or raise the file size limit), then rerun the same command: it continues, to the "
+                            "same bytes as an uninterrupted run")) from err
                     bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
         return GenerationSummary(where, len(ids), n_frames, len(ids) * n_steps * model.lag_time,
                                  time.perf_counter() - start_time, resumed)

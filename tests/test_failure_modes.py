@@ -3,7 +3,9 @@ of one output, a request beyond memory or disk, data that do not move, a full di
 lss_jax. Each test names its row of the table."""
 
 import contextlib
+import errno
 import json
+import os
 import shutil
 import signal
 import socket
@@ -259,3 +261,64 @@ def test_failed_train_keeps_checkpoints_only_when_resumable(data, tmp_path, caps
            "same command with --resume to continue from them" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.checkpoints", "tiny.toml"]
     assert (tmp_path / "model.checkpoints" / "encoder.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------ disk full
+def test_disk_full_during_generation_keeps_chunks_and_a_rerun_completes_to_the_same_bytes(data, tmp_path, capsys,
+                                                                                        monkeypatch):
+    """Row "disk full while generating": the third chunk fails with ENOSPC; the two before stay valid, the error
+    is one line, and the rerun continues to files byte-identical to an uninterrupted run."""
+    root, _ = data
+    save = np.save
+
+    def full_disk(file, array, *args, **kwargs):  # the disk fills up halfway through the third chunk's coordinates
+        if "xyz-000002" in str(getattr(file, "name", file)):
+            file.write(b"\x93NUMPY partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        save(file, array, *args, **kwargs)
+
+    argv = ["generate", "--model", str(root / "model"), "--n-traj", "3", "--n-steps", "12", "--chunk-steps", "2",
+            "--seed", "4", "--no-progress", "--out"]
+    monkeypatch.setattr(np, "save", full_disk)
+    assert main([*argv, str(tmp_path / "gen")]) == 1
+    assert ("the disk is full (No space left on device) while writing chunk 3 of 6 to "
+            f"{tmp_path / 'gen'}; the 2 complete chunk(s) before it are kept") in one_line(capsys)
+    manifest = json.loads((tmp_path / "gen" / "generation.json").read_text())
+    assert [c["index"] for c in manifest["chunks"]] == [0, 1] and not manifest["complete"]
+    assert not [p for p in (tmp_path / "gen").iterdir() if p.name.startswith(".")]  # no temporary file left
+    monkeypatch.undo()
+    assert main([*argv, str(tmp_path / "gen")]) == 0
+    assert "continued after 2 complete chunk(s)" in capsys.readouterr().out
+    assert main([*argv, str(tmp_path / "clean")]) == 0
+    files = sorted(p.name for p in (tmp_path / "clean").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "gen").iterdir())
+    for name in files:
+        if name != "lss-jax-generate.toml":  # the resolved options name their --out
+            assert (tmp_path / "gen" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+
+
+def test_file_size_limit_while_writing_the_file_in_a_real_process(data, tmp_path):
+    """Row "disk full while writing the single file": a real `lss-jax generate` under RLIMIT_FSIZE (writes beyond
+    the limit raise EFBIG) fails on the final file; its chunks are kept and a rerun writes the same frames."""
+    root, _ = data
+    limit = 40_000  # more than a chunk (4 x 20 frames x 10 atoms: 9.6 kB), less than the whole PDB file (~350 kB)
+    # the limit and the ignored SIGXFSZ survive exec (no preexec_fn: this process runs JAX's threads)
+    limited = ("import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'lss_jax', *sys.argv[1:]])")
+    argv = ["generate", "--model", str(root / "model"), "--n-traj", "4", "--n-steps", "100", "--chunk-steps", "20",
+            "--seed", "5", "--no-progress", "--out"]
+    env = dict(os.environ, LSS_JAX_NO_PROGRESS="1")
+    result = subprocess.run([sys.executable, "-c", limited, *argv, str(tmp_path / "g.pdb")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("lss-jax generate: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"could not write {tmp_path / 'g.pdb'} (File too large); the generated chunks are kept in" in errors[0]
+    assert not (tmp_path / "g.pdb").exists()
+    assert len(json.loads((tmp_path / ".g.pdb.parts" / "generation.json").read_text())["chunks"]) == 5
+    assert main([*argv, str(tmp_path / "g.pdb")]) == 0
+    assert main([*argv, str(tmp_path / "clean.pdb")]) == 0
+    np.testing.assert_array_equal(md.load(str(tmp_path / "g.pdb")).xyz, md.load(str(tmp_path / "clean.pdb")).xyz)
+    assert (tmp_path / "g.latent.npy").read_bytes() == (tmp_path / "clean.latent.npy").read_bytes()
+    assert not (tmp_path / ".g.pdb.parts").exists()

@@ -261,7 +261,14 @@ def generate(args) -> int:
     )
     written = [summary.path]
     if not to_directory:
-        written = export_trajectory(work, out, progress=not args.no_progress)
+        try:
+            written = export_trajectory(work, out, progress=not args.no_progress)
+        except Exception as err:  # e.g. the disk filled up: the chunks are complete, only the file is missing
+            # (mdtraj's XTC and DCD writers report a failed write as their own error codes, not as OSError)
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+            raise RuntimeError(f"could not write {out} ({reason}); the generated chunks are kept in {work}. Rerun the "
+                               "same command to write the file from them without generating again (if the disk is "
+                               "full or a file size limit was reached, free space or raise the limit first)") from err
         remove_generation(work)
     seconds = time.perf_counter() - args.start_time
     n = summary.n_trajectories * summary.n_frames
