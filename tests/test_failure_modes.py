@@ -25,6 +25,7 @@ from lss_jax.config import LSSConfig, check_training_data
 from lss_jax.data.featurize import feature_names, featurize
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
+from lss_jax.model_io import ModelFormatError
 from lss_jax.simulate import check_generation_fits, estimate_generation, generate_to_directory, load_generated
 
 TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 1, "propagator_epochs": 1, "decoder_iterations": 5, "seed": 3,
@@ -322,3 +323,27 @@ def test_file_size_limit_while_writing_the_file_in_a_real_process(data, tmp_path
     np.testing.assert_array_equal(md.load(str(tmp_path / "g.pdb")).xyz, md.load(str(tmp_path / "clean.pdb")).xyz)
     assert (tmp_path / "g.latent.npy").read_bytes() == (tmp_path / "clean.latent.npy").read_bytes()
     assert not (tmp_path / ".g.pdb.parts").exists()
+
+
+# --------------------------------------------------------------------------------------- a model from a newer lss_jax
+@pytest.mark.parametrize("change,message", [
+    ({"format": 999}, "was written by a newer lss_jax (it records version 0.1.0) in format 999, which this lss_jax "
+                      "(0.1.0) cannot read (it reads model formats 1 to 2). Upgrade lss_jax"),
+    ({"format_version": 3, "lss_jax_version": "0.3.0"},
+     "was written by lss_jax 0.3.0 in model format 3, which this lss_jax (0.1.0) cannot read (it reads model formats "
+     "1 to 2). Upgrade lss_jax: lss_jax 0.3.0 or newer reads it (pip install -U 'lss_jax>=0.3.0')."),
+    ({"format": "someone.else"}, "is not an lss_jax model (its lss.json has format 'someone.else', not 'lss_jax.LSS')"),
+])
+def test_model_from_a_newer_lss_jax_says_which_version_reads_it(data, tmp_path, capsys, change, message):
+    """Rows "model from a newer lss_jax" and "not an lss_jax model"."""
+    root, _ = data
+    model = tmp_path / "model"
+    shutil.copytree(root / "model", model)
+    meta = json.loads((model / "lss.json").read_text())
+    (model / "lss.json").write_text(json.dumps(meta | change))
+    with pytest.raises(ModelFormatError) as err:
+        LSS.load(model)
+    assert message in str(err.value)
+    assert main(["generate", "--model", str(model), "--n-traj", "2", "--n-steps", "4", "--out",
+                 str(tmp_path / "g.xtc")]) == 1
+    assert message in one_line(capsys)
