@@ -113,15 +113,21 @@ def test_second_writer_is_refused_at_once_naming_the_first(data, tmp_path, capsy
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == []
 
 
-def test_reader_refuses_a_generation_that_is_being_written(data, tmp_path):
-    """Row "reading a generation while it is written": load_generated (and report --lss DIR) refuse it."""
-    _, model = data
+def test_reader_refuses_a_generation_that_is_being_written(data, tmp_path, capsys):
+    """Row "reading a generation while it is written": load_generated and report --lss refuse it."""
+    root, model = data
     gen = tmp_path / "gen"
     generate_to_directory(jax.random.key(1), model, gen, 2, 4, progress=False)
     with lock_held_by_another_process(gen) as proc:
         with pytest.raises(ValueError, match=f"is being written by another lss_jax process \\(pid {proc.pid}"):
             load_generated(gen)
     assert load_generated(gen).latent.shape == (2, 4, 2)  # the writer is gone: readable again
+    for lss in (gen, tmp_path / "g.xtc"):  # report --lss: a generation directory, or a file and its .latent.npy
+        with lock_held_by_another_process(lss) as proc:
+            assert main(["report", "--model", str(root / "model"), "--md", str(root / "ok.xtc"), "--top", TOP,
+                         "--lss", str(lss), "--out", str(tmp_path / "report")]) == 1
+            assert f"is being written by another lss_jax process (pid {proc.pid}" in one_line(capsys)
+    assert not (tmp_path / "report").exists()
 
 
 def test_stale_lock_of_a_killed_writer_is_taken_over_with_a_note(data, tmp_path):

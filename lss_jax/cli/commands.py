@@ -297,6 +297,13 @@ def report(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
+    from lss_jax import _io
+
+    for f in args.lss:  # a generated file and its .latent.npy are renamed into place one after the other
+        holder = _io.lock_holder(f)
+        if holder is not None:
+            raise ValueError(f"--lss {f} is being written by another lss_jax process ({_io._describe(holder)}); wait "
+                             "for it to finish, then rerun the report.")
     model = LSS.load(args.model)
     n_atoms = model.topology_full.n_atoms
 
