@@ -130,10 +130,10 @@ def test_reader_refuses_a_generation_that_is_being_written(data, tmp_path, capsy
     assert not (tmp_path / "report").exists()
 
 
-def test_stale_lock_of_a_killed_writer_is_taken_over_with_a_note(data, tmp_path):
+def test_stale_lock_of_a_killed_writer_is_taken_over_with_a_note(data, tmp_path, capsys):
     """Row "a writer killed with SIGKILL": the kernel drops its lock; the next run takes over, names the dead
     process, and finishes the output."""
-    _, model = data
+    root, model = data
     gen = tmp_path / "gen"
     with lock_held_by_another_process(gen) as proc:
         proc.send_signal(signal.SIGKILL)
@@ -143,6 +143,16 @@ def test_stale_lock_of_a_killed_writer_is_taken_over_with_a_note(data, tmp_path)
         generate_to_directory(jax.random.key(1), model, gen, 2, 4, progress=False)
     assert not _io.lock_path(gen).exists()
     assert load_generated(gen).latent.shape == (2, 4, 2)
+    with lock_held_by_another_process(tmp_path / "g.xtc") as proc:  # the command line says it in one line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert main(["generate", "--model", str(root / "model"), "--n-traj", "2", "--n-steps", "4", "--out",
+                 str(tmp_path / "g.xtc"), "--no-progress"]) == 0
+    notes = capsys.readouterr().err.splitlines()
+    assert len(notes) == 1 and notes[0].startswith(f"lss-jax generate: note: took over the lock of {tmp_path / 'g.xtc'} "
+                                                   f"left by pid {proc.pid} on host")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.latent.npy", "g.lss-jax-generate.toml", "g.pdb", "g.xtc",
+                                                          "gen"]
 
 
 def test_nested_locks_of_one_process_and_release_on_error(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import warnings
 
 from lss_jax.cli import commands
 from lss_jax.cli.config import _apply_config, _write_resolved
@@ -79,9 +80,19 @@ def main(argv=None) -> int:
     out = Path(args.out) if getattr(args, "out", None) and not getattr(args, "distributed", False) else None
     owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
              if out is not None and out.absolute().parent.is_dir() else contextlib.nullcontext())  # else: the command says so
+    def note(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, _io.StaleLockWarning):  # one line, like the errors
+            print(f"lss-jax {args.command}: note: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
     try:
-        with owned:
-            return _run(args, extras, handlers, one_line)
+        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+            shown = warnings.showwarning
+            warnings.showwarning = note
+            warnings.simplefilter("always", _io.StaleLockWarning)
+            with owned:
+                return _run(args, extras, handlers, one_line)
     except Exception as err:  # the lock: held by another process, or its file could not be created
         if args.debug:
             raise
