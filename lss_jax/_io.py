@@ -9,16 +9,18 @@ written, so that a second writer is refused at once instead of interleaving its 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["atomic_path", "write_json", "save_npy", "save_npz", "save_figure", "sha256_file", "exclusive_output",
-           "lock_holder", "lock_path", "OutputLockedError", "StaleLockWarning"]
+           "lock_holder", "lock_path", "OutputLockedError", "StaleLockWarning", "UnlockedOutputWarning"]
 
 
 @contextlib.contextmanager
@@ -104,13 +106,18 @@ class StaleLockWarning(UserWarning):
     """The lock of an output was left by a process that no longer runs; it was taken over."""
 
 
+class UnlockedOutputWarning(UserWarning):
+    """The filesystem of an output does not support locks: it is written without one."""
+
+
 _HELD: dict[str, list] = {}  # lock file -> [fd, depth]: a process may take the lock of an output it holds again
 
 
 def lock_path(path: str | os.PathLike) -> Path:
     """The lock file of an output: ``.NAME.lock`` next to it (so it guards a file, a directory, and the files
-    that go with them, e.g. ``OUT.checkpoints/`` of a model ``OUT`` or the ``.OUT.parts/`` of a generated file)."""
-    path = Path(path).absolute()
+    that go with them, e.g. ``OUT.checkpoints/`` of a model ``OUT`` or the ``.OUT.parts/`` of a generated file).
+    Symbolic links are resolved: two paths to one output share one lock."""
+    path = Path(path).resolve()
     return path.parent / f".{path.name}.lock"
 
 
@@ -184,7 +191,6 @@ def exclusive_output(path: str | os.PathLike, *, what: str = "output", how_to_fi
     import fcntl
     import socket
     import sys
-    import warnings
 
     lock = lock_path(path)
     key = str(lock)
@@ -205,6 +211,18 @@ def exclusive_output(path: str | os.PathLike, *, what: str = "output", how_to_fi
             fix = how_to_fix or "wait for it to finish, or write to another path"
             raise OutputLockedError(f"{what} {path} is being written by another lss_jax process ({_describe(owner)}); "
                                     f"{fix}. (Lock file: {lock}.)") from None
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            # a filesystem without locks (some network mounts): run as before rather than not at all
+            warnings.warn(f"cannot lock {path} ({err.strerror}): this filesystem does not support file locks, so a "
+                          "second writer of the same output would not be detected; run one writer at a time.",
+                          UnlockedOutputWarning, stacklevel=3)
+            yield None
+            return
         except BaseException:
             os.close(fd)
             raise

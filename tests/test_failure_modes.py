@@ -168,6 +168,27 @@ def test_nested_locks_of_one_process_and_release_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_link_to_an_output_shares_its_lock_and_a_filesystem_without_locks_still_runs(tmp_path, monkeypatch):
+    """Rows "the same output through a symbolic link" and "a filesystem without locks"."""
+    import fcntl
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    with lock_held_by_another_process(tmp_path / "out") as proc:
+        with pytest.raises(_io.OutputLockedError, match=f"pid {proc.pid}"):
+            with _io.exclusive_output(tmp_path / "link"):
+                pass
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(_io.UnlockedOutputWarning, match="does not support file locks"):
+        with _io.exclusive_output(tmp_path / "out") as lock:
+            assert lock is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "out"]
+
+
 # ------------------------------------------------------------------------------------------- beyond memory or disk
 def test_generate_refuses_a_request_beyond_memory_in_under_a_second(data, tmp_path, capsys):
     """Row "a request far beyond memory": refused at once (exit 1, the code for bad input), naming the option."""
