@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
              if out is not None and out.absolute().parent.is_dir() else contextlib.nullcontext())  # else: the command says so
     def note(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, _io.StaleLockWarning):  # one line, like the errors
-            print(f"lss-jax {args.command}: note: {message}", file=sys.stderr)
+        if issubclass(category, (_io.StaleLockWarning, _io.UnlockedOutputWarning)):  # one line, like the errors
+            kind = "note" if issubclass(category, _io.StaleLockWarning) else "warning"
+            print(f"lss-jax {args.command}: {kind}: {message}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
 
