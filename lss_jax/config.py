@@ -11,7 +11,7 @@ import numpy as np
 
 from lss_jax.data.featurize import FeatureSpec
 
-__all__ = ["LSSConfig", "check_training_input", "check_atom_selection"]
+__all__ = ["LSSConfig", "check_training_input", "check_training_data", "check_atom_selection"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,3 +242,124 @@ def check_training_input(
                 f"(the last val_fraction={config.val_fraction} of each trajectory{split}); a training batch needs at "
                 f"least {need} and validation at least 1. Use longer trajectories or a shorter lag"
                 f"{', or encoder_fraction = 1' if part else ''}.")
+
+
+_ZERO_VARIANCE = 1e-6  # a feature whose standard deviation is below this is one the standardizer cannot scale
+_NOISE_FLOOR = 1e-6  # covariance eigenvalues below this fraction of the largest: float32 round-off, not motion
+
+
+def _row_blocks(x: np.ndarray, size: int = 65536):
+    for i in range(0, len(x), size):
+        yield np.asarray(x[i: i + size], np.float64)
+
+
+def check_training_data(
+    features: Sequence[np.ndarray],
+    config: LSSConfig,
+    *,
+    feature_names: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+) -> list[str]:
+    """Check, before any training, that the features can train an LSS with ``config``: the data must move.
+
+    Refused (``ValueError`` saying what is wrong in the data and what to do):
+
+    * a trajectory that does not move (all its frames identical);
+    * features that all have zero variance (the molecule moves only as a rigid body, or not at all);
+    * fewer distinct frames than a training batch (the same frames written again and again);
+    * a latent dimension the data cannot support: the standardized features vary along fewer independent
+      directions than ``latent_dim`` (the other covariance eigenvalues are at the float32 noise floor,
+      below 10⁻⁶ of the largest).
+
+    Without such a check these fail deep inside training (a LAPACK "leading minor ... is not positive
+    definite" from the SRV's covariances) after checkpoints were written.
+
+    Args:
+        features: ``[n_frames, n_features]`` per trajectory (unstandardized).
+        config: the settings to train with.
+        feature_names: a label per feature column (:func:`lss_jax.data.featurize.feature_names`).
+        names: how to name each trajectory in a message (default ``"trajectory i"``).
+
+    Returns:
+        Warnings that do not stop training: features with zero variance among others that move (named).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> check_training_data([rng.normal(size=(500, 3))], LSSConfig(lag=1, latent_dim=2))
+        []
+        >>> try:
+        ...     check_training_data([np.ones((500, 3))], LSSConfig(lag=1, latent_dim=2))
+        ... except ValueError as err:
+        ...     print(str(err)[:52])
+        trajectory 0 does not move: its 500 frames are all i
+    """
+    feats = [np.asarray(f) for f in features]
+    names = [f"trajectory {i}" for i in range(len(feats))] if names is None else [str(n) for n in names]
+    d = feats[0].shape[1]
+    labels = list(feature_names) if feature_names is not None and len(feature_names) == d else [
+        f"feature {j}" for j in range(d)]
+    # per-feature mean and variance in float64, block by block (no full-size copy), shifted by the first frame
+    shift = np.asarray(feats[0][0], np.float64)
+    n, s1, s2 = 0, np.zeros(d), np.zeros(d)
+    for name, f in zip(names, feats):
+        if len(f) > 1 and not np.any(f != f[:1]):
+            raise ValueError(
+                f"{name} does not move: its {len(f)} frames are all identical (every one of its {d} features has zero "
+                "variance). Training learns dynamics from motion; give the production trajectory (not a minimized "
+                "structure or one frame written repeatedly), or drop this file.")
+        for block in _row_blocks(f):
+            block = block - shift
+            n, s1, s2 = n + len(block), s1 + block.sum(0), s2 + (block * block).sum(0)
+    std = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
+    zero = np.flatnonzero(std < _ZERO_VARIANCE)
+
+    def listed(idx, most=8):
+        shown = ", ".join(labels[j] for j in idx[:most])
+        return shown + (f" and {len(idx) - most} more" if len(idx) > most else "")
+
+    if len(zero) == d:
+        raise ValueError(
+            f"the training data do not move: all {d} features have zero variance over the {n:,} frames ({listed(zero, 4)}); "
+            "the molecule keeps one internal structure (at most it moves as a rigid body). Give trajectories in "
+            "which the molecule changes shape.")
+    warnings = []
+    if len(zero):
+        warnings.append(
+            f"{len(zero)} of {d} features have zero variance over the training data and carry no information: "
+            f"{listed(zero)}; they are kept (standardized to 0). Use other feature types (torsions, distances) or "
+            "trajectories in which these move.")
+    moving = np.flatnonzero(std >= _ZERO_VARIANCE)
+    k = config.latent_dim if config.latent_dim is not None else config.max_latent_dim
+    which = "latent_dim" if config.latent_dim is not None else "max_latent_dim"
+    # distinct frames (rows), by a fixed random projection: distinct rows collide with probability ~0
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=d)
+    sketch = rng.normal(size=(len(moving), min(len(moving), k + 8)))
+    mean = s1 / n
+    hashes, gram = [], np.zeros((sketch.shape[1],) * 2)
+    for f in feats:
+        for block in _row_blocks(f):
+            hashes.append(block @ w)
+            z = (block[:, moving] - shift[moving] - mean[moving]) / std[moving]
+            y = z @ sketch
+            gram += y.T @ y
+    distinct = len(np.unique(np.concatenate(hashes)))
+    lag = config.lag
+    n_val = [round(config.val_fraction * len(f)) for f in feats]
+    train_pairs = sum(max(0, len(f) - v - lag) for f, v in zip(feats, n_val))
+    batch = min(config.encoder_batch_size, train_pairs)
+    if distinct < batch:
+        raise ValueError(
+            f"the training data hold only {distinct:,} distinct frames among {n:,} (each one repeated "
+            f"{n / distinct:.0f} times on average), fewer than a training batch of {batch:,} lagged pairs: the batch "
+            "covariances would be degenerate. Check that the files hold the production run and not repeated frames "
+            f"(if they are meant to repeat, lower encoder_batch_size to at most {distinct}).")
+    eig = np.linalg.eigvalsh(gram / n)[::-1]  # a random sketch keeps the rank of the standardized covariance
+    rank = int(np.sum(eig > _NOISE_FLOOR * eig[0])) if eig[0] > 0 else 0
+    if rank < k:
+        raise ValueError(
+            f"latent dimension {k} ({which}) is more than the data can support: the {len(moving)} moving features vary "
+            f"along only {rank} independent direction(s) (the other covariance eigenvalues are at the noise floor, "
+            f"below {_NOISE_FLOOR:g} of the largest), so {k} slow coordinates cannot be told apart. Lower {which} to "
+            f"at most {rank}, or give data that move in more ways (more features or more varied trajectories).")
+    return warnings

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax.config import LSSConfig, check_atom_selection, check_training_input
+from lss_jax.config import LSSConfig, check_atom_selection, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
@@ -323,7 +323,8 @@ def fit_lss(
 
     Lagged pairs never straddle two trajectories; the trailing ``config.val_fraction`` of each one is
     held out for early stopping. Every input is checked before any training
-    (:func:`lss_jax.config.check_training_input`).
+    (:func:`lss_jax.config.check_training_input`), and so are the data themselves: they must move
+    (:func:`lss_jax.config.check_training_data`).
 
     Args:
         key: PRNG key (split into the encoder's, the propagator's and the decoder's).
@@ -334,6 +335,8 @@ def fit_lss(
         progress: show progress bars.
         checkpoint_dir: save the training state of each network here (``encoder``, ``propagator``,
             ``decoder`` checkpoints, format in :mod:`lss_jax.checkpoint`) every ``checkpoint_every`` epochs.
+            The directory is locked while training (:func:`lss_jax._io.exclusive_output`): a second run given
+            the same directory is refused.
         resume: continue from the checkpoints in ``checkpoint_dir`` (finished networks are not
             retrained); the final model is bitwise that of an uninterrupted run on the same machine.
             Without ``resume`` an existing checkpoint is an error.
@@ -344,6 +347,19 @@ def fit_lss(
     References:
         H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
     """
+    import contextlib
+
+    from lss_jax import _io
+
+    owned = contextlib.nullcontext() if checkpoint_dir is None else _io.exclusive_output(
+        checkpoint_dir, what="checkpoint directory", how_to_fix="wait for that training run to finish, or give "
+        "another checkpoint directory")
+    with owned:
+        return _fit_lss(key, trajs, config, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume,
+                        checkpoint_every=checkpoint_every)
+
+
+def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint_every) -> LSSModel:
     cfg = config
     k_enc, k_prop, k_dec = jax.random.split(key, 3)
     timings = {}
@@ -358,6 +374,8 @@ def fit_lss(
                                                                                         cfg.feature_spec)))
         data = training_data(trajs, cfg)
     topology, atoms, n_features = data.topology, data.atom_indices, data.features[0].shape[1]
+    for line in check_training_data(data.features, cfg, feature_names=feature_names(topology, cfg.feature_spec)):
+        warnings.warn(line, stacklevel=3)  # the data must move: checked before any checkpoint is written
     k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
     if checkpoint_dir is not None:
         from lss_jax.checkpoint import Checkpointer
@@ -464,7 +482,7 @@ def fit_lss(
     train_fs, heldout_fs = (enc_fs, prop_part) if cross_fit else split_trajectories(fs, cfg.val_fraction)
     summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, heldout_fs, training_features=train_fs)
     for line in summary["warnings"]:
-        warnings.warn(line, stacklevel=2)
+        warnings.warn(line, stacklevel=3)
     info["consistency"] = summary
     info["wall_seconds"]["consistency"] = round(time.perf_counter() - t0, 2)
     return model.replace(info_json=json.dumps(info))

@@ -94,15 +94,26 @@ def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
 
 
 def save_model(model, path: str | os.PathLike) -> Path:
-    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path."""
+    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path.
+
+    The directory is locked while it is written (:func:`lss_jax._io.exclusive_output`): a second writer of the
+    same path is refused.
+    """
+    from lss_jax._io import exclusive_output
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
+    with exclusive_output(path, what="model directory", how_to_fix="wait for it to finish, or save to another path"):
+        return _save_model(model, path)
+
+
+def _save_model(model, path: Path) -> Path:
     import mdtraj as md
 
     from lss_jax import __version__
     from lss_jax.decoder import coordinate_map_arrays, support_arrays
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         np.savez(
@@ -153,6 +164,33 @@ def save_model(model, path: str | os.PathLike) -> Path:
     return path
 
 
+def _newer_than_this(version: str) -> bool:
+    from lss_jax import __version__
+
+    def parts(v):
+        import re
+
+        return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0])[:3])
+
+    try:
+        from packaging.version import Version
+
+        return Version(version) > Version(__version__)
+    except Exception:  # no packaging, or a version string it cannot parse
+        return parts(version) > parts(__version__)
+
+
+def _newer_message(path: Path, what: str, writer) -> str:
+    from lss_jax import __version__
+
+    newer = isinstance(writer, str) and _newer_than_this(writer)  # (a development copy may not have bumped it)
+    by = f"lss_jax {writer}" if newer else "a newer lss_jax" + (f" (it records version {writer})" if writer else "")
+    needs = f"lss_jax {writer} or newer" if newer else "the lss_jax release that introduced it, or a later one,"
+    return (f"{path} was written by {by} in {what}, which this lss_jax ({__version__}) cannot read (it reads model "
+            f"formats 1 to {FORMAT_VERSION}). Upgrade lss_jax: {needs} reads it"
+            + (f" (pip install -U 'lss_jax>={writer}')." if newer else " (pip install -U lss_jax)."))
+
+
 def _read_meta(path: Path) -> tuple[dict, int]:
     if not path.is_dir():
         raise FileNotFoundError(f"model directory not found: {path}")
@@ -163,13 +201,19 @@ def _read_meta(path: Path) -> tuple[dict, int]:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{meta_path} is not valid JSON ({err}); the model directory is corrupted.") from err
-    if meta.get("format") != FORMAT_NAME:
-        raise ModelFormatError(f"{path} is not an lss_jax model (format {meta.get('format')!r}).")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFormatError(
-            f"{path} was saved in model format {version} by lss_jax {meta.get('lss_jax_version')}; this "
-            f"lss_jax reads format <= {FORMAT_VERSION}. Upgrade lss_jax.")
+    fmt, version, writer = meta.get("format"), meta.get("format_version"), meta.get("lss_jax_version")
+    newer_writer = isinstance(writer, str) and _newer_than_this(writer)
+    if fmt != FORMAT_NAME:
+        # a later lss_jax may name or number its format differently: what it records about itself tells it apart
+        # from a directory that is not an lss_jax model at all
+        if newer_writer or isinstance(fmt, int) or (isinstance(fmt, str) and fmt.startswith("lss_jax")):
+            raise ModelFormatError(_newer_message(path, f"format {fmt!r}", writer))
+        raise ModelFormatError(f"{path} is not an lss_jax model (its lss.json has format {fmt!r}, not {FORMAT_NAME!r}).")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFormatError(f"{meta_path} has format_version {version!r}, not a model format number; the model "
+                               "directory is corrupted.")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(_newer_message(path, f"model format {version}", writer))
     for name, digest in meta.get("files", {}).items():
         f = path / name
         if not f.is_file():

@@ -33,6 +33,7 @@ share of the trajectories; :func:`load_generated` joins them.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import time
@@ -60,12 +61,15 @@ __all__ = [
     "load_generated",
     "export_trajectory",
     "check_output_format",
+    "check_generation_fits",
+    "estimate_generation",
     "process_share",
 ]
 
 FORMAT_NAME = "lss_jax.generation"
 FORMAT_VERSION = 2  # 2: inverse-CDF component choice in lss_jax.propagator.mixture_sample (a new random stream)
 CHUNK_BYTES = 256 * 2**20  # default chunk size: about this many bytes of decoded coordinates
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # no space, file size limit, quota
 
 
 class Chunk(NamedTuple):
@@ -113,6 +117,129 @@ def default_chunk_steps(n_trajectories: int, n_steps: int, save_every: int, fram
     """Chunk length so one chunk holds about :data:`CHUNK_BYTES` of output (results do not depend on it)."""
     frames = max(1, CHUNK_BYTES // max(1, frame_bytes * n_trajectories))
     return min(n_steps, frames * save_every)
+
+
+class GenerationSize(NamedTuple):
+    """What a generation is expected to need (:func:`estimate_generation`), in bytes."""
+
+    memory: int  # peak memory of the process
+    disk: int  # disk space it writes (single-file output: the chunks and the file, both at once)
+    streamed_memory: int  # peak memory of the same run written to a directory (chunk by chunk)
+    per_trajectory_memory: int  # the part of the streamed peak that grows with the number of trajectories
+
+
+# the process itself (JAX, XLA, the model): `lss-jax generate` with the alanine dipeptide model peaks at 0.53 GB
+# for 64 x 3000 frames and 1.16 GB for 2000 x 3000 on CPU, where this estimate gives 0.96 and 1.93 GB
+_GENERATION_BASELINE = int(0.75 * 2**30)
+_PER_TRAJECTORY_STATE = 16  # float32 latent values held per trajectory outside the chunk (start, state, carry, keys)
+_CHUNK_COPIES = 4  # a chunk's frames on the device, on the host, in the decoder's work arrays, and the float32 copy
+
+
+def estimate_generation(n_trajectories: int, n_steps: int, *, latent_dim: int, n_atoms: int, save_every: int = 1,
+                        chunk_steps: int | None = None, latent_only: bool = False,
+                        single_file: bool = False) -> GenerationSize:
+    """Memory and disk a generation needs, from its sizes alone (nothing is allocated).
+
+    A directory output holds one chunk at a time (:func:`default_chunk_steps`: about :data:`CHUNK_BYTES` of
+    frames, at least one frame); a single-file output (:func:`export_trajectory`) joins all frames in memory and
+    writes them next to the chunks it was made from.
+
+    Example:
+        >>> size = estimate_generation(64, 3000, latent_dim=2, n_atoms=10)
+        >>> size.disk // 2**20, size.memory < 2 * 2**30
+        (23, True)
+    """
+    out_frame = 4 * (latent_dim + (0 if latent_only else 3 * n_atoms))  # bytes written per saved frame
+    held_frame = 4 * (2 * latent_dim + (0 if latent_only else 3 * n_atoms))  # unit-box and latent, coordinates
+    n_frames = n_steps // max(save_every, 1)
+    chunk_steps = chunk_steps or default_chunk_steps(n_trajectories, n_steps, save_every, held_frame)
+    chunk_frames = max(1, min(chunk_steps, n_steps) // max(save_every, 1))
+    n_chunks = -(-n_steps // max(chunk_steps, 1))
+    per_trajectory = 4 * latent_dim * _PER_TRAJECTORY_STATE + _CHUNK_COPIES * chunk_frames * held_frame
+    streamed = _GENERATION_BASELINE + n_trajectories * per_trajectory
+    total_out = n_trajectories * n_frames * out_frame
+    disk = total_out + n_trajectories * 4 * latent_dim * (n_chunks + 1)  # frames, carries and start points
+    if single_file:
+        return GenerationSize(streamed + total_out, 2 * disk, streamed, per_trajectory)
+    return GenerationSize(streamed, disk, streamed, per_trajectory)
+
+
+def _size(n: float) -> str:
+    """Bytes in the unit that reads best: ``'1.2 GB'``, ``'300 MB'``, ``'1.3e+08 TB'``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}" if n < 1e3 * scale or unit != "TB" else f"{n / scale:.2e} TB"
+    return f"{int(n)} bytes"
+
+
+def check_generation_fits(n_trajectories: int, n_steps: int, out, *, latent_dim: int, n_atoms: int,
+                          save_every: int = 1, chunk_steps: int | None = None, latent_only: bool = False,
+                          single_file: bool = False, available_memory: float | None = None,
+                          free_disk: float | None = None) -> GenerationSize:
+    """Refuse, before any work, a generation that would not fit in memory or on the disk of ``out``.
+
+    The ``ValueError`` says what the run would need, what there is, and which option makes it fit (a directory
+    output instead of one file, fewer trajectories per run, a smaller ``--chunk-steps``, ``--save-every``,
+    ``--latent-only``). Chunks already on disk in ``out`` (a run being continued) count as written.
+
+    Example:
+        >>> try:
+        ...     check_generation_fits(10**9, 10**9, "g.xtc", latent_dim=2, n_atoms=10, single_file=True,
+        ...                           available_memory=64e9, free_disk=1e12)
+        ... except ValueError as err:
+        ...     print(str(err)[:70])
+        generating 1,000,000,000 trajectories x 1,000,000,000 frames into one
+    """
+    from lss_jax.data.stream import available_memory_bytes
+
+    out = Path(out)
+    size = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms, save_every=save_every,
+                               chunk_steps=chunk_steps, latent_only=latent_only, single_file=single_file)
+    memory = available_memory_bytes() if available_memory is None else float(available_memory)
+    n_frames = n_steps // max(save_every, 1)
+    what = (f"generating {n_trajectories:,} trajectories x {n_frames:,} frames "
+            f"{'into one file' if single_file else 'into a directory'}")
+    if size.memory > memory:
+        if single_file and size.streamed_memory <= memory:
+            fix = (f"write a directory instead (--out without an extension): it streams chunk by chunk and needs about "
+                   f"{_size(size.streamed_memory)}; `lss_jax.load_generated` and `lss-jax report --lss DIR` read it")
+        else:
+            most = int((memory - _GENERATION_BASELINE) // size.per_trajectory_memory)
+            while most >= 1 and estimate_generation(most, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                                    save_every=save_every, latent_only=latent_only).memory > memory:
+                most = int(most * 0.9)  # fewer trajectories get longer default chunks
+            one_frame = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                            save_every=save_every, chunk_steps=save_every, latent_only=latent_only)
+            if chunk_steps and one_frame.streamed_memory <= memory:
+                fix = f"use a smaller --chunk-steps (e.g. --chunk-steps {save_every}; the output does not depend on it)"
+            elif most >= 1:
+                fix = (f"generate at most {most:,} trajectories per run (--n-traj {most}; run more with other --seed "
+                       "values into other directories, or over several processes with --distributed)")
+            else:
+                fix = "use a machine with more memory"
+            if single_file:
+                fix = "write a directory instead (--out without an extension) and " + fix
+        raise _io.ResourceLimitError(f"{what} would need about {_size(size.memory)} of memory, more than the {_size(memory)} "
+                         f"available; {fix}.")
+    parent = next(p for p in (out.absolute(), *out.absolute().parents) if p.is_dir())
+    free = shutil.disk_usage(parent).free if free_disk is None else float(free_disk)
+    done = 0
+    parts = out if not single_file else out.parent / f".{out.name}.parts"
+    if parts.is_dir():  # a run being continued: its chunks are already written
+        done = sum(f.stat().st_size for f in parts.rglob("*.npy"))
+    need = max(size.disk - done, 0)
+    if need > free:
+        factor = -(-need // max(int(free), 1))
+        fixes = [f"keep fewer frames (--save-every {save_every * factor}, a divisor of --n-steps)",
+                 f"fewer trajectories (--n-traj {max(1, n_trajectories // factor)})"]
+        if not latent_only and n_atoms:
+            latent = estimate_generation(n_trajectories, n_steps, latent_dim=latent_dim, n_atoms=n_atoms,
+                                         save_every=save_every, chunk_steps=chunk_steps, latent_only=True,
+                                         single_file=single_file).disk
+            fixes.append(f"only the latent trajectories (--latent-only, {_size(latent)})")
+        raise _io.ResourceLimitError(f"{what} would write about {_size(need)}, more than the {_size(free)} free on the disk of "
+                         f"{parent}; free space there, write elsewhere, or {', '.join(fixes[:-1])} or {fixes[-1]}.")
+    return size
 
 
 def process_share(n_trajectories: int, process_index: int = 0, process_count: int = 1) -> np.ndarray:
@@ -322,6 +449,15 @@ def _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, late
 
 
 
+def _check_generation_format(manifest_path: Path, manifest: dict) -> None:
+    version = manifest.get("format_version")
+    if manifest.get("format") != FORMAT_NAME:
+        raise ValueError(f"{manifest_path} is not an lss_jax generation record (format {manifest.get('format')!r}).")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{manifest_path} was written by a newer lss_jax (generation format {version!r}; this one reads "
+                         f"formats 1 to {FORMAT_VERSION}); upgrade lss_jax to read or continue it.")
+
+
 def _valid_chunks(out: Path, manifest: dict) -> int:
     """Number of leading chunks whose files all exist and match their checksums."""
     n = 0
@@ -382,65 +518,80 @@ def generate_to_directory(
         raise ValueError(f"{process_count} processes for {n_trajectories} trajectories leaves process {process_index} "
                          "without work; use fewer processes or more trajectories.")
     where = out / f"process-{process_index:03d}" if process_count > 1 else out
-    frame_bytes = 4 * (2 * model.latent_dim + (0 if latent_only else 3 * len(model.atom_indices)))
-    chunk_steps = chunk_steps or default_chunk_steps(len(ids), n_steps, save_every, frame_bytes)
-    plan = chunk_plan(n_steps, save_every, chunk_steps)
-    settings = _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids)
-    manifest_path = where / "generation.json"
-    done = 0
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("format") != FORMAT_NAME or manifest.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{manifest_path} is not a generation record this lss_jax can continue.")
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{where} was generated by an lss_jax with another random stream (generation format "
-                f"{manifest.get('format_version')}, this one writes {FORMAT_VERSION}); its chunks cannot be continued "
-                "bit for bit. Generate into a new output path (load_generated still reads the old one).")
-        diff = sorted(k for k in settings if manifest["settings"].get(k) != settings[k])
-        if diff:
-            raise ValueError(
-                f"{where} holds a generation with different settings ({', '.join(diff)}); to continue it, rerun "
-                "with its settings, or write to a new output path.")
-        done = _valid_chunks(where, manifest)
-        manifest["chunks"] = manifest["chunks"][:done]
-        u0 = np.load(where / "start.npy")
-    else:
-        if where.exists() and any(where.iterdir()):
-            raise ValueError(f"{where} exists and is not an lss_jax generation directory; choose a new output path.")
-        where.mkdir(parents=True, exist_ok=True)
-        u0 = start_points(key, model, n_trajectories, start)[ids]
-        _io.save_npy(where / "start.npy", u0)
-        with _io.atomic_path(where / "topology.pdb") as tmp:
-            model.reference.save_pdb(str(tmp))
-        manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "settings": settings,
-                    "lag_time": model.lag_time, "n_chunks": len(plan), "n_frames": n_steps // save_every,
-                    "complete": False, "chunks": []}
-        _io.write_json(manifest_path, manifest)
-    n_frames = n_steps // save_every
-    resumed = done
-    if done < len(plan):
-        manifest["complete"] = False
-        carry = np.load(where / f"carry-{done - 1:06d}.npy") if done else None
-        chunks = iter_chunks(key, model, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
-                             trajectory_ids=ids, first_chunk=done, carry=carry, decode=not latent_only,
-                             precision=precision, devices=devices)
-        with progress_bar(total=len(ids) * n_frames, initial=len(ids) * (plan[done][0] // save_every),
-                          desc="LSS generate", unit="frame", unit_scale=True, disable=not progress) as bar:
-            for chunk in chunks:
-                files = {f"latent-{chunk.index:06d}.npy": chunk.latent, f"carry-{chunk.index:06d}.npy": chunk.carry}
-                if chunk.xyz is not None:
-                    files[f"xyz-{chunk.index:06d}.npy"] = chunk.xyz
-                for name, array in files.items():
-                    _io.save_npy(where / name, array.astype(np.float32))
-                manifest["chunks"].append({"index": chunk.index, "first_frame": chunk.first_frame,
-                                           "n_frames": chunk.latent.shape[1],
-                                           "files": {name: _io.sha256_file(where / name) for name in files}})
-                manifest["complete"] = chunk.index == len(plan) - 1
-                _io.write_json(manifest_path, manifest)
-                bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
-    return GenerationSummary(where, len(ids), n_frames, len(ids) * n_steps * model.lag_time,
-                             time.perf_counter() - start_time, resumed)
+    check_generation_fits(len(ids), n_steps, where, latent_dim=model.latent_dim, n_atoms=len(model.atom_indices),
+                          save_every=save_every, chunk_steps=chunk_steps, latent_only=latent_only)
+    if process_count > 1:
+        out.mkdir(exist_ok=True)  # shared by the processes; each one owns its process-PPP/
+    with _io.exclusive_output(where, what="generation directory", how_to_fix=(
+            "wait for it to finish (the same command then returns at once, or continues a stopped run), or write "
+            "to another output path")):
+        frame_bytes = 4 * (2 * model.latent_dim + (0 if latent_only else 3 * len(model.atom_indices)))
+        chunk_steps = chunk_steps or default_chunk_steps(len(ids), n_steps, save_every, frame_bytes)
+        plan = chunk_plan(n_steps, save_every, chunk_steps)
+        settings = _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids)
+        manifest_path = where / "generation.json"
+        done = 0
+        if manifest_path.is_file():
+            manifest = json.loads(manifest_path.read_text())
+            _check_generation_format(manifest_path, manifest)
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"{where} was generated by an lss_jax with another random stream (generation format "
+                    f"{manifest.get('format_version')}, this one writes {FORMAT_VERSION}); its chunks cannot be continued "
+                    "bit for bit. Generate into a new output path (load_generated still reads the old one).")
+            diff = sorted(k for k in settings if manifest["settings"].get(k) != settings[k])
+            if diff:
+                raise ValueError(
+                    f"{where} holds a generation with different settings ({', '.join(diff)}); to continue it, rerun "
+                    "with its settings, or write to a new output path.")
+            done = _valid_chunks(where, manifest)
+            manifest["chunks"] = manifest["chunks"][:done]
+            u0 = np.load(where / "start.npy")
+        else:
+            if where.exists() and any(where.iterdir()):
+                raise ValueError(f"{where} exists and is not an lss_jax generation directory; choose a new output path.")
+            where.mkdir(parents=True, exist_ok=True)
+            u0 = start_points(key, model, n_trajectories, start)[ids]
+            _io.save_npy(where / "start.npy", u0)
+            with _io.atomic_path(where / "topology.pdb") as tmp:
+                model.reference.save_pdb(str(tmp))
+            manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "settings": settings,
+                        "lag_time": model.lag_time, "n_chunks": len(plan), "n_frames": n_steps // save_every,
+                        "complete": False, "chunks": []}
+            _io.write_json(manifest_path, manifest)
+        n_frames = n_steps // save_every
+        resumed = done
+        if done < len(plan):
+            manifest["complete"] = False
+            carry = np.load(where / f"carry-{done - 1:06d}.npy") if done else None
+            chunks = iter_chunks(key, model, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
+                                 trajectory_ids=ids, first_chunk=done, carry=carry, decode=not latent_only,
+                                 precision=precision, devices=devices)
+            with progress_bar(total=len(ids) * n_frames, initial=len(ids) * (plan[done][0] // save_every),
+                              desc="LSS generate", unit="frame", unit_scale=True, disable=not progress) as bar:
+                for chunk in chunks:
+                    files = {f"latent-{chunk.index:06d}.npy": chunk.latent, f"carry-{chunk.index:06d}.npy": chunk.carry}
+                    if chunk.xyz is not None:
+                        files[f"xyz-{chunk.index:06d}.npy"] = chunk.xyz
+                    try:
+                        for name, array in files.items():
+                            _io.save_npy(where / name, array.astype(np.float32))
+                        manifest["chunks"].append({"index": chunk.index, "first_frame": chunk.first_frame,
+                                                   "n_frames": chunk.latent.shape[1],
+                                                   "files": {name: _io.sha256_file(where / name) for name in files}})
+                        manifest["complete"] = chunk.index == len(plan) - 1
+                        _io.write_json(manifest_path, manifest)
+                    except OSError as err:
+                        if err.errno not in _DISK_FULL:
+                            raise
+                        raise OSError(err.errno, (
+                            f"the disk is full ({err.strerror}) while writing chunk {chunk.index + 1} of {len(plan)} to "
+                            f"{where}; the {chunk.index} complete chunk(s) before it are kept and verified. Free space "
+                            "there (or raise the file size limit), then rerun the same command: it continues, to the "
+                            "same bytes as an uninterrupted run")) from err
+                    bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])
+        return GenerationSummary(where, len(ids), n_frames, len(ids) * n_steps * model.lag_time,
+                                 time.perf_counter() - start_time, resumed)
 
 
 class Generated(NamedTuple):
@@ -467,9 +618,14 @@ def _open_one(where: Path):
     import mdtraj as md
 
     manifest_path = where / "generation.json"
+    holder = _io.lock_holder(where)
+    if holder is not None:  # a run is writing it now: its record may be about to change
+        raise ValueError(f"{where} is being written by another lss_jax process ({_io._describe(holder)}); wait for "
+                         "it to finish, then read it.")
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{where} is not a generation directory (no generation.json).")
     manifest = json.loads(manifest_path.read_text())
+    _check_generation_format(manifest_path, manifest)
     if not manifest.get("complete"):
         raise ValueError(f"the generation in {where} is incomplete ({len(manifest['chunks'])} of "
                          f"{manifest['n_chunks']} chunks); rerun the same `lss-jax generate` command to finish it.")

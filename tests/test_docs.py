@@ -109,7 +109,7 @@ def test_readme_links_reach_the_docs_pages():
 
 
 def test_mkdocs_nav_pages_exist():
-    """Every page listed in mkdocs.yml's nav exists (the optional failure-modes page is added by a hook)."""
+    """Every page listed in mkdocs.yml's nav exists."""
     nav_pages = re.findall(r"^\s*-\s*[^:#]+:\s*(\S+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"),
                            re.MULTILINE)
     assert len(nav_pages) > 20

@@ -37,4 +37,4 @@ def test_cli_train_refuses_input_that_would_not_fit_before_reading_it(tmp_path, 
     code = main(["train", "--traj", str(files["train"]), "--top", str(files["pdb"]), "--lag", "2",
                  "--out", str(tmp_path / "model"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 1 and "would hold about" in err and "--stride" in err and not (tmp_path / "model").exists()
+    assert code == 2 and "would hold about" in err and "--stride" in err and not (tmp_path / "model").exists()

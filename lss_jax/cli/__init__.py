@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+import warnings
 
 from lss_jax.cli import commands
 from lss_jax.cli.config import _apply_config, _write_resolved
@@ -17,7 +19,6 @@ __all__ = ["main", "build_parser"]
 def main(argv=None) -> int:
     """Run the command line; errors are one line on stderr (exit 1; 2 for usage errors), tracebacks only with --debug."""
     import re
-    import shutil
     from pathlib import Path
 
     parser = build_parser()
@@ -27,7 +28,7 @@ def main(argv=None) -> int:
     debug = "--debug" in (argv[: argv.index(command)] if command else argv)
 
     def one_line(err: BaseException) -> str:
-        text = " ".join(str(err).split())
+        text = " ".join([*str(err).split(), *" ".join(getattr(err, "__notes__", [])).split()])
         if isinstance(err, (ValueError, OSError, FloatingPointError, RuntimeError)) or not text:
             hint = ""
             if type(err).__name__ == "ModelFormatError" and "Upgrade" not in text:
@@ -71,6 +72,42 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handlers = commands.COMMANDS
+    # One writer per output: --out is locked before anything is written (lss_jax._io.exclusive_output); a second
+    # command writing the same path is refused at once and removes nothing. With `generate --distributed` each
+    # process owns only its process-PPP/ share (generate_to_directory locks it).
+    from lss_jax import _io
+
+    out = Path(args.out) if getattr(args, "out", None) and not getattr(args, "distributed", False) else None
+    owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
+             if out is not None and out.absolute().parent.is_dir() else contextlib.nullcontext())  # else: the command says so
+    def note(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, (_io.StaleLockWarning, _io.UnlockedOutputWarning)):  # one line, like the errors
+            kind = "note" if issubclass(category, _io.StaleLockWarning) else "warning"
+            print(f"lss-jax {args.command}: {kind}: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    try:
+        with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+            shown = warnings.showwarning
+            warnings.showwarning = note
+            warnings.simplefilter("always", _io.StaleLockWarning)
+            with owned:
+                return _run(args, extras, handlers, one_line)
+    except Exception as err:  # the lock: held by another process, or its file could not be created
+        if args.debug:
+            raise
+        print(f"lss-jax {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _run(args, extras, handlers, one_line) -> int:
+    """Run the command; on failure remove the partial output it created (the caller holds the output's lock)."""
+    import shutil
+    from pathlib import Path
+
+    from lss_jax._io import OutputLockedError, ResourceLimitError
+
     # No partial output: on failure remove what train/report/lagscan created under --out (generate keeps its
     # chunks on purpose, so that a rerun continues; it checks its inputs before writing anything).
     out = Path(args.out) if args.command in ("train", "report", "lagscan") else None
@@ -103,12 +140,14 @@ def main(argv=None) -> int:
         remove_partial_output()
         print(f"lss-jax {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OutputLockedError:
+        raise  # another process owns an output: nothing here is ours to remove
     except Exception as err:
         remove_partial_output()
         if args.debug:
             raise
         print(f"lss-jax {args.command}: error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ResourceLimitError) else 1
 
 
 if __name__ == "__main__":

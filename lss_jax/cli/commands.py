@@ -4,6 +4,7 @@ files (lengths, atom counts, formats) happen here, before any work, and say how 
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 
@@ -93,18 +94,32 @@ def train(args) -> int:
 
     # streamed: the decoded atoms and the features, nothing else; checks the files and the memory first
     trajs = load_training_data(args.traj, args.top, config, stride=args.stride)
-    check_training_input(trajs.lengths, config, names=args.traj, lag_name="--lag", stride_name=f"--stride {args.stride}")
+    check_training_input(trajs.lengths, config, n_features=trajs.features[0].shape[1], names=args.traj,
+                         lag_name="--lag", stride_name=f"--stride {args.stride}")
+    from lss_jax.config import check_training_data
+    from lss_jax.data.featurize import feature_names
+
+    # the data must move (constant trajectories, zero-variance features, repeated frames, a latent dimension the
+    # data cannot support): refused here, before any checkpoint is written
+    for line in check_training_data(trajs.features, config, names=args.traj,
+                                    feature_names=feature_names(trajs.topology, config.feature_spec)):
+        print(f"lss-jax train: warning: {line}", file=sys.stderr)
     start = time.perf_counter()
     checkpoints = out.parent / f"{out.name}.checkpoints"
     if args.resume and not checkpoints.is_dir():
         raise FileNotFoundError(f"--resume: no checkpoints at {checkpoints}; run without --resume to start training.")
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
-        model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
-                                       resume=args.resume, checkpoint_every=args.checkpoint_every)
-    model.save(out)
+    had_checkpoints = checkpoints.exists()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
+            model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
+                                           resume=args.resume, checkpoint_every=args.checkpoint_every)
+        model.save(out)
+    except BaseException as err:
+        _keep_checkpoints_only_if_resumable(err, checkpoints, had_checkpoints)
+        raise
     import shutil
 
     shutil.rmtree(checkpoints, ignore_errors=True)
@@ -155,6 +170,29 @@ def _value_with_error(value, error) -> str:
     if missing(error):
         return f"{value:.3g} (no error estimate)"
     return f"{value:.3g} ± {error:.2g}"
+
+
+def _keep_checkpoints_only_if_resumable(err: BaseException, checkpoints, had_checkpoints: bool) -> None:
+    """After a failed or interrupted `train`: keep ``checkpoints`` if ``--resume`` can continue from them (and say
+    so in the error), else remove the directory this run created."""
+    import shutil
+    from pathlib import Path
+
+    from lss_jax._io import OutputLockedError
+    from lss_jax.checkpoint import CheckpointError
+
+    checkpoints = Path(checkpoints)
+    if isinstance(err, (OutputLockedError, CheckpointError)) or not checkpoints.is_dir():
+        return  # not ours, or the message already says what to do with them
+    if any(checkpoints.glob("*.json")):
+        note = (f"The training checkpoints in {checkpoints} are kept: rerun the same command with --resume to continue "
+                "from them (finished networks are not retrained), or delete that directory to start over.")
+        if isinstance(err, KeyboardInterrupt):
+            print(f"lss-jax train: {note}", file=sys.stderr)
+        else:
+            err.add_note(note)
+    elif not had_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
 
 
 def _consistency_lines(c: dict) -> str:
@@ -217,6 +255,16 @@ def generate(args) -> int:
         raise ValueError("--distributed writes one directory per process: give --out a directory (no extension).")
     if not to_directory:
         check_output_format(out)
+    if not args.distributed:  # memory and disk before any work (with --distributed each process checks its share)
+        from lss_jax.model_io import _read_meta
+        from lss_jax.simulate import check_generation_fits
+
+        meta, _ = _read_meta(Path(args.model))
+        if "latent_dim" in meta and "n_decoded_atoms" in meta:
+            check_generation_fits(args.n_traj, args.n_steps, out, latent_dim=int(meta["latent_dim"]),
+                                  n_atoms=int(meta["n_decoded_atoms"]), save_every=args.save_every,
+                                  chunk_steps=args.chunk_steps, latent_only=args.latent_only,
+                                  single_file=not to_directory)
     process_index, process_count = 0, 1
     if args.distributed:  # before anything starts JAX's backends (loading the model does)
         jax.distributed.initialize(**_distributed_settings())  # the rest from SLURM, Open MPI, ... if present
@@ -242,7 +290,14 @@ def generate(args) -> int:
     )
     written = [summary.path]
     if not to_directory:
-        written = export_trajectory(work, out, progress=not args.no_progress)
+        try:
+            written = export_trajectory(work, out, progress=not args.no_progress)
+        except Exception as err:  # e.g. the disk filled up: the chunks are complete, only the file is missing
+            # (mdtraj's XTC and DCD writers report a failed write as their own error codes, not as OSError)
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else f"{type(err).__name__}: {err}"
+            raise RuntimeError(f"could not write {out} ({reason}); the generated chunks are kept in {work}. Rerun the "
+                               "same command to write the file from them without generating again (if the disk is "
+                               "full or a file size limit was reached, free space or raise the limit first)") from err
         remove_generation(work)
     seconds = time.perf_counter() - args.start_time
     n = summary.n_trajectories * summary.n_frames
@@ -271,6 +326,13 @@ def report(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
+    from lss_jax import _io
+
+    for f in args.lss:  # a generated file and its .latent.npy are renamed into place one after the other
+        holder = _io.lock_holder(f)
+        if holder is not None:
+            raise ValueError(f"--lss {f} is being written by another lss_jax process ({_io._describe(holder)}); wait "
+                             "for it to finish, then rerun the report.")
     model = LSS.load(args.model)
     n_atoms = model.topology_full.n_atoms
 

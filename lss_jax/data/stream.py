@@ -16,6 +16,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from lss_jax._io import ResourceLimitError
+
 __all__ = ["TrainingData", "as_trajectory_list", "training_data", "load_training_data", "count_frames", "estimate_training_bytes",
            "check_memory", "available_memory_bytes"]
 
@@ -124,7 +126,8 @@ def available_memory_bytes() -> float:
 
 
 def check_memory(n_frames: int, n_features: int, n_decoded: int, *, stride: int = 1, available: float | None = None) -> float:
-    """Raise a ``ValueError`` that says what to change if training would not fit in memory; return the estimate.
+    """Raise a :class:`lss_jax._io.ResourceLimitError` (a ``ValueError``) that says what to change if training would
+    not fit in memory; return the estimate.
 
     Example:
         >>> check_memory(10**4, 49, 10, available=8 * 2**30) < 8 * 2**30
@@ -140,7 +143,7 @@ def check_memory(n_frames: int, n_features: int, n_decoded: int, *, stride: int 
     if need > available:
         fits = max(1, int((available - _BASELINE_BYTES) / max(need - _BASELINE_BYTES, 1.0) * n_frames))
         factor = -(-n_frames // fits)
-        raise ValueError(
+        raise ResourceLimitError(
             f"training on {n_frames:,} frames would hold about {need / 1e9:.1f} GB, more than the {available / 1e9:.1f} GB "
             f"available ({n_features} features and {n_decoded} decoded atoms per frame); keep one frame in {factor} "
             f"(--stride {stride * factor}), use fewer distance features (distances = \"ca\") or decode fewer atoms "
