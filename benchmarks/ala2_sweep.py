@@ -16,6 +16,7 @@ training run and scored against the shipped independent 50 ns run:
 
     python benchmarks/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
     python benchmarks/ala2_sweep.py --lags 5 --dims 2 # one cell
+    python benchmarks/ala2_sweep.py --linear-floor --tag -floor   # the same with the encoder's linear floor
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
+    parser.add_argument("--linear-floor", action="store_true",
+                        help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
     args = parser.parse_args(argv)
 
     train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
@@ -84,13 +87,14 @@ def main(argv=None) -> int:
     for lag in args.lags:
         for m in args.dims:
             start = time.perf_counter()
-            model = LSS(lag=lag, latent_dim=m).fit(train, progress=False)
+            model = LSS(lag=lag, latent_dim=m, encoder_linear_floor=args.linear_floor).fit(train, progress=False)
             fit_seconds = time.perf_counter() - start
             round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
             lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
             rt = summarize(compare_structures(indep_h, round_trip, seed=5))
             full = summarize(compare_structures(indep_h, lss, seed=5))
             run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
+                   "linear_floor": model.info["encoder"]["linear_floor"],
                    "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
                    "decoder_seconds": model.info["wall_seconds"]["decoder"], "round_trip": rt, "lss": full,
                    "decoder_states": int(getattr(model.decoder.network, "n_states", 0)),
