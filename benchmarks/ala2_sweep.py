@@ -16,7 +16,7 @@ training run and scored against the shipped independent 50 ns run:
 
     python benchmarks/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
     python benchmarks/ala2_sweep.py --lags 5 --dims 2 # one cell
-    python benchmarks/ala2_sweep.py --linear-floor --tag -floor   # the same with the encoder's linear floor
+    python benchmarks/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
 """
 
 from __future__ import annotations
