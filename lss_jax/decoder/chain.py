@@ -194,10 +194,10 @@ class ChainField(nnx.Module):
         bonds = np.linalg.norm(x[:, 1:] - x[:, :-1], axis=-1)
         i, j = _far_pairs(self.n_atoms).T
         far = np.linalg.norm(x[:, i] - x[:, j], axis=-1).min(0) if len(i) else np.zeros(0)
-        self.bond_min.value = jnp.asarray(bonds.min(0), jnp.float32)
-        self.bond_max.value = jnp.asarray(bonds.max(0), jnp.float32)
+        self.bond_min[...] = jnp.asarray(bonds.min(0), jnp.float32)
+        self.bond_max[...] = jnp.asarray(bonds.max(0), jnp.float32)
         # a little beyond the support constraint's margin, so that a repaired pair is inside the support
-        self.pair_floor.value = jnp.asarray(min(1.0, margin + 0.05) * far, jnp.float32)
+        self.pair_floor[...] = jnp.asarray(min(1.0, margin + 0.05) * far, jnp.float32)
 
 
 def _far_pairs(n: int) -> np.ndarray:
