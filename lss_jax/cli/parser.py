@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
-                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, in "
+                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, \"chain\" "
+                    "for flow matching on a chain's Cartesian Ca coordinates, in "
                     "--config), and save the model directory (format documented in lss_jax.model_io).")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
