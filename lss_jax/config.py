@@ -64,7 +64,8 @@ class LSSConfig:
     boundary: str = "reflect"
     ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
     # decoder (lss_jax.decoder.DecoderConfig; None: the decoder kind's default)
-    decoder: str = "flow"  # "flow" (conditional flow matching), "wgan" (the paper's cWGAN-GP), "knn" (retrieval)
+    decoder: str = "flow"  # "flow" (conditional flow matching), "wgan" (the paper's cWGAN-GP), "knn" (retrieval),
+    # "chain" (flow matching on a chain's Cartesian coordinates, a transformer over beads; ignores decoder_coordinates)
     decoder_coordinates: str = "internal"  # "internal" (Z-matrix, NeRF) or "cartesian" (aligned, the paper's)
     decoder_hidden: tuple[int, ...] | None = None  # flow: 3 x 256; wgan: 3 x 200
     decoder_learning_rate: float | None = None  # flow: 1e-3 cosine-decayed; wgan: 2e-4
@@ -85,6 +86,7 @@ class LSSConfig:
     decoder_support_margin: float = 0.9  # atoms >= 3 bonds apart keep 0.9x their smallest training distance
     decoder_neighbours: int = 20  # knn: pick among the 20 training frames nearest in latent space
     decoder_max_frames: int = 100_000  # knn: store at most this many training frames
+    decoder_temperature: float | None = None  # chain: the prior's noise is scaled by this at sampling (0.8; 1: none)
 
     def __post_init__(self):
         ints = {
@@ -125,6 +127,7 @@ class LSSConfig:
             n_critic=self.n_critic,
             gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,
             neighbours=self.decoder_neighbours, max_frames=self.decoder_max_frames,
+            temperature=self.decoder_temperature,
         )
 
     @classmethod

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
-                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, in "
+                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, \"chain\" "
+                    "for flow matching on a chain's Cartesian Ca coordinates, in "
                     "--config), and save the model directory (format documented in lss_jax.model_io).")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
@@ -180,10 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--out", required=True, help="output directory")
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    de.add_argument("--decoder", choices=("flow", "wgan", "knn"), default=None,
-                    help="flow (conditional flow matching; the alanine dipeptide default), wgan (the paper's cWGAN-GP) "
-                         "or knn (retrieval of training frames: MD's own structures; the trp-cage default, where the "
-                         "flow misses the folding targets)")
+    de.add_argument("--decoder", choices=("flow", "wgan", "knn", "chain"), default=None,
+                    help="flow (conditional flow matching; the alanine dipeptide default), wgan (the paper's cWGAN-GP), "
+                         "knn (retrieval of training frames: MD's own structures; the trp-cage default, where the "
+                         "flow misses the folding targets) or chain (flow matching on a chain's Cartesian Ca coordinates "
+                         "with a transformer over beads; proteins, experimental: docs/decoder.md)")
     de.add_argument("--more-md", type=int, default=0, metavar="N",
                     help="trp-cage: also train on N more runs of the shipped protocol, simulated here with OpenMM "
                          "(seeds 3, 4, ...; ~3 min each on one core, cached; needs the md extra)")

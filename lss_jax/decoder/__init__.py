@@ -8,6 +8,9 @@ Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinate
   (:mod:`lss_jax.decoder.wgan`);
 * ``kind="knn"``: retrieval, a training frame among the ``k`` nearest in latent space
   (:mod:`lss_jax.decoder.knn`): no new structures, MD's own; the yardstick of the generative ones;
+* ``kind="chain"``: flow matching on centred, aligned Cartesian coordinates of a chain (a protein's Cα
+  atoms) with a transformer over beads and a Gaussian-chain prior (:mod:`lss_jax.decoder.chain`); it has
+  its own isotropic Cartesian map and ignores ``coordinates``;
 
 * ``coordinates="internal"`` (default): Z-matrix bond lengths, angles and torsions rebuilt by NeRF, so
   bonded geometry is generated directly;
@@ -49,6 +52,7 @@ from lss_jax.decoder.coordinates import (
     nerf,
     xyz_to_features,
 )
+from lss_jax.decoder.chain import ChainField, chain_loss, chain_prior, fit_chain_map, sample_chain
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.states import (
@@ -95,6 +99,7 @@ __all__ = [
     "COORDINATES", "CartesianMap", "InternalMap", "CoordinateMap", "build_zmatrix", "internal_coordinates", "nerf",
     "kabsch_superpose", "fit_cartesian_map", "fit_internal_map", "fit_coordinate_map", "xyz_to_features",
     "features_to_xyz", "feature_dim", "coordinate_map_arrays", "coordinate_map_from_arrays",
+    "ChainField", "chain_loss", "chain_prior", "fit_chain_map", "sample_chain",
     "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
@@ -102,7 +107,7 @@ __all__ = [
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
-DECODERS = ("flow", "wgan", "knn")
+DECODERS = ("flow", "wgan", "knn", "chain")
 
 # per-kind defaults where DecoderConfig says None
 _DEFAULTS = {
@@ -111,6 +116,9 @@ _DEFAULTS = {
     # (benchmarks/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
     "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
     "knn": {},  # nothing to train
+    # hidden = (width,) * depth of the transformer over beads
+    # (measured on Trp-cage, docs/decoder.md: sampling at temperature 0.8 brings the conditional spread of Q to MD's)
+    "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.8},
 }
 
 
@@ -119,10 +127,10 @@ class DecoderConfig:
     """Settings of a decoder (``None``: the kind's default).
 
     Attributes:
-        kind: ``"flow"``, ``"wgan"`` or ``"knn"``.
+        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
         coordinates: ``"internal"`` or ``"cartesian"``.
         hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
-            unless ``critic_hidden``).
+            unless ``critic_hidden``; chain: ``(width,) * depth`` of its transformer, 3 x 64).
         learning_rate: Adam step size (flow: 1e-3 with a cosine decay to 1 %; wgan: 2e-4, constant).
         batch_size: frames per minibatch (wgan: per critic or generator update).
         epochs: passes over the training frames (flow: 300, so training grows with the data, up to ``max_steps``;
@@ -148,6 +156,8 @@ class DecoderConfig:
         support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
         neighbours, max_frames: knn: pick among this many nearest stored frames; store at most this many
             training frames (a random subset of more).
+        temperature: chain: the prior sample's scale at sampling (default 0.8, a low-temperature sample, narrower
+            around the conditional modes; 1: the trained flow's law).
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -177,11 +187,13 @@ class DecoderConfig:
     support_margin: float = 0.9
     neighbours: int = 20
     max_frames: int = 100_000
+    temperature: float | None = None
 
     def __post_init__(self):
         if self.kind not in DECODERS:
-            raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP) or "
-                             f"'knn' (retrieval of training frames), got {self.kind!r}.")
+            raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP), "
+                             f"'knn' (retrieval of training frames) or 'chain' (flow matching on a chain's Cartesian "
+                             f"coordinates), got {self.kind!r}.")
         if self.coordinates not in COORDINATES:
             raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
                              f"(aligned coordinates), got {self.coordinates!r}.")
@@ -203,6 +215,12 @@ class DecoderConfig:
         if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
             raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
                              f"got {self.redraws!r}.")
+        if self.kind == "chain" and self.hidden is not None and (len(self.hidden) < 1 or len(set(self.hidden)) != 1
+                                                                  or self.hidden[0] % 4):
+            raise ValueError(f"the chain decoder's hidden is (width,) * depth with width a multiple of 4 (its attention "
+                             f"heads), got {self.hidden!r}.")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 2.0):
+            raise ValueError(f"decoder temperature must be in (0, 2], got {self.temperature!r}.")
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
@@ -223,7 +241,7 @@ class Decoder:
     ``kind`` and ``flow_steps`` are static).
 
     Attributes:
-        kind: ``"flow"``, ``"wgan"`` or ``"knn"``.
+        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
         network: the velocity field (flow), the generator (wgan) or the stored frames (knn).
         coordinates: the coordinate map the network's features live in.
         flow_steps: Heun steps of the sampling ODE (flow).
@@ -297,6 +315,9 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
         return network, None, TrainHistory([], [float("nan")], best_epoch=0, epochs_run=0,
                                            seconds=time.perf_counter() - start, stopped_early=False)
+    if cfg.kind == "chain":
+        field, history = _fit_chain(key, train_data, val_data, cfg, progress=progress, checkpoint=checkpoint)
+        return field, None, history
     if cfg.kind == "wgan":
         gan, history = fit_wgan(
             key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
@@ -339,6 +360,28 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}"
                                                    + ("" if classifier is None else f" states={classifier.n_states}"))
     return (field if classifier is None else StateFlow(field, classifier)), None, history
+
+
+def _fit_chain(key, train_data, val_data, cfg: DecoderConfig, *, progress, checkpoint):
+    from lss_jax.train import fit
+
+    n, d = train_data[0].shape
+    batch_size = min(cfg.batch_size, n)
+    per_epoch = n // batch_size
+    epochs = _n_epochs(cfg, per_epoch)
+    k_init, k_fit = jax.random.split(key)
+    field = ChainField(d // 3, train_data[1].shape[1], width=cfg.hidden[0], depth=len(cfg.hidden),
+                       temperature=cfg.temperature, rngs=nnx.Rngs(k_init))
+    schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
+                else cfg.learning_rate)
+    field, history = fit(
+        k_fit, field, lambda k, model, batch: chain_loss(k, model, batch[0], batch[1], distance_weight=2.0, t_power=1.5),
+        train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size, max_epochs=epochs,
+        patience=cfg.patience, progress=progress, desc="chain decoder", checkpoint=checkpoint, stochastic=True,
+        run_id=f"chain lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}")
+    field.fit_support_bounds(np.concatenate([np.asarray(train_data[0]), np.asarray(val_data[0])]),
+                             margin=cfg.support_margin)
+    return field, history
 
 
 def _split_frames(arrays: list[np.ndarray], val_fraction: float):
@@ -391,7 +434,7 @@ def fit_decoder(
         raise ValueError("xyz and cond must hold the same trajectories with the same numbers of frames.")
     if any(x.ndim != 3 or x.shape[2] != 3 for x in xyz_list) or any(c.ndim != 2 for c in cond_list):
         raise ValueError("xyz must be [n_frames, n_atoms, 3] and cond [n_frames, m] per trajectory.")
-    if config.coordinates == "internal" and topology is None:
+    if config.coordinates == "internal" and config.kind != "chain" and topology is None:
         raise ValueError("internal coordinates need the topology (its bonds); pass topology= or use "
                          "coordinates='cartesian'.")
     reference = xyz_list[0][0] if reference is None else np.asarray(reference)
@@ -400,7 +443,8 @@ def fit_decoder(
     train_x, val_x = np.concatenate(train_x), np.concatenate(val_x)
     if len(val_x) == 0:
         raise ValueError("no validation frames: give longer trajectories or a larger val_fraction.")
-    cmap = fit_coordinate_map(config.coordinates, train_x, reference, topology)
+    cmap = (fit_chain_map(train_x, reference) if config.kind == "chain"
+            else fit_coordinate_map(config.coordinates, train_x, reference, topology))
     train = (xyz_to_features(cmap, train_x), np.concatenate(train_c).astype(np.float32))
     val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
     states = None
@@ -432,6 +476,10 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
     if cfg.kind == "knn":  # the stored frames' number comes with the saved arrays
         return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
                        coordinates, cfg.flow_steps, redraws=cfg.redraws)
+    if cfg.kind == "chain":
+        network = ChainField(d // 3, cond_dim, width=cfg.hidden[0], depth=len(cfg.hidden),
+                             temperature=cfg.temperature, rngs=rngs)
+        return Decoder("chain", network, coordinates, cfg.flow_steps, redraws=cfg.redraws)
     if cfg.kind == "flow":
         network = VelocityField(d, cond_dim + n_states, hidden=cfg.hidden, rngs=rngs)
         if n_states:
@@ -448,6 +496,8 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
 
 
 def _features_from_noise(kind: str, network, z, cond, flow_steps: int):
+    if kind == "chain":
+        return network.sample(z, cond, n_steps=flow_steps)
     if kind == "flow":
         if isinstance(network, StateFlow):
             return network.sample(z, cond, n_steps=flow_steps)

@@ -1,0 +1,111 @@
+"""The chain decoder (decoder = "chain", lss_jax.decoder.chain): a known answer on a conditional Gaussian chain, and
+on Trp-cage that it is addressed (same key, same bits, whatever the batch), saves, loads and exports.
+
+Known answer: a chain of 4 beads whose bond vectors are independent ``N(m(c), s(c)^2 I)``, centred: the bead
+coordinates are Gaussian with a mean that moves with ``c`` (``m``) and a covariance that scales with ``c`` (``s``)
+and has the random walk's correlations. Tolerances as in ``test_decoder_fidelity.py``: 4 standard errors at the
+number of generated samples plus a stated allowance (0.1 sd for means, 10 % for standard deviations, 0.12 for
+correlations). The network is not equivariant (frames are superposed on a reference), so there is no
+equivariance test.
+"""
+
+import json
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lss_jax.decoder import DecoderConfig, decode_rows, fit_feature_model, sample_features
+
+N_TRAIN, N_GEN, N_BEADS = 20_000, 4000, 4
+CONDITIONS = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.9], [0.2, 0.8]], np.float32)
+
+
+def _law(c):
+    """Mean bond vector [.., 3] and bond sd [..] of the known chain at conditions c [.., 2]."""
+    c = np.asarray(c, np.float64)
+    mean_bond = np.stack([0.6 + 0.4 * c[..., 0], 0.8 * c[..., 1] - 0.4, 0.2 * np.ones_like(c[..., 0])], -1)
+    return mean_bond, 0.15 + 0.25 * c[..., 1]
+
+
+def _chain(c, noise):
+    """Centred bead coordinates [n, 3 N_BEADS] from bond noise [n, N_BEADS - 1, 3]."""
+    mean_bond, sd = _law(c)
+    bonds = mean_bond[:, None, :] + sd[:, None, None] * noise
+    beads = np.concatenate([np.zeros((len(c), 1, 3)), np.cumsum(bonds, axis=1)], axis=1)
+    return (beads - beads.mean(1, keepdims=True)).reshape(len(c), -1)
+
+
+def _exact_moments(ci):
+    mean = _chain(ci[None], np.zeros((1, N_BEADS - 1, 3)))[0]
+    _, sd = _law(ci)
+    # beads = centring @ cumsum @ bonds, per Cartesian axis
+    walk = np.vstack([np.zeros(N_BEADS - 1), np.tril(np.ones((N_BEADS - 1, N_BEADS - 1)))])
+    lin = (np.eye(N_BEADS) - 1.0 / N_BEADS) @ walk
+    cov_axis = sd**2 * lin @ lin.T  # [N_BEADS, N_BEADS], the same for x, y, z, none between axes
+    cov = np.kron(cov_axis, np.eye(3))
+    return mean, cov
+
+
+def test_conditional_gaussian_chain_means_and_covariances():
+    rng = np.random.default_rng(0)
+    c = rng.uniform(size=(N_TRAIN, 2)).astype(np.float32)
+    x = _chain(c, rng.normal(size=(N_TRAIN, N_BEADS - 1, 3))).astype(np.float32)
+    n_val = N_TRAIN // 10
+    # temperature 1: the trained flow's own law (the default 0.8 narrows it on purpose)
+    config = DecoderConfig(kind="chain", hidden=(32, 32), iterations=3000, batch_size=256, temperature=1.0)
+    net, _, _ = fit_feature_model(jax.random.key(0), (x[n_val:], c[n_val:]), (x[:n_val], c[:n_val]),
+                                  config=config, progress=False)
+    for i, ci in enumerate(CONDITIONS):
+        s = np.asarray(sample_features(jax.random.key(10 + i), "chain", net, jnp.asarray(np.repeat(ci[None], N_GEN, 0)),
+                                       flow_steps=20), np.float64)
+        mean, cov = _exact_moments(ci)
+        sd = np.sqrt(np.diag(cov))
+        mean_err = np.abs(s.mean(0) - mean) / sd
+        assert np.all(mean_err <= 0.1 + 4 / np.sqrt(N_GEN)), (ci, mean_err.max())
+        sd_ratio = s.std(0) / sd
+        # SE of a sample sd is sd / sqrt(2 n); allowance 10 %
+        assert np.all(np.abs(sd_ratio - 1) <= 0.1 + 4 / np.sqrt(2 * N_GEN)), (ci, sd_ratio)
+        corr_err = np.abs(np.cov(s.T) / np.outer(sd, sd) - cov / np.outer(sd, sd))
+        assert np.all(corr_err <= 0.12 + 4 * np.sqrt(2 / N_GEN)), (ci, corr_err.max())
+
+
+def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path):
+    from lss_jax import fit_lss
+    from lss_jax.model_io import load_model
+    from lss_jax.systems import trp_cage
+
+    data = trp_cage.load_trp_cage("train", stride=20)
+    config = trp_cage.lss_config(lag=2, encoder_epochs=2, propagator_epochs=2, decoder="chain", decoder_iterations=30,
+                                 decoder_hidden=(16, 16), decoder_redraws=2, seed=3)
+    model = fit_lss(jax.random.key(3), data, config, progress=False)
+    assert model.decoder.kind == "chain"
+    u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)
+    first = model.decode_unit(jax.random.key(5), u, chunk=64)
+    np.testing.assert_array_equal(first, model.decode_unit(jax.random.key(5), u, chunk=64))  # same key, same bits
+    assert not np.array_equal(first, model.decode_unit(jax.random.key(6), u, chunk=64))
+    # a row's frame does not depend on the rows decoded with it
+    rows = np.arange(50, dtype=np.int32)
+    whole, _ = decode_rows(jax.random.key(5), model.decoder, u, rows, np.zeros_like(rows), block=64)
+    part, _ = decode_rows(jax.random.key(5), model.decoder, u[7:9], rows[7:9], np.zeros(2, np.int32), block=64)
+    np.testing.assert_array_equal(whole[7:9], part)
+
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert loaded.decoder.kind == "chain"
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
+    np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(5), u, chunk=64), first)
+
+    from lss_jax.export import export_simulator
+
+    sim = np.load(export_simulator(model, tmp_path / "sim.jaxexport", decode_block=64))
+    decode = jax.export.deserialize(bytearray(sim["decode"].tobytes()))
+    meta = json.loads(str(sim["meta"]))
+    leaves = [jnp.asarray(sim[f"decoder_{i}"]) for i in range(meta["n_decoder_leaves"])]
+    r = jnp.arange(64, dtype=jnp.int32)
+    xyz, _ = decode.call(jax.random.key_data(jax.random.key(5)), leaves, jnp.asarray(np.resize(u, (64, 3))), r,
+                         jnp.zeros(64, jnp.int32), jnp.zeros(64, jnp.int32))
+    first_draws = model.replace(decoder=model.decoder.replace(redraws=0))  # the exported decode is one draw
+    expected = first_draws.decode_unit(jax.random.key(5), np.resize(u, (64, 3))[:, None], trajectory_ids=np.arange(64),
+                                       chunk=64)
+    np.testing.assert_allclose(np.asarray(xyz), expected[:, 0], atol=1e-5)
