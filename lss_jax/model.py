@@ -31,8 +31,16 @@ from lss_jax.data.featurize import Standardizer, feature_names, featurize, stand
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
 from lss_jax.decoder import Decoder, fit_decoder
-from lss_jax.encoder import (SRVNet, SRVProjection, below_floor, choose_latent_dim, fit_srv, implied_timescales,
-                             linear_floor, srv_transform)
+from lss_jax.encoder import (
+    SRVNet,
+    SRVProjection,
+    below_floor,
+    choose_latent_dim,
+    fit_srv,
+    implied_timescales,
+    linear_floor,
+    srv_transform,
+)
 from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 

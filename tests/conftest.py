@@ -45,3 +45,23 @@ jax.monitoring.register_event_duration_secs_listener(_COUNTER)
 @pytest.fixture
 def compile_counter():
     return _COUNTER
+
+
+def exported_decode(model, u, path, seed: int = 5):
+    """Decode the 64 latent points ``u [64, m]`` (trajectory ids 0..63) through the serialized decoder that
+    ``lss_jax.export.export_simulator`` writes to ``path``: what a user of the exported file gets."""
+    import json
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    from lss_jax.export import export_simulator
+
+    sim = np.load(export_simulator(model, path, decode_block=64))
+    decode = jax.export.deserialize(bytearray(sim["decode"].tobytes()))
+    meta = json.loads(str(sim["meta"]))
+    leaves = [jnp.asarray(sim[f"decoder_{i}"]) for i in range(meta["n_decoder_leaves"])]
+    rows = jnp.arange(64, dtype=jnp.int32)
+    xyz, _ = decode.call(jax.random.key_data(jax.random.key(seed)), leaves, jnp.asarray(u), rows,
+                         jnp.zeros(64, jnp.int32), jnp.zeros(64, jnp.int32))
+    return np.asarray(xyz)

@@ -9,12 +9,12 @@ correlations). The network is not equivariant (frames are superposed on a refere
 equivariance test.
 """
 
-import json
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from conftest import exported_decode
 
 from lss_jax.decoder import DecoderConfig, decode_rows, fit_feature_model, sample_features
 
@@ -96,15 +96,7 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
     chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
     np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(5), u, chunk=64), first)
 
-    from lss_jax.export import export_simulator
-
-    sim = np.load(export_simulator(model, tmp_path / "sim.jaxexport", decode_block=64))
-    decode = jax.export.deserialize(bytearray(sim["decode"].tobytes()))
-    meta = json.loads(str(sim["meta"]))
-    leaves = [jnp.asarray(sim[f"decoder_{i}"]) for i in range(meta["n_decoder_leaves"])]
-    r = jnp.arange(64, dtype=jnp.int32)
-    xyz, _ = decode.call(jax.random.key_data(jax.random.key(5)), leaves, jnp.asarray(np.resize(u, (64, 3))), r,
-                         jnp.zeros(64, jnp.int32), jnp.zeros(64, jnp.int32))
+    xyz = exported_decode(model, np.resize(u, (64, 3)), tmp_path / "sim.jaxexport")
     first_draws = model.replace(decoder=model.decoder.replace(redraws=0))  # the exported decode is one draw
     expected = first_draws.decode_unit(jax.random.key(5), np.resize(u, (64, 3))[:, None], trajectory_ids=np.arange(64),
                                        chunk=64)

@@ -1,7 +1,6 @@
 """The retrieval decoder (decoder = "knn"): its neighbour choice against a brute-force NumPy search, and on a molecule
 that every decoded frame is a training frame (mdtraj RMSD), that it saves, loads and exports like the others."""
 
-import json
 
 import chex
 import jax
@@ -10,6 +9,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import exported_decode
 
 from lss_jax import fit_lss
 from lss_jax.config import LSSConfig
@@ -44,14 +44,6 @@ def test_knn_decodes_training_frames_and_saves_loads_and_exports(tmp_path):
     u = np.random.default_rng(0).uniform(size=(50, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(5), u), model.decode_unit(jax.random.key(5), u))
 
-    from lss_jax.export import export_simulator
-
-    sim = np.load(export_simulator(model, tmp_path / "sim.jaxexport", decode_block=64))
-    decode = jax.export.deserialize(bytearray(sim["decode"].tobytes()))
-    meta = json.loads(str(sim["meta"]))
-    leaves = [jnp.asarray(sim[f"decoder_{i}"]) for i in range(meta["n_decoder_leaves"])]
-    rows = jnp.arange(64, dtype=jnp.int32)
-    xyz, _ = decode.call(jax.random.key_data(jax.random.key(5)), leaves, jnp.asarray(np.resize(u, (64, 2))), rows,
-                         jnp.zeros(64, jnp.int32), jnp.zeros(64, jnp.int32))
+    xyz = exported_decode(model, np.resize(u, (64, 2)), tmp_path / "sim.jaxexport")
     expected = model.decode_unit(jax.random.key(5), np.resize(u, (64, 2))[:, None], trajectory_ids=np.arange(64))
     np.testing.assert_allclose(np.asarray(xyz), expected[:, 0], atol=1e-6)

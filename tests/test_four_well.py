@@ -14,7 +14,6 @@ from lss_jax.analysis import (
     free_energy_rmse,
     histogram_free_energy,
     implied_timescales_from_matrix,
-    msm_implied_timescales,
     reversible_transition_matrix,
     smoluchowski_reference,
 )

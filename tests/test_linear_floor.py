@@ -11,7 +11,6 @@ and nonlinear functions of them into 10 features.
 
 import jax
 import numpy as np
-import optax
 import pytest
 from deeptime.decomposition import TICA
 

@@ -40,7 +40,7 @@ def test_basin_populations_are_the_mix_they_were_made_of():
     alpha_r = np.flatnonzero((phi < 0) & (psi > -2.0) & (psi < 0.9))
     beta = np.flatnonzero((phi < 0) & ~((psi > -2.0) & (psi < 0.9)))
     assert len(alpha_l_basin) >= 3 and len(alpha_l_other) >= 2, "the shipped run has frames in every basin"
-    counts = {"alpha_l_basin": 3, "alpha_l_other": 2, "alpha_r": 40, "beta": 55}
+    # 3 + 2 + 40 + 55 = 100 frames: alpha_L basin, alpha_L beyond it, alpha_R, beta/PPII
     picks = np.concatenate([alpha_l_basin[:3], alpha_l_other[:2], alpha_r[:40], beta[:55]])
     out = compare_structures(md_heavy, md_heavy[picks])
     generated = out["basin_populations"]["generated"]

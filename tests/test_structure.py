@@ -4,8 +4,8 @@ from pathlib import Path
 
 import mdtraj as md
 import numpy as np
-import scipy.stats
 import pytest
+import scipy.stats
 
 from lss_jax.analysis.structure import (
     binned_rmsd,

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
+from lss_jax.decoder.chain import ChainField, chain_loss, chain_prior, fit_chain_map, sample_chain
 from lss_jax.decoder.coordinates import (
     COORDINATES,
     CartesianMap,
@@ -52,7 +53,6 @@ from lss_jax.decoder.coordinates import (
     nerf,
     xyz_to_features,
 )
-from lss_jax.decoder.chain import ChainField, chain_loss, chain_prior, fit_chain_map, sample_chain
 from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.states import (

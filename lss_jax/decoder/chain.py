@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lss_jax.decoder.coordinates import CartesianMap, _aligned
+from lss_jax.decoder.coordinates import CartesianMap
 
 __all__ = ["ChainField", "chain_prior", "chain_loss", "fit_chain_map", "repair_chain", "sample_chain"]
 
