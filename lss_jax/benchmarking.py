@@ -1,0 +1,168 @@
+"""What the scripts in ``benchmarks/`` share: their command line, the facts of the machine, the results file.
+
+A benchmark measures on one machine and says which: :func:`machine_facts` (backend, devices, cores, memory,
+package versions, load average) goes into every results file, which :func:`write_results` writes atomically
+(a reader sees the previous file or the new one, never half of one), so a long run that saves after every
+step never leaves a broken file behind. :func:`benchmark_parser` is the command line they share (the script's
+docstring as ``--help``, ``--quick``, ``--out``), and :func:`throughput_model` the briefly trained alanine
+dipeptide simulator of the speed benchmarks (``benchmarks/perf/md_vs_lss.py``, ``benchmarks/perf/generation.py``).
+
+Example:
+    >>> import json, tempfile
+    >>> parser = benchmark_parser("Time something.", quick="small sizes", out="JSON path")
+    >>> args = parser.parse_args(["--quick"])
+    >>> args.quick, args.out
+    (True, None)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = write_results(Path(d) / "new" / "x-cpu.json", {"benchmark": "x", "machine": machine_facts()})
+    ...     saved = json.loads(path.read_text())
+    >>> saved["machine"]["backend"], saved["machine"]["lss_jax"] == lss_jax.__version__
+    ('cpu', True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lss_jax
+from lss_jax import _io
+
+__all__ = ["benchmark_parser", "load_average", "machine_facts", "throughput_model", "write_results"]
+
+
+def benchmark_parser(doc: str, *, quick: str | None = None, out: str | None = None) -> argparse.ArgumentParser:
+    """The command line of a benchmark script: its docstring as the ``--help`` text, as written.
+
+    Args:
+        doc: the script's module docstring (``__doc__``), shown by ``--help`` with its line breaks kept.
+        quick: help text of a ``--quick`` flag (smaller settings, a smoke run); no flag when ``None``.
+        out: help text of an ``--out`` path (``args.out``: a :class:`~pathlib.Path`, ``None`` when not
+            given, so the script chooses its default); no option when ``None``.
+
+    Example:
+        >>> parser = benchmark_parser("Time the rollout.", out="JSON path")
+        >>> parser.parse_args(["--out", "/tmp/r.json"]).out
+        PosixPath('/tmp/r.json')
+        >>> hasattr(parser.parse_args([]), "quick")
+        False
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if quick is not None:
+        parser.add_argument("--quick", action="store_true", help=quick)
+    if out is not None:
+        parser.add_argument("--out", type=Path, default=None, help=out)
+    return parser
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages of this machine (a busy machine slows a timing down).
+
+    Example:
+        >>> len(load_average())
+        3
+    """
+    return list(os.getloadavg())
+
+
+def machine_facts(*, load_average_start: Sequence[float] | None = None, packages: Sequence[str] = ()) -> dict:
+    """Where a benchmark ran: the ``machine`` entry of its results file.
+
+    Args:
+        load_average_start: :func:`load_average` taken before the measurement (recorded beside the one
+            taken now, at the end).
+        packages: further packages whose ``__version__`` to record (``"torch"``, ``"openmm"``); the
+            script has imported them already.
+
+    Returns:
+        dict: ``backend``, ``devices`` (JAX's), ``cpu_count``, ``memory_gb`` (physical memory; ``None`` where
+        unknown), ``platform``, ``python``, the versions of ``jax``, ``flax``, ``numpy``, ``lss_jax`` and of
+        ``packages``, ``load_average_start`` (when given) and ``load_average_end``.
+
+    Example:
+        >>> facts = machine_facts(load_average_start=load_average(), packages=["numpy"])
+        >>> facts["cpu_count"] == os.cpu_count(), len(facts["load_average_end"])
+        (True, 3)
+    """
+    import flax
+    import jax
+    import numpy as np
+
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (AttributeError, ValueError, OSError):  # not a POSIX system that reports it
+        memory_gb = None
+    facts = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()], "cpu_count": os.cpu_count(),
+             "memory_gb": memory_gb, "platform": platform.platform(), "python": sys.version.split()[0],
+             "jax": jax.__version__, "flax": flax.__version__, "numpy": np.__version__, "lss_jax": lss_jax.__version__}
+    for name in packages:
+        facts[name] = importlib.import_module(name).__version__
+    if load_average_start is not None:
+        facts["load_average_start"] = list(load_average_start)
+    facts["load_average_end"] = load_average()
+    return facts
+
+
+def write_results(path: str | os.PathLike, result: dict) -> Path:
+    """Write a benchmark's results as indented JSON at ``path``, atomically, and say so on stderr.
+
+    The folder is created when missing. Scripts that run for hours call it after every step they finish, so
+    an interrupted run keeps what it measured.
+
+    Returns:
+        Path: ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _io.write_json(path, result)
+    print(f"wrote {path}", file=sys.stderr, flush=True)
+    return path
+
+
+def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None = None):
+    """A briefly trained alanine dipeptide LSS for the speed benchmarks, and how it was made.
+
+    Throughput does not depend on how well a model is trained, so the training is short:
+    ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)`` on the shipped
+    ``train`` trajectory (2 ps frames: one LSS step is 10 ps); with ``quick``, lag 1 on every fifth frame,
+    one epoch each and 20 decoder iterations. The generated dynamics are not meant to be accurate.
+
+    Args:
+        quick: the smaller model.
+        model_dir: load the model saved there if there is one; else train it and save it there.
+
+    Returns:
+        tuple: ``(model, info)``: the :class:`~lss_jax.LSS` and a dict of how it was made (``config``,
+        ``train_stride``, ``train_frames``, ``fit_seconds``, ``fit_wall_seconds``, ``saved_to``), or
+        ``{"loaded_from": ...}`` for a loaded one.
+
+    Example:
+        >>> model, info = throughput_model(quick=True)  # doctest: +SKIP
+        >>> info["config"]["lag"], model.lag_time  # doctest: +SKIP
+        (1, 10.0)
+    """
+    import time
+
+    from lss_jax.datasets import load_alanine_dipeptide
+    from lss_jax.lss import LSS
+
+    model_dir = None if model_dir is None else Path(model_dir)
+    if model_dir is not None and (model_dir / "lss.json").is_file():
+        return LSS.load(model_dir), {"loaded_from": str(model_dir)}
+    stride = 5 if quick else 1
+    config = {"lag": 1 if quick else 5, "latent_dim": 2, "encoder_epochs": 1 if quick else 2,
+              "propagator_epochs": 1 if quick else 2, "decoder_iterations": 20 if quick else 200}
+    traj = load_alanine_dipeptide("train", stride=stride)
+    start = time.perf_counter()
+    model = LSS(**config).fit(traj, progress=False)
+    info = {"config": config, "train_stride": stride, "train_frames": traj.n_frames,
+            "fit_seconds": time.perf_counter() - start, "fit_wall_seconds": model.info.get("wall_seconds")}
+    if model_dir is not None:
+        model.save(model_dir)
+        info["saved_to"] = str(model_dir)
+    return model, info
