@@ -143,9 +143,42 @@ class LSSConfig:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    def to_toml(self) -> str:
+        """This configuration as a ``--config`` file of ``lss-jax train``: one ``key = value`` line per field.
+
+        TOML has no ``None``: a field that is ``None`` and ``None`` by default is left out (read back, it is
+        ``None`` again); one that is ``None`` against a default (``distances=None``) raises ``ValueError``.
+
+        Example:
+            >>> import tomllib
+            >>> config = LSSConfig(lag=5, latent_dim=2, encoder_hidden=(32, 32))
+            >>> text = config.to_toml()
+            >>> text.splitlines()[:2]
+            ['lag = 5', 'latent_dim = 2']
+            >>> LSSConfig.from_dict(tomllib.loads(text)) == config
+            True
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        lost = [k for k, v in self.to_dict().items() if v is None and defaults[k] is not None]
+        if lost:
+            raise ValueError(f"{', '.join(lost)} = None cannot be written in TOML (a missing key means the default, "
+                             f"{', '.join(repr(defaults[k]) for k in lost)}); pass the configuration in Python instead.")
+        return "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.to_dict().items() if v is not None)
+
     @property
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
+
+
+def _toml_value(v) -> str:
+    """A TOML value: booleans, numbers, strings and (nested) lists of them."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def check_atom_selection(topology, selection: str) -> np.ndarray:

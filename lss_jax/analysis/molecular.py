@@ -32,7 +32,7 @@ from lss_jax.analysis import structure
 from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 
-__all__ = ["validate", "phi_psi", "compare_structures", "decoder_round_trip", "support_diagnostics"]
+__all__ = ["validate", "phi_psi", "compare_structures", "comparison_summary", "decoder_round_trip", "support_diagnostics"]
 
 
 def phi_psi(traj) -> np.ndarray:
@@ -116,6 +116,39 @@ def compare_structures(reference, generated, *, kT: float = 1.0, max_frames: int
                                     "generated": [float(rg_gen.mean()), float(rg_gen.std())]}
     out["rmsf_nm"] = {"md": _rmsf(ref_sub, reference[0]).tolist(), "generated": _rmsf(gen, reference[0]).tolist()}
     return out
+
+
+def comparison_summary(comparison: dict) -> dict:
+    """The headline numbers of a :func:`compare_structures` result, flat, for a table or a results file.
+
+    Returns:
+        dict: ``f_phi_psi_rmse_kT`` and ``coverage`` (``None`` without backbone torsions), the generated
+        frames' ``alpha_l``, ``alpha_r`` and ``alpha_l_basin`` populations (``None`` likewise), ``bond_mad_pct``
+        and ``angle_mad_deg`` (relative bond-length MAD in percent, angle MAD in degrees), ``bonds_off_10pct_pct``
+        and ``clash_frames_pct`` (percent of the generated frames), ``clash_frames`` and ``n_frames_checked``.
+
+    Example:
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> heavy = lambda t: t.atom_slice(t.topology.select("not element H"))
+        >>> md_a = heavy(load_alanine_dipeptide("train", stride=50))
+        >>> md_b = heavy(load_alanine_dipeptide("independent", stride=50))
+        >>> row = comparison_summary(compare_structures(md_a, md_b))
+        >>> row["clash_frames"], row["n_frames_checked"], row["bonds_off_10pct_pct"]
+        (0, 500, 0.0)
+    """
+    fe = comparison.get("free_energy_phi_psi", {})
+    basins = comparison["basin_populations"]["generated"] if "basin_populations" in comparison else {}
+    geometry = comparison["geometry"]
+    clashes = comparison["clashes"]["generated"]
+    return {
+        "f_phi_psi_rmse_kT": fe.get("rmse_kT"), "coverage": fe.get("coverage"),
+        "alpha_l": basins.get("alpha_l"), "alpha_r": basins.get("alpha_r"), "alpha_l_basin": basins.get("alpha_l_basin"),
+        "bond_mad_pct": 100 * geometry["bond_length_mad_relative"], "angle_mad_deg": geometry["angle_mad_degrees"],
+        "bonds_off_10pct_pct": 100 * comparison["bonds_off_10pct_fraction"]["generated"],
+        "clash_frames_pct": 100 * clashes["fraction_frames_with_clash"],
+        "clash_frames": clashes["frames_with_clash"],
+        "n_frames_checked": clashes["n_frames"],
+    }
 
 
 def _distances(traj, pairs):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 
 from lss_jax.cli.parser import _positive_int
+from lss_jax.config import _toml_value
 
 
 def _load_config(path) -> dict:
@@ -25,16 +26,6 @@ def _load_config(path) -> dict:
                          'strings in quotes (e.g. top = "system.pdb").') from err
     except UnicodeDecodeError as err:
         raise ValueError(f"config file {p} is not UTF-8 text; give a TOML file.") from err
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _write_resolved(args, extra: dict | None = None) -> None:
