@@ -7,19 +7,24 @@ the Reference platform is deterministic, so the files are reproduced byte for by
 OpenMM/compiler/libm build (checked with ``--check``). Prints, per trajectory: length, folded fraction,
 folding/unfolding transitions (Q cutoffs ``Q_UNFOLDED``/``Q_FOLDED``), file size, wall time.
 
-    python benchmarks/make_trp_cage_data.py           # overwrite the shipped files (~4 min on one core)
-    python benchmarks/make_trp_cage_data.py --check   # simulate into a temporary folder, compare SHA-256
+    python benchmarks/data/make_trp_cage_data.py           # overwrite the shipped files (~4 min on one core)
+    python benchmarks/data/make_trp_cage_data.py --check   # simulate into a temporary folder, compare SHA-256
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import tempfile
 import time
 from pathlib import Path
 
-from lss_jax._io import sha256_file
+from lss_jax.benchmarking import benchmark_parser
 from lss_jax.systems import trp_cage as tc
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def make(out_dir: Path) -> dict[str, Path]:
@@ -48,7 +53,7 @@ def make(out_dir: Path) -> dict[str, Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--check", action="store_true", help="simulate into a temporary folder and compare checksums")
     args = parser.parse_args()
     shipped = tc.trp_cage_files()
@@ -57,7 +62,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         paths = make(Path(tmp))
-        same = {name: sha256_file(path) == sha256_file(shipped[name]) for name, path in paths.items()}
+        same = {name: sha256(path) == sha256(shipped[name]) for name, path in paths.items()}
     print("identical to the shipped files:", same)
     if not all(same.values()):
         raise SystemExit(1)

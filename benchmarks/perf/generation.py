@@ -10,18 +10,16 @@
    target: the 10^6-step run needs no more than 10% more memory than the 10^5-step run (memory is set
    by the chunk, not by the trajectory length).
 
-The model is the quickly trained alanine dipeptide LSS of ``md_vs_lss.py`` (throughput and memory do
-not depend on how well it is trained).
+The model is the quickly trained alanine dipeptide LSS of ``md_vs_lss.py``
+(:func:`lss_jax.benchmarking.throughput_model`; throughput and memory do not depend on how well it is trained).
 
-    python benchmarks/generation.py                 # ~4 min on 2 CPU cores -> results/generation-<backend>.json
-    python benchmarks/generation.py --quick         # 10^4 vs 10^5 steps
+    python benchmarks/perf/generation.py                 # ~4 min on 2 CPU cores -> results/generation-<backend>.json
+    python benchmarks/perf/generation.py --quick         # 10^4 vs 10^5 steps
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,10 +30,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, throughput_model, write_results
 
-sys.path.insert(0, str(Path(__file__).parent))
-from md_vs_lss import train_model  # noqa: E402
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def decode_throughput(model, n_frames: int, repeats: int = 3) -> dict:
@@ -96,18 +93,17 @@ def run_generate(model_dir: Path, out: Path, n_traj: int, n_steps: int, chunk_st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="10^4 vs 10^5 steps and a smaller model")
+    parser = benchmark_parser(__doc__, quick="10^4 vs 10^5 steps and a smaller model",
+                              out="JSON path (default benchmarks/results/generation-<backend>.json)")
     parser.add_argument("--n-traj", type=int, default=4, help="trajectories per run (default 4)")
     parser.add_argument("--chunk-steps", type=int, default=20_000, help="steps per chunk in both runs")
     parser.add_argument("--decode-frames", type=int, default=262_144)
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/generation-<backend>.json)")
     args = parser.parse_args(argv)
     backend = jax.default_backend()
     short, long_ = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model, model_info = train_model(args.quick, tmp / "model")
+        model, model_info = throughput_model(quick=args.quick, model_dir=tmp / "model")
         decode = decode_throughput(model, 100_000 if args.quick else args.decode_frames)
         print(f"decode: {decode['frames_per_second']:,.0f} frames/s ({decode['n_atoms']} atoms)")
         decoders = decoder_throughputs(model, 32_768 if args.quick else 262_144)
@@ -120,14 +116,12 @@ def main(argv=None) -> int:
                   f"{r['frames_per_second']:,.0f} frames/s, {r['output_mb']:,.0f} MB written")
     ratio = runs[1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]
     print(f"peak memory ratio {long_:,} / {short:,} steps: {ratio:.3f} (target <= 1.10)")
-    out = Path(args.out or Path(__file__).parent / "results" / f"generation-{backend}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, {"benchmark": "generation", "backend": backend, "device": str(jax.devices()[0]),
-                     "machine": platform.machine(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                     "quick": args.quick, "model": model_info, "decode": decode, "decoders": decoders, "runs": runs,
-                     "peak_memory_ratio_long_over_short": ratio, "target_ratio": 1.10,
-                     "target_met": ratio <= 1.10, "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
-    print(f"wrote {out}")
+    write_results(args.out or RESULTS / f"generation-{backend}.json", {
+        "benchmark": "generation", "backend": backend, "device": str(jax.devices()[0]), "machine": machine_facts(),
+        "cpu_count": os.cpu_count(), "jax": jax.__version__, "quick": args.quick, "model": model_info,
+        "decode": decode, "decoders": decoders, "runs": runs, "peak_memory_ratio_long_over_short": ratio,
+        "target_ratio": 1.10, "target_met": ratio <= 1.10,
+        "self_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
     return 0
 
 

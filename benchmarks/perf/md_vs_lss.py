@@ -12,8 +12,9 @@ System: alanine dipeptide, in two MD protocols:
 After minimization, velocities and a warm-up, only ``simulation.step`` over ``--md-steps`` steps is timed,
 without writing frames. Rate = steps x 4 fs / s.
 * **LSS**: ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)``
-  trained on the shipped ``train`` trajectory (2 ps frames, so one LSS step = 5 x 2 ps = 10 ps).
-  Throughput does not depend on how well the model is trained, so the training is short. Timed after
+  trained on the shipped ``train`` trajectory (2 ps frames, so one LSS step = 5 x 2 ps = 10 ps;
+  :func:`lss_jax.benchmarking.throughput_model`). Throughput does not depend on how well the model is
+  trained, so the training is short. Timed after
   a warm-up call of the same size (compilation excluded): ``LSS.generate`` returning decoded
   ``mdtraj.Trajectory`` frames (propagate + decode + trajectory assembly), and separately its parts:
   the latent rollout (``generate(..., latent_only=True)``, trajectory-steps/s) and decoding
@@ -23,16 +24,14 @@ without writing frames. Rate = steps x 4 fs / s.
 The ratios LSS / MD use the fastest platform of each MD protocol and the LSS with decoding and writing. OpenMM is optional: without it (or with
 ``--no-md``) only the LSS part runs and the ratio is ``null``.
 
-    python benchmarks/md_vs_lss.py            # 1000 x 1000 LSS steps, 10 000 MD steps -> results/md_vs_lss-<backend>.json
-    python benchmarks/md_vs_lss.py --quick    # smaller model and sizes (< 1 min)
-    python benchmarks/md_vs_lss.py --no-md --n-traj 4096 --out /tmp/lss.json
+    python benchmarks/perf/md_vs_lss.py            # 1000 x 1000 LSS steps, 10 000 MD steps -> results/md_vs_lss-<backend>.json
+    python benchmarks/perf/md_vs_lss.py --quick    # smaller model and sizes (< 1 min)
+    python benchmarks/perf/md_vs_lss.py --no-md --n-traj 4096 --out /tmp/lss.json
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,8 +41,10 @@ import jax
 import numpy as np
 
 from lss_jax import LSS
-from lss_jax._io import write_json
-from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
+from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, throughput_model, write_results
+from lss_jax.datasets import alanine_dipeptide_files
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 MD_STEP_FS = 4.0
 
@@ -111,23 +112,6 @@ def _median_time(fn, repeats: int) -> tuple[float, object]:
     return float(np.median(times)), out
 
 
-def train_model(quick: bool, model_dir: Path | None) -> tuple[LSS, dict]:
-    if model_dir is not None and (model_dir / "lss.json").is_file():
-        return LSS.load(model_dir), {"loaded_from": str(model_dir)}
-    stride = 5 if quick else 1
-    config = {"lag": 1 if quick else 5, "latent_dim": 2, "encoder_epochs": 1 if quick else 2,
-              "propagator_epochs": 1 if quick else 2, "decoder_iterations": 20 if quick else 200}
-    traj = load_alanine_dipeptide("train", stride=stride)
-    start = time.perf_counter()
-    model = LSS(**config).fit(traj, progress=False)
-    info = {"config": config, "train_stride": stride, "train_frames": traj.n_frames,
-            "fit_seconds": time.perf_counter() - start, "fit_wall_seconds": model.info.get("wall_seconds")}
-    if model_dir is not None:
-        model.save(model_dir)
-        info["saved_to"] = str(model_dir)
-    return model, info
-
-
 def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int) -> dict:
     key = jax.random.key(0)
     lag_ps = model.lag_time
@@ -174,7 +158,9 @@ def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="tiny model (lag 1 on a 5x strided trajectory), 200 x 200 LSS steps, "
+                                            "2000 MD steps",
+                              out="JSON path (default benchmarks/results/md_vs_lss-<backend>.json)")
     parser.add_argument("--n-traj", type=int, default=1000)
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
@@ -186,9 +172,6 @@ def main(argv=None) -> int:
     parser.add_argument("--no-md", action="store_true", help="skip the OpenMM part")
     parser.add_argument("--model", type=Path, default=None,
                         help="load this saved LSS directory if it exists, else train and save it there")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny model (lag 1 on a 5x strided trajectory), 200 x 200 LSS steps, 2000 MD steps")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.n_traj, args.n_steps, args.repeats, args.md_steps, args.md_warmup = 200, 200, 1, 2000, 250
@@ -196,15 +179,15 @@ def main(argv=None) -> int:
     try:
         import mdtraj  # noqa: F401
     except ImportError:
-        sys.exit("benchmarks/md_vs_lss.py needs mdtraj (a dependency of lss_jax) for the LSS part: pip install mdtraj")
-    load_start = list(os.getloadavg())
+        sys.exit("benchmarks/perf/md_vs_lss.py needs mdtraj (a dependency of lss_jax) for the LSS part: pip install mdtraj")
+    load_start = load_average()
 
     md_rows, md_note = [], None
     if args.no_md:
         md_note = "skipped (--no-md)"
     else:
         try:
-            import openmm
+            import openmm  # noqa: F401 - its version goes into machine_facts
         except ImportError as err:
             md_note = f"OpenMM not available ({err}); install the md extra: pip install 'lss_jax[md]'"
     if md_note is None:
@@ -224,7 +207,7 @@ def main(argv=None) -> int:
     else:
         print(f"MD: {md_note}", file=sys.stderr)
 
-    model, train_info = train_model(args.quick, args.model)
+    model, train_info = throughput_model(quick=args.quick, model_dir=args.model)
     lss = bench_lss(model, args.n_traj, args.n_steps, args.repeats)
     print(f"LSS generate {lss['n_trajectories']} x {lss['n_steps']} steps (lag {lss['lag_time_ps']:g} ps): "
           f"{lss['generate_seconds']:.2f} s -> {lss['ns_per_second']:.4g} ns/s; rollout "
@@ -266,23 +249,10 @@ def main(argv=None) -> int:
                          "ratio_implicit": ratios.get("implicit", {}).get("lss_written_over_md"),
                          "met": None if "explicit" not in ratios else bool(ratios["explicit"]["lss_written_over_md"] >= 1e6)},
         "settings": {"quick": args.quick, "repeats": args.repeats},
-        "machine": {
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-        },
+        "machine": machine_facts(load_average_start=load_start, packages=["openmm"] if md_note is None else []),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if md_note is None:
-        result["machine"]["openmm"] = openmm.__version__
-    out = args.out or Path(__file__).parent / "results" / f"md_vs_lss-{jax.default_backend()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out or RESULTS / f"md_vs_lss-{jax.default_backend()}.json", result)
     return 0
 
 

@@ -32,16 +32,14 @@ idle. ``--host-devices 1`` gives JAX one device only.
 
 PyTorch is a benchmark-only dependency (``pip install torch==2.13.0``).
 
-    python benchmarks/peer_pytorch.py            # B = 1, 1024 -> benchmarks/results/peer_pytorch-<backend>.json
-    python benchmarks/peer_pytorch.py --quick    # fewer steps, one repeat (< 1 min)
-    python benchmarks/peer_pytorch.py --batch 1 64 1024 4096 --out /tmp/peer.json
+    python benchmarks/perf/peer_pytorch.py            # B = 1, 1024 -> benchmarks/results/peer_pytorch-<backend>.json
+    python benchmarks/perf/peer_pytorch.py --quick    # fewer steps, one repeat (< 1 min)
+    python benchmarks/perf/peer_pytorch.py --batch 1 64 1024 4096 --out /tmp/peer.json
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -51,8 +49,9 @@ import numpy as np
 from flax import nnx
 
 from lss_jax import MDN, mdn_apply_fn, rollout, use_every_core
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, write_results
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 LATENT, COMPONENTS, HIDDEN = 3, 24, (100, 100)
 SCALE_FLOOR = 1e-3
 JAX_VARIANTS = ("jax_one_device", "jax_all_cores")
@@ -62,7 +61,7 @@ def _import_torch():
     try:
         import torch
     except ImportError:
-        sys.exit("benchmarks/peer_pytorch.py needs PyTorch (a benchmark-only dependency): pip install torch==2.13.0")
+        sys.exit("benchmarks/perf/peer_pytorch.py needs PyTorch (a benchmark-only dependency): pip install torch==2.13.0")
     return torch
 
 
@@ -222,13 +221,12 @@ def bench(torch, batch: int, n_steps: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="5x fewer steps, one repeat",
+                              out="JSON path (default benchmarks/results/peer_pytorch-<backend>.json)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 1024])
     parser.add_argument("--steps", type=int, nargs="+", default=None,
                         help="steps per timed run, one per batch size (default: 5000 at B=1, 1000 otherwise)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="5x fewer steps, one repeat")
-    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--host-devices", type=int, default=None,
                         help="XLA host devices for jax_all_cores (default: one per core; see lss_jax.use_every_core)")
     args = parser.parse_args(argv)
@@ -241,7 +239,7 @@ def main(argv=None) -> int:
     if args.quick:
         steps, args.repeats = [max(50, s // 5) for s in steps], 1
 
-    load_start = list(os.getloadavg())
+    load_start = load_average()
     rows = []
     print(f"{'B':>6} {'steps':>6} {'JAX 1 dev':>10} {'JAX cores':>10} {'faithful':>10} {'authors':>10} {'lean':>10} "
           f"{'all/faithful':>12} {'all/authors':>11} {'all/lean':>9} {'1dev/authors':>12}")
@@ -279,22 +277,10 @@ def main(argv=None) -> int:
             "ratio_one_device": target["ratio_jax_one_device_over_torch_authors"] if target else None,
             "met": bool(target and target["ratio_jax_all_cores_over_torch_authors"] >= 5),
         },
-        "machine": {
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_start,
-            "load_average_end": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-            "torch": torch.__version__,
-        },
+        "machine": machine_facts(load_average_start=load_start, packages=["torch"]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    out = args.out or Path(__file__).parent / "results" / f"peer_pytorch-{jax.default_backend()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out or RESULTS / f"peer_pytorch-{jax.default_backend()}.json", result)
     return 0
 
 

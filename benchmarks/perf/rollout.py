@@ -14,19 +14,16 @@ and ``lss_jax.rollout`` with each PRNG implementation (``jax.random.key(seed, im
 the default, rbg and unsafe_rbg); the addressed keys ``fold_in(fold_in(key, b), t)`` are the same scheme
 for all three.
 
-    python benchmarks/rollout.py           # B = 1, 64, 1024, 4096, 16384; writes benchmarks/results/rollout-<backend>.json
-    python benchmarks/rollout.py --quick   # B = 1, 1024 with --work 4e5, one repeat (< 1 min on 2 CPU cores)
-    python benchmarks/rollout.py --batch 1 64 --out /tmp/r.json
+    python benchmarks/perf/rollout.py           # B = 1, 64, 1024, 4096, 16384; writes benchmarks/results/rollout-<backend>.json
+    python benchmarks/perf/rollout.py --quick   # B = 1, 1024 with --work 4e5, one repeat (< 1 min on 2 CPU cores)
+    python benchmarks/perf/rollout.py --batch 1 64 --out /tmp/r.json
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,7 +34,9 @@ import numpy as np
 from flax import nnx
 
 from lss_jax import MDN, apply_boundary, mdn_apply_fn, rollout
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 LATENT, COMPONENTS, HIDDEN = 3, 24, (100, 100)
 IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
@@ -104,12 +103,11 @@ def bench_rollout(batch: int, n_steps: int, repeats: int, impls=IMPLS) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="B = 1 and 1024, --work 4e5, one repeat",
+                              out="JSON path (default benchmarks/results/rollout-<backend>.json)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 64, 1024, 4096, 16384])
     parser.add_argument("--work", type=float, default=4e6, help="trajectory-steps per timed run (default 4e6)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="B = 1 and 1024, --work 4e5, one repeat")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.work, args.repeats = [1, 1024], 4e5, 1
@@ -140,20 +138,10 @@ def main(argv=None) -> int:
         "matmul_peak": peak,
         "settings": {"work": args.work, "repeats": args.repeats, "quick": args.quick},
         "results": rows,
-        "machine": {
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "load_average_end": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-        },
+        "machine": machine_facts(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    out = args.out or Path(__file__).parent / "results" / f"rollout-{jax.default_backend()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out or RESULTS / f"rollout-{jax.default_backend()}.json", result)
     print(json.dumps({r["batch"]: round(r["latent_steps_per_second"]) for r in rows}))
     return 0
 

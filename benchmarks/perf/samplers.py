@@ -11,14 +11,11 @@ steps; per-trajectory keys ``fold_in(fold_in(key, b), t)``) and differs only in 
 * ``inverse_cdf`` with the ``rbg`` and ``unsafe_rbg`` PRNG implementations;
 * ``no_sampling``: the most likely component's mean, no random numbers (the ceiling).
 
-    python benchmarks/samplers.py          # B = 1 and 4096 -> benchmarks/results/samplers-<backend>.json
+    python benchmarks/perf/samplers.py          # B = 1 and 4096 -> benchmarks/results/samplers-<backend>.json
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,8 +27,9 @@ from flax import nnx
 from jax.scipy.special import ndtr
 
 from lss_jax import MDN, apply_boundary, mdn_apply_fn
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 LATENT, COMPONENTS, HIDDEN, STEPS = 3, 24, (100, 100), 300
 
 
@@ -85,10 +83,9 @@ def time_variant(fn, params, sampler, batch, impl, repeats) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/samplers-<backend>.json)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4096])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     graphdef, params = nnx.split(MDN(LATENT, COMPONENTS, HIDDEN, rngs=nnx.Rngs(0)))
     fn = mdn_apply_fn(graphdef)
@@ -104,15 +101,11 @@ def main(argv=None) -> int:
             print(f"B={batch:>5} {name:24s} {row[name]:.3g} steps/s ({row[name] / row['no_sampling']:.1%} of no sampling)",
                   file=sys.stderr, flush=True)
         rows.append(row)
-    out = args.out or Path(__file__).parent / "results" / f"samplers-{jax.default_backend()}.json"
-    write_json(out, {"benchmark": "samplers", "propagator": {"latent_dim": LATENT, "n_components": COMPONENTS,
-                                                              "hidden": list(HIDDEN)}, "steps": STEPS,
-                     "repeats": args.repeats, "results": rows,
-                     "machine": {"backend": jax.default_backend(), "cpu_count": os.cpu_count(),
-                                 "load_average_end": list(os.getloadavg()), "platform": platform.platform(),
-                                 "jax": jax.__version__},
-                     "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    print(f"wrote {out}", file=sys.stderr)
+    result = {"benchmark": "samplers", "propagator": {"latent_dim": LATENT, "n_components": COMPONENTS,
+                                                      "hidden": list(HIDDEN)}, "steps": STEPS,
+              "repeats": args.repeats, "results": rows,
+              "machine": machine_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_results(args.out or RESULTS / f"samplers-{jax.default_backend()}.json", result)
     return 0
 
 

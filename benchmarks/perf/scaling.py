@@ -15,15 +15,13 @@ for 20 Cα beads against the 154 heavy atoms of all-atom Trp-cage.
    of the retrieval decoder for the 20 Cα atoms
    (Amber14, GBn2 implicit solvent, 300 K, 2 fs, 500 frames 0.2 ps apart; its kinetics do not matter).
 
-    python benchmarks/scaling.py            # -> benchmarks/results/scaling-<backend>.json (~25 min on 2 cores)
-    python benchmarks/scaling.py --quick    # 10^3, 10^4 frames; 100 all-atom frames
+    python benchmarks/perf/scaling.py            # -> benchmarks/results/scaling-<backend>.json (~25 min on 2 cores)
+    python benchmarks/perf/scaling.py --quick    # 10^3, 10^4 frames; 100 all-atom frames
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _tiled_files(n_frames: int, where: Path) -> list[Path]:
@@ -54,14 +54,13 @@ def _tiled_files(n_frames: int, where: Path) -> list[Path]:
 
 
 def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
-    from lss_jax.cli.config import _toml_value
     from lss_jax.data.stream import estimate_training_bytes
     from lss_jax.systems import trp_cage
 
     files = _tiled_files(n_frames, where)
     config = where / "trp.toml"
-    protocol = trp_cage.lss_config(**({"decoder": decoder} if decoder else {})).to_dict()
-    config.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in protocol.items() if v is not None and k != "lag"))
+    protocol = trp_cage.lss_config(**({"decoder": decoder} if decoder else {}))
+    config.write_text(protocol.to_toml())
     cmd = [sys.executable, "-m", "lss_jax", "train", "--traj", *map(str, files), "--top",
            str(trp_cage.trp_cage_files()["ca_pdb"]), "--lag", str(trp_cage.DEFAULT_LAG), "--config", str(config),
            "--out", str(where / "model"), "--no-progress"]
@@ -79,7 +78,7 @@ def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
     return {"n_frames": n_frames, "n_files": len(files), "wall_seconds": seconds, "peak_rss_gb": usage.ru_maxrss / 2**20,
             "estimate_gb": estimate_training_bytes(n_frames, info["n_features"], 20) / 2**30,
             "phase_seconds": info["wall_seconds"], "decoder": info["decoder"]["kind"],
-            "decoder_epochs": info["decoder"]["epochs"], "encoder_fraction": protocol["encoder_fraction"],
+            "decoder_epochs": info["decoder"]["epochs"], "encoder_fraction": protocol.encoder_fraction,
             "encoder_epochs": info["encoder"]["epochs"], "propagator_epochs": info["propagator"]["epochs"],
             "srv_timescales_ps": info["srv_timescales_ps"]}
 
@@ -140,12 +139,11 @@ def bench_decoding(quick: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
+    parser = benchmark_parser(__doc__, quick="10^3 and 10^4 frames, 100 all-atom frames, fewer decoded frames",
+                              out="JSON path (default benchmarks/results/scaling-<backend>.json)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
     parser.add_argument("--decoder", choices=("flow", "knn"), default=None,
                         help="train with this decoder instead of the protocol's (knn)")
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1000, 10_000] if args.quick else [10_000, 100_000, 1_000_000])
     rows = []
@@ -159,13 +157,9 @@ def main(argv=None) -> int:
     print(f"decode (flow): {decoding['ca']['frames_per_second']:,.0f} frames/s for {decoding['ca']['atoms']} Cα, "
           f"{decoding['heavy']['frames_per_second']:,.0f} frames/s for {decoding['heavy']['atoms']} heavy atoms; "
           f"knn {decoding['ca_knn']['frames_per_second']:,.0f} frames/s for the Cα", flush=True)
-    out = Path(args.out or Path(__file__).parent / "results" / f"scaling-{jax.default_backend()}.json")
-    write_json(out, {"benchmark": "scaling", "train": rows, "decoding": decoding, "quick": args.quick,
-                     "machine": {"backend": jax.default_backend(), "cpu_count": os.cpu_count(),
-                                 "platform": platform.platform(), "jax": jax.__version__,
-                                 "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30},
-                     "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    print(f"wrote {out}")
+    write_results(args.out or RESULTS / f"scaling-{jax.default_backend()}.json",
+                  {"benchmark": "scaling", "train": rows, "decoding": decoding, "quick": args.quick,
+                   "machine": machine_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return 0
 
 

@@ -24,17 +24,15 @@ two runs of ``E`` and 1 epochs (each pays one compilation, which cancels).
 Both trained networks are scored on the same validation pairs by one implementation: deeptime's
 ``vamp_score`` (VAMP-2, float64) and, as a second opinion, ``lss_jax.vamp_score`` (reversible VAMP-2).
 
-    python benchmarks/srv_vs_deeptime.py            # 50 epochs, seeds 0 1 2 -> results/srv_vs_deeptime-<backend>.json
-    python benchmarks/srv_vs_deeptime.py --quick    # 5 epochs, seed 0 (< 1 min)
-    python benchmarks/srv_vs_deeptime.py --seeds 0 --epochs 30 --out /tmp/srv.json
+    python benchmarks/perf/srv_vs_deeptime.py            # 50 epochs, seeds 0 1 2 -> results/srv_vs_deeptime-<backend>.json
+    python benchmarks/perf/srv_vs_deeptime.py --quick    # 5 epochs, seed 0 (< 1 min)
+    python benchmarks/perf/srv_vs_deeptime.py --seeds 0 --epochs 30 --out /tmp/srv.json
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,13 +42,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, write_results
 from lss_jax.data.featurize import featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.encoder import SRVNet, fit_srv
 from lss_jax.vamp import vamp_score
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 HIDDEN = (100, 100)
 VAL_FRACTION = 0.1
 
@@ -60,7 +59,7 @@ def _import_torch_deeptime():
         import torch
         from deeptime.decomposition.deep import VAMPNet  # noqa: F401
     except ImportError as err:
-        sys.exit(f"benchmarks/srv_vs_deeptime.py needs PyTorch and deeptime ({err}): "
+        sys.exit(f"benchmarks/perf/srv_vs_deeptime.py needs PyTorch and deeptime ({err}): "
                  "pip install torch==2.13.0 deeptime")
     return torch
 
@@ -195,7 +194,8 @@ def run_deeptime(train_pairs, val_pairs, args, seed: int, torch, loader_kind: st
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="5 epochs, one seed",
+                              out="JSON path (default benchmarks/results/srv_vs_deeptime-<backend>.json)")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--lag", type=int, default=5)
     parser.add_argument("--n-outputs", type=int, default=2)
@@ -204,8 +204,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tolerance", type=float, default=0.02,
                         help="'equal final score': lss_jax >= deeptime - tolerance (VAMP-2 units)")
-    parser.add_argument("--quick", action="store_true", help="5 epochs, one seed")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.seeds = 5, args.seeds[:1]
@@ -213,7 +211,7 @@ def main(argv=None) -> int:
         parser.error("--epochs must be >= 2 (seconds per epoch are measured between epochs)")
     torch = _import_torch_deeptime()
     torch.set_num_threads(os.cpu_count())
-    load_average_start = list(os.getloadavg())
+    load_average_start = load_average()
     fs, train_pairs, val_pairs = load_features(args.lag)
     print(f"{fs.shape[1]} features, {len(train_pairs[0])} training / {len(val_pairs[0])} validation pairs at lag "
           f"{args.lag}", file=sys.stderr)
@@ -286,25 +284,10 @@ def main(argv=None) -> int:
             "met": bool(speedup >= 2 and equal),
         },
         "settings": {"quick": args.quick, "seeds": args.seeds},
-        "machine": {
-            "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "cpu_count": os.cpu_count(),
-            "load_average_start": load_average_start,
-            "load_average_end": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-            "torch": torch.__version__,
-        },
+        "machine": machine_facts(load_average_start=load_average_start, packages=["torch", "deeptime"]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    import deeptime
-
-    result["machine"]["deeptime"] = deeptime.__version__
-    out = args.out or Path(__file__).parent / "results" / f"srv_vs_deeptime-{jax.default_backend()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out or RESULTS / f"srv_vs_deeptime-{jax.default_backend()}.json", result)
     return 0
 
 

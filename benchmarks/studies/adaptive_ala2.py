@@ -19,12 +19,11 @@ never saw; the RMSE alone would hide that). The adaptive arm's model of round r 
 trained on its final data. Repeated for ``--seeds`` (LSS training, MD and PRNG seeds), mean and
 standard deviation over them.
 
-    python benchmarks/adaptive_ala2.py          # 3 seeds, ~25 min each on 2 CPU cores -> results/adaptive_ala2-cpu.json
+    python benchmarks/studies/adaptive_ala2.py          # 3 seeds, ~25 min each on 2 CPU cores -> results/adaptive_ala2-cpu.json
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -33,13 +32,14 @@ import jax
 import numpy as np
 
 from lss_jax import LSS, LSSConfig
-from lss_jax._io import write_json
 from lss_jax.adaptive import adaptive_sampling
 from lss_jax.analysis import structure
 from lss_jax.analysis.molecular import phi_psi
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.md import MDSystem, run_md
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 START, N_INIT = 3948, 1500
 
 
@@ -102,13 +102,13 @@ def run_seed(seed, args, system, init, ref, p_ref, work: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/adaptive_ala2-cpu.json)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n-seeds", type=int, default=10)
     parser.add_argument("--md-frames", type=int, default=100, help="2 ps frames per seed trajectory")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "adaptive_ala2-cpu.json"))
     args = parser.parse_args(argv)
+    out = args.out or RESULTS / "adaptive_ala2-cpu.json"
     files = alanine_dipeptide_files()
     system = MDSystem(pdb=files["pdb"], prmtop=files["prmtop"])
     full = load_alanine_dipeptide("train")
@@ -129,15 +129,14 @@ def main(argv=None) -> int:
                     v = np.array([[row[arm][k] for row in rep["rounds"]] for rep in repeats], np.float64)
                     summary[arm][k] = {"mean": v.mean(0).round(4).tolist(),
                                        "std": (v.std(0, ddof=1) if len(v) > 1 else np.zeros(v.shape[1])).round(4).tolist()}
-            write_json(args.out, {
+            write_results(out, {
                 "benchmark": "adaptive_ala2", "initial": {"start_frame": START, "frames": N_INIT},
                 "rule": "lss_jax.adaptive default: beta = 0 (least counts) + ensemble uncertainty, distinct seeds",
                 "n_seeds": args.n_seeds, "md_frames_per_seed": args.md_frames, "seeds": args.seeds[: len(repeats)],
                 "md_frames_per_round": [row["md_frames"] for row in repeats[0]["rounds"]],
                 "summary": summary, "repeats": repeats, "seconds": time.perf_counter() - start,
-                "date": time.strftime("%Y-%m-%d"),
+                "machine": machine_facts(), "date": time.strftime("%Y-%m-%d"),
             })
-            print(f"wrote {args.out} ({len(repeats)} seeds)", flush=True)
     return 0
 
 

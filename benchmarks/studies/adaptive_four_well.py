@@ -22,15 +22,12 @@ per repeat at the last adaptive budget: how far each arm's data are from the equ
 The persistent XLA compilation cache is switched on (in a temporary directory): every repeat has the
 same array shapes, so repeats 2+ reuse the compilations of the first.
 
-    python benchmarks/adaptive_four_well.py             # 3 seeds, ~10-15 min on 2 CPU cores
-    python benchmarks/adaptive_four_well.py --quick     # 2 seeds of the smoke settings, ~2 min
+    python benchmarks/studies/adaptive_four_well.py             # 3 seeds, ~10-15 min on 2 CPU cores
+    python benchmarks/studies/adaptive_four_well.py --quick     # 2 seeds of the smoke settings, ~2 min
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,11 +36,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax._io import write_json
 from lss_jax.adaptive.four_well import AdaptiveConfig, evaluate_lss, run_adaptive_four_well
 from lss_jax.analysis.plots import adaptive_four_well_figure
+from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, write_results
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 ABLATIONS = {"random_seeds": {"seed_rule": "random"}, "beta_1": {"beta": 1.0}}
 
 
@@ -116,16 +113,14 @@ def arm_summary(m, name):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="smoke settings (AdaptiveConfig.quick), 2 seeds",
+                              out="JSON path (default benchmarks/results/adaptive_four_well-<backend>.json; with "
+                                  "--quick a temporary directory)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=None, help="adaptive rounds (default: AdaptiveConfig's, 8)")
     parser.add_argument("--noise-keys", type=int, default=3, help="extra training keys for the noise check (0: skip)")
-    parser.add_argument("--quick", action="store_true", help="smoke settings (AdaptiveConfig.quick), 2 seeds")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-ablation", action="store_true", help="skip the ablation arms (random seeds, beta = 1)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON path (default benchmarks/results/adaptive_four_well-<backend>.json; with --quick a "
-                             "temporary directory)")
     parser.add_argument("--figure", type=Path, default=None,
                         help="figure path (default docs/figures/adaptive_four_well.png; with --quick next to --out)")
     args = parser.parse_args(argv)
@@ -138,7 +133,7 @@ def main(argv=None) -> int:
     out = args.out or (tmp / "adaptive_four_well.json" if args.quick else
                        ROOT / "benchmarks" / "results" / f"adaptive_four_well-{backend}.json")
     figure = args.figure or (out.with_suffix(".png") if args.quick else ROOT / "docs" / "figures" / "adaptive_four_well.png")
-    load_start = list(os.getloadavg())
+    load_start = load_average()
     start = time.perf_counter()
 
     overrides = {} if args.rounds is None else {"n_rounds": args.rounds}
@@ -237,13 +232,10 @@ def main(argv=None) -> int:
                     "generated trajectories x 1000 lags",
         },
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "machine": {"backend": backend, "devices": [str(d) for d in jax.devices()], "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(), "python": sys.version.split()[0], "jax": jax.__version__,
-                    "load_average_start": load_start, "load_average_end": list(os.getloadavg())},
+        "machine": machine_facts(load_average_start=load_start),
         "date": time.strftime("%Y-%m-%d"),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
+    write_results(out, result)
     figure.parent.mkdir(parents=True, exist_ok=True)
     adaptive_four_well_figure(figure, runs)
 

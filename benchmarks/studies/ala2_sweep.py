@@ -14,29 +14,30 @@ training run and scored against the shipped independent 50 ns run:
   of frames with a bond > 10 % off and no clash frame (both), bond MAD within 0.2 percentage points and angle MAD
   within 0.3 degrees of MD's thermal spread (both); and the decoder's training time on this machine.
 
-    python benchmarks/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
-    python benchmarks/ala2_sweep.py --lags 5 --dims 2 # one cell
-    python benchmarks/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
+    python benchmarks/studies/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
+    python benchmarks/studies/ala2_sweep.py --lags 5 --dims 2 # one cell
+    python benchmarks/studies/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import sys
 import time
 from pathlib import Path
 
 import jax
 
-from lss_jax._io import write_json
-from lss_jax.analysis.molecular import compare_structures, decoder_round_trip
+from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.lss import LSS
 from lss_jax.systems.alanine_dipeptide import SHIPPED_FRAME_PS
 
-sys.path.insert(0, str(Path(__file__).parent))
-from decoders import heavy, summarize  # noqa: E402
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def heavy(traj):
+    return traj.atom_slice(traj.topology.select("not element H"))
 
 
 def targets(rt: dict, lss: dict, floor: float, md: dict) -> dict:
@@ -55,12 +56,11 @@ def targets(rt: dict, lss: dict, floor: float, md: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, out="folder of the JSON (default benchmarks/results)")
     parser.add_argument("--lags", nargs="+", type=int, default=[1, 2, 5, 10], help="lags in frames (2 ps each)")
     parser.add_argument("--dims", nargs="+", type=int, default=[1, 2, 3], help="latent dimensions")
     parser.add_argument("--n-traj", type=int, default=100)
     parser.add_argument("--n-steps", type=int, default=1000)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     parser.add_argument("--linear-floor", action="store_true",
                         help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
@@ -75,15 +75,13 @@ def main(argv=None) -> int:
           "alpha_l_basin": pops["alpha_l_basin"],
           "bond_mad_pct": 100 * md_block["geometry"]["reference_bond_length_mad_relative"],
           "angle_mad_deg": md_block["geometry"]["reference_angle_mad_degrees"]}
-    results = {"benchmark": "ala2_sweep", "backend": jax.default_backend(),
-               "machine": platform.processor() or platform.machine(), "jax": jax.__version__,
+    results = {"benchmark": "ala2_sweep", "backend": jax.default_backend(), "machine": machine_facts(),
+               "jax": jax.__version__,
                "training": "shipped train 50 ns (2 ps frames)", "reference": "shipped independent 50 ns",
                "n_trajectories": args.n_traj, "n_steps": args.n_steps, "md": md, "runs": []}
     print(f"MD vs MD F(phi, psi) floor {floor:.3f} kT; MD alpha_L {md['alpha_l']:.4f}; bond MAD {md['bond_mad_pct']:.2f} %, "
           f"angle MAD {md['angle_mad_deg']:.2f} deg", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"ala2_sweep-{jax.default_backend()}{args.tag}.json"
+    path = (args.out or RESULTS) / f"ala2_sweep-{jax.default_backend()}{args.tag}.json"
     for lag in args.lags:
         for m in args.dims:
             start = time.perf_counter()
@@ -91,8 +89,8 @@ def main(argv=None) -> int:
             fit_seconds = time.perf_counter() - start
             round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
             lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
-            rt = summarize(compare_structures(indep_h, round_trip, seed=5))
-            full = summarize(compare_structures(indep_h, lss, seed=5))
+            rt = comparison_summary(compare_structures(indep_h, round_trip, seed=5))
+            full = comparison_summary(compare_structures(indep_h, lss, seed=5))
             run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
                    "linear_floor": model.info["encoder"]["linear_floor"],
                    "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
@@ -102,14 +100,13 @@ def main(argv=None) -> int:
                    "round_trip_outside_after_redraws": int((draws > model.decoder.redraws).sum()),
                    "targets": targets(rt, full, floor, md)}
             results["runs"].append(run)
-            write_json(path, results)  # after every cell: a long sweep keeps what it has
+            write_results(path, results)  # after every cell: a long sweep keeps what it has
             missed = [k for k, ok in run["targets"].items() if not ok]
             print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}: decoder {run['decoder_seconds']:.0f} s | round trip F "
                   f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} (basin {rt['alpha_l_basin']:.4f}) bonds {rt['bond_mad_pct']:.2f} % angles "
                   f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} redrawn {run['round_trip_redrawn_pct']:.2f} % | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
                   f"{full['alpha_l']:.4f} (basin {full['alpha_l_basin']:.4f}) clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
                   f"{', '.join(missed) or 'none'}", flush=True)
-    print(f"wrote {path}")
     return 0
 
 

@@ -18,16 +18,15 @@ cWGAN-GP (aligned Cartesian coordinates, 5000 iterations at a constant 2e-4) and
 at a time (learning-rate decay, 4x the iterations, a wider critic, the condition fed to every layer, 4x the
 batch, 10 critic steps, 8 noise dimensions); lss_jax's wgan defaults (4x the iterations) on internal coordinates.
 
-    python benchmarks/decoders.py                    # all variants, ~40 min on 2 CPU cores -> results/decoders-<backend>.json
-    python benchmarks/decoders.py --only flow-internal wgan-paper   # updates those entries of the JSON
-    python benchmarks/decoders.py --quick            # tiny budgets: checks that the script runs
+    python benchmarks/studies/decoders.py                    # all variants, ~40 min on 2 CPU cores -> results/decoders-<backend>.json
+    python benchmarks/studies/decoders.py --only flow-internal wgan-paper   # updates those entries of the JSON
+    python benchmarks/studies/decoders.py --quick            # tiny budgets: checks that the script runs
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import platform
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,12 +34,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax._io import write_json
-from lss_jax.analysis.molecular import compare_structures, decoder_round_trip
+from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import DecoderConfig, fit_decoder
 from lss_jax.lss import LSS
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 PAPER_WGAN = dict(kind="wgan", coordinates="cartesian", hidden=(200, 200, 200), learning_rate=2e-4, iterations=5000,
                   lr_decay=False, batch_size=256)
 VARIANTS = {
@@ -66,23 +66,6 @@ def heavy(traj):
     return traj.atom_slice(traj.topology.select("not element H"))
 
 
-def summarize(block: dict) -> dict:
-    """The numbers the table in docs/decoder.md shows, from a :func:`compare_structures` result."""
-    fe = block.get("free_energy_phi_psi", {})
-    geo = block["geometry"]
-    return {
-        "f_phi_psi_rmse_kT": fe.get("rmse_kT"), "coverage": fe.get("coverage"),
-        "alpha_l": block["basin_populations"]["generated"]["alpha_l"] if "basin_populations" in block else None,
-        "alpha_r": block["basin_populations"]["generated"]["alpha_r"] if "basin_populations" in block else None,
-        "alpha_l_basin": block["basin_populations"]["generated"]["alpha_l_basin"] if "basin_populations" in block else None,
-        "bond_mad_pct": 100 * geo["bond_length_mad_relative"], "angle_mad_deg": geo["angle_mad_degrees"],
-        "bonds_off_10pct_pct": 100 * block["bonds_off_10pct_fraction"]["generated"],
-        "clash_frames_pct": 100 * block["clashes"]["generated"]["fraction_frames_with_clash"],
-        "clash_frames": block["clashes"]["generated"]["frames_with_clash"],
-        "n_frames_checked": block["clashes"]["generated"]["n_frames"],
-    }
-
-
 def decode_throughput(model, n_frames: int = 16384) -> float:
     u = np.random.default_rng(0).uniform(size=(n_frames, model.latent_dim)).astype(np.float32)
     model.decode_unit(jax.random.key(0), u, progress=False)  # compile
@@ -97,19 +80,16 @@ def decode_throughput(model, n_frames: int = 16384) -> float:
 def save(results: dict, path: Path, *, keep_previous: bool) -> None:
     """Write the JSON; with ``keep_previous`` (a rerun of some variants) the file's other current variants stay."""
     if keep_previous and path.is_file():
-        import json
-
         previous = json.loads(path.read_text()).get("variants", {})
         results = {**results, "variants": {**{k: v for k, v in previous.items() if k in VARIANTS and
                                               k not in results["variants"]}, **results["variants"]}}
-    write_json(path, results)
+    write_results(path, results)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, quick="tiny training budgets (a smoke test of the script)",
+                              out="folder of the JSON (default benchmarks/results)")
     parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="run these variants only")
-    parser.add_argument("--quick", action="store_true", help="tiny training budgets (a smoke test of the script)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
 
     train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
@@ -125,8 +105,7 @@ def main(argv=None) -> int:
     latent = base.generate(jax.random.key(1), n_traj, n_steps, latent_only=True, progress=False)
     floor = compare_structures(indep_h, train_h)["free_energy_phi_psi"]
     results = {
-        "benchmark": "decoders", "backend": jax.default_backend(), "machine": platform.processor() or platform.machine(),
-        "jax": jax.__version__, "quick": args.quick, "system": "alanine dipeptide, 10 heavy atoms",
+        "benchmark": "decoders", "backend": jax.default_backend(), "machine": machine_facts(), "jax": jax.__version__, "quick": args.quick, "system": "alanine dipeptide, 10 heavy atoms",
         "training": "shipped train 50 ns (25 000 frames, 2 ps)", "reference": "shipped independent 50 ns",
         "lag_ps": base.lag_time, "latent_dim": base.latent_dim, "encoder_propagator_seconds": encoder_seconds,
         "md_vs_md": {"f_phi_psi_rmse_kT": floor["rmse_kT"], "coverage": floor["coverage"],
@@ -136,9 +115,7 @@ def main(argv=None) -> int:
     md_geo = compare_structures(indep_h, train_h)["geometry"]
     results["md_vs_md"].update(bond_mad_pct=100 * md_geo["reference_bond_length_mad_relative"],
                                angle_mad_deg=md_geo["reference_angle_mad_degrees"])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"decoders-{jax.default_backend()}{'-quick' if args.quick else ''}.json"
+    path = (args.out or RESULTS) / f"decoders-{jax.default_backend()}{'-quick' if args.quick else ''}.json"
     print(f"encoder + propagator: {encoder_seconds:.0f} s; MD vs MD F(phi, psi) RMSE {floor['rmse_kT']:.2f} kT", flush=True)
     for name in args.only or list(VARIANTS):
         spec = dict(VARIANTS[name])
@@ -158,8 +135,8 @@ def main(argv=None) -> int:
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config.resolved()).items()},
             "train_seconds": seconds, "epochs": history.epochs_run,
             "decode_frames_per_second": decode_throughput(model),
-            "round_trip": summarize(compare_structures(indep_h, round_trip, seed=5)),
-            "lss": summarize(compare_structures(indep_h, lss, seed=5)),
+            "round_trip": comparison_summary(compare_structures(indep_h, round_trip, seed=5)),
+            "lss": comparison_summary(compare_structures(indep_h, lss, seed=5)),
         }
         results["variants"][name] = entry
         rt, full = entry["round_trip"], entry["lss"]
@@ -170,7 +147,6 @@ def main(argv=None) -> int:
               flush=True)
         save(results, path, keep_previous=bool(args.only))  # after every variant: a long run keeps what it has
     save(results, path, keep_previous=bool(args.only))
-    print(f"wrote {path}")
     return 0
 
 

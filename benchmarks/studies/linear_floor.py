@@ -5,21 +5,19 @@ and three encoders are compared at the same lag and split: TICA, the plain SRV a
 linear floor's network), each scored by the reversible VAMP-2 of its outputs on all training and all validation
 pairs (``lss_jax.encoder.linear_floor``), with the implied timescales (TICA's of the training part).
 
-    python benchmarks/linear_floor.py                               # ~2 min on 2 CPU cores -> results/linear_floor-<backend>.json
-    python benchmarks/linear_floor.py --strides 5 --fractions 0.25 --seeds 0
+    python benchmarks/studies/linear_floor.py                               # ~2 min on 2 CPU cores -> results/linear_floor-<backend>.json
+    python benchmarks/studies/linear_floor.py --strides 5 --fractions 0.25 --seeds 0
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.config import LSSConfig
 from lss_jax.data.featurize import featurize
 from lss_jax.data.pairs import split_trajectories
@@ -27,20 +25,20 @@ from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.encoder import fit_srv, implied_timescales, linear_floor, reversible_decomposition
 from lss_jax.systems.alanine_dipeptide import SHIPPED_FRAME_PS
 
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, out="folder of the JSON (default benchmarks/results)")
     parser.add_argument("--strides", nargs="+", type=int, default=[5, 1], help="keep every n-th frame (2 ps each)")
     parser.add_argument("--fractions", nargs="+", type=float, default=[1.0, 0.5, 0.25], help="leading fraction kept")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--outputs", type=int, default=4, help="SRV outputs (and TICA components) scored")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
 
-    results = {"benchmark": "linear_floor", "backend": jax.default_backend(),
-               "machine": platform.processor() or platform.machine(), "jax": jax.__version__, "runs": []}
-    path = Path(args.out) / f"linear_floor-{jax.default_backend()}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    results = {"benchmark": "linear_floor", "backend": jax.default_backend(), "machine": machine_facts(),
+               "jax": jax.__version__, "runs": []}
+    path = (args.out or RESULTS) / f"linear_floor-{jax.default_backend()}.json"
     for stride in args.strides:
         full = load_alanine_dipeptide("train", stride=stride)
         for fraction in args.fractions if stride > 1 else [1.0]:
@@ -62,14 +60,13 @@ def main(argv=None) -> int:
                                  "timescales_ps": implied_timescales(projection.eigenvalues, lag * frame_ps).tolist(),
                                  "best_epoch": history.best_epoch, "seconds": time.perf_counter() - start}
                 results["runs"].append(run)
-                write_json(path, results)
+                write_results(path, results)
                 p, t = run["plain"], run["from_tica"]
                 print(f"{frame_ps:4.0f} ps frames, {fraction:4.0%}, seed {seed}: VAMP-2 val/train TICA "
                       f"{p['tica_val_vamp2']:.3f}/{p['tica_train_vamp2']:.3f} | plain {p['srv_val_vamp2']:.3f}/"
                       f"{p['srv_train_vamp2']:.3f} | from TICA {t['srv_val_vamp2']:.3f}/{t['srv_train_vamp2']:.3f} | t1 "
                       f"TICA {tica_t[0]:.1f}, plain {p['timescales_ps'][0]:.1f}, from TICA {t['timescales_ps'][0]:.1f} ps",
                       flush=True)
-    print(f"wrote {path}")
     return 0
 
 

@@ -10,30 +10,29 @@ against the exact reference is mostly sampling noise of the finite rollout.
 On a CPU ``tf32`` is float32 (XLA CPUs have no TF32), so only ``float32`` and ``bfloat16`` differ here;
 on a GPU run all three.
 
-    python benchmarks/precision.py                      # ~5 min on 2 CPU cores
-    python benchmarks/precision.py --quick              # smoke run
+    python benchmarks/studies/precision.py                      # ~5 min on 2 CPU cores
+    python benchmarks/studies/precision.py --quick              # smoke run
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import platform
 import time
 from pathlib import Path
 
 import jax
 
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.pipelines.four_well import FourWellConfig, run_four_well
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small settings (smoke run)")
+    parser = benchmark_parser(__doc__, quick="small settings (smoke run)",
+                              out="JSON path (default benchmarks/results/precision-<backend>.json)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precisions", nargs="+", default=None, help="default: float32 bfloat16 (+ tf32 on GPU)")
-    parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/precision-<backend>.json)")
     args = parser.parse_args(argv)
     backend = jax.default_backend()
     precisions = args.precisions or (["float32", "bfloat16"] + (["tf32"] if backend == "gpu" else []))
@@ -56,12 +55,10 @@ def main(argv=None) -> int:
     for r in rows:
         r["rmse_minus_float32_kT"] = r["free_energy_rmse_kT"] - ref["free_energy_rmse_kT"]
         r["t1_relative_to_float32"] = r["t1"] / ref["t1"]
-    out = Path(args.out or Path(__file__).parent / "results" / f"precision-{backend}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, {"benchmark": "precision", "backend": backend, "device": str(jax.devices()[0]),
-                     "machine": platform.machine(), "quick": args.quick, "seed": args.seed,
-                     "config": dataclasses.asdict(base), "results": rows})
-    print(f"wrote {out}")
+    write_results(args.out or RESULTS / f"precision-{backend}.json",
+                  {"benchmark": "precision", "backend": backend, "device": str(jax.devices()[0]),
+                   "machine": machine_facts(), "quick": args.quick, "seed": args.seed,
+                   "config": dataclasses.asdict(base), "results": rows})
     return 0
 
 

@@ -12,15 +12,12 @@ It prints and writes (JSON) each run, and the mean, standard deviation and stand
 independent runs (the shipped ``independent`` run and the new seeds; the ``train`` run, which the encoder was
 fitted to, is listed apart: its t1 is in-sample).
 
-    python benchmarks/trp_cage_md_spread.py --model DIR                 # seeds 3..8
-    python benchmarks/trp_cage_md_spread.py --model DIR --seeds 3 4     # fewer runs
+    python benchmarks/studies/trp_cage_md_spread.py --model DIR                 # seeds 3..8
+    python benchmarks/studies/trp_cage_md_spread.py --model DIR --seeds 3 4     # fewer runs
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from lss_jax import LSS
-from lss_jax._io import write_json
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def measure(model, traj) -> dict:
@@ -47,12 +46,11 @@ def measure(model, traj) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_md_spread-cpu.json)")
     parser.add_argument("--model", required=True, help="a Trp-cage model directory (lss-jax demo --system trp-cage "
                                                       "--out DIR writes DIR/model)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5, 6, 7, 8],
                         help="seeds of the extra runs (the shipped runs are seeds 1 and 2)")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if any(s in (seed for _, seed in tc.SHIPPED.values()) for s in args.seeds):
         parser.error(f"--seeds must differ from the shipped runs' seeds {[s for _, s in tc.SHIPPED.values()]}")
@@ -88,13 +86,10 @@ def main(argv=None) -> int:
         "description": "t1 (model encoder), folded fraction and transitions per µs of independent Trp-cage Gō runs",
         "model": str(args.model), "lag_time_ps": model.lag_time, "runs": rows, "summary": summary,
         "seconds": time.perf_counter() - start,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine_facts(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    out = args.out or Path(__file__).parent / "results" / "trp_cage_md_spread-cpu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    print(f"wrote {out}", file=sys.stderr)
+    write_results(args.out or RESULTS / "trp_cage_md_spread-cpu.json", result)
     return 0
 
 
