@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # GPU benchmark run for a lent accelerator machine: one command, under 5 minutes, nothing from the network.
 #
-#   bash benchmarks/gpu.sh                     # JSON + logs under $OUT (default benchmarks/results)
-#   OUT=/tmp/res PYTHON=python3 bash benchmarks/gpu.sh
+#   bash benchmarks/perf/gpu.sh                # JSON + logs under $OUT (default benchmarks/results)
+#   OUT=/tmp/res PYTHON=python3 bash benchmarks/perf/gpu.sh
 #
 # Steps (each under `timeout`, all together under GPU_BENCH_SECONDS, default 285 s):
 #   1. environment check: JAX backend, devices, package versions     -> $OUT/gpu-env.log
-#   2. benchmarks/rollout.py, full B range 1 .. 16384                  -> $OUT/rollout-<backend>.json
-#   3. benchmarks/md_vs_lss.py (LSS part only when OpenMM is missing) -> $OUT/md_vs_lss-<backend>.json
-#   4. benchmarks/generation.py --quick, only if that file exists     -> $OUT/generation-<backend>.json
+#   2. benchmarks/perf/rollout.py, full B range 1 .. 16384                  -> $OUT/rollout-<backend>.json
+#   3. benchmarks/perf/md_vs_lss.py (LSS part only when OpenMM is missing) -> $OUT/md_vs_lss-<backend>.json
+#   4. benchmarks/perf/generation.py --quick, only if that file exists     -> $OUT/generation-<backend>.json
 #      (GPU_BENCH_GENERATION_FULL=1 runs it in full; it may then not finish inside the budget)
 # Each step's output is also in $OUT/gpu-<step>.log (at most 8 files come back from a lent machine's $OUT: these
 # are 8). A step that fails or times out is recorded in $OUT/gpu-summary.txt and the next one still runs; the exit
@@ -24,7 +24,7 @@
 #     -d .whl mdtraj==1.11.1.post2`); this script installs ./.whl/*.whl into /tmp/site with --no-index;
 #   * the repository itself: lss_jax is imported from the working tree (PYTHONPATH), no pip install needed.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
@@ -87,15 +87,15 @@ for name in ('flax', 'optax', 'mdtraj', 'openmm', 'torch'):
 BACKEND=$("$PYTHON" -c "import jax; print(jax.default_backend())" 2>/dev/null || echo unknown)
 [ "$BACKEND" = gpu ] || echo "gpu.sh: warning: JAX backend is '$BACKEND', not gpu" | tee -a "$SUMMARY"
 
-step rollout 90 "$PYTHON" benchmarks/rollout.py "${QUICK[@]}" --out "$OUT/rollout-$BACKEND.json"
+step rollout 90 "$PYTHON" benchmarks/perf/rollout.py "${QUICK[@]}" --out "$OUT/rollout-$BACKEND.json"
 
 MD_ARGS=()
 "$PYTHON" -c "import openmm" 2>/dev/null || MD_ARGS+=(--no-md)
-step md_vs_lss 130 "$PYTHON" benchmarks/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
+step md_vs_lss 130 "$PYTHON" benchmarks/perf/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
 
-if [ -f benchmarks/generation.py ]; then
+if [ -f benchmarks/perf/generation.py ]; then
     GEN_ARGS=()
-    HELP=$("$PYTHON" benchmarks/generation.py --help 2>/dev/null)
+    HELP=$("$PYTHON" benchmarks/perf/generation.py --help 2>/dev/null)
     # its full run (~4 min on 2 CPU cores) does not fit the budget next to the others: --quick unless asked
     if grep -q -- "--quick" <<<"$HELP" && { [ "${GPU_BENCH_GENERATION_FULL:-0}" != 1 ] || [ ${#QUICK[@]} -gt 0 ]; }; then
         GEN_ARGS+=(--quick)
@@ -103,9 +103,9 @@ if [ -f benchmarks/generation.py ]; then
     if grep -q -- "--out" <<<"$HELP"; then
         GEN_ARGS+=(--out "$OUT/generation-$BACKEND.json")
     fi
-    step generation 120 "$PYTHON" benchmarks/generation.py "${GEN_ARGS[@]}"
+    step generation 120 "$PYTHON" benchmarks/perf/generation.py "${GEN_ARGS[@]}"
 else
-    echo "generation: skipped (benchmarks/generation.py does not exist)" | tee -a "$SUMMARY"
+    echo "generation: skipped (benchmarks/perf/generation.py does not exist)" | tee -a "$SUMMARY"
 fi
 
 echo "total ${SECONDS} s, $FAILED failed step(s)" | tee -a "$SUMMARY"
