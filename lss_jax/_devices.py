@@ -3,7 +3,7 @@
 XLA's CPU backend runs the small matmuls of the propagator on one core per device. With several host
 devices, :func:`lss_jax.rollout` (``devices=jax.devices()``) splits the trajectory batch over them and
 runs on all cores at once: 1.85x the trajectory-steps/s of one device at B = 1024 on 2 cores
-(``benchmarks/peer_pytorch.py``), with the same numbers bit for bit (trajectories are independent and
+(``benchmarks/perf/peer_pytorch.py``), with the same numbers bit for bit (trajectories are independent and
 keyed by their ids). Decoding is not sharded over host devices: with jax 0.10.2, XLA:CPU hung when two
 host devices ran the decoder's program (flow + NeRF) at the same time, so
 :meth:`lss_jax.LSSModel.decode_unit` runs on one device.

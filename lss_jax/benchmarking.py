@@ -142,6 +142,8 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
         ``{"loaded_from": ...}`` for a loaded one.
 
     Example:
+        (Not run as a doctest: even the quick model trains for about 20 s.)
+
         >>> model, info = throughput_model(quick=True)  # doctest: +SKIP
         >>> info["config"]["lag"], model.lag_time  # doctest: +SKIP
         (1, 10.0)

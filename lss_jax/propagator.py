@@ -104,7 +104,7 @@ def mixture_sample(key: jax.Array, mixture: MixtureParams) -> jax.Array:
     normal CDF, is a uniform ``u`` that picks the component by inverse CDF of the mixture weights (the first
     ``k`` whose cumulative weight exceeds ``u``); the other ``m`` are the Gaussian noise of that component.
     Gumbel-max (``jax.random.categorical``) needs ``C`` random numbers and two keys for the same choice; in a
-    rollout that was ~60 % of every step (``benchmarks/rollout.py``).
+    rollout that was ~60 % of every step (``benchmarks/perf/rollout.py``).
 
     Example:
         >>> mixture = MixtureParams(jnp.zeros((5, 2)), jnp.full((5, 2, 1), 0.5), jnp.full((5, 2, 1), 1e-3))
@@ -309,7 +309,7 @@ def with_precision(fn: Callable, precision: str = "float32") -> Callable:
     ``jax.default_matmul_precision("tensorfloat32")`` (only accelerators change; CPUs compute
     float32). ``"bfloat16"`` casts parameters and floating inputs to bfloat16 and the outputs back
     to float32, so sampling and boundaries stay in float32. The accuracy cost is measured in
-    ``benchmarks/precision.py``. The wrapper is cached, so repeated calls do not recompile.
+    ``benchmarks/studies/precision.py``. The wrapper is cached, so repeated calls do not recompile.
 
     Example:
         >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))

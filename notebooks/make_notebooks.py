@@ -118,7 +118,7 @@ SCALE = [
 
 One `lax.scan` advances all trajectories together; per-trajectory keys make trajectory *b* independent of
 the batch it runs in, and chunks continue exactly where the previous one stopped. The table at the end is
-the checked-in benchmark (`python benchmarks/rollout.py`)."""),
+the checked-in benchmark (`python benchmarks/perf/rollout.py`)."""),
     ("code", "SMALL = True"),
     ("code", """import json, time
 from pathlib import Path
@@ -189,7 +189,7 @@ ADAPT = [
 An ensemble of propagators, trained in one vmapped run on bootstrap resamples, says where the learned
 kinetics are uncertain; `lss_jax.adaptive` turns that, and where the MD data are thinnest (least counts; or,
 with `beta=1`, thinnest relative to the model's stationary density), into seeds for new MD. With `SMALL = True` everything is tiny; the measured comparisons are in
-docs/adaptive_sampling.md (`benchmarks/adaptive_four_well.py`, `benchmarks/adaptive_ala2.py`)."""),
+docs/adaptive_sampling.md (`benchmarks/studies/adaptive_four_well.py`, `benchmarks/studies/adaptive_ala2.py`)."""),
     ("code", "SMALL = True"),
     ("code", """import jax, numpy as np, matplotlib.pyplot as plt
 from lss_jax import LSS

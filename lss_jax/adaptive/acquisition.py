@@ -22,7 +22,7 @@ start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored b
     falls like ``1 / sqrt(n_bin)``, so for an error counted equally over the landscape (the RMSE of a
     free-energy profile) even coverage is the allocation that statistics favour. Measured, it is *not*
     a speed-up: on the four-well potential a single long run beats every seeding rule we tried (``docs/adaptive_sampling.md``), and on alanine dipeptide it matches plain MD of
-    equal cost (``benchmarks/adaptive_ala2.py``; the results are in ``docs/adaptive_sampling.md``).
+    equal cost (``benchmarks/studies/adaptive_ala2.py``; the results are in ``docs/adaptive_sampling.md``).
   - ``beta = 1``: ``q = pi_LSS``: seeds where the kinetic model says the system spends more time than
     the MD has sampled. This ignores regions that are rare because they are high in free energy, and
     suits a population-weighted error; equilibrium-like data is what plain MD already produces.

@@ -44,7 +44,7 @@ block-bootstrapped members, :func:`lss_jax.ensemble.fit_mdn_ensemble`), and seed
 ``exclusion`` apart in the unit box (:func:`lss_jax.adaptive.pick_distinct`). The default ``beta = 0``
 (least counts) targets even coverage of the explored range, which is what an error counted equally
 over the bins of a free-energy profile rewards; ``beta = 1`` and uniformly random seeds
-(``seed_rule="random"``) are the ablations of ``benchmarks/adaptive_four_well.py``.
+(``seed_rule="random"``) are the ablations of ``benchmarks/studies/adaptive_four_well.py``.
 
 **Free-energy error with missing regions** (:func:`penalized_free_energy_rmse`). The RMSE is taken
 over every bin of the full range (-1.4, 1.4) whose exact probability is >= 1e-3 of its maximum (66
@@ -57,7 +57,8 @@ profile that misses two wells has an RMSE of several kT. We also report ``rmse_c
 the bins with exact probability >= 1e-2 of the maximum (64 bins), which leaves out the outermost
 bin on each side, next to the reflecting wall that min-max scaling puts at the data's extremes.
 
-Results (``benchmarks/adaptive_four_well.py``, JSON in ``benchmarks/results``) are in ``docs/adaptive_sampling.md``.
+Results (``benchmarks/studies/adaptive_four_well.py``, JSON in ``benchmarks/results``) are in
+``docs/adaptive_sampling.md``.
 
 Units: positions in the potential's units, energies in kT, time in the BD time unit (``D = 1``).
 

@@ -23,7 +23,7 @@ __all__ = ["TrainingData", "as_trajectory_list", "training_data", "load_training
 
 # bytes held per frame and per float32 feature during training: the features, their standardized copy, the
 # lagged pairs of the encoder and their device copy (~2 x 2), the SRV outputs; measured on alanine dipeptide
-# and the Trp-cage model (benchmarks/scaling.py) with a margin
+# and the Trp-cage model (benchmarks/perf/scaling.py) with a margin
 _BYTES_PER_FEATURE_VALUE = 4 * 8
 _BYTES_PER_COORDINATE_VALUE = 4 * 4  # decoded coordinates, their internal coordinates and standardized copies
 _BASELINE_BYTES = 1.5 * 2**30  # the process itself: JAX, XLA, mdtraj

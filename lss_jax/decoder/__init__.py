@@ -21,7 +21,7 @@ a fitted :class:`Decoder` is a value: network, coordinate map and sampling setti
 addressed like the propagator's: frame ``t`` of trajectory ``b`` decodes from
 ``fold_in(fold_in(key, b), t)``, whatever the batch or chunk it is decoded in.
 
-Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/decoders.py`` (``docs/decoder.md``).
+Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/studies/decoders.py`` (``docs/decoder.md``).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ DECODERS = ("flow", "wgan", "knn", "chain")
 _DEFAULTS = {
     "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True},
     # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
-    # (benchmarks/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
+    # (benchmarks/studies/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
     "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
     "knn": {},  # nothing to train
     # hidden = (width,) * depth of the transformer over beads
