@@ -1,18 +1,83 @@
 """Every benchmark script still imports against the package and parses its command line (`--help`): a refactor that
-moves a name the benchmarks use fails here, not weeks later when someone reruns a measurement."""
+moves a name the benchmarks use fails here, not weeks later when someone reruns a measurement. The scripts import
+only public lss_jax names and never each other, and every `benchmarks/...` path the docs and scripts name exists."""
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted((ROOT / "benchmarks").rglob("*.py"))
+KINDS = ("perf", "studies", "data")  # speed and memory, accuracy studies, data generators
 
 
-@pytest.mark.parametrize("script", BENCHMARKS, ids=[p.name for p in BENCHMARKS])
+def test_benchmarks_are_filed_by_kind():
+    assert BENCHMARKS
+    misfiled = [str(p.relative_to(ROOT)) for p in BENCHMARKS if p.parent.parent.name != "benchmarks"
+                or p.parent.name not in KINDS]
+    assert not misfiled, f"benchmark scripts outside benchmarks/{{{','.join(KINDS)}}}/: {misfiled}"
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=[str(p.relative_to(ROOT / "benchmarks")) for p in BENCHMARKS])
 def test_benchmark_script_imports_and_shows_its_help(script):
-    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300,
-                          cwd=script.parent)
+    """Run as documented: `python benchmarks/KIND/NAME.py --help` from the repository root."""
+    done = subprocess.run([sys.executable, str(script.relative_to(ROOT)), "--help"], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage" in done.stdout.lower()
+
+
+def problems(source: str, scripts: set[str]) -> list[str]:
+    """What a benchmark script must not do: import a private lss_jax module or name, import another benchmark
+    script, or touch ``sys.path``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [(node.module or "", [alias.name for alias in node.names])]
+        elif isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+            found.append(f"line {node.lineno}: sys.path")
+            continue
+        else:
+            continue
+        for module, names in modules:
+            parts = module.split(".")
+            if parts[0] == "lss_jax" and any(p.startswith("_") for p in parts + names):
+                found.append(f"line {node.lineno}: private import from {module}: {names or module}")
+            if parts[0] in scripts:
+                found.append(f"line {node.lineno}: imports the benchmark script {parts[0]}")
+    return found
+
+
+def test_the_import_check_sees_what_it_must():
+    source = ("import sys\nsys.path.insert(0, 'x')\nfrom lss_jax._io import write_json\nimport lss_jax._io\n"
+              "from lss_jax.cli.config import _toml_value\nfrom decoders import heavy\n"
+              "from lss_jax.benchmarking import write_results\n")
+    assert len(problems(source, {"decoders"})) == 5
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=[str(p.relative_to(ROOT / "benchmarks")) for p in BENCHMARKS])
+def test_benchmark_script_imports_only_public_names(script):
+    found = problems(script.read_text(encoding="utf-8"), {p.stem for p in BENCHMARKS})
+    assert not found, f"{script.relative_to(ROOT)}: {found}"
+
+
+def test_named_benchmark_paths_exist():
+    """The files under `benchmarks/` (scripts, results, READMEs) that the docs, the README, the notebooks, the
+    package's docstrings and the scripts themselves (usage lines, gpu.sh) name exist: a move that leaves a path
+    behind fails here."""
+    texts = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("notebooks/*"), *ROOT.glob("lss_jax/**/*.py"),
+             *ROOT.glob("benchmarks/**/*.py"), *ROOT.glob("benchmarks/**/*.sh"), *ROOT.glob("benchmarks/*.md")]
+    missing = {}
+    for path in texts:
+        if not path.is_file():
+            continue
+        for named in re.findall(r"benchmarks/[\w/.-]+\.(?:py|sh|json|md)\b", path.read_text(encoding="utf-8", errors="replace")):
+            if not (ROOT / named).exists():
+                missing.setdefault(str(path.relative_to(ROOT)), []).append(named)
+    assert not missing, f"paths under benchmarks/ that do not exist: {missing}"
