@@ -75,7 +75,10 @@ class LSSConfig:
     decoder_patience: int = 30
     decoder_max_steps: int = 60_000  # flow trained by epochs: at most this many optimizer steps (large data)
     decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
-    flow_steps: int = 10
+    flow_steps: int = 10  # steps of the flow's sampling ODE (with distillation: the teacher's, for its couplings)
+    flow_solver: str = "heun"  # "heun", "midpoint" or "euler"
+    distill_steps: int = 0  # flow, chain: k >= 1 distils the trained flow into k Euler steps (lss_jax.decoder.distill)
+    distill_iterations: int = 20_000  # the distillation's optimizer steps (at most)
     decoder_states: int = 16  # flow, internal coordinates: at most 16 structural states (0: none)
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
@@ -122,7 +125,9 @@ class LSSConfig:
             learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
             iterations=self.decoder_iterations, patience=self.decoder_patience, max_steps=self.decoder_max_steps,
             lr_decay=self.decoder_lr_decay,
-            flow_steps=self.flow_steps, states=self.decoder_states,
+            flow_steps=self.flow_steps, flow_solver=self.flow_solver, distill_steps=self.distill_steps,
+            distill_iterations=self.distill_iterations,
+            states=self.decoder_states,
             noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
             n_critic=self.n_critic,
             gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,

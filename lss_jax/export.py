@@ -104,7 +104,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
         key = jax.random.wrap_key_data(key_data, impl=key_impl)
         d_params, cmap, support = jax.tree_util.tree_unflatten(dec_tree, leaves)
         z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(row_keys(key, rows_b, rows_t, attempts))
-        features = _features_from_noise(kind, nnx.merge(d_graphdef, d_params), z, u, flow_steps)
+        features = _features_from_noise(kind, nnx.merge(d_graphdef, d_params), z, u, flow_steps, dec.flow_solver)
         xyz = features_to_xyz(cmap, features.astype(jnp.float32))
         ratio = jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None else support_ratio(support, xyz)
         return xyz, ratio

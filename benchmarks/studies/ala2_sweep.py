@@ -17,19 +17,32 @@ training run and scored against the shipped independent 50 ns run:
     python benchmarks/studies/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
     python benchmarks/studies/ala2_sweep.py --lags 5 --dims 2 # one cell
     python benchmarks/studies/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
+    python benchmarks/studies/ala2_sweep.py --samplers heun10 midpoint2 distill1 --tag _samplers
+
+``--samplers`` scores several ways of sampling the decoder on one trained model, in the same run: the model is
+trained with ``distill_steps=0`` (the flow itself), and each sampler is ``heunK``, ``midpointK`` or ``eulerK``
+(``K`` steps of that solver on the trained flow) or ``distillK`` (the flow distilled into ``K`` Euler steps on
+the decoder's own training latent points, :func:`lss_jax.decoder.distill_decoder`, as ``distill_steps=K`` does
+inside ``fit``). Every sampler decodes the same latent trajectories (same generation key), so their differences
+are the decoder's alone; each run records every sampler's metrics, targets, distillation time and decode
+throughput (frames/s of ``decode_unit`` on 65 536 latent points of the LSS run).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.data.pairs import split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
+from lss_jax.decoder import distill_decoder
 from lss_jax.lss import LSS
 from lss_jax.systems.alanine_dipeptide import SHIPPED_FRAME_PS
 
@@ -62,6 +75,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-traj", type=int, default=100)
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
+    parser.add_argument("--samplers", nargs="+", default=None, metavar="SAMPLER",
+                        help="score these samplers of one trained flow: heunK, midpointK, eulerK, distillK (see above)")
     parser.add_argument("--linear-floor", action="store_true",
                         help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
     args = parser.parse_args(argv)
@@ -84,30 +99,88 @@ def main(argv=None) -> int:
     path = (args.out or RESULTS) / f"ala2_sweep-{jax.default_backend()}{args.tag}.json"
     for lag in args.lags:
         for m in args.dims:
-            start = time.perf_counter()
-            model = LSS(lag=lag, latent_dim=m, encoder_linear_floor=args.linear_floor).fit(train, progress=False)
-            fit_seconds = time.perf_counter() - start
-            round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
-            lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)
-            rt = comparison_summary(compare_structures(indep_h, round_trip, seed=5))
-            full = comparison_summary(compare_structures(indep_h, lss, seed=5))
-            run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
-                   "linear_floor": model.info["encoder"]["linear_floor"],
-                   "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
-                   "decoder_seconds": model.info["wall_seconds"]["decoder"], "round_trip": rt, "lss": full,
-                   "decoder_states": int(getattr(model.decoder.network, "n_states", 0)),
-                   "round_trip_redrawn_pct": 100 * float((draws > 0).mean()),
-                   "round_trip_outside_after_redraws": int((draws > model.decoder.redraws).sum()),
-                   "targets": targets(rt, full, floor, md)}
+            run = sweep_cell(args, lag, m, train, independent, indep_h, floor, md)
             results["runs"].append(run)
             write_results(path, results)  # after every cell: a long sweep keeps what it has
-            missed = [k for k, ok in run["targets"].items() if not ok]
-            print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}: decoder {run['decoder_seconds']:.0f} s | round trip F "
-                  f"{rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} (basin {rt['alpha_l_basin']:.4f}) bonds {rt['bond_mad_pct']:.2f} % angles "
-                  f"{rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} redrawn {run['round_trip_redrawn_pct']:.2f} % | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL "
-                  f"{full['alpha_l']:.4f} (basin {full['alpha_l_basin']:.4f}) clash {full['clash_frames']}/{full['n_frames_checked']} | missed: "
-                  f"{', '.join(missed) or 'none'}", flush=True)
     return 0
+
+
+def sampler_variant(model, name: str, u_train, u_val):
+    """The model with its decoder sampled as ``name`` (``heunK``, ``midpointK``, ``eulerK`` or ``distillK``) and the
+    seconds the variant took to make (distillation)."""
+    match = re.fullmatch(r"(heun|midpoint|euler|distill)(\d+)", name)
+    if not match:
+        raise SystemExit(f"unknown sampler {name!r}: use heunK, midpointK, eulerK or distillK (K a step count).")
+    kind, k = match.group(1), int(match.group(2))
+    start = time.perf_counter()
+    if kind == "distill":
+        decoder = distill_decoder(jax.random.key(11), model.decoder, u_train, u_val, n_steps=k, progress=False)
+    else:
+        decoder = model.decoder.replace(flow_steps=k, flow_solver=kind)
+    return model.replace(decoder=decoder), time.perf_counter() - start
+
+
+def decode_rate(model, unit) -> float:
+    """Frames/s of ``decode_unit`` on ``unit [N, m]`` (after a compiling call)."""
+    model.decode_unit(jax.random.key(0), unit[:4096], progress=False)
+    start = time.perf_counter()
+    model.decode_unit(jax.random.key(0), unit, progress=False)
+    return len(unit) / (time.perf_counter() - start)
+
+
+def score(model, independent, indep_h, lss_key, args, floor, md) -> dict:
+    round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
+    lss, latent = model.generate(lss_key, args.n_traj, args.n_steps, progress=False, return_latent=True)
+    rt = comparison_summary(compare_structures(indep_h, round_trip, seed=5))
+    full = comparison_summary(compare_structures(indep_h, lss, seed=5))
+    unit = model.to_unit(np.asarray(latent).reshape(-1, model.latent_dim))[:65536]
+    return {"round_trip": rt, "lss": full, "round_trip_redrawn_pct": 100 * float((draws > 0).mean()),
+            "round_trip_outside_after_redraws": int((draws > model.decoder.redraws).sum()),
+            "decode_frames_per_second": decode_rate(model, unit), "targets": targets(rt, full, floor, md)}
+
+
+def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
+    start = time.perf_counter()
+    settings = {"lag": lag, "latent_dim": m, "encoder_linear_floor": args.linear_floor}
+    if args.samplers:
+        settings["distill_steps"] = 0  # the trained flow, sampled every way below
+    model = LSS(**settings).fit(train, progress=False).fetch_model()
+    fit_seconds = time.perf_counter() - start
+    run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
+           "linear_floor": model.info["encoder"]["linear_floor"],
+           "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
+           "decoder_seconds": model.info["wall_seconds"]["decoder"],
+           "decoder_states": int(getattr(model.decoder.network, "n_states", 0))}
+    if not args.samplers:
+        run.update(score(model, independent, indep_h, jax.random.key(1), args, floor, md))
+        report(lag, m, run, run)
+        return run
+    u_train, u_val = split_trajectories([model.to_unit(p) for p in model.encode([train])], model.config.val_fraction)
+    u_train, u_val = np.concatenate(u_train), np.concatenate(u_val)
+    run["samplers"] = {}
+    for name in args.samplers:
+        variant, seconds = sampler_variant(model, name, u_train, u_val)
+        block = {"make_seconds": seconds, **score(variant, independent, indep_h, jax.random.key(1), args, floor, md)}
+        run["samplers"][name] = block
+        report(lag, m, run, block, name)
+    first = run["samplers"][args.samplers[0]]
+    for name, block in run["samplers"].items():  # each sampler against the first (the reference sampler)
+        block["vs_" + args.samplers[0]] = {
+            "round_trip_f_diff_kT": block["round_trip"]["f_phi_psi_rmse_kT"] - first["round_trip"]["f_phi_psi_rmse_kT"],
+            "lss_f_diff_kT": block["lss"]["f_phi_psi_rmse_kT"] - first["lss"]["f_phi_psi_rmse_kT"],
+            "decode_speedup": block["decode_frames_per_second"] / first["decode_frames_per_second"]}
+    return run
+
+
+def report(lag, m, run, block, name: str = "") -> None:
+    rt, full = block["round_trip"], block["lss"]
+    missed = [k for k, ok in block["targets"].items() if not ok]
+    print(f"lag {lag * SHIPPED_FRAME_PS:4.0f} ps m {m}{' ' + name if name else ''}: decoder {run['decoder_seconds']:.0f} s | "
+          f"round trip F {rt['f_phi_psi_rmse_kT']:.2f} aL {rt['alpha_l']:.4f} (basin {rt['alpha_l_basin']:.4f}) bonds "
+          f"{rt['bond_mad_pct']:.2f} % angles {rt['angle_mad_deg']:.2f} clash {rt['clash_frames']} redrawn "
+          f"{block['round_trip_redrawn_pct']:.2f} % | LSS F {full['f_phi_psi_rmse_kT']:.2f} aL {full['alpha_l']:.4f} "
+          f"(basin {full['alpha_l_basin']:.4f}) clash {full['clash_frames']}/{full['n_frames_checked']} | "
+          f"{block['decode_frames_per_second']:.0f} frames/s | missed: {', '.join(missed) or 'none'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ from lss_jax.decoder.coordinates import (
     nerf,
     xyz_to_features,
 )
-from lss_jax.decoder.flow import VelocityField, flow_matching_loss, integrate_flow, sample_flow
+from lss_jax.decoder.distill import DISTILLABLE, distill_field
+from lss_jax.decoder.flow import SOLVERS, VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.states import (
     RARE_STATE_SHARE,
@@ -100,7 +101,7 @@ __all__ = [
     "kabsch_superpose", "fit_cartesian_map", "fit_internal_map", "fit_coordinate_map", "xyz_to_features",
     "features_to_xyz", "feature_dim", "coordinate_map_arrays", "coordinate_map_from_arrays",
     "ChainField", "chain_loss", "chain_prior", "fit_chain_map", "sample_chain",
-    "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow",
+    "SOLVERS", "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow", "distill_field", "distill_decoder",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
     "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "find_states", "fit_state_classifier",
@@ -142,7 +143,15 @@ class DecoderConfig:
         patience: flow: early stopping after this many epochs without a better validation loss.
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
             Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
-        flow_steps: Heun steps of the sampling ODE (flow; ``2 flow_steps`` network evaluations per frame).
+        flow_steps: steps of the sampling ODE (flow, chain; ``2 flow_steps`` network evaluations per frame with
+            Heun's solver).
+        flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"`` or ``"euler"``
+            (:data:`lss_jax.decoder.flow.SOLVERS`).
+        distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``
+            distils it after training into a student sampled with ``k`` Euler steps, ``k`` network evaluations per
+            frame (:mod:`lss_jax.decoder.distill`; its couplings are solved with ``flow_steps`` of
+            ``flow_solver``).
+        distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings).
         states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
             (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
             gives, so that rare conformations keep their population; 0: one flow for everything.
@@ -177,6 +186,9 @@ class DecoderConfig:
     max_steps: int = 60_000
     lr_decay: bool | None = None
     flow_steps: int = 10
+    flow_solver: str = "heun"
+    distill_steps: int = 0
+    distill_iterations: int = 20_000
     states: int = 16
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
@@ -198,7 +210,7 @@ class DecoderConfig:
             raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
                              f"(aligned coordinates), got {self.coordinates!r}.")
         for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations",
-                     "neighbours", "max_frames"):
+                     "neighbours", "max_frames", "distill_iterations"):
             value = getattr(self, name)
             if value is None and name in ("epochs", "iterations"):
                 continue
@@ -224,6 +236,20 @@ class DecoderConfig:
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
+        if self.flow_solver not in SOLVERS:
+            raise ValueError(f"flow_solver must be one of {', '.join(map(repr, SOLVERS))}, got {self.flow_solver!r}.")
+        if not isinstance(self.distill_steps, int) or isinstance(self.distill_steps, bool) or self.distill_steps < 0:
+            raise ValueError(f"distill_steps must be an integer >= 0 (0: sample the trained flow itself), "
+                             f"got {self.distill_steps!r}.")
+        if self.distill_steps and self.kind not in DISTILLABLE:
+            raise ValueError(f"distill_steps applies to the flow-matching decoders ({', '.join(DISTILLABLE)}); the "
+                             f"{self.kind!r} decoder samples in one pass already: set distill_steps = 0.")
+
+    @property
+    def sampler(self) -> tuple[int, str]:
+        """``(steps, solver)`` the fitted decoder samples with: a distilled student's Euler steps, else
+        ``(flow_steps, flow_solver)``."""
+        return (self.distill_steps, "euler") if self.distill_steps else (self.flow_steps, self.flow_solver)
 
     def resolved(self) -> "DecoderConfig":
         """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
@@ -238,16 +264,18 @@ class DecoderConfig:
 @struct.dataclass
 class Decoder:
     """A fitted decoder: what generation needs to turn unit-box latent points into frames (a pytree;
-    ``kind`` and ``flow_steps`` are static).
+    ``kind``, ``flow_steps`` and ``flow_solver`` are static).
 
     Attributes:
         kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
         network: the velocity field (flow), the generator (wgan) or the stored frames (knn).
         coordinates: the coordinate map the network's features live in.
-        flow_steps: Heun steps of the sampling ODE (flow).
+        flow_steps: steps of the sampling ODE (flow, chain).
         critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` otherwise).
         support: the training data's support constraint (``None``: none, e.g. models saved before it).
         redraws: at most this many new draws of a frame outside ``support``.
+        flow_solver: the sampling ODE's solver (:data:`lss_jax.decoder.flow.SOLVERS`; ``"euler"`` for a distilled
+            flow, :mod:`lss_jax.decoder.distill`).
     """
 
     kind: str = struct.field(pytree_node=False)
@@ -257,6 +285,7 @@ class Decoder:
     critic: nnx.Module | None = None
     support: SupportConstraint | None = None
     redraws: int = struct.field(pytree_node=False, default=0)
+    flow_solver: str = struct.field(pytree_node=False, default="heun")
 
     @property
     def noise_dim(self) -> int:
@@ -465,7 +494,37 @@ def fit_decoder(
     support = None
     if topology is not None and (topology.n_bonds or all(a.name == "CA" for a in topology.atoms)):
         support = fit_support(np.concatenate([train_x, val_x]), topology, margin=config.support_margin)
-    return Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws), history
+    decoder = Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws,
+                      config.flow_solver)
+    if config.distill_steps:
+        sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-distill",
+                                                                every=checkpoint.every, resume=checkpoint.resume)
+        decoder = distill_decoder(jax.random.fold_in(key, 2), decoder, train[1], val[1], n_steps=config.distill_steps,
+                                  iterations=config.distill_iterations, progress=progress, checkpoint=sub)
+    return decoder, history
+
+
+def distill_decoder(key: jax.Array, decoder: Decoder, train_cond, val_cond, *, n_steps: int = 1, progress: bool = True,
+                    checkpoint=None, **settings) -> Decoder:
+    """``decoder`` (a trained flow or chain decoder) with its network distilled into one sampled with ``n_steps``
+    Euler steps (:func:`lss_jax.decoder.distill.distill_field`; ``settings`` go to it). Everything else (coordinate
+    map, support, redraws, a flow's state classifier) is the teacher's.
+
+    Example:
+        >>> cmap = fit_cartesian_map(np.random.default_rng(0).normal(size=(40, 2, 3)), np.zeros((2, 3)))
+        >>> field = VelocityField(6, 1, hidden=(8,), rngs=nnx.Rngs(0))
+        >>> c = np.random.default_rng(1).uniform(size=(40, 1)).astype(np.float32)
+        >>> fast = distill_decoder(jax.random.key(0), Decoder("flow", field, cmap), c[:30], c[30:], iterations=5,
+        ...                        batch_size=8, progress=False)
+        >>> fast.flow_steps, fast.flow_solver, decode(jax.random.key(1), fast, c[:3]).shape
+        (1, 'euler', (3, 2, 3))
+    """
+    if decoder.kind not in DISTILLABLE:
+        raise ValueError(f"only flow-matching decoders ({', '.join(DISTILLABLE)}) can be distilled, got {decoder.kind!r}.")
+    student, _ = distill_field(key, decoder.network, train_cond, val_cond, n_steps=n_steps,
+                               teacher_steps=decoder.flow_steps, teacher_solver=decoder.flow_solver, progress=progress,
+                               checkpoint=checkpoint, **settings)
+    return decoder.replace(network=student, flow_steps=n_steps, flow_solver="euler")
 
 
 def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim: int, n_states: int = 0) -> Decoder:
@@ -473,21 +532,22 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
     structural states a flow was trained with, 0 for none)."""
     cfg = config.resolved()
     d, rngs = feature_dim(coordinates), nnx.Rngs(0)
+    steps, solver = cfg.sampler
     if cfg.kind == "knn":  # the stored frames' number comes with the saved arrays
         return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
-                       coordinates, cfg.flow_steps, redraws=cfg.redraws)
+                       coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
     if cfg.kind == "chain":
         network = ChainField(d // 3, cond_dim, width=cfg.hidden[0], depth=len(cfg.hidden),
                              temperature=cfg.temperature, rngs=rngs)
-        return Decoder("chain", network, coordinates, cfg.flow_steps, redraws=cfg.redraws)
+        return Decoder("chain", network, coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
     if cfg.kind == "flow":
         network = VelocityField(d, cond_dim + n_states, hidden=cfg.hidden, rngs=rngs)
         if n_states:
             network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
-        return Decoder("flow", network, coordinates, cfg.flow_steps, redraws=cfg.redraws)
+        return Decoder("flow", network, coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
     gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
                condition=cfg.condition, rngs=rngs)
-    return Decoder("wgan", gan.generator, coordinates, cfg.flow_steps, gan.critic, redraws=cfg.redraws)
+    return Decoder("wgan", gan.generator, coordinates, steps, gan.critic, redraws=cfg.redraws)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,17 +555,16 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
 # --------------------------------------------------------------------------------------------------
 
 
-def _features_from_noise(kind: str, network, z, cond, flow_steps: int):
-    if kind == "chain":
-        return network.sample(z, cond, n_steps=flow_steps)
+def _features_from_noise(kind: str, network, z, cond, flow_steps: int, solver: str = "heun"):
+    if kind == "chain" or (kind == "flow" and isinstance(network, StateFlow)):
+        return network.sample(z, cond, n_steps=flow_steps, solver=solver)
     if kind == "flow":
-        if isinstance(network, StateFlow):
-            return network.sample(z, cond, n_steps=flow_steps)
-        return integrate_flow(network, z, cond, n_steps=flow_steps)
+        return integrate_flow(network, z, cond, n_steps=flow_steps, solver=solver)
     return network(z, cond)
 
 
-def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int = 10) -> jax.Array:
+def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int = 10,
+                    solver: str = "heun") -> jax.Array:
     """Standardized features ``[B, D]`` for conditions ``cond [B, m]``, one noise draw from ``key`` for the batch.
 
     Example:
@@ -515,7 +574,7 @@ def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int
     """
     cond = jnp.asarray(cond, jnp.float32)
     z = jax.random.normal(key, (cond.shape[0], network.noise_dim))
-    return _features_from_noise(kind, network, z, cond, flow_steps)
+    return _features_from_noise(kind, network, z, cond, flow_steps, solver)
 
 
 _DECODE_CACHE: dict = {}
@@ -546,13 +605,13 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
     from lss_jax.propagator import with_precision
 
     graphdef, params = nnx.split(decoder.network)
-    cache_key = (graphdef, decoder.kind, decoder.flow_steps, precision, type(decoder.coordinates).__name__,
-                 decoder.support is None)
+    cache_key = (graphdef, decoder.kind, decoder.flow_steps, decoder.flow_solver, precision,
+                 type(decoder.coordinates).__name__, decoder.support is None)
     if cache_key not in _DECODE_CACHE:
-        kind, flow_steps, noise_dim = decoder.kind, decoder.flow_steps, decoder.noise_dim
+        kind, flow_steps, solver, noise_dim = decoder.kind, decoder.flow_steps, decoder.flow_solver, decoder.noise_dim
 
         def features(params, z, u):
-            return _features_from_noise(kind, nnx.merge(graphdef, params), z, u, flow_steps)
+            return _features_from_noise(kind, nnx.merge(graphdef, params), z, u, flow_steps, solver)
 
         features = with_precision(features, precision)
 

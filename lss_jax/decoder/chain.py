@@ -174,13 +174,18 @@ class ChainField(nnx.Module):
         v = self.head(jax.nn.swish(self.norm(h)))
         return v.reshape(*lead, 3 * n)
 
-    def sample(self, z: jax.Array, cond: jax.Array, *, n_steps: int, repair: bool = True) -> jax.Array:
+    def sample(self, z: jax.Array, cond: jax.Array, *, n_steps: int, repair: bool = True,
+               solver: str = "heun") -> jax.Array:
         """Features ``[B, 3n]`` from standard normal ``z [B, 3n]`` (scaled by ``temperature``): :func:`sample_chain`,
         then (``repair``) :func:`repair_chain` into the training frames' bond ranges and pair distances
         (:meth:`fit_support_bounds`)."""
-        x = sample_chain(self, z * self.temperature, cond, n_steps=n_steps)
+        x = sample_chain(self, z * self.temperature, cond, n_steps=n_steps, solver=solver)
         if not repair:
             return x
+        return self.repair(x)
+
+    def repair(self, x: jax.Array) -> jax.Array:
+        """:func:`repair_chain` of features ``[B, 3n]`` into the bounds of :meth:`fit_support_bounds`."""
         n = self.n_atoms
         pairs = jnp.asarray(_far_pairs(n))
         fixed = repair_chain(x.reshape(-1, n, 3), self.bond_min[...], self.bond_max[...], pairs, self.pair_floor[...])
@@ -206,11 +211,12 @@ def _far_pairs(n: int) -> np.ndarray:
     return np.stack([i, j], 1).astype(np.int32)
 
 
-def sample_chain(field, z: jax.Array, cond: jax.Array, *, n_steps: int) -> jax.Array:
-    """Integrate ``dx/dt = field(x, t, c)`` from the chain prior sample of ``z`` with ``n_steps`` Heun steps."""
+def sample_chain(field, z: jax.Array, cond: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
+    """Integrate ``dx/dt = field(x, t, c)`` from the chain prior sample of ``z`` with ``n_steps`` steps of
+    ``solver`` (:func:`lss_jax.decoder.flow.integrate_flow`)."""
     from lss_jax.decoder.flow import integrate_flow
 
-    return integrate_flow(field, chain_prior(z), cond, n_steps=n_steps)
+    return integrate_flow(field, chain_prior(z), cond, n_steps=n_steps, solver=solver)
 
 
 def _pair_distances(x: jax.Array, n: int) -> jax.Array:

@@ -303,9 +303,15 @@ class StateFlow(nnx.Module):
         u = jax.scipy.stats.norm.cdf(z_last.astype(jnp.float32))
         return jnp.minimum(jnp.sum(jnp.cumsum(p, axis=-1) < u[..., None], axis=-1), self.n_states - 1)
 
-    def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int) -> jax.Array:
+    def field_condition(self, z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The flow's prior sample and condition for noise ``z [B, dim + 1]`` and conditions ``c [B, m]``:
+        ``(z[:, :-1], [c, one-hot state])``."""
+        onehot = jax.nn.one_hot(self.states(z[..., -1], c), self.n_states, dtype=z.dtype)
+        return z[..., :-1], jnp.concatenate([c.astype(z.dtype), onehot], -1)
+
+    def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
         """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]``."""
         from lss_jax.decoder.flow import integrate_flow
 
-        onehot = jax.nn.one_hot(self.states(z[..., -1], c), self.n_states, dtype=z.dtype)
-        return integrate_flow(self.field, z[..., :-1], jnp.concatenate([c.astype(z.dtype), onehot], -1), n_steps=n_steps)
+        x0, cond = self.field_condition(z, c)
+        return integrate_flow(self.field, x0, cond, n_steps=n_steps, solver=solver)
