@@ -154,7 +154,7 @@ class LSSModel:
 
     def decode_unit(
         self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 4096,
-        precision: str = "float32", progress: bool | None = None, return_draws: bool = False,
+        precision: str = "float32", progress: bool | None = None, return_draws: bool = False, devices=None,
     ):
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
 
@@ -166,7 +166,9 @@ class LSSModel:
         depend on how many frames are decoded with it (XLA may round a reduction differently for another
         batch size). Frames outside the training data's support are drawn again
         (:func:`lss_jax.decoder.decode_rows`); ``return_draws=True`` also returns which draw every frame kept
-        (``[..., n_frames]``; 0 the first, ``decoder.redraws + 1`` none inside the support).
+        (``[..., n_frames]``; 0 the first, ``decoder.redraws + 1`` none inside the support). ``devices``: decode
+        the blocks in turn on these devices (e.g. ``jax.devices()`` after :func:`lss_jax.use_every_core`); the bits
+        do not depend on it.
         """
         from lss_jax.decoder import decode_rows
 
@@ -182,7 +184,7 @@ class LSSModel:
         rows_b = np.repeat(ids.astype(np.int32), n_frames)
         rows_t = np.tile(np.arange(first_frame, first_frame + n_frames, dtype=np.int32), n_traj)
         out, draws = decode_rows(key, self.decoder, flat, rows_b, rows_t, block=chunk, precision=precision,
-                                 progress=progress)
+                                 progress=progress, devices=devices)
         out = out.reshape(*u.shape[:-1], -1, 3)
         return (out, draws.reshape(u.shape[:-1])) if return_draws else out
 

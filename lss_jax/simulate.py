@@ -404,7 +404,7 @@ def iter_chunks(
         first_chunk, carry: continue at chunk ``first_chunk`` from the unit-box state ``carry [B, m]``.
         decode: decode coordinates (``False``: latent only).
         precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
-        devices: shard the rollout's trajectory batch over these devices.
+        devices: shard the rollout's trajectory batch over these devices, and decode blocks in turn on them.
         propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
     """
     from lss_jax.model import as_model
@@ -430,7 +430,7 @@ def iter_chunks(
         unit = np.asarray(unit)
         first_frame = first_step // save_every
         xyz = model.decode_unit(k_dec, unit, trajectory_ids=ids, first_frame=first_frame, precision=precision,
-                                progress=False) if decode else None
+                                progress=False, devices=devices) if decode else None
         yield Chunk(index, first_frame, unit, model.from_unit(unit), xyz, unit[:, -1].copy())
 
 

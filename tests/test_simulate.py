@@ -154,6 +154,27 @@ print("OK", runs[0].latent.shape)
     assert "OK (7, 30, 2)" in result.stdout
 
 
+def test_decoding_on_two_host_devices_equals_one_device(model_dir):
+    """Blocks decoded in turn on two host devices (a fresh process for the XLA flag), several blocks at once: the
+    same bits as one device, and no deadlock (benchmarks/perf/decode_hang.py: jaxlib 0.10.2 hung here while the
+    decoder made its Kabsch SVD in one call over a whole block)."""
+    script = f"""
+import jax, numpy as np
+from lss_jax import LSS
+assert len(jax.devices()) == 2, jax.devices()
+model = LSS.load({str(model_dir)!r})
+u = np.random.default_rng(0).uniform(size=(6, 3000, model.latent_dim)).astype(np.float32)
+one = model.decode_unit(jax.random.key(5), u, progress=False)
+two = model.decode_unit(jax.random.key(5), u, progress=False, devices=jax.devices())
+np.testing.assert_array_equal(one, two)
+print("OK", two.shape)
+"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK (6, 3000, 10, 3)" in result.stdout
+
+
 def test_cli_generate_directory_and_report_reads_it(model_dir, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", "--model", str(model_dir), "--n-traj", "4", "--n-steps", "10", "--out", str(out),

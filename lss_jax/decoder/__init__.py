@@ -26,7 +26,9 @@ Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/studies/d
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -629,7 +631,8 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
 
 
 def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int = 4096,
-                precision: str = "float32", progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                precision: str = "float32", progress: bool | None = None,
+                devices: Sequence[jax.Device] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode rows ``u [N, m]`` (unit box), row ``i`` being frame ``rows_t[i]`` of trajectory ``rows_b[i]``, with
     the support constraint's redraws.
 
@@ -638,6 +641,10 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     reduction differently for another batch size). A frame outside the decoder's support is drawn again (draw
     ``a`` from :func:`row_keys` with ``attempts = a``) until one is inside, at most ``decoder.redraws`` times;
     if none is, the draw closest to the support (largest ratio, the first of equals) is kept.
+
+    Blocks are dispatched ahead of the copies back (the host pads and copies while the device computes) and, with
+    ``devices`` (e.g. the host devices of :func:`lss_jax.use_every_core`), in turn to each device; the bits do not
+    depend on either.
 
     Returns:
         ``(xyz [N, n_atoms, 3] float32, draws [N] int)``: ``draws`` is the index of the kept draw (0: the first),
@@ -648,20 +655,36 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
     rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)
     fn, params = decode_fn(decoder, precision)
-    cmap, support = decoder.coordinates, decoder.support
-    n_atoms = cmap.reference.shape[0]
+    devices = list(devices) if devices else [None]
+    # the network, map and support once per device; None: wherever JAX puts them (the default device)
+    state = [(params, decoder.coordinates, decoder.support) if d is None
+             else jax.device_put((params, decoder.coordinates, decoder.support), d) for d in devices]
+    n_atoms = decoder.coordinates.reference.shape[0]
+    ahead = 2 * len(devices)  # blocks in flight
 
     def run(idx, attempt, bar=None):
         xyz = np.empty((len(idx), n_atoms, 3), np.float32)
         ratio = np.empty(len(idx), np.float32)
+        pending = collections.deque()
+
+        def collect():
+            start, n, out, r = pending.popleft()
+            xyz[start:start + n] = np.asarray(out)[:n]
+            ratio[start:start + n] = np.asarray(r)[:n]
+
         starts = range(0, len(idx), block)
-        for start in (starts if bar is None else bar(starts)):
+        for i, start in enumerate(starts if bar is None else bar(starts)):
             sel = idx[start:start + block]
             pad = lambda a: np.pad(a[sel], [(0, block - len(sel))] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
-            out, r = fn(params, cmap, support, key, jnp.asarray(pad(u)), jnp.asarray(pad(rows_b)),
-                        jnp.asarray(pad(rows_t)), jnp.full(block, attempt, jnp.int32))
-            xyz[start:start + len(sel)] = np.asarray(out)[: len(sel)]
-            ratio[start:start + len(sel)] = np.asarray(r)[: len(sel)]
+            rows = (pad(u), pad(rows_b), pad(rows_t), np.full(block, attempt, np.int32))
+            device = devices[i % len(devices)]
+            if device is not None:
+                rows = jax.device_put(rows, device)
+            pending.append((start, len(sel), *fn(*state[i % len(devices)], key, *rows)))
+            if len(pending) >= ahead:
+                collect()
+        while pending:
+            collect()
         return xyz, ratio
 
     n = len(u)

@@ -383,6 +383,15 @@ def xyz_to_features(cmap: CoordinateMap, xyz) -> np.ndarray:
     return ((f - mean) / std).astype(np.float32)
 
 
+# Kabsch superpositions per batched LAPACK call. jaxlib 0.10.2 splits a batched LAPACK call (SVD, eigh, QR, ...)
+# of >= 2e5 flop (about 740 3x3 SVDs) over XLA:CPU's intra-op thread pool and waits for the parts on a thread of
+# that pool; when as many programs as the pool has threads do that at once (decoding on several host devices), every
+# thread waits and none runs a part: a deadlock (benchmarks/perf/decode_hang.py; fixed upstream in
+# jax-ml/jax 859992407d, "Don't try to parallelize LAPACK kernels in opensource builds", issue #36927). Calls of
+# at most 512 stay below the threshold and run inline.
+LAPACK_BATCH = 512
+
+
 def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
     """Frames ``[..., n_atoms, 3]`` (nm, superposed on the reference) from features ``[..., D]``; jit-able."""
     lead = (1,) * (features.ndim - 1)
@@ -399,7 +408,10 @@ def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
         return kabsch_superpose(nerf(b, a, t, cmap.zmatrix), cmap.reference)
 
     batch = f.shape[:-1]
-    flat = jax.vmap(one)(bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt))
+    # frames in groups of at most LAPACK_BATCH: one batched SVD call per group (the same bits as one vmap over all;
+    # see LAPACK_BATCH for why not all at once)
+    flat = jax.lax.map(lambda args: one(*args), (bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt)),
+                       batch_size=LAPACK_BATCH)
     return flat.reshape(*batch, n_atoms, 3)
 
 
