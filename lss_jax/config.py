@@ -78,7 +78,7 @@ class LSSConfig:
     flow_steps: int = 10  # steps of the flow's sampling ODE (with distillation: the teacher's, for its couplings)
     flow_solver: str = "heun"  # "heun", "midpoint" or "euler"
     distill_steps: int = 0  # flow, chain: k >= 1 distils the trained flow into k Euler steps (lss_jax.decoder.distill)
-    distill_iterations: int = 20_000  # the distillation's optimizer steps (at most)
+    distill_iterations: int | None = None  # the distillation's optimizer steps (default: the flow's, at most 20 000)
     decoder_states: int = 16  # flow, internal coordinates: at most 16 structural states (0: none)
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None

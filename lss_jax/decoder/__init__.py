@@ -111,6 +111,7 @@ __all__ = [
 ]
 
 DECODERS = ("flow", "wgan", "knn", "chain")
+DISTILL_ITERATIONS = 20_000  # the distillation's default optimizer steps, at most
 
 # per-kind defaults where DecoderConfig says None
 _DEFAULTS = {
@@ -153,7 +154,8 @@ class DecoderConfig:
             distils it after training into a student sampled with ``k`` Euler steps, ``k`` network evaluations per
             frame (:mod:`lss_jax.decoder.distill`; its couplings are solved with ``flow_steps`` of
             ``flow_solver``).
-        distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings).
+        distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings);
+            default: as many as the flow's own training was given, at most 20 000.
         states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
             (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
             gives, so that rare conformations keep their population; 0: one flow for everything.
@@ -190,7 +192,7 @@ class DecoderConfig:
     flow_steps: int = 10
     flow_solver: str = "heun"
     distill_steps: int = 0
-    distill_iterations: int = 20_000
+    distill_iterations: int | None = None
     states: int = 16
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
@@ -214,7 +216,7 @@ class DecoderConfig:
         for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations",
                      "neighbours", "max_frames", "distill_iterations"):
             value = getattr(self, name)
-            if value is None and name in ("epochs", "iterations"):
+            if value is None and name in ("epochs", "iterations", "distill_iterations"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"decoder {name} must be a positive integer, got {value!r}.")
@@ -501,8 +503,12 @@ def fit_decoder(
     if config.distill_steps:
         sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-distill",
                                                                 every=checkpoint.every, resume=checkpoint.resume)
+        cfg = config.resolved()
+        per_epoch = max(1, len(train[0]) // min(cfg.batch_size, len(train[0])))
+        budget = cfg.iterations or _n_epochs(cfg, per_epoch) * per_epoch  # the flow's own optimizer steps
+        iterations = config.distill_iterations or min(budget, DISTILL_ITERATIONS)
         decoder = distill_decoder(jax.random.fold_in(key, 2), decoder, train[1], val[1], n_steps=config.distill_steps,
-                                  iterations=config.distill_iterations, progress=progress, checkpoint=sub)
+                                  iterations=iterations, progress=progress, checkpoint=sub)
     return decoder, history
 
 
