@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lss_jax.config import COORDINATES  # the names DecoderConfig accepts
+
 __all__ = [
     "CartesianMap",
     "InternalMap",
@@ -51,7 +53,6 @@ __all__ = [
     "coordinate_map_from_arrays",
 ]
 
-COORDINATES = ("internal", "cartesian")
 _STD_FLOOR = 1e-6
 
 
