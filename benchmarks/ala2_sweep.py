@@ -1,7 +1,7 @@
 """Alanine dipeptide at default settings across lags and latent dimensions: decoder and full-LSS targets.
 
 For every lag in 2, 4, 10, 20 ps (1, 2, 5, 10 frames of the shipped 2 ps data) and latent dimension 1, 2, 3,
-``LSS(lag=..., latent_dim=...)`` with every other setting at its default is trained on the shipped 50 ns
+``LSS(lag=..., encoder={"latent_dim": ...})`` with every other setting at its default is trained on the shipped 50 ns
 training run and scored against the shipped independent 50 ns run:
 
 * decoder alone, decode(encode(MD)): F(phi, psi) RMSE against MD (10-degree bins, MD probability >= 1e-3 of its
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     parser.add_argument("--linear-floor", action="store_true",
-                        help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
+                        help="encoder.linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
     args = parser.parse_args(argv)
 
     train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     for lag in args.lags:
         for m in args.dims:
             start = time.perf_counter()
-            model = LSS(lag=lag, latent_dim=m, encoder_linear_floor=args.linear_floor).fit(train, progress=False)
+            model = LSS(lag=lag, encoder={"latent_dim": m, "linear_floor": args.linear_floor}).fit(train, progress=False)
             fit_seconds = time.perf_counter() - start
             round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
             lss = model.generate(jax.random.key(1), args.n_traj, args.n_steps, progress=False)

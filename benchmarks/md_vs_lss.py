@@ -11,7 +11,7 @@ System: alanine dipeptide, in two MD protocols:
 
 After minimization, velocities and a warm-up, only ``simulation.step`` over ``--md-steps`` steps is timed,
 without writing frames. Rate = steps x 4 fs / s.
-* **LSS**: ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)``
+* **LSS**: ``LSS(lag=5, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2}, decoder={"iterations": 200})``
   trained on the shipped ``train`` trajectory (2 ps frames, so one LSS step = 5 x 2 ps = 10 ps).
   Throughput does not depend on how well the model is trained, so the training is short. Timed after
   a warm-up call of the same size (compilation excluded): ``LSS.generate`` returning decoded
@@ -115,8 +115,8 @@ def train_model(quick: bool, model_dir: Path | None) -> tuple[LSS, dict]:
     if model_dir is not None and (model_dir / "lss.json").is_file():
         return LSS.load(model_dir), {"loaded_from": str(model_dir)}
     stride = 5 if quick else 1
-    config = {"lag": 1 if quick else 5, "latent_dim": 2, "encoder_epochs": 1 if quick else 2,
-              "propagator_epochs": 1 if quick else 2, "decoder_iterations": 20 if quick else 200}
+    config = {"lag": 1 if quick else 5, "encoder": {"latent_dim": 2, "epochs": 1 if quick else 2},
+              "propagator": {"epochs": 1 if quick else 2}, "decoder": {"iterations": 20 if quick else 200}}
     traj = load_alanine_dipeptide("train", stride=stride)
     start = time.perf_counter()
     model = LSS(**config).fit(traj, progress=False)
