@@ -144,7 +144,7 @@ def fit_mdn_ensemble(
 
     Same networks and protocol as :func:`lss_jax.propagator.fit_mdn` with the same ``config`` (cosine-decayed Adam,
     early stopping on the summed validation NLL of the members, which is evaluated on the common held-out pairs).
-    :func:`lss_jax.fit_lss` passes ``n_members=config.ensemble_size``.
+    :func:`lss_jax.fit_lss` passes ``n_members=config.ensemble_size`` (``LSSConfig.propagator.ensemble_size``).
 
     Returns:
         ``(MDNEnsemble, TrainHistory)``.

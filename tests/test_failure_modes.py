@@ -369,10 +369,10 @@ def test_file_size_limit_while_writing_the_file_in_a_real_process(data, tmp_path
 # --------------------------------------------------------------------------------------- a model from a newer lss_jax
 @pytest.mark.parametrize("change,message", [
     ({"format": 999}, "was written by a newer lss_jax (it records version 0.1.0) in format 999, which this lss_jax "
-                      "(0.1.0) cannot read (it reads model formats 1 to 2). Upgrade lss_jax"),
-    ({"format_version": 3, "lss_jax_version": "0.3.0"},
-     "was written by lss_jax 0.3.0 in model format 3, which this lss_jax (0.1.0) cannot read (it reads model formats "
-     "1 to 2). Upgrade lss_jax: lss_jax 0.3.0 or newer reads it (pip install -U 'lss_jax>=0.3.0')."),
+                      "(0.1.0) cannot read (it reads model formats 1 to 3). Upgrade lss_jax"),
+    ({"format_version": 4, "lss_jax_version": "0.3.0"},
+     "was written by lss_jax 0.3.0 in model format 4, which this lss_jax (0.1.0) cannot read (it reads model formats "
+     "1 to 3). Upgrade lss_jax: lss_jax 0.3.0 or newer reads it (pip install -U 'lss_jax>=0.3.0')."),
     ({"format": "someone.else"}, "is not an lss_jax model (its lss.json has format 'someone.else', not 'lss_jax.LSS')"),
 ])
 def test_model_from_a_newer_lss_jax_says_which_version_reads_it(data, tmp_path, capsys, change, message):

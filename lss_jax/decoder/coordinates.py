@@ -147,7 +147,7 @@ def build_zmatrix(topology, reference_xyz) -> np.ndarray:
     n = topology.n_atoms
     reference_xyz = np.asarray(reference_xyz, np.float64)
     if n < 3:
-        raise ValueError(f"internal coordinates need at least 3 atoms, got {n}; use decoder_coordinates = 'cartesian'.")
+        raise ValueError(f"internal coordinates need at least 3 atoms, got {n}; use decoder.coordinates = 'cartesian'.")
     if reference_xyz.shape != (n, 3):
         raise ValueError(f"reference_xyz must be [{n}, 3], got {reference_xyz.shape}.")
     nbrs = _tree_edges(topology, reference_xyz)
