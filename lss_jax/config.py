@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import sys
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -381,7 +383,17 @@ def _section_fields(section: str, value) -> dict:
     return {k: _plain(v) for k, v in value.items()}
 
 
-def _nested(data: Mapping, *, source: str | None = None, stacklevel: int = 2) -> dict:
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside lss_jax, for a warning raised in the function that calls this:
+    the line the warning names is the user's, where Python shows a ``DeprecationWarning`` by default."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _nested(data: Mapping, *, source: str | None = None) -> dict:
     """``data`` with every section as a dict of fields: flat keys of earlier lss_jax are moved into their section
     (with one :class:`FlatConfigWarning` that names their new spelling), unknown keys refused."""
     if not isinstance(data, Mapping):
@@ -419,7 +431,7 @@ def _nested(data: Mapping, *, source: str | None = None, stacklevel: int = 2) ->
         warnings.warn(
             f"{source + ': ' if source else ''}flat configuration keys are deprecated, each setting now lives in its "
             f"section: {shown}{more} (TOML: [{section}] {name} = ...; Python: LSSConfig(lag, {section}="
-            f"{_SECTIONS[section].__name__}({name}=...))).", FlatConfigWarning, stacklevel=stacklevel + 1)
+            f"{_SECTIONS[section].__name__}({name}=...))).", FlatConfigWarning, stacklevel=_outside_stacklevel())
     return out
 
 
@@ -479,7 +491,7 @@ class LSSConfig:
         fields per section (the others keep their defaults); lists become tuples. Unknown keys are refused with
         the valid ones; the flat keys of earlier lss_jax are read with a :class:`FlatConfigWarning` (``source``,
         e.g. a file name, begins its message)."""
-        nested = _nested(data, source=source, stacklevel=2)
+        nested = _nested(data, source=source)
         if "lag" not in nested:
             raise ValueError("the configuration has no lag; give it in frames, e.g. lag = 5.")
         return cls(lag=nested["lag"])._with(nested)
@@ -488,7 +500,7 @@ class LSSConfig:
         """A copy with ``changes``: ``lag``, ``seed``, or a section as a whole configuration object or as a mapping
         of the fields to change (``config.replace(encoder={"epochs": 2})`` keeps the encoder's other fields).
         Flat keys of earlier lss_jax are read with a :class:`FlatConfigWarning`."""
-        return self._with(_nested(changes, stacklevel=2))
+        return self._with(_nested(changes))
 
     def _with(self, nested: dict) -> "LSSConfig":
         changes = {k: nested[k] for k in _TOP if k in nested}
