@@ -363,6 +363,10 @@ def _did_you_mean(key: str, candidates: Sequence[str]) -> str:
     return f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
 
 
+def _a(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
 def _plain(value):
     return tuple(value) if isinstance(value, list) else value
 
@@ -374,7 +378,7 @@ def _section_fields(section: str, value) -> dict:
     if isinstance(value, cls):
         return {name: getattr(value, name) for name in names}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{section} must be a {cls.__name__} or a mapping of its fields (a [{section}] table in "
+        raise ValueError(f"{section} must be {_a(cls.__name__)} or a mapping of its fields (a [{section}] table in "
                          f"TOML), got {value!r}.")
     unknown = [k for k in value if k not in names]
     if unknown:
@@ -481,9 +485,9 @@ class LSSConfig:
         for section, cls in _SECTIONS.items():
             value = getattr(self, section)
             if not isinstance(value, cls):
-                raise ValueError(f"{section} must be a {cls.__name__} (LSSConfig(lag, {section}={cls.__name__}(...))), "
-                                 f"got {value!r}; LSSConfig.from_dict and LSSConfig.replace also take a mapping of its "
-                                 "fields.")
+                raise ValueError(f"{section} must be {_a(cls.__name__)} (LSSConfig(lag, {section}={cls.__name__}"
+                                 f"(...))), got {value!r}; LSSConfig.from_dict and LSSConfig.replace also take a "
+                                 "mapping of its fields.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> "LSSConfig":

@@ -116,7 +116,7 @@ def test_unknown_keys_name_the_key_and_the_valid_ones():
                               "batch_size, epochs, patience, linear_floor.")
     with pytest.raises(ValueError, match="unknown propagator key.*valid propagator keys"):
         NESTED.replace(propagator={"components": 3})
-    with pytest.raises(ValueError, match="encoder must be a EncoderConfig or a mapping of its fields"):
+    with pytest.raises(ValueError, match="encoder must be an EncoderConfig or a mapping of its fields"):
         LSSConfig.from_dict({"lag": 2, "encoder": 3})
     with pytest.raises(ValueError, match="no lag"):
         LSSConfig.from_dict({"encoder": {}})
