@@ -6,7 +6,8 @@ The path from MD frames to generated frames (docs/architecture.md):
   (MDN, on :mod:`~lss_jax.scaling`'s unit box), :mod:`~lss_jax.decoder` (flow matching or cWGAN-GP on a
   coordinate map);
 * the fitted simulator: :func:`fit_lss` -> :class:`LSSModel` (:mod:`~lss_jax.model`, configured by
-  :class:`LSSConfig`, stored by :mod:`~lss_jax.model_io`), with :class:`LSS` as the notebook facade;
+  :class:`LSSConfig` with its :class:`DataConfig`, :class:`EncoderConfig`, :class:`PropagatorConfig` and
+  :class:`DecoderConfig`, stored by :mod:`~lss_jax.model_io`), with :class:`LSS` as the notebook facade;
 * the engine: :mod:`~lss_jax.train` (one training loop for every network), :mod:`~lss_jax.simulate`
   (one streaming rollout loop; generation at scale), :mod:`~lss_jax.checkpoint`, :mod:`~lss_jax.export`;
 * :mod:`~lss_jax.systems` (four-well, alanine dipeptide), :mod:`~lss_jax.data` (featurization),
@@ -21,7 +22,7 @@ References:
 """
 
 from lss_jax._devices import use_every_core
-from lss_jax.config import LSSConfig
+from lss_jax.config import DataConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.decoder import (
     ConditionalCritic,
     ConditionalGenerator,
@@ -58,14 +59,17 @@ __all__ = [
     "ConditionalGenerator",
     "Covariances",
     "CriticInfo",
+    "DataConfig",
     "Decoder",
     "DecoderConfig",
+    "EncoderConfig",
     "LSS",
     "LSSConfig",
     "LSSModel",
     "MDN",
     "MinMaxScaler",
     "MixtureParams",
+    "PropagatorConfig",
     "TrainHistory",
     "VelocityField",
     "apply_boundary",

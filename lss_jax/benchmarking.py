@@ -128,7 +128,7 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     """A briefly trained alanine dipeptide LSS for the speed benchmarks, and how it was made.
 
     Throughput does not depend on how well a model is trained, so the training is short:
-    ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)`` on the shipped
+    ``LSS(lag=5, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2}, decoder={"iterations": 200})`` on the shipped
     ``train`` trajectory (2 ps frames: one LSS step is 10 ps); with ``quick``, lag 1 on every fifth frame,
     one epoch each and 20 decoder iterations. The generated dynamics are not meant to be accurate.
 
@@ -157,8 +157,8 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     if model_dir is not None and (model_dir / "lss.json").is_file():
         return LSS.load(model_dir), {"loaded_from": str(model_dir)}
     stride = 5 if quick else 1
-    config = {"lag": 1 if quick else 5, "latent_dim": 2, "encoder_epochs": 1 if quick else 2,
-              "propagator_epochs": 1 if quick else 2, "decoder_iterations": 20 if quick else 200}
+    config = {"lag": 1 if quick else 5, "encoder": {"latent_dim": 2, "epochs": 1 if quick else 2},
+              "propagator": {"epochs": 1 if quick else 2}, "decoder": {"iterations": 20 if quick else 200}}
     traj = load_alanine_dipeptide("train", stride=stride)
     start = time.perf_counter()
     model = LSS(**config).fit(traj, progress=False)

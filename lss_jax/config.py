@@ -1,178 +1,613 @@
-"""What an LSS is fitted with: :class:`LSSConfig`, and the checks of training input shared by the library
-and the command line (one place, so that both say the same thing about the same mistake).
+"""What an LSS is fitted with, and the checks of training input shared by the library and the command line
+(one place, so that both say the same thing about the same mistake).
+
+:class:`LSSConfig` nests one configuration per part, each validated where it is defined:
+
+* :class:`DataConfig`: the features, the decoded atoms and how every trajectory is split;
+* :class:`EncoderConfig`: the SRV encoder and the latent dimension it chooses;
+* :class:`PropagatorConfig`: the MDN propagator (and its bootstrap ensemble);
+* :class:`DecoderConfig`: the decoder (also ``lss_jax.decoder.DecoderConfig``).
+
+Each network's fit takes its own configuration (:func:`lss_jax.encoder.fit_srv`, :func:`lss_jax.propagator.fit_mdn`,
+:func:`lss_jax.ensemble.fit_mdn_ensemble`, :func:`lss_jax.decoder.fit_decoder`). This module imports no network
+code: the networks import it, never the other way round.
+
+The flat configuration of earlier lss_jax (``encoder_hidden``, ``n_components``, ``decoder_iterations``, ...: one
+field per setting) is still read by :meth:`LSSConfig.from_dict` and :meth:`LSSConfig.replace` (TOML files, the
+``lss.json`` of saved models, ``LSS(...)`` keywords), with a :class:`FlatConfigWarning` that names the new spelling.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import difflib
+import os
+import sys
+import warnings
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from lss_jax.data.featurize import FeatureSpec
 
-__all__ = ["LSSConfig", "check_training_input", "check_training_data", "check_atom_selection"]
+__all__ = [
+    "LSSConfig",
+    "DataConfig",
+    "EncoderConfig",
+    "PropagatorConfig",
+    "DecoderConfig",
+    "FlatConfigWarning",
+    "DECODERS",
+    "COORDINATES",
+    "check_training_input",
+    "check_training_data",
+    "check_atom_selection",
+]
+
+
+def _check_positive_ints(owner: str, values: dict) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{owner}{name} must be a positive integer, got {value!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
-class LSSConfig:
-    """Hyperparameters of a molecular LSS (defaults: the paper's architectures).
+class DataConfig:
+    """What the networks train on: the encoder's features, the decoded atoms, and how every trajectory is split.
 
-    ``lag`` is in trajectory frames. ``latent_dim=None`` picks the dimension at the largest gap of
-    the SRV implied timescales among ``max_latent_dim``.
+    Attributes:
+        torsions: torsion features (:class:`lss_jax.data.featurize.FeatureSpec`: ``phi, psi, omega, chi1..chi4``,
+            ``"chi"`` for all four, ``"ca"`` for Cα pseudo-torsions).
+        distances: distance features: ``"heavy"``, ``"ca"``, an mdtraj selection, or ``None``.
+        atom_selection: the atoms the decoder generates (an mdtraj selection; empty: all atoms).
+        val_fraction: the trailing fraction of every trajectory (of each network's part of it) held out for
+            early stopping, in (0, 0.5).
+        encoder_fraction: < 1: cross-fitting. The encoder trains on this leading fraction of every trajectory,
+            the propagator on the rest, so the propagator learns the latent kinetics of frames the encoder never
+            saw (as new MD will look to it) instead of the encoder's in-sample ones, whose slowest process is
+            slower than out of sample. A split of the data between the networks, so it lives here. 1 (default):
+            encoder and propagator train on the same frames.
 
     Example:
-        >>> config = LSSConfig(lag=5, latent_dim=2)
-        >>> config.lag, config.latent_dim, config.n_components
-        (5, 2, 24)
-        >>> LSSConfig.from_dict({"lag": 5, "encoder_hidden": [32, 32]}).encoder_hidden   # e.g. from TOML
-        (32, 32)
+        >>> DataConfig(distances="ca").feature_spec
+        FeatureSpec(torsions=('phi', 'psi', 'chi'), distances='ca')
+        >>> try:
+        ...     DataConfig(val_fraction=0.7)
+        ... except ValueError as err:
+        ...     print(err)
+        val_fraction must be in (0, 0.5), got 0.7.
     """
 
-    lag: int
-    latent_dim: int | None = None
-    max_latent_dim: int = 4
     torsions: tuple[str, ...] = ("phi", "psi", "chi")
     distances: str | None = "heavy"
     atom_selection: str = "not element H"
     val_fraction: float = 0.1
-    seed: int = 0
-    # < 1: cross-fitting. The encoder trains on this leading fraction of every trajectory, the propagator on the
-    # rest, so the propagator learns the latent kinetics of frames the encoder never saw (as new MD will look to
-    # it) instead of the encoder's in-sample ones, whose slowest process is slower than out of sample.
     encoder_fraction: float = 1.0
-    # SRV encoder
-    encoder_hidden: tuple[int, ...] = (100, 100)
-    encoder_batch_norm: bool = True
-    encoder_learning_rate: float = 1e-3
-    encoder_batch_size: int = 2000
-    encoder_epochs: int = 50
-    encoder_patience: int = 5
-    # the linear floor: an SRV that ends below TICA's VAMP-2 on the training or validation pairs is trained again
-    # from TICA with a residual linear path, which never ends below it (lss_jax.encoder.fit_srv). Off by default
-    # until the alanine dipeptide sweep is re-measured with it (it changes most of the shipped models' encoders);
-    # the comparison itself is always made, printed and recorded (info["encoder"]["linear_floor"]).
-    encoder_linear_floor: bool = False
-    # MDN propagator
-    n_components: int = 24
-    propagator_hidden: tuple[int, ...] = (100, 100)
-    propagator_learning_rate: float = 1e-3
-    propagator_batch_size: int = 1024
-    propagator_epochs: int = 60
-    propagator_patience: int = 30
-    scale_floor: float = 1e-3
-    boundary: str = "reflect"
-    ensemble_size: int = 0  # > 1: also train this many bootstrap propagators (uncertainty, ensemble spread)
-    # decoder (lss_jax.decoder.DecoderConfig; None: the decoder kind's default)
-    decoder: str = "flow"  # "flow" (conditional flow matching), "wgan" (the paper's cWGAN-GP), "knn" (retrieval),
-    # "chain" (flow matching on a chain's Cartesian coordinates, a transformer over beads; ignores decoder_coordinates)
-    decoder_coordinates: str = "internal"  # "internal" (Z-matrix, NeRF) or "cartesian" (aligned, the paper's)
-    decoder_hidden: tuple[int, ...] | None = None  # flow: 3 x 256; wgan: 3 x 200
-    decoder_learning_rate: float | None = None  # flow: 1e-3 cosine-decayed; wgan: 2e-4
-    decoder_batch_size: int = 256
-    decoder_epochs: int | None = None  # flow: 300 passes over the frames; wgan: what 20 000 iterations need
-    decoder_iterations: int | None = None  # if set: this many optimizer steps (wgan: generator updates)
-    decoder_patience: int = 30
-    decoder_max_steps: int = 60_000  # flow trained by epochs: at most this many optimizer steps (large data)
-    decoder_lr_decay: bool | None = None  # flow: cosine decay; wgan: constant, as in the paper
-    flow_steps: int = 10  # steps of the flow's sampling ODE (with distillation: the teacher's, for its couplings)
-    flow_solver: str = "heun"  # "heun", "midpoint" or "euler"
-    distill_steps: int = 0  # flow, chain: k >= 1 distils the trained flow into k Euler steps (lss_jax.decoder.distill)
-    distill_iterations: int | None = None  # the distillation's optimizer steps (default: the flow's, at most 20 000)
-    decoder_states: int = 16  # flow, internal coordinates: at most 16 structural states (0: none)
-    noise_dim: int = 50
-    critic_hidden: tuple[int, ...] | None = None
-    decoder_condition: str = "input"  # wgan: "every_layer" feeds the latent point to every layer
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    decoder_redraws: int = 8  # frames outside the training data's support are drawn again, up to this often
-    decoder_support_margin: float = 0.9  # atoms >= 3 bonds apart keep 0.9x their smallest training distance
-    decoder_neighbours: int = 20  # knn: pick among the 20 training frames nearest in latent space
-    decoder_max_frames: int = 100_000  # knn: store at most this many training frames
-    decoder_temperature: float | None = None  # chain: the prior's noise is scaled by this at sampling (0.8; 1: none)
 
     def __post_init__(self):
-        ints = {
-            "lag": self.lag, "max_latent_dim": self.max_latent_dim, "encoder_batch_size": self.encoder_batch_size,
-            "encoder_epochs": self.encoder_epochs, "encoder_patience": self.encoder_patience,
-            "n_components": self.n_components, "propagator_batch_size": self.propagator_batch_size,
-            "propagator_epochs": self.propagator_epochs, "propagator_patience": self.propagator_patience,
-        }
-        for name, value in ints.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.ensemble_size, int) or isinstance(self.ensemble_size, bool) or self.ensemble_size < 0 \
-                or self.ensemble_size == 1:
-            raise ValueError(f"ensemble_size must be 0 (no ensemble) or an integer >= 2, got {self.ensemble_size!r}.")
-        if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or self.latent_dim < 1):
-            raise ValueError(f"latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}.")
-        if not isinstance(self.encoder_linear_floor, bool):
-            raise ValueError(f"encoder_linear_floor must be true or false, got {self.encoder_linear_floor!r}.")
         if isinstance(self.encoder_fraction, bool) or not 0 < self.encoder_fraction <= 1:
             raise ValueError(f"encoder_fraction must be in (0, 1] (1: encoder and propagator train on the same frames; "
                              f"e.g. 0.5 for cross-fitting on halves), got {self.encoder_fraction!r}.")
-        self.decoder_config  # validates the decoder settings
 
     @property
-    def decoder_config(self):
-        """The decoder fields as a :class:`lss_jax.decoder.DecoderConfig`."""
-        from lss_jax.decoder import DecoderConfig
+    def feature_spec(self) -> FeatureSpec:
+        """The encoder's features as a :class:`lss_jax.data.featurize.FeatureSpec`."""
+        return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
 
-        return DecoderConfig(
-            kind=self.decoder, coordinates=self.decoder_coordinates, hidden=self.decoder_hidden,
-            learning_rate=self.decoder_learning_rate, batch_size=self.decoder_batch_size, epochs=self.decoder_epochs,
-            iterations=self.decoder_iterations, patience=self.decoder_patience, max_steps=self.decoder_max_steps,
-            lr_decay=self.decoder_lr_decay,
-            flow_steps=self.flow_steps, flow_solver=self.flow_solver, distill_steps=self.distill_steps,
-            distill_iterations=self.distill_iterations,
-            states=self.decoder_states,
-            noise_dim=self.noise_dim, critic_hidden=self.critic_hidden, condition=self.decoder_condition,
-            n_critic=self.n_critic,
-            gp_weight=self.gp_weight, redraws=self.decoder_redraws, support_margin=self.decoder_support_margin,
-            neighbours=self.decoder_neighbours, max_frames=self.decoder_max_frames,
-            temperature=self.decoder_temperature,
-        )
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+    """The SRV encoder (:func:`lss_jax.encoder.fit_srv`; defaults: the paper's architecture) and the latent
+    dimension, which the encoder's implied timescales choose.
+
+    Attributes:
+        latent_dim: the latent dimension; ``None``: the one at the largest gap of the implied timescales among
+            ``max_latent_dim`` (:func:`lss_jax.encoder.choose_latent_dim`).
+        max_latent_dim: eigenfunctions the SRV learns when ``latent_dim`` is ``None``.
+        hidden, batch_norm: the network's hidden layer widths and batch normalization.
+        learning_rate, batch_size, epochs, patience: Adam and early stopping on the validation VAMP-2 score.
+        linear_floor: the linear floor: an SRV that ends below TICA's VAMP-2 on the training or validation pairs
+            is trained again from TICA with a residual linear path, which never ends below it
+            (:func:`lss_jax.encoder.fit_srv`). Off by default until the alanine dipeptide sweep is re-measured
+            with it (it changes most of the shipped models' encoders); the comparison itself is always made,
+            printed and recorded (``info["encoder"]["linear_floor"]``).
+
+    Example:
+        >>> EncoderConfig().n_outputs, EncoderConfig(latent_dim=2).n_outputs
+        (4, 2)
+        >>> try:
+        ...     EncoderConfig(batch_size=0)
+        ... except ValueError as err:
+        ...     print(err)
+        encoder.batch_size must be a positive integer, got 0.
+    """
+
+    latent_dim: int | None = None
+    max_latent_dim: int = 4
+    hidden: tuple[int, ...] = (100, 100)
+    batch_norm: bool = True
+    learning_rate: float = 1e-3
+    batch_size: int = 2000
+    epochs: int = 50
+    patience: int = 5
+    linear_floor: bool = False
+
+    def __post_init__(self):
+        _check_positive_ints("encoder.", {"max_latent_dim": self.max_latent_dim, "batch_size": self.batch_size,
+                                          "epochs": self.epochs, "patience": self.patience})
+        if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or isinstance(self.latent_dim, bool)
+                                            or self.latent_dim < 1):
+            raise ValueError(f"encoder.latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
+        if not isinstance(self.linear_floor, bool):
+            raise ValueError(f"encoder.linear_floor must be true or false, got {self.linear_floor!r}.")
+
+    @property
+    def n_outputs(self) -> int:
+        """Eigenfunctions the SRV learns: ``latent_dim``, or ``max_latent_dim`` to choose among."""
+        return self.latent_dim if self.latent_dim is not None else self.max_latent_dim
+
+
+@dataclasses.dataclass(frozen=True)
+class PropagatorConfig:
+    """The MDN propagator (:func:`lss_jax.propagator.fit_mdn`; defaults: the paper's architecture), its bootstrap
+    ensemble (:func:`lss_jax.ensemble.fit_mdn_ensemble`) and the walls of its unit box in generation.
+
+    Attributes:
+        n_components: Gaussians in the mixture (``C``).
+        hidden: hidden layer widths.
+        scale_floor: the smallest standard deviation of a component.
+        learning_rate, batch_size, epochs, patience: Adam with a cosine decay over ``epochs``, early stopping on the
+            validation NLL.
+        boundary: what generation does with a step out of the unit box (``"reflect"``, ``"clip"`` or ``"none"``;
+            :func:`lss_jax.scaling.apply_boundary`).
+        ensemble_size: > 1: also train this many bootstrap propagators (uncertainty, ensemble spread); 0: none.
+
+    Example:
+        >>> PropagatorConfig().n_components, PropagatorConfig(ensemble_size=4).ensemble_size
+        (24, 4)
+    """
+
+    n_components: int = 24
+    hidden: tuple[int, ...] = (100, 100)
+    scale_floor: float = 1e-3
+    learning_rate: float = 1e-3
+    batch_size: int = 1024
+    epochs: int = 60
+    patience: int = 30
+    boundary: str = "reflect"
+    ensemble_size: int = 0
+
+    def __post_init__(self):
+        _check_positive_ints("propagator.", {"n_components": self.n_components, "batch_size": self.batch_size,
+                                             "epochs": self.epochs, "patience": self.patience})
+        if not isinstance(self.ensemble_size, int) or isinstance(self.ensemble_size, bool) or self.ensemble_size < 0 \
+                or self.ensemble_size == 1:
+            raise ValueError(f"propagator.ensemble_size must be 0 (no ensemble) or an integer >= 2, "
+                             f"got {self.ensemble_size!r}.")
+
+
+DECODERS = ("flow", "wgan", "knn", "chain")
+DISTILLABLE = ("flow", "chain")  # the decoder kinds that sample by integrating a flow (decoder.distill_steps)
+FLOW_SOLVERS = ("heun", "midpoint", "euler")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
+COORDINATES = ("internal", "cartesian")
+
+# per-kind defaults where DecoderConfig says None
+_DEFAULTS = {
+    "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True},
+    # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
+    # (benchmarks/studies/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
+    "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
+    "knn": {},  # nothing to train
+    # hidden = (width,) * depth of the transformer over beads
+    # (measured on Trp-cage, docs/decoder.md: sampling at temperature 0.8 brings the conditional spread of Q to MD's)
+    "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.8},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Settings of a decoder (``None``: the kind's default; :func:`lss_jax.decoder.fit_decoder`, ``LSSConfig.decoder``,
+    also importable from :mod:`lss_jax.decoder`).
+
+    Attributes:
+        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
+        coordinates: ``"internal"`` or ``"cartesian"``.
+        hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
+            unless ``critic_hidden``; chain: ``(width,) * depth`` of its transformer, 3 x 64).
+        learning_rate: Adam step size (flow: 1e-3 with a cosine decay to 1 %; wgan: 2e-4, constant).
+        batch_size: frames per minibatch (wgan: per critic or generator update).
+        epochs: passes over the training frames (flow: 300, so training grows with the data, up to ``max_steps``;
+            wgan: as many as 20 000 generator updates need).
+        max_steps: at most this many optimizer steps when training by epochs (flow: 60 000, which 300 epochs of
+            the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames, 90 % of them for training,
+            train for 18 epochs).
+        iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
+        patience: flow: early stopping after this many epochs without a better validation loss.
+        lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
+            Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
+        flow_steps: steps of the sampling ODE (flow, chain; ``2 flow_steps`` network evaluations per frame with
+            Heun's solver).
+        flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"`` or ``"euler"``
+            (:data:`lss_jax.decoder.flow.SOLVERS`).
+        distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``
+            distils it after training into a student sampled with ``k`` Euler steps, ``k`` network evaluations per
+            frame (:mod:`lss_jax.decoder.distill`; its couplings are solved with ``flow_steps`` of
+            ``flow_solver``).
+        distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings);
+            default: as many as the flow's own training was given, at most 20 000.
+        states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
+            (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
+            gives, so that rare conformations keep their population; 0: one flow for everything.
+        noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
+            ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
+            every layer of both networks).
+        redraws: a decoded frame outside the training data's support (two atoms >= 3 bonds apart closer than
+            ``support_margin`` times their smallest training distance; :mod:`lss_jax.decoder.support`) is
+            drawn again with fresh addressed noise, up to this many times (0: never); frames inside it at the
+            first draw are unchanged.
+        support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
+        neighbours, max_frames: knn: pick among this many nearest stored frames; store at most this many
+            training frames (a random subset of more).
+        temperature: chain: the prior sample's scale at sampling (default 0.8, a low-temperature sample, narrower
+            around the conditional modes; 1: the trained flow's law).
+
+    Example:
+        >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
+        ((256, 256, 256), 0.0002)
+        >>> DecoderConfig(kind="wgan").resolved().iterations, DecoderConfig(kind="wgan", epochs=3).resolved().iterations
+        (20000, None)
+    """
+
+    kind: str = "flow"
+    coordinates: str = "internal"
+    hidden: tuple[int, ...] | None = None
+    learning_rate: float | None = None
+    batch_size: int = 256
+    epochs: int | None = None
+    iterations: int | None = None
+    patience: int = 30
+    max_steps: int = 60_000
+    lr_decay: bool | None = None
+    flow_steps: int = 10
+    flow_solver: str = "heun"
+    distill_steps: int = 0
+    distill_iterations: int | None = None
+    states: int = 16
+    noise_dim: int = 50
+    critic_hidden: tuple[int, ...] | None = None
+    condition: str = "input"
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    redraws: int = 8
+    support_margin: float = 0.9
+    neighbours: int = 20
+    max_frames: int = 100_000
+    temperature: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in DECODERS:
+            raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP), "
+                             f"'knn' (retrieval of training frames) or 'chain' (flow matching on a chain's Cartesian "
+                             f"coordinates), got {self.kind!r}.")
+        if self.coordinates not in COORDINATES:
+            raise ValueError(f"decoder coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
+                             f"(aligned coordinates), got {self.coordinates!r}.")
+        for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations",
+                     "neighbours", "max_frames", "distill_iterations"):
+            value = getattr(self, name)
+            if value is None and name in ("epochs", "iterations", "distill_iterations"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"decoder {name} must be a positive integer, got {value!r}.")
+        if self.condition not in ("input", "every_layer"):
+            raise ValueError(f"decoder condition must be 'input' or 'every_layer', got {self.condition!r}.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"decoder learning_rate must be > 0, got {self.learning_rate!r}.")
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
+        if not isinstance(self.states, int) or isinstance(self.states, bool) or self.states < 0:
+            raise ValueError(f"decoder states must be an integer >= 0 (0: no structural states), got {self.states!r}.")
+        if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
+            raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
+                             f"got {self.redraws!r}.")
+        if self.kind == "chain" and self.hidden is not None and (len(self.hidden) < 1 or len(set(self.hidden)) != 1
+                                                                  or self.hidden[0] % 4):
+            raise ValueError(f"the chain decoder's hidden is (width,) * depth with width a multiple of 4 (its attention "
+                             f"heads), got {self.hidden!r}.")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 2.0):
+            raise ValueError(f"decoder temperature must be in (0, 2], got {self.temperature!r}.")
+        if not 0.0 < self.support_margin <= 1.0:
+            raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
+                             f"distance of an atom pair), got {self.support_margin!r}.")
+        if self.flow_solver not in FLOW_SOLVERS:
+            raise ValueError(f"decoder flow_solver must be one of {', '.join(map(repr, FLOW_SOLVERS))}, "
+                             f"got {self.flow_solver!r}.")
+        if not isinstance(self.distill_steps, int) or isinstance(self.distill_steps, bool) or self.distill_steps < 0:
+            raise ValueError(f"decoder distill_steps must be an integer >= 0 (0: sample the trained flow itself), "
+                             f"got {self.distill_steps!r}.")
+        if self.distill_steps and self.kind not in DISTILLABLE:
+            raise ValueError(f"decoder distill_steps applies to the flow-matching decoders ({', '.join(DISTILLABLE)}); "
+                             f"the {self.kind!r} decoder samples in one pass already: set distill_steps = 0.")
+
+    @property
+    def sampler(self) -> tuple[int, str]:
+        """``(steps, solver)`` the fitted decoder samples with: a distilled student's Euler steps, else
+        ``(flow_steps, flow_solver)``."""
+        return (self.distill_steps, "euler") if self.distill_steps else (self.flow_steps, self.flow_solver)
+
+    def resolved(self) -> "DecoderConfig":
+        """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
+        defaults = dict(_DEFAULTS[self.kind])
+        if self.epochs is not None or self.iterations is not None:
+            defaults.pop("epochs", None)
+            defaults.pop("iterations", None)
+        values = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **values)
+
+
+class FlatConfigWarning(DeprecationWarning):
+    """A configuration in the flat form of earlier lss_jax (``encoder_hidden``, ``n_components``,
+    ``decoder_iterations``, ...: one field per setting). It is read, translated to the nested form, and the message
+    names the new spelling of every flat key (``encoder_hidden -> encoder.hidden``)."""
+
+
+_SECTIONS = {"data": DataConfig, "encoder": EncoderConfig, "propagator": PropagatorConfig, "decoder": DecoderConfig}
+_TOP = ("lag", "seed")
+# the flat keys of earlier lss_jax that are not "<section>_<field>" (encoder_hidden -> encoder.hidden and the like)
+# fields added after the flat form, with the value that reproduces the behaviour before them: left out of the flat
+# dict (and so of model fingerprints) at that value, and given that value when a model saved without them is loaded
+_ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
+                     ("decoder", "distill_iterations"): None}
+_FLAT_NAMES = {
+    **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
+    **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},
+    **{name: ("propagator", name) for name in ("n_components", "scale_floor", "boundary", "ensemble_size")},
+    "decoder": ("decoder", "kind"),
+    **{name: ("decoder", name) for name in ("flow_steps", "noise_dim", "critic_hidden", "n_critic", "gp_weight")},
+}
+
+
+def _field_names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _flat_target(key: str) -> tuple[str, str] | None:
+    """``(section, field)`` of a flat key of earlier lss_jax, or ``None``."""
+    if key in _FLAT_NAMES:
+        return _FLAT_NAMES[key]
+    section, _, name = key.partition("_")
+    if section in ("encoder", "propagator", "decoder") and name in _field_names(_SECTIONS[section]):
+        return section, name
+    return None
+
+
+def _flat_name(section: str, name: str) -> str:
+    """The flat key of earlier lss_jax for ``section.name`` (the inverse of :func:`_flat_target`)."""
+    for key, target in _FLAT_NAMES.items():
+        if target == (section, name):
+            return key
+    return f"{section}_{name}"
+
+
+def _did_you_mean(key: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(candidates), n=1)
+    return f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name}"
+
+
+def _plain(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _section_fields(section: str, value) -> dict:
+    """The fields of ``section`` given as its configuration object or as a mapping of (some of) its fields."""
+    cls = _SECTIONS[section]
+    names = _field_names(cls)
+    if isinstance(value, cls):
+        return {name: getattr(value, name) for name in names}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{section} must be {_a(cls.__name__)} or a mapping of its fields (a [{section}] table in "
+                         f"TOML), got {value!r}.")
+    unknown = [k for k in value if k not in names]
+    if unknown:
+        raise ValueError(f"unknown {section} key(s) {', '.join(_did_you_mean(k, names) for k in unknown)}; valid "
+                         f"{section} keys ({cls.__name__}): {', '.join(names)}.")
+    return {k: _plain(v) for k, v in value.items()}
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` of the first caller outside lss_jax, for a warning raised in the function that calls this:
+    the line the warning names is the user's, where Python shows a ``DeprecationWarning`` by default."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(2), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _nested(data: Mapping, *, source: str | None = None) -> dict:
+    """``data`` with every section as a dict of fields: flat keys of earlier lss_jax are moved into their section
+    (with one :class:`FlatConfigWarning` that names their new spelling), unknown keys refused."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a configuration is a mapping of its fields, got {type(data).__name__}.")
+    out, flat, renamed, unknown = {}, {}, [], []
+    for key, value in data.items():
+        if key in _TOP:
+            out[key] = value
+        elif key in _SECTIONS and not (key == "decoder" and isinstance(value, str)):  # decoder = "wgan": flat
+            out[key] = _section_fields(key, value)
+        elif (target := _flat_target(key)) is not None:
+            flat[target] = _plain(value)
+            renamed.append((key, ".".join(target)))
+        else:
+            unknown.append(key)
+    if unknown:
+        flat_names = {_flat_name(s, f): f"{s}.{f}" for s, cls in _SECTIONS.items() for f in _field_names(cls)}
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, [*_TOP, *_SECTIONS, *flat_names], n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {flat_names.get(close[0], close[0])!r}?)" if close else ""))
+        raise ValueError(
+            f"unknown configuration key(s) {', '.join(hints)}; valid keys: lag, seed and the sections data, encoder, "
+            f"propagator, decoder (DataConfig, EncoderConfig, PropagatorConfig, DecoderConfig fields).")
+    for (section, name), value in flat.items():
+        fields = out.setdefault(section, {})
+        if name in fields:
+            raise ValueError(f"{_flat_name(section, name)} and {section}.{name} are the same setting, given twice; "
+                             f"keep {section}.{name}.")
+        fields[name] = value
+    if renamed:
+        shown = ", ".join(f"{old} -> {new}" for old, new in renamed[:8])
+        more = f" and {len(renamed) - 8} more" if len(renamed) > 8 else ""
+        section, name = renamed[0][1].split(".")
+        warnings.warn(
+            f"{source + ': ' if source else ''}flat configuration keys are deprecated, each setting now lives in its "
+            f"section: {shown}{more} (TOML: [{section}] {name} = ...; Python: LSSConfig(lag, {section}="
+            f"{_SECTIONS[section].__name__}({name}=...))).", FlatConfigWarning, stacklevel=_outside_stacklevel())
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LSSConfig:
+    """Hyperparameters of a molecular LSS (defaults: the paper's architectures), one configuration per part.
+
+    Attributes:
+        lag: the lag of the encoder and the propagator, in trajectory frames.
+        data: features, decoded atoms, validation split and cross-fitting (:class:`DataConfig`).
+        encoder: the SRV encoder and the latent dimension (:class:`EncoderConfig`; ``latent_dim=None`` picks the
+            dimension at the largest gap of the SRV implied timescales among ``max_latent_dim``).
+        propagator: the MDN propagator and its ensemble (:class:`PropagatorConfig`).
+        decoder: the decoder (:class:`DecoderConfig`).
+        seed: the seed of ``LSS.fit``'s key and of the choice of generation's start points.
+
+    :meth:`from_dict` reads a plain dict (TOML, JSON: a ``[data]``, ``[encoder]``, ``[propagator]`` and
+    ``[decoder]`` table, each with the fields to change), :meth:`to_dict` writes one, :meth:`replace` changes
+    some fields of a section. Both read the flat keys of earlier lss_jax (``encoder_hidden``, ...) with a
+    :class:`FlatConfigWarning`.
+
+    Example:
+        >>> config = LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2))
+        >>> config.lag, config.encoder.latent_dim, config.propagator.n_components
+        (5, 2, 24)
+        >>> config.replace(decoder={"kind": "knn"}).decoder.kind
+        'knn'
+        >>> LSSConfig.from_dict({"lag": 5, "encoder": {"hidden": [32, 32]}}).encoder.hidden   # e.g. from TOML
+        (32, 32)
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     old = LSSConfig.from_dict({"lag": 5, "encoder_hidden": [32, 32]})   # the flat form of earlier lss_jax
+        >>> old == LSSConfig(lag=5, encoder=EncoderConfig(hidden=(32, 32))), caught[0].category.__name__
+        (True, 'FlatConfigWarning')
+    """
+
+    lag: int
+    data: DataConfig = DataConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    propagator: PropagatorConfig = PropagatorConfig()
+    decoder: DecoderConfig = DecoderConfig()
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive_ints("", {"lag": self.lag})
+        for section, cls in _SECTIONS.items():
+            value = getattr(self, section)
+            if not isinstance(value, cls):
+                raise ValueError(f"{section} must be {_a(cls.__name__)} (LSSConfig(lag, {section}={cls.__name__}"
+                                 f"(...))), got {value!r}; LSSConfig.from_dict and LSSConfig.replace also take a "
+                                 "mapping of its fields.")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LSSConfig":
-        """Build from a plain dict (e.g. TOML), rejecting unknown keys and coercing lists to tuples."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown configuration key(s) {unknown}; valid keys: {sorted(fields)}.")
-        clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**clean)
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> "LSSConfig":
+        """Build from a plain dict (e.g. TOML or a saved model's ``lss.json``): ``lag``, ``seed`` and a mapping of
+        fields per section (the others keep their defaults); lists become tuples. Unknown keys are refused with
+        the valid ones; the flat keys of earlier lss_jax are read with a :class:`FlatConfigWarning` (``source``,
+        e.g. a file name, begins its message)."""
+        nested = _nested(data, source=source)
+        if "lag" not in nested:
+            raise ValueError("the configuration has no lag; give it in frames, e.g. lag = 5.")
+        return cls(lag=nested["lag"])._with(nested)
+
+    @classmethod
+    def from_saved(cls, data: Mapping[str, Any], *, source: str | None = None) -> "LSSConfig":
+        """:meth:`from_dict` of a saved model's configuration: a field lss_jax added since the model was saved takes
+        the value that reproduces the model as it was trained (e.g. ``decoder.distill_steps = 0`` for a flow saved
+        before distillation), not today's default."""
+        nested = _nested(data, source=source)
+        if "lag" not in nested:
+            raise ValueError("the configuration has no lag; give it in frames, e.g. lag = 5.")
+        for (section, name), before in _ADDED_SINCE_FLAT.items():
+            nested.setdefault(section, {}).setdefault(name, before)
+        return cls(lag=nested["lag"])._with(nested)
+
+    def replace(self, **changes) -> "LSSConfig":
+        """A copy with ``changes``: ``lag``, ``seed``, or a section as a whole configuration object or as a mapping
+        of the fields to change (``config.replace(encoder={"epochs": 2})`` keeps the encoder's other fields).
+        Flat keys of earlier lss_jax are read with a :class:`FlatConfigWarning`."""
+        return self._with(_nested(changes))
+
+    def _with(self, nested: dict) -> "LSSConfig":
+        changes = {k: nested[k] for k in _TOP if k in nested}
+        for section in _SECTIONS:
+            if section in nested:
+                changes[section] = dataclasses.replace(getattr(self, section), **nested[section])
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """The nested plain dict (lists for tuples) that :meth:`from_dict` reads back; what saved models store."""
+        plain = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+        out = {"lag": self.lag, "seed": self.seed}
+        for section, cls in _SECTIONS.items():
+            out[section] = {name: plain(getattr(getattr(self, section), name)) for name in _field_names(cls)}
+        return out
 
     def to_toml(self) -> str:
-        """This configuration as a ``--config`` file of ``lss-jax train``: one ``key = value`` line per field.
+        """This configuration as a ``--config`` file of ``lss-jax train``: ``lag`` and ``seed``, then one table per
+        section.
 
         TOML has no ``None``: a field that is ``None`` and ``None`` by default is left out (read back, it is
         ``None`` again); one that is ``None`` against a default (``distances=None``) raises ``ValueError``.
 
         Example:
             >>> import tomllib
-            >>> config = LSSConfig(lag=5, latent_dim=2, encoder_hidden=(32, 32))
+            >>> config = LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2, hidden=(32, 32)))
             >>> text = config.to_toml()
-            >>> text.splitlines()[:2]
-            ['lag = 5', 'latent_dim = 2']
+            >>> text.splitlines()[:3]
+            ['lag = 5', 'seed = 0', '[data]']
             >>> LSSConfig.from_dict(tomllib.loads(text)) == config
             True
         """
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        lost = [k for k, v in self.to_dict().items() if v is None and defaults[k] is not None]
+        values = self.to_dict()
+        lost = [f"{section}.{f.name}" for section, cls in _SECTIONS.items() for f in dataclasses.fields(cls)
+                if values[section][f.name] is None and f.default is not None]
         if lost:
-            raise ValueError(f"{', '.join(lost)} = None cannot be written in TOML (a missing key means the default, "
-                             f"{', '.join(repr(defaults[k]) for k in lost)}); pass the configuration in Python instead.")
-        return "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.to_dict().items() if v is not None)
+            raise ValueError(f"{', '.join(lost)} = None cannot be written in TOML (a missing key means the default); "
+                             f"pass the configuration in Python instead.")
+        text = "".join(f"{k} = {_toml_value(values[k])}\n" for k in _TOP)
+        for section in _SECTIONS:
+            text += f"[{section}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in values[section].items()
+                                              if v is not None)
+        return text
+
+    def _flat_dict(self) -> dict:
+        """The flat dict of earlier lss_jax (what model fingerprints hash, so that a model's name did not change
+        with the nesting)."""
+        out = {"lag": self.lag, "seed": self.seed}
+        for section, fields in self.to_dict().items():
+            if section in _SECTIONS:
+                out.update({_flat_name(section, name): value for name, value in fields.items()
+                            if _ADDED_SINCE_FLAT.get((section, name), object()) != value})
+        return out
 
     @property
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(torsions=tuple(self.torsions), distances=self.distances)
+        """``data.feature_spec``: the encoder's features."""
+        return self.data.feature_spec
 
 
 def _toml_value(v) -> str:
@@ -256,31 +691,32 @@ def check_training_input(
         if n <= lag:
             raise ValueError(f"{name} has {n} frames{f' ({after.strip()})' if after else ''}, not more than {lag_name} "
                              f"{lag}, so it gives no lagged pair; drop it or use a shorter {lag_name}.")
-    k = config.latent_dim if config.latent_dim is not None else config.max_latent_dim
+    k = config.encoder.n_outputs
     if n_features is not None and k > n_features:
-        which = "latent_dim" if config.latent_dim is not None else "max_latent_dim"
+        which = "latent_dim" if config.encoder.latent_dim is not None else "max_latent_dim"
         raise ValueError(
             f"latent dimension {k} ({which}) exceeds the number of features ({n_features}); lower {which} "
             "or add features (torsions, distances).")
     need = 2 * k + 2  # pairs per batch to estimate the k x k SRV covariances
-    if config.encoder_batch_size < need:
+    if config.encoder.batch_size < need:
         raise ValueError(
-            f"encoder_batch_size ({config.encoder_batch_size}) is too small to estimate {k}x{k} covariances; "
+            f"encoder.batch_size ({config.encoder.batch_size}) is too small to estimate {k}x{k} covariances; "
             f"raise it to at least {need}.")
+    data = config.data
     parts = {"": lengths}
-    if config.encoder_fraction < 1:  # cross-fitting: as lss_jax.data.pairs.split_trajectories(..., 1 - fraction)
-        tail = [round((1 - config.encoder_fraction) * n) for n in lengths]
+    if data.encoder_fraction < 1:  # cross-fitting: as lss_jax.data.pairs.split_trajectories(..., 1 - fraction)
+        tail = [round((1 - data.encoder_fraction) * n) for n in lengths]
         parts = {" in the encoder's part": [n - t for n, t in zip(lengths, tail)], " in the propagator's part": tail}
     for part, part_lengths in parts.items():
-        n_val = [round(config.val_fraction * n) for n in part_lengths]  # as lss_jax.data.pairs.split_trajectories
+        n_val = [round(data.val_fraction * n) for n in part_lengths]  # as lss_jax.data.pairs.split_trajectories
         train_pairs = sum(max(0, n - v - lag) for n, v in zip(part_lengths, n_val))
         val_pairs = sum(max(0, v - lag) for v in n_val)
         if train_pairs < need or val_pairs < 1:
-            split = (f"; encoder_fraction={config.encoder_fraction} gives the encoder the leading and the propagator "
+            split = (f"; encoder_fraction={data.encoder_fraction} gives the encoder the leading and the propagator "
                      f"the trailing part of each trajectory" if part else "")
             raise ValueError(
                 f"too few lagged pairs at lag {lag}{part}: {train_pairs} for training and {val_pairs} for validation "
-                f"(the last val_fraction={config.val_fraction} of each trajectory{split}); a training batch needs at "
+                f"(the last val_fraction={data.val_fraction} of each trajectory{split}); a training batch needs at "
                 f"least {need} and validation at least 1. Use longer trajectories or a shorter lag"
                 f"{', or encoder_fraction = 1' if part else ''}.")
 
@@ -326,10 +762,10 @@ def check_training_data(
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> check_training_data([rng.normal(size=(500, 3))], LSSConfig(lag=1, latent_dim=2))
+        >>> check_training_data([rng.normal(size=(500, 3))], LSSConfig(lag=1, encoder=EncoderConfig(latent_dim=2)))
         []
         >>> try:
-        ...     check_training_data([np.ones((500, 3))], LSSConfig(lag=1, latent_dim=2))
+        ...     check_training_data([np.ones((500, 3))], LSSConfig(lag=1, encoder=EncoderConfig(latent_dim=2)))
         ... except ValueError as err:
         ...     print(str(err)[:52])
         trajectory 0 does not move: its 500 frames are all i
@@ -370,8 +806,8 @@ def check_training_data(
             f"{listed(zero)}; they are kept (standardized to 0). Use other feature types (torsions, distances) or "
             "trajectories in which these move.")
     moving = np.flatnonzero(std >= _ZERO_VARIANCE)
-    k = config.latent_dim if config.latent_dim is not None else config.max_latent_dim
-    which = "latent_dim" if config.latent_dim is not None else "max_latent_dim"
+    k = config.encoder.n_outputs
+    which = "latent_dim" if config.encoder.latent_dim is not None else "max_latent_dim"
     # distinct frames (rows), by a fixed random projection: distinct rows collide with probability ~0
     rng = np.random.default_rng(0)
     w = rng.normal(size=d)
@@ -386,15 +822,15 @@ def check_training_data(
             gram += y.T @ y
     distinct = len(np.unique(np.concatenate(hashes)))
     lag = config.lag
-    n_val = [round(config.val_fraction * len(f)) for f in feats]
+    n_val = [round(config.data.val_fraction * len(f)) for f in feats]
     train_pairs = sum(max(0, len(f) - v - lag) for f, v in zip(feats, n_val))
-    batch = min(config.encoder_batch_size, train_pairs)
+    batch = min(config.encoder.batch_size, train_pairs)
     if distinct < batch:
         raise ValueError(
             f"the training data hold only {distinct:,} distinct frames among {n:,} (each one repeated "
             f"{n / distinct:.0f} times on average), fewer than a training batch of {batch:,} lagged pairs: the batch "
             "covariances would be degenerate. Check that the files hold the production run and not repeated frames "
-            f"(if they are meant to repeat, lower encoder_batch_size to at most {distinct}).")
+            f"(if they are meant to repeat, lower encoder.batch_size to at most {distinct}).")
     eig = np.linalg.eigvalsh(gram / n)[::-1]  # a random sketch keeps the rank of the standardized covariance
     rank = int(np.sum(eig > _NOISE_FLOOR * eig[0])) if eig[0] > 0 else 0
     if rank < k:

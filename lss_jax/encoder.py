@@ -23,6 +23,7 @@ import optax
 import scipy.linalg
 from flax import nnx
 
+from lss_jax.config import EncoderConfig
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.train import TrainHistory, fit
 from lss_jax.vamp import vamp_loss
@@ -253,7 +254,8 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
-        >>> net, _, _ = fit_srv(jax.random.key(0), [x], 1, 2, hidden=(4,), batch_size=64, max_epochs=1, progress=False)
+        >>> net, _, _ = fit_srv(jax.random.key(0), [x], 1, 2, config=EncoderConfig(hidden=(4,), batch_size=64, epochs=1),
+        ...                     progress=False)
         >>> sorted(linear_floor(net, [x], 1))[:2]
         ['srv_train_vamp2', 'srv_val_vamp2']
     """
@@ -287,15 +289,9 @@ def fit_srv(
     lag: int,
     n_outputs: int,
     *,
-    hidden: Sequence[int] = (100, 100),
-    batch_norm: bool = True,
-    learning_rate: float = 1e-3,
-    batch_size: int = 2000,
-    max_epochs: int = 50,
-    patience: int = 5,
+    config: EncoderConfig = EncoderConfig(),
     val_fraction: float = 0.1,
     tica_path: bool = False,
-    linear_floor_fallback: bool = False,
     progress: bool = True,
     checkpoint=None,
 ) -> tuple[SRVNet, SRVProjection, TrainHistory]:
@@ -308,21 +304,21 @@ def fit_srv(
     features, lag and split: what minibatches that rarely hold a rare state's frames, or a validation block that
     never visits it, would otherwise lose, the linear path keeps.
 
-    With ``linear_floor_fallback=True`` (what :func:`lss_jax.fit_lss` does) the plain SRV is trained first and kept
-    when it scores at least TICA's VAMP-2 on both the training and the validation pairs (:func:`linear_floor`);
-    otherwise the network is trained again, with the same key, from TICA with the residual linear path.
+    With ``config.linear_floor=True`` the plain SRV is trained first and kept when it scores at least TICA's VAMP-2
+    on both the training and the validation pairs (:func:`linear_floor`); otherwise the network is trained again,
+    with the same key, from TICA with the residual linear path.
 
     Args:
         key: PRNG key (initialization and shuffling).
         features_list: list of ``[n_frames, n_features]`` arrays, one per trajectory.
         lag: lag in frames.
-        n_outputs: number of network outputs (eigenfunctions learned).
-        hidden, batch_norm: architecture.
-        learning_rate, batch_size, max_epochs, patience: Adam and early stopping on the validation
-            VAMP-2 score.
+        n_outputs: number of network outputs (eigenfunctions learned; :attr:`lss_jax.config.EncoderConfig.n_outputs`
+            in :func:`lss_jax.fit_lss`).
+        config: the architecture (``hidden``, ``batch_norm``), Adam and early stopping on the validation VAMP-2
+            score (``learning_rate``, ``batch_size``, ``epochs``, ``patience``) and ``linear_floor`` (above); its
+            ``latent_dim`` and ``max_latent_dim`` are not read here (``n_outputs`` is).
         val_fraction: trailing fraction of every trajectory held out for validation.
         tica_path: start from TICA with a residual linear path (above).
-        linear_floor_fallback: train plain, and from TICA only when the plain network ends below it (above).
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
@@ -330,45 +326,47 @@ def fit_srv(
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
-        >>> model, projection, history = fit_srv(jax.random.key(0), [x], 1, 2, hidden=(), batch_size=64, max_epochs=1,
-        ...                                      progress=False)
+        >>> model, projection, history = fit_srv(jax.random.key(0), [x], 1, 2,
+        ...                                      config=EncoderConfig(hidden=(), batch_size=64, epochs=1), progress=False)
         >>> projection.vectors.shape, projection.eigenvalues.shape, history.epochs_run
         ((2, 2), (2,), 1)
     """
     k_init, k_fit = jax.random.split(key)
     train, val = split_trajectories(features_list, val_fraction)
     train_pairs, val_pairs = lagged_pairs(train, lag), lagged_pairs(val, lag)
-    batch_size = min(batch_size, len(train_pairs[0]))
+    batch_size = min(config.batch_size, len(train_pairs[0]))
     if batch_size < 2 * n_outputs + 2:
         raise ValueError(
             f"only {len(train_pairs[0])} lagged training pairs at lag {lag}: too few to estimate "
             f"{n_outputs}x{n_outputs} covariances; use a shorter lag or more data."
         )
-    model = SRVNet(features_list[0].shape[1], n_outputs, hidden, batch_norm=batch_norm, linear=tica_path,
+    model = SRVNet(features_list[0].shape[1], n_outputs, config.hidden, batch_norm=config.batch_norm, linear=tica_path,
                    rngs=nnx.Rngs(k_init))
     if tica_path:
         tica = reversible_decomposition(train, lag)
         w = tica.vectors[:, :n_outputs]
         model.linear.kernel.value = jnp.asarray(w, jnp.float32)
         model.linear.bias.value = jnp.asarray(-tica.mean @ w, jnp.float32)
+    learning_rate = config.learning_rate
     model, history = fit(
         k_fit, model, srv_loss, train_pairs, val_pairs, optimizer=optax.adam(learning_rate),
-        batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress, desc="SRV encoder",
-        checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}", keep_initial=tica_path,
+        batch_size=batch_size, max_epochs=config.epochs, patience=config.patience, progress=progress,
+        desc="SRV encoder", checkpoint=checkpoint, run_id=f"srv adam lr={learning_rate!r} lag={lag}",
+        keep_initial=tica_path,
     )
-    if linear_floor_fallback and not tica_path and below_floor(linear_floor(model, features_list, lag,
-                                                                            val_fraction=val_fraction)):
+    if config.linear_floor and not tica_path and below_floor(linear_floor(model, features_list, lag,
+                                                                          val_fraction=val_fraction)):
         # deterministic, so an interrupted run repeats it to the same bits; no checkpoint of its own
-        return fit_srv(key, features_list, lag, n_outputs, hidden=hidden, batch_norm=batch_norm,
-                       learning_rate=learning_rate, batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                       val_fraction=val_fraction, tica_path=True, progress=progress)
+        return fit_srv(key, features_list, lag, n_outputs, config=config, val_fraction=val_fraction, tica_path=True,
+                       progress=progress)
     return model, srv_projection(model, features_list, lag), history
 
 
 def srv_lag_scan(
     key: jax.Array, features_list, lags: Sequence[int], n_outputs: int, *, frame_time: float = 1.0, **fit_kwargs
 ) -> np.ndarray:
-    """Implied timescales ``[len(lags), n_outputs]`` (units of ``frame_time``) of SRVs trained at each lag.
+    """Implied timescales ``[len(lags), n_outputs]`` (units of ``frame_time``) of SRVs trained at each lag
+    (``fit_kwargs``: :func:`fit_srv`'s ``config``, ``val_fraction``, ``progress``, ...).
 
     Converged timescales (flat in the lag) indicate a lag long enough for Markovian latent dynamics.
 
@@ -376,7 +374,7 @@ def srv_lag_scan(
         >>> x = np.cumsum(np.random.default_rng(0).normal(size=(200, 2)), axis=0).astype(np.float32)
         >>> x = (x - x.mean(0)) / x.std(0)
         >>> timescales = srv_lag_scan(jax.random.key(0), [x], [1, 2], 1, frame_time=0.5,
-        ...                           hidden=(), batch_size=64, max_epochs=1, progress=False)
+        ...                           config=EncoderConfig(hidden=(), batch_size=64, epochs=1), progress=False)
         >>> timescales.shape
         (2, 1)
     """

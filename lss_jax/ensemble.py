@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lss_jax.config import PropagatorConfig
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.propagator import (
     MDN,
@@ -131,32 +132,27 @@ def fit_mdn_ensemble(
     unit_trajs,
     lag: int,
     *,
+    config: PropagatorConfig = PropagatorConfig(),
     n_members: int = 5,
     bootstrap: bool = True,
     n_blocks: int = 100,
-    n_components: int = 24,
-    hidden: Sequence[int] = (100, 100),
-    scale_floor: float = 1e-3,
-    learning_rate: float = 1e-3,
-    batch_size: int = 1024,
-    max_epochs: int = 60,
-    patience: int = 30,
     val_fraction: float = 0.1,
     progress: bool = True,
     checkpoint=None,
 ):
     """Train ``n_members`` MDN propagators in one vmapped run (see the module docstring).
 
-    Same protocol as :func:`lss_jax.propagator.fit_mdn` (cosine-decayed Adam, early stopping on the
-    summed validation NLL of the members, which is evaluated on the common held-out pairs).
+    Same networks and protocol as :func:`lss_jax.propagator.fit_mdn` with the same ``config`` (cosine-decayed Adam,
+    early stopping on the summed validation NLL of the members, which is evaluated on the common held-out pairs).
+    :func:`lss_jax.fit_lss` passes ``n_members=config.ensemble_size`` (``LSSConfig.propagator.ensemble_size``).
 
     Returns:
         ``(MDNEnsemble, TrainHistory)``.
 
     Example:
         >>> u = np.random.default_rng(0).uniform(size=(400, 1)).astype(np.float32)
-        >>> ens, history = fit_mdn_ensemble(jax.random.key(0), [u], 1, n_members=3, n_components=2,
-        ...                                 hidden=(8,), batch_size=64, max_epochs=2, progress=False)
+        >>> config = PropagatorConfig(n_components=2, hidden=(8,), batch_size=64, epochs=2)
+        >>> ens, history = fit_mdn_ensemble(jax.random.key(0), [u], 1, config=config, n_members=3, progress=False)
         >>> ens.n_members, history.epochs_run
         (3, 2)
     """
@@ -169,11 +165,10 @@ def fit_mdn_ensemble(
         weights = bootstrap_weights(k_boot, sizes, n_members, n_blocks=n_blocks)
     else:
         weights = np.ones((len(x), n_members), np.float32)
-    model = MDNEnsemble(n_members, unit_trajs[0].shape[1], n_components, hidden, scale_floor=scale_floor,
-                        rngs=nnx.Rngs(k_init))
+    model = MDNEnsemble(n_members, unit_trajs[0].shape[1], config.n_components, config.hidden,
+                        scale_floor=config.scale_floor, rngs=nnx.Rngs(k_init))
     val = (*val, np.ones((len(val[0]), n_members), np.float32))
-    return _fit_mdn_model(k_fit, model, _ensemble_loss, (x, y, weights), val, learning_rate=learning_rate,
-                          batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress,
+    return _fit_mdn_model(k_fit, model, _ensemble_loss, (x, y, weights), val, config=config, progress=progress,
                           checkpoint=checkpoint, desc=f"MDN ensemble x{n_members}",
                           run_id=f"mdn-ensemble lag={lag} K={n_members} bootstrap={bootstrap} blocks={n_blocks}")
 

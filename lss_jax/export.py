@@ -11,7 +11,8 @@ simulator. ``docs/examples/run_exported.py`` is a complete runner, and its frame
 * ``meta``: JSON text: ``format``, ``format_version``, ``lss_jax_version``, ``latent_dim``, ``n_atoms``,
   ``chunk_steps``, ``decode_block``, ``lag_time`` (ps per step), ``key_impl`` (the PRNG implementation,
   for ``jax.random.key(seed, impl=...)``), ``n_propagator_leaves``, ``n_decoder_leaves``, ``redraws``, the model's
-  ``fingerprint`` and configuration;
+  ``fingerprint`` and configuration (``LSSConfig.to_dict``: nested in sections since model format 3; informational,
+  the calling convention does not read it);
 * ``rollout``, ``decode``, ``from_unit``: serialized ``jax.export.Exported`` functions (``uint8`` bytes,
   ``jax.export.deserialize(bytearray(...))``);
 * ``propagator_0 ... propagator_{P-1}``, ``decoder_0 ... decoder_{D-1}``: the networks' weights (and the
@@ -88,7 +89,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     m, n_atoms = model.latent_dim, len(model.atom_indices)
     graphdef, params = nnx.split(model.propagator)
     prop_leaves, prop_tree = jax.tree_util.tree_flatten(params)
-    mixture_fn, boundary = mdn_apply_fn(graphdef), model.config.boundary
+    mixture_fn, boundary = mdn_apply_fn(graphdef), model.config.propagator.boundary
     dec = model.decoder
     d_graphdef, d_params = nnx.split(dec.network)
     dec_leaves, dec_tree = jax.tree_util.tree_flatten((d_params, dec.coordinates, dec.support))

@@ -1,7 +1,7 @@
 """The ``LSS`` facade for notebooks: configure, ``fit``, then use the fitted model's methods directly (the fitting
 examples are not run as doctests: training takes a minute or more; ``tests/test_model.py`` runs it).
 
-    >>> model = LSS(lag=5, latent_dim=2).fit(trajs)          # doctest: +SKIP
+    >>> model = LSS(lag=5, encoder={"latent_dim": 2}).fit(trajs)          # doctest: +SKIP
     >>> new = model.generate(jax.random.key(0), n_trajectories=100, n_steps=1000)  # mdtraj.Trajectory  # doctest: +SKIP
 
 ``LSS`` holds an :class:`lss_jax.LSSConfig` and, once fitted or loaded, one immutable
@@ -12,7 +12,6 @@ documented in :mod:`lss_jax.model_io`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -27,12 +26,15 @@ __all__ = ["LSS", "LSSConfig", "LSSModel", "FORMAT_VERSION", "ModelFormatError"]
 
 class LSS:
     """Molecular latent space simulator: SRV encoder + MDN propagator + decoder (flow matching on internal
-    coordinates by default; the paper's cWGAN-GP with ``decoder="wgan"``).
+    coordinates by default; the paper's cWGAN-GP with ``decoder={"kind": "wgan"}``).
 
     Args:
         lag: propagator/encoder lag in frames.
         config: a whole :class:`LSSConfig` (``lag`` and ``kwargs`` then override its fields).
-        **kwargs: any field of :class:`LSSConfig`.
+        **kwargs: fields of :class:`LSSConfig` (:meth:`LSSConfig.replace`): ``seed``, and ``data``, ``encoder``,
+            ``propagator``, ``decoder`` each as a whole configuration object or as a dict of the fields to change.
+            The flat keywords of earlier lss_jax (``latent_dim=2``, ``decoder_iterations=2000``) are read with a
+            :class:`lss_jax.config.FlatConfigWarning` naming the new spelling.
 
     References:
         H. Sidky, W. Chen, A. L. Ferguson, Chem. Sci. 11, 9459 (2020).
@@ -41,8 +43,9 @@ class LSS:
         Training takes minutes even on the shipped trajectory, so the lines after the construction are
         not run here (``lss-jax demo`` runs them):
 
-        >>> model = LSS(lag=5, latent_dim=2, decoder_iterations=2000)
-        >>> model.config.lag, model.config.latent_dim, model.config.decoder_iterations
+        >>> from lss_jax.config import DecoderConfig
+        >>> model = LSS(lag=5, encoder={"latent_dim": 2}, decoder=DecoderConfig(iterations=2000))
+        >>> model.config.lag, model.config.encoder.latent_dim, model.config.decoder.iterations
         (5, 2, 2000)
         >>> from lss_jax.datasets import load_alanine_dipeptide
 
@@ -61,9 +64,10 @@ class LSS:
         if config is None:
             if lag is None:
                 raise ValueError("give the lag (in frames), e.g. LSS(lag=5).")
-            config = LSSConfig(lag=lag, **kwargs)
-        elif lag is not None or kwargs:
-            config = dataclasses.replace(config, **({"lag": lag} if lag is not None else {}), **kwargs)
+            config = LSSConfig(lag=lag)
+        changes = {**({"lag": lag} if lag is not None else {}), **kwargs}
+        if changes:
+            config = config.replace(**changes)
         self.config = config
         self._model: LSSModel | None = None
 

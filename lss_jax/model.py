@@ -7,7 +7,7 @@ metadata. Fitting never changes a model; it makes a new one (deeptime's ``Estima
 Every operation that draws random numbers takes its PRNG key first. (Not run as doctests: training takes a
 minute or more; ``tests/test_model.py`` fits and checks models.)
 
-    >>> model = fit_lss(jax.random.key(0), trajs, LSSConfig(lag=5, latent_dim=2))   # doctest: +SKIP
+    >>> model = fit_lss(jax.random.key(0), trajs, LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2)))  # doctest: +SKIP
     >>> new = model.generate(jax.random.key(1), 100, 1000)                          # doctest: +SKIP
 
 :class:`lss_jax.LSS` is the notebook facade over it; :mod:`lss_jax.model_io` reads and writes it.
@@ -58,7 +58,7 @@ class LSSModel:
         encoder: the SRV network (eval mode).
         propagator: the MDN.
         decoder: the fitted :class:`lss_jax.decoder.Decoder`.
-        propagator_ensemble: bootstrap MDNs (``config.ensemble_size``) or ``None``.
+        propagator_ensemble: bootstrap MDNs (``config.propagator.ensemble_size``) or ``None``.
         atom_indices: ``[n_decoded]`` atoms of the training topology that the decoder generates.
         reference_xyz: ``[n_decoded, 3]`` the alignment reference of decoded frames (nm).
         start_points: ``[K, latent_dim]`` unit-box training points that generation starts from by default.
@@ -115,7 +115,8 @@ class LSSModel:
         from lss_jax.decoder import coordinate_map_arrays
         from lss_jax.model_io import flat_weights
 
-        h = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        # the configuration in the flat form of earlier lss_jax: a model's fingerprint did not change with the nesting
+        h = hashlib.sha256(json.dumps(self.config._flat_dict(), sort_keys=True).encode())
         arrays = [self.latent_scaler.low, self.latent_scaler.high, self.start_points, self.atom_indices]
         cmap = coordinate_map_arrays(self.decoder.coordinates)
         arrays += [cmap[k] for k in sorted(cmap) if k != "kind"]
@@ -270,8 +271,9 @@ class LSSModel:
     # ------------------------------------------------------------------ uncertainty
     def _check_ensemble(self):
         if self.propagator_ensemble is None:
-            raise ValueError("this model has no propagator ensemble; train it with ensemble_size >= 2 "
-                             "(e.g. LSS(lag=5, ensemble_size=5), or ensemble_size = 5 in the train config).")
+            raise ValueError("this model has no propagator ensemble; train it with propagator.ensemble_size >= 2 "
+                             "(e.g. LSS(lag=5, propagator={'ensemble_size': 5}), or ensemble_size = 5 under [propagator] "
+                             "in the train config).")
 
     def uncertainty(self, key: jax.Array, psi, *, n_samples: int = 256) -> np.ndarray:
         """Epistemic uncertainty of the kinetics at latent points ``psi [N, latent_dim]`` (nats, ``[N]``):
@@ -331,7 +333,7 @@ def fit_lss(
 ) -> LSSModel:
     """Train encoder, propagator and decoder on one or many ``mdtraj.Trajectory`` objects.
 
-    Lagged pairs never straddle two trajectories; the trailing ``config.val_fraction`` of each one is
+    Lagged pairs never straddle two trajectories; the trailing ``config.data.val_fraction`` of each one is
     held out for early stopping. Every input is checked before any training
     (:func:`lss_jax.config.check_training_input`), and so are the data themselves: they must move
     (:func:`lss_jax.config.check_training_data`).
@@ -379,14 +381,14 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
         check_training_input(data.lengths, cfg, n_features=data.features[0].shape[1])
     else:  # check everything before featurizing
         trajs = as_trajectory_list(trajs)
-        check_atom_selection(trajs[0].topology, cfg.atom_selection)
+        check_atom_selection(trajs[0].topology, cfg.data.atom_selection)
         check_training_input([len(t) for t in trajs], cfg, n_features=len(feature_names(trajs[0].topology,
                                                                                         cfg.feature_spec)))
         data = training_data(trajs, cfg)
     topology, atoms, n_features = data.topology, data.atom_indices, data.features[0].shape[1]
     for line in check_training_data(data.features, cfg, feature_names=feature_names(topology, cfg.feature_spec)):
         warnings.warn(line, stacklevel=3)  # the data must move: checked before any checkpoint is written
-    k = cfg.latent_dim if cfg.latent_dim is not None else cfg.max_latent_dim
+    k = cfg.encoder.n_outputs
     if checkpoint_dir is not None:
         from lss_jax.checkpoint import Checkpointer
 
@@ -397,25 +399,22 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     fs = [feature_scaler.transform(f) for f in data.features]
     timings["featurize"] = time.perf_counter() - t0
     # cross-fitting: encoder on the leading part of every trajectory, propagator on the trailing part
-    cross_fit = cfg.encoder_fraction < 1
-    enc_fs, prop_part = split_trajectories(fs, 1 - cfg.encoder_fraction) if cross_fit else (fs, None)
+    val_fraction = cfg.data.val_fraction
+    cross_fit = cfg.data.encoder_fraction < 1
+    enc_fs, prop_part = split_trajectories(fs, 1 - cfg.data.encoder_fraction) if cross_fit else (fs, None)
 
     t0 = time.perf_counter()
-    encoder, projection, enc_hist = fit_srv(
-        k_enc, enc_fs, cfg.lag, k, hidden=cfg.encoder_hidden, batch_norm=cfg.encoder_batch_norm,
-        learning_rate=cfg.encoder_learning_rate, batch_size=cfg.encoder_batch_size, max_epochs=cfg.encoder_epochs,
-        patience=cfg.encoder_patience, val_fraction=cfg.val_fraction, linear_floor_fallback=cfg.encoder_linear_floor,
-        progress=progress, checkpoint=ckpt("encoder"),
-    )
+    encoder, projection, enc_hist = fit_srv(k_enc, enc_fs, cfg.lag, k, config=cfg.encoder, val_fraction=val_fraction,
+                                            progress=progress, checkpoint=ckpt("encoder"))
     timestep = data.timestep
     ts = implied_timescales(projection.eigenvalues, cfg.lag * timestep)
-    train_vamp2 = _eval_mode_vamp2(encoder, enc_fs, cfg.lag, cfg.val_fraction)
-    floor = linear_floor(encoder, enc_fs, cfg.lag, val_fraction=cfg.val_fraction)
+    train_vamp2 = _eval_mode_vamp2(encoder, enc_fs, cfg.lag, val_fraction)
+    floor = linear_floor(encoder, enc_fs, cfg.lag, val_fraction=val_fraction)
     tica_ts = implied_timescales(floor.pop("tica_eigenvalues"), cfg.lag * timestep)
     floor.update(tica_timescales_ps=tica_ts.tolist(), tica_path=encoder.linear is not None, below=below_floor(floor))
     # the timescale gap is judged on the better of the two estimates, so that a slow process TICA sees is kept
     ts_gap = np.fmax(ts[:k], tica_ts[: len(ts[:k])])
-    latent_dim = cfg.latent_dim if cfg.latent_dim is not None else choose_latent_dim(ts_gap)
+    latent_dim = cfg.encoder.latent_dim if cfg.encoder.latent_dim is not None else choose_latent_dim(ts_gap)
     psi = [srv_transform(encoder, projection, f, latent_dim) for f in fs]
     timings["encoder"] = time.perf_counter() - t0
 
@@ -423,22 +422,16 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     latent_scaler = minmax_fit(np.concatenate(psi))
     u = [np.asarray(minmax_transform(latent_scaler, jnp.asarray(p, jnp.float32))) for p in psi]
     u_prop = [x[len(x) - len(p):] for x, p in zip(u, prop_part)] if cross_fit else u
-    propagator, prop_hist = fit_mdn(
-        k_prop, u_prop, cfg.lag, n_components=cfg.n_components, hidden=cfg.propagator_hidden,
-        scale_floor=cfg.scale_floor, learning_rate=cfg.propagator_learning_rate,
-        batch_size=cfg.propagator_batch_size, max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience,
-        val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("propagator"),
-    )
+    propagator, prop_hist = fit_mdn(k_prop, u_prop, cfg.lag, config=cfg.propagator, val_fraction=val_fraction,
+                                    progress=progress, checkpoint=ckpt("propagator"))
     ensemble = None
-    if cfg.ensemble_size:
+    if cfg.propagator.ensemble_size:
         from lss_jax.ensemble import fit_mdn_ensemble
 
         ensemble, _ = fit_mdn_ensemble(
-            jax.random.fold_in(k_prop, 1), u_prop, cfg.lag, n_members=cfg.ensemble_size,
-            n_components=cfg.n_components, hidden=cfg.propagator_hidden, scale_floor=cfg.scale_floor,
-            learning_rate=cfg.propagator_learning_rate, batch_size=cfg.propagator_batch_size,
-            max_epochs=cfg.propagator_epochs, patience=cfg.propagator_patience, val_fraction=cfg.val_fraction,
-            progress=progress, checkpoint=ckpt("ensemble"),
+            jax.random.fold_in(k_prop, 1), u_prop, cfg.lag, config=cfg.propagator,
+            n_members=cfg.propagator.ensemble_size, val_fraction=val_fraction, progress=progress,
+            checkpoint=ckpt("ensemble"),
         )
     timings["propagator"] = time.perf_counter() - t0
 
@@ -447,7 +440,7 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     reference = data.xyz[0][0]
     decoder, dec_hist = fit_decoder(
         k_dec, data.xyz, u, topology=decoded_topology, reference=reference,
-        config=cfg.decoder_config, val_fraction=cfg.val_fraction, progress=progress, checkpoint=ckpt("decoder"),
+        config=cfg.decoder, val_fraction=val_fraction, progress=progress, checkpoint=ckpt("decoder"),
     )
     timings["decoder"] = time.perf_counter() - t0
 
@@ -471,10 +464,10 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                     "train_vamp2_eval_mode": train_vamp2, "best_epoch": enc_hist.best_epoch,
                     "linear_floor": floor},
         "propagator": {"epochs": prop_hist.epochs_run, "best_val_nll": min(prop_hist.val_loss)},
-        "decoder": {"kind": cfg.decoder, "coordinates": cfg.decoder_coordinates, "epochs": dec_hist.epochs_run,
+        "decoder": {"kind": cfg.decoder.kind, "coordinates": cfg.decoder.coordinates, "epochs": dec_hist.epochs_run,
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
                     "seconds": round(dec_hist.seconds, 2),
-                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder == "flow" else 0},
+                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder.kind == "flow" else 0},
         "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     model = LSSModel(
@@ -489,7 +482,7 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
 
     t0 = time.perf_counter()
     # the SRV's out-of-sample timescales: on its validation block, or (cross-fitting) on the propagator's frames
-    train_fs, heldout_fs = (enc_fs, prop_part) if cross_fit else split_trajectories(fs, cfg.val_fraction)
+    train_fs, heldout_fs = (enc_fs, prop_part) if cross_fit else split_trajectories(fs, val_fraction)
     summary = consistency.summarize(jax.random.fold_in(key, 0xC0), model, heldout_fs, training_features=train_fs)
     for line in summary["warnings"]:
         warnings.warn(line, stacklevel=3)

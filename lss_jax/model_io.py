@@ -1,12 +1,13 @@
 """Reading and writing an :class:`lss_jax.model.LSSModel`: a directory, checksummed, written atomically.
 
-On-disk format (``FORMAT_VERSION = 2``):
+On-disk format (``FORMAT_VERSION = 3``):
 
-* ``lss.json``: format name and version, lss_jax version, the full :class:`lss_jax.LSSConfig` (its ``decoder``
-  and ``decoder_coordinates`` say which decoder the weights belong to), derived sizes, SRV eigenvalues and
-  implied timescales, training summaries, and the SHA-256 of every other file. It is written last and
-  doubles as the completion marker: a directory without it, or whose files do not match their checksums,
-  is rejected by :func:`load_model`.
+* ``lss.json``: format name and version, lss_jax version, the full :class:`lss_jax.LSSConfig` as
+  :meth:`~lss_jax.LSSConfig.to_dict` writes it (``lag``, ``seed`` and the sections ``data``, ``encoder``,
+  ``propagator``, ``decoder``; ``decoder.kind`` and ``decoder.coordinates`` say which decoder the weights belong
+  to), derived sizes, SRV eigenvalues and implied timescales, training summaries, and the SHA-256 of every
+  other file. It is written last and doubles as the completion marker: a directory without it, or whose files
+  do not match their checksums, is rejected by :func:`load_model`.
 * ``arrays.npz``: feature standardizer, SRV projection (mean, eigenvectors, eigenvalues), latent
   min-max box, decoded-atom indices, start points for generation, the training timestep, and (since
   lss_jax 0.1 with ``LSSModel``) ``reference_xyz``, the exact reference structure (``topology.pdb`` rounds it
@@ -19,16 +20,17 @@ On-disk format (``FORMAT_VERSION = 2``):
   only), ``propagator_ensemble.npz`` (with an ensemble): network weights as flat ``"path/to/leaf" -> array``
   maps of the flax NNX state (``nnx.to_pure_dict``).
 
-Format 1 (lss_jax before the flow decoder) is still read: its ``generator.npz`` and ``critic.npz`` are a
-cWGAN-GP on aligned Cartesian coordinates whose standardizer is ``coord_mean``/``coord_std`` in
-``arrays.npz``.
+Formats 1 and 2 are still read. Their ``lss.json`` holds the flat configuration of earlier lss_jax (one field per
+setting: ``encoder_hidden``, ``n_components``, ...), translated to the nested one with a
+:class:`lss_jax.config.FlatConfigWarning`; format 2 is format 3 otherwise. Format 1 (lss_jax before the flow
+decoder): its ``generator.npz`` and ``critic.npz`` are a cWGAN-GP on aligned Cartesian coordinates whose
+standardizer is ``coord_mean``/``coord_std`` in ``arrays.npz``.
 
 The directory is assembled under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -45,7 +47,7 @@ from lss_jax.config import LSSConfig
 
 __all__ = ["FORMAT_VERSION", "ModelFormatError", "save_model", "load_model", "flat_weights", "load_weights"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the configuration nested in sections (data, encoder, propagator, decoder)
 FORMAT_NAME = "lss_jax.LSS"
 
 
@@ -240,9 +242,11 @@ def load_model(path: str | os.PathLike):
 
     path = Path(path)
     meta, version = _read_meta(path)
-    cfg = LSSConfig.from_dict(meta["config"])
+    # formats 1 and 2 store the flat configuration of earlier lss_jax: read with a FlatConfigWarning
+    cfg = LSSConfig.from_saved(meta["config"], source=f"{path / 'lss.json'} (model format {version}; LSS.load(path)"
+                              ".save(new_path) stores the nested form)")
     if version == 1:  # format 1: the cWGAN-GP on aligned Cartesian coordinates, its settings in the config
-        cfg = dataclasses.replace(cfg, decoder="wgan", decoder_coordinates="cartesian")
+        cfg = cfg.replace(decoder={"kind": "wgan", "coordinates": "cartesian"})
     arrays = np.load(path / "arrays.npz")
     latent_dim = int(meta["latent_dim"])
     reference = md.load(str(path / "topology.pdb"))
@@ -251,11 +255,12 @@ def load_model(path: str | os.PathLike):
     weights = lambda name: dict(np.load(path / name))  # noqa: E731
     encoder_weights = weights("encoder.npz")
     linear = any(name.startswith("linear/") for name in encoder_weights)  # the linear floor's TICA path was used
-    encoder = load_weights(SRVNet(int(meta["n_features"]), projection.vectors.shape[0], cfg.encoder_hidden,
-                                  batch_norm=cfg.encoder_batch_norm, linear=linear, rngs=rngs), encoder_weights)
+    encoder = load_weights(SRVNet(int(meta["n_features"]), projection.vectors.shape[0], cfg.encoder.hidden,
+                                  batch_norm=cfg.encoder.batch_norm, linear=linear, rngs=rngs), encoder_weights)
     encoder.eval()
+    prop = cfg.propagator
     propagator = load_weights(
-        MDN(latent_dim, cfg.n_components, cfg.propagator_hidden, scale_floor=cfg.scale_floor, rngs=rngs),
+        MDN(latent_dim, prop.n_components, prop.hidden, scale_floor=prop.scale_floor, rngs=rngs),
         weights("propagator.npz"))
     if version == 1:
         cmap = CartesianMap(jnp.asarray(reference.xyz[0]), jnp.asarray(arrays["coord_mean"], jnp.float32),
@@ -267,15 +272,15 @@ def load_model(path: str | os.PathLike):
         cmap = coordinate_map_from_arrays(coordinate_arrays)
         support = support_from_arrays(coordinate_arrays)
         decoder_file = "decoder.npz"
-    template = decoder_template(cfg.decoder_config, cmap, latent_dim, int(meta.get("decoder_states", 0)))
+    template = decoder_template(cfg.decoder, cmap, latent_dim, int(meta.get("decoder_states", 0)))
     critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
-    if cfg.decoder == "knn":  # stored frames, as many as were kept
+    if cfg.decoder.kind == "knn":  # stored frames, as many as were kept
         from lss_jax.decoder import NeighbourDecoder
 
         stored = weights(decoder_file)
         if set(stored) != {"latents", "features"}:
             raise ModelFormatError(f"{path / decoder_file} does not hold a knn decoder's latents and features.")
-        network = NeighbourDecoder(stored["latents"], stored["features"], cfg.decoder_neighbours)
+        network = NeighbourDecoder(stored["latents"], stored["features"], cfg.decoder.neighbours)
     else:
         network = load_weights(template.network, weights(decoder_file))
     decoder = template.replace(network=network, critic=critic, support=support)
@@ -283,8 +288,8 @@ def load_model(path: str | os.PathLike):
     if "propagator_ensemble.npz" in meta.get("files", {}):
         from lss_jax.ensemble import MDNEnsemble
 
-        ensemble = load_weights(MDNEnsemble(cfg.ensemble_size, latent_dim, cfg.n_components, cfg.propagator_hidden,
-                                            scale_floor=cfg.scale_floor, rngs=rngs), weights("propagator_ensemble.npz"))
+        ensemble = load_weights(MDNEnsemble(prop.ensemble_size, latent_dim, prop.n_components, prop.hidden,
+                                            scale_floor=prop.scale_floor, rngs=rngs), weights("propagator_ensemble.npz"))
     return LSSModel(
         feature_scaler=Standardizer(arrays["feature_mean"], arrays["feature_std"]), projection=projection,
         latent_scaler=MinMaxScaler(jnp.asarray(arrays["latent_low"]), jnp.asarray(arrays["latent_high"])),

@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lss_jax.config import PropagatorConfig
 from lss_jax.scaling import BOUNDARIES, apply_boundary
 
 __all__ = [
@@ -377,20 +378,14 @@ def fit_mdn(
     unit_trajs,
     lag: int,
     *,
-    n_components: int = 24,
-    hidden: Sequence[int] = (100, 100),
-    scale_floor: float = 1e-3,
-    learning_rate: float = 1e-3,
-    batch_size: int = 1024,
-    max_epochs: int = 60,
-    patience: int = 30,
+    config: PropagatorConfig = PropagatorConfig(),
     val_fraction: float = 0.1,
     progress: bool = True,
     checkpoint=None,
 ):
     """Train an :class:`MDN` propagator on latent trajectories already scaled to the unit box.
 
-    Adam with a cosine decay to 1% over ``max_epochs``; early stopping on the validation NLL
+    Adam with a cosine decay to 1% over ``config.epochs``; early stopping on the validation NLL
     (trailing ``val_fraction`` of every trajectory), best epoch kept. The stationary density of the
     generated dynamics is sensitive to small biases of the learned drift, which a constant learning
     rate leaves as noise (four-well: 0.23-0.29 kT free-energy RMSE with a constant rate, 0.16-0.20 kT
@@ -400,6 +395,9 @@ def fit_mdn(
         key: PRNG key.
         unit_trajs: list of ``[n_frames, m]`` latent trajectories in ``[0, 1]``.
         lag: propagator lag in frames.
+        config: the network (``n_components``, ``hidden``, ``scale_floor``) and its training (``learning_rate``,
+            ``batch_size``, ``epochs``, ``patience``); ``boundary`` and ``ensemble_size`` are not read here.
+        val_fraction: trailing fraction of every trajectory held out for validation.
         checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
 
     Returns:
@@ -407,8 +405,8 @@ def fit_mdn(
 
     Example:
         >>> u = np.random.default_rng(0).uniform(size=(200, 1)).astype(np.float32)
-        >>> model, history = fit_mdn(jax.random.key(0), [u], 1, n_components=2, hidden=(), batch_size=32,
-        ...                          max_epochs=1, progress=False)
+        >>> config = PropagatorConfig(n_components=2, hidden=(), batch_size=32, epochs=1)
+        >>> model, history = fit_mdn(jax.random.key(0), [u], 1, config=config, progress=False)
         >>> model(jnp.full((1, 1), 0.5)).means.shape, history.epochs_run
         ((1, 2, 1), 1)
     """
@@ -416,11 +414,10 @@ def fit_mdn(
     train_pairs, val_pairs = _mdn_pairs(unit_trajs, lag, val_fraction)
     k_init, k_fit = jax.random.split(key)
     model = MDN(
-        unit_trajs[0].shape[1], n_components, hidden, scale_floor=scale_floor,
+        unit_trajs[0].shape[1], config.n_components, config.hidden, scale_floor=config.scale_floor,
         rngs=nnx.Rngs(k_init),
     )
-    return _fit_mdn_model(k_fit, model, _mdn_loss, train_pairs, val_pairs, learning_rate=learning_rate,
-                          batch_size=batch_size, max_epochs=max_epochs, patience=patience, progress=progress,
+    return _fit_mdn_model(k_fit, model, _mdn_loss, train_pairs, val_pairs, config=config, progress=progress,
                           checkpoint=checkpoint, desc="MDN propagator", run_id=f"mdn lag={lag}")
 
 
@@ -435,12 +432,12 @@ def _mdn_pairs(unit_trajs, lag, val_fraction):
     return lagged_pairs(train, lag), lagged_pairs(val, lag)
 
 
-def _fit_mdn_model(key, model, loss_fn, train, val, *, learning_rate, batch_size, max_epochs, patience, progress,
-                   checkpoint, desc, run_id):
-    """Adam with a cosine decay to 1% over ``max_epochs`` (shared by single MDNs and ensembles)."""
+def _fit_mdn_model(key, model, loss_fn, train, val, *, config: PropagatorConfig, progress, checkpoint, desc, run_id):
+    """Adam with a cosine decay to 1% over ``config.epochs`` (shared by single MDNs and ensembles)."""
     from lss_jax.train import fit
 
-    batch_size = min(batch_size, len(train[0]))
+    learning_rate, max_epochs, patience = config.learning_rate, config.epochs, config.patience
+    batch_size = min(config.batch_size, len(train[0]))
     n_updates = max_epochs * (len(train[0]) // batch_size)
     schedule = optax.cosine_decay_schedule(learning_rate, n_updates, alpha=0.01)
     return fit(

@@ -421,7 +421,7 @@ def iter_chunks(
 
     def simulate(x, steps, first_step):
         return rollout(k_roll, mixture_fn, params, x, n_steps=steps, save_every=save_every,
-                       boundary=model.config.boundary, start_step=first_step, trajectory_ids=jids,
+                       boundary=model.config.propagator.boundary, start_step=first_step, trajectory_ids=jids,
                        precision=precision, devices=devices)
 
     x0 = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))

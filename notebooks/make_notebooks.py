@@ -67,6 +67,7 @@ from IPython.display import Image, display
 import lss_jax
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.data.featurize import FeatureSpec, featurize, standardizer_fit
+from lss_jax.config import EncoderConfig
 from lss_jax.encoder import srv_lag_scan
 from lss_jax.analysis.plots import implied_timescales_vs_lag
 from lss_jax.analysis.molecular import validate, phi_psi
@@ -78,11 +79,13 @@ print(train, train.timestep, "ps per frame")"""),
     ("code", """features = featurize(train, FeatureSpec())
 z = standardizer_fit(features).transform(features)
 lags = [1, 2, 5, 10] if SMALL else [1, 2, 3, 5, 8, 10, 15, 20]
-its = srv_lag_scan(jax.random.key(0), [z], lags, 2, max_epochs=5 if SMALL else 30, progress=False)
+its = srv_lag_scan(jax.random.key(0), [z], lags, 2, config=EncoderConfig(epochs=5 if SMALL else 30), progress=False)
 implied_timescales_vs_lag(lags, its, frame_time=train.timestep, unit="ps");"""),
     ("md", "The slowest timescale (the ψ transition, ~9 ps) levels off from a lag of about 10 ps: we use 5 frames."),
-    ("code", """settings = dict(encoder_epochs=10, propagator_epochs=15, decoder_epochs=40) if SMALL else {}
-model = lss_jax.LSS(lag=5, latent_dim=2, **settings).fit(train)
+    ("code", """config = lss_jax.LSSConfig(lag=5, encoder=lss_jax.EncoderConfig(latent_dim=2))
+if SMALL:  # shorter training; the other fields of each section keep their values
+    config = config.replace(encoder={"epochs": 10}, propagator={"epochs": 15}, decoder={"epochs": 40})
+model = lss_jax.LSS(config=config).fit(train)
 model.info["srv_timescales_ps"], model.info["wall_seconds"]"""),
     ("code", """psi = model.encode(train)
 fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -155,8 +158,8 @@ from lss_jax import LSS
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.simulate import generate_to_directory, load_generated
 
-model = LSS(lag=5, latent_dim=2, encoder_epochs=3, propagator_epochs=5,
-            decoder_iterations=200 if SMALL else None).fit(load_alanine_dipeptide("train", stride=2), progress=False)
+model = LSS(lag=5, encoder={"latent_dim": 2, "epochs": 3}, propagator={"epochs": 5},
+            decoder={"iterations": 200 if SMALL else None}).fit(load_alanine_dipeptide("train", stride=2), progress=False)
 work = Path(tempfile.mkdtemp())
 n_traj, n_steps = (8, 1000) if SMALL else (100, 100_000)
 for chunk in (250, 1000):
@@ -199,8 +202,9 @@ from lss_jax.analysis.plots import uncertainty_map
 from lss_jax.datasets import load_alanine_dipeptide
 
 train = load_alanine_dipeptide("train", stride=2 if SMALL else 1)
-model = LSS(lag=2 if SMALL else 5, latent_dim=2, ensemble_size=4, encoder_epochs=5 if SMALL else 50,
-            propagator_epochs=10 if SMALL else 60, decoder_iterations=200 if SMALL else None).fit(train, progress=False)
+model = LSS(lag=2 if SMALL else 5, encoder={"latent_dim": 2, "epochs": 5 if SMALL else 50},
+            propagator={"ensemble_size": 4, "epochs": 10 if SMALL else 60},
+            decoder={"iterations": 200 if SMALL else None}).fit(train, progress=False)
 uncertainty_map(model);"""),
     ("md", "The report repeats the analysis with every ensemble member; the spread of the slowest implied timescale:"),
     ("code", """lss, latent = model.generate(jax.random.key(0), 50, 200, return_latent=True, progress=False)
@@ -261,7 +265,7 @@ ax[0].set(xlabel="time (ns)", ylabel="Q", title="fraction of native contacts (fi
 ax[1].hist(q, bins=21, density=True)
 ax[1].set(xlabel="Q", title="Q histogram")
 plt.tight_layout()"""),
-    ("code", """settings = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=300) if SMALL else {}
+    ("code", """settings = dict(encoder={"epochs": 5}, propagator={"epochs": 10}, decoder={"iterations": 300}) if SMALL else {}
 stride = 2 if SMALL else 1
 config = tc.lss_config(lag=tc.DEFAULT_LAG // stride, **settings)
 model = LSS(config=config).fit(train[::stride], progress=False)
@@ -282,7 +286,7 @@ print("frames with a Cα pair |i - j| >= 4 closer than 0.3 nm: LSS",
       folding["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"])"""),
     ("md", """Why the retrieval decoder? It generates no new structure: every decoded frame is one of the 20 training
 frames nearest in latent space, so what it gets wrong is the encoder's and the propagator's. A generative
-decoder, the flow (`decoder="flow"`, the default elsewhere), makes new chains; decode the same latent
+decoder, the flow (`decoder={"kind": "flow"}`, the default elsewhere), makes new chains; decode the same latent
 trajectories with one and compare the folding: the flow's conditional laws are too broad for this protein
 (docs/trp_cage.md), so it unfolds more often than MD."""),
     ("code", """from lss_jax.decoder import DecoderConfig, fit_decoder

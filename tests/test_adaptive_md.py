@@ -8,10 +8,12 @@ import pytest
 
 from lss_jax.adaptive import acquisition_scores, select_seeds
 from lss_jax.cli import main
+from lss_jax.config import DecoderConfig, EncoderConfig, PropagatorConfig
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
 
-TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2),
+            propagator=PropagatorConfig(epochs=2, ensemble_size=2), decoder=DecoderConfig(iterations=20), seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def traj():
 
 @pytest.fixture(scope="module")
 def model(traj):
-    return LSS(**TINY, ensemble_size=2).fit(traj, progress=False)
+    return LSS(**TINY).fit(traj, progress=False)
 
 
 def test_seeds_are_the_best_scored_distinct_frames(model, traj):

@@ -8,24 +8,27 @@ import numpy as np
 import pytest
 
 from lss_jax.cli import main
+from lss_jax.config import DecoderConfig, EncoderConfig, PropagatorConfig
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
 
-TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 1, "propagator_epochs": 1, "decoder_iterations": 5, "seed": 3,
-        "encoder_hidden": (16,), "propagator_hidden": (16,), "n_components": 2, "decoder_hidden": (16,)}
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=1, hidden=(16,)),
+            propagator=PropagatorConfig(epochs=1, hidden=(16,), n_components=2),
+            decoder=DecoderConfig(iterations=5, hidden=(16,)), seed=3)
 
 CONFIGS = {
     "unknown-key.toml": "n_componets = 3\n",
     "lag-ten.toml": 'lag = "ten"\n',
-    "val-fraction-str.toml": 'val_fraction = "big"\n',
-    "hidden-str.toml": 'encoder_hidden = ["16"]\n',
+    "val-fraction-str.toml": '[data]\nval_fraction = "big"\n',
+    "hidden-str.toml": '[encoder]\nhidden = ["16"]\n',
+    "unknown-table-key.toml": "[propagator]\nn_componets = 3\n",
     "n-traj-float.toml": "n_traj = 1.5\n",
     "latent-only-str.toml": 'latent_only = "yes"\n',
     "invalid.toml": "lag = \n",
-    "empty-selection.toml": 'atom_selection = "name XYZ"\n',
-    "bad-selection.toml": 'atom_selection = "name CA and and"\n',
-    "val-fraction-big.toml": "val_fraction = 0.7\n",
-    "unknown-decoder.toml": 'decoder = "gan"\n',
+    "empty-selection.toml": '[data]\natom_selection = "name XYZ"\n',
+    "bad-selection.toml": '[data]\natom_selection = "name CA and and"\n',
+    "val-fraction-big.toml": "[data]\nval_fraction = 0.7\n",
+    "unknown-decoder.toml": '[decoder]\nkind = "gan"\n',
 }
 
 
@@ -105,13 +108,15 @@ CASES = [
      "model directory not found: nowhere; give the directory that `lss-jax train --out` wrote."),
     ("report-without-latent-file", REPORT + " --model {d}/model", 1, "gen.latent.npy not found"),
     ("config-unknown-key", TRAIN + " --traj {d}/ok.xtc --config {d}/unknown-key.toml", 1,
-     "unknown key(s) 'n_componets' (did you mean 'n_components'?) in config file"),
+     "unknown key(s) 'n_componets' (did you mean 'propagator.n_components'?) in config file"),
+    ("config-unknown-table-key", TRAIN + " --traj {d}/ok.xtc --config {d}/unknown-table-key.toml", 1,
+     "unknown key(s) 'n_componets' (did you mean 'n_components'?) in [propagator] of config file"),
     ("config-lag-string", "train --traj {d}/ok.xtc --out {out}/model --config {d}/lag-ten.toml", 1,
      "lag-ten.toml: lag must be a positive integer, got 'ten' (a string)"),
     ("config-lss-field-string", TRAIN + " --traj {d}/ok.xtc --config {d}/val-fraction-str.toml", 1,
-     "val_fraction must be a number, got 'big' (a string)"),
+     "data.val_fraction must be a number, got 'big' (a string)"),
     ("config-list-of-strings", TRAIN + " --traj {d}/ok.xtc --config {d}/hidden-str.toml", 1,
-     "encoder_hidden must be an array of integers"),
+     "encoder.hidden must be an array of integers"),
     ("config-value-out-of-range", TRAIN + " --traj {d}/ok.xtc --config {d}/val-fraction-big.toml", 1,
      "val-fraction-big.toml: val_fraction must be in (0, 0.5), got 0.7"),
     ("config-unknown-decoder", TRAIN + " --traj {d}/ok.xtc --config {d}/unknown-decoder.toml", 1,

@@ -16,6 +16,7 @@ import optax
 import pytest
 
 from lss_jax.checkpoint import Checkpointer, CheckpointError
+from lss_jax.config import PropagatorConfig
 from lss_jax.decoder import fit_wgan
 from lss_jax.propagator import fit_mdn
 
@@ -28,7 +29,8 @@ def _unit_traj(n=3000, seed=0):
     return (x - x.min()) / (x.max() - x.min())
 
 
-MDN_KW = dict(lag=1, n_components=3, hidden=(16,), batch_size=128, max_epochs=8, patience=8, progress=False)
+MDN_KW = dict(lag=1, config=PropagatorConfig(n_components=3, hidden=(16,), batch_size=128, epochs=8, patience=8),
+              progress=False)
 
 
 class Killed(Exception):
@@ -145,8 +147,8 @@ def test_cli_train_killed_and_resumed_gives_the_same_model(tmp_path):
     top = str(tmp_path.parent / "top.pdb")
     load_alanine_dipeptide("train")[0].save_pdb(top)
     (tmp_path / "cfg.toml").write_text(
-        "latent_dim = 2\nencoder_epochs = 3\npropagator_epochs = 3\ndecoder_iterations = 3000\n"
-        "decoder_hidden = [32, 32]\ndecoder_batch_size = 64\nn_critic = 2\n")
+        "latent_dim = 2\n[encoder]\nepochs = 3\n[propagator]\nepochs = 3\n[decoder]\niterations = 3000\n"
+        "hidden = [32, 32]\nbatch_size = 64\nn_critic = 2\n")
     base = ["train", "--traj", str(tmp_path / "md.dcd"), "--top", top, "--lag", "2", "--config",
             str(tmp_path / "cfg.toml"), "--no-progress"]
     env = dict(os.environ, LSS_JAX_NO_PROGRESS="1")

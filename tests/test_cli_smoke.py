@@ -10,6 +10,7 @@ of the shipped run written to tmp.
 
 import json
 import runpy
+import tomllib
 from pathlib import Path
 
 import jax
@@ -26,7 +27,7 @@ from lss_jax.simulate import load_generated
 
 REPO = Path(__file__).resolve().parents[1]
 # as tests/test_model.py's TINY, with 3 encoder and propagator epochs so that --checkpoint-every 2 skips one
-TINY = dict(latent_dim=2, encoder_epochs=3, propagator_epochs=3, decoder_iterations=20, seed=3)
+TINY_TOML = "latent_dim = 2\nseed = 3\n[encoder]\nepochs = 3\n[propagator]\nepochs = 3\n[decoder]\niterations = 20\n"
 N_TRAJ, N_STEPS, SEED = 3, 12, 7  # generate and the exported simulator draw the same 3 x 12 frames
 
 
@@ -55,7 +56,7 @@ def trained(tmp_path_factory):
     traj = load_alanine_dipeptide("train", stride=10)
     traj.save_xtc(str(where / "md.xtc"))
     traj[0].save_pdb(str(where / "md.pdb"))
-    (where / "tiny.toml").write_text('decoder = "wgan"\n' + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    (where / "tiny.toml").write_text(TINY_TOML + 'kind = "wgan"\n')  # in [decoder]
     saves = []
     original = Checkpointer.save
 
@@ -187,10 +188,11 @@ def test_export_of_a_wgan_decoder_gives_the_generated_frames(trained, tmp_path):
 def test_train_checkpoints_every_second_epoch_and_removes_them(trained):
     model_dir, saves = trained
     model = LSS.load(model_dir)
-    assert model.latent_dim == 2 and model.config.lag == 2 and model.config.decoder == "wgan"
+    assert model.latent_dim == 2 and model.config.lag == 2 and model.config.decoder.kind == "wgan"
     assert model.info["n_frames"] == 2500
     assert not (model_dir.parent / "model.checkpoints").exists()  # removed once the model is saved
-    assert 'decoder = "wgan"' in (model_dir / "lss-jax-train.toml").read_text()
+    resolved = tomllib.loads((model_dir / "lss-jax-train.toml").read_text())
+    assert resolved["decoder"] == {"iterations": 20, "kind": "wgan"} and resolved["encoder"] == {"epochs": 3}
     # 3 epochs, every 2: epoch 1 is due ((1 + 1) % 2 == 0), epoch 2 is the last (always saved); epoch 0 is not
     by_name = {}
     for name, step, done in saves:

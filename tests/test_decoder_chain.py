@@ -77,8 +77,8 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
     from lss_jax.systems import trp_cage
 
     data = trp_cage.load_trp_cage("train", stride=20)
-    config = trp_cage.lss_config(lag=2, encoder_epochs=2, propagator_epochs=2, decoder="chain", decoder_iterations=30,
-                                 decoder_hidden=(16, 16), decoder_redraws=2, seed=3)
+    config = trp_cage.lss_config(lag=2, encoder={"epochs": 2}, propagator={"epochs": 2}, seed=3,
+                                 decoder={"kind": "chain", "iterations": 30, "hidden": (16, 16), "redraws": 2})
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     assert model.decoder.kind == "chain"
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)

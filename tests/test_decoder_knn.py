@@ -12,7 +12,7 @@ import scipy.stats
 from conftest import exported_decode
 
 from lss_jax import fit_lss
-from lss_jax.config import LSSConfig
+from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import NeighbourDecoder
 from lss_jax.model_io import load_model
@@ -32,7 +32,8 @@ def test_neighbour_choice_is_the_ranked_neighbour_of_a_brute_force_search(rows):
 
 def test_knn_decodes_training_frames_and_saves_loads_and_exports(tmp_path):
     data = load_alanine_dipeptide("train", stride=10)
-    config = LSSConfig(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder="knn", seed=3)
+    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+                       decoder=DecoderConfig(kind="knn"), seed=3)
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     decoded = model.generate(jax.random.key(4), 3, 40, progress=False)
     heavy = data.atom_slice(model.atom_indices)

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 from scipy.stats import norm
 
+from lss_jax.config import PropagatorConfig
 from lss_jax.ensemble import (
     MDNEnsemble,
     _ensemble_loss,
@@ -77,8 +78,8 @@ def test_identical_members_have_zero_uncertainty_and_sparse_regions_have_more():
     assert np.all(epistemic_uncertainty(jax.random.key(0), ens, jnp.linspace(0, 1, 7)[:, None]) < 1e-5)
     # data crowded at the low end of the box: the ensemble disagrees more where it saw little data
     u = (_ar1_unit(6000, seed=1) ** 3).astype(np.float32)  # cubing crowds the data at the low end
-    trained, _ = fit_mdn_ensemble(jax.random.key(0), [u], 1, n_members=5, n_components=4, hidden=(32, 32),
-                                  batch_size=256, max_epochs=15, progress=False)
+    config = PropagatorConfig(n_components=4, hidden=(32, 32), batch_size=256, epochs=15)
+    trained, _ = fit_mdn_ensemble(jax.random.key(0), [u], 1, config=config, n_members=5, progress=False)
     dense = float(np.median(u))
     unc = epistemic_uncertainty(jax.random.key(1), trained, jnp.array([[dense], [0.97]]))
     rho = data_density(u, np.array([[dense], [0.97]]))
@@ -110,12 +111,14 @@ def test_member_is_a_plain_mdn_usable_by_rollout():
 
 def test_lss_with_ensemble_round_trips_and_reports_spread(tmp_path, capsys):
     from lss_jax.cli import main
+    from lss_jax.config import DecoderConfig, EncoderConfig
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.lss import LSS
 
     train = load_alanine_dipeptide("train", stride=10)
-    model = LSS(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=3, decoder_iterations=20, seed=3,
-                ensemble_size=3).fit(train, progress=False)
+    model = LSS(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2),
+                propagator=PropagatorConfig(epochs=3, ensemble_size=3), decoder=DecoderConfig(iterations=20),
+                seed=3).fit(train, progress=False)
     psi = model.encode(train[:50])
     unc = model.uncertainty(jax.random.key(0), psi)
     assert unc.shape == (50,) and np.all((unc >= 0) & (unc <= np.log(3) + 1e-6))
@@ -145,4 +148,4 @@ def test_lss_with_ensemble_round_trips_and_reports_spread(tmp_path, capsys):
     assert len(metrics["ensemble"]["per_member"]["t1_ps"]) == 3 and metrics["ensemble"]["t1_ps"]["std"] > 0
     assert (tmp_path / "report" / "uncertainty.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="ensemble_size"):
-        LSS(lag=2, ensemble_size=1)
+        LSS(lag=2, propagator={"ensemble_size": 1})

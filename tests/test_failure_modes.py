@@ -21,15 +21,19 @@ import pytest
 
 from lss_jax import _io
 from lss_jax.cli import main
-from lss_jax.config import LSSConfig, check_training_data
+from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig, check_training_data
 from lss_jax.data.featurize import feature_names, featurize
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.lss import LSS
 from lss_jax.model_io import ModelFormatError
 from lss_jax.simulate import check_generation_fits, estimate_generation, generate_to_directory, load_generated
 
-TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 1, "propagator_epochs": 1, "decoder_iterations": 5, "seed": 3,
-        "encoder_hidden": (16,), "propagator_hidden": (16,), "n_components": 2, "decoder_hidden": (16,)}
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=1, hidden=(16,)),
+            propagator=PropagatorConfig(epochs=1, hidden=(16,), n_components=2),
+            decoder=DecoderConfig(iterations=5, hidden=(16,)), seed=3)
+# TINY as train's --config (without lag and latent_dim: options of train)
+TINY_TOML = ("seed = 3\n[encoder]\nepochs = 1\nhidden = [16]\n[propagator]\nepochs = 1\nhidden = [16]\n"
+             "n_components = 2\n[decoder]\niterations = 5\nhidden = [16]\n")
 TOP = str(alanine_dipeptide_files()["pdb"])
 IO_MODULE = Path(_io.__file__)
 
@@ -254,7 +258,7 @@ def test_degenerate_features_are_named(data):
     """Rows "features with zero variance", "a rigid body", "latent dimension beyond the data": on real features."""
     traj = load_alanine_dipeptide("train")[:300]
     names = feature_names(traj.topology)
-    config = LSSConfig(lag=2, latent_dim=2)
+    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2))
     rigid = md.join([traj[0]] * 300)
     rigid.xyz = rigid.xyz + np.linspace(0, 1, 300, dtype=np.float32)[:, None, None]  # moves, but only as a whole
     with pytest.raises(ValueError, match="the training data do not move: all 49 features have zero variance over "
@@ -271,7 +275,7 @@ def test_degenerate_features_are_named(data):
     with pytest.raises(ValueError, match=r"latent dimension 2 \(latent_dim\) is more than the data can support: the "
                                          r"49 moving features vary along only 1 independent direction"):
         check_training_data([one_direction], config)
-    assert check_training_data([one_direction], LSSConfig(lag=2, latent_dim=1)) == []
+    assert check_training_data([one_direction], LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=1))) == []
 
 
 def test_failed_train_keeps_checkpoints_only_when_resumable(data, tmp_path, capsys, monkeypatch):
@@ -282,8 +286,7 @@ def test_failed_train_keeps_checkpoints_only_when_resumable(data, tmp_path, caps
     root, _ = data
     argv = ["train", "--traj", str(root / "ok.xtc"), "--top", TOP, "--lag", "2", "--out", str(tmp_path / "model"),
             "--no-progress", "--latent-dim", "2", "--config", str(tmp_path / "tiny.toml")]
-    (tmp_path / "tiny.toml").write_text("\n".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
-                                                  for k, v in TINY.items() if k not in ("lag", "latent_dim")) + "\n")
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
 
     def fail(*args, **kwargs):
         raise RuntimeError("simulated failure")
@@ -366,10 +369,10 @@ def test_file_size_limit_while_writing_the_file_in_a_real_process(data, tmp_path
 # --------------------------------------------------------------------------------------- a model from a newer lss_jax
 @pytest.mark.parametrize("change,message", [
     ({"format": 999}, "was written by a newer lss_jax (it records version 0.1.0) in format 999, which this lss_jax "
-                      "(0.1.0) cannot read (it reads model formats 1 to 2). Upgrade lss_jax"),
-    ({"format_version": 3, "lss_jax_version": "0.3.0"},
-     "was written by lss_jax 0.3.0 in model format 3, which this lss_jax (0.1.0) cannot read (it reads model formats "
-     "1 to 2). Upgrade lss_jax: lss_jax 0.3.0 or newer reads it (pip install -U 'lss_jax>=0.3.0')."),
+                      "(0.1.0) cannot read (it reads model formats 1 to 3). Upgrade lss_jax"),
+    ({"format_version": 4, "lss_jax_version": "0.3.0"},
+     "was written by lss_jax 0.3.0 in model format 4, which this lss_jax (0.1.0) cannot read (it reads model formats "
+     "1 to 3). Upgrade lss_jax: lss_jax 0.3.0 or newer reads it (pip install -U 'lss_jax>=0.3.0')."),
     ({"format": "someone.else"}, "is not an lss_jax model (its lss.json has format 'someone.else', not 'lss_jax.LSS')"),
 ])
 def test_model_from_a_newer_lss_jax_says_which_version_reads_it(data, tmp_path, capsys, change, message):

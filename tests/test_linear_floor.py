@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from deeptime.decomposition import TICA
 
+from lss_jax.config import EncoderConfig
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.encoder import below_floor, fit_srv, implied_timescales, linear_floor, reversible_decomposition, srv_loss
 
@@ -47,7 +48,8 @@ def test_srv_keeps_the_rare_slow_process_that_tica_finds(seed):
     assert 2 <= np.sum((s[1:] == 1) & (s[:-1] == 0)) <= 6  # a handful of transitions
     t_tica = _t1(reversible_decomposition([x], LAG).eigenvalues)
     assert t_tica > 15  # TICA sees the slow process (the fast ones are below 10 frames)
-    net, projection, _ = fit_srv(jax.random.key(seed), [x], LAG, K, linear_floor_fallback=True, progress=False)
+    net, projection, _ = fit_srv(jax.random.key(seed), [x], LAG, K, config=EncoderConfig(linear_floor=True),
+                                 progress=False)
     assert net.linear is not None  # the plain SRV ended below TICA's VAMP-2, so the TICA path was trained
     assert _t1(projection.eigenvalues) >= 0.95 * t_tica
     assert not below_floor(linear_floor(net, [x], LAG))
@@ -62,7 +64,8 @@ def test_training_that_only_hurts_returns_the_tica_start():
     (best_epoch -1, the same validation VAMP-2 as TICA's to float32 rounding); without the floor the wrecked
     network is what comes back."""
     x, _ = _rare_state_features(1, n=4000)
-    kwargs = dict(hidden=(16,), batch_size=500, max_epochs=2, patience=1, learning_rate=5.0, progress=False)
+    kwargs = dict(config=EncoderConfig(hidden=(16,), batch_size=500, epochs=2, patience=1, learning_rate=5.0),
+                  progress=False)
     net, _, history = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, **kwargs)
     assert history.best_epoch == -1
     floor = linear_floor(net, [x], LAG)
@@ -75,7 +78,8 @@ def test_training_that_only_hurts_returns_the_tica_start():
 
 def test_linear_floor_reports_tica_as_deeptime_computes_it():
     x, _ = _rare_state_features(3, n=4000)
-    net, _, _ = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, hidden=(16,), max_epochs=2, progress=False)
+    net, _, _ = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, config=EncoderConfig(hidden=(16,), epochs=2),
+                        progress=False)
     floor = linear_floor(net, [x], LAG)
     reference = TICA(lagtime=LAG, dim=K, scaling=None).fit(x.astype(np.float64)).fetch_model()
     np.testing.assert_allclose(floor["tica_eigenvalues"], reference.singular_values[:K], rtol=1e-6)
@@ -96,19 +100,19 @@ def test_linear_floor_reports_tica_as_deeptime_computes_it():
 
 
 def test_a_model_with_the_tica_path_records_the_floor_and_saves_and_loads(monkeypatch, tmp_path):
-    """fit_lss with encoder_linear_floor: the fallback's network (forced here) is saved with its linear path, found
+    """fit_lss with encoder.linear_floor: the fallback's network (forced here) is saved with its linear path, found
     again from the weights on load, and the model is bitwise the same; the comparison is in the model's record."""
     import chex
 
     import lss_jax.encoder as encoder_module
     from lss_jax import fit_lss
-    from lss_jax.config import LSSConfig
+    from lss_jax.config import DecoderConfig, LSSConfig, PropagatorConfig
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.model_io import load_model
 
     monkeypatch.setattr(encoder_module, "below_floor", lambda scores, tolerance=1e-3: True)
-    config = LSSConfig(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3,
-                       encoder_linear_floor=True)
+    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2, linear_floor=True),
+                       propagator=PropagatorConfig(epochs=2), decoder=DecoderConfig(iterations=20), seed=3)
     model = fit_lss(jax.random.key(3), load_alanine_dipeptide("train", stride=10), config, progress=False)
     floor = model.info["encoder"]["linear_floor"]
     assert model.encoder.linear is not None and floor["tica_path"]

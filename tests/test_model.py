@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from lss_jax import LSS, LSSModel, fit_lss
-from lss_jax.config import LSSConfig
+from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.model_io import load_model
 from lss_jax.scaling import minmax_inverse
 from lss_jax.simulate import generate_to_directory, load_generated
 
-TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+            decoder=DecoderConfig(iterations=20), seed=3)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -109,7 +110,7 @@ assert not any(m.split(".")[0] in ("lss_jax", "flax", "mdtraj") for m in sys.mod
 
 
 def test_cross_fitting_trains_the_encoder_and_the_propagator_on_different_frames(data, monkeypatch):
-    """encoder_fraction < 1: the SRV sees the leading part of every trajectory, the MDN the latent points of the
+    """data.encoder_fraction < 1: the SRV sees the leading part of every trajectory, the MDN the latent points of the
     trailing part (as the fitted encoder maps them), and the decoder every frame."""
     import lss_jax.model as model_module
 
@@ -123,7 +124,7 @@ def test_cross_fitting_trains_the_encoder_and_the_propagator_on_different_frames
 
         monkeypatch.setattr(model_module, name, spy)
     trajs = [data, data[:151]]
-    model = fit_lss(jax.random.key(3), trajs, LSSConfig(**TINY, encoder_fraction=0.6), progress=False)
+    model = fit_lss(jax.random.key(3), trajs, LSSConfig(**TINY, data=DataConfig(encoder_fraction=0.6)), progress=False)
     tails = [round(0.4 * t.n_frames) for t in trajs]
     heads = [t.n_frames - k for t, k in zip(trajs, tails)]
     assert [len(f) for f in seen["fit_srv"][1]] == heads
@@ -135,9 +136,9 @@ def test_cross_fitting_trains_the_encoder_and_the_propagator_on_different_frames
     assert model.info["encoder_frames"] == sum(heads) and model.info["propagator_frames"] == sum(tails)
     for bad in (0.0, 1.5, True):
         with pytest.raises(ValueError, match="encoder_fraction must be in"):
-            LSSConfig(**TINY, encoder_fraction=bad)
+            LSSConfig(**TINY, data=DataConfig(encoder_fraction=bad))
     from lss_jax.config import check_training_input
 
     with pytest.raises(ValueError, match="in the propagator's part.*encoder_fraction = 1"):
-        check_training_input([200], LSSConfig(**{**TINY, "lag": 10}, encoder_fraction=0.9))
-    check_training_input([400], LSSConfig(**{**TINY, "lag": 10}, encoder_fraction=0.5))
+        check_training_input([200], LSSConfig(**{**TINY, "lag": 10}, data=DataConfig(encoder_fraction=0.9)))
+    check_training_input([400], LSSConfig(**{**TINY, "lag": 10}, data=DataConfig(encoder_fraction=0.5)))

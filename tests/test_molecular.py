@@ -11,13 +11,15 @@ import pytest
 from deeptime.decomposition import TICA
 
 from lss_jax.cli import main
+from lss_jax.config import DecoderConfig, EncoderConfig, FlatConfigWarning, PropagatorConfig
 from lss_jax.data.featurize import FeatureSpec, feature_names, featurize, load_trajectories
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.encoder import fit_srv, implied_timescales, reversible_decomposition
 from lss_jax.lss import LSS, LSSConfig, ModelFormatError
 
-TINY = {"lag": 2, "latent_dim": 2, "encoder_epochs": 2, "propagator_epochs": 2, "decoder_iterations": 20, "seed": 3}
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+            decoder=DecoderConfig(iterations=20), seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,8 @@ def test_srv_recovers_a_hidden_slow_process():
     for t in range(1, n):
         z[t] = a * z[t - 1] + noise[t]
     feats = (z @ rng.normal(size=(5, 5))).astype(np.float32)
-    _, proj, _ = fit_srv(jax.random.key(0), [feats], 1, 2, batch_size=1000, max_epochs=20, progress=False)
+    _, proj, _ = fit_srv(jax.random.key(0), [feats], 1, 2, config=EncoderConfig(batch_size=1000, epochs=20),
+                         progress=False)
     # Exact transfer-operator eigenvalues of this process: a^k for Hermite polynomials of z_1, so
     # 0.95, 0.95^2 = 0.9025, ... The SRV eigenvalues are variational lower bounds (up to sampling
     # error, standard error sqrt((1 - a^2)/n) = 0.002) and the first must come close.
@@ -115,7 +118,23 @@ def test_lss_fit_generate_and_round_trip(fitted, traj, tmp_path):
     loaded = LSS.load(path)
     np.testing.assert_array_equal(loaded.generate(jax.random.key(0), 3, 7).xyz, gen.xyz)
     np.testing.assert_array_equal(loaded.encode(traj[:200]), psi)
-    assert json.loads((path / "lss.json").read_text())["format_version"] == 2
+    assert json.loads((path / "lss.json").read_text())["format_version"] == 3
+
+
+def test_a_format_2_model_with_the_flat_configuration_loads_with_a_warning(fitted, tmp_path):
+    """Model format 3 stores the nested configuration; format 2 stored the flat one of earlier lss_jax (one key per
+    setting): it is read, translated and warned about, and the model keeps its fingerprint."""
+    path = fitted.save(tmp_path / "m")
+    meta = json.loads((path / "lss.json").read_text())
+    assert set(meta["config"]) == {"lag", "seed", "data", "encoder", "propagator", "decoder"}
+    assert meta["config"]["encoder"]["epochs"] == 2 and meta["config"]["decoder"]["iterations"] == 20
+    flat = fitted.config._flat_dict()  # as format 2 wrote it (tests/test_config.py checks it against the old keys)
+    assert flat["encoder_epochs"] == 2 and flat["decoder_iterations"] == 20 and flat["decoder"] == "flow"
+    (path / "lss.json").write_text(json.dumps({**meta, "format_version": 2, "config": flat}))
+    with pytest.warns(FlatConfigWarning, match=r"lss.json \(model format 2; .*\): flat configuration keys are "
+                                               r"deprecated, .*torsions -> data.torsions, .* and 37 more"):
+        old = LSS.load(path)
+    assert old.config == fitted.config and old.fingerprint() == fitted.fingerprint()
 
 
 def test_load_rejects_incomplete_corrupt_and_newer_models(fitted, tmp_path):
@@ -142,14 +161,14 @@ def test_load_rejects_incomplete_corrupt_and_newer_models(fitted, tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"atom_selection": "name XYZ"}, "matches no atom"),
-        ({"latent_dim": 60}, "exceeds the number of features"),
+        ({"data": {"atom_selection": "name XYZ"}}, "matches no atom"),
+        ({"encoder": {"latent_dim": 60}}, "exceeds the number of features"),
         ({"lag": 5000}, "shorter than the trajectories"),
     ],
 )
 def test_fit_rejects_bad_settings(traj, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        LSS(**{**TINY, **kwargs}).fit(traj[:1000], progress=False)
+        LSS(config=LSSConfig(**TINY), **kwargs).fit(traj[:1000], progress=False)
 
 
 def test_config_rejects_unknown_keys_and_bad_values():
@@ -159,16 +178,24 @@ def test_config_rejects_unknown_keys_and_bad_values():
         LSSConfig(lag=0)
 
 
-def test_cli_train_generate_report(tmp_path, traj):
+def test_cli_train_generate_report(tmp_path, traj, capsys):
     files = alanine_dipeptide_files()
     short = tmp_path / "short.xtc"
     traj.save(str(short))
     config = tmp_path / "tiny.toml"
+    # the flat keys of earlier lss_jax (tests/test_cli_smoke.py trains from the tables): still read, with one line
+    # that names the new spelling, and written back nested
     config.write_text("encoder_epochs = 2\npropagator_epochs = 2\ndecoder_iterations = 20\nlatent_dim = 2\n")
     model_dir = tmp_path / "model"
+    capsys.readouterr()
     assert main(["train", "--traj", str(short), "--top", str(files["pdb"]), "--lag", "2", "--out", str(model_dir),
                  "--config", str(config), "--no-progress"]) == 0
-    assert (model_dir / "lss.json").is_file()
+    warned = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"lss-jax train: warning: config file {config}: flat "), warned
+    assert "encoder_epochs -> encoder.epochs, propagator_epochs -> propagator.epochs, decoder_iterations -> " \
+           "decoder.iterations" in warned[0]
+    assert json.loads((model_dir / "lss.json").read_text())["config"]["encoder"]["epochs"] == 2
+    assert "\n[encoder]\nepochs = 2\n" in (model_dir / "lss-jax-train.toml").read_text()
     out = tmp_path / "gen.xtc"
     assert main(["generate", "--model", str(model_dir), "--n-traj", "6", "--n-steps", "60", "--out", str(out)]) == 0
     assert out.is_file() and (tmp_path / "gen.pdb").is_file() and np.load(tmp_path / "gen.latent.npy").shape == (6, 60, 2)
@@ -227,7 +254,8 @@ def test_lag_scan_timescales_are_lag_independent_for_a_markov_process(tmp_path):
     for t in range(1, n):
         z[t] = a * z[t - 1] + noise[t]
     feats = (z @ rng.normal(size=(3, 3))).astype(np.float32)
-    ts = srv_lag_scan(jax.random.key(1), [feats], [1, 3, 6], 1, batch_size=1000, max_epochs=20, progress=False)
+    ts = srv_lag_scan(jax.random.key(1), [feats], [1, 3, 6], 1, config=EncoderConfig(batch_size=1000, epochs=20),
+                      progress=False)
     exact = -1 / np.log(0.95)
     # variational: estimates approach the exact timescale from below (5 % allowed for sampling noise);
     # 20 % covers the finite network training
@@ -264,8 +292,11 @@ def test_format_1_model_written_by_the_previous_release_loads_and_decodes_the_sa
     fixed latent points, recorded while generate still reproduced that release's -generate.npy bit for bit (the
     inverse-CDF mixture sampler has since changed the rollout's random stream, not the decoder's)."""
     data = Path(__file__).parent / "data"
-    model = LSS.load(data / "ala2-model-format1")
-    assert model.config.decoder == "wgan" and model.config.decoder_coordinates == "cartesian"
+    with pytest.warns(FlatConfigWarning, match=r"ala2-model-format1/lss.json \(model format 1; .*: flat configuration "
+                      r"keys are deprecated, .*: latent_dim -> encoder.latent_dim, max_latent_dim -> "):
+        model = LSS.load(data / "ala2-model-format1")  # its configuration is flat
+    assert model.config.decoder.kind == "wgan" and model.config.decoder.coordinates == "cartesian"
+    assert model.config.encoder.hidden == (16,) and model.config.decoder.noise_dim == 8
     traj = load_alanine_dipeptide("train", stride=10)[:1500]
     np.testing.assert_allclose(model.encode(traj[:50]), np.load(data / "ala2-model-format1-encode.npy"), atol=1e-5)
     u = model.to_unit(model.encode(traj[:21])).reshape(3, 7, -1)

@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from lss_jax import fit_lss
 from lss_jax.analysis.molecular import compare_structures, decoder_round_trip, phi_psi, support_diagnostics
-from lss_jax.config import LSSConfig
+from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 
 
@@ -100,7 +100,8 @@ def test_bonds_off_and_clashes_count_the_frames_made_broken(md_heavy):
 @pytest.fixture(scope="module")
 def tiny_model():
     data = load_alanine_dipeptide("train", stride=10)
-    config = LSSConfig(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+                       decoder=DecoderConfig(iterations=20), seed=3)
     return fit_lss(jax.random.key(3), data, config, progress=False), data
 
 

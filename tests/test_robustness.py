@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 
+from lss_jax.config import EncoderConfig
 from lss_jax.data.featurize import FeatureSpec, featurize, standardizer_fit
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.encoder import fit_srv, reversible_decomposition
@@ -19,7 +20,8 @@ def test_srv_trains_over_20_seeds_without_nan_even_with_collinear_features():
     tica = reversible_decomposition([f[:, :-2]], lag).eigenvalues[0]
     leading = []
     for seed in range(20):
-        _, projection, history = fit_srv(jax.random.key(seed), [f], lag, 4, max_epochs=3, progress=False)
+        _, projection, history = fit_srv(jax.random.key(seed), [f], lag, 4, config=EncoderConfig(epochs=3),
+                                         progress=False)
         assert np.all(np.isfinite(history.train_loss)) and np.all(np.isfinite(history.val_loss)), seed
         lam = projection.eigenvalues
         assert np.all(np.isfinite(lam)) and np.all(np.abs(lam) <= 1.0 + 1e-6), (seed, lam)

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from lss_jax.cli import main
+from lss_jax.config import DecoderConfig, EncoderConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.lss import LSS
 from lss_jax.simulate import export_trajectory, generate_to_directory, load_generated
 
-TINY = dict(lag=2, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=20, seed=3)
+TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+            decoder=DecoderConfig(iterations=20), seed=3)
 REPO = Path(__file__).resolve().parents[1]
 
 

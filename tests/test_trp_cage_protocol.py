@@ -25,8 +25,11 @@ def test_ca_pseudo_torsions_match_a_float64_dihedral():
 
 def test_protocol_settings_and_recognition():
     config = tc.lss_config()
-    assert (config.latent_dim, config.n_components, config.distances, config.torsions) == (3, 24, "ca", ("ca",))
-    assert tc.lss_config(lag=4, seed=2).lag == 4
+    assert (config.encoder.latent_dim, config.propagator.n_components, config.data.distances,
+            config.data.torsions) == (3, 24, "ca", ("ca",))
+    assert (config.data.atom_selection, config.data.encoder_fraction, config.decoder.kind) == ("name CA", 0.3, "knn")
+    changed = tc.lss_config(lag=4, seed=2, decoder={"kind": "flow"})
+    assert (changed.lag, changed.seed, changed.decoder.kind, changed.encoder) == (4, 2, "flow", config.encoder)
     assert tc.is_trp_cage(tc.load_trp_cage("train", stride=5000).topology)
     from lss_jax.datasets import load_alanine_dipeptide
 

@@ -105,14 +105,15 @@ def main(argv=None) -> int:
 
     flow = DecoderConfig(iterations=200)
     ala2 = load_alanine_dipeptide("train", stride=2)
-    ala2_model = LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder="knn").fit(ala2, progress=False)
+    ala2_model = LSS(lag=5, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2},
+                     decoder={"kind": "knn"}).fit(ala2, progress=False)
     ala2_variants = [("flow heun10 (old default)", flow, 0, None),
                      ("flow heun5", DecoderConfig(iterations=200, flow_steps=5), 0, None),
                      ("flow midpoint2", DecoderConfig(iterations=200, flow_steps=2, flow_solver="midpoint"), 0, None),
                      ("flow distilled euler1", flow, 1, None),
                      ("flow distilled euler2", flow, 2, None)]
     trp = load_trp_cage("train", stride=2)
-    trp_model = LSS(config=lss_config(encoder_epochs=2, propagator_epochs=2)).fit(trp, progress=False)
+    trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2})).fit(trp, progress=False)
     chain = DecoderConfig(kind="chain", iterations=50)
     trp_variants = [("knn (protocol default)", DecoderConfig(kind="knn"), 0, None),
                     *([("chain heun10", chain, 0, 4096), ("chain distilled euler1", chain, 1, min(frames, 32_768))]

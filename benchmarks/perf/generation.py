@@ -53,8 +53,6 @@ def decode_throughput(model, n_frames: int, repeats: int = 3) -> dict:
 
 def decoder_throughputs(model, n_frames: int) -> dict:
     """frames/s of every decoder kind x coordinate map, each briefly trained on the model's own latents."""
-    import dataclasses
-
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.decoder import DecoderConfig, fit_decoder
 
@@ -67,8 +65,8 @@ def decoder_throughputs(model, n_frames: int) -> dict:
             config = DecoderConfig(kind=kind, coordinates=coordinates, iterations=5)
             decoder, _ = fit_decoder(jax.random.key(0), heavy.xyz, u, topology=heavy.topology,
                                      reference=heavy.xyz[0], config=config, progress=False)
-            variant = base.replace(decoder=decoder, config=dataclasses.replace(base.config, decoder=kind,
-                                                                                decoder_coordinates=coordinates))
+            variant = base.replace(decoder=decoder,
+                                   config=base.config.replace(decoder={"kind": kind, "coordinates": coordinates}))
             out[f"{kind}-{coordinates}"] = decode_throughput(variant, n_frames, repeats=2)
             print(f"decode {kind:4s} {coordinates:9s}: {out[f'{kind}-{coordinates}']['frames_per_second']:,.0f} frames/s")
     return out

@@ -11,7 +11,7 @@ System: alanine dipeptide, in two MD protocols:
 
 After minimization, velocities and a warm-up, only ``simulation.step`` over ``--md-steps`` steps is timed,
 without writing frames. Rate = steps x 4 fs / s.
-* **LSS**: ``LSS(lag=5, latent_dim=2, encoder_epochs=2, propagator_epochs=2, decoder_iterations=200)``
+* **LSS**: ``LSS(lag=5, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2}, decoder={"iterations": 200})``
   trained on the shipped ``train`` trajectory (2 ps frames, so one LSS step = 5 x 2 ps = 10 ps;
   :func:`lss_jax.benchmarking.throughput_model`). Throughput does not depend on how well the model is
   trained, so the training is short. Timed after

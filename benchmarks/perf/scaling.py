@@ -59,7 +59,7 @@ def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
 
     files = _tiled_files(n_frames, where)
     config = where / "trp.toml"
-    protocol = trp_cage.lss_config(**({"decoder": decoder} if decoder else {}))
+    protocol = trp_cage.lss_config(**({"decoder": {"kind": decoder}} if decoder else {}))
     config.write_text(protocol.to_toml())
     cmd = [sys.executable, "-m", "lss_jax", "train", "--traj", *map(str, files), "--top",
            str(trp_cage.trp_cage_files()["ca_pdb"]), "--lag", str(trp_cage.DEFAULT_LAG), "--config", str(config),
@@ -78,7 +78,7 @@ def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
     return {"n_frames": n_frames, "n_files": len(files), "wall_seconds": seconds, "peak_rss_gb": usage.ru_maxrss / 2**20,
             "estimate_gb": estimate_training_bytes(n_frames, info["n_features"], 20) / 2**30,
             "phase_seconds": info["wall_seconds"], "decoder": info["decoder"]["kind"],
-            "decoder_epochs": info["decoder"]["epochs"], "encoder_fraction": protocol.encoder_fraction,
+            "decoder_epochs": info["decoder"]["epochs"], "encoder_fraction": protocol.data.encoder_fraction,
             "encoder_epochs": info["encoder"]["epochs"], "propagator_epochs": info["propagator"]["epochs"],
             "srv_timescales_ps": info["srv_timescales_ps"]}
 
@@ -122,14 +122,16 @@ def bench_decoding(quick: bool) -> dict:
     from lss_jax import LSS
     from lss_jax.systems import trp_cage
 
-    short = dict(encoder_epochs=2, propagator_epochs=2, decoder_iterations=200, decoder_redraws=0)
+    short = dict(encoder={"epochs": 2}, propagator={"epochs": 2})
+    decoder = {"iterations": 200, "redraws": 0}
     ca_train = trp_cage.load_trp_cage("train", stride=5)
-    ca = LSS(config=trp_cage.lss_config(decoder="flow", **short)).fit(ca_train, progress=False)
-    ca_knn = LSS(config=trp_cage.lss_config(decoder="knn", **short)).fit(ca_train, progress=False)
+    ca = LSS(config=trp_cage.lss_config(decoder={**decoder, "kind": "flow"}, **short)).fit(ca_train, progress=False)
+    ca_knn = LSS(config=trp_cage.lss_config(decoder={**decoder, "kind": "knn"}, **short)).fit(ca_train, progress=False)
     start = time.perf_counter()
     full = all_atom_trp_cage(100 if quick else 500)
     md_seconds = time.perf_counter() - start
-    heavy = LSS(lag=2, latent_dim=2, torsions=("phi", "psi"), distances="ca", **short).fit(full, progress=False)
+    heavy = LSS(lag=2, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2}, decoder=decoder,
+                data={"torsions": ("phi", "psi"), "distances": "ca"}).fit(full, progress=False)
     n = 8192 if quick else 65_536
     return {"ca": {"atoms": len(ca.atom_indices), "frames_per_second": decode_rate(ca, n)},
             "ca_knn": {"atoms": len(ca_knn.atom_indices), "frames_per_second": decode_rate(ca_knn, n)},

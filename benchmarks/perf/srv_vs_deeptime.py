@@ -32,6 +32,7 @@ Both trained networks are scored on the same validation pairs by one implementat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ import numpy as np
 from flax import nnx
 
 from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, write_results
+from lss_jax.config import EncoderConfig
 from lss_jax.data.featurize import featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
@@ -121,12 +123,13 @@ def score_outputs(torch, chi_0: np.ndarray, chi_t: np.ndarray) -> dict:
 
 
 def run_lss_jax(fs, val_pairs, args, seed: int, torch) -> dict:
-    kwargs = {"hidden": HIDDEN, "batch_norm": True, "learning_rate": args.lr, "batch_size": args.batch_size,
-              "val_fraction": VAL_FRACTION, "progress": False}
+    encoder = EncoderConfig(hidden=HIDDEN, batch_norm=True, learning_rate=args.lr, batch_size=args.batch_size)
+    kwargs = {"val_fraction": VAL_FRACTION, "progress": False}
     key = jax.random.key(seed)
-    _, _, hist_1 = fit_srv(key, [fs], args.lag, args.n_outputs, max_epochs=1, patience=1, **kwargs)
-    model, _, hist = fit_srv(key, [fs], args.lag, args.n_outputs, max_epochs=args.epochs,
-                             patience=args.epochs + 1, **kwargs)
+    _, _, hist_1 = fit_srv(key, [fs], args.lag, args.n_outputs,
+                           config=dataclasses.replace(encoder, epochs=1, patience=1), **kwargs)
+    model, _, hist = fit_srv(key, [fs], args.lag, args.n_outputs,
+                             config=dataclasses.replace(encoder, epochs=args.epochs, patience=args.epochs + 1), **kwargs)
     per_epoch = (hist.seconds - hist_1.seconds) / (args.epochs - 1)
     model.eval()
     graphdef, state = nnx.split(model)

@@ -31,7 +31,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax import LSS, LSSConfig
+from lss_jax import LSS, DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.adaptive import adaptive_sampling
 from lss_jax.analysis import structure
 from lss_jax.analysis.molecular import phi_psi
@@ -63,9 +63,10 @@ def run_seed(seed, args, system, init, ref, p_ref, work: Path) -> dict:
     import mdtraj as md
 
     # the decoder these results were measured with: the paper's cWGAN-GP (aligned Cartesian, constant learning rate)
-    config = LSSConfig(lag=5, latent_dim=2, encoder_epochs=10, propagator_epochs=20, decoder="wgan",
-                       decoder_coordinates="cartesian", decoder_lr_decay=False, decoder_iterations=3000,
-                       ensemble_size=4, seed=seed)
+    config = LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2, epochs=10),
+                       propagator=PropagatorConfig(epochs=20, ensemble_size=4),
+                       decoder=DecoderConfig(kind="wgan", coordinates="cartesian", lr_decay=False, iterations=3000),
+                       seed=seed)
     per_round_md = args.n_seeds * args.md_frames
     start = time.perf_counter()
     out = work / f"adaptive-{seed}"

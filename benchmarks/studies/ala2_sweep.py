@@ -1,7 +1,7 @@
 """Alanine dipeptide at default settings across lags and latent dimensions: decoder and full-LSS targets.
 
 For every lag in 2, 4, 10, 20 ps (1, 2, 5, 10 frames of the shipped 2 ps data) and latent dimension 1, 2, 3,
-``LSS(lag=..., latent_dim=...)`` with every other setting at its default is trained on the shipped 50 ns
+``LSS(lag=..., encoder={"latent_dim": ...})`` with every other setting at its default is trained on the shipped 50 ns
 training run and scored against the shipped independent 50 ns run:
 
 * decoder alone, decode(encode(MD)): F(phi, psi) RMSE against MD (10-degree bins, MD probability >= 1e-3 of its
@@ -141,9 +141,9 @@ def score(model, independent, indep_h, lss_key, args, floor, md) -> dict:
 
 def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
     start = time.perf_counter()
-    settings = {"lag": lag, "latent_dim": m, "encoder_linear_floor": args.linear_floor}
+    settings = {"lag": lag, "encoder": {"latent_dim": m, "linear_floor": args.linear_floor}}
     if args.samplers:
-        settings["distill_steps"] = 0  # the trained flow, sampled every way below
+        settings["decoder"] = {"distill_steps": 0}  # the trained flow, sampled every way below
     model = LSS(**settings).fit(train, progress=False).fetch_model()
     fit_seconds = time.perf_counter() - start
     run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
@@ -155,7 +155,7 @@ def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
         run.update(score(model, independent, indep_h, jax.random.key(1), args, floor, md))
         report(lag, m, run, run)
         return run
-    u_train, u_val = split_trajectories([model.to_unit(p) for p in model.encode([train])], model.config.val_fraction)
+    u_train, u_val = split_trajectories([model.to_unit(p) for p in model.encode([train])], model.config.data.val_fraction)
     u_train, u_val = np.concatenate(u_train), np.concatenate(u_val)
     run["samplers"] = {}
     for name in args.samplers:

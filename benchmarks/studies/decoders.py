@@ -94,9 +94,9 @@ def main(argv=None) -> int:
 
     train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
     train_h, indep_h = heavy(train), heavy(independent)
-    settings = dict(lag=5, latent_dim=2, seed=0, decoder_iterations=1)
+    settings = dict(lag=5, seed=0, encoder={"latent_dim": 2}, decoder={"iterations": 1})
     if args.quick:
-        settings.update(encoder_epochs=3, propagator_epochs=3)
+        settings.update(encoder={"latent_dim": 2, "epochs": 3}, propagator={"epochs": 3})
     start = time.perf_counter()
     base = LSS(**settings).fit(train, progress=False)
     encoder_seconds = time.perf_counter() - start
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - start
         model = base.fetch_model().replace(  # the shared encoder and propagator with this decoder
             decoder=decoder,
-            config=dataclasses.replace(base.config, decoder=config.kind, decoder_coordinates=config.coordinates))
+            config=base.config.replace(decoder={"kind": config.kind, "coordinates": config.coordinates}))
         round_trip = decoder_round_trip(jax.random.key(3), model, independent)
         lss = model.trajectory_from_latent(jax.random.key(4), latent)  # latent: psi units, as generate returns it
         entry = {

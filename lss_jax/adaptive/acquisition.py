@@ -184,7 +184,7 @@ def acquisition_scores(key: jax.Array, model, psi, *, beta: float = 0.0, n_traj:
     start = frames[np.asarray(jax.random.randint(k_start, (n_traj,), 0, len(frames)))]
     graphdef, params = nnx.split(model.propagator)
     pi_lss = stationary_density(k_gen, mdn_apply_fn(graphdef), params, u, n_traj=n_traj, n_steps=n_steps,
-                                boundary=model.config.boundary, start=start)
+                                boundary=model.config.propagator.boundary, start=start)
     rho = model.data_density(psi)
     floor = 1e-12
     log_pi, log_rho = np.log(np.maximum(pi_lss, floor)), np.log(np.maximum(rho, floor))

@@ -92,6 +92,7 @@ from lss_jax.analysis.msm import (
     rebin,
     stationary_distribution,
 )
+from lss_jax.config import PropagatorConfig
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
 from lss_jax.propagator import fit_mdn, mdn_apply_fn
@@ -345,9 +346,10 @@ def evaluate_lss(key: jax.Array, trajs: Sequence[np.ndarray], config: AdaptiveCo
     k_fit, k_start, k_roll = jax.random.split(key, 3)
     scaler, unit = _scale(trajs)
     batch, epochs = _epochs_for(unit, cfg.lag_frames, cfg.val_fraction, cfg.batch_size, cfg.train_steps, cfg.max_epochs)
-    model, history = fit_mdn(k_fit, unit, cfg.lag_frames, n_components=cfg.n_components, hidden=cfg.hidden,
-                             learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs, patience=epochs,
-                             val_fraction=cfg.val_fraction, progress=False)
+    propagator = PropagatorConfig(n_components=cfg.n_components, hidden=cfg.hidden, learning_rate=cfg.learning_rate,
+                                  batch_size=batch, epochs=epochs, patience=epochs, boundary=cfg.boundary)
+    model, history = fit_mdn(k_fit, unit, cfg.lag_frames, config=propagator, val_fraction=cfg.val_fraction,
+                             progress=False)
     graphdef, params = nnx.split(model)
     mixture_fn = mdn_apply_fn(graphdef)
     p = lss_bin_probabilities(mixture_fn, params, scaler, ref.edges, n_cells=cfg.n_cells, boundary=cfg.boundary)
@@ -414,10 +416,10 @@ def select_seed_frames(key: jax.Array, trajs: Sequence[np.ndarray], config: Adap
         return picked, {}
     batch, epochs = _epochs_for(unit, cfg.lag_frames, cfg.val_fraction, cfg.batch_size, cfg.ensemble_train_steps,
                                 cfg.max_epochs)
-    ensemble, _ = fit_mdn_ensemble(k_ens, unit, cfg.lag_frames, n_members=cfg.n_members,
-                                   n_components=cfg.ensemble_components, hidden=cfg.ensemble_hidden,
-                                   learning_rate=cfg.learning_rate, batch_size=batch, max_epochs=epochs,
-                                   patience=epochs, val_fraction=cfg.val_fraction, progress=False)
+    members = PropagatorConfig(n_components=cfg.ensemble_components, hidden=cfg.ensemble_hidden,
+                               learning_rate=cfg.learning_rate, batch_size=batch, epochs=epochs, patience=epochs)
+    ensemble, _ = fit_mdn_ensemble(k_ens, unit, cfg.lag_frames, config=members, n_members=cfg.n_members,
+                                   val_fraction=cfg.val_fraction, progress=False)
     cand = np.unique(np.concatenate([
         np.linspace(0, len(frames_u) - 1, min(cfg.max_candidates, len(frames_u))).astype(np.int64),
         [np.argmin(frames_u[:, 0]), np.argmax(frames_u[:, 0])],

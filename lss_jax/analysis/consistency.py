@@ -71,7 +71,7 @@ def propagator_timescales(key: jax.Array, model, *, n_traj: int = 256, n_steps: 
     start = np.asarray(model.start_points)[np.asarray(jax.random.randint(k_start, (n_traj,), 0, len(model.start_points)))]
     graphdef, params = nnx.split(model.propagator)
     unit = np.asarray(rollout(k_roll, mdn_apply_fn(graphdef), params, jnp.asarray(start, jnp.float32), n_steps=n_steps,
-                              boundary=model.config.boundary))
+                              boundary=model.config.propagator.boundary))
     ts, se = _timescales_with_error(list(unit), 1, model.lag_time, model.latent_dim, n_groups)
     return ts, se, unit
 

@@ -448,7 +448,7 @@ def validate(
     metrics["decoder"] = {
         "round_trip": compare_structures(md_all, round_trip, kT=kT, seed=seed, floor=train_all if train_trajs is not None else None),
         "lss": compare_structures(md_all, lss_traj, kT=kT, seed=seed),
-        "kind": model.config.decoder, "coordinates": model.config.decoder_coordinates,
+        "kind": model.config.decoder.kind, "coordinates": model.config.decoder.coordinates,
         "support": support_diagnostics(model, md_all.xyz, draws),
     }
 

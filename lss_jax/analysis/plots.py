@@ -315,7 +315,7 @@ def uncertainty_map(model, *, path=None, n_grid: int = 40, seed: int = 0):
 
     Left: ensemble disagreement (:meth:`lss_jax.LSS.uncertainty`, nats); right: log10 of the training-data
     density; training frames overlaid. Other latent coordinates are held at the training median. Needs a
-    model trained with ``ensemble_size >= 2``. Returns the figure (written to ``path`` if given).
+    model trained with ``propagator.ensemble_size >= 2``. Returns the figure (written to ``path`` if given).
     """
     import jax
 

@@ -80,8 +80,11 @@ def main(argv=None) -> int:
     out = Path(args.out) if getattr(args, "out", None) and not getattr(args, "distributed", False) else None
     owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
              if out is not None and out.absolute().parent.is_dir() else contextlib.nullcontext())  # else: the command says so
+    from lss_jax.config import FlatConfigWarning
+
     def note(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, (_io.StaleLockWarning, _io.UnlockedOutputWarning)):  # one line, like the errors
+        # one line, like the errors: locks, and a config file or model in the flat form of earlier lss_jax
+        if issubclass(category, (_io.StaleLockWarning, _io.UnlockedOutputWarning, FlatConfigWarning)):
             kind = "note" if issubclass(category, _io.StaleLockWarning) else "warning"
             print(f"lss-jax {args.command}: {kind}: {message}", file=sys.stderr)
         else:
@@ -92,6 +95,7 @@ def main(argv=None) -> int:
             shown = warnings.showwarning
             warnings.showwarning = note
             warnings.simplefilter("always", _io.StaleLockWarning)
+            warnings.simplefilter("always", FlatConfigWarning)  # a DeprecationWarning: hidden by default
             with owned:
                 return _run(args, extras, handlers, one_line)
     except Exception as err:  # the lock: held by another process, or its file could not be created

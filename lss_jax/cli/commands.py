@@ -79,14 +79,14 @@ def train(args) -> int:
         raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
-    data = dict(args.lss_config)
+    data = dict(args.lss_config)  # [data], [encoder], [propagator], [decoder] tables (or flat keys) of --config
     data["lag"] = args.lag
     if args.latent_dim:
-        data["latent_dim"] = args.latent_dim
+        data["encoder"] = {**data.get("encoder", {}), "latent_dim": args.latent_dim}
     if args.seed is not None:
         data["seed"] = args.seed
     try:
-        config = LSSConfig.from_dict(data)
+        config = LSSConfig.from_dict(data, source=f"config file {args.config}" if args.config else None)
     except (TypeError, ValueError) as err:
         where = f" in config file {args.config}" if args.config else ""
         raise ValueError(f"invalid configuration{where}: {err}") from err
@@ -154,7 +154,7 @@ def _floor_lines(enc: dict, latent_dim: int) -> str:
     how = ("trained from TICA with a linear path (the plain SRV had ended below it)" if floor["tica_path"]
            else "the plain SRV")
     if floor.get("below"):
-        how += " -- BELOW TICA: set encoder_linear_floor = true in --config to train it from TICA"
+        how += " -- BELOW TICA: set linear_floor = true under [encoder] in --config to train it from TICA"
     return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs "
             f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}, validation {floor['srv_val_vamp2']:.3f} vs "
             f"{floor['tica_val_vamp2']:.3f}; encoder: {how}"
@@ -481,6 +481,7 @@ def lagscan(args) -> int:
 
     from lss_jax import _io
     from lss_jax.analysis.plots import implied_timescales_vs_lag
+    from lss_jax.config import EncoderConfig
     from lss_jax.data.featurize import FeatureSpec, featurize, load_trajectories, standardizer_fit
     from lss_jax.encoder import srv_lag_scan
 
@@ -497,7 +498,7 @@ def lagscan(args) -> int:
     scaler = standardizer_fit(feats)
     frame_time = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     its = srv_lag_scan(jax.random.key(args.seed), [scaler.transform(f) for f in feats], args.lags, args.n_outputs,
-                       frame_time=frame_time, max_epochs=args.epochs, linear_floor_fallback=True)  # as train
+                       frame_time=frame_time, config=EncoderConfig(epochs=args.epochs, linear_floor=True))  # as train
     out.mkdir(parents=True, exist_ok=True)
     implied_timescales_vs_lag(args.lags, its, frame_time=frame_time, unit="ps", path=out / "its.png")
     _io.write_json(out / "its.json", {"lags_frames": list(args.lags), "frame_time_ps": frame_time,
@@ -558,8 +559,11 @@ def demo(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    quick = dict(encoder_epochs=5, propagator_epochs=10, decoder_iterations=500) if args.quick else {}
-    chosen = {"decoder": args.decoder} if args.decoder else {}  # else the system's own decoder
+    quick = dict(encoder={"epochs": 5}, propagator={"epochs": 10}) if args.quick else {}
+    decoder = {"iterations": 500} if args.quick else {}
+    if args.decoder:  # else the system's own decoder
+        decoder["kind"] = args.decoder
+    changes = {**quick, **({"decoder": decoder} if decoder else {})}
     if args.more_md < 0 or (args.more_md and args.system != "trp-cage"):
         raise ValueError(f"--more-md {args.more_md}: only `--system trp-cage` simulates more training runs, and N must "
                          "be >= 0.")
@@ -567,7 +571,7 @@ def demo(args) -> int:
         from lss_jax.systems import trp_cage
 
         train, independent = trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")
-        config = trp_cage.lss_config(seed=args.seed, **chosen, **quick)
+        config = trp_cage.lss_config(seed=args.seed, **changes)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
         if args.more_md:
             shipped = {seed for _, seed in trp_cage.SHIPPED.values()}
@@ -576,10 +580,10 @@ def demo(args) -> int:
             train = [train] + [trp_cage.simulate_trp_cage(train.n_frames, seed=s, progress=not args.no_progress)
                                for s in seeds]
     else:
-        from lss_jax.config import LSSConfig
+        from lss_jax.config import EncoderConfig, LSSConfig
 
         train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")
-        config = LSSConfig(lag=5, latent_dim=2, seed=args.seed, **chosen, **quick)
+        config = LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2), seed=args.seed).replace(**changes)
         n_traj, n_steps = (50, 200) if args.quick else (100, 1000)
     import warnings
 

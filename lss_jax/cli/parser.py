@@ -66,15 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
-                    "flow matching by default; decoder = \"wgan\" for the paper's cWGAN-GP, \"knn\" for retrieval, \"chain\" "
-                    "for flow matching on a chain's Cartesian Ca coordinates, in "
-                    "--config), and save the model directory (format documented in lss_jax.model_io).")
+                    "flow matching by default; kind = \"wgan\" under [decoder] in --config for the paper's cWGAN-GP, "
+                    "\"knn\" for retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save "
+                    "the model directory (format documented in lss_jax.model_io).")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
     tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
     tr.add_argument("--out", required=True, help="model directory to write")
-    tr.add_argument("--config", help=CONFIG_HELP + " Other keys are lss_jax.LSSConfig fields.")
-    tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (default: eigenvalue gap)")
+    tr.add_argument("--config", help=CONFIG_HELP + " Its tables [data], [encoder], [propagator] and [decoder] set the "
+                    "fields of lss_jax.LSSConfig's sections (e.g. [encoder] epochs = 10).")
+    tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (encoder.latent_dim; default: eigenvalue gap)")
     tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
     tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
     tr.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--lags", type=_positive_int, nargs="+", required=True, help="lags in frames")
     ls.add_argument("--n-outputs", type=_positive_int, default=3, help="eigenfunctions per SRV (default 3)")
     ls.add_argument("--torsions", nargs="*", default=["phi", "psi", "chi"],
-                    help="torsion features as in lss_jax.LSSConfig (default phi psi chi; 'ca' for Cα pseudo-torsions; "
+                    help="torsion features as in lss_jax.config.DataConfig (default phi psi chi; 'ca' for Cα pseudo-torsions; "
                          "none: give the option without values)")
     ls.add_argument("--distances", default="heavy",
                     help="distance features: heavy, ca, none or an mdtraj selection (default heavy)")

@@ -27,7 +27,6 @@ Why ``flow`` + ``internal`` is the default is measured in ``benchmarks/studies/d
 from __future__ import annotations
 
 import collections
-import dataclasses
 from typing import Sequence
 
 import jax
@@ -36,6 +35,7 @@ import numpy as np
 import optax
 from flax import nnx, struct
 
+from lss_jax.config import DECODERS, DecoderConfig
 from lss_jax.decoder.chain import ChainField, chain_loss, chain_prior, fit_chain_map, sample_chain
 from lss_jax.decoder.coordinates import (
     COORDINATES,
@@ -110,160 +110,7 @@ __all__ = [
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
-DECODERS = ("flow", "wgan", "knn", "chain")
 DISTILL_ITERATIONS = 20_000  # the distillation's default optimizer steps, at most
-
-# per-kind defaults where DecoderConfig says None
-_DEFAULTS = {
-    "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True},
-    # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
-    # (benchmarks/studies/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
-    "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
-    "knn": {},  # nothing to train
-    # hidden = (width,) * depth of the transformer over beads
-    # (measured on Trp-cage, docs/decoder.md: sampling at temperature 0.8 brings the conditional spread of Q to MD's)
-    "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.8},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class DecoderConfig:
-    """Settings of a decoder (``None``: the kind's default).
-
-    Attributes:
-        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
-        coordinates: ``"internal"`` or ``"cartesian"``.
-        hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
-            unless ``critic_hidden``; chain: ``(width,) * depth`` of its transformer, 3 x 64).
-        learning_rate: Adam step size (flow: 1e-3 with a cosine decay to 1 %; wgan: 2e-4, constant).
-        batch_size: frames per minibatch (wgan: per critic or generator update).
-        epochs: passes over the training frames (flow: 300, so training grows with the data, up to ``max_steps``;
-            wgan: as many as 20 000 generator updates need).
-        max_steps: at most this many optimizer steps when training by epochs (flow: 60 000, which 300 epochs of
-            the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames, 90 % of them for training,
-            train for 18 epochs).
-        iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
-        patience: flow: early stopping after this many epochs without a better validation loss.
-        lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
-            Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
-        flow_steps: steps of the sampling ODE (flow, chain; ``2 flow_steps`` network evaluations per frame with
-            Heun's solver).
-        flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"`` or ``"euler"``
-            (:data:`lss_jax.decoder.flow.SOLVERS`).
-        distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``
-            distils it after training into a student sampled with ``k`` Euler steps, ``k`` network evaluations per
-            frame (:mod:`lss_jax.decoder.distill`; its couplings are solved with ``flow_steps`` of
-            ``flow_solver``).
-        distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings);
-            default: as many as the flow's own training was given, at most 20 000.
-        states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
-            (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
-            gives, so that rare conformations keep their population; 0: one flow for everything.
-        noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
-            ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
-            every layer of both networks).
-        redraws: a decoded frame outside the training data's support (two atoms >= 3 bonds apart closer than
-            ``support_margin`` times their smallest training distance; :mod:`lss_jax.decoder.support`) is
-            drawn again with fresh addressed noise, up to this many times (0: never); frames inside it at the
-            first draw are unchanged.
-        support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
-        neighbours, max_frames: knn: pick among this many nearest stored frames; store at most this many
-            training frames (a random subset of more).
-        temperature: chain: the prior sample's scale at sampling (default 0.8, a low-temperature sample, narrower
-            around the conditional modes; 1: the trained flow's law).
-
-    Example:
-        >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
-        ((256, 256, 256), 0.0002)
-        >>> DecoderConfig(kind="wgan").resolved().iterations, DecoderConfig(kind="wgan", epochs=3).resolved().iterations
-        (20000, None)
-    """
-
-    kind: str = "flow"
-    coordinates: str = "internal"
-    hidden: tuple[int, ...] | None = None
-    learning_rate: float | None = None
-    batch_size: int = 256
-    epochs: int | None = None
-    iterations: int | None = None
-    patience: int = 30
-    max_steps: int = 60_000
-    lr_decay: bool | None = None
-    flow_steps: int = 10
-    flow_solver: str = "heun"
-    distill_steps: int = 0
-    distill_iterations: int | None = None
-    states: int = 16
-    noise_dim: int = 50
-    critic_hidden: tuple[int, ...] | None = None
-    condition: str = "input"
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    redraws: int = 8
-    support_margin: float = 0.9
-    neighbours: int = 20
-    max_frames: int = 100_000
-    temperature: float | None = None
-
-    def __post_init__(self):
-        if self.kind not in DECODERS:
-            raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP), "
-                             f"'knn' (retrieval of training frames) or 'chain' (flow matching on a chain's Cartesian "
-                             f"coordinates), got {self.kind!r}.")
-        if self.coordinates not in COORDINATES:
-            raise ValueError(f"decoder_coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
-                             f"(aligned coordinates), got {self.coordinates!r}.")
-        for name in ("batch_size", "patience", "max_steps", "flow_steps", "noise_dim", "n_critic", "epochs", "iterations",
-                     "neighbours", "max_frames", "distill_iterations"):
-            value = getattr(self, name)
-            if value is None and name in ("epochs", "iterations", "distill_iterations"):
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"decoder {name} must be a positive integer, got {value!r}.")
-        if self.condition not in ("input", "every_layer"):
-            raise ValueError(f"decoder condition must be 'input' or 'every_layer', got {self.condition!r}.")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"decoder learning_rate must be > 0, got {self.learning_rate!r}.")
-        if not self.gp_weight >= 0:
-            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
-        if not isinstance(self.states, int) or isinstance(self.states, bool) or self.states < 0:
-            raise ValueError(f"decoder states must be an integer >= 0 (0: no structural states), got {self.states!r}.")
-        if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
-            raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
-                             f"got {self.redraws!r}.")
-        if self.kind == "chain" and self.hidden is not None and (len(self.hidden) < 1 or len(set(self.hidden)) != 1
-                                                                  or self.hidden[0] % 4):
-            raise ValueError(f"the chain decoder's hidden is (width,) * depth with width a multiple of 4 (its attention "
-                             f"heads), got {self.hidden!r}.")
-        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 2.0):
-            raise ValueError(f"decoder temperature must be in (0, 2], got {self.temperature!r}.")
-        if not 0.0 < self.support_margin <= 1.0:
-            raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
-                             f"distance of an atom pair), got {self.support_margin!r}.")
-        if self.flow_solver not in SOLVERS:
-            raise ValueError(f"flow_solver must be one of {', '.join(map(repr, SOLVERS))}, got {self.flow_solver!r}.")
-        if not isinstance(self.distill_steps, int) or isinstance(self.distill_steps, bool) or self.distill_steps < 0:
-            raise ValueError(f"distill_steps must be an integer >= 0 (0: sample the trained flow itself), "
-                             f"got {self.distill_steps!r}.")
-        if self.distill_steps and self.kind not in DISTILLABLE:
-            raise ValueError(f"distill_steps applies to the flow-matching decoders ({', '.join(DISTILLABLE)}); the "
-                             f"{self.kind!r} decoder samples in one pass already: set distill_steps = 0.")
-
-    @property
-    def sampler(self) -> tuple[int, str]:
-        """``(steps, solver)`` the fitted decoder samples with: a distilled student's Euler steps, else
-        ``(flow_steps, flow_solver)``."""
-        return (self.distill_steps, "euler") if self.distill_steps else (self.flow_steps, self.flow_solver)
-
-    def resolved(self) -> "DecoderConfig":
-        """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
-        defaults = dict(_DEFAULTS[self.kind])
-        if self.epochs is not None or self.iterations is not None:
-            defaults.pop("epochs", None)
-            defaults.pop("iterations", None)
-        values = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        return dataclasses.replace(self, **values)
-
 
 @struct.dataclass
 class Decoder:

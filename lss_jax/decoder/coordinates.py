@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lss_jax.config import COORDINATES  # the names DecoderConfig accepts
+
 __all__ = [
     "CartesianMap",
     "InternalMap",
@@ -51,7 +53,6 @@ __all__ = [
     "coordinate_map_from_arrays",
 ]
 
-COORDINATES = ("internal", "cartesian")
 _STD_FLOOR = 1e-6
 
 
@@ -146,7 +147,7 @@ def build_zmatrix(topology, reference_xyz) -> np.ndarray:
     n = topology.n_atoms
     reference_xyz = np.asarray(reference_xyz, np.float64)
     if n < 3:
-        raise ValueError(f"internal coordinates need at least 3 atoms, got {n}; use decoder_coordinates = 'cartesian'.")
+        raise ValueError(f"internal coordinates need at least 3 atoms, got {n}; use decoder.coordinates = 'cartesian'.")
     if reference_xyz.shape != (n, 3):
         raise ValueError(f"reference_xyz must be [{n}, 3], got {reference_xyz.shape}.")
     nbrs = _tree_edges(topology, reference_xyz)

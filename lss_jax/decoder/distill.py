@@ -30,13 +30,12 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lss_jax.config import DISTILLABLE
 from lss_jax.decoder.chain import ChainField, chain_prior
 from lss_jax.decoder.flow import VelocityField, integrate_flow
 from lss_jax.decoder.states import StateFlow
 
 __all__ = ["DISTILLABLE", "straight_path_loss", "distill_field", "teacher_couplings"]
-
-DISTILLABLE = ("flow", "chain")  # decoder kinds that sample by integrating a flow
 
 
 def straight_path_loss(key: jax.Array, field, x0: jax.Array, x1: jax.Array, cond: jax.Array, *, n_steps: int) -> jax.Array:

@@ -36,6 +36,7 @@ from lss_jax.analysis.msm import (
     rebin,
     stationary_distribution,
 )
+from lss_jax.config import PropagatorConfig
 from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn
 from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.simulate import collect_rollout, iter_rollout, rollout_with_progress
@@ -182,11 +183,10 @@ def run_four_well(
         scaler = minmax_fit(bd)
         u = np.asarray(minmax_transform(scaler, jnp.asarray(bd, jnp.float32)[:, None]))
         lag = cfg.lag_frames
-        model, history = fit_mdn(
-            k_train, u, lag, n_components=cfg.n_components, hidden=cfg.hidden, learning_rate=cfg.learning_rate,
-            batch_size=cfg.batch_size, max_epochs=cfg.max_epochs, patience=cfg.patience,
-            val_fraction=cfg.val_fraction, progress=progress,
-        )
+        propagator = PropagatorConfig(n_components=cfg.n_components, hidden=cfg.hidden, learning_rate=cfg.learning_rate,
+                                      batch_size=cfg.batch_size, epochs=cfg.max_epochs, patience=cfg.patience,
+                                      boundary=cfg.boundary)
+        model, history = fit_mdn(k_train, u, lag, config=propagator, val_fraction=cfg.val_fraction, progress=progress)
         u_train = u[: len(u) - int(round(cfg.val_fraction * len(u)))]
 
     log(f"four-well: generating {cfg.n_trajectories} x {cfg.lss_steps:,} LSS steps")

@@ -597,34 +597,42 @@ def is_trp_cage(topology) -> bool:
 def lss_config(lag: int = DEFAULT_LAG, **overrides):
     """The paper's Trp-cage protocol (Sidky et al. 2020, Sec. 3.2) for this Cα model as an :class:`lss_jax.LSSConfig`:
     Cα pairwise distances and Cα pseudo-torsions as features, a 3-D latent space, an MDN with C = 24 and a decoder
-    on the Cα atoms. ``lag`` is in frames of the shipped data (5 ps each).
+    on the Cα atoms. ``lag`` is in frames of the shipped data (5 ps each); ``overrides`` change it as
+    :meth:`lss_jax.LSSConfig.replace` does (``seed=1``; a section as a dict of the fields to change, the protocol's
+    other fields kept: ``encoder={"epochs": 2}``).
 
     Two departures from the paper, both by measurement (``docs/trp_cage.md``):
 
-    * Cross-fitting (``encoder_fraction = 0.3``): the SRV trains on the leading 30 % of every training run and
+    * Cross-fitting (``data.encoder_fraction = 0.3``): the SRV trains on the leading 30 % of every training run and
       the propagator on the latent points of the other 70 %, frames the encoder never saw. Fitted on all
       frames, the SRV's slowest coordinate is slower on its own training frames (t1 245 ps) than on any of
       seven independent runs (208 ± 3 ps), and a propagator trained on those frames reproduces the bias;
       cross-fitted, the LSS's t1 is within 3 % of the independent run's in three seeds.
-    * The retrieval decoder (``decoder = "knn"``): every decoded frame is one of the 20 training frames nearest
-      in latent space. The generative flow decoder (``decoder="flow"``) makes new chains but unfolds them too
+    * The retrieval decoder (``decoder.kind = "knn"``): every decoded frame is one of the 20 training frames nearest
+      in latent space. The generative flow decoder (``decoder.kind = "flow"``) makes new chains but unfolds them too
       often (folded fraction 0.36 against MD's 0.63); the retrieval decoder meets the folding targets.
 
-    ``lss_config(encoder_fraction=1, decoder="flow")`` is the paper's protocol with lss_jax's generative decoder.
+    ``lss_config(data={"encoder_fraction": 1}, decoder={"kind": "flow"})`` is the paper's protocol with lss_jax's
+    generative decoder.
 
     Example:
         >>> config = lss_config()
-        >>> config.latent_dim, config.distances, config.torsions, config.n_components, config.encoder_fraction
-        (3, 'ca', ('ca',), 24, 0.3)
-        >>> config.decoder
-        'knn'
+        >>> config.encoder.latent_dim, config.data.distances, config.data.torsions, config.data.encoder_fraction
+        (3, 'ca', ('ca',), 0.3)
+        >>> config.propagator.n_components, config.decoder.kind
+        (24, 'knn')
+        >>> lss_config(decoder={"kind": "flow"}, seed=2).decoder.kind
+        'flow'
     """
-    from lss_jax.config import LSSConfig
+    from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig
 
-    settings = dict(lag=lag, latent_dim=3, torsions=("ca",), distances="ca", atom_selection="name CA",
-                    encoder_fraction=0.3, decoder="knn")
-    settings.update(overrides)
-    return LSSConfig(**settings)
+    protocol = LSSConfig(
+        lag=lag,
+        data=DataConfig(torsions=("ca",), distances="ca", atom_selection="name CA", encoder_fraction=0.3),
+        encoder=EncoderConfig(latent_dim=3),
+        decoder=DecoderConfig(kind="knn"),
+    )
+    return protocol.replace(**overrides) if overrides else protocol
 
 
 def _states_and_events(trajs, stride: int = 1):
