@@ -4,9 +4,9 @@ XLA's CPU backend runs the small matmuls of the propagator on one core per devic
 devices, :func:`lss_jax.rollout` (``devices=jax.devices()``) splits the trajectory batch over them and
 runs on all cores at once: 1.85x the trajectory-steps/s of one device at B = 1024 on 2 cores
 (``benchmarks/perf/peer_pytorch.py``), with the same numbers bit for bit (trajectories are independent and
-keyed by their ids). Decoding is not sharded over host devices: with jax 0.10.2, XLA:CPU hung when two
-host devices ran the decoder's program (flow + NeRF) at the same time, so
-:meth:`lss_jax.LSSModel.decode_unit` runs on one device.
+keyed by their ids). :meth:`lss_jax.LSSModel.decode_unit` (``devices=``) sends its blocks in turn to the host
+devices; its Kabsch SVDs are made in groups small enough that jaxlib 0.10.2's batched LAPACK kernels do not
+deadlock XLA:CPU's intra-op pool (``lss_jax.decoder.coordinates.LAPACK_BATCH``; ``benchmarks/perf/decode_hang.py``).
 """
 
 from __future__ import annotations
