@@ -78,6 +78,10 @@ def test_sections_hold_the_settings_of_their_part():
     (lambda: DecoderConfig(kind="gan"), "decoder must be 'flow' (conditional flow matching)"),
     (lambda: DecoderConfig(coordinates="xyz"), "decoder coordinates must be 'internal'"),
     (lambda: LSSConfig(lag=5, decoder="knn"), "decoder must be a DecoderConfig (LSSConfig(lag, decoder=DecoderConfig"),
+    (lambda: DecoderConfig(flow_solver="rk4"), "decoder flow_solver must be one of 'heun', 'midpoint', 'euler', got 'rk4'."),
+    (lambda: DecoderConfig(distill_steps=-1), "decoder distill_steps must be an integer >= 0"),
+    (lambda: DecoderConfig(kind="knn", distill_steps=1), "the 'knn' decoder samples in one pass already: set distill_steps = 0"),
+    (lambda: DecoderConfig(distill_iterations=0), "decoder distill_iterations must be a positive integer, got 0."),
 ])
 def test_each_section_checks_its_own_fields(make, message):
     with pytest.raises(ValueError) as err:
@@ -146,6 +150,22 @@ def test_a_stored_flat_configuration_reads_back_and_keeps_the_model_fingerprint(
     assert config == NESTED and "and 37 more" in message
     assert config._flat_dict() == FLAT_STORED
     assert hashlib.sha256(json.dumps(config._flat_dict(), sort_keys=True).encode()).hexdigest() == FLAT_SHA256
+
+
+def test_a_saved_configuration_keeps_the_sampler_it_was_trained_with():
+    """A model saved before the few-step decoder (no flow_solver, distill_steps) reads back with the sampler it was
+    trained with, whatever today's defaults, and keeps its fingerprint; a configuration typed by a user gets the
+    defaults."""
+    stored = NESTED.to_dict()
+    for name in ("flow_solver", "distill_steps", "distill_iterations"):
+        del stored["decoder"][name]
+    saved = LSSConfig.from_saved(stored)
+    assert saved.decoder.sampler == (10, "heun") and saved.decoder.distill_steps == 0
+    assert saved._flat_dict() == NESTED._flat_dict()
+    distilled = NESTED.replace(decoder={"distill_steps": 1})
+    assert distilled.decoder.sampler == (1, "euler")
+    assert distilled._flat_dict()["decoder_distill_steps"] == 1  # a distilled model has another name
+    assert LSSConfig.from_saved(distilled.to_dict()) == distilled
 
 
 def test_the_facade_and_the_trp_cage_protocol_read_flat_keywords():

@@ -75,6 +75,19 @@ def test_a_flow_with_structural_states_saves_and_loads(tmp_path):
     np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), model.decode_unit(jax.random.key(1), u))
 
 
+def test_a_distilled_flow_saves_loads_and_samples_in_one_evaluation(data, tmp_path):
+    """decoder.distill_steps = 1: fit_lss distils the flow (states included) into a one-step student, which the
+    saved model loads back as such and decodes bit for bit; the teacher's sampler is gone from the model."""
+    config = LSSConfig(**{**TINY, "decoder": DecoderConfig(iterations=20, distill_steps=1)})
+    model = fit_lss(jax.random.key(3), data, config, progress=False)
+    assert (model.decoder.flow_steps, model.decoder.flow_solver) == (1, "euler")
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert (loaded.decoder.flow_steps, loaded.decoder.flow_solver) == (1, "euler")
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
+    u = np.random.default_rng(0).uniform(size=(64, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), model.decode_unit(jax.random.key(1), u))
+
+
 def test_exported_simulator_runs_without_lss_jax_and_gives_the_generated_frames(model, tmp_path):
     """`lss-jax export` + docs/examples/run_exported.py in a fresh process where lss_jax, flax and mdtraj cannot be
     imported: the decoded frames are bitwise those of generate_to_directory for the same seed."""
