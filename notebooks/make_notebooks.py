@@ -69,7 +69,8 @@ from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.data.featurize import FeatureSpec, featurize, standardizer_fit
 from lss_jax.encoder import srv_lag_scan
 from lss_jax.analysis.plots import implied_timescales_vs_lag
-from lss_jax.analysis.molecular import validate, phi_psi
+from lss_jax.analysis.molecular import validate
+from lss_jax.analysis.torsions import phi_psi
 
 train = load_alanine_dipeptide("train")              # 50 ns, one frame per 2 ps (integrator seed 1)
 independent = load_alanine_dipeptide("independent")  # another 50 ns, seed 2: never trained on
@@ -194,7 +195,8 @@ docs/adaptive_sampling.md (`benchmarks/adaptive_four_well.py`, `benchmarks/adapt
     ("code", """import jax, numpy as np, matplotlib.pyplot as plt
 from lss_jax import LSS
 from lss_jax.adaptive import select_seeds
-from lss_jax.analysis.molecular import phi_psi, validate
+from lss_jax.analysis.molecular import validate
+from lss_jax.analysis.torsions import phi_psi
 from lss_jax.analysis.plots import uncertainty_map
 from lss_jax.datasets import load_alanine_dipeptide
 

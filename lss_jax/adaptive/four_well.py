@@ -83,14 +83,13 @@ from flax import nnx
 from lss_jax import _io
 from lss_jax._progress import progress_bar
 from lss_jax.adaptive.acquisition import combine_scores, pick_distinct, stationary_density
-from lss_jax.analysis.msm import (
+from lss_jax.analysis.distributions import (
     _floored_free_energy,
     _penalized_rmse,
     penalized_free_energy_rmse,
-    propagator_transition_matrix,
     rebin,
-    stationary_distribution,
 )
+from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
 from lss_jax.propagator import fit_mdn, mdn_apply_fn
@@ -314,7 +313,7 @@ def lss_bin_probabilities(mixture_fn, params, scaler: MinMaxScaler, edges, *, n_
 
     The stationary distribution of the propagator's transition matrix on ``n_cells`` cells of the unit
     box (:func:`lss_jax.analysis.msm.propagator_transition_matrix`), mapped to x through ``scaler`` and
-    moved onto ``edges`` (:func:`lss_jax.analysis.msm.rebin`); bins outside the data range get 0.
+    moved onto ``edges`` (:func:`lss_jax.analysis.distributions.rebin`); bins outside the data range get 0.
     """
     pi = stationary_distribution(propagator_transition_matrix(mixture_fn, params, n_cells, boundary=boundary))
     cells = np.linspace(float(scaler.low[0]), float(scaler.high[0]), n_cells + 1)

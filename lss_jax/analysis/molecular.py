@@ -29,28 +29,17 @@ import numpy as np
 
 from lss_jax import _io
 from lss_jax.analysis import structure
-from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
+from lss_jax.analysis.distributions import (
+    free_energy_2d,
+    free_energy_rmse,
+    free_energy_rmse_2d,
+    histogram_free_energy,
+    mean_standard_error,
+)
+from lss_jax.analysis.torsions import DEFAULT_TORSIONS, phi_psi
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 
-__all__ = ["validate", "phi_psi", "compare_structures", "decoder_round_trip", "support_diagnostics"]
-
-
-def phi_psi(traj) -> np.ndarray:
-    """Backbone ``[n_frames, 2]`` (phi, psi) in radians of the first residue that has both.
-
-    Example:
-        >>> from lss_jax.datasets import load_alanine_dipeptide
-        >>> angles = phi_psi(load_alanine_dipeptide("train", stride=500))
-        >>> angles.shape, bool(np.all(np.abs(angles) <= np.pi))
-        ((50, 2), True)
-    """
-    import mdtraj as md
-
-    _, phi = md.compute_phi(traj)
-    _, psi = md.compute_psi(traj)
-    if phi.shape[1] == 0 or psi.shape[1] == 0:
-        raise ValueError("the decoded atoms do not define backbone phi/psi (need C, N, CA atoms).")
-    return np.stack([phi[:, 0], psi[:, 0]], axis=1)
+__all__ = ["validate", "compare_structures", "decoder_round_trip", "support_diagnostics"]
 
 
 def compare_structures(reference, generated, *, kT: float = 1.0, max_frames: int = 20_000, seed: int = 0,
@@ -92,15 +81,15 @@ def compare_structures(reference, generated, *, kT: float = 1.0, max_frames: int
     except ValueError:
         pp_ref = pp_gen = None
     if pp_ref is not None:
-        f_ref, p_ref, _, _ = structure.free_energy_2d(pp_ref[:, 0], pp_ref[:, 1], kT=kT)
-        f_gen, p_gen, _, _ = structure.free_energy_2d(pp_gen[:, 0], pp_gen[:, 1], kT=kT)
-        rmse, n_bins = structure.free_energy_rmse_2d(f_gen, p_ref, f_ref)
+        f_ref, p_ref, _, _ = free_energy_2d(pp_ref[:, 0], pp_ref[:, 1], kT=kT)
+        f_gen, p_gen, _, _ = free_energy_2d(pp_gen[:, 0], pp_gen[:, 1], kT=kT)
+        rmse, n_bins = free_energy_rmse_2d(f_gen, p_ref, f_ref)
         populated = p_ref >= 1e-3 * p_ref.max()
         fe = {"rmse_kT": rmse, "n_bins": int(n_bins), "coverage": float(np.mean(p_gen[populated] > 0))}
         if floor is not None:
             pp_floor = phi_psi(floor)
-            f_floor, p_floor, _, _ = structure.free_energy_2d(pp_floor[:, 0], pp_floor[:, 1], kT=kT)
-            fe["md_vs_md_rmse_kT"] = structure.free_energy_rmse_2d(f_floor, p_ref, f_ref)[0]
+            f_floor, p_floor, _, _ = free_energy_2d(pp_floor[:, 0], pp_floor[:, 1], kT=kT)
+            fe["md_vs_md_rmse_kT"] = free_energy_rmse_2d(f_floor, p_ref, f_ref)[0]
             fe["md_vs_md_coverage"] = float(np.mean(p_floor[populated] > 0))
         out["free_energy_phi_psi"] = fe
         out["basin_populations"] = {"md": _basins(pp_ref), "generated": _basins(pp_gen)}
@@ -181,11 +170,6 @@ def _timescales(latent_list, lag, lag_time, k):
     return implied_timescales(ev, lag_time)
 
 
-def _profile_1d(x, edges, kT=1.0):
-    f, p = histogram_free_energy(x, edges, kT=kT)
-    return f, p
-
-
 def validate(
     model,
     md_trajs,
@@ -260,10 +244,10 @@ def validate(
     # ---- F(psi_1)
     psi1_md = np.concatenate([p[:, 0] for p in psi_md])
     edges = np.linspace(psi1_md.min(), psi1_md.max(), 51)
-    f_md, p_md = _profile_1d(psi1_md, edges, kT)
-    f_lss, _ = _profile_1d(lss_latent[..., 0], edges, kT)
-    blocks_f = [_profile_1d(np.concatenate([b[:, 0] for b in blk]), edges, kT)[0] for blk in _blocks(psi_md, n_blocks)]
-    f_md_se = _nan_se(blocks_f)
+    f_md, p_md = histogram_free_energy(psi1_md, edges, kT=kT)
+    f_lss, _ = histogram_free_energy(lss_latent[..., 0], edges, kT=kT)
+    blocks_f = [histogram_free_energy(np.concatenate([b[:, 0] for b in blk]), edges, kT=kT)[0] for blk in _blocks(psi_md, n_blocks)]
+    f_md_se = _block_se(blocks_f)
     mask1 = p_md >= 1e-3 * p_md.max()
     metrics["free_energy_psi1"] = {"rmse_kT": free_energy_rmse(f_lss, f_md, mask1), "n_bins": int(mask1.sum())}
 
@@ -275,17 +259,17 @@ def validate(
     f2_md = f2_lss = p2_md = xe = ye = None
     if pp_md is not None:
         pp_lss = phi_psi(lss_traj)
-        f2_md, p2_md, xe, ye = structure.free_energy_2d(pp_md[:, 0], pp_md[:, 1], kT=kT)
-        f2_lss, _, _, _ = structure.free_energy_2d(pp_lss[:, 0], pp_lss[:, 1], kT=kT)
-        rmse2, n2 = structure.free_energy_rmse_2d(f2_lss, p2_md, f2_md)
+        f2_md, p2_md, xe, ye = free_energy_2d(pp_md[:, 0], pp_md[:, 1], kT=kT)
+        f2_lss, _, _, _ = free_energy_2d(pp_lss[:, 0], pp_lss[:, 1], kT=kT)
+        rmse2, n2 = free_energy_rmse_2d(f2_lss, p2_md, f2_md)
         half = len(pp_md) // 2
-        fa, _, _, _ = structure.free_energy_2d(pp_md[:half, 0], pp_md[:half, 1], kT=kT)
-        fb, pb, _, _ = structure.free_energy_2d(pp_md[half:, 0], pp_md[half:, 1], kT=kT)
-        rmse_half, _ = structure.free_energy_rmse_2d(fa, pb, fb)
-        blocks_2d = [structure.free_energy_2d(b[:, 0], b[:, 1], kT=kT)[0] for b in np.array_split(pp_md, n_blocks)]
+        fa, _, _, _ = free_energy_2d(pp_md[:half, 0], pp_md[:half, 1], kT=kT)
+        fb, pb, _, _ = free_energy_2d(pp_md[half:, 0], pp_md[half:, 1], kT=kT)
+        rmse_half, _ = free_energy_rmse_2d(fa, pb, fb)
+        blocks_2d = [free_energy_2d(b[:, 0], b[:, 1], kT=kT)[0] for b in np.array_split(pp_md, n_blocks)]
         metrics["free_energy_phi_psi"] = {
             "rmse_kT": rmse2, "n_bins": int(n2), "md_half_vs_half_rmse_kT": rmse_half,
-            "md_block_se_median_kT": float(np.nanmedian(_nan_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
+            "md_block_se_median_kT": float(np.nanmedian(_block_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
             "basin_populations": {"md": _basins(pp_md), "lss": _basins(pp_lss)},
         }
 
@@ -295,16 +279,17 @@ def validate(
     t_lss = _timescales(lat_list, 1, lag_time, m)
     t_md_blocks = np.array([_timescales(b, lag, lag_time, m) for b in _blocks(psi_md, n_blocks)])
     t_lss_blocks = np.array([_timescales(b, 1, lag_time, m) for b in _blocks(lat_list, n_blocks)])
-    t_md_se = _nan_se(t_md_blocks)
+    t_md_se = _block_se(t_md_blocks)
     metrics["implied_timescales_ps"] = {
         "md": t_md.tolist(), "md_se": t_md_se.tolist(), "lss": t_lss.tolist(),
-        "lss_se": _nan_se(t_lss_blocks).tolist(),
+        "lss_se": _block_se(t_lss_blocks).tolist(),
         "t1_within_md_error": bool(abs(t_lss[0] - t_md[0]) <= 2 * t_md_se[0]),
         "t1_relative_error": float(abs(t_lss[0] - t_md[0]) / t_md[0]),
     }
 
-    # ---- kinetic self-consistency (lss_jax.analysis.consistency) and the field's kinetic metrics (kinetics)
-    from lss_jax.analysis import consistency, kinetics
+    # ---- kinetic self-consistency (lss_jax.analysis.consistency) and the field's kinetic metrics (compare)
+    from lss_jax.analysis import consistency
+    from lss_jax.analysis.compare import compare_kinetics
 
     md_frame_time = float(md_trajs[0].timestep) if md_trajs[0].n_frames > 1 else lag_time / lag
     report_warnings = []
@@ -345,9 +330,9 @@ def validate(
     }
     n_traj, n_per = lss_latent.shape[:2]
     lss_parts = [lss_traj[b * n_per : (b + 1) * n_per] for b in range(n_traj)]
-    kin = guarded("the kinetic metrics (JSD, metastable MSM, autocorrelations)", lambda: kinetics.compare_kinetics(
+    kin = guarded("the kinetic metrics (JSD, metastable MSM, autocorrelations)", lambda: compare_kinetics(
         md_heavy, lss_parts, md_frame_time=md_frame_time, lss_frame_time=lag_time, msm_lag_time=lag_time,
-        torsions=(*kinetics.DEFAULT_TORSIONS, "ca"), seed=seed))
+        torsions=(*DEFAULT_TORSIONS, "ca"), seed=seed))
     if kin is not None:
         metrics["kinetics"] = kin
 
@@ -390,19 +375,19 @@ def validate(
     tic_md = np.concatenate([proj(d) for d in d_md])
     tic_lss = proj(md.compute_distances(lss_traj, pairs))
     rng_t = ((tic_md[:, 0].min(), tic_md[:, 0].max()), (tic_md[:, 1].min(), tic_md[:, 1].max()))
-    ft_md, pt_md, txe, tye = structure.free_energy_2d(tic_md[:, 0], tic_md[:, 1], bins=40, range=rng_t, kT=kT)
-    ft_lss, _, _, _ = structure.free_energy_2d(tic_lss[:, 0], tic_lss[:, 1], bins=40, range=rng_t, kT=kT)
-    rmse_t, n_t = structure.free_energy_rmse_2d(ft_lss, pt_md, ft_md)
+    ft_md, pt_md, txe, tye = free_energy_2d(tic_md[:, 0], tic_md[:, 1], bins=40, range=rng_t, kT=kT)
+    ft_lss, _, _, _ = free_energy_2d(tic_lss[:, 0], tic_lss[:, 1], bins=40, range=rng_t, kT=kT)
+    rmse_t, n_t = free_energy_rmse_2d(ft_lss, pt_md, ft_md)
     # F(TIC 1): the 1-D profile on the MD's slowest linear coordinate, with the MD's own noise floor
     tic1_edges = np.linspace(tic_md[:, 0].min(), tic_md[:, 0].max(), 51)
-    f_t1_md, p_t1_md = _profile_1d(tic_md[:, 0], tic1_edges, kT)
+    f_t1_md, p_t1_md = histogram_free_energy(tic_md[:, 0], tic1_edges, kT=kT)
     mask_t1 = p_t1_md >= 1e-3 * p_t1_md.max()
-    f_t1_lss, _ = _profile_1d(tic_lss[:, 0], tic1_edges, kT)
+    f_t1_lss, _ = histogram_free_energy(tic_lss[:, 0], tic1_edges, kT=kT)
     tic1_md_parts = [proj(d)[:, 0] for d in d_md]
     halves = [np.concatenate(h) for h in zip(*[np.array_split(t, 2) for t in tic1_md_parts])]
-    f_h0, _ = _profile_1d(halves[0], tic1_edges, kT)
-    f_h1, _ = _profile_1d(halves[1], tic1_edges, kT)
-    f_t1_se = _nan_se([_profile_1d(np.concatenate(b), tic1_edges, kT)[0] for b in _blocks(tic1_md_parts, n_blocks)])
+    f_h0, _ = histogram_free_energy(halves[0], tic1_edges, kT=kT)
+    f_h1, _ = histogram_free_energy(halves[1], tic1_edges, kT=kT)
+    f_t1_se = _block_se([histogram_free_energy(np.concatenate(b), tic1_edges, kT=kT)[0] for b in _blocks(tic1_md_parts, n_blocks)])
     metrics["tica"] = {"rmse_kT": rmse_t, "n_bins": int(n_t),
                        "md_timescales_ps": implied_timescales(tica.eigenvalues[:3], lag_time).tolist(),
                        "free_energy_tic1": {"rmse_kT": free_energy_rmse(f_t1_lss, f_t1_md, mask_t1),
@@ -442,11 +427,11 @@ def validate(
             traj_k, lat_k = model.generate(jax.random.fold_in(jax.random.key(seed), 1000 + k), lss_latent.shape[0],
                                            lss_latent.shape[1], return_latent=True, propagator=prop, progress=False)
             per["t1_ps"].append(float(_timescales(list(lat_k), 1, lag_time, m)[0]))
-            per["free_energy_psi1_rmse_kT"].append(free_energy_rmse(_profile_1d(lat_k[..., 0], edges, kT)[0], f_md, mask1))
+            per["free_energy_psi1_rmse_kT"].append(free_energy_rmse(histogram_free_energy(lat_k[..., 0], edges, kT=kT)[0], f_md, mask1))
             if pp_md is not None:
                 pp_k = phi_psi(traj_k)
-                f2_k, _, _, _ = structure.free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
-                per["free_energy_phi_psi_rmse_kT"].append(structure.free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
+                f2_k, _, _, _ = free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
+                per["free_energy_phi_psi_rmse_kT"].append(free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
                 per["populations"].append(_basins(pp_k))
         spread = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}  # noqa: E731
         metrics["ensemble"] = {
@@ -479,8 +464,8 @@ def validate(
             plots.folding_figure(out_dir / "folding.png", metrics["folding"])
         plots.decoder_figure(out_dir / "decoder.png", md_all, round_trip, lss_traj, metrics["decoder"], kT=kT, seed=seed)
         if ck is not None:
-            kinetics.plot_chapman_kolmogorov(ck, frame_time=md_frame_time, unit="ps",
-                                             path=out_dir / "chapman_kolmogorov.png")
+            plots.plot_chapman_kolmogorov(ck, frame_time=md_frame_time, unit="ps",
+                                          path=out_dir / "chapman_kolmogorov.png")
         models = lss_traj[np.sort(rng.choice(lss_traj.n_frames, min(20, lss_traj.n_frames), replace=False))]
         with _io.atomic_path(out_dir / "decoded_models.pdb") as tmp:
             models.save_pdb(str(tmp))  # one MODEL record per frame, for any molecular viewer
@@ -500,17 +485,11 @@ def _basins(pp: np.ndarray) -> dict:
             "alpha_l_basin": float(alpha_l_basin.mean())}
 
 
-def _nan_se(profiles) -> np.ndarray:
-    """Standard error over blocks (axis 0), ignoring non-finite entries; nan where < 2 blocks are finite."""
-    a = np.array(profiles, np.float64)
-    a[~np.isfinite(a)] = np.nan
-    n = np.sum(np.isfinite(a), axis=0)
-    mean = np.nanmean(np.where(n >= 1, a, 0.0), axis=0)
-    sq = np.nansum((a - mean) ** 2, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= 2, np.sqrt(sq / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1)), np.nan)
-
-
 def _quantiles(x) -> dict:
     q = np.quantile(x, [0.05, 0.5, 0.95])
     return {"min": float(np.min(x)), "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2])}
+
+
+def _block_se(values) -> np.ndarray:
+    """Standard error over blocks (axis 0), ignoring non-finite entries (:func:`lss_jax.analysis.distributions.mean_standard_error`)."""
+    return mean_standard_error(values)[1]

@@ -27,13 +27,11 @@ import numpy as np
 from flax import nnx
 
 from lss_jax import _io
+from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy, rebin
 from lss_jax.analysis.msm import (
-    free_energy_rmse,
-    histogram_free_energy,
     implied_timescales_from_matrix,
     msm_implied_timescales,
     propagator_transition_matrix,
-    rebin,
     stationary_distribution,
 )
 from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn
