@@ -3,7 +3,8 @@
 The analysis modules compute numbers and never import this module; whoever wants a figure imports it: the
 command line (``report``, ``demo``: :mod:`lss_jax.cli.commands`), the end-to-end experiments
 (:mod:`lss_jax.pipelines`, :mod:`lss_jax.adaptive.four_well`), notebooks and benchmarks. Importing it selects
-matplotlib's Agg backend, so it is imported lazily, where a figure is drawn.
+matplotlib's Agg backend, so it is imported lazily, where a figure is drawn. :func:`report_figures` draws those
+of the molecular validation report (:func:`lss_jax.analysis.molecular.run_validation`).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def _profile_panel(ax, edges, f_md, f_lss, mask, xlabel, title, f_md_se=None):
 def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md, f2_lss, p2_md, xe, ye, t_md, t_md_se,
                       t_lss, t_lss_se, ft_md, ft_lss, txe, tye, rg_md, rg_lss, nov_lss, nov_md, lss_latent, lag_time,
                       conformers, kT, tic1=None) -> list[Path]:
-    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.validate`). ``f2_md=None``
+    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.run_validation`). ``f2_md=None``
     (atoms without backbone torsions) leaves out F(phi, psi); ``tic1 = (edges, f_md, f_lss, mask, f_md_se)``
     adds F(TIC 1) beside the TICA surfaces."""
     out_dir = Path(out_dir)
@@ -235,13 +236,35 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     return paths
 
 
+def report_figures(out_dir, validation, model) -> list[Path]:
+    """Every figure of the molecular validation report, from a
+    :func:`lss_jax.analysis.molecular.run_validation` result, into ``out_dir`` (created): ``uncertainty.png``
+    (ensembles only), those of :func:`molecular_figures`, ``folding.png`` (Trp-cage), ``decoder.png`` and
+    ``chapman_kolmogorov.png`` (when the test could be computed). Returns the paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures, paths = validation.figures, []
+    if figures["ensemble"]:
+        uncertainty_map(model, path=out_dir / "uncertainty.png")
+        paths.append(out_dir / "uncertainty.png")
+    paths += molecular_figures(out_dir, **figures["molecular"])
+    if figures["folding"] is not None:
+        paths.append(folding_figure(out_dir / "folding.png", figures["folding"]))
+    paths.append(decoder_figure(out_dir / "decoder.png", **figures["decoder"]))
+    if figures["chapman_kolmogorov"] is not None:
+        plot_chapman_kolmogorov(**figures["chapman_kolmogorov"], unit="ps", path=out_dir / "chapman_kolmogorov.png")
+        paths.append(out_dir / "chapman_kolmogorov.png")
+    return paths
+
+
 def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: float = 1.0, seed: int = 0,
                    max_frames: int = 20_000):
     """Which network is at fault: MD, decode(encode(MD)) and the full LSS side by side.
 
     Top row: F(phi, psi) of the three (when the atoms define backbone torsions). Bottom row: the relative
     deviation of every bond length from its MD mean, the deviation of every bond angle from its MD mean
-    (degrees), and the per-atom RMSF. ``metrics`` is the ``decoder`` block of :func:`lss_jax.analysis.molecular.validate`.
+    (degrees), and the per-atom RMSF. ``metrics`` is the ``decoder`` block of :func:`lss_jax.analysis.molecular.run_validation`.
     """
     from lss_jax.analysis import structure
     from lss_jax.analysis.distributions import free_energy_2d
@@ -476,7 +499,7 @@ def adaptive_four_well_figure(path, runs: Sequence[dict], *, profiles_run: int =
 
 def folding_figure(path, folding: dict) -> Path:
     """Folding of a protein model, MD against LSS: folded fraction, transition rate and RMSD to the native
-    structure in the folded state (``folding`` of :func:`lss_jax.analysis.molecular.validate`)."""
+    structure in the folded state (``folding`` of the report, :func:`lss_jax.systems.trp_cage.report_metrics`)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
     panels = [("folded_fraction", "folded fraction", None), ("transitions_per_us", "transitions per µs", None)]
     for ax, (key, label, _) in zip(axes, panels):
