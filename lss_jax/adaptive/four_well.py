@@ -524,27 +524,7 @@ def run_adaptive_four_well(
                     f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
             arms[name], collected[name] = arm, trajs
 
-        plain = {"md_steps": [cfg.n_initial_steps], "evaluations": [first]}
-        x = traj0
-        for steps in plain_budgets[1:]:
-            t = time.perf_counter()
-            done = len(x) - 1
-            more = np.asarray(brownian_dynamics(
-                k_plain, jnp.asarray(x[-1:], jnp.float32), n_steps=steps - done * cfg.save_every, dt=cfg.dt,
-                diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every, method=cfg.integrator,
-                start_step=done * cfg.save_every - cfg.n_initial_steps,
-            ), np.float64)[0]
-            x = np.concatenate([x, more])
-            seconds["bd"] += time.perf_counter() - t
-            t = time.perf_counter()
-            ev = evaluate([x], steps)
-            seconds["evaluation"] += time.perf_counter() - t
-            bar.update(1)
-            plain["md_steps"].append(steps)
-            plain["evaluations"].append(ev)
-            log(f"  plain continuation: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
-                f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
-    arms["plain"] = plain
+        arms["plain"], x = _plain_continuation(k_plain, traj0, first, plain_budgets, cfg, evaluate, seconds, bar, log)
 
     for arm in arms.values():
         for k in ("rmse", "rmse_core", "rmse_sampled"):
@@ -583,6 +563,32 @@ def run_adaptive_four_well(
         metrics["wall_seconds"]["total"] = round(time.perf_counter() - start, 2)
         _io.write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _plain_continuation(key, traj0, first, budgets, cfg: AdaptiveConfig, evaluate, seconds, bar, log):
+    """The plain arm: the initial run continued (one BD trajectory, the same key throughout) and evaluated at
+    every budget after the first. Returns the arm and its trajectory; adds to ``seconds`` and advances ``bar``."""
+    plain = {"md_steps": [cfg.n_initial_steps], "evaluations": [first]}
+    x = traj0
+    for steps in budgets[1:]:
+        t = time.perf_counter()
+        done = len(x) - 1
+        more = np.asarray(brownian_dynamics(
+            key, jnp.asarray(x[-1:], jnp.float32), n_steps=steps - done * cfg.save_every, dt=cfg.dt,
+            diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every, method=cfg.integrator,
+            start_step=done * cfg.save_every - cfg.n_initial_steps,
+        ), np.float64)[0]
+        x = np.concatenate([x, more])
+        seconds["bd"] += time.perf_counter() - t
+        t = time.perf_counter()
+        ev = evaluate([x], steps)
+        seconds["evaluation"] += time.perf_counter() - t
+        bar.update(1)
+        plain["md_steps"].append(steps)
+        plain["evaluations"].append(ev)
+        log(f"  plain continuation: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
+            f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
+    return plain, x
 
 
 # --------------------------------------------------------------------------------------------- figure
