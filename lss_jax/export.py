@@ -33,7 +33,8 @@ simulator. ``docs/examples/run_exported.py`` is a complete runner, and its frame
   first frame after the start) of trajectory ``rows_b[i]``; pad the last block. ``ratio < 1``: the frame is
   outside the training data's support (:mod:`lss_jax.decoder.support`); draw it again with ``attempts`` 1,
   2, ... up to ``redraws`` (metadata) until ``ratio >= 1``, and if no draw is inside keep the one with the
-  largest ratio (the first of equals), as :func:`lss_jax.decoder.decode_rows` does.
+  largest ratio (the first of equals), as :func:`lss_jax.decoder.decode_rows` does. It is the function generation
+  decodes with (:func:`lss_jax.decoder.decode_fn`), exported.
 * ``from_unit(u [B, m]) -> [B, m]``: unit box to latent coordinates (``B`` symbolic).
 
 Keys, as in :mod:`lss_jax.simulate`: ``k_start, k_roll, k_dec = jax.random.split(jax.random.key(seed), 3)``;
@@ -78,7 +79,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
         ``path``.
     """
     from lss_jax import __version__, _io
-    from lss_jax.decoder import _features_from_noise, features_to_xyz, row_keys, support_ratio
+    from lss_jax.decoder import decode_fn
     from lss_jax.model import as_model
     from lss_jax.propagator import _rollout_body, mdn_apply_fn
     from lss_jax.scaling import minmax_inverse
@@ -91,9 +92,9 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     prop_leaves, prop_tree = jax.tree_util.tree_flatten(params)
     mixture_fn, boundary = mdn_apply_fn(graphdef), model.config.propagator.boundary
     dec = model.decoder
-    d_graphdef, d_params = nnx.split(dec.network)
+    # the decode function generation uses (lss_jax.decoder.decode_rows), so the exported frames are its frames
+    decode_rows_fn, d_params = decode_fn(dec)
     dec_leaves, dec_tree = jax.tree_util.tree_flatten((d_params, dec.coordinates, dec.support))
-    kind, flow_steps, noise_dim = dec.kind, dec.flow_steps, dec.noise_dim
     key_impl = str(jax.random.key_impl(jax.random.key(0)))
 
     def rollout(key_data, leaves, u, ids, start_step):
@@ -104,11 +105,7 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     def decode(key_data, leaves, u, rows_b, rows_t, attempts):
         key = jax.random.wrap_key_data(key_data, impl=key_impl)
         d_params, cmap, support = jax.tree_util.tree_unflatten(dec_tree, leaves)
-        z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(row_keys(key, rows_b, rows_t, attempts))
-        features = _features_from_noise(kind, nnx.merge(d_graphdef, d_params), z, u, flow_steps, dec.flow_solver)
-        xyz = features_to_xyz(cmap, features.astype(jnp.float32))
-        ratio = jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None else support_ratio(support, xyz)
-        return xyz, ratio
+        return decode_rows_fn(d_params, cmap, support, key, u, rows_b, rows_t, attempts)
 
     def from_unit(u):
         return minmax_inverse(model.latent_scaler, u)

@@ -339,7 +339,8 @@ def fit_lss(
     (:func:`lss_jax.config.check_training_data`).
 
     Args:
-        key: PRNG key (split into the encoder's, the propagator's and the decoder's).
+        key: PRNG key (split into the encoder's, the propagator's and the decoder's; the start points of generation
+            and the self-consistency rollouts draw from subkeys of their own).
         trajs: training trajectories (``mdtraj.Trajectory`` or a list of them, one topology), or their
             :class:`lss_jax.data.stream.TrainingData` (:func:`lss_jax.data.stream.load_training_data` streams
             files into one, holding only the features and the decoded atoms).
@@ -444,9 +445,10 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     )
     timings["decoder"] = time.perf_counter() - t0
 
-    rng = np.random.default_rng(cfg.seed)
+    # start points from a subkey of their own: fold_in leaves the networks' keys (split above) as they were
     all_u = np.concatenate(u)
-    start = all_u[rng.choice(len(all_u), size=min(len(all_u), 10_000), replace=False)]
+    pick = jax.random.choice(jax.random.fold_in(key, 0x57A7), len(all_u), (min(len(all_u), 10_000),), replace=False)
+    start = all_u[np.asarray(pick)]
     info = {
         "n_trajectories": len(data.lengths),
         "n_frames": int(sum(data.lengths)),

@@ -69,8 +69,9 @@ from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.data.featurize import FeatureSpec, featurize, standardizer_fit
 from lss_jax.config import EncoderConfig
 from lss_jax.encoder import srv_lag_scan
-from lss_jax.analysis.plots import implied_timescales_vs_lag
-from lss_jax.analysis.molecular import validate, phi_psi
+from lss_jax.analysis.plots import implied_timescales_vs_lag, report_figures
+from lss_jax.analysis.molecular import run_validation
+from lss_jax.analysis.torsions import phi_psi
 
 train = load_alanine_dipeptide("train")              # 50 ns, one frame per 2 ps (integrator seed 1)
 independent = load_alanine_dipeptide("independent")  # another 50 ns, seed 2: never trained on
@@ -99,7 +100,9 @@ n_traj, n_steps = (50, 500) if SMALL else (1000, 1000)
 latent = model.generate(key, n_traj, n_steps, latent_only=True)
 lss = md.Trajectory(model.decode(jax.random.fold_in(key, 1), latent).reshape(-1, len(model.atom_indices), 3),
                     model.decoded_topology)
-metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir="runs/notebook-ala2")
+validation = run_validation(model, independent, lss, latent, train_trajs=train)
+report_figures("runs/notebook-ala2", validation, model)  # the figures of `lss-jax report`
+metrics = validation.metrics
 {k: metrics[k] for k in ("free_energy_phi_psi", "implied_timescales_ps")}"""),
     ("code", """for name in ("free_energy_phi_psi", "free_energy_psi1_timescales", "structures", "tica", "conformers"):
     display(Image(f"runs/notebook-ala2/{name}.png"))"""),
@@ -197,7 +200,8 @@ docs/adaptive_sampling.md (`benchmarks/studies/adaptive_four_well.py`, `benchmar
     ("code", """import jax, numpy as np, matplotlib.pyplot as plt
 from lss_jax import LSS
 from lss_jax.adaptive import select_seeds
-from lss_jax.analysis.molecular import phi_psi, validate
+from lss_jax.analysis.molecular import validate
+from lss_jax.analysis.torsions import phi_psi
 from lss_jax.analysis.plots import uncertainty_map
 from lss_jax.datasets import load_alanine_dipeptide
 
@@ -302,10 +306,13 @@ for key in ("folded_fraction", "transitions_per_us"):
           f"flow decoder {folding_flow[key]['lss']:.3f}")"""),
     ("code", """import tempfile
 from pathlib import Path
-from lss_jax.analysis.molecular import validate
+from lss_jax.analysis.molecular import run_validation
+from lss_jax.analysis.plots import report_figures
 
 out = Path(tempfile.mkdtemp())
-metrics = validate(model, independent, lss, latent, out_dir=out)
+validation = run_validation(model, independent, lss, latent, system_metrics=tc.report_metrics)  # folding
+report_figures(out, validation, model)
+metrics = validation.metrics
 print(f"F(psi1) RMSE {metrics['free_energy_psi1']['rmse_kT']:.2f} kT, "
       f"F(TIC1) RMSE {metrics['tica']['free_energy_tic1']['rmse_kT']:.2f} kT "
       f"(MD half vs half {metrics['tica']['free_energy_tic1']['md_half_vs_half_rmse_kT']:.2f} kT)")

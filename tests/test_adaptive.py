@@ -9,7 +9,7 @@ import pytest
 from lss_jax.adaptive import combine_scores, pick_distinct
 from lss_jax.adaptive import four_well as adaptive_four_well
 from lss_jax.adaptive.four_well import AdaptiveConfig, initial_trajectory, select_seed_frames, steps_to_target
-from lss_jax.analysis.msm import penalized_free_energy_rmse
+from lss_jax.analysis.distributions import penalized_free_energy_rmse
 from lss_jax.cli import main
 from lss_jax.ensemble import data_density
 from lss_jax.systems.four_well import four_well_potential, well_boundaries, wells_visited
@@ -134,7 +134,7 @@ def test_missing_wells_are_penalized():
 
 
 def free_energy_rmse_ignoring_empty(samples, edges, f_exact, mask):
-    from lss_jax.analysis.msm import free_energy_rmse, histogram_free_energy
+    from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
 
     return free_energy_rmse(histogram_free_energy(samples, edges)[0], f_exact, mask)
 

@@ -19,7 +19,6 @@ WITHOUT_EXAMPLES = {
     "lss_jax.adaptive": "re-exports only",
     "lss_jax.adaptive.rounds": "OpenMM rounds that take minutes; tests/test_adaptive_md.py runs them",
     "lss_jax.analysis": "re-exports only",
-    "lss_jax.analysis.plots": "matplotlib figures; tests/test_molecular.py draws them",
     "lss_jax.cli": "the command line; tests/test_cli_help.py and tests/test_bad_input.py call it",
     "lss_jax.cli.commands": "the command line; tests/test_cli_help.py and tests/test_bad_input.py call it",
     "lss_jax.cli.config": "the command line; tests/test_bad_input.py covers --config",

@@ -1,4 +1,5 @@
-"""Validation metrics of lss_jax.analysis.kinetics against references we did not write: SciPy's
+"""Kinetic and distributional validation metrics (lss_jax.analysis: distributions, msm, metastable,
+autocorrelation, chapman_kolmogorov, compare) against references we did not write: SciPy's
 Jensen-Shannon distance, deeptime's MSM mean first-passage times, hand-solved Markov chains, exact
 autocorrelations of AR(1) processes, and the asymptotic variance of Markov-chain averages."""
 
@@ -10,7 +11,16 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from lss_jax.analysis import kinetics as K
+from lss_jax.analysis import autocorrelation as autocorrelation_module
+from lss_jax.analysis import chapman_kolmogorov as chapman_kolmogorov_module
+from lss_jax.analysis import compare, distributions, metastable, msm, tica, torsions
+from lss_jax.analysis.autocorrelation import autocorrelation, e_folding_time, integrated_autocorrelation_time
+from lss_jax.analysis.chapman_kolmogorov import chapman_kolmogorov
+from lss_jax.analysis.compare import compare_kinetics
+from lss_jax.analysis.distributions import js_distance, jsd_1d, jsd_2d, jsd_reference_range, torsion_jsds
+from lss_jax.analysis.metastable import metastable_kinetics, metastable_msm
+from lss_jax.analysis.msm import coarse_transition_matrix, mfpt_between_sets, mfpt_to_set, pcca_memberships
+from lss_jax.analysis.torsions import torsion_angles
 
 # a 3-state chain solved by hand: pi = (1/4, 1/2, 1/4); MFPT to state 2 from (0, 1) = (8, 6)
 T3 = np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]])
@@ -63,8 +73,8 @@ def test_js_distance_matches_scipy_with_empty_bins(seed):
     p, q = rng.random((2, 40))
     p[rng.random(40) < 0.3] = 0.0  # empty bins on one side or both
     q[:5] = 0.0
-    assert K.js_distance(p, q) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
-    assert K.js_distance(p.reshape(5, 8), q.reshape(5, 8)) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
+    assert js_distance(p, q) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
+    assert js_distance(p.reshape(5, 8), q.reshape(5, 8)) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
 
 
 def test_jsd_1d_and_2d_match_scipy_on_numpy_histograms():
@@ -73,11 +83,11 @@ def test_jsd_1d_and_2d_match_scipy_on_numpy_histograms():
     b = rng.vonmises(-0.7, 1.5, size=(3000, 2))
     edges = np.linspace(-np.pi, np.pi, 61)
     ref_1d = jensenshannon(np.histogram(a[:, 0], edges)[0], np.histogram(b[:, 0], edges)[0], base=2)
-    assert K.jsd_1d(a[:, 0], b[:, 0], bins=60) == pytest.approx(ref_1d, abs=1e-12)
+    assert jsd_1d(a[:, 0], b[:, 0], bins=60) == pytest.approx(ref_1d, abs=1e-12)
     e2 = np.linspace(-np.pi, np.pi, 26)
     ha = np.histogram2d(a[:, 0], a[:, 1], [e2, e2])[0].ravel()
     hb = np.histogram2d(b[:, 0], b[:, 1], [e2, e2])[0].ravel()
-    assert K.jsd_2d(a, b, bins=25) == pytest.approx(jensenshannon(ha, hb, base=2), abs=1e-12)
+    assert jsd_2d(a, b, bins=25) == pytest.approx(jensenshannon(ha, hb, base=2), abs=1e-12)
 
 
 def test_jsd_reference_range_matches_scipy_with_clipped_outliers():
@@ -86,7 +96,7 @@ def test_jsd_reference_range_matches_scipy_with_clipped_outliers():
     edges = np.linspace(ref.min(), ref.max(), 31)
     expected = jensenshannon(np.histogram(ref, edges)[0], np.histogram(np.clip(other, ref.min(), ref.max()), edges)[0],
                              base=2)
-    assert K.jsd_reference_range(ref, other, bins=30) == pytest.approx(expected, abs=1e-12)
+    assert jsd_reference_range(ref, other, bins=30) == pytest.approx(expected, abs=1e-12)
     # 2-D: same on the product grid
     ref2, other2 = rng.normal(size=(4000, 2)), rng.normal(0.3, 1.2, size=(4000, 2))
     lo, hi = ref2.min(0), ref2.max(0)
@@ -94,38 +104,38 @@ def test_jsd_reference_range_matches_scipy_with_clipped_outliers():
     clipped = np.clip(other2, lo, hi)
     expected2 = jensenshannon(np.histogram2d(*ref2.T, grid)[0].ravel(), np.histogram2d(*clipped.T, grid)[0].ravel(),
                               base=2)
-    assert K.jsd_reference_range(ref2, other2, bins=20) == pytest.approx(expected2, abs=1e-12)
+    assert jsd_reference_range(ref2, other2, bins=20) == pytest.approx(expected2, abs=1e-12)
 
 
 def test_jsd_identical_is_zero_disjoint_is_maximal():
     rng = np.random.default_rng(5)
     x = rng.uniform(-np.pi, 0.0, 2000)
-    assert K.jsd_1d(x, x) == 0.0
-    assert K.jsd_1d(x, x - 2 * np.pi) == 0.0  # another branch of the same angles (periodic wrap)
-    assert K.jsd_1d(x, x + np.pi) == pytest.approx(1.0, abs=1e-12)  # disjoint halves of the circle
+    assert jsd_1d(x, x) == 0.0
+    assert jsd_1d(x, x - 2 * np.pi) == 0.0  # another branch of the same angles (periodic wrap)
+    assert jsd_1d(x, x + np.pi) == pytest.approx(1.0, abs=1e-12)  # disjoint halves of the circle
     xy = rng.uniform(-np.pi, 0.0, (2000, 2))
-    assert K.jsd_2d(xy, xy) == 0.0
-    assert K.jsd_2d(xy, xy + np.array([np.pi, 0.0])) == pytest.approx(1.0, abs=1e-12)
+    assert jsd_2d(xy, xy) == 0.0
+    assert jsd_2d(xy, xy + np.array([np.pi, 0.0])) == pytest.approx(1.0, abs=1e-12)
     t = rng.normal(size=(2000, 2))
-    assert K.jsd_reference_range(t, t) == 0.0
-    assert K.jsd_reference_range(t[:, 0], t[:, 0] + 100.0, bins=10) == pytest.approx(
+    assert jsd_reference_range(t, t) == 0.0
+    assert jsd_reference_range(t[:, 0], t[:, 0] + 100.0, bins=10) == pytest.approx(
         jensenshannon(np.histogram(t[:, 0], 10)[0], np.eye(10)[-1], base=2))
     # non-periodic clipping keeps every sample: far outliers pile into the edge bin instead of vanishing
-    assert K.jsd_1d(np.full(10, 0.5), np.full(10, 50.0), range=(0, 1), bins=4, periodic=False) == pytest.approx(1.0)
+    assert jsd_1d(np.full(10, 0.5), np.full(10, 50.0), range=(0, 1), bins=4, periodic=False) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: K.jsd_1d([0.1, np.nan], [0.2]),
-        lambda: K.jsd_1d([], [0.2]),
-        lambda: K.jsd_1d([0.1], [0.2], bins=0),
-        lambda: K.jsd_1d([0.1], [0.2], range=(1.0, 0.0)),
-        lambda: K.jsd_2d(np.zeros((5, 3)), np.zeros((5, 2))),
-        lambda: K.js_distance([1, 2], [1, 2, 3]),
-        lambda: K.js_distance([0, 0], [1, 2]),
-        lambda: K.js_distance([-1, 2], [1, 2]),
-        lambda: K.jsd_reference_range(np.zeros((5, 3)), np.zeros((5, 3))),
+        lambda: jsd_1d([0.1, np.nan], [0.2]),
+        lambda: jsd_1d([], [0.2]),
+        lambda: jsd_1d([0.1], [0.2], bins=0),
+        lambda: jsd_1d([0.1], [0.2], range=(1.0, 0.0)),
+        lambda: jsd_2d(np.zeros((5, 3)), np.zeros((5, 2))),
+        lambda: js_distance([1, 2], [1, 2, 3]),
+        lambda: js_distance([0, 0], [1, 2]),
+        lambda: js_distance([-1, 2], [1, 2]),
+        lambda: jsd_reference_range(np.zeros((5, 3)), np.zeros((5, 3))),
     ],
 )
 def test_jsd_bad_input_raises_value_error(call):
@@ -139,12 +149,12 @@ def test_jsd_bad_input_raises_value_error(call):
 
 
 def test_mfpt_three_state_chain_by_hand():
-    assert K.mfpt_to_set(T3, [2]).tolist() == pytest.approx([8.0, 6.0, 0.0])
-    assert K.mfpt_to_set(T3, [2], lag_time=2.5).tolist() == pytest.approx([20.0, 15.0, 0.0])
+    assert mfpt_to_set(T3, [2]).tolist() == pytest.approx([8.0, 6.0, 0.0])
+    assert mfpt_to_set(T3, [2], lag_time=2.5).tolist() == pytest.approx([20.0, 15.0, 0.0])
     # to state 0: m2 = 1 + m2/2 + m1/2, m1 = 1 + m1/2 + m2/4  ->  m1 = 6, m2 = 8 (mirror image)
-    assert K.mfpt_to_set(T3, [0]).tolist() == pytest.approx([0.0, 6.0, 8.0])
+    assert mfpt_to_set(T3, [0]).tolist() == pytest.approx([0.0, 6.0, 8.0])
     # from {0, 1} at equilibrium (weights 1/4, 1/2) to {2}: (8/4 + 6/2) / (3/4)
-    assert K.mfpt_between_sets(T3, [0, 1], [2]) == pytest.approx(20.0 / 3.0)
+    assert mfpt_between_sets(T3, [0, 1], [2]) == pytest.approx(20.0 / 3.0)
 
 
 def test_mfpt_matches_deeptime_on_random_reversible_chains():
@@ -157,23 +167,23 @@ def test_mfpt_matches_deeptime_on_random_reversible_chains():
         T = c / c.sum(1, keepdims=True)
         msm = MarkovStateModel(T, lagtime=3)
         for origin, target in [([0], [5]), ([0, 1, 2], [4, 5]), ([3], [0, 2])]:
-            ours = K.mfpt_between_sets(T, origin, target, lag_time=3)
+            ours = mfpt_between_sets(T, origin, target, lag_time=3)
             assert ours == pytest.approx(msm.mfpt(origin, target), rel=1e-9)
 
 
 def test_mfpt_unreachable_target_is_infinite():
     T = np.array([[1.0, 0.0], [0.5, 0.5]])  # state 0 absorbing
-    assert K.mfpt_to_set(T, [1]).tolist() == [np.inf, 0.0]
+    assert mfpt_to_set(T, [1]).tolist() == [np.inf, 0.0]
 
 
 def test_coarse_transition_matrix_two_lumps():
-    P, pi = K.coarse_transition_matrix(T4, np.full(4, 0.25), [0, 0, 1, 1], 2)
+    P, pi = coarse_transition_matrix(T4, np.full(4, 0.25), [0, 0, 1, 1], 2)
     assert pi.tolist() == pytest.approx([0.5, 0.5])
     assert P == pytest.approx(np.array([[0.99, 0.01], [0.01, 0.99]]))
 
 
 def test_pcca_recovers_two_metastable_sets():
-    memberships, assignments = K.pcca_memberships(T4, 2)
+    memberships, assignments = pcca_memberships(T4, 2)
     assert assignments.tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
     assert np.allclose(memberships.sum(1), 1.0)
 
@@ -188,7 +198,7 @@ def test_metastable_msm_and_kinetics_recover_a_known_chain():
 
     n = 60_000
     dtraj = sample_chain(T4, n, seed=11)
-    model = K.metastable_msm(_embedded(dtraj, 0), lag=1, n_clusters=4, n_metastable=2, seed=0)
+    model = metastable_msm(_embedded(dtraj, 0), lag=1, n_clusters=4, n_metastable=2, seed=0)
     order = np.argsort(model.centers[:, 0])  # clusters in the order of the true states
     sets = model.cluster_sets[order]
     assert sets[0] == sets[1] != sets[2] == sets[3]
@@ -197,8 +207,8 @@ def test_metastable_msm_and_kinetics_recover_a_known_chain():
     T_gen = T4.copy()
     T_gen[1] = [0.10, 0.86, 0.04, 0.00]  # more 1 -> 2: pi shifts towards {2, 3} (and breaks detailed balance)
     gen = sample_chain(T_gen, n, seed=12)
-    kin = K.metastable_kinetics(model, [_embedded(gen[: n // 2], 1), _embedded(gen[n // 2 :], 2)], lag=1,
-                                n_bootstrap=50, n_blocks=10, seed=0)
+    kin = metastable_kinetics(model, [_embedded(gen[: n // 2], 1), _embedded(gen[n // 2 :], 2)], lag=1,
+                              n_bootstrap=50, n_blocks=10, seed=0)
     pi_gen = exact_stationary(T_gen)
     A = sets[0]
     for label, states in ((A, [0, 1]), (1 - A, [2, 3])):
@@ -209,7 +219,7 @@ def test_metastable_msm_and_kinetics_recover_a_known_chain():
         assert kin["populations_err"][label] == pytest.approx(asymptotic_sd_of_mean(T_gen, f) / np.sqrt(n), rel=0.5)
 
     # MFPT between the metastable sets of the reference chain vs deeptime on the true matrix
-    ref = K.metastable_kinetics(model, _embedded(dtraj, 0), lag=1, frame_time=2.0, n_bootstrap=50, seed=0)
+    ref = metastable_kinetics(model, _embedded(dtraj, 0), lag=1, frame_time=2.0, n_bootstrap=50, seed=0)
     msm = MarkovStateModel(T4, lagtime=2.0)
     for a, b, origin, target in ((A, 1 - A, [0, 1], [2, 3]), (1 - A, A, [2, 3], [0, 1])):
         exact = msm.mfpt(origin, target)
@@ -226,7 +236,7 @@ def test_metastable_msm_restricts_to_the_largest_connected_set():
     main = _embedded(sample_chain(T4, 5000, seed=13), 3)
     island = np.full((50, 1), 30.0) + rng.normal(0, 0.01, (50, 1))  # a separate trajectory never connected
     with pytest.warns(UserWarning, match="largest connected set"):
-        model = K.metastable_msm([main, island], lag=1, n_clusters=5, n_metastable=2, seed=0)
+        model = metastable_msm([main, island], lag=1, n_clusters=5, n_metastable=2, seed=0)
     assert model.active_set.size == 4
     far = int(np.argmax(model.centers[:, 0]))
     assert far not in model.active_set.tolist()
@@ -244,7 +254,7 @@ def test_ck_passes_on_markov_data_and_fails_on_a_lumped_chain_with_memory():
     # default n_sigma = 4: about 8 free comparisons (k = 2..5, 2 sets), each a ratio to a 20-block bootstrap
     # error (t-like with 19 dof): P(max |t| > 4) is about 0.5 %; over 20 seeds the largest value seen was 3.2
     dtraj = sample_chain(T3, 100_000, seed=21)
-    ok = K.chapman_kolmogorov(dtraj, 1, [np.array([0]), np.array([1, 2])], k_max=5, seed=0)
+    ok = chapman_kolmogorov(dtraj, 1, [np.array([0]), np.array([1, 2])], k_max=5, seed=0)
     assert ok["passed"], ok["max_deviation_sigma"]
     assert ok["predicted"].shape == (5, 2, 2)
     assert np.allclose(ok["predicted"][0], ok["estimated"][0])  # k = 1 by construction
@@ -257,7 +267,7 @@ def test_ck_passes_on_markov_data_and_fails_on_a_lumped_chain_with_memory():
                        [0.00, 0.10, 0.80, 0.10],
                        [0.00, 0.00, 0.01, 0.99]])
     observed = (sample_chain(hidden, 100_000, seed=22) >= 2).astype(np.int64)
-    bad = K.chapman_kolmogorov(observed, 1, np.array([0, 1]), k_max=5, seed=0)
+    bad = chapman_kolmogorov(observed, 1, np.array([0, 1]), k_max=5, seed=0)
     assert not bad["passed"]
     assert bad["max_deviation_sigma"] > 8  # 11-14 sigma over 5 seeds
     assert np.all(bad["estimated"][1:, 0, 0] > bad["predicted"][1:, 0, 0])
@@ -265,18 +275,20 @@ def test_ck_passes_on_markov_data_and_fails_on_a_lumped_chain_with_memory():
 
 def test_ck_with_a_precomputed_transition_matrix():
     dtraj = sample_chain(T3, 50_000, seed=23)
-    true = K.chapman_kolmogorov(dtraj, 1, np.array([0, 1, 1]), transition_matrix=T3, k_max=4, seed=0)
+    true = chapman_kolmogorov(dtraj, 1, np.array([0, 1, 1]), transition_matrix=T3, k_max=4, seed=0)
     assert true["passed"] and np.all(true["predicted_err"] == 0)
     # the exact k-step probabilities from 0: (T^k)[0, 0]
     assert true["predicted"][:, 0, 0] == pytest.approx([np.linalg.matrix_power(T3, k)[0, 0] for k in range(1, 5)])
     wrong = np.array([[0.8, 0.2, 0.0], [0.1, 0.8, 0.1], [0.0, 0.2, 0.8]])  # too slow
-    assert not K.chapman_kolmogorov(dtraj, 1, np.array([0, 1, 1]), transition_matrix=wrong, k_max=4, seed=0)["passed"]
+    assert not chapman_kolmogorov(dtraj, 1, np.array([0, 1, 1]), transition_matrix=wrong, k_max=4, seed=0)["passed"]
 
 
 def test_ck_plot_writes_a_figure(tmp_path):
     dtraj = sample_chain(T3, 5000, seed=24)
-    result = K.chapman_kolmogorov(dtraj, 1, [[0], [1, 2]], k_max=3, n_bootstrap=10, seed=0)
-    fig = K.plot_chapman_kolmogorov(result, frame_time=2.0, unit="ps", labels=["A", "B"], path=tmp_path / "ck.png")
+    from lss_jax.analysis.plots import plot_chapman_kolmogorov
+
+    result = chapman_kolmogorov(dtraj, 1, [[0], [1, 2]], k_max=3, n_bootstrap=10, seed=0)
+    fig = plot_chapman_kolmogorov(result, frame_time=2.0, unit="ps", labels=["A", "B"], path=tmp_path / "ck.png")
     assert (tmp_path / "ck.png").stat().st_size > 1000
     assert len(fig.axes) == 4
 
@@ -284,14 +296,14 @@ def test_ck_plot_writes_a_figure(tmp_path):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: K.chapman_kolmogorov(np.array([0.5, 1.0]), 1, np.array([0, 1])),
-        lambda: K.chapman_kolmogorov(np.array([0, 1, 0]), 0, np.array([0, 1])),
-        lambda: K.chapman_kolmogorov(np.array([0, 1, 0]), 1, [[0, 1], [1]]),  # overlapping sets
-        lambda: K.chapman_kolmogorov(np.array([0, 1, 0]), 5, np.array([0, 1])),  # shorter than k_max * lag
-        lambda: K.mfpt_to_set(np.array([[0.5, 0.6], [0.5, 0.5]]), [0]),  # rows do not sum to 1
-        lambda: K.mfpt_to_set(T3, [3]),
-        lambda: K.metastable_msm(np.zeros((10, 1)), lag=1, n_clusters=20),
-        lambda: K.pcca_memberships(T3, 4),
+        lambda: chapman_kolmogorov(np.array([0.5, 1.0]), 1, np.array([0, 1])),
+        lambda: chapman_kolmogorov(np.array([0, 1, 0]), 0, np.array([0, 1])),
+        lambda: chapman_kolmogorov(np.array([0, 1, 0]), 1, [[0, 1], [1]]),  # overlapping sets
+        lambda: chapman_kolmogorov(np.array([0, 1, 0]), 5, np.array([0, 1])),  # shorter than k_max * lag
+        lambda: mfpt_to_set(np.array([[0.5, 0.6], [0.5, 0.5]]), [0]),  # rows do not sum to 1
+        lambda: mfpt_to_set(T3, [3]),
+        lambda: metastable_msm(np.zeros((10, 1)), lag=1, n_clusters=20),
+        lambda: pcca_memberships(T3, 4),
     ],
 )
 def test_kinetics_bad_input_raises_value_error(call):
@@ -319,17 +331,17 @@ def test_ar1_autocorrelation_and_decorrelation_times():
     tau, n = 10.0, 200_000
     rho = np.exp(-1 / tau)
     x = ar1(n, tau, seed=31)[0]
-    acf = K.autocorrelation(x, max_lag=100)[:, 0]
+    acf = autocorrelation(x, max_lag=100)[:, 0]
     lags = np.arange(101)
     # Bartlett: var r(k) <= (1 + rho^2) / (1 - rho^2) / n for an AR(1)
     tol = 5 * np.sqrt((1 + rho**2) / (1 - rho**2) / n)
     assert np.max(np.abs(acf - rho**lags)) < tol
-    tau_int, converged = K.integrated_autocorrelation_time(acf)
+    tau_int, converged = integrated_autocorrelation_time(acf)
     exact = (1 + rho) / (2 * (1 - rho))
     # Sokal: var tau_int ~ 2 (2M + 1) / n tau_int^2, M ~ 5 tau_int; plus the window's e^-5 tail bias
     sd = np.sqrt(2 * (2 * 5 * exact + 1) / n) * exact
     assert converged[0] and abs(tau_int[0] - exact) < 4 * sd + np.exp(-5) * exact
-    assert K.e_folding_time(acf)[0] == pytest.approx(tau, abs=4 * tol * tau * np.e)
+    assert e_folding_time(acf)[0] == pytest.approx(tau, abs=4 * tol * tau * np.e)
 
 
 def test_autocorrelation_pools_trajectories_and_is_circular():
@@ -338,27 +350,27 @@ def test_autocorrelation_pools_trajectories_and_is_circular():
     sigma = 0.6
     x = ar1(4000, tau, seed=32, n_traj=25, scale=sigma)  # 25 trajectories, wrapped-Gaussian angles
     angles = [np.angle(np.exp(1j * xi)) for xi in x]
-    acf = K.autocorrelation(angles, 30, circular=True)[:, 0]
+    acf = autocorrelation(angles, 30, circular=True)[:, 0]
     # exact: E[cos(x_s - x_t)] = exp(-sigma^2 (1 - rho^k)), mean vector (exp(-sigma^2 / 2), 0)
     k = np.arange(31)
     exact = (np.exp(sigma**2 * rho**k) - 1) / (np.exp(sigma**2) - 1)
     assert np.max(np.abs(acf - exact)) < 5 * np.sqrt((1 + rho**2) / (1 - rho**2) / x.size)
     # 2 pi jumps do not matter
     shifted = [a + 2 * np.pi * np.random.default_rng(1).integers(-2, 3, a.size) for a in angles]
-    assert np.allclose(K.autocorrelation(shifted, 30, circular=True)[:, 0], acf)
+    assert np.allclose(autocorrelation(shifted, 30, circular=True)[:, 0], acf)
 
 
 def test_decorrelation_times_of_exact_exponentials():
     t = np.arange(400)
     acf = np.stack([np.exp(-t / 4.0), np.exp(-t / 20.0)], axis=1)
-    tau_int, ok = K.integrated_autocorrelation_time(acf, dt=0.5)
+    tau_int, ok = integrated_autocorrelation_time(acf, dt=0.5)
     rho = np.exp(-1 / np.array([4.0, 20.0]))
     assert np.all(ok)
     assert tau_int == pytest.approx(0.5 * (1 + rho) / (2 * (1 - rho)), rel=np.exp(-5) + 1e-3)
-    assert K.e_folding_time(acf, dt=0.5) == pytest.approx([2.0, 10.0], abs=1e-9)
-    slow, ok = K.integrated_autocorrelation_time(np.exp(-t[:20] / 50.0))
+    assert e_folding_time(acf, dt=0.5) == pytest.approx([2.0, 10.0], abs=1e-9)
+    slow, ok = integrated_autocorrelation_time(np.exp(-t[:20] / 50.0))
     assert not ok[0]  # the window does not fit: flagged, not silently accepted
-    assert np.isnan(K.e_folding_time(np.exp(-t[:20] / 50.0))[0])
+    assert np.isnan(e_folding_time(np.exp(-t[:20] / 50.0))[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,7 +390,7 @@ def test_alanine_dipeptide_floors_small_and_wrong_ensemble_detected(ala2):
     # 4 ps frames; the slowest process (beta <-> alpha_R) relaxes in ~10 ps, so the MSM lag is one frame
     kw = dict(md_frame_time=4.0, lss_frame_time=4.0, msm_lag_time=4.0, n_clusters=50, n_metastable=2,
               bins=50, bins_2d=30, tica_bins=30, n_bootstrap=20, seed=0)
-    good = K.compare_kinetics(train, independent, **kw)
+    good = compare_kinetics(train, independent, **kw)
     json.dumps(good, allow_nan=False)  # strict JSON
     assert set(good["jsd"]["torsions"]) == {"phi:ALA2", "psi:ALA2"}
     for key in ("phi_psi", "tica_0", "tica_01"):
@@ -399,9 +411,9 @@ def test_alanine_dipeptide_floors_small_and_wrong_ensemble_detected(ala2):
 
     # a wrong ensemble: only the frames with psi > 0 (no alpha_R basin). (Only phi < 0 would be nearly right
     # here: alpha_L holds 0.2 % of this force field's ensemble.)
-    _, angles = K.torsion_angles(independent)
+    _, angles = torsion_angles(independent)
     wrong = independent[np.flatnonzero(angles[:, 1] > 0)]
-    bad = K.compare_kinetics(train, wrong, **kw)
+    bad = compare_kinetics(train, wrong, **kw)
     assert bad["jsd"]["torsions"]["psi:ALA2"]["lss_vs_md"] > 2 * bad["jsd"]["torsions"]["psi:ALA2"]["md_vs_md"]
     assert bad["jsd"]["phi_psi"]["lss_vs_md"] > 1.5 * bad["jsd"]["phi_psi"]["md_vs_md"]
     assert bad["jsd"]["tica_01"]["lss_vs_md"] > 1.5 * bad["jsd"]["tica_01"]["md_vs_md"]
@@ -412,15 +424,15 @@ def test_alanine_dipeptide_floors_small_and_wrong_ensemble_detected(ala2):
 
 def test_torsion_jsds_with_feature_arrays_for_tica(ala2):
     train, independent = ala2
-    result = K.torsion_jsds(train, independent, tica_lag=2)
+    result = torsion_jsds(train, independent, tica_lag=2)
     assert set(result) == {"torsions", "phi_psi", "phi_psi_residues", "tica_0", "tica_01"}
     # a C-alpha-like caller: no torsions, just features
     rng = np.random.default_rng(0)
     feats = [rng.normal(size=(500, 4)), rng.normal(size=(300, 4))]
-    only = K.torsion_jsds(None, None, md_features=feats, gen_features=feats[0], tica_lag=1)
+    only = torsion_jsds(None, None, md_features=feats, gen_features=feats[0], tica_lag=1)
     assert only["torsions"] == {} and 0 <= only["tica_01"] < 0.5
     with pytest.raises(ValueError):
-        K.torsion_jsds(train, None)
+        torsion_jsds(train, None)
 
 
 def test_compare_kinetics_with_features_only():
@@ -429,20 +441,22 @@ def test_compare_kinetics_with_features_only():
     embedding = rng.normal(size=(4, 3)) * 5
     md = [embedding[sample_chain(T4, 5000, seed=s)] + rng.normal(0, 0.3, (5000, 3)) for s in (42, 43)]
     gen = [embedding[sample_chain(T4, 2000, seed=s)] + rng.normal(0, 0.3, (2000, 3)) for s in range(44, 49)]
-    m = K.compare_kinetics(None, None, md_features=md, lss_features=gen, md_frame_time=1.0, lss_frame_time=1.0,
-                           msm_lag_time=1.0, n_clusters=10, n_bootstrap=20)
+    m = compare_kinetics(None, None, md_features=md, lss_features=gen, md_frame_time=1.0, lss_frame_time=1.0,
+                         msm_lag_time=1.0, n_clusters=10, n_bootstrap=20)
     json.dumps(m, allow_nan=False)
     assert m["jsd"]["torsions"] == {} and m["autocorrelation"] == {} and m["jsd"]["phi_psi"]["lss_vs_md"] is None
     assert m["jsd"]["tica_01"]["lss_vs_md"] < 1.5 * m["jsd"]["tica_01"]["md_vs_md"]
     pops = m["msm"]["populations"]
     assert abs(pops["lss"][0] - pops["md"][0]) < 4 * np.hypot(pops["lss_err"][0], pops["md_err"][0])
     with pytest.raises(ValueError, match="whole number"):
-        K.compare_kinetics(None, None, md_features=md, lss_features=gen, md_frame_time=2.0, lss_frame_time=3.0,
-                           msm_lag_time=4.0)
+        compare_kinetics(None, None, md_features=md, lss_features=gen, md_frame_time=2.0, lss_frame_time=3.0,
+                         msm_lag_time=4.0)
 
 
 def test_docstring_examples():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the examples use settings that need no warning
-        result = doctest.testmod(K, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 20 and result.failed == 0
+        results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+                   for module in (distributions, torsions, tica, msm, metastable, autocorrelation_module,
+                                  chapman_kolmogorov_module, compare)]
+    assert sum(r.attempted for r in results) > 20 and sum(r.failed for r in results) == 0

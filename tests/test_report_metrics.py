@@ -14,7 +14,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from lss_jax import fit_lss
-from lss_jax.analysis.molecular import compare_structures, decoder_round_trip, phi_psi, support_diagnostics
+from lss_jax.analysis.molecular import compare_structures, decoder_round_trip, support_diagnostics
+from lss_jax.analysis.torsions import phi_psi
 from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 

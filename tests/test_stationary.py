@@ -1,4 +1,4 @@
-"""Exact transition matrix and stationary density of a 1-D propagator (lss_jax.analysis.msm).
+"""Exact transition matrix and stationary density of a 1-D propagator (lss_jax.analysis.msm, .distributions.rebin).
 
 References: the AR(1) process (closed-form stationary law and spectrum) and Monte Carlo steps of
 :func:`lss_jax.propagator.propagate_step`, which folds samples with its own code
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from lss_jax.analysis.msm import propagator_transition_matrix, rebin, stationary_distribution
+from lss_jax.analysis.distributions import rebin
+from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
 from lss_jax.propagator import MixtureParams, propagate_step
 
 

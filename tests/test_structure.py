@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from lss_jax.analysis.distributions import block_average, free_energy_2d, free_energy_rmse_2d
 from lss_jax.analysis.structure import (
     binned_rmsd,
-    block_average,
     bonded_geometry,
     count_clashes,
-    free_energy_2d,
-    free_energy_rmse_2d,
     geometry_deviation,
     nearest_frame_rmsd,
     radius_of_gyration,

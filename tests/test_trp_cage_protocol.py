@@ -34,6 +34,11 @@ def test_protocol_settings_and_recognition():
     from lss_jax.datasets import load_alanine_dipeptide
 
     assert not tc.is_trp_cage(load_alanine_dipeptide("train", stride=5000).topology)
+    # the report's hook is chosen by the system layer, from the topology (analysis never recognizes a system)
+    from lss_jax.systems.report import report_metrics_for
+
+    assert report_metrics_for(tc.load_trp_cage("train", stride=5000).topology) is tc.report_metrics
+    assert report_metrics_for(load_alanine_dipeptide("train", stride=5000).topology) is None
 
 
 def _reference_folding(xyz, frame_time_ps):

@@ -33,8 +33,8 @@ import numpy as np
 
 from lss_jax import LSS, DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.adaptive import adaptive_sampling
-from lss_jax.analysis import structure
-from lss_jax.analysis.molecular import phi_psi
+from lss_jax.analysis import distributions
+from lss_jax.analysis.torsions import phi_psi
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.md import MDSystem, run_md
@@ -44,7 +44,7 @@ START, N_INIT = 3948, 1500
 
 
 def coverage(pp, p_ref):
-    _, p, _, _ = structure.free_energy_2d(pp[:, 0], pp[:, 1])
+    _, p, _, _ = distributions.free_energy_2d(pp[:, 0], pp[:, 1])
     ref = p_ref >= 1e-3 * p_ref.max()
     return float(np.mean(p[ref] > 0))
 
@@ -53,8 +53,8 @@ def lss_metrics(trajs, config, ref, key, model=None):
     model = model or LSS(config=config).fit(trajs, progress=False)
     traj = model.generate(key, 100, 1000, progress=False)
     pp = phi_psi(traj)
-    f, p, _, _ = structure.free_energy_2d(pp[:, 0], pp[:, 1])
-    rmse, n = structure.free_energy_rmse_2d(f, ref["p"], ref["f"])
+    f, p, _, _ = distributions.free_energy_2d(pp[:, 0], pp[:, 1])
+    rmse, n = distributions.free_energy_rmse_2d(f, ref["p"], ref["f"])
     return {"f_phi_psi_rmse_kT": rmse, "n_bins_compared": int(n), "lss_coverage": coverage(pp, ref["p"]),
             "lss_alpha_l_fraction": float(np.mean(pp[:, 0] > 0))}
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     init = full[START : START + N_INIT]
     assert np.all(phi_psi(init)[:, 0] <= 0), "the initial data must not visit alpha_L"
     indep = phi_psi(load_alanine_dipeptide("independent"))
-    f_ref, p_ref, _, _ = structure.free_energy_2d(indep[:, 0], indep[:, 1])
+    f_ref, p_ref, _, _ = distributions.free_energy_2d(indep[:, 0], indep[:, 1])
     ref = {"f": f_ref, "p": p_ref}
     start = time.perf_counter()
     repeats = []

@@ -84,14 +84,13 @@ from flax import nnx
 from lss_jax import _io
 from lss_jax._progress import progress_bar
 from lss_jax.adaptive.acquisition import combine_scores, pick_distinct, stationary_density
-from lss_jax.analysis.msm import (
+from lss_jax.analysis.distributions import (
     _floored_free_energy,
     _penalized_rmse,
     penalized_free_energy_rmse,
-    propagator_transition_matrix,
     rebin,
-    stationary_distribution,
 )
+from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
 from lss_jax.config import PropagatorConfig
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
@@ -316,7 +315,7 @@ def lss_bin_probabilities(mixture_fn, params, scaler: MinMaxScaler, edges, *, n_
 
     The stationary distribution of the propagator's transition matrix on ``n_cells`` cells of the unit
     box (:func:`lss_jax.analysis.msm.propagator_transition_matrix`), mapped to x through ``scaler`` and
-    moved onto ``edges`` (:func:`lss_jax.analysis.msm.rebin`); bins outside the data range get 0.
+    moved onto ``edges`` (:func:`lss_jax.analysis.distributions.rebin`); bins outside the data range get 0.
     """
     pi = stationary_distribution(propagator_transition_matrix(mixture_fn, params, n_cells, boundary=boundary))
     cells = np.linspace(float(scaler.low[0]), float(scaler.high[0]), n_cells + 1)
@@ -528,27 +527,7 @@ def run_adaptive_four_well(
                     f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
             arms[name], collected[name] = arm, trajs
 
-        plain = {"md_steps": [cfg.n_initial_steps], "evaluations": [first]}
-        x = traj0
-        for steps in plain_budgets[1:]:
-            t = time.perf_counter()
-            done = len(x) - 1
-            more = np.asarray(brownian_dynamics(
-                k_plain, jnp.asarray(x[-1:], jnp.float32), n_steps=steps - done * cfg.save_every, dt=cfg.dt,
-                diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every, method=cfg.integrator,
-                start_step=done * cfg.save_every - cfg.n_initial_steps,
-            ), np.float64)[0]
-            x = np.concatenate([x, more])
-            seconds["bd"] += time.perf_counter() - t
-            t = time.perf_counter()
-            ev = evaluate([x], steps)
-            seconds["evaluation"] += time.perf_counter() - t
-            bar.update(1)
-            plain["md_steps"].append(steps)
-            plain["evaluations"].append(ev)
-            log(f"  plain continuation: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
-                f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
-    arms["plain"] = plain
+        arms["plain"], x = _plain_continuation(k_plain, traj0, first, plain_budgets, cfg, evaluate, seconds, bar, log)
 
     for arm in arms.values():
         for k in ("rmse", "rmse_core", "rmse_sampled"):
@@ -587,6 +566,32 @@ def run_adaptive_four_well(
         metrics["wall_seconds"]["total"] = round(time.perf_counter() - start, 2)
         _io.write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _plain_continuation(key, traj0, first, budgets, cfg: AdaptiveConfig, evaluate, seconds, bar, log):
+    """The plain arm: the initial run continued (one BD trajectory, the same key throughout) and evaluated at
+    every budget after the first. Returns the arm and its trajectory; adds to ``seconds`` and advances ``bar``."""
+    plain = {"md_steps": [cfg.n_initial_steps], "evaluations": [first]}
+    x = traj0
+    for steps in budgets[1:]:
+        t = time.perf_counter()
+        done = len(x) - 1
+        more = np.asarray(brownian_dynamics(
+            key, jnp.asarray(x[-1:], jnp.float32), n_steps=steps - done * cfg.save_every, dt=cfg.dt,
+            diffusion=cfg.diffusion, kT=cfg.kT, save_every=cfg.save_every, method=cfg.integrator,
+            start_step=done * cfg.save_every - cfg.n_initial_steps,
+        ), np.float64)[0]
+        x = np.concatenate([x, more])
+        seconds["bd"] += time.perf_counter() - t
+        t = time.perf_counter()
+        ev = evaluate([x], steps)
+        seconds["evaluation"] += time.perf_counter() - t
+        bar.update(1)
+        plain["md_steps"].append(steps)
+        plain["evaluations"].append(ev)
+        log(f"  plain continuation: {steps:>7,} steps  RMSE {ev['rmse']:.3f} kT (core {ev['rmse_core']:.3f})  "
+            f"range [{ev['data_range'][0]:.2f}, {ev['data_range'][1]:.2f}]  wells {ev['wells_visited_md']}")
+    return plain, x
 
 
 # --------------------------------------------------------------------------------------------- figure

@@ -10,7 +10,7 @@ Three checks, cheap enough to run after every training (``lss-jax train`` prints
   walls mean the dynamics press on the range of the training data.
 * **Chapman-Kolmogorov** (``report``): k-means microstates and PCCA+ sets on the MD's latent coordinates; the
   LSS's one-step transition matrix between the microstates, raised to the power k, against MD estimated
-  directly at k lags (:func:`lss_jax.analysis.kinetics.chapman_kolmogorov`).
+  directly at k lags (:func:`lss_jax.analysis.chapman_kolmogorov.chapman_kolmogorov`).
 
 One-line warnings (:func:`consistency_warnings`, as :class:`UserWarning` and in the summary): the latent dimension
 rests on a near-degenerate pair of SRV timescales; propagator and held-out SRV timescales disagree by more
@@ -142,14 +142,16 @@ def latent_chapman_kolmogorov(md_latent, lss_latent, lag: int, *, n_clusters: in
     ``[n_frames, m]``, frames one MD frame apart) at ``lag`` frames; the LSS trajectories (``lss_latent``
     ``[B, n_frames, m]``, frames one lag apart) give the one-step transition matrix between the same microstates
     (row-normalized counts; unvisited microstates stay in place); ``P_LSS^k`` is tested against MD estimated at
-    ``k lag`` (:func:`lss_jax.analysis.kinetics.chapman_kolmogorov` with ``transition_matrix``).
+    ``k lag`` (:func:`lss_jax.analysis.chapman_kolmogorov.chapman_kolmogorov` with ``transition_matrix``).
 
     Returns:
         The CK result (``lags`` in MD frames, ``predicted``, ``estimated``, errors, ``passed``,
         ``max_deviation_sigma``) plus ``n_unvisited`` (microstates the LSS never entered) and ``sets`` (set of
         every microstate).
     """
-    from lss_jax.analysis.kinetics import assign_microstates, chapman_kolmogorov, metastable_msm
+    from lss_jax.analysis.chapman_kolmogorov import chapman_kolmogorov
+    from lss_jax.analysis.metastable import assign_microstates, metastable_msm
+    from lss_jax.analysis.msm import count_matrix
 
     md_latent = [np.asarray(x, np.float64) for x in md_latent]
     with warnings.catch_warnings():
@@ -157,9 +159,7 @@ def latent_chapman_kolmogorov(md_latent, lss_latent, lag: int, *, n_clusters: in
         states = metastable_msm(md_latent, lag, n_clusters=n_clusters, n_metastable=n_sets, seed=seed)
     md_dtrajs = assign_microstates(states, md_latent)
     lss_dtrajs = assign_microstates(states, [np.asarray(x, np.float64) for x in lss_latent])
-    counts = np.zeros((n_clusters, n_clusters))
-    for d in lss_dtrajs:
-        np.add.at(counts, (d[:-1], d[1:]), 1.0)
+    counts = count_matrix(lss_dtrajs, n_clusters, 1)
     visited = counts.sum(1) > 0
     t_lss = np.where(visited[:, None], counts / np.maximum(counts.sum(1, keepdims=True), 1.0), np.eye(n_clusters))
     result = chapman_kolmogorov(md_dtrajs, lag, states.cluster_sets, n_states=n_clusters, k_max=k_max,

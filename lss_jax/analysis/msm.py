@@ -1,8 +1,23 @@
-"""Histogram free energies, Markov-state-model implied timescales, and the exact stationary density of a
-1-D propagator (float64 NumPy, host side).
+"""Markov state models: transition counts, reversible estimators, implied timescales, stationary
+distributions, mean first-passage times and PCCA+ (float64 NumPy/SciPy + deeptime, host side).
 
 These estimators are applied identically to reference data (MD/BD) and to LSS trajectories, so any
-difference between the two comes from the dynamics, not from the analysis.
+difference between the two comes from the dynamics, not from the analysis. The exact transition matrix of a
+1-D learned propagator (:func:`propagator_transition_matrix`) gives its stationary density without sampling.
+
+Conventions:
+
+* Disconnected states: an MSM is estimated on the **largest strongly connected set** of its count matrix
+  (:func:`reversible_transition_matrix`, :func:`estimate_transition_matrix`), which is returned beside it.
+* **MFPT** from set A to set B: the expected first hitting time of B of the MSM started in A with the
+  stationary distribution restricted to A (deeptime's ``MarkovStateModel.mfpt`` convention), from the
+  linear system ``m_i = tau + sum_j T_ij m_j`` (``i`` not in B), ``m_B = 0``.
+
+References:
+    Prinz, J.-H. et al. "Markov models of molecular kinetics: generation and validation", J. Chem. Phys.
+    134, 174105 (2011) (reversible MSMs).
+    Kemeny, J. G. & Snell, J. L. Finite Markov Chains (1960) (first-passage times).
+    Roeblitz, S. & Weber, M. "Fuzzy spectral clustering by PCCA+", Adv. Data Anal. Classif. 7, 147 (2013).
 """
 
 from __future__ import annotations
@@ -13,69 +28,23 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.special
+from deeptime.markov import pcca
+
+from lss_jax.analysis._common import check_int, check_positive, check_states, check_transition_matrix
 
 __all__ = [
-    "histogram_free_energy",
-    "free_energy_rmse",
     "count_matrix",
     "reversible_transition_matrix",
+    "estimate_transition_matrix",
     "implied_timescales_from_matrix",
     "msm_implied_timescales",
     "propagator_transition_matrix",
     "stationary_distribution",
-    "rebin",
-    "penalized_free_energy_rmse",
+    "mfpt_to_set",
+    "mfpt_between_sets",
+    "coarse_transition_matrix",
+    "pcca_memberships",
 ]
-
-
-def histogram_free_energy(samples, edges, *, kT: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Free energy ``F = -kT ln p`` of the histogram of ``samples`` on ``edges``.
-
-    Args:
-        samples: any shape, flattened (1-D data).
-        edges: ``[n_bins + 1]`` bin edges.
-        kT: thermal energy.
-
-    Returns:
-        ``(F [n_bins], p [n_bins])``: probabilities per bin (summing to the fraction of samples inside
-        the edges) and free energies, ``inf`` in empty bins.
-
-    Example:
-        >>> f, p = histogram_free_energy([0.1, 0.2, 0.7, 1.5], edges=[0.0, 0.5, 1.0])
-        >>> p.tolist(), f.round(3).tolist()   # 1.5 lies outside the edges
-        ([0.5, 0.25], [0.693, 1.386])
-    """
-    samples = np.asarray(samples, dtype=np.float64).ravel()
-    counts, _ = np.histogram(samples, edges)
-    p = counts / max(samples.size, 1)
-    with np.errstate(divide="ignore"):
-        return -kT * np.log(p), p
-
-
-def free_energy_rmse(f_model, f_reference, mask=None) -> float:
-    """RMSE between two free-energy profiles after removing the best additive constant.
-
-    Args:
-        f_model, f_reference: ``[n_bins]`` profiles (same bins, same energy unit).
-        mask: ``[n_bins]`` bins to compare (default: where both are finite).
-
-    Returns:
-        ``sqrt(mean((d - mean d)^2))`` with ``d = f_model - f_reference`` over the mask; the shift by
-        ``mean d`` is the constant that minimizes the RMSE.
-
-    Example:
-        >>> free_energy_rmse([1.0, 2.0, np.inf], [0.0, 1.0, 3.0])   # constant shift, empty bin ignored
-        0.0
-        >>> free_energy_rmse([0.0, 1.0], [0.0, 0.0])
-        0.5
-    """
-    f_model, f_reference = np.asarray(f_model, np.float64), np.asarray(f_reference, np.float64)
-    finite = np.isfinite(f_model) & np.isfinite(f_reference)
-    mask = finite if mask is None else (np.asarray(mask, bool) & finite)
-    if not mask.any():
-        raise ValueError("no bin is populated in both profiles; widen the bins or generate more data.")
-    d = f_model[mask] - f_reference[mask]
-    return float(np.sqrt(np.mean((d - d.mean()) ** 2)))
 
 
 def count_matrix(dtrajs: Sequence[np.ndarray] | np.ndarray, n_states: int, lag: int) -> np.ndarray:
@@ -129,6 +98,28 @@ def reversible_transition_matrix(counts: np.ndarray) -> tuple[np.ndarray, np.nda
     sym = sym[np.ix_(active, active)]
     rows = sym.sum(axis=1)
     return sym / rows[:, None], rows / rows.sum(), active
+
+
+def estimate_transition_matrix(counts: np.ndarray, *, reversible: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MSM on the largest strongly connected set of ``counts``: reversible or row-normalized counts.
+
+    ``reversible=True`` is :func:`reversible_transition_matrix`; ``False`` normalizes the rows of the counts on
+    the same connected set, with the stationary distribution of the result.
+
+    Returns:
+        ``(T [k, k], stationary [k], active_states [k])``.
+
+    Example:
+        >>> T, stationary, active = estimate_transition_matrix(np.array([[8.0, 2.0], [4.0, 6.0]]), reversible=False)
+        >>> T.tolist(), stationary.round(4).tolist(), active.tolist()
+        ([[0.8, 0.2], [0.4, 0.6]], [0.6667, 0.3333], [0, 1])
+    """
+    T, pi, active = reversible_transition_matrix(counts)
+    if not reversible:
+        c = counts[np.ix_(active, active)]
+        T = c / c.sum(axis=1, keepdims=True)
+        pi = stationary_distribution(T)
+    return T, pi, active
 
 
 def implied_timescales_from_matrix(transition_matrix, stationary, lag_time: float, k: int) -> np.ndarray:
@@ -239,50 +230,163 @@ def stationary_distribution(transition_matrix) -> np.ndarray:
     return pi / pi.sum()
 
 
-def rebin(edges_from, p_from, edges_to) -> np.ndarray:
-    """Move probabilities ``p_from`` of cells ``edges_from`` onto bins ``edges_to`` (uniform within a cell).
-
-    Mass outside ``edges_to`` is dropped, so the result sums to the mass inside.
-
-    Example:
-        >>> rebin([0.0, 1.0, 2.0], [0.5, 0.5], [0.5, 1.0, 1.5]).tolist()
-        [0.25, 0.25]
-    """
-    cdf = np.concatenate([[0.0], np.cumsum(np.asarray(p_from, np.float64))])
-    return np.diff(np.interp(np.asarray(edges_to, np.float64), np.asarray(edges_from, np.float64), cdf))
+# --------------------------------------------------------------------------------------------------
+# first-passage times, coarse graining, PCCA+
+# --------------------------------------------------------------------------------------------------
 
 
-def penalized_free_energy_rmse(samples, edges, f_exact, mask, *, floor_fraction: float = 1e-3, kT: float = 1.0) -> float:
-    """Free-energy RMSE (kT) of ``samples`` against ``f_exact`` over ``mask``, with missing bins penalized.
+def mfpt_to_set(transition_matrix, target, *, lag_time: float = 1.0) -> np.ndarray:
+    """Mean first-passage time of every state to the set ``target`` (float64 linear solve).
 
-    Bin probabilities below ``floor_fraction`` times the largest one (empty bins included) are raised to
-    that floor before ``F = -kT ln p``; then :func:`lss_jax.analysis.msm.free_energy_rmse` (best additive
-    shift) over ``mask``. A region the samples never reach thus costs about ``kT ln(1 / floor_fraction)``
-    per bin instead of being skipped.
+    Solves ``m_i = lag_time + sum_j T_ij m_j`` for ``i`` outside ``target`` with ``m_target = 0``,
+    i.e. ``(I - T)_NN m_N = lag_time``. States that cannot reach the target get ``inf``.
 
     Args:
-        samples: positions, any shape.
-        edges: ``[n_bins + 1]`` bin edges.
-        f_exact: ``[n_bins]`` reference free energy.
-        mask: ``[n_bins]`` bins to compare.
+        transition_matrix: ``[n, n]`` row-stochastic matrix at lag ``lag_time``.
+        target: state indices of the target set.
+        lag_time: time of one step.
+
+    Returns:
+        ``[n]`` first-passage times (0 on the target).
+
+    References:
+        Kemeny & Snell, Finite Markov Chains (1960), Thm. 4.4.4.
 
     Example:
-        >>> edges = np.linspace(0, 4, 5)
-        >>> f_exact = np.zeros(4)   # flat
-        >>> penalized_free_energy_rmse(np.array([0.5, 1.5, 2.5, 3.5]), edges, f_exact, np.ones(4, bool))
-        0.0
-        >>> round(penalized_free_energy_rmse(np.array([0.5, 1.5]), edges, f_exact, np.ones(4, bool)), 3)
-        3.454
+        >>> T = np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]])
+        >>> mfpt_to_set(T, [2]).tolist()
+        [8.0, 6.0, 0.0]
     """
-    _, p = histogram_free_energy(samples, edges, kT=kT)
-    if p.max() <= 0:
-        raise ValueError("no sample falls inside the edges.")
-    return _penalized_rmse(p, f_exact, mask, floor_fraction, kT)
+    T = check_transition_matrix(transition_matrix)
+    lag_time = check_positive(lag_time, "lag_time")
+    n = T.shape[0]
+    target = check_states(target, n, "target")
+    rest = np.setdiff1d(np.arange(n), target)
+    out = np.zeros(n)
+    if rest.size == 0:
+        return out
+    a = np.eye(rest.size) - T[np.ix_(rest, rest)]
+    # states that cannot reach the target make (I - T)_NN singular: give them inf, solve for the others
+    reach = _reaches(T, target)
+    ok = reach[rest]
+    out[rest[~ok]] = np.inf
+    if ok.any():
+        out[rest[ok]] = np.linalg.solve(a[np.ix_(ok, ok)], np.full(int(ok.sum()), lag_time))
+    return out
 
 
-def _floored_free_energy(p, floor_fraction, kT):
-    return -kT * np.log(np.maximum(p, floor_fraction * p.max()))
+def _reaches(T: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Which states reach ``target`` with positive probability (graph search on the reversed edges)."""
+    reach = np.zeros(T.shape[0], bool)
+    reach[target] = True
+    frontier = target
+    adjacency_in = T > 0
+    while frontier.size:
+        new = np.flatnonzero(adjacency_in[:, frontier].any(axis=1) & ~reach)
+        reach[new] = True
+        frontier = new
+    return reach
 
 
-def _penalized_rmse(p, f_exact, mask, floor_fraction, kT):
-    return free_energy_rmse(_floored_free_energy(p, floor_fraction, kT), f_exact, mask)
+def mfpt_between_sets(transition_matrix, origin, target, *, stationary=None, lag_time: float = 1.0) -> float:
+    """Mean first-passage time from set ``origin`` to set ``target``, started in ``origin`` at equilibrium.
+
+    ``MFPT(A -> B) = sum_{i in A} pi_i m_i / sum_{i in A} pi_i`` with ``m`` from :func:`mfpt_to_set` (the
+    convention of deeptime's ``MarkovStateModel.mfpt``). States in both sets contribute 0.
+
+    Args:
+        transition_matrix: ``[n, n]`` row-stochastic matrix at lag ``lag_time``.
+        origin: state indices of A.
+        target: state indices of B.
+        stationary: ``[n]`` stationary distribution (default: computed from the matrix).
+        lag_time: time of one step.
+
+    Returns:
+        the MFPT in units of ``lag_time``.
+
+    References:
+        Kemeny & Snell (1960); Prinz et al., J. Chem. Phys. 134, 174105 (2011).
+
+    Example:
+        >>> T = np.array([[0.5, 0.5, 0.0], [0.25, 0.5, 0.25], [0.0, 0.5, 0.5]])
+        >>> round(mfpt_between_sets(T, [0, 1], [2]), 4)   # pi = (1/4, 1/2, 1/4): (8/4 + 6/2) / (3/4)
+        6.6667
+    """
+    T = check_transition_matrix(transition_matrix)
+    n = T.shape[0]
+    origin = check_states(origin, n, "origin")
+    pi = stationary_distribution(T) if stationary is None else np.asarray(stationary, np.float64)
+    if pi.shape != (n,):
+        raise ValueError(f"stationary must have shape [{n}], got {pi.shape}.")
+    m = mfpt_to_set(T, target, lag_time=lag_time)
+    w = pi[origin]
+    if not w.sum() > 0:
+        raise ValueError("the origin set has zero stationary probability.")
+    return float(np.sum(w * m[origin]) / w.sum())
+
+
+def coarse_transition_matrix(transition_matrix, stationary, set_of_state, n_sets: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equilibrium transition probabilities between sets of a crisp partition.
+
+    ``P_IJ = sum_{i in I} pi_i sum_{j in J} T_ij / pi_I``: the probability to be in ``J`` one lag after
+    being in ``I`` at equilibrium (the PCCA+ coarse graining with crisp memberships; non-negative, rows sum
+    to 1). Rows of empty sets are ``nan``.
+
+    Args:
+        transition_matrix: ``[n, n]``.
+        stationary: ``[n]``.
+        set_of_state: ``[n]`` integer set label of every state in ``[0, n_sets)``.
+        n_sets: number of sets.
+
+    Returns:
+        ``(P [n_sets, n_sets], pi_sets [n_sets])``.
+
+    Example:
+        >>> T = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]])
+        >>> P, pi = coarse_transition_matrix(T, np.full(3, 1 / 3), [0, 0, 1], 2)
+        >>> P.round(3).tolist(), pi.round(3).tolist()
+        ([[0.95, 0.05], [0.1, 0.9]], [0.667, 0.333])
+    """
+    T = np.asarray(transition_matrix, np.float64)
+    pi = np.asarray(stationary, np.float64)
+    labels = np.asarray(set_of_state, np.int64)
+    M = np.zeros((labels.size, n_sets))
+    M[np.arange(labels.size), labels] = 1.0
+    pi_sets = M.T @ pi
+    flow = M.T @ (pi[:, None] * T) @ M
+    with np.errstate(invalid="ignore", divide="ignore"):
+        P = np.where(pi_sets[:, None] > 0, flow / pi_sets[:, None], np.nan)
+    return P, pi_sets
+
+
+def pcca_memberships(transition_matrix, n_metastable: int, *, stationary=None) -> tuple[np.ndarray, np.ndarray]:
+    """PCCA+ fuzzy memberships and crisp assignments (deeptime), sets ordered by decreasing stationary weight.
+
+    Args:
+        transition_matrix: ``[n, n]`` reversible, connected transition matrix.
+        n_metastable: number of metastable sets (``2 <= n_metastable <= n``).
+        stationary: ``[n]`` stationary distribution (default: computed).
+
+    Returns:
+        ``(memberships [n, n_metastable], assignments [n])`` with ``assignments = argmax memberships``.
+
+    References:
+        Roeblitz & Weber, Adv. Data Anal. Classif. 7, 147 (2013).
+
+    Example:
+        >>> T = np.array([[0.9, 0.1, 0, 0], [0.1, 0.89, 0.01, 0], [0, 0.01, 0.89, 0.1], [0, 0, 0.1, 0.9]])
+        >>> pcca_memberships(T, 2)[1].tolist()
+        [0, 0, 1, 1]
+    """
+    T = check_transition_matrix(transition_matrix)
+    n_metastable = check_int(n_metastable, "n_metastable", minimum=2)
+    if n_metastable > T.shape[0]:
+        raise ValueError(f"n_metastable={n_metastable} exceeds the {T.shape[0]} states of the MSM; use fewer sets.")
+    pi = stationary_distribution(T) if stationary is None else np.asarray(stationary, np.float64)
+    memberships = np.asarray(pcca(T, n_metastable, stationary_distribution=pi).memberships, np.float64)
+    weight = pi @ memberships
+    # decreasing weight, ties broken by the first state in the set, so the labels are reproducible
+    first = np.argmax(memberships, axis=0)
+    order = np.lexsort((first, -np.round(weight, 12)))
+    memberships = memberships[:, order]
+    return memberships, np.argmax(memberships, axis=1)

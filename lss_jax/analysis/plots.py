@@ -1,4 +1,11 @@
-"""Figures (matplotlib, Agg backend; imported lazily so the numerical core never needs it)."""
+"""Every figure of lss_jax in one place (matplotlib, Agg backend).
+
+The analysis modules compute numbers and never import this module; whoever wants a figure imports it: the
+command line (``report``, ``demo``: :mod:`lss_jax.cli.commands`), the end-to-end experiments
+(:mod:`lss_jax.pipelines`, :mod:`lss_jax.adaptive.four_well`), notebooks and benchmarks. Importing it selects
+matplotlib's Agg backend, so it is imported lazily, where a figure is drawn. :func:`report_figures` draws those
+of the molecular validation report (:func:`lss_jax.analysis.molecular.run_validation`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lss_jax._io import save_figure  # noqa: E402
+from lss_jax._io import atomic_path, save_figure  # noqa: E402
 
 COLORS = {"exact": "black", "bd": "tab:blue", "lss": "tab:orange", "exact_msm": "tab:gray", "bd_crosscheck": "tab:cyan"}
 
@@ -149,7 +156,7 @@ def _profile_panel(ax, edges, f_md, f_lss, mask, xlabel, title, f_md_se=None):
 def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md, f2_lss, p2_md, xe, ye, t_md, t_md_se,
                       t_lss, t_lss_se, ft_md, ft_lss, txe, tye, rg_md, rg_lss, nov_lss, nov_md, lss_latent, lag_time,
                       conformers, kT, tic1=None) -> list[Path]:
-    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.validate`). ``f2_md=None``
+    """Figures of the molecular validation (see :func:`lss_jax.analysis.molecular.run_validation`). ``f2_md=None``
     (atoms without backbone torsions) leaves out F(phi, psi); ``tic1 = (edges, f_md, f_lss, mask, f_md_se)``
     adds F(TIC 1) beside the TICA surfaces."""
     out_dir = Path(out_dir)
@@ -229,16 +236,39 @@ def molecular_figures(out_dir, *, psi1_edges, f_md, f_md_se, f_lss, mask1, f2_md
     return paths
 
 
+def report_figures(out_dir, validation, model) -> list[Path]:
+    """Every figure of the molecular validation report, from a
+    :func:`lss_jax.analysis.molecular.run_validation` result, into ``out_dir`` (created): ``uncertainty.png``
+    (ensembles only), those of :func:`molecular_figures`, ``folding.png`` (Trp-cage), ``decoder.png`` and
+    ``chapman_kolmogorov.png`` (when the test could be computed). Returns the paths.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures, paths = validation.figures, []
+    if figures["ensemble"]:
+        uncertainty_map(model, path=out_dir / "uncertainty.png")
+        paths.append(out_dir / "uncertainty.png")
+    paths += molecular_figures(out_dir, **figures["molecular"])
+    if figures["folding"] is not None:
+        paths.append(folding_figure(out_dir / "folding.png", figures["folding"]))
+    paths.append(decoder_figure(out_dir / "decoder.png", **figures["decoder"]))
+    if figures["chapman_kolmogorov"] is not None:
+        plot_chapman_kolmogorov(**figures["chapman_kolmogorov"], unit="ps", path=out_dir / "chapman_kolmogorov.png")
+        paths.append(out_dir / "chapman_kolmogorov.png")
+    return paths
+
+
 def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: float = 1.0, seed: int = 0,
                    max_frames: int = 20_000):
     """Which network is at fault: MD, decode(encode(MD)) and the full LSS side by side.
 
     Top row: F(phi, psi) of the three (when the atoms define backbone torsions). Bottom row: the relative
     deviation of every bond length from its MD mean, the deviation of every bond angle from its MD mean
-    (degrees), and the per-atom RMSF. ``metrics`` is the ``decoder`` block of :func:`lss_jax.analysis.molecular.validate`.
+    (degrees), and the per-atom RMSF. ``metrics`` is the ``decoder`` block of :func:`lss_jax.analysis.molecular.run_validation`.
     """
     from lss_jax.analysis import structure
-    from lss_jax.analysis.molecular import phi_psi
+    from lss_jax.analysis.distributions import free_energy_2d
+    from lss_jax.analysis.torsions import phi_psi
 
     rng = np.random.default_rng(seed)
     sub = lambda t: t if t.n_frames <= max_frames else t[np.sort(rng.choice(t.n_frames, max_frames, replace=False))]  # noqa: E731
@@ -248,7 +278,7 @@ def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: fl
     fig, axes = plt.subplots(2 if has_torsions else 1, 3, figsize=(15, 8.6 if has_torsions else 4.2), squeeze=False,
                              layout="constrained")
     if has_torsions:
-        surfaces = {name: structure.free_energy_2d(*phi_psi(t).T, kT=kT) for name, t in trajs.items()}
+        surfaces = {name: free_energy_2d(*phi_psi(t).T, kT=kT) for name, t in trajs.items()}
         f_md = surfaces["MD"][0]
         vmax = np.nanmax(np.where(np.isfinite(f_md), f_md - np.nanmin(f_md[np.isfinite(f_md)]), np.nan))
         rmse = {"MD": None, "decode(encode(MD))": metrics["round_trip"]["free_energy_phi_psi"]["rmse_kT"],
@@ -307,6 +337,62 @@ def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path, dpi=120)
+    return fig
+
+
+def plot_chapman_kolmogorov(result: dict, *, frame_time: float = 1.0, unit: str = "frames", labels=None, path=None):
+    """Grid of CK panels (row I, column J): predicted ``P(tau)^k`` (line, band = 1 s.d.) vs estimated (points).
+
+    Args:
+        result: from :func:`lss_jax.analysis.chapman_kolmogorov.chapman_kolmogorov`.
+        frame_time: time per frame, for the x axis.
+        unit: time unit label.
+        labels: names of the sets (default ``0..n_sets-1``).
+        path: write the figure there if given (format from the suffix).
+
+    Returns:
+        a :class:`matplotlib.figure.Figure` on an Agg canvas (pyplot is not used).
+
+    Example:
+        >>> result = {"lags": np.array([1, 2]), "predicted": np.full((2, 2, 2), 0.5), "estimated": np.full((2, 2, 2), 0.5),
+        ...           "predicted_err": np.zeros((2, 2, 2)), "estimated_err": np.full((2, 2, 2), 0.01)}
+        >>> len(plot_chapman_kolmogorov(result).axes)
+        4
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    for key in ("lags", "predicted", "estimated", "predicted_err", "estimated_err"):
+        if key not in result:
+            raise ValueError(f"result lacks {key!r}; pass the dict returned by chapman_kolmogorov.")
+    t = np.concatenate([[0.0], np.asarray(result["lags"], float) * frame_time])
+    n_sets = result["predicted"].shape[1]
+    labels = [str(k) for k in range(n_sets)] if labels is None else [str(x) for x in labels]
+    # an Agg canvas of its own: no pyplot state, and the caller's matplotlib backend is left alone
+    fig = Figure(figsize=(2.4 * n_sets + 0.6, 2.0 * n_sets + 0.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_sets, n_sets, sharex=True, sharey=True, squeeze=False)
+    for i in range(n_sets):
+        for j in range(n_sets):
+            ax = axes[i, j]
+            start = float(i == j)
+            p = np.concatenate([[start], result["predicted"][:, i, j]])
+            pe = np.concatenate([[0.0], result["predicted_err"][:, i, j]])
+            ax.plot(t, p, "-", color="tab:blue", label="predicted P(τ)^k")
+            ax.fill_between(t, p - pe, p + pe, color="tab:blue", alpha=0.25, lw=0)
+            ax.errorbar(t[1:], result["estimated"][:, i, j], yerr=result["estimated_err"][:, i, j], fmt="o",
+                        ms=3, color="tab:orange", label="estimated P(kτ)")
+            ax.set_title(f"{labels[i]} → {labels[j]}", fontsize=8)
+            ax.set_ylim(-0.05, 1.05)
+            if i == n_sets - 1:
+                ax.set_xlabel(f"lag ({unit})")
+    axes[0, 0].legend(frameon=False, fontsize=7)
+    fig.suptitle("Chapman–Kolmogorov test" + ("" if result.get("passed", True) else " (failed)"), fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     return fig
 
 
@@ -413,7 +499,7 @@ def adaptive_four_well_figure(path, runs: Sequence[dict], *, profiles_run: int =
 
 def folding_figure(path, folding: dict) -> Path:
     """Folding of a protein model, MD against LSS: folded fraction, transition rate and RMSD to the native
-    structure in the folded state (``folding`` of :func:`lss_jax.analysis.molecular.validate`)."""
+    structure in the folded state (``folding`` of the report, :func:`lss_jax.systems.trp_cage.report_metrics`)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
     panels = [("folded_fraction", "folded fraction", None), ("transitions_per_us", "transitions per µs", None)]
     for ax, (key, label, _) in zip(axes, panels):

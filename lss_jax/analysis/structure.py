@@ -9,14 +9,14 @@ generated ensemble's deviation with the natural thermal spread of the reference.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import mdtraj as md
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
-from lss_jax.analysis.msm import free_energy_rmse
+from lss_jax.analysis._common import check_int
 
 __all__ = [
     "VDW_RADII_NM",
@@ -26,9 +26,6 @@ __all__ = [
     "count_clashes",
     "nearest_frame_rmsd",
     "binned_rmsd",
-    "block_average",
-    "free_energy_2d",
-    "free_energy_rmse_2d",
 ]
 
 #: Van der Waals radii (nm) used by :func:`count_clashes`; elements not listed use ``_DEFAULT_VDW_RADIUS_NM``.
@@ -129,12 +126,6 @@ def _centered(traj: md.Trajectory) -> md.Trajectory:
     out = md.Trajectory(np.array(traj.xyz, dtype=np.float32, copy=True), traj.topology)
     out.center_coordinates()
     return out
-
-
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,7 +298,7 @@ def count_clashes(
     traj = _check_traj(traj, "traj")
     if not np.isfinite(scale) or scale <= 0:
         raise ValueError(f"scale must be a positive finite number (fraction of the vdW contact), got {scale!r}.")
-    min_bond_separation = _check_positive_int(min_bond_separation, "min_bond_separation")
+    min_bond_separation = check_int(min_bond_separation, "min_bond_separation")
     if reference is not None:
         reference = _check_traj(reference, "reference")
         _check_compatible(reference, traj, "reference", "traj")
@@ -393,8 +384,8 @@ def nearest_frame_rmsd(
     generated = _check_traj(generated, "generated")
     reference = _check_traj(reference, "reference")
     _check_compatible(reference, generated, "reference", "generated")
-    max_generated = _check_positive_int(max_generated, "max_generated")
-    max_reference = _check_positive_int(max_reference, "max_reference")
+    max_generated = check_int(max_generated, "max_generated")
+    max_reference = check_int(max_reference, "max_reference")
     rng = np.random.default_rng(seed)
     gen = _centered(generated[_subsample(generated.n_frames, max_generated, rng)])
     ref = _centered(reference[_subsample(reference.n_frames, max_reference, rng)])
@@ -471,8 +462,8 @@ def binned_rmsd(
             f"md_latent has {md_latent.shape[1]} columns but lss_latent has {lss_latent.shape[1]}; both "
             "must be coordinates of the same latent space."
         )
-    n_bins = _check_positive_int(n_bins, "n_bins")
-    max_per_bin = _check_positive_int(max_per_bin, "max_per_bin", minimum=2)
+    n_bins = check_int(n_bins, "n_bins")
+    max_per_bin = check_int(max_per_bin, "max_per_bin", minimum=2)
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 0 <= dim < md_latent.shape[1]:
         raise ValueError(f"dim must be an integer in [0, {md_latent.shape[1]}), got {dim!r}.")
     x_md, x_lss = md_latent[:, dim], lss_latent[:, dim]
@@ -511,150 +502,3 @@ def binned_rmsd(
         "counts_md": counts_md,
         "counts_lss": counts_lss,
     }
-
-
-# --------------------------------------------------------------------------------------------------
-# statistics and free energies
-# --------------------------------------------------------------------------------------------------
-
-
-def block_average(values_fn: Callable[[Any], Any], data, n_blocks: int = 5) -> tuple[Any, Any]:
-    """Block-averaged estimate and standard error of a statistic of a time series.
-
-    ``data`` is split along its first axis (time) into ``n_blocks`` contiguous blocks of (nearly) equal
-    length (:func:`numpy.array_split` sizes; the first ``len % n_blocks`` blocks are one frame longer),
-    ``values_fn`` is applied to each block, and the results are combined elementwise. Non-finite results
-    (``nan``, ``inf``, e.g. the free energy of a bin empty in one block) are treated as missing: the mean
-    and standard error use only the blocks where that element is finite.
-
-    Args:
-        values_fn: maps one block to a scalar or an array of a fixed shape ``[...]``.
-        data: array-like or :class:`mdtraj.Trajectory` with ``n_frames >= n_blocks`` along its first axis.
-        n_blocks: number of blocks (>= 2).
-
-    Returns:
-        ``(mean [...], standard_error [...])`` with ``standard_error = std(ddof=1) / sqrt(n_valid)``, where
-        ``n_valid`` is the number of blocks with a finite value (``n_blocks`` when all are finite); ``nan``
-        where fewer than 1 (mean) or 2 (error) blocks are valid. Floats for scalar statistics.
-
-    Example:
-        >>> mean, se = block_average(np.mean, np.arange(10.0), n_blocks=5)   # block means 0.5, 2.5, ..., 8.5
-        >>> mean, round(se, 4)
-        (4.5, 1.4142)
-    """
-    if not callable(values_fn):
-        raise ValueError(f"values_fn must be callable (block -> statistic), got {type(values_fn).__name__}.")
-    n_blocks = _check_positive_int(n_blocks, "n_blocks", minimum=2)
-    if not isinstance(data, md.Trajectory):
-        data = np.asarray(data)
-        if data.ndim == 0:
-            raise ValueError("data must have a time axis (first axis); got a scalar.")
-    n = len(data)
-    if n < n_blocks:
-        raise ValueError(f"data has {n} frames, fewer than n_blocks={n_blocks}; use fewer blocks or more data.")
-    bounds = np.cumsum([0] + [len(s) for s in np.array_split(np.arange(n), n_blocks)])
-    values = [np.asarray(values_fn(data[bounds[k] : bounds[k + 1]]), dtype=np.float64) for k in range(n_blocks)]
-    shapes = {v.shape for v in values}
-    if len(shapes) != 1:
-        raise ValueError(f"values_fn returned different shapes for different blocks: {sorted(shapes)}.")
-    values = np.stack(values)
-    values = np.where(np.isfinite(values), values, np.nan)
-    n_valid = np.sum(np.isfinite(values), axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        total = np.nansum(values, axis=0)
-        mean = np.where(n_valid > 0, total / np.maximum(n_valid, 1), np.nan)
-        sq = np.nansum((values - mean) ** 2, axis=0)
-        std = np.sqrt(sq / np.maximum(n_valid - 1, 1))
-        se = np.where(n_valid > 1, std / np.sqrt(np.maximum(n_valid, 1)), np.nan)
-    if mean.ndim == 0:
-        return float(mean), float(se)
-    return mean, se
-
-
-def free_energy_2d(
-    x,
-    y,
-    *,
-    bins: int = 36,
-    range=((-np.pi, np.pi), (-np.pi, np.pi)),  # noqa: A002 - mirrors numpy.histogram2d
-    kT: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """2-D histogram free energy ``F = -kT ln p`` (e.g. on the Ramachandran plane).
-
-    Args:
-        x: ``[n]`` first coordinate (e.g. phi, radians).
-        y: ``[n]`` second coordinate (e.g. psi, radians).
-        bins: bins per axis (>= 1).
-        range: ``((xmin, xmax), (ymin, ymax))``.
-        kT: thermal energy (> 0), the unit of ``F``.
-
-    Returns:
-        ``(F [bins, bins], p [bins, bins], xedges [bins + 1], yedges [bins + 1])``; ``p`` is the fraction of
-        all samples per bin (sums to the fraction inside ``range``), ``F`` is ``inf`` in empty bins.
-        ``F[i, j]`` belongs to ``x`` bin ``i`` and ``y`` bin ``j``.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> f, p, xedges, yedges = free_energy_2d(rng.uniform(-3, 3, 1000), rng.uniform(-3, 3, 1000), bins=4)
-        >>> f.shape, xedges.shape, round(float(p.sum()), 6)
-        ((4, 4), (5,), 1.0)
-    """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x and y must have the same number of samples, got {x.size} and {y.size}.")
-    if x.size == 0:
-        raise ValueError("x and y are empty; pass at least one sample.")
-    bins = _check_positive_int(bins, "bins")
-    if not np.isfinite(kT) or kT <= 0:
-        raise ValueError(f"kT must be a positive finite number, got {kT!r}.")
-    counts, xedges, yedges = np.histogram2d(x, y, bins=bins, range=range)
-    p = counts / x.size
-    with np.errstate(divide="ignore"):
-        f = -kT * np.log(p)
-    return f, p, xedges, yedges
-
-
-def free_energy_rmse_2d(f_a, p_ref, f_ref, *, min_prob_fraction: float = 1e-3) -> tuple[float, int]:
-    """RMSE between two free-energy surfaces over the well-sampled reference bins.
-
-    Bins are used where ``p_ref >= min_prob_fraction * max(p_ref)`` and both ``f_a`` and ``f_ref`` are
-    finite; the best additive constant (the mean difference) is removed before the RMSE.
-
-    Args:
-        f_a: ``[...]`` free energies to test (e.g. from an LSS trajectory).
-        p_ref: ``[...]`` reference bin probabilities.
-        f_ref: ``[...]`` reference free energies (same bins and energy unit as ``f_a``).
-        min_prob_fraction: relative probability cutoff in ``[0, 1]``.
-
-    Returns:
-        ``(rmse, n_bins_used)``.
-
-    Raises:
-        ValueError: if no bin passes the mask or the shapes differ.
-
-    Example:
-        >>> f_ref = np.array([[0.0, 1.0], [2.0, np.inf]])
-        >>> rmse, n_used = free_energy_rmse_2d(f_ref + 0.5, np.exp(-f_ref), f_ref)   # a constant shift only
-        >>> round(rmse, 6), n_used
-        (0.0, 3)
-    """
-    f_a = np.asarray(f_a, dtype=np.float64)
-    p_ref = np.asarray(p_ref, dtype=np.float64)
-    f_ref = np.asarray(f_ref, dtype=np.float64)
-    if not (f_a.shape == p_ref.shape == f_ref.shape):
-        raise ValueError(
-            f"f_a, p_ref and f_ref must share one bin grid, got shapes {f_a.shape}, {p_ref.shape}, {f_ref.shape}."
-        )
-    if not 0 <= min_prob_fraction <= 1:
-        raise ValueError(f"min_prob_fraction must lie in [0, 1], got {min_prob_fraction!r}.")
-    if p_ref.size == 0 or not np.nanmax(p_ref) > 0:
-        raise ValueError("p_ref has no populated bin; compute it from a non-empty reference sample.")
-    mask = (p_ref >= min_prob_fraction * np.nanmax(p_ref)) & np.isfinite(f_a) & np.isfinite(f_ref)
-    n_used = int(np.count_nonzero(mask))
-    if n_used == 0:
-        raise ValueError(
-            "no bin is well sampled in the reference and populated in f_a; lower min_prob_fraction, use "
-            "coarser bins or generate more data."
-        )
-    return free_energy_rmse(f_a, f_ref, mask), n_used

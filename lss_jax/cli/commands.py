@@ -319,7 +319,6 @@ def report(args) -> int:
     import mdtraj as md
     import numpy as np
 
-    from lss_jax.analysis.molecular import validate
     from lss_jax.data.featurize import load_trajectories
     from lss_jax.lss import LSS
 
@@ -373,9 +372,26 @@ def report(args) -> int:
     train = load_trajectories(args.train, args.top) if args.train else None
     if train is not None:
         check_atoms("--train", args.train, train)
-    metrics = validate(model, md_trajs, lss, np.concatenate(latents), train_trajs=train, out_dir=args.out, seed=args.seed)
+    metrics = _validation_report(model, md_trajs, lss, np.concatenate(latents), train=train, out=args.out, seed=args.seed)
     _print_report(metrics, args.out)
     return 0
+
+
+def _validation_report(model, md_trajs, lss, latent, *, train, out, seed: int = 0) -> dict:
+    """The validation report in ``out``: figures (:func:`lss_jax.analysis.plots.report_figures`), decoded models and
+    ``metrics.json``, with the observables of the system the MD's decoded atoms belong to; returns the metrics."""
+    import mdtraj as md
+
+    from lss_jax.analysis import plots
+    from lss_jax.analysis.molecular import run_validation, write_validation
+    from lss_jax.systems.report import report_metrics_for
+
+    first = md_trajs if isinstance(md_trajs, md.Trajectory) else md_trajs[0]
+    system_metrics = report_metrics_for(first[:1].atom_slice(model.atom_indices).topology)
+    validation = run_validation(model, md_trajs, lss, latent, train_trajs=train, seed=seed, system_metrics=system_metrics)
+    plots.report_figures(out, validation, model)
+    write_validation(out, validation)
+    return validation.metrics
 
 
 def _print_report(m: dict, out) -> None:
@@ -552,7 +568,6 @@ def demo(args) -> int:
 
     import jax
 
-    from lss_jax.analysis.molecular import validate
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.lss import LSS
 
@@ -595,7 +610,7 @@ def demo(args) -> int:
     lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
                                  progress=not args.no_progress)
     _write_generated(lss, latent, out / "lss.xtc")
-    metrics = validate(model, independent, lss, latent, train_trajs=train, out_dir=out / "report")
+    metrics = _validation_report(model, independent, lss, latent, train=train, out=out / "report")
     _print_report(metrics, out / "report")
     print(f"  total wall time         {time.perf_counter() - start:.1f} s")
     return 0

@@ -27,13 +27,11 @@ import numpy as np
 from flax import nnx
 
 from lss_jax import _io
+from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy, rebin
 from lss_jax.analysis.msm import (
-    free_energy_rmse,
-    histogram_free_energy,
     implied_timescales_from_matrix,
     msm_implied_timescales,
     propagator_transition_matrix,
-    rebin,
     stationary_distribution,
 )
 from lss_jax.config import PropagatorConfig
@@ -159,15 +157,7 @@ def run_four_well(
         out_dir.mkdir(parents=True, exist_ok=True)
 
     with timer("reference"):
-        ref = cfg.exact_reference()
-        edges = np.linspace(*cfg.x_range, cfg.n_bins + 1)
-        pi_bins = ref.stationary.reshape(cfg.n_bins, -1).sum(axis=1)
-        f_exact = -cfg.kT * np.log(pi_bins)
-        populated = pi_bins >= 1e-3 * pi_bins.max()
-        t_exact_msm = implied_timescales_from_matrix(
-            ref.lumped_transition_matrix(cfg.lag_time, edges), pi_bins, cfg.lag_time, 3
-        )
-        p_exact = ref.transition_density(cfg.lag_time)
+        ref, edges, f_exact, populated, t_exact_msm, p_exact = _exact_profiles(cfg)
 
     log(f"four-well: BD {cfg.n_bd_steps:,} steps (dt={cfg.dt}, D={cfg.diffusion}, kT={cfg.kT})")
     with timer("bd"):
@@ -239,36 +229,9 @@ def run_four_well(
         "n_lagged_pairs_training": int(len(u_train) - lag),
         "n_trajectories_generated": cfg.n_trajectories,
         "n_lss_steps_per_trajectory": cfg.lss_steps,
-        "training": {
-            "epochs": history.epochs_run,
-            "best_epoch": history.best_epoch,
-            "stopped_early": history.stopped_early,
-            "best_val_nll": float(min(history.val_loss)),
-            "val_nll": history.val_loss,
-            "train_nll": history.train_loss,
-        },
+        "training": _training_summary(history),
         "wall_seconds": timer.seconds,
-        "settings": {
-            "D": cfg.diffusion,
-            "dt": cfg.dt,
-            "kT": cfg.kT,
-            "lag_steps": cfg.lag_steps,
-            "lag_time": cfg.lag_time,
-            "time_unit": "BD time unit (D = 1, kT = 1, x in potential units)",
-            "saved_frame_time": {
-                "bd_trajectory": frame_time,
-                "bd_crosscheck": frame_time,
-                "lss_trajectories": cfg.lag_time,
-            },
-            "n_bins": cfg.n_bins,
-            "x_range": list(cfg.x_range),
-            "reference_grid_bins": cfg.n_grid,
-            "free_energy_bins_compared": int(populated.sum()),
-            "msm_bins": cfg.n_bins,
-            "boundary": cfg.boundary,
-            "scaler": {"low": float(scaler.low[0]), "high": float(scaler.high[0])},
-            "config": dataclasses.asdict(cfg),
-        },
+        "settings": _settings(cfg, frame_time, populated, scaler),
         "versions": {"jax": jax.__version__, "backend": jax.default_backend()},
     }
     if out_dir is not None:
@@ -290,6 +253,57 @@ def run_four_well(
         metrics["wall_seconds"] = timer.seconds
         _io.write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _exact_profiles(cfg: FourWellConfig):
+    """The exact reference on the analysis bins: ``(reference, edges, F_exact, populated bins, timescales of the
+    lumped exact MSM, exact transition density at the lag)``."""
+    ref = cfg.exact_reference()
+    edges = np.linspace(*cfg.x_range, cfg.n_bins + 1)
+    pi_bins = ref.stationary.reshape(cfg.n_bins, -1).sum(axis=1)
+    f_exact = -cfg.kT * np.log(pi_bins)
+    populated = pi_bins >= 1e-3 * pi_bins.max()
+    t_exact_msm = implied_timescales_from_matrix(
+        ref.lumped_transition_matrix(cfg.lag_time, edges), pi_bins, cfg.lag_time, 3
+    )
+    return ref, edges, f_exact, populated, t_exact_msm, ref.transition_density(cfg.lag_time)
+
+
+def _training_summary(history) -> dict:
+    """The ``training`` block of the metrics: the MDN's epochs and losses."""
+    return {
+        "epochs": history.epochs_run,
+        "best_epoch": history.best_epoch,
+        "stopped_early": history.stopped_early,
+        "best_val_nll": float(min(history.val_loss)),
+        "val_nll": history.val_loss,
+        "train_nll": history.train_loss,
+    }
+
+
+def _settings(cfg: FourWellConfig, frame_time: float, populated, scaler) -> dict:
+    """The ``settings`` block of the metrics: units, frame times, bins and the whole configuration."""
+    return {
+        "D": cfg.diffusion,
+        "dt": cfg.dt,
+        "kT": cfg.kT,
+        "lag_steps": cfg.lag_steps,
+        "lag_time": cfg.lag_time,
+        "time_unit": "BD time unit (D = 1, kT = 1, x in potential units)",
+        "saved_frame_time": {
+            "bd_trajectory": frame_time,
+            "bd_crosscheck": frame_time,
+            "lss_trajectories": cfg.lag_time,
+        },
+        "n_bins": cfg.n_bins,
+        "x_range": list(cfg.x_range),
+        "reference_grid_bins": cfg.n_grid,
+        "free_energy_bins_compared": int(populated.sum()),
+        "msm_bins": cfg.n_bins,
+        "boundary": cfg.boundary,
+        "scaler": {"low": float(scaler.low[0]), "high": float(scaler.high[0])},
+        "config": dataclasses.asdict(cfg),
+    }
 
 
 def _chunked_bd(key, x0, n_steps, cfg, *, progress, desc, n_chunks=20):

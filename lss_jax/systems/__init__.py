@@ -7,7 +7,9 @@
 * :mod:`lss_jax.systems.trp_cage`: a Cα structure-based (Gō) model of the Trp-cage miniprotein built from its
   NMR structure, its OpenMM simulation, folding analysis (Q) and shipped trajectories;
 
-:mod:`lss_jax.datasets` is the index of the built-in data. Nothing is downloaded: trajectories ship with
+A system with observables of its own gives the validation report a hook
+(:func:`lss_jax.systems.report.report_metrics_for` finds it from a topology). :mod:`lss_jax.datasets` is the
+index of the built-in data. Nothing is downloaded: trajectories ship with
 the package, and re-simulation (the ``md`` extra, OpenMM) writes to :func:`cache_dir`.
 """
 

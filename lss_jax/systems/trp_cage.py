@@ -79,6 +79,7 @@ __all__ = [
     "core_states",
     "folded_fraction",
     "folding_metrics",
+    "report_metrics",
     "folding_transitions",
     "fraction_native_contacts",
     "go_model_system",
@@ -733,3 +734,17 @@ def folding_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: fl
     # model has no non-bonded term below 4, and its soft angles let MD itself bring i, i + 2 within 0.16 nm)
     out["close_pairs"] = {f"separation_{s}": {"md": closest(md_all, s), "lss": closest(lss_all, s)} for s in (4, 2)}
     return out
+
+
+def report_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: float, n_blocks: int = 5) -> dict:
+    """This system's observables in the validation report: ``{"folding": folding_metrics(...)}``, the hook
+    :func:`lss_jax.analysis.molecular.run_validation` takes as ``system_metrics`` (arguments as
+    :func:`folding_metrics`).
+
+    Example:
+        >>> md = [load_trp_cage("train", stride=10).xyz]
+        >>> sorted(report_metrics(md, md[0][None, ::2], md_frame_time=50.0, lss_frame_time=100.0))
+        ['folding']
+    """
+    return {"folding": folding_metrics(md_xyz, lss_xyz, md_frame_time=md_frame_time, lss_frame_time=lss_frame_time,
+                                       n_blocks=n_blocks)}
