@@ -7,15 +7,15 @@ trained; the fidelity of each sampler is measured elsewhere: ``benchmarks/studie
 frames (so redraws happen as often as in a real run), after a warm-up call (compilation excluded):
 
 * **alanine dipeptide** (10 heavy atoms, internal coordinates, structural states): the flow with 10 Heun steps
-  (20 network evaluations per frame: the default before distillation), 5 Heun steps, 2 midpoint steps, and the
-  flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``; 1 is the default now);
+  (20 network evaluations per frame: the default), 5 Heun steps, 2 midpoint steps, and the
+  flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``);
 * **Trp-cage** (20 Cα): retrieval (``knn``, the protocol's decoder); with ``--chain`` also the chain flow with 10
   Heun steps and distilled into 1 Euler step (slow to train and to distil on a CPU: its teacher decodes about
   10^2 frames/s).
 
 Each is timed on the first host device alone and with its blocks dispatched in turn to one host device per core
-(:func:`lss_jax.use_every_core`, which this script calls first). Ratios are against the system's default before
-this benchmark existed (alanine dipeptide: flow, 10 Heun steps, one device; Trp-cage: knn, one device).
+(:func:`lss_jax.use_every_core`, which this script calls first). Ratios are against the system's default
+(alanine dipeptide: flow, 10 Heun steps, one device; Trp-cage: knn, one device).
 
     python benchmarks/perf/decoding.py          # ~10 min on 2 CPU cores -> results/decoding-<backend>.json
     python benchmarks/perf/decoding.py --quick  # fewer frames
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ala2 = load_alanine_dipeptide("train", stride=2)
     ala2_model = LSS(lag=5, encoder={"latent_dim": 2, "epochs": 2}, propagator={"epochs": 2},
                      decoder={"kind": "knn"}).fit(ala2, progress=False)
-    ala2_variants = [("flow heun10 (old default)", flow, 0, None),
+    ala2_variants = [("flow heun10 (default)", flow, 0, None),
                      ("flow heun5", DecoderConfig(iterations=200, flow_steps=5), 0, None),
                      ("flow midpoint2", DecoderConfig(iterations=200, flow_steps=2, flow_solver="midpoint"), 0, None),
                      ("flow distilled euler1", flow, 1, None),
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                       if args.chain else [])]
     systems = {"alanine_dipeptide": system_rows("ala2", ala2_model, ala2, ala2_variants, frames, args.repeats),
                "trp_cage": system_rows("trp-cage", trp_model, trp, trp_variants, frames, args.repeats)}
-    baselines = {"alanine_dipeptide": "flow heun10 (old default)", "trp_cage": "knn (protocol default)"}
+    baselines = {"alanine_dipeptide": "flow heun10 (default)", "trp_cage": "knn (protocol default)"}
     for system, rows in systems.items():
         base = rows[baselines[system]]["frames_per_second_one_device"]
         for label, row in rows.items():
