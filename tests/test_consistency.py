@@ -29,7 +29,7 @@ class AR1(nnx.Module):
 def _model(scale=S):
     start = np.full((100, 1), 0.5, np.float32)
     return SimpleNamespace(propagator=AR1(scale), start_points=start, lag_time=2.0, latent_dim=1,
-                           config=SimpleNamespace(boundary="reflect"))
+                           config=SimpleNamespace(propagator=SimpleNamespace(boundary="reflect")))
 
 
 def test_propagator_timescale_of_an_ar1_matches_the_exact_value_within_its_error():
