@@ -5,8 +5,8 @@ devices, :func:`lss_jax.rollout` (``devices=jax.devices()``) splits the trajecto
 runs on all cores at once: 1.85x the trajectory-steps/s of one device at B = 1024 on 2 cores
 (``benchmarks/perf/peer_pytorch.py``), with the same numbers bit for bit (trajectories are independent and
 keyed by their ids). :meth:`lss_jax.LSSModel.decode_unit` (``devices=``) sends its blocks in turn to the host
-devices; its Kabsch SVDs are made in groups small enough that jaxlib 0.10.2's batched LAPACK kernels do not
-deadlock XLA:CPU's intra-op pool (``lss_jax.decoder.coordinates.LAPACK_BATCH``; ``benchmarks/perf/decode_hang.py``).
+devices; it makes no LAPACK call, whose batched kernels in jaxlib 0.10.2 deadlock XLA:CPU's intra-op pool when two
+host devices run them at once (``lss_jax.decoder.coordinates.kabsch_superpose``; ``benchmarks/perf/decode_hang.py``).
 """
 
 from __future__ import annotations

@@ -8,15 +8,17 @@ wait for parts that only they could run: a deadlock (gdb: both ``tf_XLAEigen`` t
 (here a ``lax.scan``) is what moves execution onto a pool thread. It is fixed upstream by jax-ml/jax commit
 859992407d ("Don't try to parallelize LAPACK kernels in opensource builds", issue #36927).
 
-lss_jax's decoder calls an SVD per frame (the Kabsch superposition that ends the internal-coordinate map); it now
-makes that call on groups of ``lss_jax.decoder.coordinates.LAPACK_BATCH = 512`` frames (``lax.map``; the same bits
-as one call over all), below the threshold. Each case below runs in a subprocess with a time limit, so a hang is
-recorded, not suffered:
+lss_jax's decoder used to call an SVD per frame (the Kabsch superposition that ends the internal-coordinate map), then
+made that call in groups of 512 frames (below the threshold); it now makes no LAPACK call at all
+(``lss_jax.decoder.coordinates.kabsch_superpose`` finds Horn's quaternion by repeated squaring of a 4 x 4 matrix,
+elementwise over the batch, 2.1x faster than the grouped SVD on one core). Each case below runs in a subprocess
+with a time limit, so a hang is recorded, not suffered:
 
 * ``svd_two_devices``: scan + SVD of B = 65 536 matrices on 2 host devices at once (expected: hangs on jaxlib 0.10.2);
 * ``svd_one_device_twice``: the same program twice on one device (runs);
-* ``svd_in_groups_two_devices``: the SVD in groups of 512 on 2 devices (runs);
-* ``decoder_nerf_two_devices``: ``lss_jax.decoder.features_to_xyz`` (NeRF + Kabsch) after a scan, on 2 devices (runs).
+* ``svd_in_groups_two_devices``: the SVD in groups of 512 on 2 devices (runs; the decoder's former workaround);
+* ``decoder_nerf_two_devices``: ``lss_jax.decoder.features_to_xyz`` (NeRF + Kabsch, no LAPACK) after a scan,
+  on 2 devices (runs).
 
     python benchmarks/perf/decode_hang.py      # -> benchmarks/results/decode_hang-<backend>.json
 """

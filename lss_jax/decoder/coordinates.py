@@ -227,21 +227,29 @@ def internal_coordinates(xyz, zmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _unit(v: jax.Array) -> jax.Array:
-    """``v [3] / |v|`` with the three squares summed explicitly: XLA's vectorized ``jnp.sum`` over a short axis
+    """``v [3, ...] / |v|`` with the three squares summed explicitly: XLA's vectorized ``jnp.sum`` over a short axis
     rounds differently for different batch sizes, and a frame must decode bitwise the same in any batch."""
-    return v / jnp.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    return v / jnp.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])[None]
+
+
+def _cross(u: jax.Array, v: jax.Array) -> jax.Array:
+    """``u x v`` of vectors ``[3, ...]`` (components first)."""
+    return jnp.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
 
 
 def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.Array) -> jax.Array:
-    """Cartesian coordinates ``[n_atoms, 3]`` of one frame from its Z-matrix values (natural extension
+    """Cartesian coordinates ``[..., n_atoms, 3]`` of frames from their Z-matrix values (natural extension
     reference frame); the inverse of :func:`internal_coordinates` up to a rigid motion.
 
     The first atom sits at the origin, the second on the x axis, the third in the xy plane; every later
-    atom is placed from its three references in a ``lax.scan`` (one compilation whatever ``n_atoms``).
+    atom is placed from its three references in a ``lax.scan`` (one compilation whatever ``n_atoms``). A batch of
+    frames is built at once with the frames on the last axis and each Cartesian component its own row, so every
+    step is elementwise arithmetic over the batch (1.8x a ``vmap`` of one frame on XLA:CPU), and a frame's
+    numbers do not depend on the batch it is in.
 
     Args:
-        bonds: ``[n-1]``, angles: ``[n-2]``, torsions: ``[n-3]`` as returned by :func:`internal_coordinates`
-            for one frame.
+        bonds: ``[..., n-1]``, angles: ``[..., n-2]``, torsions: ``[..., n-3]`` as returned by
+            :func:`internal_coordinates`; the leading axes (none for one frame) are the batch.
         zmatrix: ``[n_atoms, 4]`` int.
 
     Example:
@@ -253,33 +261,62 @@ def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.
     """
     z = jnp.asarray(zmatrix)
     n = z.shape[0]
-    dtype = bonds.dtype
+    batch = bonds.shape[:-1]
+    # frames last: [n-1, B], [n-2, B], [n-3, B]
+    bonds, angles, torsions = (v.reshape(-1, v.shape[-1]).T for v in (bonds, angles, torsions))
+    dtype, width = bonds.dtype, bonds.shape[1]
     row_of = jnp.zeros(n, jnp.int32).at[z[:, 0]].set(jnp.arange(n, dtype=jnp.int32))  # atom -> placement row
-    pos = jnp.zeros((n, 3), dtype)
-    pos = pos.at[1].set(jnp.array([1.0, 0.0, 0.0], dtype) * bonds[0])
+    pos = jnp.zeros((n, 3, width), dtype)  # [placement row, component, frame]
+    pos = pos.at[1, 0].set(bonds[0])
     # third atom: bonded to row p (0 or 1), angle with the other one, in the xy plane
     p, a = row_of[z[2, 1]], row_of[z[2, 2]]
     bc = _unit(pos[p] - pos[a])
-    perp = jnp.array([-bc[1], bc[0], 0.0], dtype)
-    pos = pos.at[2].set(pos[p] - bonds[1] * (jnp.cos(angles[0]) * bc - jnp.sin(angles[0]) * perp))
+    perp = jnp.stack([-bc[1], bc[0], jnp.zeros(width, dtype)])
+    pos = pos.at[2].set(pos[p] - bonds[1][None] * (jnp.cos(angles[0])[None] * bc - jnp.sin(angles[0])[None] * perp))
 
     def place(pos, k):
         row = z[k]
         c_, b_, a_ = pos[row_of[row[1]]], pos[row_of[row[2]]], pos[row_of[row[3]]]
         bc = _unit(c_ - b_)
-        normal = _unit(jnp.cross(b_ - a_, bc))
-        frame = jnp.stack([bc, jnp.cross(normal, bc), normal], axis=1)
-        r, theta, phi = bonds[k - 1], angles[k - 2], torsions[k - 3]
-        local = jnp.stack([-r * jnp.cos(theta), r * jnp.sin(theta) * jnp.cos(phi), r * jnp.sin(theta) * jnp.sin(phi)])
-        return pos.at[k].set(c_ + frame @ local), None
+        normal = _unit(_cross(b_ - a_, bc))
+        r, theta, phi = bonds[k - 1][None], angles[k - 2][None], torsions[k - 3][None]
+        along, across, out = -r * jnp.cos(theta), r * jnp.sin(theta) * jnp.cos(phi), r * jnp.sin(theta) * jnp.sin(phi)
+        return pos.at[k].set(c_ + bc * along + _cross(normal, bc) * across + normal * out), None
 
     if n > 3:
         pos, _ = jax.lax.scan(place, pos, jnp.arange(3, n))
-    return pos[row_of]  # back to atom order
+    # back to atom order, frames first
+    return jnp.transpose(pos[row_of], (2, 0, 1)).reshape(*batch, n, 3)
+
+
+# Squarings of the shifted quaternion matrix in :func:`kabsch_superpose`: the top eigenvector's weight against the
+# next grows as ((lam1 + s) / (lam2 + s)) ** (2 ** KABSCH_SQUARINGS); 12 (an exponent of 4096) converges to float32 on
+# every decoded frame measured (alanine dipeptide heavy atoms from 8 on, Trp-cage C-alpha from 6 on). A frame that
+# has not converged (near-collinear atoms: the two top eigenvalues almost equal) still gets a proper rotation, only
+# a slightly less than optimal one.
+KABSCH_SQUARINGS = 12
+
+
+def _quaternion_rotation(q: jax.Array) -> jax.Array:
+    """Rotation matrices ``[..., 3, 3]`` of unit quaternions ``q [..., 4]`` (w, x, y, z)."""
+    w, x, y, z = (q[..., i] for i in range(4))
+    rows = [[w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z]]
+    return jnp.stack([jnp.stack(row, -1) for row in rows], -2)
 
 
 def kabsch_superpose(x: jax.Array, reference: jax.Array) -> jax.Array:
-    """``x [n_atoms, 3]`` rotated and translated onto ``reference [n_atoms, 3]`` (least squares, proper rotation).
+    """``x [..., n_atoms, 3]`` rotated and translated onto ``reference [n_atoms, 3]`` (least squares, proper rotation).
+
+    Horn's quaternion form of the Kabsch problem (J. Opt. Soc. Am. A 4, 629, 1987): the best rotation is the
+    quaternion of the largest eigenvalue of a symmetric 4x4 matrix ``K`` built from the 3x3 correlation of the
+    centred frames. The eigenvector is found without LAPACK, by squaring ``K / s + I`` (``s`` bounds ``K``'s
+    spectrum, so the shifted matrix is positive semi-definite and its top eigenvalue is ``K``'s) ``KABSCH_SQUARINGS``
+    times with a trace normalisation: a few 4x4 products per frame, elementwise over any batch, with no batched
+    LAPACK call (jaxlib 0.10.2's batched SVD deadlocked decoding on several host devices,
+    ``benchmarks/perf/decode_hang.py``) and no reflection to correct (a unit quaternion is always a proper
+    rotation). Agrees with the float64 SVD Kabsch to float32 rounding (``tests/test_coordinates.py``).
 
     Example:
         >>> ref = jnp.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3]])
@@ -287,12 +324,30 @@ def kabsch_superpose(x: jax.Array, reference: jax.Array) -> jax.Array:
         >>> bool(jnp.allclose(kabsch_superpose(ref @ rot.T + 5.0, ref), ref, atol=1e-5))
         True
     """
-    xc, rc = jnp.mean(x, 0, keepdims=True), jnp.mean(reference, 0, keepdims=True)
-    h = (x - xc).T @ (reference - rc)
-    u, _, vt = jnp.linalg.svd(h)
-    sign = jnp.sign(jnp.linalg.det(u @ vt))
-    u = u.at[:, -1].multiply(jnp.where(sign == 0, 1.0, sign))
-    return (x - xc) @ (u @ vt) + rc
+    lead = (1,) * (x.ndim - 2)
+    xc, rc = jnp.mean(x, -2, keepdims=True), jnp.mean(reference, 0, keepdims=True)
+    h = jnp.sum((x - xc)[..., :, :, None] * (reference - rc).reshape(*lead, -1, 1, 3), axis=-3)  # [..., 3, 3]
+    (sxx, sxy, sxz), (syx, syy, syz), (szx, szy, szz) = [[h[..., i, j] for j in range(3)] for i in range(3)]
+    # |eigenvalues of K| <= sigma1 + sigma2 + sigma3 <= sqrt(3) ||h||_F
+    bound = jnp.sqrt(3.0 * jnp.sum(h * h, axis=(-2, -1)))
+    scale = 1.0 / jnp.where(bound > 0, bound, 1.0)
+    # the symmetric K / bound + I as its upper triangle, one array over the batch per entry (elementwise
+    # arithmetic on whole batches is several times faster on XLA:CPU than batched 4x4 products)
+    k = {(0, 0): sxx + syy + szz, (0, 1): syz - szy, (0, 2): szx - sxz, (0, 3): sxy - syx,
+         (1, 1): sxx - syy - szz, (1, 2): sxy + syx, (1, 3): szx + sxz,
+         (2, 2): syy - sxx - szz, (2, 3): syz + szy, (3, 3): szz - sxx - syy}
+    a = {ij: v * scale + (1.0 if ij[0] == ij[1] else 0.0) for ij, v in k.items()}
+    entry = lambda i, j: a[(min(i, j), max(i, j))]  # noqa: E731
+    for _ in range(KABSCH_SQUARINGS):
+        a = {(i, j): sum(entry(i, m) * entry(m, j) for m in range(4)) for (i, j) in a}
+        trace = a[0, 0] + a[1, 1] + a[2, 2] + a[3, 3]
+        a = {ij: v / trace for ij, v in a.items()}
+    # a -> v v^T: its row with the largest diagonal entry is the best-conditioned multiple of v
+    rows = jnp.stack([jnp.stack([entry(i, j) for j in range(4)], -1) for i in range(4)], -2)
+    best = jnp.argmax(jnp.stack([a[i, i] for i in range(4)], -1), axis=-1)
+    q = jnp.take_along_axis(rows, best[..., None, None], axis=-2)[..., 0, :]
+    r = _quaternion_rotation(q / jnp.linalg.norm(q, axis=-1, keepdims=True))
+    return jnp.einsum("...ai,...ji->...aj", x - xc, r) + rc.reshape(*lead, 1, 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -384,15 +439,6 @@ def xyz_to_features(cmap: CoordinateMap, xyz) -> np.ndarray:
     return ((f - mean) / std).astype(np.float32)
 
 
-# Kabsch superpositions per batched LAPACK call. jaxlib 0.10.2 splits a batched LAPACK call (SVD, eigh, QR, ...)
-# of >= 2e5 flop (about 740 3x3 SVDs) over XLA:CPU's intra-op thread pool and waits for the parts on a thread of
-# that pool; when as many programs as the pool has threads do that at once (decoding on several host devices), every
-# thread waits and none runs a part: a deadlock (benchmarks/perf/decode_hang.py; fixed upstream in
-# jax-ml/jax 859992407d, "Don't try to parallelize LAPACK kernels in opensource builds", issue #36927). Calls of
-# at most 512 stay below the threshold and run inline.
-LAPACK_BATCH = 512
-
-
 def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
     """Frames ``[..., n_atoms, 3]`` (nm, superposed on the reference) from features ``[..., D]``; jit-able."""
     lead = (1,) * (features.ndim - 1)
@@ -405,14 +451,9 @@ def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
     cos, sin = f[..., nb + na : nb + na + nt], f[..., nb + na + nt :]
     torsions = jnp.arctan2(sin, cos) + cmap.torsion_mean.reshape(*lead, -1)
 
-    def one(b, a, t):
-        return kabsch_superpose(nerf(b, a, t, cmap.zmatrix), cmap.reference)
-
     batch = f.shape[:-1]
-    # frames in groups of at most LAPACK_BATCH: one batched SVD call per group (the same bits as one vmap over all;
-    # see LAPACK_BATCH for why not all at once)
-    flat = jax.lax.map(lambda args: one(*args), (bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt)),
-                       batch_size=LAPACK_BATCH)
+    flat = nerf(bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt), cmap.zmatrix)
+    flat = kabsch_superpose(flat, cmap.reference)
     return flat.reshape(*batch, n_atoms, 3)
 
 
