@@ -19,6 +19,10 @@ training run and scored against the shipped independent 50 ns run:
     python benchmarks/studies/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
     python benchmarks/studies/ala2_sweep.py --samplers heun10 midpoint2 distill1 --tag _samplers
 
+``--repeat`` scores the first sampler a second time with other round-trip and generation keys (same model, same
+decoder), so each sampler's difference from it reads against the spread of two runs of one decoder; ``--seed``
+trains with another LSS seed.
+
 ``--samplers`` scores several ways of sampling the decoder on one trained model, in the same run: the model is
 trained with ``distill_steps=0`` (the flow itself), and each sampler is ``heunK``, ``midpointK`` or ``eulerK``
 (``K`` steps of that solver on the trained flow) or ``distillK`` (the flow distilled into ``K`` Euler steps on
@@ -77,6 +81,10 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     parser.add_argument("--samplers", nargs="+", default=None, metavar="SAMPLER",
                         help="score these samplers of one trained flow: heunK, midpointK, eulerK, distillK (see above)")
+    parser.add_argument("--repeat", action="store_true",
+                        help="also score the first sampler with other round-trip and generation keys: the spread of "
+                             "every metric between two runs of one decoder, against which the samplers' differences read")
+    parser.add_argument("--seed", type=int, default=None, help="the LSS seed (default: the default configuration's)")
     parser.add_argument("--linear-floor", action="store_true",
                         help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
     args = parser.parse_args(argv)
@@ -128,8 +136,9 @@ def decode_rate(model, unit) -> float:
     return len(unit) / (time.perf_counter() - start)
 
 
-def score(model, independent, indep_h, lss_key, args, floor, md) -> dict:
-    round_trip, draws = decoder_round_trip(jax.random.key(3), model, independent, return_draws=True)
+def score(model, independent, indep_h, lss_key, args, floor, md, round_trip_key=None) -> dict:
+    round_trip_key = jax.random.key(3) if round_trip_key is None else round_trip_key
+    round_trip, draws = decoder_round_trip(round_trip_key, model, independent, return_draws=True)
     lss, latent = model.generate(lss_key, args.n_traj, args.n_steps, progress=False, return_latent=True)
     rt = comparison_summary(compare_structures(indep_h, round_trip, seed=5))
     full = comparison_summary(compare_structures(indep_h, lss, seed=5))
@@ -142,11 +151,13 @@ def score(model, independent, indep_h, lss_key, args, floor, md) -> dict:
 def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
     start = time.perf_counter()
     settings = {"lag": lag, "encoder": {"latent_dim": m, "linear_floor": args.linear_floor}}
+    if args.seed is not None:
+        settings["seed"] = args.seed
     if args.samplers:
         settings["decoder"] = {"distill_steps": 0}  # the trained flow, sampled every way below
     model = LSS(**settings).fit(train, progress=False).fetch_model()
     fit_seconds = time.perf_counter() - start
-    run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m,
+    run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m, "seed": model.config.seed,
            "linear_floor": model.info["encoder"]["linear_floor"],
            "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
            "decoder_seconds": model.info["wall_seconds"]["decoder"],
@@ -163,6 +174,14 @@ def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
         block = {"make_seconds": seconds, **score(variant, independent, indep_h, jax.random.key(1), args, floor, md)}
         run["samplers"][name] = block
         report(lag, m, run, block, name)
+        if args.repeat and name == args.samplers[0]:  # the same decoder, other keys: the noise of one run
+            again = score(variant, independent, indep_h, jax.random.key(21), args, floor, md, jax.random.key(13))
+            report(lag, m, run, again, name + " (other keys)")
+            run["repeat_of_" + name] = {
+                "round_trip_f_diff_kT": again["round_trip"]["f_phi_psi_rmse_kT"] - block["round_trip"]["f_phi_psi_rmse_kT"],
+                "lss_f_diff_kT": again["lss"]["f_phi_psi_rmse_kT"] - block["lss"]["f_phi_psi_rmse_kT"],
+                "round_trip_alpha_l": again["round_trip"]["alpha_l"], "lss_alpha_l": again["lss"]["alpha_l"],
+                "targets": again["targets"]}
     first = run["samplers"][args.samplers[0]]
     for name, block in run["samplers"].items():  # each sampler against the first (the reference sampler)
         block["vs_" + args.samplers[0]] = {
