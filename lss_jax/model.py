@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax.config import LSSConfig, check_atom_selection, check_training_data, check_training_input
+from lss_jax.config import LSSConfig
+from lss_jax.data.checks import check_atom_selection, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
@@ -335,8 +336,8 @@ def fit_lss(
 
     Lagged pairs never straddle two trajectories; the trailing ``config.data.val_fraction`` of each one is
     held out for early stopping. Every input is checked before any training
-    (:func:`lss_jax.config.check_training_input`), and so are the data themselves: they must move
-    (:func:`lss_jax.config.check_training_data`).
+    (:func:`lss_jax.data.checks.check_training_input`), and so are the data themselves: they must move
+    (:func:`lss_jax.data.checks.check_training_data`).
 
     Args:
         key: PRNG key (split into the encoder's, the propagator's and the decoder's; the start points of generation

@@ -239,4 +239,4 @@ def test_the_configuration_module_imports_no_network_code():
     tree = ast.parse((Path(lss_jax.__file__).parent / "config.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    assert {m for m in imported if m.startswith("lss_jax")} == {"lss_jax.data.featurize"}
+    assert {m for m in imported if m.startswith("lss_jax")} == {"lss_jax.data.featurize", "lss_jax.data.checks"}

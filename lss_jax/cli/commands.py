@@ -71,7 +71,8 @@ def adapt_four_well(args) -> int:
 def train(args) -> int:
     from pathlib import Path
 
-    from lss_jax.config import LSSConfig, check_training_input
+    from lss_jax.config import LSSConfig
+    from lss_jax.data.checks import check_training_input
     from lss_jax.lss import LSS
 
     out = Path(args.out)
@@ -96,7 +97,7 @@ def train(args) -> int:
     trajs = load_training_data(args.traj, args.top, config, stride=args.stride)
     check_training_input(trajs.lengths, config, n_features=trajs.features[0].shape[1], names=args.traj,
                          lag_name="--lag", stride_name=f"--stride {args.stride}")
-    from lss_jax.config import check_training_data
+    from lss_jax.data.checks import check_training_data
     from lss_jax.data.featurize import feature_names
 
     # the data must move (constant trajectories, zero-variance features, repeated frames, a latent dimension the

@@ -81,7 +81,7 @@ def training_data(trajs, config) -> TrainingData:
         >>> data.features[0].shape, data.xyz[0].shape, data.timestep
         ((50, 49), (50, 10, 3), 1000.0)
     """
-    from lss_jax.config import check_atom_selection
+    from lss_jax.data.checks import check_atom_selection
     from lss_jax.data.featurize import featurize
 
     trajs = as_trajectory_list(trajs)
@@ -166,7 +166,7 @@ def load_training_data(paths: Sequence, topology, config, *, stride: int = 1, ch
     """
     import mdtraj as md
 
-    from lss_jax.config import check_atom_selection
+    from lss_jax.data.checks import check_atom_selection
     from lss_jax.data.featurize import feature_names, featurize, load_trajectories
 
     top = load_trajectories(paths, topology, first_frame_only=True)[0].topology  # every check, one frame each
