@@ -29,29 +29,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lss-jax",
-        description="Molecular latent space simulators (Sidky, Chen & Ferguson 2020) in JAX.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command")
+def _command(sub, name: str, help_: str, description: str) -> argparse.ArgumentParser:
+    """One subcommand's parser, with the shared examples epilog."""
+    return sub.add_parser(name, help=help_, description=description, epilog=EXAMPLES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    fw = sub.add_parser(
-        "four-well",
-        help="the paper's four-well validation against the exact Smoluchowski reference",
-        description=(
-            "Brownian dynamics in the four-well potential, an exact reference from the discretized "
-            "Smoluchowski generator, an MDN propagator, >= 1000 generated trajectories, and a "
-            "comparison (free energy, implied timescales, transition density). Writes metrics.json, "
-            "bd_trajectory.npy, lss_trajectories.npy, profiles.npz and PNG figures to --out."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def _add_four_well(sub) -> None:
+    fw = _command(sub, "four-well", "the paper's four-well validation against the exact Smoluchowski reference",
+                  "Brownian dynamics in the four-well potential, an exact reference from the discretized "
+                  "Smoluchowski generator, an MDN propagator, >= 1000 generated trajectories, and a "
+                  "comparison (free energy, implied timescales, transition density). Writes metrics.json, "
+                  "bd_trajectory.npy, lss_trajectories.npy, profiles.npz and PNG figures to --out.")
     fw.add_argument("--out", required=True, help="output directory (created if missing)")
     fw.add_argument("--quick", action="store_true", help="small settings for a smoke run (<= 2 minutes on 2 cores)")
     fw.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
@@ -60,11 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     fw.add_argument("--no-progress", action="store_true", help="hide progress bars")
     fw.add_argument("--config", help=CONFIG_HELP)
 
-    def sub_parser(name, help_, description):
-        return sub.add_parser(name, help=help_, description=description, epilog=EXAMPLES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    tr = sub_parser("train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
+def _add_train(sub) -> None:
+    tr = _command(sub, "train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
                     "flow matching by default; kind = \"wgan\" under [decoder] in --config for the paper's cWGAN-GP, "
                     "\"knn\" for retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save "
@@ -86,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue an interrupted run from OUT.checkpoints/ (same data and settings); the result is "
                          "the same as an uninterrupted run")
 
-    ge = sub_parser("generate", "generate trajectories with a trained LSS",
+
+def _add_generate(sub) -> None:
+    ge = _command(sub, "generate", "generate trajectories with a trained LSS",
                     "Roll out latent trajectories and decode them chunk by chunk (memory is set by the chunk, not "
                     "the trajectory length). OUT with a trajectory extension (.xtc, .dcd, .h5, .nc, .trr, ...) gets "
                     "all trajectories in one file, trajectory-major (trajectory b is frames b*n .. (b+1)*n-1), plus "
@@ -110,14 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="shard the trajectories over this many local devices (default: all of jax.local_devices())")
     ge.add_argument("--host-devices", type=_positive_int,
                     help="on a CPU, give XLA this many host devices (one per core) so that the rollout is sharded "
-                         "over all cores (decoding stays on one device); see lss_jax.use_every_core")
+                         "over all cores (decoding too: its blocks go to the devices in turn); see lss_jax.use_every_core")
     ge.add_argument("--distributed", action="store_true",
                     help="multi-host: call jax.distributed.initialize() and generate this process's share of the "
                          "trajectories into OUT/process-PPP/ (OUT must be a directory)")
     ge.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ge.add_argument("--config", help=CONFIG_HELP)
 
-    rp = sub_parser("report", "validate generated trajectories against independent MD",
+
+def _add_report(sub) -> None:
+    rp = _command(sub, "report", "validate generated trajectories against independent MD",
                     "Free energies, implied timescales, structure quality, novelty and TICA, as metrics.json "
                     "plus PNG figures in --out.")
     rp.add_argument("--model", required=True, help="model directory")
@@ -129,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--seed", type=int, default=0, help="seed of the frame subsampling (default 0)")
     rp.add_argument("--config", help=CONFIG_HELP)
 
-    ls = sub_parser("lagscan", "implied timescales of SRVs trained at several lags, to choose the lag",
+
+def _add_lagscan(sub) -> None:
+    ls = _command(sub, "lagscan", "implied timescales of SRVs trained at several lags, to choose the lag",
                     "Train one SRV encoder per lag and plot its implied timescales against the lag (its.png, its.json "
                     "in --out). Pick the shortest lag from which the slow timescales stay flat.")
     ls.add_argument("--traj", nargs="+", required=True, help="trajectory files")
@@ -147,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--out", required=True, help="output directory")
     ls.add_argument("--config", help=CONFIG_HELP)
 
-    ad = sub_parser("adapt", "adaptive sampling: pick where to run MD next, run it, retrain (N rounds)",
+
+def _add_adapt(sub) -> None:
+    ad = _command(sub, "adapt", "adaptive sampling: pick where to run MD next, run it, retrain (N rounds)",
                     "Score the MD frames with the model (least counts: MD density, or with --beta 1 the LSS stationary "
                     "density over the MD density; plus the ensemble's uncertainty if the model has one; rule in "
                     "lss_jax.adaptive), write the K best distinct frames as "
@@ -171,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ad.add_argument("--config", help=CONFIG_HELP)
 
-    de = sub_parser("demo", "train, generate and validate end to end on built-in data (alanine dipeptide, Trp-cage)",
+
+def _add_demo(sub) -> None:
+    de = _command(sub, "demo", "train, generate and validate end to end on built-in data (alanine dipeptide, Trp-cage)",
                     "alanine-dipeptide (default): train on the shipped 50 ns trajectory (seed 1), generate 100 x 1000 "
                     "steps, and validate against the shipped independent 50 ns trajectory (seed 2). trp-cage: the "
                     "paper's protein protocol on the shipped Cα Gō-model trajectories (Cα distances and pseudo-torsions, "
@@ -193,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--no-progress", action="store_true", help="hide progress bars")
     de.add_argument("--config", help=CONFIG_HELP)
 
-    ex = sub_parser("export", "write the trained propagator and decoder as serialized StableHLO (jax.export)",
+
+def _add_export(sub) -> None:
+    ex = _command(sub, "export", "write the trained propagator and decoder as serialized StableHLO (jax.export)",
                     "One .jaxexport file that generates decoded frames with only jax and numpy installed "
                     "(docs/examples/run_exported.py runs it); the same seed gives the frames of lss-jax generate "
                     "on the same machine. Format and calling convention: lss_jax.export.")
@@ -204,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--platforms", nargs="+", help="platforms to lower for (default: this machine's, e.g. cpu cuda)")
     ex.add_argument("--config", help=CONFIG_HELP)
 
-    af = sub_parser("adapt-four-well", "adaptive sampling vs plain MD continuation on the four-well potential",
+
+def _add_adapt_four_well(sub) -> None:
+    af = _command(sub, "adapt-four-well", "adaptive sampling vs plain MD continuation on the four-well potential",
                     "Start from a BD run that saw only the two left wells; each round trains an MDN ensemble, seeds "
                     "short BD runs where the data are thin and the kinetics uncertain (the rule of lss-jax adapt), and scores an LSS against the "
                     "exact free energy; plain continuation of the first run with the same BD steps is the baseline "
@@ -218,5 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                "counts; 1: the LSS's equilibrium density; see lss-jax adapt)")
     af.add_argument("--no-progress", action="store_true", help="hide progress bars")
     af.add_argument("--config", help=CONFIG_HELP)
+
+
+_COMMANDS = (_add_four_well, _add_train, _add_generate, _add_report, _add_lagscan, _add_adapt, _add_demo, _add_export,
+             _add_adapt_four_well)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lss-jax`` parser: global options and one subparser per command (``_add_<command>``)."""
+    parser = argparse.ArgumentParser(
+        prog="lss-jax",
+        description="Molecular latent space simulators (Sidky, Chen & Ferguson 2020) in JAX.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command")
+    for add in _COMMANDS:
+        add(sub)
     parser.subcommands = sub.choices
     return parser
