@@ -43,6 +43,7 @@ import numpy as np
 from flax import nnx
 
 from lss_jax._io import sha256_file
+from lss_jax._version import __version__
 from lss_jax.config import LSSConfig
 
 __all__ = ["FORMAT_VERSION", "ModelFormatError", "save_model", "load_model", "flat_weights", "load_weights"]
@@ -113,7 +114,6 @@ def save_model(model, path: str | os.PathLike) -> Path:
 def _save_model(model, path: Path) -> Path:
     import mdtraj as md
 
-    from lss_jax import __version__
     from lss_jax.decoder import coordinate_map_arrays, support_arrays
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -167,7 +167,6 @@ def _save_model(model, path: Path) -> Path:
 
 
 def _newer_than_this(version: str) -> bool:
-    from lss_jax import __version__
 
     def parts(v):
         import re
@@ -183,7 +182,6 @@ def _newer_than_this(version: str) -> bool:
 
 
 def _newer_message(path: Path, what: str, writer) -> str:
-    from lss_jax import __version__
 
     newer = isinstance(writer, str) and _newer_than_this(writer)  # (a development copy may not have bumped it)
     by = f"lss_jax {writer}" if newer else "a newer lss_jax" + (f" (it records version {writer})" if writer else "")
