@@ -22,6 +22,7 @@ References:
 """
 
 from lss_jax._devices import use_every_core
+from lss_jax._version import __version__ as __version__  # (re-exported)
 from lss_jax.config import DataConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.decoder import (
     ConditionalCritic,
@@ -51,8 +52,6 @@ from lss_jax.propagator import (
 from lss_jax.scaling import MinMaxScaler, apply_boundary, minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.train import TrainHistory, fit
 from lss_jax.vamp import Covariances, covariances, reversible_eigh, vamp_loss, vamp_score
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConditionalCritic",

@@ -16,7 +16,7 @@ Example:
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = write_results(Path(d) / "new" / "x-cpu.json", {"benchmark": "x", "machine": machine_facts()})
     ...     saved = json.loads(path.read_text())
-    >>> saved["machine"]["backend"], saved["machine"]["lss_jax"] == lss_jax.__version__
+    >>> saved["machine"]["backend"], saved["machine"]["lss_jax"] == __version__
     ('cpu', True)
 """
 
@@ -30,8 +30,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import lss_jax
 from lss_jax import _io
+from lss_jax._version import __version__
 
 __all__ = ["benchmark_parser", "load_average", "machine_facts", "throughput_model", "write_results"]
 
@@ -99,7 +99,7 @@ def machine_facts(*, load_average_start: Sequence[float] | None = None, packages
         memory_gb = None
     facts = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()], "cpu_count": os.cpu_count(),
              "memory_gb": memory_gb, "platform": platform.platform(), "python": sys.version.split()[0],
-             "jax": jax.__version__, "flax": flax.__version__, "numpy": np.__version__, "lss_jax": lss_jax.__version__}
+             "jax": jax.__version__, "flax": flax.__version__, "numpy": np.__version__, "lss_jax": __version__}
     for name in packages:
         facts[name] = importlib.import_module(name).__version__
     if load_average_start is not None:

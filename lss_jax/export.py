@@ -78,7 +78,8 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     Returns:
         ``path``.
     """
-    from lss_jax import __version__, _io
+    from lss_jax import _io
+    from lss_jax._version import __version__
     from lss_jax.decoder import decode_fn
     from lss_jax.model import as_model
     from lss_jax.propagator import _rollout_body, mdn_apply_fn

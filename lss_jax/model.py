@@ -26,12 +26,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from lss_jax import _io
+from lss_jax._model_dir import flat_weights, save_model
+from lss_jax.checkpoint import Checkpointer
 from lss_jax.config import LSSConfig
 from lss_jax.data.checks import check_atom_selection, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
-from lss_jax.data.pairs import split_trajectories
+from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
-from lss_jax.decoder import Decoder, fit_decoder
+from lss_jax.decoder import Decoder, coordinate_map_arrays, decode_rows, fit_decoder
 from lss_jax.encoder import (
     SRVNet,
     SRVProjection,
@@ -40,8 +43,10 @@ from lss_jax.encoder import (
     fit_srv,
     implied_timescales,
     linear_floor,
+    srv_loss,
     srv_transform,
 )
+from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
 from lss_jax.propagator import MDN, fit_mdn
 from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
@@ -113,9 +118,6 @@ class LSSModel:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything generation depends on (weights, scalers, configuration): names a model."""
-        from lss_jax.decoder import coordinate_map_arrays
-        from lss_jax.model_io import flat_weights
-
         # the configuration in the flat form of earlier lss_jax: a model's fingerprint did not change with the nesting
         h = hashlib.sha256(json.dumps(self.config._flat_dict(), sort_keys=True).encode())
         arrays = [self.latent_scaler.low, self.latent_scaler.high, self.start_points, self.atom_indices]
@@ -130,8 +132,6 @@ class LSSModel:
 
     def save(self, path):
         """Write the model directory (:func:`lss_jax.model_io.save_model`); returns its path."""
-        from lss_jax.model_io import save_model
-
         return save_model(self, path)
 
     # ------------------------------------------------------------------ the three maps
@@ -172,8 +172,6 @@ class LSSModel:
         the blocks in turn on these devices (e.g. ``jax.devices()`` after :func:`lss_jax.use_every_core`); the bits
         do not depend on it.
         """
-        from lss_jax.decoder import decode_rows
-
         u = np.asarray(u, np.float32)
         if u.shape[-1:] != (self.latent_dim,):
             raise ValueError(f"latent points must have a last dimension of {self.latent_dim}, got shape {u.shape}.")
@@ -279,8 +277,6 @@ class LSSModel:
     def uncertainty(self, key: jax.Array, psi, *, n_samples: int = 256) -> np.ndarray:
         """Epistemic uncertainty of the kinetics at latent points ``psi [N, latent_dim]`` (nats, ``[N]``):
         the ensemble members' disagreement about the next state (:func:`lss_jax.ensemble.epistemic_uncertainty`)."""
-        from lss_jax.ensemble import epistemic_uncertainty
-
         self._check_ensemble()
         u = np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0.0, 1.0)
         return epistemic_uncertainty(key, self.propagator_ensemble, u, n_samples=n_samples)
@@ -288,14 +284,10 @@ class LSSModel:
     def data_density(self, psi) -> np.ndarray:
         """Density of the training data at latent points ``psi [N, latent_dim]`` (Gaussian kernel estimate
         from the stored training frames, in unit-box coordinates)."""
-        from lss_jax.ensemble import data_density
-
         return data_density(self.start_points, np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0, 1))
 
     def ensemble_members(self) -> list[MDN]:
         """The ensemble's propagators as standalone MDNs (empty without an ensemble)."""
-        from lss_jax.ensemble import member
-
         if self.propagator_ensemble is None:
             return []
         return [member(self.propagator_ensemble, k) for k in range(self.propagator_ensemble.n_members)]
@@ -319,9 +311,6 @@ def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs
     on the training pairs, tells a gap from batch norm and minibatch estimates (log vs this) from one of
     generalization (this vs validation).
     """
-    from lss_jax.data.pairs import lagged_pairs, split_trajectories
-    from lss_jax.encoder import srv_loss
-
     train, _ = split_trajectories(features, val_fraction)
     x0, xt = lagged_pairs(train, lag)
     keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
@@ -363,8 +352,6 @@ def fit_lss(
     """
     import contextlib
 
-    from lss_jax import _io
-
     owned = contextlib.nullcontext() if checkpoint_dir is None else _io.exclusive_output(
         checkpoint_dir, what="checkpoint directory", how_to_fix="wait for that training run to finish, or give "
         "another checkpoint directory")
@@ -392,8 +379,6 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
         warnings.warn(line, stacklevel=3)  # the data must move: checked before any checkpoint is written
     k = cfg.encoder.n_outputs
     if checkpoint_dir is not None:
-        from lss_jax.checkpoint import Checkpointer
-
         ckpt = lambda name: Checkpointer(checkpoint_dir, name, every=checkpoint_every, resume=resume)  # noqa: E731
     else:
         ckpt = lambda name: None  # noqa: E731
@@ -428,8 +413,6 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                                     progress=progress, checkpoint=ckpt("propagator"))
     ensemble = None
     if cfg.propagator.ensemble_size:
-        from lss_jax.ensemble import fit_mdn_ensemble
-
         ensemble, _ = fit_mdn_ensemble(
             jax.random.fold_in(k_prop, 1), u_prop, cfg.lag, config=cfg.propagator,
             n_members=cfg.propagator.ensemble_size, val_fraction=val_fraction, progress=progress,

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import jax
@@ -43,12 +41,24 @@ import numpy as np
 from flax import nnx
 
 from lss_jax._io import sha256_file
+from lss_jax._model_dir import FORMAT_NAME, FORMAT_VERSION, _path_name, flat_weights, save_model
+from lss_jax._version import __version__
 from lss_jax.config import LSSConfig
+from lss_jax.data.featurize import Standardizer
+from lss_jax.decoder import (
+    CartesianMap,
+    NeighbourDecoder,
+    coordinate_map_from_arrays,
+    decoder_template,
+    support_from_arrays,
+)
+from lss_jax.encoder import SRVNet, SRVProjection
+from lss_jax.ensemble import MDNEnsemble
+from lss_jax.model import LSSModel
+from lss_jax.propagator import MDN
+from lss_jax.scaling import MinMaxScaler
 
 __all__ = ["FORMAT_VERSION", "ModelFormatError", "save_model", "load_model", "flat_weights", "load_weights"]
-
-FORMAT_VERSION = 3  # 3: the configuration nested in sections (data, encoder, propagator, decoder)
-FORMAT_NAME = "lss_jax.LSS"
 
 
 class ModelFormatError(ValueError):
@@ -63,21 +73,6 @@ class ModelFormatError(ValueError):
         ...         print("no lss.json" in str(err), isinstance(err, ValueError))
         True True
     """
-
-
-def _path_name(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-
-
-def flat_weights(module: nnx.Module) -> dict[str, np.ndarray]:
-    """A network's state as a flat ``{"path/to/leaf": array}`` map (what the ``.npz`` files hold).
-
-    Example:
-        >>> sorted(flat_weights(nnx.Linear(2, 3, rngs=nnx.Rngs(0))))
-        ['bias', 'kernel']
-    """
-    pure = nnx.to_pure_dict(nnx.state(module))
-    return {_path_name(path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(pure)[0]}
 
 
 def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
@@ -95,79 +90,7 @@ def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
     return module
 
 
-def save_model(model, path: str | os.PathLike) -> Path:
-    """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path.
-
-    The directory is locked while it is written (:func:`lss_jax._io.exclusive_output`): a second writer of the
-    same path is refused.
-    """
-    from lss_jax._io import exclusive_output
-
-    path = Path(path)
-    if not path.parent.exists():
-        raise FileNotFoundError(f"parent directory of {path} does not exist; create it first.")
-    with exclusive_output(path, what="model directory", how_to_fix="wait for it to finish, or save to another path"):
-        return _save_model(model, path)
-
-
-def _save_model(model, path: Path) -> Path:
-    import mdtraj as md
-
-    from lss_jax import __version__
-    from lss_jax.decoder import coordinate_map_arrays, support_arrays
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        np.savez(
-            tmp / "arrays.npz",
-            feature_mean=model.feature_scaler.mean, feature_std=model.feature_scaler.std,
-            srv_mean=model.projection.mean, srv_vectors=model.projection.vectors,
-            srv_eigenvalues=model.projection.eigenvalues, latent_low=np.asarray(model.latent_scaler.low),
-            latent_high=np.asarray(model.latent_scaler.high), atom_indices=model.atom_indices,
-            start_points=model.start_points, timestep=np.float64(model.timestep),
-            reference_xyz=np.asarray(model.reference_xyz, np.float32),
-        )
-        np.savez(tmp / "coordinates.npz", **coordinate_map_arrays(model.decoder.coordinates),
-                 **support_arrays(model.decoder.support))
-        model.reference.save_pdb(str(tmp / "topology.pdb"))
-        md.Trajectory(np.zeros((1, model.topology.n_atoms, 3), np.float32), model.topology).save_pdb(
-            str(tmp / "full_topology.pdb"))
-        networks = {"encoder": model.encoder, "propagator": model.propagator, "decoder": model.decoder.network}
-        if model.decoder.critic is not None:
-            networks["critic"] = model.decoder.critic
-        if model.propagator_ensemble is not None:
-            networks["propagator_ensemble"] = model.propagator_ensemble
-        for name, net in networks.items():
-            np.savez(tmp / f"{name}.npz", **flat_weights(net))
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "lss_jax_version": __version__,
-            "config": model.config.to_dict(),
-            "latent_dim": int(model.latent_dim),
-            "n_features": int(len(model.feature_scaler.mean)),
-            "n_decoded_atoms": int(len(model.atom_indices)),
-            "decoder_states": int(getattr(model.decoder.network, "n_states", 0)) if model.decoder.kind == "flow" else 0,
-            "info": model.info,
-            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
-        }
-        (tmp / "lss.json").write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(tmp, 0o755)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
 def _newer_than_this(version: str) -> bool:
-    from lss_jax import __version__
 
     def parts(v):
         import re
@@ -183,7 +106,6 @@ def _newer_than_this(version: str) -> bool:
 
 
 def _newer_message(path: Path, what: str, writer) -> str:
-    from lss_jax import __version__
 
     newer = isinstance(writer, str) and _newer_than_this(writer)  # (a development copy may not have bumped it)
     by = f"lss_jax {writer}" if newer else "a newer lss_jax" + (f" (it records version {writer})" if writer else "")
@@ -233,12 +155,6 @@ def load_model(path: str | os.PathLike):
     """
     import mdtraj as md
 
-    from lss_jax.data.featurize import Standardizer
-    from lss_jax.decoder import CartesianMap, coordinate_map_from_arrays, decoder_template, support_from_arrays
-    from lss_jax.encoder import SRVNet, SRVProjection
-    from lss_jax.model import LSSModel
-    from lss_jax.propagator import MDN
-    from lss_jax.scaling import MinMaxScaler
 
     path = Path(path)
     meta, version = _read_meta(path)
@@ -275,8 +191,6 @@ def load_model(path: str | os.PathLike):
     template = decoder_template(cfg.decoder, cmap, latent_dim, int(meta.get("decoder_states", 0)))
     critic = None if template.critic is None else load_weights(template.critic, weights("critic.npz"))
     if cfg.decoder.kind == "knn":  # stored frames, as many as were kept
-        from lss_jax.decoder import NeighbourDecoder
-
         stored = weights(decoder_file)
         if set(stored) != {"latents", "features"}:
             raise ModelFormatError(f"{path / decoder_file} does not hold a knn decoder's latents and features.")
@@ -286,8 +200,6 @@ def load_model(path: str | os.PathLike):
     decoder = template.replace(network=network, critic=critic, support=support)
     ensemble = None
     if "propagator_ensemble.npz" in meta.get("files", {}):
-        from lss_jax.ensemble import MDNEnsemble
-
         ensemble = load_weights(MDNEnsemble(prop.ensemble_size, latent_dim, prop.n_components, prop.hidden,
                                             scale_floor=prop.scale_floor, rngs=rngs), weights("propagator_ensemble.npz"))
     return LSSModel(
