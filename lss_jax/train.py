@@ -52,6 +52,91 @@ def _n_items(data) -> int:
     return n
 
 
+def _check_loop_settings(n_train: int, batch_size: int, max_epochs: int, patience: int, keep: str) -> None:
+    """The loop settings of :func:`fit`, or a ``ValueError`` that says which is wrong."""
+    if batch_size < 1 or n_train < batch_size:
+        raise ValueError(
+            f"batch_size ({batch_size}) must be between 1 and the number of training samples ({n_train}); "
+            "lower the batch size or provide more data."
+        )
+    if max_epochs < 1 or patience < 1:
+        raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs} and {patience}.")
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}.")
+
+
+def _compiled_loop(model, loss_fn, optimizer, step_fn, *, stochastic: bool, n_train: int, n_val: int, batch_size: int,
+                   val_key):
+    """What :func:`fit` runs: ``(eval_graphdef, params, rest, opt_state, run_epoch, evaluate)``.
+
+    ``run_epoch(params, rest, opt_state, data, key)`` is one jitted shuffled epoch (a ``lax.scan`` over its
+    minibatches) returning the new state and the mean training loss; ``evaluate(params, rest, data)`` the jitted
+    validation loss in eval mode, in chunks of at most 8192 items, with the same keys every epoch.
+    """
+    keyed = stochastic or step_fn is not None
+    model.train()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    model.eval()
+    eval_graphdef, _, _ = nnx.split(model, nnx.Param, ...)
+    model.train()
+    opt_state = optimizer.init(params)
+    n_batches = n_train // batch_size
+
+    def call_loss(m, batch, k):
+        return loss_fn(k, m, batch) if stochastic else loss_fn(m, batch)
+
+    def batch_loss(params, rest, batch, k):
+        m = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables: batch stats may be updated under grad
+        loss = call_loss(m, batch, k)
+        return loss, nnx.state(m, nnx.Not(nnx.Param))
+
+    def gradient_step(params, rest, opt_state, batch, k):
+        (loss, rest), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, rest, batch, k)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    if step_fn is not None:
+        def train_step(params, rest, opt_state, batch, k):
+            return step_fn(k, graphdef, params, rest, opt_state, batch)
+    else:
+        train_step = gradient_step
+
+    @jax.jit
+    def run_epoch(params, rest, opt_state, data, key):
+        if keyed:
+            key, k_steps = jax.random.split(key)
+            step_keys = jax.random.split(k_steps, n_batches)
+        else:
+            step_keys = jnp.zeros(n_batches)  # unused
+        perm = jax.random.permutation(key, n_train)[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+        def step(carry, xs):
+            params, rest, opt_state = carry
+            idx, k = xs
+            batch = jax.tree_util.tree_map(lambda a: a[idx], data)
+            params, rest, opt_state, loss = train_step(params, rest, opt_state, batch, k)
+            return (params, rest, opt_state), loss
+
+        (params, rest, opt_state), losses = jax.lax.scan(step, (params, rest, opt_state), (perm, step_keys))
+        return params, rest, opt_state, jnp.mean(losses)
+
+    eval_chunk = min(n_val, 8192)
+    n_full = n_val // eval_chunk
+
+    @jax.jit
+    def evaluate(params, rest, data):
+        m_eval = lambda batch, k: call_loss(nnx.merge(eval_graphdef, params, rest), batch, k)  # noqa: E731
+        head = jax.tree_util.tree_map(lambda a: a[: n_full * eval_chunk].reshape(n_full, eval_chunk, *a.shape[1:]), data)
+        keys = jax.random.split(val_key, n_full + 1)
+        total = jnp.sum(jax.lax.map(lambda xs: m_eval(*xs), (head, keys[:n_full]))) * eval_chunk
+        if n_val > n_full * eval_chunk:
+            tail = jax.tree_util.tree_map(lambda a: a[n_full * eval_chunk :], data)
+            total = total + m_eval(tail, keys[n_full]) * (n_val - n_full * eval_chunk)
+        return total / n_val
+
+    return eval_graphdef, params, rest, opt_state, run_epoch, evaluate
+
+
 def fit(
     key: jax.Array,
     model: nnx.Module,
@@ -122,77 +207,12 @@ def fit(
         (3, True)
     """
     n_train, n_val = _n_items(train_data), _n_items(val_data)
-    if batch_size < 1 or n_train < batch_size:
-        raise ValueError(
-            f"batch_size ({batch_size}) must be between 1 and the number of training samples ({n_train}); "
-            "lower the batch size or provide more data."
-        )
-    if max_epochs < 1 or patience < 1:
-        raise ValueError(f"max_epochs and patience must be >= 1, got {max_epochs} and {patience}.")
-    if keep not in ("best", "last"):
-        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}.")
+    _check_loop_settings(n_train, batch_size, max_epochs, patience, keep)
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
-    keyed = stochastic or step_fn is not None
     val_key = jax.random.fold_in(key, 0x7FFFFFFF)  # fixed over epochs and resumes
-    model.train()
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    model.eval()
-    eval_graphdef, _, _ = nnx.split(model, nnx.Param, ...)
-    model.train()
-    opt_state = optimizer.init(params)
-    n_batches = n_train // batch_size
-
-    def call_loss(m, batch, k):
-        return loss_fn(k, m, batch) if stochastic else loss_fn(m, batch)
-
-    def batch_loss(params, rest, batch, k):
-        m = nnx.merge(graphdef, params, rest, copy=True)  # fresh Variables: batch stats may be updated under grad
-        loss = call_loss(m, batch, k)
-        return loss, nnx.state(m, nnx.Not(nnx.Param))
-
-    def gradient_step(params, rest, opt_state, batch, k):
-        (loss, rest), grads = jax.value_and_grad(batch_loss, has_aux=True)(params, rest, batch, k)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, loss
-
-    if step_fn is not None:
-        def train_step(params, rest, opt_state, batch, k):
-            return step_fn(k, graphdef, params, rest, opt_state, batch)
-    else:
-        train_step = gradient_step
-
-    @jax.jit
-    def run_epoch(params, rest, opt_state, data, key):
-        if keyed:
-            key, k_steps = jax.random.split(key)
-            step_keys = jax.random.split(k_steps, n_batches)
-        else:
-            step_keys = jnp.zeros(n_batches)  # unused
-        perm = jax.random.permutation(key, n_train)[: n_batches * batch_size].reshape(n_batches, batch_size)
-
-        def step(carry, xs):
-            params, rest, opt_state = carry
-            idx, k = xs
-            batch = jax.tree_util.tree_map(lambda a: a[idx], data)
-            params, rest, opt_state, loss = train_step(params, rest, opt_state, batch, k)
-            return (params, rest, opt_state), loss
-
-        (params, rest, opt_state), losses = jax.lax.scan(step, (params, rest, opt_state), (perm, step_keys))
-        return params, rest, opt_state, jnp.mean(losses)
-
-    eval_chunk = min(n_val, 8192)
-    n_full = n_val // eval_chunk
-
-    @jax.jit
-    def evaluate(params, rest, data):
-        m_eval = lambda batch, k: call_loss(nnx.merge(eval_graphdef, params, rest), batch, k)  # noqa: E731
-        head = jax.tree_util.tree_map(lambda a: a[: n_full * eval_chunk].reshape(n_full, eval_chunk, *a.shape[1:]), data)
-        keys = jax.random.split(val_key, n_full + 1)
-        total = jnp.sum(jax.lax.map(lambda xs: m_eval(*xs), (head, keys[:n_full]))) * eval_chunk
-        if n_val > n_full * eval_chunk:
-            tail = jax.tree_util.tree_map(lambda a: a[n_full * eval_chunk :], data)
-            total = total + m_eval(tail, keys[n_full]) * (n_val - n_full * eval_chunk)
-        return total / n_val
+    eval_graphdef, params, rest, opt_state, run_epoch, evaluate = _compiled_loop(
+        model, loss_fn, optimizer, step_fn, stochastic=stochastic, n_train=n_train, n_val=n_val,
+        batch_size=batch_size, val_key=val_key)
 
     train_data = jax.tree_util.tree_map(jnp.asarray, train_data)
     val_data = jax.tree_util.tree_map(jnp.asarray, val_data)
