@@ -16,6 +16,8 @@ torsions (i, …, i+3). Native contacts are the residue pairs with |i − j| ≥
 0.45 nm in the all-atom native structure: 20 pairs in 1L2Y (:func:`native_contacts`); each is −ε at its
 native distance, its minimum. The remaining 116 pairs with |i − j| ≥ 4 are non-native and purely repulsive.
 Pairs with |i − j| < 4 have no non-bonded term.
+The model is :func:`lss_jax.systems.go.go_model` of 1L2Y with these parameters (:func:`trp_cage_go_model`);
+:func:`go_model_system`, :func:`native_contacts` and :func:`simulate_trp_cage` are thin wrappers over that module.
 
 Units are OpenMM's: nm, ps, kJ/mol, amu. ε = 1 kJ/mol and every bead weighs 100 amu. Temperatures are
 given as the **reduced temperature** T* = k_B T/ε (dimensionless); with ε = 1 kJ/mol, T* = 1 is
