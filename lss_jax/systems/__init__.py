@@ -6,6 +6,9 @@
   re-simulation;
 * :mod:`lss_jax.systems.trp_cage`: a Cα structure-based (Gō) model of the Trp-cage miniprotein built from its
   NMR structure, its OpenMM simulation, folding analysis (Q) and shipped trajectories;
+* :mod:`lss_jax.systems.go`: the same Gō model built from any protein structure (:func:`go_model`), its OpenMM
+  system and simulation (:func:`openmm_system`, :func:`simulate_go`), a float64 NumPy energy (:func:`go_energy`)
+  and a folding-temperature scan (:func:`folding_temperature_scan`): a folding benchmark with known ground truth;
 
 A system with observables of its own gives the validation report a hook
 (:func:`lss_jax.systems.report.report_metrics_for` finds it from a topology). :mod:`lss_jax.datasets` is the
@@ -18,7 +21,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir"]
+from lss_jax.systems.go import (
+    GoEnergy,
+    GoModel,
+    TemperatureScan,
+    folding_temperature_scan,
+    go_energy,
+    go_model,
+    openmm_system,
+    simulate_go,
+)
+
+__all__ = ["GoEnergy", "GoModel", "TemperatureScan", "cache_dir", "folding_temperature_scan", "go_energy", "go_model",
+           "openmm_system", "simulate_go"]
 
 
 def cache_dir() -> Path:
