@@ -10,7 +10,8 @@ when there is one. The checker fails on
 
 Importing a submodule runs its parent packages' ``__init__`` first; that implicit edge is not counted
 (it would make every module depend on ``lss_jax/__init__.py``). An explicit ``from lss_jax import X``
-of a name that is not a submodule is an import of ``lss_jax`` itself, the top layer.
+of a name that is not a submodule is an import of ``lss_jax`` itself, the top layer. Imports under
+``if TYPE_CHECKING:`` never run (they name types for annotations only) and are not counted.
 """
 
 from __future__ import annotations
@@ -139,6 +140,15 @@ class _Visitor(ast.NodeVisitor):
         self.depth -= 1
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _in_function
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+                isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+            for child in node.orelse:  # the guarded body never runs
+                self.visit(child)
+            return
+        self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -382,7 +392,9 @@ def test_checker_reports_a_cycle_through_a_function_and_an_upward_import(tmp_pat
 def test_checker_accepts_a_clean_package(tmp_path):
     package_dir = _write(
         tmp_path,
-        {"__init__.py": "from toy import b\n", "a.py": "x = 1\n", "b.py": "def g():\n    from toy.a import x\n    return x\n"},
+        {"__init__.py": "from toy import b\n",
+         "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toy.b import g\nx = 1\n",  # type-only
+         "b.py": "def g():\n    from toy.a import x\n    return x\n"},
     )
     _, imports = collect_imports(package_dir, "toy")
     assert not find_cycles(imports)
