@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax import _io
+from lss_jax import _io, _stream_core
 from lss_jax._model_dir import flat_weights, save_model
 from lss_jax.checkpoint import Checkpointer
 from lss_jax.config import LSSConfig
@@ -223,17 +223,16 @@ class LSSModel:
         import mdtraj as md
 
         from lss_jax._progress import progress_bar
-        from lss_jax.simulate import iter_chunks, start_points
 
         if n_trajectories < 1 or n_steps < 1:
             raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
-        u0 = start_points(key, self, n_trajectories, start)
+        u0 = _stream_core.start_points(key, self, n_trajectories, start)
         latent, xyz = [], []
         with progress_bar(total=n_trajectories * (n_steps // max(save_every, 1)), desc="LSS generate", unit="frame",
                           unit_scale=True, disable=not progress) as bar:
-            for chunk in iter_chunks(key, self, u0, n_steps=n_steps, save_every=save_every, chunk_steps=chunk_steps,
-                                     decode=not latent_only, precision=precision, devices=devices,
-                                     propagator=propagator):
+            for chunk in _stream_core.iter_chunks(key, self, u0, n_steps=n_steps, save_every=save_every,
+                                                  chunk_steps=chunk_steps, decode=not latent_only, precision=precision,
+                                                  devices=devices, propagator=propagator):
                 latent.append(chunk.latent)
                 xyz.append(chunk.xyz)
                 bar.update(chunk.latent.shape[0] * chunk.latent.shape[1])

@@ -43,10 +43,17 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
-from lss_jax import _io
-from lss_jax.propagator import mdn_apply_fn, rollout
+from lss_jax import _io, _stream_core
+from lss_jax._stream_core import (  # the streaming core, below lss_jax.model; this module is its public home
+    CHUNK_BYTES,  # noqa: F401  (re-exported: the default chunk size)
+    Chunk,
+    chunk_plan,
+    default_chunk_steps,
+    iter_rollout,
+    start_points,
+)
+from lss_jax.propagator import rollout
 
 __all__ = [
     "iter_rollout",
@@ -68,24 +75,7 @@ __all__ = [
 
 FORMAT_NAME = "lss_jax.generation"
 FORMAT_VERSION = 2  # 2: inverse-CDF component choice in lss_jax.propagator.mixture_sample (a new random stream)
-CHUNK_BYTES = 256 * 2**20  # default chunk size: about this many bytes of decoded coordinates
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}  # no space, file size limit, quota
-
-
-class Chunk(NamedTuple):
-    """One generated chunk: ``B`` trajectories x ``n_frames`` saved frames.
-
-    Example:
-        >>> Chunk(0, 0, np.zeros((2, 3, 1)), np.zeros((2, 3, 1)), None, np.zeros((2, 1))).latent.shape
-        (2, 3, 1)
-    """
-
-    index: int
-    first_frame: int  # global index of the chunk's first saved frame (0 = first frame after the start)
-    unit: np.ndarray  # [B, n_frames, latent_dim] unit-box latent coordinates
-    latent: np.ndarray  # [B, n_frames, latent_dim] latent coordinates
-    xyz: np.ndarray | None  # [B, n_frames, n_atoms, 3] nm, or None for latent-only generation
-    carry: np.ndarray  # [B, latent_dim] unit-box state after the chunk
 
 
 class GenerationSummary(NamedTuple):
@@ -97,26 +87,6 @@ class GenerationSummary(NamedTuple):
     simulated_time: float  # total over all trajectories, in the model's time unit (ps for MD)
     seconds: float
     resumed_chunks: int  # chunks found complete on disk and kept
-
-
-def chunk_plan(n_steps: int, save_every: int, chunk_steps: int) -> list[tuple[int, int]]:
-    """``[(first_step, n_steps_in_chunk), ...]`` covering ``n_steps``; chunk sizes are multiples of ``save_every``.
-
-    Example:
-        >>> chunk_plan(10, 2, 4)
-        [(0, 4), (4, 4), (8, 2)]
-    """
-    if n_steps < 1 or save_every < 1 or n_steps % save_every:
-        raise ValueError(f"n_steps ({n_steps}) must be a positive multiple of save_every ({save_every}).")
-    if chunk_steps < 1 or chunk_steps % save_every:
-        raise ValueError(f"chunk_steps ({chunk_steps}) must be a positive multiple of save_every ({save_every}).")
-    return [(s, min(chunk_steps, n_steps - s)) for s in range(0, n_steps, chunk_steps)]
-
-
-def default_chunk_steps(n_trajectories: int, n_steps: int, save_every: int, frame_bytes: int) -> int:
-    """Chunk length so one chunk holds about :data:`CHUNK_BYTES` of output (results do not depend on it)."""
-    frames = max(1, CHUNK_BYTES // max(1, frame_bytes * n_trajectories))
-    return min(n_steps, frames * save_every)
 
 
 class GenerationSize(NamedTuple):
@@ -254,49 +224,6 @@ def process_share(n_trajectories: int, process_index: int = 0, process_count: in
     return np.array_split(np.arange(n_trajectories), process_count)[process_index]
 
 
-def iter_rollout(
-    simulate_fn: Callable[[jax.Array, int, int], jax.Array],
-    x0,
-    *,
-    n_steps: int,
-    save_every: int = 1,
-    chunk_steps: int | None = None,
-    first_chunk: int = 0,
-) -> Iterator[tuple[int, int, jax.Array]]:
-    """The one streaming loop of lss_jax: run ``simulate_fn`` chunk by chunk, each chunk continuing from
-    the last saved frame of the one before.
-
-    ``simulate_fn(x, n_steps, start_step) -> frames [B, n_steps // save_every, ...]`` must address its
-    noise by the global step (``start_step``), as :func:`lss_jax.propagator.rollout` and
-    :func:`lss_jax.systems.four_well.brownian_dynamics` do, so that the frames do not depend on the chunking.
-    Generation (:func:`iter_chunks`), :func:`rollout_with_progress` and the four-well pipeline's
-    Brownian dynamics all run on it.
-
-    Args:
-        simulate_fn: one chunk of the simulation.
-        x0: ``[B, ...]`` the state the chunk ``first_chunk`` starts from.
-        n_steps: steps in total (a multiple of ``save_every``).
-        save_every: keep every k-th step.
-        chunk_steps: steps per chunk (a multiple of ``save_every``; default: all in one).
-        first_chunk: start at this chunk of the plan (:func:`chunk_plan`), e.g. after a resume.
-
-    Yields:
-        ``(chunk_index, first_step, frames)``.
-
-    Example:
-        >>> walk = lambda x, n, s: x[:, None] + jnp.arange(1, n + 1)[None, :]   # one unit per step: x_t = t
-        >>> [(i, s, f.tolist()) for i, s, f in iter_rollout(walk, jnp.zeros(1), n_steps=5, chunk_steps=2)]
-        [(0, 0, [[1.0, 2.0]]), (1, 2, [[3.0, 4.0]]), (2, 4, [[5.0]])]
-    """
-    plan = chunk_plan(n_steps, save_every, chunk_steps or n_steps)
-    x = x0
-    for index in range(first_chunk, len(plan)):
-        first_step, steps = plan[index]
-        frames = simulate_fn(x, steps, first_step)
-        x = frames[:, -1]
-        yield index, first_step, frames
-
-
 def collect_rollout(chunks, *, total: int, progress: bool = True, desc: str = "rollout", unit: str = "step",
                     per_frame: int = 1) -> np.ndarray:
     """Concatenate the frames of :func:`iter_rollout` along the time axis on the host, with a progress bar
@@ -333,6 +260,7 @@ def rollout_with_progress(
     compilation.
 
     Example:
+        >>> from flax import nnx
         >>> from lss_jax.propagator import MDN, mdn_apply_fn
         >>> graphdef, params = nnx.split(MDN(1, rngs=nnx.Rngs(0)))
         >>> traj = rollout_with_progress(jax.random.key(1), mdn_apply_fn(graphdef), params, jnp.full((3, 1), 0.5),
@@ -350,29 +278,6 @@ def rollout_with_progress(
 
     chunks = iter_rollout(simulate, jnp.asarray(x0), n_steps=n_steps, save_every=save_every, chunk_steps=per_chunk)
     return collect_rollout(chunks, total=n_steps * x0.shape[0], progress=progress, desc=desc, per_frame=save_every)
-
-
-def start_points(key: jax.Array, model, n_trajectories: int, start=None) -> np.ndarray:
-    """Unit-box start points ``[B, latent_dim]``: random training frames (``start=None``), an
-    ``mdtraj.Trajectory`` with ``B`` frames to encode, or latent points ``[B, latent_dim]``.
-
-    ``key`` is the generation key (its first split picks the training frames).
-    """
-    import mdtraj as md
-
-    if n_trajectories < 1:
-        raise ValueError(f"n_trajectories must be >= 1, got {n_trajectories}.")
-    k_start = jax.random.split(key, 3)[0]
-    if start is None:
-        idx = jax.random.randint(k_start, (n_trajectories,), 0, len(model.start_points))
-        return np.asarray(model.start_points[np.asarray(idx)], np.float32)
-    psi0 = model.encode(start) if isinstance(start, md.Trajectory) else np.atleast_2d(np.asarray(start, np.float32))
-    if psi0.shape != (n_trajectories, model.latent_dim):
-        raise ValueError(
-            f"start must give {n_trajectories} points of dimension {model.latent_dim}, got shape {psi0.shape}.")
-    if not np.all(np.isfinite(psi0)):
-        raise ValueError("start contains NaN or Inf latent coordinates.")
-    return np.clip(model.to_unit(psi0), 0.0, 1.0)
 
 
 def iter_chunks(
@@ -406,32 +311,16 @@ def iter_chunks(
         precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
         devices: shard the rollout's trajectory batch over these devices, and decode blocks in turn on them.
         propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
+
+    ``LSSModel.generate`` runs the same loop (:func:`lss_jax._stream_core.iter_chunks`, which this one calls with
+    the :class:`lss_jax.LSSModel` of ``model``), so both give the same frames for the same key.
     """
     from lss_jax.model import as_model
 
-    model = as_model(model)
-    u0 = np.asarray(u0, np.float32)
-    ids = np.arange(len(u0)) if trajectory_ids is None else np.asarray(trajectory_ids)
-    frame_bytes = 4 * (2 * model.latent_dim + (3 * len(model.atom_indices) if decode else 0))
-    chunk_steps = chunk_steps or default_chunk_steps(len(u0), n_steps, save_every, frame_bytes)
-    _, k_roll, k_dec = jax.random.split(key, 3)
-    graphdef, params = nnx.split(model.propagator if propagator is None else propagator)
-    mixture_fn = mdn_apply_fn(graphdef)
-    jids = jnp.asarray(ids, jnp.int32)
-
-    def simulate(x, steps, first_step):
-        return rollout(k_roll, mixture_fn, params, x, n_steps=steps, save_every=save_every,
-                       boundary=model.config.propagator.boundary, start_step=first_step, trajectory_ids=jids,
-                       precision=precision, devices=devices)
-
-    x0 = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
-    for index, first_step, unit in iter_rollout(simulate, x0, n_steps=n_steps, save_every=save_every,
-                                                chunk_steps=chunk_steps, first_chunk=first_chunk):
-        unit = np.asarray(unit)
-        first_frame = first_step // save_every
-        xyz = model.decode_unit(k_dec, unit, trajectory_ids=ids, first_frame=first_frame, precision=precision,
-                                progress=False, devices=devices) if decode else None
-        yield Chunk(index, first_frame, unit, model.from_unit(unit), xyz, unit[:, -1].copy())
+    yield from _stream_core.iter_chunks(key, as_model(model), u0, n_steps=n_steps, save_every=save_every,
+                                        chunk_steps=chunk_steps, trajectory_ids=trajectory_ids,
+                                        first_chunk=first_chunk, carry=carry, decode=decode, precision=precision,
+                                        devices=devices, propagator=propagator)
 
 
 def _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids) -> dict:
