@@ -18,6 +18,7 @@ training run and scored against the shipped independent 50 ns run:
     python benchmarks/studies/ala2_sweep.py --lags 5 --dims 2 # one cell
     python benchmarks/studies/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
     python benchmarks/studies/ala2_sweep.py --samplers heun10 midpoint2 distill1 --tag _samplers
+    python benchmarks/studies/ala2_sweep.py --lags 1 5 --dims 2 3 --seed 1 --samplers heun10 distill1 distill2 --repeat --tag _samplers_seed1
 
 ``--repeat`` scores the first sampler a second time with other round-trip and generation keys (same model, same
 decoder), so each sampler's difference from it reads against the spread of two runs of one decoder; ``--seed``
