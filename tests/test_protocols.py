@@ -80,3 +80,74 @@ def test_an_unknown_protocol_is_refused_with_the_valid_names():
 def test_an_unknown_override_is_refused():
     with pytest.raises(ValueError, match="unknown encoder key"):
         protocol_config("protein", 5, {"encoder": {"latent_dims": 2}})
+
+
+# ---------------------------------------------------------------- lss-jax train --protocol
+TINY_TOML = "[encoder]\nepochs = 2\n[propagator]\nepochs = 2\n"
+
+
+@pytest.fixture(scope="module")
+def trp_cage_files_in_tmp(tmp_path_factory):
+    """300 frames of the shipped Trp-cage run as .xtc with its Cα topology PDB, and a --config of tiny epochs."""
+    where = tmp_path_factory.mktemp("trp")
+    traj = trp_cage.load_trp_cage("train", stride=90)[:300]
+    traj.save_xtc(str(where / "md.xtc"))
+    (where / "tiny.toml").write_text(TINY_TOML)
+    return where
+
+
+def test_train_chooses_prints_and_records_the_protocol(trp_cage_files_in_tmp, capsys):
+    from lss_jax.cli import main
+    from lss_jax.model_io import load_model
+
+    where = trp_cage_files_in_tmp
+    assert main(["train", "--traj", str(where / "md.xtc"), "--top", str(trp_cage.trp_cage_files()["ca_pdb"]),
+                 "--lag", "2", "--config", str(where / "tiny.toml"), "--out", str(where / "model"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    reason = "Cα-only topology: 20 atoms, all named CA"
+    assert f"lss-jax train: protocol ca ({reason}); --protocol NAME to override" in out
+    assert f"protocol            ca (chosen from the topology: {reason})" in out
+    model = load_model(where / "model")
+    assert model.info["protocol"] == {"name": "ca", "reason": reason, "chosen": True}
+    # the protocol's fields, with --config's on top
+    assert model.config.data.distances == "ca" and model.config.decoder.kind == "knn"
+    assert model.config.encoder.epochs == 2 and model.config.data.encoder_fraction == 0.3
+
+
+def test_train_refuses_an_unknown_protocol(trp_cage_files_in_tmp, capsys):
+    from lss_jax.cli import main
+
+    where = trp_cage_files_in_tmp
+    assert main(["train", "--traj", str(where / "md.xtc"), "--top", str(trp_cage.trp_cage_files()["ca_pdb"]),
+                 "--lag", "2", "--protocol", "bogus", "--out", str(where / "never")]) == 2
+    err = capsys.readouterr().err
+    assert "argument --protocol: invalid choice: 'bogus'" in err and "'auto', 'peptide', 'protein', 'ca'" in err
+    (where / "bogus.toml").write_text('protocol = "bogus"\n')  # a --config default escapes argparse's choices
+    assert main(["train", "--traj", str(where / "md.xtc"), "--top", str(trp_cage.trp_cage_files()["ca_pdb"]),
+                 "--lag", "2", "--config", str(where / "bogus.toml"), "--out", str(where / "never")]) == 1
+    assert "protocol must be auto or one of peptide, protein, ca, got 'bogus'" in capsys.readouterr().err
+    assert not (where / "never").exists()
+
+
+def test_a_given_protocol_says_what_the_topology_would_take(trp_cage_files_in_tmp, capsys):
+    from lss_jax.cli.commands import _protocol
+
+    ca_pdb = trp_cage.trp_cage_files()["ca_pdb"]
+    choice, chosen = _protocol("peptide", [trp_cage_files_in_tmp / "md.xtc"], ca_pdb)
+    assert (choice.name, chosen) == ("peptide", False)
+    assert choice.reason.startswith("given with --protocol: small molecules and peptides")
+    assert choice.reason.endswith("; the topology's would be ca (Cα-only topology: 20 atoms, all named CA)")
+    assert f"lss-jax train: protocol peptide ({choice.reason})" in capsys.readouterr().out
+    choice, _ = _protocol("ca", [trp_cage_files_in_tmp / "md.xtc"], ca_pdb)
+    assert "would be" not in choice.reason
+
+
+def test_train_chooses_the_protein_protocol_for_the_all_atom_pdb(capsys):
+    from lss_jax.cli.commands import _protocol
+
+    choice, chosen = _protocol("auto", [trp_cage.trp_cage_files()["pdb"]], None)
+    assert (choice.name, chosen) == ("protein", True)
+    assert capsys.readouterr().out == ("lss-jax train: protocol protein (20 amino acids, 154 heavy atoms: 11 781 "
+                                       "heavy-atom pair distances; Cα features instead: 224); --protocol NAME to "
+                                       "override\n")

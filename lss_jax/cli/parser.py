@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lss_jax.protocols import PROTOCOLS
+
 EXAMPLES = """examples:
   lss-jax demo --out runs/demo                      # alanine dipeptide: train, generate, validate (built-in data)
   lss-jax four-well --out runs/four-well            # the paper's four-well validation (~2.5 min on 2 CPU cores)
@@ -62,6 +64,12 @@ def _add_train(sub) -> None:
     tr.add_argument("--out", required=True, help="model directory to write")
     tr.add_argument("--config", help=CONFIG_HELP + " Its tables [data], [encoder], [propagator] and [decoder] set the "
                     "fields of lss_jax.LSSConfig's sections (e.g. [encoder] epochs = 10).")
+    tr.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
+                    help="the configuration the [data], [encoder], [propagator], [decoder] fields of --config change "
+                         "(lss_jax.protocols): peptide (torsions and heavy-atom distances, flow decoder on the heavy "
+                         "atoms: the defaults), protein (Ca distances and Ca pseudo-torsions, knn decoder on the Ca "
+                         "atoms, cross-fitting), ca (the same, for Ca-only topologies); auto (default): chosen from "
+                         "the topology and printed with the reason")
     tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (encoder.latent_dim; default: eigenvalue gap)")
     tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
     tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")
