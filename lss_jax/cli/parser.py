@@ -55,9 +55,12 @@ def _add_four_well(sub) -> None:
 def _add_train(sub) -> None:
     tr = _command(sub, "train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
-                    "flow matching by default; kind = \"wgan\" under [decoder] in --config for the paper's cWGAN-GP, "
-                    "\"knn\" for retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save "
-                    "the model directory (format documented in lss_jax.model_io).")
+                    "flow matching in the peptide protocol, retrieval in the protein one; kind = \"wgan\" under "
+                    "[decoder] in --config for the paper's cWGAN-GP, \"flow\" for flow matching, \"knn\" for "
+                    "retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save the model "
+                    "directory (format documented in lss_jax.model_io). The settings start from a protocol "
+                    "that the topology chooses (peptide, protein or Ca-only; printed with the reason, recorded in the "
+                    "model, --protocol to give it); --config changes any of its fields.")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
     tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
