@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "_progress": 0,
     "_devices": 0,
     "config": 0,
+    "protocols": 0,  # the configuration chosen from the topology (reads config and a topology only)
     "checkpoint": 0,
     "train": 0,
     "scaling": 0,

@@ -3,6 +3,7 @@ files (lengths, atom counts, formats) happen here, before any work, and say how 
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -71,9 +72,9 @@ def adapt_four_well(args) -> int:
 def train(args) -> int:
     from pathlib import Path
 
-    from lss_jax.config import LSSConfig
     from lss_jax.data.checks import check_training_input
     from lss_jax.lss import LSS
+    from lss_jax.protocols import protocol_config
 
     out = Path(args.out)
     if not out.parent.exists():
@@ -86,8 +87,12 @@ def train(args) -> int:
         data["encoder"] = {**data.get("encoder", {}), "latent_dim": args.latent_dim}
     if args.seed is not None:
         data["seed"] = args.seed
+    # the protocol decides the features and the decoded atoms, so it is chosen from the topology before the data is
+    # read; the configuration's fields (--config, --latent-dim, --seed) go on top of it
+    protocol, chosen = _protocol(args.protocol, args.traj, args.top)
     try:
-        config = LSSConfig.from_dict(data, source=f"config file {args.config}" if args.config else None)
+        config = protocol_config(protocol.name, args.lag, data,
+                                 source=f"config file {args.config}" if args.config else None)
     except (TypeError, ValueError) as err:
         where = f" in config file {args.config}" if args.config else ""
         raise ValueError(f"invalid configuration{where}: {err}") from err
@@ -116,7 +121,8 @@ def train(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
             model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
-                                           resume=args.resume, checkpoint_every=args.checkpoint_every)
+                                           resume=args.resume, checkpoint_every=args.checkpoint_every).fetch_model()
+        model = model.replace(info_json=json.dumps({**model.info, "protocol": protocol.as_info(chosen)}))
         model.save(out)
     except BaseException as err:
         _keep_checkpoints_only_if_resumable(err, checkpoints, had_checkpoints)
@@ -129,6 +135,7 @@ def train(args) -> int:
     ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
     print(
         f"\ntrained LSS on {info['n_frames']:,} frames from {info['n_trajectories']} trajectories"
+        f"\n  protocol            {protocol.name} ({'chosen from the topology: ' if chosen else ''}{protocol.reason})"
         f"\n  lag                 {config.lag} frames = {info['lag_time_ps']:g} (trajectory time units, ps)"
         f"\n  SRV timescales      {ts}"
         f"\n  latent dimension    {info['latent_dim']}"
@@ -144,6 +151,26 @@ def train(args) -> int:
         f"\n  model               {out}"
     )
     return 0
+
+
+def _protocol(name: str, traj, top):
+    """``(Choice, chosen)``: the protocol of ``train`` (:mod:`lss_jax.protocols`), chosen from the topology of the
+    first trajectory when ``name`` is ``"auto"`` (printed with the reason), else the one given."""
+    from lss_jax.data.featurize import load_trajectories
+    from lss_jax.protocols import PROTOCOLS, Choice, choose_protocol
+
+    if name != "auto" and name not in PROTOCOLS:  # argparse checks --protocol; this is `protocol = ...` in --config
+        raise ValueError(f"protocol must be auto or one of {', '.join(PROTOCOLS)}, got {name!r}; set --protocol "
+                         f"(or protocol = ... in --config) to one of them.")
+    rule = choose_protocol(load_trajectories(traj[:1], top, first_frame_only=True)[0].topology)
+    if name == "auto":
+        print(f"lss-jax train: protocol {rule.name} ({rule.reason}); --protocol NAME to override")
+        return rule, True
+    reason = f"given with --protocol: {PROTOCOLS[name].summary}"
+    if rule.name != name:
+        reason += f"; the topology's would be {rule.name} ({rule.reason})"
+    print(f"lss-jax train: protocol {name} ({reason})")
+    return Choice(name, reason, rule.facts), False
 
 
 def _floor_lines(enc: dict, latent_dim: int) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lss_jax.protocols import PROTOCOLS
+
 EXAMPLES = """examples:
   lss-jax demo --out runs/demo                      # alanine dipeptide: train, generate, validate (built-in data)
   lss-jax four-well --out runs/four-well            # the paper's four-well validation (~2.5 min on 2 CPU cores)
@@ -53,15 +55,24 @@ def _add_four_well(sub) -> None:
 def _add_train(sub) -> None:
     tr = _command(sub, "train", "train an LSS (encoder, propagator, decoder) on MD trajectories",
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
-                    "flow matching by default; kind = \"wgan\" under [decoder] in --config for the paper's cWGAN-GP, "
-                    "\"knn\" for retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save "
-                    "the model directory (format documented in lss_jax.model_io).")
+                    "flow matching in the peptide protocol, retrieval in the protein one; kind = \"wgan\" under "
+                    "[decoder] in --config for the paper's cWGAN-GP, \"flow\" for flow matching, \"knn\" for "
+                    "retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save the model "
+                    "directory (format documented in lss_jax.model_io). The settings start from a protocol "
+                    "that the topology chooses (peptide, protein or Ca-only; printed with the reason, recorded in the "
+                    "model, --protocol to give it); --config changes any of its fields.")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
     tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
     tr.add_argument("--out", required=True, help="model directory to write")
     tr.add_argument("--config", help=CONFIG_HELP + " Its tables [data], [encoder], [propagator] and [decoder] set the "
                     "fields of lss_jax.LSSConfig's sections (e.g. [encoder] epochs = 10).")
+    tr.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
+                    help="the configuration the [data], [encoder], [propagator], [decoder] fields of --config change "
+                         "(lss_jax.protocols): peptide (torsions and heavy-atom distances, flow decoder on the heavy "
+                         "atoms: the defaults), protein (Ca distances and Ca pseudo-torsions, knn decoder on the Ca "
+                         "atoms, cross-fitting), ca (the same, for Ca-only topologies); auto (default): chosen from "
+                         "the topology and printed with the reason")
     tr.add_argument("--latent-dim", type=_positive_int, help="latent dimension (encoder.latent_dim; default: eigenvalue gap)")
     tr.add_argument("--stride", type=_positive_int, default=1, help="load every n-th frame (the lag counts strided frames)")
     tr.add_argument("--seed", type=int, default=None, help="PRNG seed (default 0 or the config's)")

@@ -382,6 +382,7 @@ def lss_config(lag: int = DEFAULT_LAG, **overrides):
     :meth:`lss_jax.LSSConfig.replace` does (``seed=1``; a section as a dict of the fields to change, the protocol's
     other fields kept: ``encoder={"epochs": 2}``).
 
+    It is :mod:`lss_jax.protocols`' ``"ca"`` protocol (the same as ``"protein"``) with ``encoder.latent_dim = 3``.
     Two departures from the paper, both by measurement (``docs/trp_cage.md``):
 
     * Cross-fitting (``data.encoder_fraction = 0.3``): the SRV trains on the leading 30 % of every training run and
@@ -405,14 +406,11 @@ def lss_config(lag: int = DEFAULT_LAG, **overrides):
         >>> lss_config(decoder={"kind": "flow"}, seed=2).decoder.kind
         'flow'
     """
-    from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig
+    from lss_jax.protocols import protocol_config
 
-    protocol = LSSConfig(
-        lag=lag,
-        data=DataConfig(torsions=("ca",), distances="ca", atom_selection="name CA", encoder_fraction=0.3),
-        encoder=EncoderConfig(latent_dim=3),
-        decoder=DecoderConfig(kind="knn"),
-    )
+    # the "ca" protocol (lss_jax.protocols; what `lss-jax train` chooses for the shipped Cα topology, the same
+    # configuration as "protein") with the paper's 3-D latent space instead of the eigenvalue gap's choice
+    protocol = protocol_config("ca", lag, {"encoder": {"latent_dim": 3}})
     return protocol.replace(**overrides) if overrides else protocol
 
 
