@@ -102,8 +102,9 @@ def test_too_short_data_are_refused():
     rng = np.random.default_rng(0)
     # a handful of transitions: t1 = 500 frames in 6000 frames (9 flips with this seed)
     few = _two_state(rng, 6000, p=0.001)[:, None] + 0.1 * rng.normal(size=(6000, 1))
-    with pytest.raises(ValueError, match=r"the data are too short to choose a lag: t1\(lag \d+\) = .* frames, "
-                                         r"longer than 0.2 of a bootstrap block \(600 frames of 6,000\): too few transitions"):
+    too_few = (r"the data are too short to choose a lag: t1\(lag \d+\) = .* frames, longer than 0.2 of a bootstrap "
+               r"block \(600 frames of 6,000\): too few transitions")
+    with pytest.raises(ValueError, match=too_few):
         choose_lag([few], n_processes=1)
     # too few lagged pairs at every candidate lag
     with pytest.raises(ValueError, match="the data are too short to choose a lag: 500 frames in 1 trajectories "
