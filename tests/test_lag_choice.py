@@ -173,3 +173,12 @@ def test_lag_auto_is_refused_on_too_little_data_and_a_bad_lag_is_a_usage_error(t
     assert "(--lag N in frames after --stride 1;" in err and not (tmp_path / "model").exists()
     assert main([*args, "--lag", "ten"]) == 2
     assert 'argument --lag: must be a positive integer or "auto", got \'ten\'' in capsys.readouterr().err
+
+
+def test_many_trajectories_are_resampled_whole(detector_data):
+    # 20 trajectories of 20 000 frames: the bootstrap resamples whole trajectories, the answer is the same
+    pieces = [x[i : i + 20_000] for x in detector_data for i in range(0, len(x), 20_000)]
+    choice = choose_lag(pieces, n_processes=1)
+    assert choice.n_blocks == 20 and choice.block_frames == 20_000
+    j = list(choice.lags).index(choice.lag)
+    assert choice.lag in (8, 12) and abs(choice.timescales[j, 0] - T1) < 3 * choice.errors[j, 0]

@@ -162,9 +162,13 @@ def _timescales_from_moments(weights: np.ndarray, moments, lag: int, k: int, eps
     a1 = np.einsum("rb,bij->rij", weights, c1) / (2 * npairs)[:, None, None] - outer
     d = a0.shape[-1]
     a0 = a0 + epsilon * np.trace(a0, axis1=1, axis2=2)[:, None, None] / d * np.eye(d)
-    chol = np.linalg.cholesky(a0)
-    inv = np.linalg.inv(chol)
-    lam = np.linalg.eigvalsh(inv @ a1 @ np.swapaxes(inv, 1, 2))[:, ::-1][:, :k]  # descending
+    lam = np.full((len(a0), k), np.nan)
+    for r in range(len(a0)):  # a resample can leave out the only blocks in which a direction varies
+        try:
+            inv = np.linalg.inv(np.linalg.cholesky(a0[r]))
+        except np.linalg.LinAlgError:
+            continue  # no estimate from this resample (counted as such)
+        lam[r] = np.linalg.eigvalsh(inv @ a1[r] @ inv.T)[::-1][:k]  # descending
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -lag / np.log(lam)
     return np.where((lam > 0) & (lam < 1), t, np.nan)
