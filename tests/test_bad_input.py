@@ -112,7 +112,7 @@ CASES = [
     ("config-unknown-table-key", TRAIN + " --traj {d}/ok.xtc --config {d}/unknown-table-key.toml", 1,
      "unknown key(s) 'n_componets' (did you mean 'n_components'?) in [propagator] of config file"),
     ("config-lag-string", "train --traj {d}/ok.xtc --out {out}/model --config {d}/lag-ten.toml", 1,
-     "lag-ten.toml: lag must be a positive integer, got 'ten' (a string)"),
+     'lag-ten.toml: lag must be a positive integer or "auto", got \'ten\' (a string)'),
     ("config-lss-field-string", TRAIN + " --traj {d}/ok.xtc --config {d}/val-fraction-str.toml", 1,
      "data.val_fraction must be a number, got 'big' (a string)"),
     ("config-list-of-strings", TRAIN + " --traj {d}/ok.xtc --config {d}/hidden-str.toml", 1,

@@ -3,7 +3,8 @@
 The modules, one job each: :mod:`~lss_jax.analysis.distributions` (Jensen-Shannon distances, histogram free
 energies, block averages), :mod:`~lss_jax.analysis.msm` (Markov state models, first-passage times, PCCA+),
 :mod:`~lss_jax.analysis.metastable` (metastable-state kinetics), :mod:`~lss_jax.analysis.torsions`,
-:mod:`~lss_jax.analysis.tica`, :mod:`~lss_jax.analysis.autocorrelation`,
+:mod:`~lss_jax.analysis.tica`, :mod:`~lss_jax.analysis.lagchoice` (the lag chosen from the data),
+:mod:`~lss_jax.analysis.autocorrelation`,
 :mod:`~lss_jax.analysis.chapman_kolmogorov`, :mod:`~lss_jax.analysis.compare` (all kinetic metrics, LSS vs
 MD), :mod:`~lss_jax.analysis.structure` (structural quality), :mod:`~lss_jax.analysis.consistency` (the model
 against itself), :mod:`~lss_jax.analysis.smoluchowski` (exact 1-D reference), :mod:`~lss_jax.analysis.molecular`

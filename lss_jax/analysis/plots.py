@@ -320,19 +320,30 @@ def decoder_figure(path, md_traj, round_trip, lss_traj, metrics: dict, *, kT: fl
     return path
 
 
-def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit: str = "ps", path=None):
+def implied_timescales_vs_lag(lags, timescales, *, frame_time: float = 1.0, unit: str = "ps", path=None, errors=None,
+                              chosen=None):
     """Plot implied timescales ``[n_lags, k]`` against the lag (both in ``unit``); the grey area is t < lag.
 
-    Converged (flat) curves indicate a lag long enough for Markovian dynamics. Returns the figure, and
-    writes it to ``path`` if given.
+    Converged (flat) curves indicate a lag long enough for Markovian dynamics. ``errors`` (``[n_lags, k]``, in
+    ``unit``) draws error bars; ``chosen`` (a lag in frames) marks the lag chosen (``lss-jax train --lag auto``).
+    Returns the figure, and writes it to ``path`` if given.
     """
     lag_times = np.asarray(lags, np.float64) * frame_time
     timescales = np.asarray(timescales, np.float64)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for i in range(timescales.shape[1]):
-        ax.plot(lag_times, timescales[:, i], "o-", label=f"t{i + 1}")
+        if errors is None:
+            ax.plot(lag_times, timescales[:, i], "o-", label=f"t{i + 1}")
+        else:
+            err = np.asarray(errors, np.float64)[:, i]
+            ax.errorbar(lag_times, timescales[:, i], yerr=np.where(np.isfinite(err), err, np.nan), fmt="o-",
+                        capsize=2, label=f"t{i + 1} ± SE")
     ax.fill_between(lag_times, 0, lag_times, color="0.85", label="t < lag")
+    if chosen is not None:
+        ax.axvline(chosen * frame_time, color="k", ls="--", lw=1, label=f"chosen lag ({chosen * frame_time:g} {unit})")
     ax.set(xlabel=f"lag ({unit})", ylabel=f"implied timescale ({unit})", yscale="log", title="Implied timescales vs lag")
+    if errors is not None or chosen is not None:
+        ax.set_xscale("log")
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     if path is not None:

@@ -82,7 +82,8 @@ def train(args) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
     data = dict(args.lss_config)  # [data], [encoder], [propagator], [decoder] tables (or flat keys) of --config
-    data["lag"] = args.lag
+    auto_lag = args.lag == "auto"
+    data["lag"] = 1 if auto_lag else args.lag  # --lag auto: replaced by the lag chosen once the features are read
     if args.latent_dim:
         data["encoder"] = {**data.get("encoder", {}), "latent_dim": args.latent_dim}
     if args.seed is not None:
@@ -91,7 +92,7 @@ def train(args) -> int:
     # read; the configuration's fields (--config, --latent-dim, --seed) go on top of it
     protocol, chosen = _protocol(args.protocol, args.traj, args.top)
     try:
-        config = protocol_config(protocol.name, args.lag, data,
+        config = protocol_config(protocol.name, data["lag"], data,
                                  source=f"config file {args.config}" if args.config else None)
     except (TypeError, ValueError) as err:
         where = f" in config file {args.config}" if args.config else ""
@@ -100,6 +101,10 @@ def train(args) -> int:
 
     # streamed: the decoded atoms and the features, nothing else; checks the files and the memory first
     trajs = load_training_data(args.traj, args.top, config, stride=args.stride)
+    lag_choice = None
+    if auto_lag:
+        lag_choice = _choose_lag(trajs, args.stride)
+        config = config.replace(lag=lag_choice.lag)
     check_training_input(trajs.lengths, config, n_features=trajs.features[0].shape[1], names=args.traj,
                          lag_name="--lag", stride_name=f"--stride {args.stride}")
     from lss_jax.data.checks import check_training_data
@@ -122,8 +127,19 @@ def train(args) -> int:
             warnings.simplefilter("ignore", UserWarning)  # the consistency warnings are printed in the summary below
             model = LSS(config=config).fit(trajs, progress=not args.no_progress, checkpoint_dir=checkpoints,
                                            resume=args.resume, checkpoint_every=args.checkpoint_every).fetch_model()
-        model = model.replace(info_json=json.dumps({**model.info, "protocol": protocol.as_info(chosen)}))
+        extra = {"protocol": protocol.as_info(chosen)}
+        if lag_choice is not None:
+            extra["lag_choice"] = lag_choice.as_info(trajs.timestep)
+        model = model.replace(info_json=json.dumps({**model.info, **extra}))
         model.save(out)
+        if lag_choice is not None:  # next to the model's files, as lss-jax-train.toml (the format lists its own)
+            import matplotlib.pyplot as plt
+
+            from lss_jax.analysis.plots import implied_timescales_vs_lag
+
+            plt.close(implied_timescales_vs_lag(lag_choice.lags, lag_choice.timescales * trajs.timestep,
+                                                errors=lag_choice.errors * trajs.timestep, chosen=lag_choice.lag,
+                                                frame_time=trajs.timestep, unit="ps", path=out / "lag_choice.png"))
     except BaseException as err:
         _keep_checkpoints_only_if_resumable(err, checkpoints, had_checkpoints)
         raise
@@ -133,10 +149,12 @@ def train(args) -> int:
     info = model.info
     enc, dec = info["encoder"], info["decoder"]
     ts = ", ".join(f"{t:.3g}" for t in info["srv_timescales_ps"])
+    lag_note = f", chosen from the data (--lag auto; figure {out / 'lag_choice.png'})" if lag_choice else ""
     print(
         f"\ntrained LSS on {info['n_frames']:,} frames from {info['n_trajectories']} trajectories"
         f"\n  protocol            {protocol.name} ({'chosen from the topology: ' if chosen else ''}{protocol.reason})"
         f"\n  lag                 {config.lag} frames = {info['lag_time_ps']:g} (trajectory time units, ps)"
+        f"{lag_note}"
         f"\n  SRV timescales      {ts}"
         f"\n  latent dimension    {info['latent_dim']}"
         f"\n  encoder VAMP-2      {enc['last_epoch_train_batches_vamp2']:.3f} on training minibatches (train-mode batch "
@@ -171,6 +189,23 @@ def _protocol(name: str, traj, top):
         reason += f"; the topology's would be {rule.name} ({rule.reason})"
     print(f"lss-jax train: protocol {name} ({reason})")
     return Choice(name, reason, rule.facts), False
+
+
+def _choose_lag(trajs, stride: int):
+    """``--lag auto``: the lag chosen from the training features (:func:`lss_jax.analysis.lagchoice.choose_lag`),
+    printed with the evidence; its ``ValueError`` (data too short to decide) says to give ``--lag N``."""
+    from lss_jax.analysis.lagchoice import choose_lag, format_lag_table
+
+    start = time.perf_counter()
+    try:
+        choice = choose_lag(trajs.features)
+    except ValueError as err:
+        raise ValueError(f"--lag auto: {err}".replace("(--lag N;", f"(--lag N in frames after --stride {stride};")) from err
+    print(f"lss-jax train: lag chosen from the data (--lag auto): implied timescales of linear TICA on the features "
+          f"against the lag, errors from a {choice.n_blocks}-block bootstrap ({time.perf_counter() - start:.1f} s)\n"
+          f"{format_lag_table(choice, trajs.timestep, 'ps')}\n"
+          f"  chosen: lag {choice.lag} frames = {choice.lag * trajs.timestep:g} ps: {choice.reason}")
+    return choice
 
 
 def _floor_lines(enc: dict, latent_dim: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from lss_jax.cli.parser import _positive_int
+from lss_jax.cli.parser import _lag, _positive_int
 from lss_jax.config import _toml_value
 
 
@@ -84,7 +84,7 @@ def _apply_config(parser, argv):
     actions = {a.dest: a for a in sub._actions if a.dest not in ("config", "help")}
     kinds = {}  # key -> expected TOML type: "bool", "int", "positive int", "float", "str" or "list[...]" of one
     for dest, action in actions.items():
-        base = {_positive_int: "positive int", int: "int", float: "float"}.get(action.type, "str")
+        base = {_positive_int: "positive int", _lag: "lag", int: "int", float: "float"}.get(action.type, "str")
         kinds[dest] = "bool" if action.nargs == 0 else f"list[{base}]" if action.nargs in ("+", "*") else base
     sections, flat = {}, {}  # train: the LSSConfig tables, and the flat keys of earlier lss_jax in the file
     if command == "train":
@@ -131,6 +131,8 @@ def _apply_config(parser, argv):
     def matches(value, kind):
         if kind is None:
             return True
+        if kind == "lag":  # --lag: a positive integer or "auto"
+            return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
         if kind.startswith("list["):
             return isinstance(value, list) and all(matches(v, kind[5:-1]) for v in value)
         if isinstance(value, bool) or kind == "bool":
@@ -140,7 +142,7 @@ def _apply_config(parser, argv):
         return isinstance(value, (int, float)) if kind == "float" else isinstance(value, str)
 
     described = {"bool": "true or false", "int": "an integer", "positive int": "a positive integer", "float": "a number",
-                 "str": "a quoted string"}
+                 "str": "a quoted string", "lag": 'a positive integer or "auto"'}
     toml_types = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
                   dict: "a table"}
 

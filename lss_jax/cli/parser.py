@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   lss-jax four-well --out runs/four-well            # the paper's four-well validation (~2.5 min on 2 CPU cores)
   lss-jax four-well --out runs/fw-quick --quick     # smoke run, < 1 min
   lss-jax train --traj md1.xtc md2.xtc --top system.pdb --lag 5 --out model/
+  lss-jax train --traj md1.xtc --top system.pdb --lag auto --out model/   # the lag chosen from the data
   lss-jax generate --model model/ --n-traj 100 --n-steps 1000 --seed 1 --out lss.xtc
   lss-jax report --model model/ --md independent.xtc --lss lss.xtc --top system.pdb --out report/
   lss-jax lagscan --traj md1.xtc --top system.pdb --lags 1 2 5 10 20 --out its/
@@ -26,6 +27,19 @@ CONFIG_HELP = (
 
 def _positive_int(text: str) -> int:
     value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _lag(text: str):
+    """``--lag``: a positive integer, or ``auto`` (chosen from the data by lss_jax.analysis.lagchoice)."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a positive integer or "auto", got {text!r}') from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
@@ -63,7 +77,11 @@ def _add_train(sub) -> None:
                     "model, --protocol to give it); --config changes any of its fields.")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
     tr.add_argument("--top", help="topology file (PDB, prmtop, ...), needed for xtc/dcd/...")
-    tr.add_argument("--lag", type=_positive_int, required=True, help="lag in frames")
+    tr.add_argument("--lag", type=_lag, required=True, metavar="N|auto",
+                    help="lag in frames, or auto: the shortest lag of 1, 2, 3, 5, 8, 12, 20, ... frames at which the "
+                         "leading implied timescales (linear TICA of the features, block-bootstrap errors) agree with "
+                         "the next two lags within 2 standard errors; printed with the evidence, drawn in "
+                         "OUT/lag_choice.png, recorded in the model; refused when the data are too short to decide")
     tr.add_argument("--out", required=True, help="model directory to write")
     tr.add_argument("--config", help=CONFIG_HELP + " Its tables [data], [encoder], [propagator] and [decoder] set the "
                     "fields of lss_jax.LSSConfig's sections (e.g. [encoder] epochs = 10).")
