@@ -2,6 +2,7 @@ import contextlib
 import os
 
 import jax
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -65,3 +66,18 @@ def exported_decode(model, u, path, seed: int = 5):
     xyz, _ = decode.call(jax.random.key_data(jax.random.key(seed)), leaves, jnp.asarray(u), rows,
                          jnp.zeros(64, jnp.int32), jnp.zeros(64, jnp.int32))
     return np.asarray(xyz)
+
+
+def ref_dihedral(p):
+    """Dihedral of ``[..., 4, 3]`` points, Blondel & Karplus atan2 form (IUPAC sign); float64 NumPy reference of the
+    Gō-model tests, written independently of lss_jax."""
+    b0, b1, b2 = p[..., 1, :] - p[..., 0, :], p[..., 2, :] - p[..., 1, :], p[..., 3, :] - p[..., 2, :]
+    n1, n2 = np.cross(b0, b1), np.cross(b1, b2)
+    y = np.linalg.norm(b1, axis=-1) * np.sum(b0 * n2, axis=-1)
+    return np.arctan2(y, np.sum(n1 * n2, axis=-1))
+
+
+def ref_angle(p):
+    """Angle at the middle of ``[..., 3, 3]`` points (float64 NumPy reference)."""
+    u, v = p[..., 0, :] - p[..., 1, :], p[..., 2, :] - p[..., 1, :]
+    return np.arccos(np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1))

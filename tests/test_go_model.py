@@ -7,6 +7,7 @@ import itertools
 import mdtraj as md
 import numpy as np
 import pytest
+from conftest import ref_angle, ref_dihedral
 
 from lss_jax.systems import go as g
 from lss_jax.systems import trp_cage as tc
@@ -43,18 +44,6 @@ def fragment():
 
 # ---------------------------------------------------------------- independent reference (float64 NumPy, Å and ε)
 
-def _ref_dihedral(p):
-    b0, b1, b2 = p[..., 1, :] - p[..., 0, :], p[..., 2, :] - p[..., 1, :], p[..., 3, :] - p[..., 2, :]
-    n1, n2 = np.cross(b0, b1), np.cross(b1, b2)
-    y = np.linalg.norm(b1, axis=-1) * np.sum(b0 * n2, axis=-1)
-    return np.arctan2(y, np.sum(n1 * n2, axis=-1))
-
-
-def _ref_angle(p):
-    u, v = p[..., 0, :] - p[..., 1, :], p[..., 2, :] - p[..., 1, :]
-    return np.arccos(np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1))
-
-
 class Reference:
     """Clementi et al. (2000) from the paper's formula in ε and Å; contacts from mdtraj (heavy atoms or Cα)."""
 
@@ -66,7 +55,7 @@ class Reference:
         self.bonds, self.angles = np.c_[idx[:-1], idx[1:]], np.c_[idx[:-2], idx[1:-1], idx[2:]]
         self.torsions = np.c_[idx[:-3], idx[1:-2], idx[2:-1], idx[3:]]
         self.r0 = np.linalg.norm(x[self.bonds[:, 1]] - x[self.bonds[:, 0]], axis=-1)
-        self.theta0, self.phi0 = _ref_angle(x[self.angles]), _ref_dihedral(x[self.torsions])
+        self.theta0, self.phi0 = ref_angle(x[self.angles]), ref_dihedral(x[self.torsions])
         far = np.array([(i, j) for i in idx for j in range(i + 4, len(idx))])
         if ca_only:
             native = md.compute_distances(structure, ca[far])[0] < 0.8
@@ -78,11 +67,11 @@ class Reference:
     def terms(self, xyz_nm):
         x, eps = np.asarray(xyz_nm, np.float64) * 10.0, self.eps
         r = np.linalg.norm(x[self.bonds[:, 1]] - x[self.bonds[:, 0]], axis=-1)
-        dphi = _ref_dihedral(x[self.torsions]) - self.phi0
+        dphi = ref_dihedral(x[self.torsions]) - self.phi0
         rc = np.linalg.norm(x[self.contacts[:, 0]] - x[self.contacts[:, 1]], axis=-1)
         rn = np.linalg.norm(x[self.nonnative[:, 0]] - x[self.nonnative[:, 1]], axis=-1)
         return {"bonds": np.sum(100.0 * eps * (r - self.r0) ** 2),  # K_r = 100 ε/Å²
-                "angles": np.sum(20.0 * eps * (_ref_angle(x[self.angles]) - self.theta0) ** 2),
+                "angles": np.sum(20.0 * eps * (ref_angle(x[self.angles]) - self.theta0) ** 2),
                 "torsions": np.sum(eps * (1 - np.cos(dphi)) + 0.5 * eps * (1 - np.cos(3 * dphi))),
                 "native": np.sum(eps * (5 * (self.sigma / rc) ** 12 - 6 * (self.sigma / rc) ** 10)),
                 "repulsion": np.sum(eps * (4.0 / rn) ** 12)}  # C = 4 Å

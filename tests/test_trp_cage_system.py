@@ -5,6 +5,7 @@ import itertools
 import mdtraj as md
 import numpy as np
 import pytest
+from conftest import ref_angle, ref_dihedral
 
 from lss_jax.systems import trp_cage as tc
 
@@ -15,19 +16,6 @@ EPS = 1.0  # kJ/mol
 
 
 # ---------------------------------------------------------------- independent reference (float64 NumPy)
-
-def _ref_dihedral(p):
-    """Dihedral of [..., 4, 3] points, Blondel & Karplus atan2 form (IUPAC sign)."""
-    b0, b1, b2 = p[..., 1, :] - p[..., 0, :], p[..., 2, :] - p[..., 1, :], p[..., 3, :] - p[..., 2, :]
-    n1, n2 = np.cross(b0, b1), np.cross(b1, b2)
-    y = np.linalg.norm(b1, axis=-1) * np.sum(b0 * n2, axis=-1)
-    return np.arctan2(y, np.sum(n1 * n2, axis=-1))
-
-
-def _ref_angle(p):
-    u, v = p[..., 0, :] - p[..., 1, :], p[..., 2, :] - p[..., 1, :]
-    return np.arccos(np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1))
-
 
 class Reference:
     """The Clementi et al. (2000) energy, written from the paper's formula in its units (ε, Å), converted at the end."""
@@ -43,8 +31,8 @@ class Reference:
         self.angles = np.c_[idx[:-2], idx[1:-1], idx[2:]]
         self.torsions = np.c_[idx[:-3], idx[1:-2], idx[2:-1], idx[3:]]
         self.r0 = np.linalg.norm(x[self.bonds[:, 1]] - x[self.bonds[:, 0]], axis=-1)
-        self.theta0 = _ref_angle(x[self.angles])
-        self.phi0 = _ref_dihedral(x[self.torsions])
+        self.theta0 = ref_angle(x[self.angles])
+        self.phi0 = ref_dihedral(x[self.torsions])
         far = np.array([(i, j) for i in range(n) for j in range(i + 4, n)])
         heavy_min, _ = md.compute_contacts(full, far, scheme="closest-heavy")
         native = heavy_min[0] < 0.45
@@ -56,8 +44,8 @@ class Reference:
         x = np.asarray(xyz_nm, np.float64) * 10.0
         r = np.linalg.norm(x[self.bonds[:, 1]] - x[self.bonds[:, 0]], axis=-1)
         e = np.sum(100.0 * EPS * (r - self.r0) ** 2)  # K_r = 100 ε/Å²
-        e += np.sum(20.0 * EPS * (_ref_angle(x[self.angles]) - self.theta0) ** 2)
-        dphi = _ref_dihedral(x[self.torsions]) - self.phi0
+        e += np.sum(20.0 * EPS * (ref_angle(x[self.angles]) - self.theta0) ** 2)
+        dphi = ref_dihedral(x[self.torsions]) - self.phi0
         e += np.sum(EPS * (1 - np.cos(dphi)) + 0.5 * EPS * (1 - np.cos(3 * dphi)))
         rc = np.linalg.norm(x[self.contacts[:, 0]] - x[self.contacts[:, 1]], axis=-1)
         e += np.sum(EPS * (5 * (self.sigma / rc) ** 12 - 6 * (self.sigma / rc) ** 10))
