@@ -81,3 +81,13 @@ def ref_angle(p):
     """Angle at the middle of ``[..., 3, 3]`` points (float64 NumPy reference)."""
     u, v = p[..., 0, :] - p[..., 1, :], p[..., 2, :] - p[..., 1, :]
     return np.arccos(np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1))
+
+
+def openmm_energy_forces(context, xyz, groups=-1):
+    """Potential energy (kJ/mol) and forces (kJ/mol/nm) of an OpenMM ``context`` at positions ``xyz`` (nm)."""
+    import openmm
+
+    context.setPositions(np.asarray(xyz, np.float64))
+    state = context.getState(getEnergy=True, getForces=True, groups=groups)
+    return (state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
+            state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer))

@@ -7,7 +7,7 @@ import itertools
 import mdtraj as md
 import numpy as np
 import pytest
-from conftest import ref_angle, ref_dihedral
+from conftest import openmm_energy_forces, ref_angle, ref_dihedral
 
 from lss_jax.systems import go as g
 from lss_jax.systems import trp_cage as tc
@@ -86,15 +86,6 @@ def _context(system):
     return openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
 
 
-def _energy_forces(context, xyz, groups=-1):
-    import openmm
-
-    context.setPositions(np.asarray(xyz, np.float64))
-    state = context.getState(getEnergy=True, getForces=True, groups=groups)
-    return (state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
-            state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer))
-
-
 def _structures(native, seed, n_md_frames=()):
     rng = np.random.default_rng(seed)
     native = np.asarray(native, np.float64)
@@ -129,8 +120,8 @@ def test_openmm_system_of_1l2y_has_trp_cage_energies_in_every_force_group():
     for xyz in _structures(tc.native_structure().xyz[0], 0, frames):
         reference = g.go_energy(go, xyz)
         for name, group in GROUPS.items():
-            e, f = _energy_forces(ours, xyz, {group})
-            e_trp, f_trp = _energy_forces(theirs, xyz, {group})
+            e, f = openmm_energy_forces(ours, xyz, {group})
+            e_trp, f_trp = openmm_energy_forces(theirs, xyz, {group})
             assert e == e_trp
             np.testing.assert_array_equal(f, f_trp)
             assert e == pytest.approx(getattr(reference, name), rel=1e-9, abs=1e-9)
@@ -175,11 +166,11 @@ def test_openmm_energies_and_forces_match_the_reference(model):
     for xyz in _structures(go.xyz, 2):
         terms = ref.terms(xyz)
         for name, group in GROUPS.items():
-            e, _ = _energy_forces(context, xyz, {group})
+            e, _ = openmm_energy_forces(context, xyz, {group})
             assert e == pytest.approx(terms[name], rel=1e-9, abs=1e-9)
     rng = np.random.default_rng(3)
     xyz = go.xyz + rng.normal(0, 0.03, go.xyz.shape)
-    _, forces = _energy_forces(context, xyz)
+    _, forces = openmm_energy_forces(context, xyz)
     h, grad = 1e-6, np.zeros_like(xyz)
     for i, k in itertools.product(range(go.n_beads), range(3)):
         step = np.zeros_like(xyz)
@@ -193,14 +184,14 @@ def test_native_structure_is_the_minimum_of_bonded_terms_and_contacts(model):
     go, _ = model
     context = _context(g.openmm_system(go))
     for group in (0, 1, 2):
-        e, f = _energy_forces(context, go.xyz, {group})
+        e, f = openmm_energy_forces(context, go.xyz, {group})
         assert abs(e) < 1e-10 and np.abs(f).max() < 1e-6
-    e, f = _energy_forces(context, go.xyz, {3})  # each native contact at its minimum, -epsilon
+    e, f = openmm_energy_forces(context, go.xyz, {3})  # each native contact at its minimum, -epsilon
     assert e / len(go.contacts.pairs) == pytest.approx(-go.epsilon, abs=1e-10)
     assert np.abs(f).max() < 1e-6
     rng = np.random.default_rng(4)
     for _ in range(5):
-        e, _ = _energy_forces(context, go.xyz + rng.normal(0, 0.005, go.xyz.shape), {0, 1, 2})
+        e, _ = openmm_energy_forces(context, go.xyz + rng.normal(0, 0.005, go.xyz.shape), {0, 1, 2})
         assert e > 1e-3
 
 

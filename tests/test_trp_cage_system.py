@@ -5,7 +5,7 @@ import itertools
 import mdtraj as md
 import numpy as np
 import pytest
-from conftest import ref_angle, ref_dihedral
+from conftest import openmm_energy_forces, ref_angle, ref_dihedral
 
 from lss_jax.systems import trp_cage as tc
 
@@ -65,13 +65,6 @@ def context():
     return openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
 
 
-def _energy_forces(context, xyz, groups=-1):
-    context.setPositions(np.asarray(xyz, np.float64))
-    state = context.getState(getEnergy=True, getForces=True, groups=groups)
-    return (state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
-            state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer))
-
-
 # ---------------------------------------------------------------- structure and parameters
 
 def test_native_structure_is_a_ca_chain_with_0_38_nm_virtual_bonds():
@@ -115,17 +108,17 @@ def test_system_parameters_and_units(ref):
 def test_native_structure_is_at_the_minimum_of_bonded_terms_and_contacts(context, ref):
     native = tc.native_structure().xyz[0]
     for group in (0, 1, 2):  # bonds, angles, torsions: zero energy, zero force
-        e, f = _energy_forces(context, native, {group})
+        e, f = openmm_energy_forces(context, native, {group})
         assert abs(e) < 1e-10 and np.abs(f).max() < 1e-6
-    e, f = _energy_forces(context, native, {3})  # every native contact at its minimum, -ε each
+    e, f = openmm_energy_forces(context, native, {3})  # every native contact at its minimum, -ε each
     assert e / 20 == pytest.approx(-EPS, abs=1e-10)
     assert np.abs(f).max() < 1e-6
-    e_total, _ = _energy_forces(context, native)
+    e_total, _ = openmm_energy_forces(context, native)
     assert e_total == pytest.approx(ref.energy(native), abs=1e-9)
     assert -20 * EPS < e_total < -19.9 * EPS  # the non-native repulsion at the native structure is small
     rng = np.random.default_rng(0)
     for _ in range(5):  # any small displacement raises the bonded energy: a (here global) minimum
-        e, _ = _energy_forces(context, native + rng.normal(0, 0.005, native.shape), {0, 1, 2})
+        e, _ = openmm_energy_forces(context, native + rng.normal(0, 0.005, native.shape), {0, 1, 2})
         assert e > 1e-3
 
 
@@ -135,14 +128,14 @@ def test_energy_of_perturbed_and_simulated_structures_matches_numpy(context, ref
     structures = [native + rng.normal(0, s, native.shape) for s in (0.01, 0.03, 0.1)]
     structures += list(tc.load_trp_cage("train", stride=4000).xyz)  # folded and unfolded MD frames
     for xyz in structures:
-        e, _ = _energy_forces(context, xyz)
+        e, _ = openmm_energy_forces(context, xyz)
         assert e == pytest.approx(ref.energy(xyz), rel=1e-9, abs=1e-9)
 
 
 def test_forces_are_minus_the_finite_difference_gradient_of_the_numpy_energy(context, ref):
     rng = np.random.default_rng(2)
     xyz = tc.native_structure().xyz[0].astype(np.float64) + rng.normal(0, 0.03, (20, 3))
-    _, forces = _energy_forces(context, xyz)
+    _, forces = openmm_energy_forces(context, xyz)
     h = 1e-6
     grad = np.zeros_like(xyz)
     for i, k in itertools.product(range(20), range(3)):
