@@ -48,6 +48,20 @@ def compile_counter():
     return _COUNTER
 
 
+@pytest.fixture(scope="session")
+def tiny_alanine_model():
+    """The smallest trained model of the tests, trained once per session: alanine dipeptide (2500 training frames
+    20 ps apart), a 2-D latent space, 2 epochs of encoder and propagator, 20 decoder iterations. ``(model, data)``."""
+    from lss_jax import fit_lss
+    from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
+    from lss_jax.datasets import load_alanine_dipeptide
+
+    data = load_alanine_dipeptide("train", stride=10)
+    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
+                       decoder=DecoderConfig(iterations=20), seed=3)
+    return fit_lss(jax.random.key(3), data, config, progress=False), data
+
+
 def exported_decode(model, u, path, seed: int = 5):
     """Decode the 64 latent points ``u [64, m]`` (trajectory ids 0..63) through the serialized decoder that
     ``lss_jax.export.export_simulator`` writes to ``path``: what a user of the exported file gets."""

@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lss_jax import fit_lss
 from lss_jax.analysis.molecular import compare_structures, decoder_round_trip, support_diagnostics
 from lss_jax.analysis.torsions import phi_psi
-from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 
 
@@ -98,16 +96,8 @@ def test_bonds_off_and_clashes_count_the_frames_made_broken(md_heavy):
     assert out["clashes"]["generated"]["fraction_frames_with_clash"] == pytest.approx(0.1)
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    data = load_alanine_dipeptide("train", stride=10)
-    config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
-                       decoder=DecoderConfig(iterations=20), seed=3)
-    return fit_lss(jax.random.key(3), data, config, progress=False), data
-
-
-def test_support_diagnostics_count_known_redraws_and_md_outside(tiny_model):
-    model, data = tiny_model
+def test_support_diagnostics_count_known_redraws_and_md_outside(tiny_alanine_model):
+    model, data = tiny_alanine_model
     redraws = model.decoder.redraws
     assert redraws >= 2
     heavy_md = np.asarray(data.xyz[:, model.atom_indices], np.float32)
@@ -121,9 +111,9 @@ def test_support_diagnostics_count_known_redraws_and_md_outside(tiny_model):
     assert support_diagnostics(model, squeezed, draws)["md_outside_fraction"] == 1.0
 
 
-def test_decoder_round_trip_decodes_each_md_frame_at_its_own_latent_point(tiny_model):
+def test_decoder_round_trip_decodes_each_md_frame_at_its_own_latent_point(tiny_alanine_model):
     """One decoded frame per MD frame, in order: the round trip of a frame is the decoder at that frame's psi."""
-    model, data = tiny_model
+    model, data = tiny_alanine_model
     frames = data[:30]
     traj, draws = decoder_round_trip(jax.random.key(0), model, [frames[:10], frames[10:]], return_draws=True)
     assert traj.n_frames == 30 and traj.n_atoms == len(model.atom_indices) and draws.shape == (30,)

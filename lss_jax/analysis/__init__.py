@@ -6,7 +6,8 @@ energies, block averages), :mod:`~lss_jax.analysis.msm` (Markov state models, fi
 :mod:`~lss_jax.analysis.tica`, :mod:`~lss_jax.analysis.lagchoice` (the lag chosen from the data),
 :mod:`~lss_jax.analysis.autocorrelation`,
 :mod:`~lss_jax.analysis.chapman_kolmogorov`, :mod:`~lss_jax.analysis.compare` (all kinetic metrics, LSS vs
-MD), :mod:`~lss_jax.analysis.structure` (structural quality), :mod:`~lss_jax.analysis.consistency` (the model
+MD), :mod:`~lss_jax.analysis.structure` (structural quality), :mod:`~lss_jax.analysis.conditional` (the
+decoder's conditional distributions against MD's nearest frames in latent space), :mod:`~lss_jax.analysis.consistency` (the model
 against itself), :mod:`~lss_jax.analysis.smoluchowski` (exact 1-D reference), :mod:`~lss_jax.analysis.molecular`
 (the validation report) and :mod:`~lss_jax.analysis.plots` (every figure; no analysis module imports it).
 """
