@@ -213,8 +213,10 @@ def test_cli_train_generate_report(tmp_path, traj, capsys):
     assert main(["generate", "--config", str(gen_cfg), "--model", "m", "--n-traj", "1", "--n-steps", "1",
                  "--out", "x.npy"]) == 1
     report = tmp_path / "report"
+    capsys.readouterr()
     assert main(["report", "--model", str(model_dir), "--md", str(short), "--top", str(files["pdb"]), "--lss", str(out),
                  "--out", str(report)]) == 0
+    assert "200 latent points  W1 / MD-vs-MD floor Rg " in capsys.readouterr().out
     metrics = json.loads((report / "metrics.json").read_text())
     assert (report / "decoded_models.pdb").read_text().count("MODEL") >= 2
     assert (report / "lss-jax-report.toml").is_file() and (model_dir / "lss-jax-train.toml").is_file()
@@ -230,6 +232,12 @@ def test_cli_train_generate_report(tmp_path, traj, capsys):
         assert set(block["basin_populations"]["generated"]) == {"beta_ppii", "alpha_r", "alpha_l", "alpha_l_basin"}
         assert block["geometry"]["reference_bond_length_mad_relative"] > 0
     assert (report / "decoder.png").stat().st_size > 10_000
+    # its conditional distributions at 200 MD latent points against MD's nearest frames (no Q: no native contacts)
+    cond = dec["conditional"]
+    assert (cond["n_points"], cond["n_draws"], cond["n_neighbours"], cond["n_pairs"]) == (200, 32, 32, 45)
+    assert cond["window_frames"] == 2 and "q" not in cond  # the lag, 2 frames of this MD
+    for name in ("radius_of_gyration_nm", "pair_distances_nm"):
+        assert cond[name]["w1"] > 0 and cond[name]["w1_floor"] > 0 and cond[name]["sd_ratio"] > 0
 
 
 def test_load_trajectories_errors(tmp_path):

@@ -108,6 +108,10 @@ def test_demo_trp_cage_quick_runs_the_protocol_end_to_end(tmp_path, capsys):
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert metrics["folding"]["lss_frame_time_ps"] == pytest.approx(50.0)
     assert "free_energy_phi_psi" not in metrics and metrics["tica"]["free_energy_tic1"]["n_bins"] > 10
+    # the decoder's conditional distributions cover Q on this model, with the 190 Cα pairs
+    cond = metrics["decoder"]["conditional"]
+    assert cond["n_pairs"] == 190 and 0 < cond["q"]["sd_md"] < 0.5 and cond["q"]["w1_floor"] > 0
+    assert ", Q " in printed
     for name in ("folding.png", "tica.png", "free_energy_psi1_timescales.png", "decoder.png"):
         assert (out / "report" / name).is_file(), name
     model_lss = md.load(str(out / "lss.xtc"), top=str(out / "lss.pdb"))

@@ -16,6 +16,9 @@
   decoded, against the MD frames, beside the full LSS: F(phi, psi), basin populations, bond-length and
   angle distributions, clashes and per-atom RMSF. An error that the round trip shows is the decoder's;
   one that only the full LSS shows comes from the propagator;
+* the decoder's conditional distributions (:func:`lss_jax.analysis.conditional.conditional_fidelity`): at
+  held-out MD latent points, decoded Rg, pair distances and Q against the MD frames nearest in latent space,
+  beside MD against MD;
 * the field's kinetic metrics (:func:`lss_jax.analysis.compare.compare_kinetics`) and the model's kinetic
   self-consistency (:mod:`lss_jax.analysis.consistency`);
 * a system's own observables, through the hook its caller chooses (``system_metrics``, e.g. the Trp-cage
@@ -39,6 +42,7 @@ import numpy as np
 from lss_jax import _io
 from lss_jax.analysis import consistency, structure
 from lss_jax.analysis.compare import compare_kinetics
+from lss_jax.analysis.conditional import conditional_fidelity
 from lss_jax.analysis.distributions import (
     free_energy_2d,
     free_energy_rmse,
@@ -262,7 +266,7 @@ class _Inputs(NamedTuple):
 
 def validate(model, md_trajs, lss_traj, lss_latent: np.ndarray, *, train_trajs=None, n_blocks: int = 5,
              kT: float = 1.0, max_rmsd_frames: int = 1000, seed: int = 0,
-             system_metrics: Callable[..., dict] | None = None) -> dict:
+             system_metrics: Callable[..., dict] | None = None, native_contacts_fn: Callable | None = None) -> dict:
     """Compare generated trajectories with independent MD: the metrics of :func:`run_validation` (same arguments).
 
     The report's figures and files need :func:`run_validation`, :func:`write_validation` and
@@ -284,7 +288,8 @@ def validate(model, md_trajs, lss_traj, lss_latent: np.ndarray, *, train_trajs=N
         ['free_energy_phi_psi', 'free_energy_psi1', 'implied_timescales_ps']
     """
     return run_validation(model, md_trajs, lss_traj, lss_latent, train_trajs=train_trajs, n_blocks=n_blocks, kT=kT,
-                          max_rmsd_frames=max_rmsd_frames, seed=seed, system_metrics=system_metrics).metrics
+                          max_rmsd_frames=max_rmsd_frames, seed=seed, system_metrics=system_metrics,
+                          native_contacts_fn=native_contacts_fn).metrics
 
 
 def run_validation(
@@ -299,6 +304,7 @@ def run_validation(
     max_rmsd_frames: int = 1000,
     seed: int = 0,
     system_metrics: Callable[..., dict] | None = None,
+    native_contacts_fn: Callable | None = None,
 ) -> Validation:
     """Compare generated trajectories with independent MD; keep what the report's figures are drawn from.
 
@@ -318,6 +324,9 @@ def run_validation(
             with the MD's decoded atoms (a list of ``[n_frames, n_atoms, 3]``) and the LSS frames
             ``[B, n_frames, n_atoms, 3]``; its items are added to the metrics (``folding`` for Trp-cage).
             F(phi, psi) and the basin populations are computed when the decoded atoms define backbone torsions.
+        native_contacts_fn: Q of frames of the decoded atoms, ``[n, n_atoms, 3] -> [n]``, for a system with native
+            contacts (:func:`lss_jax.systems.report.native_contacts_for` picks it); the decoder's conditional
+            fidelity (``decoder.conditional``) then covers Q too.
 
     Returns:
         :class:`Validation`: the metrics, the figure data for :func:`lss_jax.analysis.plots.report_figures`,
@@ -347,7 +356,7 @@ def run_validation(
     if "novelty" in structures:
         metrics["novelty_nearest_training_rmsd_nm"] = structures.pop("novelty")
     metrics["tica"], tica_figure = _tica(inp)
-    metrics["decoder"], round_trip = _decoder(inp, train_all)
+    metrics["decoder"], round_trip = _decoder(inp, train_all, native_contacts_fn)
     own = {} if system_metrics is None else system_metrics(
         [t.xyz for t in inp.md_heavy], lss_traj.xyz.reshape(*inp.lss_latent.shape[:2], -1, 3),
         md_frame_time=float(inp.md_trajs[0].timestep), lss_frame_time=inp.lag_time, n_blocks=n_blocks)
@@ -596,9 +605,13 @@ def _tica(inp: _Inputs) -> tuple[dict, dict]:
     return block, figure
 
 
-def _decoder(inp: _Inputs, train_all) -> tuple[dict, Any]:
-    """The decoder alone: decode(encode(MD)) against MD, beside the full LSS (and the round trip's frames)."""
+def _decoder(inp: _Inputs, train_all, native_contacts_fn=None) -> tuple[dict, Any]:
+    """The decoder alone: decode(encode(MD)) against MD, beside the full LSS, and its conditional distributions at
+    held-out latent points (and the round trip's frames)."""
     model, kT, seed = inp.model, inp.kT, inp.seed
+    md_frame_time = float(inp.md_trajs[0].timestep) if inp.md_trajs[0].n_frames > 1 else inp.lag_time / inp.lag
+    # MD frames closer in time than one lag are close through the dynamics, not only through psi: not neighbours
+    window = max(1, round(inp.lag_time / md_frame_time))
     round_trip, draws = decoder_round_trip(jax.random.key(seed), model, inp.md_trajs, return_draws=True)
     block = {
         "round_trip": compare_structures(inp.md_all, round_trip, kT=kT, seed=seed, floor=train_all),
@@ -606,7 +619,19 @@ def _decoder(inp: _Inputs, train_all) -> tuple[dict, Any]:
         "kind": model.config.decoder.kind, "coordinates": model.config.decoder.coordinates,
         "support": support_diagnostics(model, inp.md_all.xyz, draws),
     }
+    needed = 2 * _CONDITIONAL_NEIGHBOURS + 2 * window + 1  # a point's neighbours, however many the window leaves out
+    if inp.md_all.n_frames < needed:
+        block["conditional"] = {"note": f"not computed: it needs at least {needed} MD frames, "
+                                        f"{inp.md_all.n_frames} given"}
+    else:
+        block["conditional"] = conditional_fidelity(
+            jax.random.fold_in(jax.random.key(seed), _CONDITIONAL_STREAM), model, inp.md_trajs, latent=inp.psi_md,
+            k=_CONDITIONAL_NEIGHBOURS, window=window, q_fn=native_contacts_fn, seed=seed)
     return block, round_trip
+
+
+_CONDITIONAL_STREAM = 1_000_003  # its decoder noise apart from the round trip's (fold_in(key(seed), trajectory))
+_CONDITIONAL_NEIGHBOURS = 32
 
 
 def _ensemble(inp: _Inputs, members, psi1: dict, phi_psi_figure: dict, pp_md, timescales: dict) -> dict:

@@ -447,11 +447,13 @@ def _validation_report(model, md_trajs, lss, latent, *, train, out, seed: int = 
 
     from lss_jax.analysis import plots
     from lss_jax.analysis.molecular import run_validation, write_validation
-    from lss_jax.systems.report import report_metrics_for
+    from lss_jax.systems.report import native_contacts_for, report_metrics_for
 
     first = md_trajs if isinstance(md_trajs, md.Trajectory) else md_trajs[0]
-    system_metrics = report_metrics_for(first[:1].atom_slice(model.atom_indices).topology)
-    validation = run_validation(model, md_trajs, lss, latent, train_trajs=train, seed=seed, system_metrics=system_metrics)
+    decoded_top = first[:1].atom_slice(model.atom_indices).topology
+    validation = run_validation(model, md_trajs, lss, latent, train_trajs=train, seed=seed,
+                                system_metrics=report_metrics_for(decoded_top),
+                                native_contacts_fn=native_contacts_for(decoded_top))
     plots.report_figures(out, validation, model)
     write_validation(out, validation)
     return validation.metrics
@@ -521,6 +523,14 @@ def _print_report(m: dict, out) -> None:
             lines.append(f"  outside the training support: first draws {pct(s['first_draw_outside_fraction'])}, after "
                          f"{s['redraws']} redraws {pct(s['outside_after_redraws_fraction'])}; MD frames "
                          f"{pct(s['md_outside_fraction'])}")
+        c = m["decoder"].get("conditional", {})
+        if "radius_of_gyration_nm" in c:
+            names = [(n, key) for n, key in (("Rg", "radius_of_gyration_nm"), ("pairs", "pair_distances_nm"), ("Q", "q"))
+                     if key in c]
+            num = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+            lines.append(f"  at {c['n_points']} latent points  W1 / MD-vs-MD floor " + ", ".join(
+                f"{n} {num(c[key]['w1_ratio'])}" for n, key in names) + "; sd decoded / MD " + ", ".join(
+                f"{n} {num(c[key]['sd_ratio'])}" for n, key in names) + "  (decoder vs MD at fixed psi)")
         print("\n".join(lines))
     if "kinetics" in m:
         k = m["kinetics"]

@@ -8,7 +8,7 @@ recognizes a system itself.
 
 from __future__ import annotations
 
-__all__ = ["report_metrics_for"]
+__all__ = ["report_metrics_for", "native_contacts_for"]
 
 
 def report_metrics_for(topology):
@@ -24,3 +24,20 @@ def report_metrics_for(topology):
     from lss_jax.systems import trp_cage
 
     return trp_cage.report_metrics if trp_cage.is_trp_cage(topology) else None
+
+
+def native_contacts_for(topology):
+    """Q, the fraction of native contacts, of frames ``[n, n_atoms, 3]`` of this (decoded) topology, or ``None``: the
+    report's decoder diagnostic compares Q's conditional distributions when a system defines it
+    (:func:`lss_jax.analysis.conditional.conditional_fidelity`). Only the Trp-cage Cα model does
+    (:func:`lss_jax.systems.trp_cage.fraction_native_contacts`).
+
+    Example:
+        >>> from lss_jax.systems import trp_cage
+        >>> q = native_contacts_for(trp_cage.native_structure().topology)
+        >>> q(trp_cage.native_structure().xyz).tolist()
+        [1.0]
+    """
+    from lss_jax.systems import trp_cage
+
+    return trp_cage.fraction_native_contacts if trp_cage.is_trp_cage(topology) else None
