@@ -49,13 +49,13 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from lss_jax._io import jsonable
 from lss_jax.analysis._common import as_series_list, check_int, check_positive, frames_ratio
 from lss_jax.analysis.autocorrelation import _acf_summary
 from lss_jax.analysis.distributions import _jsd_block, _reference_ranges
 from lss_jax.analysis.metastable import MetastableModel, metastable_kinetics, metastable_msm
 from lss_jax.analysis.tica import fit_tica, project
 from lss_jax.analysis.torsions import DEFAULT_TORSIONS, _angles_of, _torsion_features
+from lss_jax.engine.io import jsonable
 
 __all__ = ["compare_kinetics"]
 

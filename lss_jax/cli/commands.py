@@ -73,7 +73,7 @@ def train(args) -> int:
     from pathlib import Path
 
     from lss_jax.data.checks import check_training_input
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
     from lss_jax.protocols import protocol_config
 
     out = Path(args.out)
@@ -241,8 +241,8 @@ def _keep_checkpoints_only_if_resumable(err: BaseException, checkpoints, had_che
     import shutil
     from pathlib import Path
 
-    from lss_jax._io import OutputLockedError
-    from lss_jax.checkpoint import CheckpointError
+    from lss_jax.engine.checkpoint import CheckpointError
+    from lss_jax.engine.io import OutputLockedError
 
     checkpoints = Path(checkpoints)
     if isinstance(err, (OutputLockedError, CheckpointError)) or not checkpoints.is_dir():
@@ -273,7 +273,7 @@ def _write_generated(traj, latent, out):
 
     import numpy as np
 
-    from lss_jax import _io
+    from lss_jax.engine import io as _io
 
     out = Path(out)
     stem = out.with_suffix("")
@@ -305,8 +305,13 @@ def generate(args) -> int:
 
     import jax
 
-    from lss_jax.lss import LSS
-    from lss_jax.simulate import check_output_format, export_trajectory, generate_to_directory, remove_generation
+    from lss_jax.generation.simulate import (
+        check_output_format,
+        export_trajectory,
+        generate_to_directory,
+        remove_generation,
+    )
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     if not out.parent.exists():
@@ -319,8 +324,8 @@ def generate(args) -> int:
     if not to_directory:
         check_output_format(out)
     if not args.distributed:  # memory and disk before any work (with --distributed each process checks its share)
-        from lss_jax.model_io import _read_meta
-        from lss_jax.simulate import check_generation_fits
+        from lss_jax.generation.simulate import check_generation_fits
+        from lss_jax.model.io import _read_meta
 
         meta, _ = _read_meta(Path(args.model))
         if "latent_dim" in meta and "n_decoded_atoms" in meta:
@@ -333,7 +338,7 @@ def generate(args) -> int:
         jax.distributed.initialize(**_distributed_settings())  # the rest from SLURM, Open MPI, ... if present
         process_index, process_count = jax.process_index(), jax.process_count()
     if args.host_devices:
-        from lss_jax._devices import use_every_core
+        from lss_jax.engine.devices import use_every_core
 
         have = use_every_core(args.host_devices)
         if have != args.host_devices:
@@ -383,12 +388,12 @@ def report(args) -> int:
     import numpy as np
 
     from lss_jax.data.featurize import load_trajectories
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
-    from lss_jax import _io
+    from lss_jax.engine import io as _io
 
     for f in args.lss:  # a generated file and its .latent.npy are renamed into place one after the other
         holder = _io.lock_holder(f)
@@ -410,7 +415,7 @@ def report(args) -> int:
     lss_parts, latents = [], []
     for f in args.lss:
         if Path(f).is_dir():  # a chunked generation directory
-            from lss_jax.simulate import load_generated
+            from lss_jax.generation.simulate import load_generated
 
             gen = load_generated(f)
             lss_parts.append(gen.trajectory())
@@ -558,11 +563,11 @@ def lagscan(args) -> int:
     import jax
     import numpy as np
 
-    from lss_jax import _io
     from lss_jax.analysis.plots import implied_timescales_vs_lag
     from lss_jax.config import EncoderConfig
     from lss_jax.data.featurize import FeatureSpec, featurize, load_trajectories, standardizer_fit
     from lss_jax.encoder import srv_lag_scan
+    from lss_jax.engine import io as _io
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -594,7 +599,7 @@ def adapt(args) -> int:
 
     from lss_jax.adaptive import adaptive_sampling
     from lss_jax.data.featurize import load_trajectories
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     if not out.parent.exists():
@@ -607,7 +612,7 @@ def adapt(args) -> int:
     trajs = load_trajectories(args.traj, args.top)
     system = None
     if args.prmtop or args.system_xml:
-        from lss_jax.md import MDSystem
+        from lss_jax.systems.md import MDSystem
 
         pdb = args.pdb or args.top
         if pdb is None or Path(pdb).suffix != ".pdb":
@@ -632,7 +637,7 @@ def demo(args) -> int:
     import jax
 
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -682,8 +687,8 @@ def demo(args) -> int:
 def export(args) -> int:
     from pathlib import Path
 
-    from lss_jax.export import export_simulator
-    from lss_jax.lss import LSS
+    from lss_jax.generation.export import export_simulator
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     if not out.parent.exists():

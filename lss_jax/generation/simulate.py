@@ -44,8 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lss_jax import _io, _stream_core
-from lss_jax._stream_core import (  # the streaming core, below lss_jax.model; this module is its public home
+from lss_jax.engine import io as _io
+from lss_jax.generation import stream
+from lss_jax.generation.stream import (  # the streaming core, below lss_jax.model; this module is its public home
     CHUNK_BYTES,  # noqa: F401  (re-exported: the default chunk size)
     Chunk,
     chunk_plan,
@@ -228,7 +229,7 @@ def collect_rollout(chunks, *, total: int, progress: bool = True, desc: str = "r
                     per_frame: int = 1) -> np.ndarray:
     """Concatenate the frames of :func:`iter_rollout` along the time axis on the host, with a progress bar
     over ``total`` units (``per_frame`` units per saved frame and trajectory)."""
-    from lss_jax._progress import progress_bar
+    from lss_jax.engine.progress import progress_bar
 
     out = []
     with progress_bar(total=total, desc=desc, unit=unit, unit_scale=True, disable=not progress) as bar:
@@ -312,12 +313,12 @@ def iter_chunks(
         devices: shard the rollout's trajectory batch over these devices, and decode blocks in turn on them.
         propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
 
-    ``LSSModel.generate`` runs the same loop (:func:`lss_jax._stream_core.iter_chunks`, which this one calls with
+    ``LSSModel.generate`` runs the same loop (:func:`lss_jax.generation.stream.iter_chunks`, which this one calls with
     the :class:`lss_jax.LSSModel` of ``model``), so both give the same frames for the same key.
     """
     from lss_jax.model import as_model
 
-    yield from _stream_core.iter_chunks(key, as_model(model), u0, n_steps=n_steps, save_every=save_every,
+    yield from stream.iter_chunks(key, as_model(model), u0, n_steps=n_steps, save_every=save_every,
                                         chunk_steps=chunk_steps, trajectory_ids=trajectory_ids,
                                         first_chunk=first_chunk, carry=carry, decode=decode, precision=precision,
                                         devices=devices, propagator=propagator)
@@ -394,7 +395,7 @@ def generate_to_directory(
             go to ``out/process-PPP/``.
         progress: show a progress bar (frames/s).
     """
-    from lss_jax._progress import progress_bar
+    from lss_jax.engine.progress import progress_bar
 
     start_time = time.perf_counter()
     out = Path(out)
@@ -576,7 +577,7 @@ def export_trajectory(path, out, *, progress: bool = True) -> list[Path]:
     """
     import mdtraj as md
 
-    from lss_jax._progress import progress_bar
+    from lss_jax.engine.progress import progress_bar
 
     path, out = Path(path), Path(out)
     gen = load_generated(path)
