@@ -70,15 +70,12 @@ def adapt_four_well(args) -> int:
 
 
 def train(args) -> int:
-    from pathlib import Path
 
     from lss_jax.data.checks import check_training_input
     from lss_jax.model.facade import LSS
     from lss_jax.protocols import protocol_config
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
     data = dict(args.lss_config)  # [data], [encoder], [propagator], [decoder] tables (or flat keys) of --config
@@ -313,9 +310,7 @@ def generate(args) -> int:
     )
     from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out, what="the directory")
     to_directory = out.suffix == "" or out.is_dir()
     if args.latent_only and not to_directory and out.suffix != ".npy":
         raise ValueError(f"--latent-only writes a .npy file or a directory; got --out {out}.")
@@ -601,9 +596,7 @@ def adapt(args) -> int:
     from lss_jax.data.featurize import load_trajectories
     from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out)
     if args.prmtop and args.system_xml:
         raise ValueError("give either --prmtop or --system-xml, not both.")
     if not 0.0 <= args.beta <= 1.0:
@@ -685,14 +678,11 @@ def demo(args) -> int:
 
 
 def export(args) -> int:
-    from pathlib import Path
 
     from lss_jax.generation.export import export_simulator
     from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out, what="the directory")
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as sim.jaxexport.")
     model = LSS.load(args.model)
@@ -707,3 +697,13 @@ def export(args) -> int:
 
 COMMANDS = {"four-well": four_well, "train": train, "generate": generate, "report": report, "demo": demo,
             "lagscan": lagscan, "adapt": adapt, "adapt-four-well": adapt_four_well, "export": export}
+
+
+def _out_path(value: str, *, what: str = "the parent directory"):
+    """``--out`` as a ``Path`` whose directory exists (else the one-line error that names it)."""
+    from pathlib import Path
+
+    out = Path(value)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"{what} of --out ({out.parent}) does not exist; create it first.")
+    return out
