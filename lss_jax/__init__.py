@@ -1,18 +1,20 @@
 """lss_jax: molecular latent space simulators in JAX.
 
-The path from MD frames to generated frames (docs/architecture.md):
+The folders follow the method, from MD frames to generated frames (docs/architecture.md):
 
-* the three networks: :mod:`~lss_jax.encoder` (SRV, on :mod:`~lss_jax.vamp`), :mod:`~lss_jax.propagator`
-  (MDN, on :mod:`~lss_jax.scaling`'s unit box), :mod:`~lss_jax.decoder` (flow matching or cWGAN-GP on a
-  coordinate map);
-* the fitted simulator: :func:`fit_lss` -> :class:`LSSModel` (:mod:`~lss_jax.model`, configured by
+* :mod:`~lss_jax.engine`: one training loop for every network (:mod:`~lss_jax.engine.train`), checkpoints,
+  devices, file writing, progress bars;
+* the three networks: :mod:`~lss_jax.encoder` (SRV, on :mod:`~lss_jax.encoder.vamp`), :mod:`~lss_jax.propagator`
+  (MDN and its ensembles, on :mod:`~lss_jax.propagator.scaling`'s unit box), :mod:`~lss_jax.decoder` (flow
+  matching or cWGAN-GP on a coordinate map);
+* :mod:`~lss_jax.model`, the fitted simulator: :func:`fit_lss` -> :class:`LSSModel`, configured by
   :class:`LSSConfig` with its :class:`DataConfig`, :class:`EncoderConfig`, :class:`PropagatorConfig` and
-  :class:`DecoderConfig`, stored by :mod:`~lss_jax.model_io`), with :class:`LSS` as the notebook facade;
-* the engine: :mod:`~lss_jax.train` (one training loop for every network), :mod:`~lss_jax.simulate`
-  (one streaming rollout loop; generation at scale), :mod:`~lss_jax.checkpoint`, :mod:`~lss_jax.export`;
-* :mod:`~lss_jax.systems` (four-well, alanine dipeptide), :mod:`~lss_jax.data` (featurization),
-  :mod:`~lss_jax.analysis`, :mod:`~lss_jax.adaptive`, :mod:`~lss_jax.pipelines` (validations end to end),
-  :mod:`~lss_jax.cli`.
+  :class:`DecoderConfig`, stored by :mod:`~lss_jax.model.io`, with :class:`LSS` as the notebook facade;
+* :mod:`~lss_jax.generation`: one streaming rollout loop, generation at scale into a directory
+  (:mod:`~lss_jax.generation.simulate`), the exported simulator (:mod:`~lss_jax.generation.export`);
+* :mod:`~lss_jax.systems` (four-well, alanine dipeptide, Trp-cage; the OpenMM runner), :mod:`~lss_jax.data`
+  (featurization), :mod:`~lss_jax.analysis`, :mod:`~lss_jax.adaptive`, :mod:`~lss_jax.pipelines` (validations
+  end to end), :mod:`~lss_jax.cli`.
 
 The numerical core is exported here; networks are flax NNX modules; everything random takes an
 explicit PRNG key first.
@@ -21,7 +23,6 @@ References:
     H. Sidky, W. Chen, A. L. Ferguson, "Molecular latent space simulators", Chem. Sci. 11, 9459 (2020).
 """
 
-from lss_jax._devices import use_every_core
 from lss_jax._version import __version__ as __version__  # (re-exported)
 from lss_jax.config import DataConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.decoder import (
@@ -37,8 +38,11 @@ from lss_jax.decoder import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from lss_jax.lss import LSS
+from lss_jax.encoder.vamp import Covariances, covariances, reversible_eigh, vamp_loss, vamp_score
+from lss_jax.engine.devices import use_every_core
+from lss_jax.engine.train import TrainHistory, fit
 from lss_jax.model import LSSModel, fit_lss
+from lss_jax.model.facade import LSS
 from lss_jax.propagator import (
     MDN,
     MixtureParams,
@@ -49,9 +53,7 @@ from lss_jax.propagator import (
     propagate_step,
     rollout,
 )
-from lss_jax.scaling import MinMaxScaler, apply_boundary, minmax_fit, minmax_inverse, minmax_transform
-from lss_jax.train import TrainHistory, fit
-from lss_jax.vamp import Covariances, covariances, reversible_eigh, vamp_loss, vamp_score
+from lss_jax.propagator.scaling import MinMaxScaler, apply_boundary, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = [
     "ConditionalCritic",

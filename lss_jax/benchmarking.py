@@ -30,8 +30,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lss_jax import _io
 from lss_jax._version import __version__
+from lss_jax.engine import io as _io
 
 __all__ = ["benchmark_parser", "load_average", "machine_facts", "throughput_model", "write_results"]
 
@@ -151,7 +151,7 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     import time
 
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     model_dir = None if model_dir is None else Path(model_dir)
     if model_dir is not None and (model_dir / "lss.json").is_file():

@@ -10,7 +10,7 @@ here.
 * :class:`DecoderConfig`: the decoder (also ``lss_jax.decoder.DecoderConfig``).
 
 Each network's fit takes its own configuration (:func:`lss_jax.encoder.fit_srv`, :func:`lss_jax.propagator.fit_mdn`,
-:func:`lss_jax.ensemble.fit_mdn_ensemble`, :func:`lss_jax.decoder.fit_decoder`). This module imports no network
+:func:`lss_jax.propagator.ensemble.fit_mdn_ensemble`, :func:`lss_jax.decoder.fit_decoder`). This module imports no network
 code: the networks import it, never the other way round.
 
 The flat configuration of earlier lss_jax (``encoder_hidden``, ``n_components``, ``decoder_iterations``, ...: one
@@ -152,7 +152,7 @@ class EncoderConfig:
 @dataclasses.dataclass(frozen=True)
 class PropagatorConfig:
     """The MDN propagator (:func:`lss_jax.propagator.fit_mdn`; defaults: the paper's architecture), its bootstrap
-    ensemble (:func:`lss_jax.ensemble.fit_mdn_ensemble`) and the walls of its unit box in generation.
+    ensemble (:func:`lss_jax.propagator.ensemble.fit_mdn_ensemble`) and the walls of its unit box in generation.
 
     Attributes:
         n_components: Gaussians in the mixture (``C``).
@@ -161,7 +161,7 @@ class PropagatorConfig:
         learning_rate, batch_size, epochs, patience: Adam with a cosine decay over ``epochs``, early stopping on the
             validation NLL.
         boundary: what generation does with a step out of the unit box (``"reflect"``, ``"clip"`` or ``"none"``;
-            :func:`lss_jax.scaling.apply_boundary`).
+            :func:`lss_jax.propagator.scaling.apply_boundary`).
         ensemble_size: > 1: also train this many bootstrap propagators (uncertainty, ensemble spread); 0: none.
 
     Example:

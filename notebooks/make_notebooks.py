@@ -152,14 +152,14 @@ assert np.array_equal(np.asarray(full), np.concatenate([a, b], axis=1))
 print("chunked == single call")"""),
     ("md", """## Streamed, resumable generation of decoded frames
 
-`lss_jax.simulate.generate_to_directory` rolls out, decodes and writes one chunk at a time, so memory is set
+`lss_jax.generation.simulate.generate_to_directory` rolls out, decodes and writes one chunk at a time, so memory is set
 by the chunk and not by the trajectory length; rerunning it after an interruption continues after the last
 complete chunk. Below: a small alanine dipeptide LSS, generated with two chunk sizes (bitwise the same
 output), and the same trajectories sharded over all devices (`devices=jax.devices()`; one on this CPU)."""),
     ("code", """import tempfile
 from lss_jax import LSS
 from lss_jax.datasets import load_alanine_dipeptide
-from lss_jax.simulate import generate_to_directory, load_generated
+from lss_jax.generation.simulate import generate_to_directory, load_generated
 
 model = LSS(lag=5, encoder={"latent_dim": 2, "epochs": 3}, propagator={"epochs": 5},
             decoder={"iterations": 200 if SMALL else None}).fit(load_alanine_dipeptide("train", stride=2), progress=False)

@@ -64,13 +64,13 @@ def tiny_alanine_model():
 
 def exported_decode(model, u, path, seed: int = 5):
     """Decode the 64 latent points ``u [64, m]`` (trajectory ids 0..63) through the serialized decoder that
-    ``lss_jax.export.export_simulator`` writes to ``path``: what a user of the exported file gets."""
+    ``lss_jax.generation.export.export_simulator`` writes to ``path``: what a user of the exported file gets."""
     import json
 
     import jax.numpy as jnp
     import numpy as np
 
-    from lss_jax.export import export_simulator
+    from lss_jax.generation.export import export_simulator
 
     sim = np.load(export_simulator(model, path, decode_block=64))
     decode = jax.export.deserialize(bytearray(sim["decode"].tobytes()))

@@ -11,7 +11,7 @@ from lss_jax.adaptive import four_well as adaptive_four_well
 from lss_jax.adaptive.four_well import AdaptiveConfig, initial_trajectory, select_seed_frames, steps_to_target
 from lss_jax.analysis.distributions import penalized_free_energy_rmse
 from lss_jax.cli import main
-from lss_jax.ensemble import data_density
+from lss_jax.propagator.ensemble import data_density
 from lss_jax.systems.four_well import four_well_potential, well_boundaries, wells_visited
 
 

@@ -10,7 +10,7 @@ import pytest
 from lss_jax.cli import main
 from lss_jax.config import DecoderConfig, EncoderConfig, PropagatorConfig
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
-from lss_jax.lss import LSS
+from lss_jax.model.facade import LSS
 
 TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=1, hidden=(16,)),
             propagator=PropagatorConfig(epochs=1, hidden=(16,), n_components=2),

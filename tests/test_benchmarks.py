@@ -55,7 +55,7 @@ def problems(source: str, scripts: set[str]) -> list[str]:
 
 
 def test_the_import_check_sees_what_it_must():
-    source = ("import sys\nsys.path.insert(0, 'x')\nfrom lss_jax._io import write_json\nimport lss_jax._io\n"
+    source = ("import sys\nsys.path.insert(0, 'x')\nfrom lss_jax.analysis._common import check_int\nimport lss_jax.analysis._common\n"
               "from lss_jax.cli.config import _toml_value\nfrom decoders import heavy\n"
               "from lss_jax.benchmarking import write_results\n")
     assert len(problems(source, {"decoders"})) == 5

@@ -15,9 +15,9 @@ import numpy as np
 import optax
 import pytest
 
-from lss_jax.checkpoint import Checkpointer, CheckpointError
 from lss_jax.config import PropagatorConfig
 from lss_jax.decoder import fit_wgan
+from lss_jax.engine.checkpoint import Checkpointer, CheckpointError
 from lss_jax.propagator import fit_mdn
 
 
@@ -96,7 +96,7 @@ def test_a_save_killed_before_its_json_leaves_the_previous_checkpoint_loadable(t
     """The window SIGKILL found in CI: the new step's arrays written, its JSON not yet. The previous step's JSON
     must still name a complete file with its checksum (before the fix the arrays went to one file name, so the old
     JSON's checksum no longer matched and the run could not be resumed)."""
-    import lss_jax.checkpoint as checkpoint_module
+    import lss_jax.engine.checkpoint as checkpoint_module
 
     ckpt = Checkpointer(tmp_path, "s")
     first = {"w": jnp.arange(3.0), "key": jax.random.key(1)}
@@ -193,7 +193,7 @@ def test_checkpointer_round_trips_keys_and_checks_shapes(tmp_path):
 
 @pytest.mark.parametrize("kind", ["flow", "wgan"])
 def test_decoder_training_resumed_after_interruption_is_bitwise_identical(tmp_path, monkeypatch, kind):
-    """Both decoders train on lss_jax.train.fit (the GAN through its step_fn): a run killed after a checkpoint and
+    """Both decoders train on lss_jax.engine.train.fit (the GAN through its step_fn): a run killed after a checkpoint and
     resumed ends with bitwise the parameters of an uninterrupted run."""
     from lss_jax.decoder import DecoderConfig, fit_feature_model
 

@@ -22,8 +22,8 @@ import lss_jax
 from lss_jax.cli import main
 from lss_jax.data.featurize import FeatureSpec, feature_names, featurize
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
-from lss_jax.lss import LSS
-from lss_jax.simulate import load_generated
+from lss_jax.generation.simulate import load_generated
+from lss_jax.model.facade import LSS
 
 REPO = Path(__file__).resolve().parents[1]
 # as tests/test_model.py's TINY, with 3 encoder and propagator epochs so that --checkpoint-every 2 skips one
@@ -50,7 +50,7 @@ def demo(tmp_path_factory):
 def trained(tmp_path_factory):
     """`lss-jax train --checkpoint-every 2` with a cWGAN-GP decoder (from --config) on an xtc + pdb written to tmp:
     the model directory and every checkpoint save as (name, epoch, done)."""
-    from lss_jax.checkpoint import Checkpointer
+    from lss_jax.engine.checkpoint import Checkpointer
 
     where = tmp_path_factory.mktemp("train")
     traj = load_alanine_dipeptide("train", stride=10)

@@ -24,7 +24,7 @@ from lss_jax.config import (
     LSSConfig,
     PropagatorConfig,
 )
-from lss_jax.lss import LSS
+from lss_jax.model.facade import LSS
 
 # what lss_jax before the nesting stored for LSSConfig.from_dict(FLAT) (its to_dict, in the lss.json of format 2)
 FLAT = {"lag": 2, "latent_dim": 2, "encoder_epochs": 2, "propagator_epochs": 2, "decoder_iterations": 20, "seed": 3}

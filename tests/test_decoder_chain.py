@@ -73,7 +73,7 @@ def test_conditional_gaussian_chain_means_and_covariances():
 
 def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path):
     from lss_jax import fit_lss
-    from lss_jax.model_io import load_model
+    from lss_jax.model.io import load_model
     from lss_jax.systems import trp_cage
 
     data = trp_cage.load_trp_cage("train", stride=20)

@@ -15,7 +15,7 @@ from lss_jax import fit_lss
 from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import NeighbourDecoder
-from lss_jax.model_io import load_model
+from lss_jax.model.io import load_model
 
 
 @pytest.mark.parametrize("rows", [37, 256])  # one block, and the blocked path (multiples of 128 rows)

@@ -15,7 +15,8 @@ import lss_jax
 # Every module of the package is collected (a new module cannot be missed); the ones below run no example (none, or
 # all marked +SKIP), each for the reason given, and the test fails if one of them gains examples, so the list stays true.
 WITHOUT_EXAMPLES = {
-    "lss_jax._progress": "a tqdm switch (LSS_JAX_NO_PROGRESS); no computation to show",
+    "lss_jax.engine": "the package: a docstring",
+    "lss_jax.engine.progress": "a tqdm switch (LSS_JAX_NO_PROGRESS); no computation to show",
     "lss_jax.adaptive": "re-exports only",
     "lss_jax.adaptive.rounds": "OpenMM rounds that take minutes; tests/test_adaptive_md.py runs them",
     "lss_jax.analysis": "re-exports only",
@@ -24,7 +25,8 @@ WITHOUT_EXAMPLES = {
     "lss_jax.cli.config": "the command line; tests/test_bad_input.py covers --config",
     "lss_jax.cli.parser": "the command line; tests/test_cli_help.py reads every option",
     "lss_jax.data": "re-exports only",
-    "lss_jax.export": "needs a trained model; tests/test_model.py exports and runs one",
+    "lss_jax.generation": "the package: a docstring",
+    "lss_jax.generation.export": "needs a trained model; tests/test_model.py exports and runs one",
     "lss_jax.model": "its examples train a model (a minute or more, +SKIP); tests/test_model.py fits models",
     "lss_jax.pipelines": "re-exports only",
     "lss_jax.pipelines.four_well": "a minutes-long validation; tests/test_four_well.py runs its quick form",

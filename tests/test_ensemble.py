@@ -9,7 +9,9 @@ from flax import nnx
 from scipy.stats import norm
 
 from lss_jax.config import PropagatorConfig
-from lss_jax.ensemble import (
+from lss_jax.engine.train import fit
+from lss_jax.propagator import MixtureParams
+from lss_jax.propagator.ensemble import (
     MDNEnsemble,
     _ensemble_loss,
     bootstrap_weights,
@@ -18,8 +20,6 @@ from lss_jax.ensemble import (
     fit_mdn_ensemble,
     member,
 )
-from lss_jax.propagator import MixtureParams
-from lss_jax.train import fit
 
 
 def _ar1_unit(n=4000, seed=0):
@@ -113,7 +113,7 @@ def test_lss_with_ensemble_round_trips_and_reports_spread(tmp_path, capsys):
     from lss_jax.cli import main
     from lss_jax.config import DecoderConfig, EncoderConfig
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     train = load_alanine_dipeptide("train", stride=10)
     model = LSS(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2),

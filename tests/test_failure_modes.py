@@ -19,14 +19,19 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-from lss_jax import _io
 from lss_jax.cli import main
 from lss_jax.config import DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig, check_training_data
 from lss_jax.data.featurize import feature_names, featurize
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
-from lss_jax.lss import LSS
-from lss_jax.model_io import ModelFormatError
-from lss_jax.simulate import check_generation_fits, estimate_generation, generate_to_directory, load_generated
+from lss_jax.engine import io as _io
+from lss_jax.generation.simulate import (
+    check_generation_fits,
+    estimate_generation,
+    generate_to_directory,
+    load_generated,
+)
+from lss_jax.model.facade import LSS
+from lss_jax.model.io import ModelFormatError
 
 TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=1, hidden=(16,)),
             propagator=PropagatorConfig(epochs=1, hidden=(16,), n_components=2),
@@ -38,7 +43,7 @@ TOP = str(alanine_dipeptide_files()["pdb"])
 IO_MODULE = Path(_io.__file__)
 
 # A second process that takes the lock of an output with lss_jax's own helper (loaded from its file, so that the
-# process starts in a fraction of a second: lss_jax._io needs only numpy) and holds it until told to finish.
+# process starts in a fraction of a second: lss_jax.engine.io needs only numpy) and holds it until told to finish.
 HOLDER = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("lock_io", sys.argv[1])

@@ -29,39 +29,31 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 # the same layer or a lower one, never to a higher one; same-layer imports must still form no cycle.
 LAYERS: dict[str, int] = {
     # 0: engine and infrastructure (no network, no model)
-    "_io": 0,
+    "engine": 0,  # train, checkpoint, devices, io, progress
     "_version": 0,
-    "_progress": 0,
-    "_devices": 0,
     "config": 0,
     "protocols": 0,  # the configuration chosen from the topology (reads config and a topology only)
-    "checkpoint": 0,
-    "train": 0,
-    "scaling": 0,
-    "vamp": 0,
     "data": 0,
-    # analysis's estimators are pure functions of arrays (they import only each other, _io and data.featurize):
+    # analysis's estimators are pure functions of arrays (they import only each other, engine.io and data.featurize):
     # the decoder's support (analysis.structure) and the model's self-check (analysis.consistency) use them
     "analysis": 0,
     # 1: the three networks
-    "encoder": 1,
-    "propagator": 1,
-    "ensemble": 1,
+    "encoder": 1,  # the SRV, on encoder.vamp
+    "propagator": 1,  # the MDN, its ensembles (propagator.ensemble) and the unit box (propagator.scaling)
     "decoder": 1,
-    "_model_dir": 1,  # the model-directory writer (duck-typed on the model; LSSModel.save calls it)
-    "_stream_core": 1,  # the streaming loop and chunked rollout -> decode (duck-typed; LSSModel.generate runs on it)
+    # the generation package's __init__ (a docstring) and its streaming core: the streaming loop and chunked
+    # rollout -> decode (duck-typed on the model; LSSModel.generate runs on it)
+    "generation": 1,
+    "generation.stream": 1,
     # 2: the fitted simulator
-    "model": 2,
-    "model_io": 2,
-    "lss": 2,
+    "model": 2,  # LSSModel and fit_lss, model.io, model.directory (the writer), model.facade (LSS)
     "analysis.consistency": 2,  # the model's self-check, run by fit_lss
     # 3: generation
-    "simulate": 3,
-    "export": 3,
+    "generation.simulate": 3,
+    "generation.export": 3,
     # 4: systems, analysis, and what builds on them
     "datasets": 4,
-    "systems": 4,
-    "md": 4,
+    "systems": 4,  # the systems and their OpenMM runner (systems.md)
     "analysis.molecular": 4,  # the validation report
     "analysis.plots": 4,  # every figure
     "pipelines": 4,

@@ -133,7 +133,7 @@ def test_train_lag_auto_prints_the_evidence_and_records_the_choice(tmp_path, cap
 
     from lss_jax.cli import main
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.model_io import load_model
+    from lss_jax.model.io import load_model
 
     traj = load_alanine_dipeptide("train", stride=2)[:5000]  # 20 ns, 4 ps frames
     traj.save_xtc(str(tmp_path / "md.xtc"))

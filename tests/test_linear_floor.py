@@ -108,7 +108,7 @@ def test_a_model_with_the_tica_path_records_the_floor_and_saves_and_loads(monkey
     from lss_jax import fit_lss
     from lss_jax.config import DecoderConfig, LSSConfig, PropagatorConfig
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.model_io import load_model
+    from lss_jax.model.io import load_model
 
     monkeypatch.setattr(encoder_module, "below_floor", lambda scores, tolerance=1e-3: True)
     config = LSSConfig(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2, linear_floor=True),

@@ -14,9 +14,9 @@ import pytest
 from lss_jax import LSS, LSSModel, fit_lss
 from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
-from lss_jax.model_io import load_model
-from lss_jax.scaling import minmax_inverse
-from lss_jax.simulate import generate_to_directory, load_generated
+from lss_jax.generation.simulate import generate_to_directory, load_generated
+from lss_jax.model.io import load_model
+from lss_jax.propagator.scaling import minmax_inverse
 
 TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
             decoder=DecoderConfig(iterations=20), seed=3)

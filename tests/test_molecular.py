@@ -16,7 +16,7 @@ from lss_jax.data.featurize import FeatureSpec, feature_names, featurize, load_t
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
 from lss_jax.encoder import fit_srv, implied_timescales, reversible_decomposition
-from lss_jax.lss import LSS, LSSConfig, ModelFormatError
+from lss_jax.model.facade import LSS, LSSConfig, ModelFormatError
 
 TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
             decoder=DecoderConfig(iterations=20), seed=3)

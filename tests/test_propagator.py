@@ -156,7 +156,7 @@ def test_rollout_rejects_bad_arguments(key):
 
 
 def test_rollout_with_progress_equals_one_call(key):
-    from lss_jax.simulate import rollout_with_progress
+    from lss_jax.generation.simulate import rollout_with_progress
 
     graphdef, params = nnx.split(MDN(2, 4, (16,), rngs=nnx.Rngs(0)))
     fn = mdn_apply_fn(graphdef)

@@ -98,7 +98,7 @@ def trp_cage_files_in_tmp(tmp_path_factory):
 
 def test_train_chooses_prints_and_records_the_protocol(trp_cage_files_in_tmp, capsys):
     from lss_jax.cli import main
-    from lss_jax.model_io import load_model
+    from lss_jax.model.io import load_model
 
     where = trp_cage_files_in_tmp
     assert main(["train", "--traj", str(where / "md.xtc"), "--top", str(trp_cage.trp_cage_files()["ca_pdb"]),

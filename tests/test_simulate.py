@@ -16,8 +16,8 @@ import pytest
 from lss_jax.cli import main
 from lss_jax.config import DecoderConfig, EncoderConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
-from lss_jax.lss import LSS
-from lss_jax.simulate import export_trajectory, generate_to_directory, load_generated
+from lss_jax.generation.simulate import export_trajectory, generate_to_directory, load_generated
+from lss_jax.model.facade import LSS
 
 TINY = dict(lag=2, encoder=EncoderConfig(latent_dim=2, epochs=2), propagator=PropagatorConfig(epochs=2),
             decoder=DecoderConfig(iterations=20), seed=3)
@@ -138,7 +138,7 @@ def test_sharded_rollout_and_generation_equal_single_device(model_dir, tmp_path)
     script = f"""
 import jax, numpy as np
 from lss_jax import LSS
-from lss_jax.simulate import generate_to_directory, load_generated
+from lss_jax.generation.simulate import generate_to_directory, load_generated
 assert len(jax.devices()) == 4, jax.devices()
 model = LSS.load({str(model_dir)!r})
 runs = []

@@ -2,7 +2,7 @@
 
 References: the AR(1) process (closed-form stationary law and spectrum) and Monte Carlo steps of
 :func:`lss_jax.propagator.propagate_step`, which folds samples with its own code
-(:func:`lss_jax.scaling.apply_boundary`).
+(:func:`lss_jax.propagator.scaling.apply_boundary`).
 """
 
 import jax

@@ -187,12 +187,12 @@ def test_simulation_is_seeded_cached_and_valid(tmp_path, monkeypatch):
     d = md.compute_distances(a, np.c_[np.arange(19), np.arange(1, 20)])
     np.testing.assert_allclose(d, 0.38, rtol=0.1)  # stiff virtual bonds stay near their native length
 
-    import lss_jax.md
+    import lss_jax.systems.md
 
     def fail(*args, **kw):
         raise AssertionError("simulated again instead of loading the cached file")
 
-    monkeypatch.setattr(lss_jax.md, "run_md", fail)
+    monkeypatch.setattr(lss_jax.systems.md, "run_md", fail)
     cached = tc.simulate_trp_cage(10, seed=3, out=tmp_path / "a.xtc", **kwargs)
     np.testing.assert_array_equal(cached.xyz, a.xyz)
     assert cached.topology.n_atoms == 20

@@ -49,7 +49,7 @@ from lss_jax.data.featurize import featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.encoder import SRVNet, fit_srv
-from lss_jax.vamp import vamp_score
+from lss_jax.encoder.vamp import vamp_score
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 HIDDEN = (100, 100)

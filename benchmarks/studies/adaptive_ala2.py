@@ -37,7 +37,7 @@ from lss_jax.analysis import distributions
 from lss_jax.analysis.torsions import phi_psi
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide
-from lss_jax.md import MDSystem, run_md
+from lss_jax.systems.md import MDSystem, run_md
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 START, N_INIT = 3948, 1500

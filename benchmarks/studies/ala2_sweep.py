@@ -48,7 +48,7 @@ from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import distill_decoder
-from lss_jax.lss import LSS
+from lss_jax.model.facade import LSS
 from lss_jax.systems.alanine_dipeptide import SHIPPED_FRAME_PS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

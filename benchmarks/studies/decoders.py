@@ -38,7 +38,7 @@ from lss_jax.analysis.molecular import compare_structures, comparison_summary, d
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import DecoderConfig, fit_decoder
-from lss_jax.lss import LSS
+from lss_jax.model.facade import LSS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 PAPER_WGAN = dict(kind="wgan", coordinates="cartesian", hidden=(200, 200, 200), learning_rate=2e-4, iterations=5000,

@@ -5,7 +5,7 @@
 Writes ``xyz`` ``[n_traj, n_steps, n_atoms, 3]`` (nm), ``latent`` ``[n_traj, n_steps, latent_dim]`` and
 ``unit`` (the propagator's unit box) to ``--out``, and the decoded atoms as ``<out stem>.pdb``. With the same
 seed these are the frames of ``lss-jax generate --seed S`` on the same machine, bit for bit. The calling
-convention of the functions in the file is documented in ``lss_jax/export.py``.
+convention of the functions in the file is documented in ``lss_jax/generation/export.py``.
 """
 
 import argparse

@@ -26,7 +26,7 @@ start from them). Each candidate ``x`` (latent point ``psi = E(x)``) is scored b
   - ``beta = 1``: ``q = pi_LSS``: seeds where the kinetic model says the system spends more time than
     the MD has sampled. This ignores regions that are rare because they are high in free energy, and
     suits a population-weighted error; equilibrium-like data is what plain MD already produces.
-* ``U``: the ensemble's epistemic uncertainty (:func:`lss_jax.ensemble.epistemic_uncertainty`): where the
+* ``U``: the ensemble's epistemic uncertainty (:func:`lss_jax.propagator.ensemble.epistemic_uncertainty`): where the
   learned transitions disagree, more data changes the model most.
 * ``z[.]`` standardizes each term over the candidates, so neither dominates by its units.
 
@@ -149,8 +149,8 @@ def stationary_density(key: jax.Array, mixture_fn, params, points, *, n_cells: i
         [3.99, 0.54]
     """
     from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
-    from lss_jax.ensemble import data_density
     from lss_jax.propagator import rollout
+    from lss_jax.propagator.ensemble import data_density
 
     points = np.asarray(points, np.float64)
     points = points[:, None] if points.ndim == 1 else points

@@ -40,7 +40,7 @@ evaluated budget at which the RMSE is <= ``target_rmse``.
 
 with ``rho`` the kernel density of the gathered frames, ``pi_LSS`` the mean exact stationary density
 of the ensemble members, ``U`` the ensemble's epistemic uncertainty (an MDN ensemble of ``n_members``
-block-bootstrapped members, :func:`lss_jax.ensemble.fit_mdn_ensemble`), and seeds at least
+block-bootstrapped members, :func:`lss_jax.propagator.ensemble.fit_mdn_ensemble`), and seeds at least
 ``exclusion`` apart in the unit box (:func:`lss_jax.adaptive.pick_distinct`). The default ``beta = 0``
 (least counts) targets even coverage of the explored range, which is what an error counted equally
 over the bins of a free-energy profile rewards; ``beta = 1`` and uniformly random seeds
@@ -81,8 +81,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lss_jax import _io
-from lss_jax._progress import progress_bar
 from lss_jax.adaptive.acquisition import combine_scores, pick_distinct, stationary_density
 from lss_jax.analysis.distributions import (
     _floored_free_energy,
@@ -93,10 +91,12 @@ from lss_jax.analysis.distributions import (
 from lss_jax.analysis.msm import propagator_transition_matrix, stationary_distribution
 from lss_jax.config import PropagatorConfig
 from lss_jax.data.pairs import split_trajectories
-from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
+from lss_jax.engine import io as _io
+from lss_jax.engine.progress import progress_bar
+from lss_jax.generation.simulate import rollout_with_progress
 from lss_jax.propagator import fit_mdn, mdn_apply_fn
-from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
-from lss_jax.simulate import rollout_with_progress
+from lss_jax.propagator.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
+from lss_jax.propagator.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.systems.four_well import (
     FourWellDynamics,
     brownian_dynamics,

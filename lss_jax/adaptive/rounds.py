@@ -16,8 +16,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lss_jax import _io
 from lss_jax.adaptive.acquisition import select_seeds
+from lss_jax.engine import io as _io
 
 __all__ = ["adaptive_sampling"]
 
@@ -52,7 +52,7 @@ def adaptive_sampling(
         trajs: initial MD (``mdtraj.Trajectory`` objects, full atoms).
         config: :class:`lss_jax.LSSConfig` for every retraining.
         out_dir: directory of the rounds (layout in the module docstring).
-        system: :class:`lss_jax.md.MDSystem`; ``None`` selects and writes the seeds of one round and stops.
+        system: :class:`lss_jax.systems.md.MDSystem`; ``None`` selects and writes the seeds of one round and stops.
         n_rounds, n_seeds: rounds and seeds per round.
         beta: exponent of the acquisition's target density (0: least counts, 1: equilibrium).
         md_frames: frames per new trajectory.
@@ -66,7 +66,7 @@ def adaptive_sampling(
     """
     import mdtraj as md
 
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def adaptive_sampling(
             log(f"round {r}: wrote {len(sel.indices)} seeds to {rdir / 'seeds.pdb'}; no MD system given, stopping.")
             logs.append({"round": r, "seeds_only": True, "seeds_pdb": str(rdir / "seeds.pdb")})
             break
-        from lss_jax.md import run_md
+        from lss_jax.systems.md import run_md
 
         new_files = []
         for i in range(len(sel.indices)):

@@ -49,13 +49,13 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from lss_jax._io import jsonable
-from lss_jax.analysis._common import as_series_list, check_int, check_positive, frames_ratio
+from lss_jax.analysis._common import check_int, check_positive, frames_ratio
 from lss_jax.analysis.autocorrelation import _acf_summary
-from lss_jax.analysis.distributions import _jsd_block, _reference_ranges
+from lss_jax.analysis.distributions import _jsd_block, _paired_inputs, _reference_ranges
 from lss_jax.analysis.metastable import MetastableModel, metastable_kinetics, metastable_msm
 from lss_jax.analysis.tica import fit_tica, project
-from lss_jax.analysis.torsions import DEFAULT_TORSIONS, _angles_of, _torsion_features
+from lss_jax.analysis.torsions import DEFAULT_TORSIONS
+from lss_jax.engine.io import jsonable
 
 __all__ = ["compare_kinetics"]
 
@@ -185,27 +185,10 @@ class _Compared(NamedTuple):
 
 
 def _compared_data(md_trajs, lss_trajs, md_features, lss_features, torsions) -> _Compared:
-    if (md_trajs is None) != (lss_trajs is None):
-        raise ValueError("pass both md_trajs and lss_trajs, or neither (features only).")
-    names: list[str] = []
-    md_angles = lss_angles = None
-    if md_trajs is not None:
-        names, md_angles = _angles_of(md_trajs, torsions, "md_trajs")
-        lss_names, lss_angles = _angles_of(lss_trajs, torsions, "lss_trajs")
-        if lss_names != names:
-            raise ValueError(f"md_trajs and lss_trajs have different torsions ({names} vs {lss_names}).")
-    if (md_features is None) != (lss_features is None):
-        raise ValueError("pass both md_features and lss_features, or neither (torsion sin/cos are used).")
-    if md_features is None:
-        if not names:
-            raise ValueError("no torsions and no features: pass md_features and lss_features.")
-        md_features, lss_features = _torsion_features(md_angles), _torsion_features(lss_angles)
-    md_features = as_series_list(md_features, "md_features", ndim=2)
-    lss_features = as_series_list(lss_features, "lss_features", ndim=2)
+    names, md_angles, lss_angles, md_features, lss_features = _paired_inputs(
+        md_trajs, lss_trajs, md_features, lss_features, torsions, names=("md_trajs", "lss_trajs", "md_features", "lss_features"))
     if md_angles is not None and [a.shape[0] for a in md_angles] != [f.shape[0] for f in md_features]:
         raise ValueError("md_features must have one row per MD frame, trajectory by trajectory.")
-    if md_features[0].shape[1] != lss_features[0].shape[1]:
-        raise ValueError("md_features and lss_features must have the same columns.")
     return _Compared(names, md_angles, lss_angles, md_features, lss_features)
 
 

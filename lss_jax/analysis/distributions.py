@@ -295,28 +295,10 @@ def torsion_jsds(
         ({'phi:ALA2': 0.0, 'psi:ALA2': 0.0}, 0.0, 0.0)
     """
     tica_lag = check_int(tica_lag, "tica_lag")
-    if (md_traj is None) != (gen_traj is None):
-        raise ValueError("pass both md_traj and gen_traj, or neither (features only).")
-    if (md_features is None) != (gen_features is None):
-        raise ValueError("pass both md_features and gen_features, or neither (torsion sin/cos are used).")
-    if md_traj is None and md_features is None:
-        raise ValueError("nothing to compare: pass trajectories, features, or both.")
-    names, md_angles, gen_angles = [], [np.zeros((0, 0))], [np.zeros((0, 0))]
-    if md_traj is not None:
-        names, md_angles = _angles_of(md_traj, torsions, "md_traj")
-        gen_names, gen_angles = _angles_of(gen_traj, torsions, "gen_traj")
-        if gen_names != names:
-            raise ValueError(f"md_traj and gen_traj have different torsions ({names} vs {gen_names}); same atoms needed.")
-    if md_features is None:
-        if not names:
-            raise ValueError("the trajectories define no torsions; pass md_features/gen_features for TICA.")
-        md_features, gen_features = _torsion_features(md_angles), _torsion_features(gen_angles)
-    md_features = as_series_list(md_features, "md_features", ndim=2)
-    gen_features = as_series_list(gen_features, "gen_features", ndim=2)
-    if md_features[0].shape[1] != gen_features[0].shape[1]:
-        raise ValueError(
-            f"md_features have {md_features[0].shape[1]} columns but gen_features {gen_features[0].shape[1]}."
-        )
+    names, md_angles, gen_angles, md_features, gen_features = _paired_inputs(
+        md_traj, gen_traj, md_features, gen_features, torsions, names=("md_traj", "gen_traj", "md_features", "gen_features"))
+    if md_angles is None:
+        md_angles, gen_angles = [np.zeros((0, 0))], [np.zeros((0, 0))]
     projection = fit_tica(md_features, tica_lag, dim=2)
     md_tics = np.concatenate(project(md_features, projection))
     gen_tics = np.concatenate(project(gen_features, projection))
@@ -325,6 +307,35 @@ def torsion_jsds(
         bins=check_int(bins, "bins"), bins_2d=check_int(bins_2d, "bins_2d"),
         tica_bins=check_int(tica_bins, "tica_bins"), tica_ranges=_reference_ranges(md_tics),
     )
+
+
+def _paired_inputs(md, other, md_features, other_features, torsions, *, names: tuple[str, str, str, str]):
+    """Two sets of trajectories and/or features checked to pair up: ``(torsion names, md angles, other angles,
+    md features, other features)``, angles ``None`` without trajectories, features the torsions' sin/cos unless
+    given. ``names`` are the four arguments' names, for the errors."""
+    md_name, other_name, md_f, other_f = names
+    if (md is None) != (other is None):
+        raise ValueError(f"pass both {md_name} and {other_name}, or neither (features only).")
+    if (md_features is None) != (other_features is None):
+        raise ValueError(f"pass both {md_f} and {other_f}, or neither (torsion sin/cos are used).")
+    torsion_names, md_angles, other_angles = [], None, None
+    if md is not None:
+        torsion_names, md_angles = _angles_of(md, torsions, md_name)
+        other_names, other_angles = _angles_of(other, torsions, other_name)
+        if other_names != torsion_names:
+            raise ValueError(f"{md_name} and {other_name} have different torsions ({torsion_names} vs {other_names}); "
+                             "same atoms needed.")
+    if md_features is None:
+        if md is None:
+            raise ValueError("nothing to compare: pass trajectories, features, or both.")
+        if not torsion_names:
+            raise ValueError(f"the trajectories define no torsions; pass {md_f} and {other_f}.")
+        md_features, other_features = _torsion_features(md_angles), _torsion_features(other_angles)
+    md_features = as_series_list(md_features, md_f, ndim=2)
+    other_features = as_series_list(other_features, other_f, ndim=2)
+    if md_features[0].shape[1] != other_features[0].shape[1]:
+        raise ValueError(f"{md_f} have {md_features[0].shape[1]} columns but {other_f} {other_features[0].shape[1]}.")
+    return torsion_names, md_angles, other_angles, md_features, other_features
 
 
 # --------------------------------------------------------------------------------------------------

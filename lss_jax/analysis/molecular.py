@@ -39,7 +39,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import numpy as np
 
-from lss_jax import _io
 from lss_jax.analysis import consistency, structure
 from lss_jax.analysis.compare import compare_kinetics
 from lss_jax.analysis.conditional import conditional_fidelity
@@ -52,6 +51,7 @@ from lss_jax.analysis.distributions import (
 )
 from lss_jax.analysis.torsions import DEFAULT_TORSIONS, phi_psi
 from lss_jax.encoder import implied_timescales, reversible_decomposition
+from lss_jax.engine import io as _io
 
 __all__ = ["Validation", "validate", "run_validation", "write_validation", "compare_structures", "comparison_summary",
            "decoder_round_trip", "support_diagnostics"]

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lss_jax._io import atomic_path, save_figure  # noqa: E402
+from lss_jax.engine.io import atomic_path, save_figure  # noqa: E402
 
 COLORS = {"exact": "black", "bd": "tab:blue", "lss": "tab:orange", "exact_msm": "tab:gray", "bd_crosscheck": "tab:cyan"}
 

@@ -72,10 +72,10 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handlers = commands.COMMANDS
-    # One writer per output: --out is locked before anything is written (lss_jax._io.exclusive_output); a second
+    # One writer per output: --out is locked before anything is written (lss_jax.engine.io.exclusive_output); a second
     # command writing the same path is refused at once and removes nothing. With `generate --distributed` each
     # process owns only its process-PPP/ share (generate_to_directory locks it).
-    from lss_jax import _io
+    from lss_jax.engine import io as _io
 
     out = Path(args.out) if getattr(args, "out", None) and not getattr(args, "distributed", False) else None
     owned = (_io.exclusive_output(out, what="--out", how_to_fix="wait for it to finish, or give another --out")
@@ -110,7 +110,7 @@ def _run(args, extras, handlers, one_line) -> int:
     import shutil
     from pathlib import Path
 
-    from lss_jax._io import OutputLockedError, ResourceLimitError
+    from lss_jax.engine.io import OutputLockedError, ResourceLimitError
 
     # No partial output: on failure remove what train/report/lagscan created under --out (generate keeps its
     # chunks on purpose, so that a rerun continues; it checks its inputs before writing anything).

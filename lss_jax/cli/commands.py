@@ -70,15 +70,12 @@ def adapt_four_well(args) -> int:
 
 
 def train(args) -> int:
-    from pathlib import Path
 
     from lss_jax.data.checks import check_training_input
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
     from lss_jax.protocols import protocol_config
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the model is a directory: give a new path.")
     data = dict(args.lss_config)  # [data], [encoder], [propagator], [decoder] tables (or flat keys) of --config
@@ -241,8 +238,8 @@ def _keep_checkpoints_only_if_resumable(err: BaseException, checkpoints, had_che
     import shutil
     from pathlib import Path
 
-    from lss_jax._io import OutputLockedError
-    from lss_jax.checkpoint import CheckpointError
+    from lss_jax.engine.checkpoint import CheckpointError
+    from lss_jax.engine.io import OutputLockedError
 
     checkpoints = Path(checkpoints)
     if isinstance(err, (OutputLockedError, CheckpointError)) or not checkpoints.is_dir():
@@ -273,7 +270,7 @@ def _write_generated(traj, latent, out):
 
     import numpy as np
 
-    from lss_jax import _io
+    from lss_jax.engine import io as _io
 
     out = Path(out)
     stem = out.with_suffix("")
@@ -305,12 +302,15 @@ def generate(args) -> int:
 
     import jax
 
-    from lss_jax.lss import LSS
-    from lss_jax.simulate import check_output_format, export_trajectory, generate_to_directory, remove_generation
+    from lss_jax.generation.simulate import (
+        check_output_format,
+        export_trajectory,
+        generate_to_directory,
+        remove_generation,
+    )
+    from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out, what="the directory")
     to_directory = out.suffix == "" or out.is_dir()
     if args.latent_only and not to_directory and out.suffix != ".npy":
         raise ValueError(f"--latent-only writes a .npy file or a directory; got --out {out}.")
@@ -319,8 +319,8 @@ def generate(args) -> int:
     if not to_directory:
         check_output_format(out)
     if not args.distributed:  # memory and disk before any work (with --distributed each process checks its share)
-        from lss_jax.model_io import _read_meta
-        from lss_jax.simulate import check_generation_fits
+        from lss_jax.generation.simulate import check_generation_fits
+        from lss_jax.model.io import _read_meta
 
         meta, _ = _read_meta(Path(args.model))
         if "latent_dim" in meta and "n_decoded_atoms" in meta:
@@ -333,7 +333,7 @@ def generate(args) -> int:
         jax.distributed.initialize(**_distributed_settings())  # the rest from SLURM, Open MPI, ... if present
         process_index, process_count = jax.process_index(), jax.process_count()
     if args.host_devices:
-        from lss_jax._devices import use_every_core
+        from lss_jax.engine.devices import use_every_core
 
         have = use_every_core(args.host_devices)
         if have != args.host_devices:
@@ -383,12 +383,12 @@ def report(args) -> int:
     import numpy as np
 
     from lss_jax.data.featurize import load_trajectories
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; the report is a directory: give a new path.")
-    from lss_jax import _io
+    from lss_jax.engine import io as _io
 
     for f in args.lss:  # a generated file and its .latent.npy are renamed into place one after the other
         holder = _io.lock_holder(f)
@@ -410,7 +410,7 @@ def report(args) -> int:
     lss_parts, latents = [], []
     for f in args.lss:
         if Path(f).is_dir():  # a chunked generation directory
-            from lss_jax.simulate import load_generated
+            from lss_jax.generation.simulate import load_generated
 
             gen = load_generated(f)
             lss_parts.append(gen.trajectory())
@@ -568,11 +568,11 @@ def lagscan(args) -> int:
     import jax
     import numpy as np
 
-    from lss_jax import _io
     from lss_jax.analysis.plots import implied_timescales_vs_lag
     from lss_jax.config import EncoderConfig
     from lss_jax.data.featurize import FeatureSpec, featurize, load_trajectories, standardizer_fit
     from lss_jax.encoder import srv_lag_scan
+    from lss_jax.engine import io as _io
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -604,11 +604,9 @@ def adapt(args) -> int:
 
     from lss_jax.adaptive import adaptive_sampling
     from lss_jax.data.featurize import load_trajectories
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the parent directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out)
     if args.prmtop and args.system_xml:
         raise ValueError("give either --prmtop or --system-xml, not both.")
     if not 0.0 <= args.beta <= 1.0:
@@ -617,7 +615,7 @@ def adapt(args) -> int:
     trajs = load_trajectories(args.traj, args.top)
     system = None
     if args.prmtop or args.system_xml:
-        from lss_jax.md import MDSystem
+        from lss_jax.systems.md import MDSystem
 
         pdb = args.pdb or args.top
         if pdb is None or Path(pdb).suffix != ".pdb":
@@ -642,7 +640,7 @@ def demo(args) -> int:
     import jax
 
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.lss import LSS
+    from lss_jax.model.facade import LSS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -690,14 +688,11 @@ def demo(args) -> int:
 
 
 def export(args) -> int:
-    from pathlib import Path
 
-    from lss_jax.export import export_simulator
-    from lss_jax.lss import LSS
+    from lss_jax.generation.export import export_simulator
+    from lss_jax.model.facade import LSS
 
-    out = Path(args.out)
-    if not out.parent.exists():
-        raise FileNotFoundError(f"the directory of --out ({out.parent}) does not exist; create it first.")
+    out = _out_path(args.out, what="the directory")
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as sim.jaxexport.")
     model = LSS.load(args.model)
@@ -712,3 +707,13 @@ def export(args) -> int:
 
 COMMANDS = {"four-well": four_well, "train": train, "generate": generate, "report": report, "demo": demo,
             "lagscan": lagscan, "adapt": adapt, "adapt-four-well": adapt_four_well, "export": export}
+
+
+def _out_path(value: str, *, what: str = "the parent directory"):
+    """``--out`` as a ``Path`` whose directory exists (else the one-line error that names it)."""
+    from pathlib import Path
+
+    out = Path(value)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"{what} of --out ({out.parent}) does not exist; create it first.")
+    return out

@@ -37,8 +37,8 @@ def _write_resolved(args, extra: dict | None = None) -> None:
     """Write the resolved options (and config extras) as TOML next to the command's outputs."""
     from pathlib import Path
 
-    from lss_jax._io import atomic_path
     from lss_jax.config import _flat_target
+    from lss_jax.engine.io import atomic_path
 
     out = Path(args.out)
     where = out if out.is_dir() else out.parent

@@ -72,7 +72,7 @@ def _add_train(sub) -> None:
                     "flow matching in the peptide protocol, retrieval in the protein one; kind = \"wgan\" under "
                     "[decoder] in --config for the paper's cWGAN-GP, \"flow\" for flow matching, \"knn\" for "
                     "retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save the model "
-                    "directory (format documented in lss_jax.model_io). The settings start from a protocol "
+                    "directory (format documented in lss_jax.model.io). The settings start from a protocol "
                     "that the topology chooses (peptide, protein or Ca-only; printed with the reason, recorded in the "
                     "model, --protocol to give it); --config changes any of its fields.")
     tr.add_argument("--traj", nargs="+", required=True, help="trajectory files (any mdtraj format)")
@@ -109,8 +109,8 @@ def _add_generate(sub) -> None:
                     "the trajectory length). OUT with a trajectory extension (.xtc, .dcd, .h5, .nc, .trr, ...) gets "
                     "all trajectories in one file, trajectory-major (trajectory b is frames b*n .. (b+1)*n-1), plus "
                     "OUT's stem + '.pdb' (decoded atoms) and + '.latent.npy' ([n_traj, n_frames, latent_dim]). OUT "
-                    "without an extension is a directory of chunk files (format in lss_jax.simulate; read it with "
-                    "lss_jax.simulate.load_generated), for runs larger than memory. An interrupted run continues "
+                    "without an extension is a directory of chunk files (format in lss_jax.generation.simulate; read it with "
+                    "lss_jax.generation.simulate.load_generated), for runs larger than memory. An interrupted run continues "
                     "where it stopped when rerun with the same arguments, with the same result.")
     ge.add_argument("--model", required=True, help="model directory from `lss-jax train`")
     ge.add_argument("--n-traj", type=_positive_int, required=True, help="number of trajectories")
@@ -186,7 +186,7 @@ def _add_adapt(sub) -> None:
                     help="target density pi_LSS**beta of the acquisition: 0 = even coverage of the explored latent "
                          "space (least counts, default), 1 = the LSS's equilibrium density")
     ad.add_argument("--md-frames", type=_positive_int, default=100, help="frames per new MD trajectory (default 100)")
-    ad.add_argument("--prmtop", help="Amber prmtop of the system (OBC2 implicit solvent protocol, see lss_jax.md)")
+    ad.add_argument("--prmtop", help="Amber prmtop of the system (OBC2 implicit solvent protocol, see lss_jax.systems.md)")
     ad.add_argument("--system-xml", help="serialized OpenMM System XML (used as is)")
     ad.add_argument("--pdb", help="PDB matching the system (default --top)")
     ad.add_argument("--platform", default="Reference", help="OpenMM platform (default Reference)")
@@ -224,7 +224,7 @@ def _add_export(sub) -> None:
     ex = _command(sub, "export", "write the trained propagator and decoder as serialized StableHLO (jax.export)",
                     "One .jaxexport file that generates decoded frames with only jax and numpy installed "
                     "(docs/examples/run_exported.py runs it); the same seed gives the frames of lss-jax generate "
-                    "on the same machine. Format and calling convention: lss_jax.export.")
+                    "on the same machine. Format and calling convention: lss_jax.generation.export.")
     ex.add_argument("--model", required=True, help="model directory from `lss-jax train`")
     ex.add_argument("--out", required=True, help="output file (e.g. sim.jaxexport)")
     ex.add_argument("--chunk-steps", type=_positive_int, default=100,

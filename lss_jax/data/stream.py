@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from lss_jax._io import ResourceLimitError
+from lss_jax.engine.io import ResourceLimitError
 
 __all__ = ["TrainingData", "as_trajectory_list", "training_data", "load_training_data", "count_frames", "estimate_training_bytes",
            "check_memory", "available_memory_bytes"]
@@ -126,7 +126,7 @@ def available_memory_bytes() -> float:
 
 
 def check_memory(n_frames: int, n_features: int, n_decoded: int, *, stride: int = 1, available: float | None = None) -> float:
-    """Raise a :class:`lss_jax._io.ResourceLimitError` (a ``ValueError``) that says what to change if training would
+    """Raise a :class:`lss_jax.engine.io.ResourceLimitError` (a ``ValueError``) that says what to change if training would
     not fit in memory; return the estimate.
 
     Example:

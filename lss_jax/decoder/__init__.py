@@ -179,7 +179,7 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         >>> sample_features(jax.random.key(3), "flow", net, jnp.zeros((4, 1))).shape
         (4, 2)
     """
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     cfg = config.resolved()
     train_data = tuple(jnp.asarray(a, jnp.float32) for a in train_data)
@@ -189,7 +189,7 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
     if cfg.kind == "knn":
         import time
 
-        from lss_jax.train import TrainHistory
+        from lss_jax.engine.train import TrainHistory
 
         start = time.perf_counter()
         network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
@@ -243,7 +243,7 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
 
 
 def _fit_chain(key, train_data, val_data, cfg: DecoderConfig, *, progress, checkpoint):
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     n, d = train_data[0].shape
     batch_size = min(cfg.batch_size, n)
@@ -503,7 +503,7 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
         ``(xyz [N, n_atoms, 3] float32, draws [N] int)``: ``draws`` is the index of the kept draw (0: the first),
         or ``redraws + 1`` for a frame that stayed outside the support after every redraw.
     """
-    from lss_jax._progress import progress_bar
+    from lss_jax.engine.progress import progress_bar
 
     u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
     rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)

@@ -130,7 +130,7 @@ def distill_field(key: jax.Array, network, train_cond, val_cond, *, n_steps: int
         >>> type(student).__name__, history.epochs_run > 0
         ('VelocityField', True)
     """
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     if n_steps < 1:
         raise ValueError(f"distill_steps must be a positive number of Euler steps, got {n_steps!r}.")

@@ -250,7 +250,7 @@ def fit_state_classifier(key: jax.Array, train, val, n_states: int, *, calibrate
     Returns:
         ``(classifier, TrainHistory)``.
     """
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     k_init, k_fit = jax.random.split(key)
     train = (jnp.asarray(train[0], jnp.float32), jnp.asarray(train[1], jnp.int32))

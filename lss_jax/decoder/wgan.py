@@ -356,7 +356,7 @@ def fit_wgan(
         >>> history.epochs_run, gan.generator(jnp.zeros((3, 4)), jnp.zeros((3, 1))).shape
         (2, (3, 6))
     """
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     n_train = len(train_data[0])
     d, m = train_data[0].shape[1], train_data[1].shape[1]

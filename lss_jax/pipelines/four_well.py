@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lss_jax import _io
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy, rebin
 from lss_jax.analysis.msm import (
     implied_timescales_from_matrix,
@@ -35,9 +34,10 @@ from lss_jax.analysis.msm import (
     stationary_distribution,
 )
 from lss_jax.config import PropagatorConfig
+from lss_jax.engine import io as _io
+from lss_jax.generation.simulate import collect_rollout, iter_rollout, rollout_with_progress
 from lss_jax.propagator import fit_mdn, gaussian_mixture_log_prob, mdn_apply_fn
-from lss_jax.scaling import minmax_fit, minmax_inverse, minmax_transform
-from lss_jax.simulate import collect_rollout, iter_rollout, rollout_with_progress
+from lss_jax.propagator.scaling import minmax_fit, minmax_inverse, minmax_transform
 from lss_jax.systems.four_well import FourWellDynamics, brownian_dynamics
 
 __all__ = ["FourWellConfig", "run_four_well"]
@@ -307,7 +307,7 @@ def _settings(cfg: FourWellConfig, frame_time: float, populated, scaler) -> dict
 
 
 def _chunked_bd(key, x0, n_steps, cfg, *, progress, desc, n_chunks=20):
-    """BD in chunks on the shared streaming loop (:func:`lss_jax.simulate.iter_rollout`), so a progress bar
+    """BD in chunks on the shared streaming loop (:func:`lss_jax.generation.simulate.iter_rollout`), so a progress bar
     can follow it; bitwise one :func:`~lss_jax.systems.four_well.brownian_dynamics` call."""
     per_chunk = max(1, -(-(n_steps // cfg.save_every) // n_chunks)) * cfg.save_every
 

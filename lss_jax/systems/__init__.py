@@ -9,6 +9,8 @@
 * :mod:`lss_jax.systems.go`: the same Gō model built from any protein structure (:func:`go_model`), its OpenMM
   system and simulation (:func:`openmm_system`, :func:`simulate_go`), a float64 NumPy energy (:func:`go_energy`)
   and a folding-temperature scan (:func:`folding_temperature_scan`): a folding benchmark with known ground truth;
+* :mod:`lss_jax.systems.md`: short OpenMM runs from given structures (the ``md`` extra), for data generation
+  and adaptive sampling.
 
 A system with observables of its own gives the validation report a hook
 (:func:`lss_jax.systems.report.report_metrics_for` finds it from a topology). :mod:`lss_jax.datasets` is the

@@ -116,8 +116,8 @@ def simulate_alanine_dipeptide(
     """
     import mdtraj as md
 
-    from lss_jax._io import atomic_path
-    from lss_jax.md import MDSystem, run_md
+    from lss_jax.engine.io import atomic_path
+    from lss_jax.systems.md import MDSystem, run_md
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}.")

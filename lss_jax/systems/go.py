@@ -551,7 +551,7 @@ def simulate_go(
     progress: bool = True,
     desc: str | None = None,
 ):
-    """Simulate a Gō model with OpenMM (needs the ``md`` extra), through :func:`lss_jax.md.run_md`.
+    """Simulate a Gō model with OpenMM (needs the ``md`` extra), through :func:`lss_jax.systems.md.run_md`.
 
     Langevin dynamics (``LangevinMiddleIntegrator``, friction 1/ps, 10 fs) from the native structure with
     velocities at ``temperature``, ``equilibration_ps`` discarded, then one frame every ``frame_interval_ps``.
@@ -582,8 +582,8 @@ def simulate_go(
     import mdtraj as md
     import openmm
 
-    from lss_jax._io import atomic_path
-    from lss_jax.md import MDSystem, run_md
+    from lss_jax.engine.io import atomic_path
+    from lss_jax.systems.md import MDSystem, run_md
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}.")

@@ -24,7 +24,7 @@ given as the **reduced temperature** T* = k_B T/ε (dimensionless); with ε = 1 
 ε/k_B = 120.27 K, so T* = 0.75 is 90.2 K (:func:`temperature_kelvin`). Time is in ps, but a nominal one:
 the model's natural time σ√(m/ε) is ≈ 3.8 ps for σ = 0.38 nm, and it is not a physical time of Trp-cage.
 
-Dynamics (:func:`simulate_trp_cage`, through :func:`lss_jax.md.run_md`): ``LangevinMiddleIntegrator``,
+Dynamics (:func:`simulate_trp_cage`, through :func:`lss_jax.systems.md.run_md`): ``LangevinMiddleIntegrator``,
 friction 1/ps, 10 fs step, OpenMM ``Reference`` platform (faster than ``CPU`` for 20 particles: measured
 ≈1.3×10⁵ vs ≈2×10⁴ steps/s on a 2-core machine), integrator and Maxwell–Boltzmann velocity seed ``seed``,
 starting from the native structure, an equilibration that is discarded, then one frame every

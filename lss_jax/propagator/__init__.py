@@ -2,7 +2,7 @@
 
 The propagator models ``p_tau(psi_{t+tau} | psi_t)`` as a mixture of ``C`` diagonal Gaussians whose
 weights, means and scales are the outputs of an MLP of ``psi_t``. Latent coordinates live in the
-unit box (see :mod:`lss_jax.scaling`); the means pass through a sigmoid and the scales through a
+unit box (see :mod:`lss_jax.propagator.scaling`); the means pass through a sigmoid and the scales through a
 softplus with a floor, so the density can never collapse onto a point.
 
 References:
@@ -24,7 +24,7 @@ import optax
 from flax import nnx
 
 from lss_jax.config import PropagatorConfig
-from lss_jax.scaling import BOUNDARIES, apply_boundary
+from lss_jax.propagator.scaling import BOUNDARIES, apply_boundary
 
 __all__ = [
     "MixtureParams",
@@ -251,7 +251,7 @@ def rollout(
         x0: ``[B, m]`` start points in the unit box.
         n_steps: number of lags to advance; a multiple of ``save_every``.
         save_every: keep every ``save_every``-th frame.
-        boundary: ``"reflect"`` (default), ``"clip"`` or ``"none"``, see :mod:`lss_jax.scaling`.
+        boundary: ``"reflect"`` (default), ``"clip"`` or ``"none"``, see :mod:`lss_jax.propagator.scaling`.
         start_step: global index of the first step (for chunked generation).
         trajectory_ids: ``[B]`` integer ids used to derive per-trajectory keys (default ``arange(B)``).
         precision: matmul precision of the network, one of :data:`PRECISIONS` (see :func:`with_precision`).
@@ -398,7 +398,7 @@ def fit_mdn(
         config: the network (``n_components``, ``hidden``, ``scale_floor``) and its training (``learning_rate``,
             ``batch_size``, ``epochs``, ``patience``); ``boundary`` and ``ensemble_size`` are not read here.
         val_fraction: trailing fraction of every trajectory held out for validation.
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer` (see :func:`lss_jax.engine.train.fit`).
 
     Returns:
         ``(model, TrainHistory)``.
@@ -434,7 +434,7 @@ def _mdn_pairs(unit_trajs, lag, val_fraction):
 
 def _fit_mdn_model(key, model, loss_fn, train, val, *, config: PropagatorConfig, progress, checkpoint, desc, run_id):
     """Adam with a cosine decay to 1% over ``config.epochs`` (shared by single MDNs and ensembles)."""
-    from lss_jax.train import fit
+    from lss_jax.engine.train import fit
 
     learning_rate, max_epochs, patience = config.learning_rate, config.epochs, config.patience
     batch_size = min(config.batch_size, len(train[0]))

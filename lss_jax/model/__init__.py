@@ -10,7 +10,7 @@ minute or more; ``tests/test_model.py`` fits and checks models.)
     >>> model = fit_lss(jax.random.key(0), trajs, LSSConfig(lag=5, encoder=EncoderConfig(latent_dim=2)))  # doctest: +SKIP
     >>> new = model.generate(jax.random.key(1), 100, 1000)                          # doctest: +SKIP
 
-:class:`lss_jax.LSS` is the notebook facade over it; :mod:`lss_jax.model_io` reads and writes it.
+:class:`lss_jax.LSS` is the notebook facade over it; :mod:`lss_jax.model.io` reads and writes it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax import _io, _stream_core
-from lss_jax._model_dir import flat_weights, save_model
-from lss_jax.checkpoint import Checkpointer
 from lss_jax.config import LSSConfig
 from lss_jax.data.checks import check_atom_selection, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
@@ -46,9 +43,13 @@ from lss_jax.encoder import (
     srv_loss,
     srv_transform,
 )
-from lss_jax.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
+from lss_jax.engine import io as _io
+from lss_jax.engine.checkpoint import Checkpointer
+from lss_jax.generation import stream
+from lss_jax.model.directory import flat_weights, save_model
 from lss_jax.propagator import MDN, fit_mdn
-from lss_jax.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
+from lss_jax.propagator.ensemble import data_density, epistemic_uncertainty, fit_mdn_ensemble, member
+from lss_jax.propagator.scaling import MinMaxScaler, minmax_fit, minmax_inverse, minmax_transform
 
 __all__ = ["LSSModel", "fit_lss", "as_model"]
 
@@ -131,7 +132,7 @@ class LSSModel:
         return h.hexdigest()
 
     def save(self, path):
-        """Write the model directory (:func:`lss_jax.model_io.save_model`); returns its path."""
+        """Write the model directory (:func:`lss_jax.model.io.save_model`); returns its path."""
         return save_model(self, path)
 
     # ------------------------------------------------------------------ the three maps
@@ -198,7 +199,7 @@ class LSSModel:
         precision: str = "float32", devices=None, propagator=None, progress: bool = True,
     ):
         """Generate new trajectories in memory (for runs larger than memory use
-        :func:`lss_jax.simulate.generate_to_directory`, which gives the same frames for the same key).
+        :func:`lss_jax.generation.simulate.generate_to_directory`, which gives the same frames for the same key).
 
         Args:
             key: PRNG key.
@@ -222,15 +223,15 @@ class LSSModel:
         """
         import mdtraj as md
 
-        from lss_jax._progress import progress_bar
+        from lss_jax.engine.progress import progress_bar
 
         if n_trajectories < 1 or n_steps < 1:
             raise ValueError(f"n_trajectories and n_steps must be >= 1, got {n_trajectories} and {n_steps}.")
-        u0 = _stream_core.start_points(key, self, n_trajectories, start)
+        u0 = stream.start_points(key, self, n_trajectories, start)
         latent, xyz = [], []
         with progress_bar(total=n_trajectories * (n_steps // max(save_every, 1)), desc="LSS generate", unit="frame",
                           unit_scale=True, disable=not progress) as bar:
-            for chunk in _stream_core.iter_chunks(key, self, u0, n_steps=n_steps, save_every=save_every,
+            for chunk in stream.iter_chunks(key, self, u0, n_steps=n_steps, save_every=save_every,
                                                   chunk_steps=chunk_steps, decode=not latent_only, precision=precision,
                                                   devices=devices, propagator=propagator):
                 latent.append(chunk.latent)
@@ -275,7 +276,7 @@ class LSSModel:
 
     def uncertainty(self, key: jax.Array, psi, *, n_samples: int = 256) -> np.ndarray:
         """Epistemic uncertainty of the kinetics at latent points ``psi [N, latent_dim]`` (nats, ``[N]``):
-        the ensemble members' disagreement about the next state (:func:`lss_jax.ensemble.epistemic_uncertainty`)."""
+        the ensemble members' disagreement about the next state (:func:`lss_jax.propagator.ensemble.epistemic_uncertainty`)."""
         self._check_ensemble()
         u = np.clip(self.to_unit(np.atleast_2d(np.asarray(psi, np.float32))), 0.0, 1.0)
         return epistemic_uncertainty(key, self.propagator_ensemble, u, n_samples=n_samples)
@@ -336,8 +337,8 @@ def fit_lss(
         config: the settings.
         progress: show progress bars.
         checkpoint_dir: save the training state of each network here (``encoder``, ``propagator``,
-            ``decoder`` checkpoints, format in :mod:`lss_jax.checkpoint`) every ``checkpoint_every`` epochs.
-            The directory is locked while training (:func:`lss_jax._io.exclusive_output`): a second run given
+            ``decoder`` checkpoints, format in :mod:`lss_jax.engine.checkpoint`) every ``checkpoint_every`` epochs.
+            The directory is locked while training (:func:`lss_jax.engine.io.exclusive_output`): a second run given
             the same directory is refused.
         resume: continue from the checkpoints in ``checkpoint_dir`` (finished networks are not
             retrained); the final model is bitwise that of an uninterrupted run on the same machine.

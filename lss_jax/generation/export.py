@@ -37,7 +37,7 @@ simulator. ``docs/examples/run_exported.py`` is a complete runner, and its frame
   decodes with (:func:`lss_jax.decoder.decode_fn`), exported.
 * ``from_unit(u [B, m]) -> [B, m]``: unit box to latent coordinates (``B`` symbolic).
 
-Keys, as in :mod:`lss_jax.simulate`: ``k_start, k_roll, k_dec = jax.random.split(jax.random.key(seed), 3)``;
+Keys, as in :mod:`lss_jax.generation.simulate`: ``k_start, k_roll, k_dec = jax.random.split(jax.random.key(seed), 3)``;
 start points ``start_points[jax.random.randint(k_start, (n_traj,), 0, K)]``; ``rollout`` with ``k_roll``,
 ``decode`` with ``k_dec``.
 """
@@ -78,12 +78,12 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
     Returns:
         ``path``.
     """
-    from lss_jax import _io
     from lss_jax._version import __version__
     from lss_jax.decoder import decode_fn
+    from lss_jax.engine import io as _io
     from lss_jax.model import as_model
     from lss_jax.propagator import _rollout_body, mdn_apply_fn
-    from lss_jax.scaling import minmax_inverse
+    from lss_jax.propagator.scaling import minmax_inverse
 
     model = as_model(model)
     if chunk_steps < 1 or decode_block < 1:

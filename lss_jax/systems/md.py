@@ -89,7 +89,7 @@ def run_md(
     """
     import mdtraj as md
 
-    from lss_jax._progress import progress_bar
+    from lss_jax.engine.progress import progress_bar
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}.")

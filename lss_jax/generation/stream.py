@@ -5,9 +5,9 @@ continuing from the last saved frame of the one before at the next global step (
 :func:`iter_chunks` rolls the latent propagator out on it and decodes each chunk; :func:`start_points`
 picks or encodes the unit-box start points. They take a fitted :class:`lss_jax.model.LSSModel` by its
 attributes and import nothing of :mod:`lss_jax.model` (docs/architecture.md, "Layers"), so that both the
-in-memory ``LSSModel.generate`` and :mod:`lss_jax.simulate` (which also accepts the :class:`lss_jax.LSS`
+in-memory ``LSSModel.generate`` and :mod:`lss_jax.generation.simulate` (which also accepts the :class:`lss_jax.LSS`
 facade, writes chunks to disk and resumes) call the same code and give the same frames. The public names
-are :mod:`lss_jax.simulate`'s, which re-exports them: ``iter_rollout``, ``Chunk``, ``chunk_plan``,
+are :mod:`lss_jax.generation.simulate`'s, which re-exports them: ``iter_rollout``, ``Chunk``, ``chunk_plan``,
 ``start_points``, ``iter_chunks``, ``default_chunk_steps``, ``CHUNK_BYTES``.
 """
 
@@ -78,7 +78,7 @@ def iter_rollout(
     ``simulate_fn(x, n_steps, start_step) -> frames [B, n_steps // save_every, ...]`` must address its
     noise by the global step (``start_step``), as :func:`lss_jax.propagator.rollout` and
     :func:`lss_jax.systems.four_well.brownian_dynamics` do, so that the frames do not depend on the chunking.
-    Generation (:func:`iter_chunks`), :func:`lss_jax.simulate.rollout_with_progress` and the four-well pipeline's
+    Generation (:func:`iter_chunks`), :func:`lss_jax.generation.simulate.rollout_with_progress` and the four-well pipeline's
     Brownian dynamics all run on it.
 
     Args:
@@ -146,7 +146,7 @@ def iter_chunks(
     propagator=None,
 ) -> Iterator[Chunk]:
     """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``: the body of
-    :func:`lss_jax.simulate.iter_chunks` (whose docstring lists the arguments) for a fitted
+    :func:`lss_jax.generation.simulate.iter_chunks` (whose docstring lists the arguments) for a fitted
     :class:`lss_jax.model.LSSModel` itself, not the :class:`lss_jax.LSS` facade.
     """
     u0 = np.asarray(u0, np.float32)

@@ -25,8 +25,8 @@ from flax import nnx
 
 from lss_jax.config import EncoderConfig
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
-from lss_jax.train import TrainHistory, fit
-from lss_jax.vamp import vamp_loss
+from lss_jax.encoder.vamp import vamp_loss
+from lss_jax.engine.train import TrainHistory, fit
 
 __all__ = [
     "SRVNet",
@@ -244,7 +244,7 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
     validation pairs.
 
     TICA (:func:`reversible_decomposition` of the features) is fitted on the training part; both are scored with
-    as many outputs as the network has, by :func:`lss_jax.vamp.vamp_loss` (reversible, r = 2) on all pairs of
+    as many outputs as the network has, by :func:`lss_jax.encoder.vamp.vamp_loss` (reversible, r = 2) on all pairs of
     each part (evenly spaced, at most ``max_pairs``), the network in eval mode. A nonlinear encoder whose function
     class holds the linear map should score at least TICA's on both; less means its training failed.
 
@@ -319,7 +319,7 @@ def fit_srv(
             ``latent_dim`` and ``max_latent_dim`` are not read here (``n_outputs`` is).
         val_fraction: trailing fraction of every trajectory held out for validation.
         tica_path: start from TICA with a residual linear path (above).
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer` (see :func:`lss_jax.train.fit`).
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer` (see :func:`lss_jax.engine.train.fit`).
 
     Returns:
         ``(model, projection, history)``.

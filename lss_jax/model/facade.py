@@ -7,7 +7,7 @@ examples are not run as doctests: training takes a minute or more; ``tests/test_
 ``LSS`` holds an :class:`lss_jax.LSSConfig` and, once fitted or loaded, one immutable
 :class:`lss_jax.LSSModel` (``fetch_model()``); every attribute and method of the model is reachable through
 the facade. The functional path is ``fit_lss(key, trajs, config) -> LSSModel``; the on-disk format is
-documented in :mod:`lss_jax.model_io`.
+documented in :mod:`lss_jax.model.io`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import jax
 
 from lss_jax.config import LSSConfig
 from lss_jax.model import LSSModel, fit_lss
-from lss_jax.model_io import FORMAT_VERSION, ModelFormatError, load_model
+from lss_jax.model.io import FORMAT_VERSION, ModelFormatError, load_model
 
 __all__ = ["LSS", "LSSConfig", "LSSModel", "FORMAT_VERSION", "ModelFormatError"]
 
@@ -91,7 +91,7 @@ class LSS:
         return self._model is not None
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the model directory (format in :mod:`lss_jax.model_io`); returns its path."""
+        """Write the model directory (format in :mod:`lss_jax.model.io`); returns its path."""
         return self.fetch_model().save(path)
 
     @classmethod

@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from lss_jax._progress import progress_bar
+from lss_jax.engine.progress import progress_bar
 
 __all__ = ["TrainHistory", "fit"]
 
@@ -175,7 +175,7 @@ def fit(
             ``min_delta``; the parameters of the best epoch are returned.
         progress: show a tqdm bar.
         desc: label of the bar.
-        checkpoint: a :class:`lss_jax.checkpoint.Checkpointer`: the loop state (parameters, optimizer
+        checkpoint: a :class:`lss_jax.engine.checkpoint.Checkpointer`: the loop state (parameters, optimizer
             state, key, best epoch, history) is saved every ``checkpoint.every`` epochs and at the end,
             and an existing checkpoint of the same run is resumed. Epoch ``e`` depends only on the state
             after epoch ``e - 1``, so a resumed run ends with bitwise the same parameters on the same
@@ -220,7 +220,7 @@ def fit(
     best = (float(evaluate(params, rest, val_data)) if keep_initial else np.inf, params, rest, -1)
     waited, stopped, first_epoch, done = 0, False, 0, False
     if checkpoint is not None:
-        from lss_jax.checkpoint import fingerprint
+        from lss_jax.engine.checkpoint import fingerprint
 
         run_id = fingerprint(run_id, desc, batch_size, max_epochs, patience, min_delta, stochastic, keep,
                              step_fn is not None, train_data, val_data, params, rest, jax.random.key_data(key),

@@ -1,9 +1,9 @@
-"""Writing an :class:`lss_jax.model.LSSModel` as a model directory (the format: :mod:`lss_jax.model_io`).
+"""Writing an :class:`lss_jax.model.LSSModel` as a model directory (the format: :mod:`lss_jax.model.io`).
 
-The writer and the flat weight maps live here, below :mod:`lss_jax.model`, so that ``LSSModel.save`` and
-``LSSModel.fingerprint`` use them without importing :mod:`lss_jax.model_io`, which reads model directories
+The writer and the flat weight maps live in a module of their own, so that ``LSSModel.save`` and
+``LSSModel.fingerprint`` use them without importing :mod:`lss_jax.model.io`, which reads model directories
 back into an ``LSSModel`` and so imports :mod:`lss_jax.model` (docs/architecture.md, "Layers"). The public names
-are :mod:`lss_jax.model_io`'s: ``save_model``, ``flat_weights``, ``FORMAT_VERSION``.
+are :mod:`lss_jax.model.io`'s: ``save_model``, ``flat_weights``, ``FORMAT_VERSION``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import jax
 import numpy as np
 from flax import nnx
 
-from lss_jax._io import exclusive_output, sha256_file
 from lss_jax._version import __version__
 from lss_jax.decoder import coordinate_map_arrays, support_arrays
+from lss_jax.engine.io import exclusive_output, sha256_file
 
 FORMAT_VERSION = 3  # 3: the configuration nested in sections (data, encoder, propagator, decoder)
 FORMAT_NAME = "lss_jax.LSS"
@@ -44,7 +44,7 @@ def flat_weights(module: nnx.Module) -> dict[str, np.ndarray]:
 def save_model(model, path: str | os.PathLike) -> Path:
     """Write ``model`` (an :class:`lss_jax.model.LSSModel`) as a model directory; returns its path.
 
-    The directory is locked while it is written (:func:`lss_jax._io.exclusive_output`): a second writer of the
+    The directory is locked while it is written (:func:`lss_jax.engine.io.exclusive_output`): a second writer of the
     same path is refused.
     """
     path = Path(path)

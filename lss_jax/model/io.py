@@ -40,8 +40,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lss_jax._io import sha256_file
-from lss_jax._model_dir import FORMAT_NAME, FORMAT_VERSION, _path_name, flat_weights, save_model
 from lss_jax._version import __version__
 from lss_jax.config import LSSConfig
 from lss_jax.data.featurize import Standardizer
@@ -53,10 +51,12 @@ from lss_jax.decoder import (
     support_from_arrays,
 )
 from lss_jax.encoder import SRVNet, SRVProjection
-from lss_jax.ensemble import MDNEnsemble
+from lss_jax.engine.io import sha256_file
 from lss_jax.model import LSSModel
+from lss_jax.model.directory import FORMAT_NAME, FORMAT_VERSION, _path_name, flat_weights, save_model
 from lss_jax.propagator import MDN
-from lss_jax.scaling import MinMaxScaler
+from lss_jax.propagator.ensemble import MDNEnsemble
+from lss_jax.propagator.scaling import MinMaxScaler
 
 __all__ = ["FORMAT_VERSION", "ModelFormatError", "save_model", "load_model", "flat_weights", "load_weights"]
 

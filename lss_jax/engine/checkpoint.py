@@ -5,7 +5,7 @@ A checkpoint named ``NAME`` in a directory is two files:
 * ``NAME.<step>.npz``: the leaves of the training-state pytree as ``arr_0 ... arr_{n-1}`` (``np.savez``;
   PRNG keys are stored as their raw key data). The tree structure is not stored: it is that of the
   freshly initialized state of the same training run, which :meth:`Checkpointer.load` is given.
-* ``NAME.json``: ``{"format": "lss_jax.checkpoint", "format_version": 1, "step", "done", "file",
+* ``NAME.json``: ``{"format": "lss_jax.engine.checkpoint", "format_version": 1, "step", "done", "file",
   "fingerprint", "sha256", "leaves": [[shape, dtype], ...], "extra": {...}}``. ``file`` names the
   ``.npz`` (``NAME.npz`` when absent, as written before) and ``sha256`` is its checksum; ``fingerprint`` names the settings and data of the run (a checkpoint of another run is
   refused); ``extra`` holds the loop's scalars (epoch, history, early-stopping counters).
@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lss_jax import _io
+from lss_jax.engine import io as _io
 
 __all__ = ["Checkpointer", "CheckpointError", "fingerprint"]
 
-FORMAT_NAME = "lss_jax.checkpoint"
+FORMAT_NAME = "lss_jax.engine.checkpoint"
 FORMAT_VERSION = 1
 
 
