@@ -237,9 +237,10 @@ class DecoderConfig:
             ``flow_solver``).
         distill_iterations: the distillation's optimizer steps (at most; it stops early on held-out couplings);
             default: as many as the flow's own training was given, at most 20 000.
-        states: flow on internal coordinates: split ``p(x | psi)`` into at most this many structural states
-            (combinations of torsion modes, :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier
-            gives, so that rare conformations keep their population; 0: one flow for everything.
+        states: flow on internal coordinates, chain: split ``p(x | psi)`` into at most this many structural states
+            (flow: combinations of torsion modes; chain: k-means clusters of the distances of beads >= 3 apart;
+            :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier gives, so that rare conformations
+            keep their population; 0: one flow for everything.
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).

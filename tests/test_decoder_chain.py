@@ -16,7 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 from conftest import exported_decode
 
-from lss_jax.decoder import DecoderConfig, decode_rows, fit_feature_model, sample_features
+from lss_jax.decoder import (
+    DecoderConfig,
+    StateFlow,
+    decode,
+    decode_rows,
+    fit_decoder,
+    fit_feature_model,
+    sample_features,
+)
 
 N_TRAIN, N_GEN, N_BEADS = 20_000, 4000, 4
 CONDITIONS = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.9], [0.2, 0.8]], np.float32)
@@ -71,6 +79,34 @@ def test_conditional_gaussian_chain_means_and_covariances():
         assert np.all(corr_err <= 0.12 + 4 * np.sqrt(2 / N_GEN)), (ci, corr_err.max())
 
 
+def _two_state_chain(c, rng):
+    """Frames [n, 5, 3] (nm) of a 5-bead chain that is straight or folded back at bead 2 (bead 4 then 0.45 nm from
+    bead 0, against 1.52 straight), folded with probability ``0.05 + 0.9 c`` (the known mode weight), with 0.02 nm
+    of Gaussian noise per coordinate."""
+    straight = np.array([[0.0, 0, 0], [0.38, 0, 0], [0.76, 0, 0], [1.14, 0, 0], [1.52, 0, 0]])
+    folded = np.array([[0.0, 0, 0], [0.38, 0, 0], [0.76, 0, 0], [0.76, 0.38, 0], [0.38, 0.30, 0]])
+    is_folded = rng.uniform(size=len(c)) < 0.05 + 0.9 * c[:, 0]
+    x = np.where(is_folded[:, None, None], folded, straight) + rng.normal(0, 0.02, (len(c), 5, 3))
+    return x.astype(np.float32)
+
+
+def test_chain_states_carry_mode_weights_that_move_with_the_condition():
+    """The chain decoder's distance states: two conformations whose weight is a known function of the condition;
+    the decoded share of the folded one must follow it (4 binomial SE at N_GEN draws + 0.03)."""
+    rng = np.random.default_rng(1)
+    c = rng.uniform(size=(N_TRAIN, 1)).astype(np.float32)
+    x = _two_state_chain(c, rng)
+    config = DecoderConfig(kind="chain", hidden=(32, 32), iterations=3000, batch_size=256, states=4, redraws=0)
+    decoder, _ = fit_decoder(jax.random.key(0), x, c, config=config, val_fraction=0.1, progress=False)
+    assert isinstance(decoder.network, StateFlow) and decoder.network.n_states >= 2
+    for i, ci in enumerate((0.05, 0.5, 0.95)):
+        frames = decode(jax.random.key(20 + i), decoder, np.full((N_GEN, 1), ci, np.float32))
+        end_to_end = np.linalg.norm(frames[:, 4] - frames[:, 0], axis=-1)
+        assert np.mean((end_to_end > 0.8) & (end_to_end < 1.2)) < 0.02  # nothing between the two conformations
+        share, p = np.mean(end_to_end < 1.0), 0.05 + 0.9 * ci
+        assert abs(share - p) <= 0.03 + 4 * np.sqrt(p * (1 - p) / N_GEN), (ci, share, p)
+
+
 def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path):
     from lss_jax import fit_lss
     from lss_jax.model.io import load_model
@@ -81,6 +117,7 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
                                  decoder={"kind": "chain", "iterations": 30, "hidden": (16, 16), "redraws": 2})
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     assert model.decoder.kind == "chain"
+    assert isinstance(model.decoder.network, StateFlow) and model.decoder.network.n_states >= 2  # distance states
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)
     first = model.decode_unit(jax.random.key(5), u, chunk=64)
     np.testing.assert_array_equal(first, model.decode_unit(jax.random.key(5), u, chunk=64))  # same key, same bits

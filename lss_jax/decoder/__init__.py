@@ -16,7 +16,7 @@ Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinate
   bonded geometry is generated directly;
 * ``coordinates="cartesian"``: the paper's aligned Cartesian coordinates.
 
-Both models train on :func:`lss_jax.train.fit` (checkpoints, resume, progress, divergence handling), and
+Both models train on :func:`lss_jax.engine.train.fit` (checkpoints, resume, progress, divergence handling), and
 a fitted :class:`Decoder` is a value: network, coordinate map and sampling settings. Its noise is
 addressed like the propagator's: frame ``t`` of trajectory ``b`` decodes from
 ``fold_in(fold_in(key, b), t)``, whatever the batch or chunk it is decoded in.
@@ -65,6 +65,7 @@ from lss_jax.decoder.states import (
     StateFlow,
     assign_states,
     balanced_rows,
+    distance_states,
     find_states,
     fit_state_classifier,
 )
@@ -106,7 +107,7 @@ __all__ = [
     "SOLVERS", "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow", "distill_field", "distill_decoder",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
-    "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "find_states", "fit_state_classifier",
+    "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "distance_states", "find_states", "fit_state_classifier",
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
@@ -164,7 +165,7 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         train_data, val_data: ``(x, c)`` float32 arrays (``val_data`` for early stopping and the record).
         config: decoder settings.
         progress: show a progress bar.
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer`.
         states: flow only: ``(train_labels [n], val_labels, n_states)``, structural states of the frames; the
             flow is then a :class:`lss_jax.decoder.states.StateFlow` (classifier trained and calibrated first).
 
@@ -195,9 +196,14 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
         return network, None, TrainHistory([], [float("nan")], best_epoch=0, epochs_run=0,
                                            seconds=time.perf_counter() - start, stopped_early=False)
+    classifier = None
+    if states is not None:
+        classifier, train_data, val_data = _state_split(key, train_data, val_data, states, progress=progress,
+                                                        checkpoint=checkpoint)
+        m += classifier.n_states
     if cfg.kind == "chain":
         field, history = _fit_chain(key, train_data, val_data, cfg, progress=progress, checkpoint=checkpoint)
-        return field, None, history
+        return (field if classifier is None else StateFlow(field, classifier)), None, history
     if cfg.kind == "wgan":
         gan, history = fit_wgan(
             key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
@@ -210,22 +216,6 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
     per_epoch = n // batch_size
     epochs = _n_epochs(cfg, per_epoch)
     k_init, k_fit = jax.random.split(key)
-    classifier = None
-    if states is not None:
-        y_train, y_val, n_states = states
-        sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-states",
-                                                                every=checkpoint.every, resume=checkpoint.resume)
-        classifier, _ = fit_state_classifier(
-            jax.random.fold_in(key, 1), (train_data[1], y_train), (val_data[1], y_val), n_states,
-            calibrate=(np.concatenate([train_data[1], val_data[1]]), np.concatenate([y_train, y_val])),
-            progress=progress, checkpoint=sub)
-        onehot = lambda y: jnp.asarray(np.eye(n_states, dtype=np.float32)[np.asarray(y)])  # noqa: E731
-        # the weights are the classifier's; the flow learns p(x | psi, k), which repeating the frames of a rare
-        # state leaves unchanged: up to 1 % of the training frames each, or the flow never learns the state
-        rows = balanced_rows(np.asarray(y_train), n_states, RARE_STATE_SHARE)
-        train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
-        val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
-        m += n_states
     field = VelocityField(d, m, hidden=cfg.hidden, rngs=nnx.Rngs(k_init))
     schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
                 else cfg.learning_rate)
@@ -240,6 +230,25 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}"
                                                    + ("" if classifier is None else f" states={classifier.n_states}"))
     return (field if classifier is None else StateFlow(field, classifier)), None, history
+
+
+def _state_split(key, train_data, val_data, states, *, progress, checkpoint):
+    """The state classifier ``pi(psi)`` (trained, calibrated on every frame) and the training pairs with the
+    one-hot state appended to the condition, the frames of rare states repeated (:func:`balanced_rows`)."""
+    y_train, y_val, n_states = states
+    sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-states",
+                                                            every=checkpoint.every, resume=checkpoint.resume)
+    classifier, _ = fit_state_classifier(
+        jax.random.fold_in(key, 1), (train_data[1], y_train), (val_data[1], y_val), n_states,
+        calibrate=(np.concatenate([train_data[1], val_data[1]]), np.concatenate([y_train, y_val])),
+        progress=progress, checkpoint=sub)
+    onehot = lambda y: jnp.asarray(np.eye(n_states, dtype=np.float32)[np.asarray(y)])  # noqa: E731
+    # the weights are the classifier's; the flow learns p(x | psi, k), which repeating the frames of a rare
+    # state leaves unchanged: up to 1 % of the training frames each, or the flow never learns the state
+    rows = balanced_rows(np.asarray(y_train), n_states, RARE_STATE_SHARE)
+    train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
+    val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
+    return classifier, train_data, val_data
 
 
 def _fit_chain(key, train_data, val_data, cfg: DecoderConfig, *, progress, checkpoint):
@@ -258,7 +267,7 @@ def _fit_chain(key, train_data, val_data, cfg: DecoderConfig, *, progress, check
         k_fit, field, lambda k, model, batch: chain_loss(k, model, batch[0], batch[1], distance_weight=2.0, t_power=1.5),
         train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size, max_epochs=epochs,
         patience=cfg.patience, progress=progress, desc="chain decoder", checkpoint=checkpoint, stochastic=True,
-        run_id=f"chain lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}")
+        run_id=f"chain lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden} cond={train_data[1].shape[1]}")
     field.fit_support_bounds(np.concatenate([np.asarray(train_data[0]), np.asarray(val_data[0])]),
                              margin=cfg.support_margin)
     return field, history
@@ -293,7 +302,7 @@ def fit_decoder(
         config: decoder settings.
         val_fraction: trailing fraction of every trajectory held out for validation.
         progress: show a progress bar.
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer`.
 
     Returns:
         ``(Decoder, TrainHistory)``.
@@ -340,6 +349,12 @@ def fit_decoder(
             labels = [assign_states(found, t) for t in torsions]
         if found.n_states >= 2:
             states = (labels[0], labels[1], found.n_states)
+    if config.kind == "chain" and config.states > 0:
+        # a chain's states are tertiary: k-means in distance space, on every frame (as the torsion states)
+        labels = distance_states(np.concatenate([train_x, val_x]), max_states=config.states)
+        n_states = int(labels.max()) + 1
+        if n_states >= 2:
+            states = (labels[:len(train_x)], labels[len(train_x):], n_states)
     network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                  checkpoint=checkpoint, states=states)
     support = None
@@ -392,8 +407,10 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
         return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
                        coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
     if cfg.kind == "chain":
-        network = ChainField(d // 3, cond_dim, width=cfg.hidden[0], depth=len(cfg.hidden),
+        network = ChainField(d // 3, cond_dim + n_states, width=cfg.hidden[0], depth=len(cfg.hidden),
                              temperature=cfg.temperature, rngs=rngs)
+        if n_states:
+            network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
         return Decoder("chain", network, coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
     if cfg.kind == "flow":
         network = VelocityField(d, cond_dim + n_states, hidden=cfg.hidden, rngs=rngs)

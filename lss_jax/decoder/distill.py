@@ -80,13 +80,11 @@ def teacher_couplings(key: jax.Array, network, cond, *, n_steps: int, solver: st
     @jax.jit
     def run(state, z, c):
         net = nnx.merge(graphdef, state)
-        if isinstance(net, StateFlow):
-            x0, c = net.field_condition(z, c)
-            return x0, integrate_flow(net.field, x0, c, n_steps=n_steps, solver=solver), c
-        if isinstance(net, ChainField):
-            x0 = chain_prior(z * net.temperature)
-            return x0, integrate_flow(net, x0, c, n_steps=n_steps, solver=solver), c
-        return z, integrate_flow(net, z, c, n_steps=n_steps, solver=solver), c
+        if isinstance(net, StateFlow):  # the state from the last noise entry, the field's prior sample from the rest
+            z, c = net.field_condition(z, c)
+            net = net.field
+        x0 = chain_prior(z * net.temperature) if isinstance(net, ChainField) else z
+        return x0, integrate_flow(net, x0, c, n_steps=n_steps, solver=solver), c
 
     cond = np.asarray(cond, np.float32)
     z = np.asarray(jax.random.normal(key, (len(cond), network.noise_dim)), np.float32)
@@ -117,7 +115,7 @@ def distill_field(key: jax.Array, network, train_cond, val_cond, *, n_steps: int
         batch_size, learning_rate, patience: training settings (Adam with a cosine decay to 1 %); the student
             starts from the teacher's weights.
         progress: show a progress bar.
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`.
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer`.
 
     Returns:
         ``(student network of the teacher's type, TrainHistory)``.

@@ -16,6 +16,10 @@ circular histogram is split at free-energy barriers (minima at most ``depth`` ti
 peak), and the states are the combinations of torsion modes that the data populate, the most populated
 ``max_states`` of them (each with at least ``min_frames`` frames); a frame of any other combination joins the
 kept combination that differs from it in the fewest torsions.
+
+A protein's Cα chain has no torsion modes to split (its pseudo-torsions are unimodal one by one); what
+separates its conformations is tertiary, so the chain decoder's states are found in distance space instead
+(:func:`distance_states`: k-means on the distances of beads >= 3 apart, deeptime's k-means++ with a fixed seed).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from flax import nnx
 from lss_jax.decoder.wgan import _MLP  # the project's plain MLP (the WGAN's networks)
 
 __all__ = ["RARE_STATE_SHARE", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
-           "calibrate_intercepts", "find_states", "fit_state_classifier", "torsion_modes"]
+           "calibrate_intercepts", "distance_states", "find_states", "fit_state_classifier", "torsion_modes"]
 
 RARE_STATE_SHARE = 0.01  # the flow trains on every state's frames repeated up to this share of the training frames
 
@@ -183,6 +187,48 @@ def find_states(torsions, *, max_states: int = 16, min_frames: int = 5, depth: f
     return assignment._replace(counts=np.bincount(labels, minlength=len(keep)))
 
 
+def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_frames: int = 5,
+                    seed: int = 0) -> np.ndarray:
+    """Structural states of chain frames ``xyz [N, n, 3]``: k-means (deeptime, k-means++ seeded by ``seed``) on the
+    distances of beads at least ``min_separation`` apart, with ``k = min(max_states, N // min_frames)``; states
+    left with fewer than ``min_frames`` frames join the nearest kept centre. Returns labels ``[N]`` numbered from 0
+    by decreasing compactness (mean distance of the centre), so the same data give the same numbering.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> line = np.cumsum(np.tile([[0.38, 0.0, 0.0]], (6, 1)), axis=0)
+        >>> bent = line.copy(); bent[3:, 0] = 2 * bent[2, 0] - bent[3:, 0]; bent[3:, 1] = 0.3
+        >>> xyz = np.concatenate([line + rng.normal(0, 0.01, (60, 6, 3)), bent + rng.normal(0, 0.01, (40, 6, 3))])
+        >>> labels = distance_states(xyz, max_states=2)
+        >>> np.bincount(labels).tolist(), bool(np.all(labels[:60] == labels[0]))
+        ([40, 60], True)
+    """
+    from deeptime.clustering import KMeans
+
+    x = np.asarray(xyz, np.float64)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"xyz must be [n_frames, n_beads, 3], got shape {x.shape}.")
+    i, j = np.triu_indices(x.shape[1], k=min_separation)
+    if len(i) == 0 or max_states < 2 or len(x) < 2 * min_frames:
+        return np.zeros(len(x), np.int64)
+    d = np.linalg.norm(x[:, i] - x[:, j], axis=-1)
+    k = int(min(max_states, len(x) // min_frames))
+    centres = KMeans(n_clusters=k, init_strategy="kmeans++", max_iter=100, fixed_seed=seed, n_jobs=1).fit(d) \
+        .fetch_model().cluster_centers
+    keep = np.ones(k, bool)
+    while True:
+        dist = ((d[:, None, :] - centres[None, keep]) ** 2).sum(-1) if len(d) * k < 5e7 else None
+        labels = (np.argmin(dist, 1) if dist is not None
+                  else np.concatenate([np.argmin(((c[:, None, :] - centres[None, keep]) ** 2).sum(-1), 1)
+                                       for c in np.array_split(d, max(1, len(d) // 20_000))]))
+        counts = np.bincount(labels, minlength=int(keep.sum()))
+        if counts.min() >= min_frames or keep.sum() == 1:
+            break
+        keep[np.flatnonzero(keep)[np.argmin(counts)]] = False
+    order = np.argsort(centres[keep].mean(1), kind="stable")  # most compact first
+    return np.argsort(order)[labels].astype(np.int64)
+
+
 def balanced_rows(labels, n_states: int, share: float) -> np.ndarray:
     """Row indices that repeat the frames of every state holding fewer than ``share`` of them (each frame the
     same whole number of times, the most that keeps the state at or below ``share``); the other rows once.
@@ -244,7 +290,7 @@ def calibrate_intercepts(logits, labels, n_states: int, *, iterations: int = 200
 def fit_state_classifier(key: jax.Array, train, val, n_states: int, *, calibrate=None, hidden=(64, 64),
                          batch_size: int = 256, max_epochs: int = 100, patience: int = 10, progress: bool = True,
                          checkpoint=None) -> tuple[StateClassifier, object]:
-    """Train ``pi(psi)`` on ``(latent [n, m], state [n])`` pairs by cross-entropy (:func:`lss_jax.train.fit`,
+    """Train ``pi(psi)`` on ``(latent [n, m], state [n])`` pairs by cross-entropy (:func:`lss_jax.engine.train.fit`,
     early stopping on ``val``), then calibrate its intercepts on ``calibrate`` (default: ``train``).
 
     Returns:
@@ -291,7 +337,7 @@ class StateFlow(nnx.Module):
 
     def __init__(self, field, classifier: StateClassifier):
         self.field, self.classifier = field, classifier
-        self.dim, self.n_states = field.dim, classifier.n_states
+        self.dim, self.n_states = field.noise_dim, classifier.n_states
 
     @property
     def noise_dim(self) -> int:
@@ -310,8 +356,11 @@ class StateFlow(nnx.Module):
         return z[..., :-1], jnp.concatenate([c.astype(z.dtype), onehot], -1)
 
     def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
-        """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]``."""
+        """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]`` (a field with its own
+        ``sample``, the chain decoder's, maps its prior sample and repairs the result itself)."""
         from lss_jax.decoder.flow import integrate_flow
 
         x0, cond = self.field_condition(z, c)
+        if hasattr(self.field, "sample"):
+            return self.field.sample(x0, cond, n_steps=n_steps, solver=solver)
         return integrate_flow(self.field, x0, cond, n_steps=n_steps, solver=solver)
