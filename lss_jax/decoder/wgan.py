@@ -236,7 +236,7 @@ class WGAN(nnx.Module):
 
 
 class _PairOptimizer(NamedTuple):
-    """Separate optimizer states for the generator and the critic (``init`` for :func:`lss_jax.train.fit`)."""
+    """Separate optimizer states for the generator and the critic (``init`` for :func:`lss_jax.engine.train.fit`)."""
 
     generator: optax.GradientTransformation
     critic: optax.GradientTransformation
@@ -246,7 +246,7 @@ class _PairOptimizer(NamedTuple):
 
 
 def wgan_train_step(optimizer: _PairOptimizer, *, n_critic: int, gp_weight: float):
-    """One WGAN-GP iteration as a :func:`lss_jax.train.fit` ``step_fn``: ``n_critic`` critic updates, each on
+    """One WGAN-GP iteration as a :func:`lss_jax.engine.train.fit` ``step_fn``: ``n_critic`` critic updates, each on
     its own real minibatch with fresh fakes and a gradient penalty on interpolates that keep their condition,
     then one generator update. The fit batch ``(x [(n_critic + 1) B, d], c [(n_critic + 1) B, m])`` holds the
     ``n_critic + 1`` minibatches (the last one's conditions drive the generator update). The returned loss is
@@ -325,7 +325,7 @@ def fit_wgan(
     checkpoint=None,
     divergence_threshold: float = 1e4,
 ):
-    """Train a conditional WGAN-GP ``G(z, c) -> x`` on ``(x [n, d], c [n, m])`` pairs with :func:`lss_jax.train.fit`.
+    """Train a conditional WGAN-GP ``G(z, c) -> x`` on ``(x [n, d], c [n, m])`` pairs with :func:`lss_jax.engine.train.fit`.
 
     One iteration (:func:`wgan_train_step`) is ``n_critic`` critic updates and one generator update (Adam with
     ``betas``, Gulrajani et al.). An epoch is a pass over the shuffled training frames in
@@ -338,7 +338,7 @@ def fit_wgan(
         train_data, val_data: ``(x, c)`` float32 arrays.
         lr_decay: decay both learning rates linearly to zero over the run (Gulrajani et al.'s schedule; the
             LSS paper, and this default, keep them constant, which did better on alanine dipeptide).
-        checkpoint: optional :class:`lss_jax.checkpoint.Checkpointer`, saved per epoch (see :func:`lss_jax.train.fit`).
+        checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer`, saved per epoch (see :func:`lss_jax.engine.train.fit`).
         divergence_threshold: an epoch whose mean critic loss exceeds this in absolute value counts as
             diverged (with standardized features it stays O(1-10) in healthy training).
 
