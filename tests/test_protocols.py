@@ -3,6 +3,7 @@
 
 import mdtraj as md
 import pytest
+from conftest import bondless_topology
 
 from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig
 from lss_jax.data.featurize import feature_names
@@ -165,14 +166,7 @@ def test_decoded_heavy_atoms_of_a_protein_per_decoder_kind(all_atom_trp_cage):
     check_decoded_atoms(all_atom_trp_cage, ca, config(kind="chain"))
     with pytest.raises(ValueError, match="one bead per residue.*154 atoms in 20 residues"):
         check_decoded_atoms(all_atom_trp_cage, heavy, config(kind="chain"))
-    bondless = md.Topology()  # the same atoms, no bond (a format that carries none)
-    for chain in all_atom_trp_cage.chains:
-        c = bondless.add_chain()
-        for residue in chain.residues:
-            r = bondless.add_residue(residue.name, c, residue.resSeq)
-            for atom in residue.atoms:
-                bondless.add_atom(atom.name, atom.element, r)
-    assert bondless.n_bonds == 0
+    bondless = bondless_topology(all_atom_trp_cage)  # the same atoms, no bond (a format that carries none)
     with pytest.raises(ValueError, match="no bond among the 154 decoded atoms"):
         check_decoded_atoms(bondless, heavy, config(kind="flow"))
     check_decoded_atoms(bondless, heavy, config(kind="flow", coordinates="cartesian"))
