@@ -61,14 +61,24 @@ def test_all_atom_protein_trains_with_the_protein_protocol_and_decodes_ca(trp_ca
     assert model.config.decoder.kind == "knn" and model.config.data.encoder_fraction == 0.3
 
 
-def test_all_atom_protein_decodes_heavy_atoms_on_request(trp_cage_all_atom):
+def test_all_atom_protein_decodes_heavy_atoms_on_request(trp_cage_all_atom, tmp_path, capsys):
+    """The documented switch, through the command line: ``atom_selection = "not element H"`` under ``[data]``."""
     import mdtraj as md
 
+    from lss_jax.cli import main
+    from lss_jax.model_io import load_model
+
     dcd, top = trp_cage_all_atom
-    _, config, data, model = _fit(dcd, top, {"data": {"atom_selection": "not element H"}})
+    (tmp_path / "heavy.toml").write_text('[data]\natom_selection = "not element H"\n'
+                                         '[encoder]\nepochs = 1\nlatent_dim = 2\n[propagator]\nepochs = 1\n')
+    assert main(["train", "--traj", str(dcd), "--top", str(top), "--lag", "2", "--config", str(tmp_path / "heavy.toml"),
+                 "--out", str(tmp_path / "model"), "--no-progress"]) == 0
+    assert "lss-jax train: protocol protein (20 amino acids, 154 heavy atoms" in capsys.readouterr().out
+    model = load_model(tmp_path / "model")
     # the protocol's other choices stay: Cα features, knn, cross-fitting
-    assert data.features[0].shape[1] == 224 and config.data.distances == "ca"
-    assert config.decoder.kind == "knn" and config.data.encoder_fraction == 0.3
+    assert model.info["protocol"]["name"] == "protein" and model.info["protocol"]["chosen"]
+    assert model.config.data.distances == "ca" and model.config.data.torsions == ("ca",)
+    assert model.config.decoder.kind == "knn" and model.config.data.encoder_fraction == 0.3
     decoded = model.decoded_topology
     assert decoded.n_atoms == 154 and not any(a.element.symbol == "H" for a in decoded.atoms)
     # the heavy-atom round trip, as report computes it: retrieval returns MD frames, so no bond is off (known answer)
