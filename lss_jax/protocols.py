@@ -65,6 +65,9 @@ def protein_protocol(lag: int) -> LSSConfig:
     * the retrieval decoder (``decoder.kind = "knn"``): the generative flow decoder unfolded Trp-cage too often
       (folded fraction 0.36 against MD's 0.63); retrieving training frames met the folding targets. It generates no
       new structures: set ``decoder.kind = "flow"`` (or ``"chain"``) for those.
+    * the Cα atoms decoded: ``data.atom_selection = "not element H"`` decodes every heavy atom of an all-atom protein
+      instead, with the same features (``knn``, ``flow`` and ``wgan`` take them; ``chain`` is for one bead per
+      residue: :func:`lss_jax.data.checks.check_decoded_atoms`).
 
     Example:
         >>> config = protein_protocol(10)

@@ -82,6 +82,22 @@ def exported_decode(model, u, path, seed: int = 5):
     return np.asarray(xyz)
 
 
+def bondless_topology(topology):
+    """The same atoms, residues and chains as ``topology`` (``mdtraj.Topology``), without bonds: what decoded
+    coordinates or a format without bonds carry."""
+    import mdtraj as md
+
+    top = md.Topology()
+    for chain in topology.chains:
+        new_chain = top.add_chain()
+        for residue in chain.residues:
+            new_residue = top.add_residue(residue.name, new_chain, residue.resSeq)
+            for atom in residue.atoms:
+                top.add_atom(atom.name, atom.element, new_residue)
+    assert top.n_bonds == 0
+    return top
+
+
 def ref_dihedral(p):
     """Dihedral of ``[..., 4, 3]`` points, Blondel & Karplus atan2 form (IUPAC sign); float64 NumPy reference of the
     Gō-model tests, written independently of lss_jax."""

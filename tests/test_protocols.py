@@ -3,6 +3,7 @@
 
 import mdtraj as md
 import pytest
+from conftest import bondless_topology
 
 from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig
 from lss_jax.data.featurize import feature_names
@@ -151,3 +152,22 @@ def test_train_chooses_the_protein_protocol_for_the_all_atom_pdb(capsys):
     assert capsys.readouterr().out == ("lss-jax train: protocol protein (20 amino acids, 154 heavy atoms: 11 781 "
                                        "heavy-atom pair distances; Cα features instead: 224); --protocol NAME to "
                                        "override\n")
+
+
+def test_decoded_heavy_atoms_of_a_protein_per_decoder_kind(all_atom_trp_cage):
+    """knn and flow take the heavy atoms of all-atom Trp-cage (flow's Z-matrix from the PDB's bonds); chain, one bead
+    per residue, refuses them; internal coordinates refuse a topology without bonds (cartesian ones take it)."""
+    from lss_jax.data.checks import check_decoded_atoms
+
+    heavy, ca = all_atom_trp_cage.select("not element H"), all_atom_trp_cage.select("name CA")
+    config = lambda **decoder: protocol_config("protein", 5, {"decoder": decoder})  # noqa: E731
+    for kind in ("knn", "flow", "wgan"):
+        check_decoded_atoms(all_atom_trp_cage, heavy, config(kind=kind))
+    check_decoded_atoms(all_atom_trp_cage, ca, config(kind="chain"))
+    with pytest.raises(ValueError, match="one bead per residue.*154 atoms in 20 residues"):
+        check_decoded_atoms(all_atom_trp_cage, heavy, config(kind="chain"))
+    bondless = bondless_topology(all_atom_trp_cage)  # the same atoms, no bond (a format that carries none)
+    with pytest.raises(ValueError, match="no bond among the 154 decoded atoms"):
+        check_decoded_atoms(bondless, heavy, config(kind="flow"))
+    check_decoded_atoms(bondless, heavy, config(kind="flow", coordinates="cartesian"))
+    check_decoded_atoms(bondless, heavy, config(kind="knn"))

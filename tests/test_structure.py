@@ -6,6 +6,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 import scipy.stats
+from conftest import bondless_topology
 
 from lss_jax.analysis.distributions import block_average, free_energy_2d, free_energy_rmse_2d
 from lss_jax.analysis.structure import (
@@ -44,15 +45,7 @@ def pdb_heavy():
 
 def _bondless(traj):
     """Same atoms, residues and chains, but a topology without bonds (as for decoded coordinates)."""
-    top = md.Topology()
-    for chain in traj.topology.chains:
-        new_chain = top.add_chain()
-        for residue in chain.residues:
-            new_residue = top.add_residue(residue.name, new_chain, residue.resSeq)
-            for atom in residue.atoms:
-                top.add_atom(atom.name, atom.element, new_residue)
-    assert top.n_bonds == 0
-    return md.Trajectory(traj.xyz.copy(), top)
+    return md.Trajectory(traj.xyz.copy(), bondless_topology(traj.topology))
 
 
 def _perturbed(traj, sigma, seed=0):

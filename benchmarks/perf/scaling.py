@@ -85,29 +85,9 @@ def bench_train(n_frames: int, where: Path, decoder: str | None = None) -> dict:
 
 def all_atom_trp_cage(n_frames: int):
     """A short all-atom implicit-solvent run of 1L2Y (Amber14 + GBn2): only its size matters here."""
-    import mdtraj as md
-    import openmm
-    from openmm import app, unit
-
     from lss_jax.systems import trp_cage
 
-    pdb = app.PDBFile(str(trp_cage.trp_cage_files()["pdb"]))
-    ff = app.ForceField("amber14-all.xml", "implicit/gbn2.xml")
-    modeller = app.Modeller(pdb.topology, pdb.positions)
-    modeller.addHydrogens(ff)
-    system = ff.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds)
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtoseconds)
-    integrator.setRandomNumberSeed(1)
-    sim = app.Simulation(modeller.topology, system, integrator, openmm.Platform.getPlatformByName("CPU"))
-    sim.context.setPositions(modeller.positions)
-    sim.minimizeEnergy(maxIterations=500)
-    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
-    xyz = []
-    for _ in range(n_frames):
-        sim.step(100)
-        xyz.append(sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
-    top = md.Topology.from_openmm(modeller.topology)
-    return md.Trajectory(np.array(xyz, np.float32), top, time=np.arange(1, n_frames + 1) * 0.2)
+    return trp_cage.simulate_all_atom(n_frames, steps_per_frame=100, minimize_iterations=500)
 
 
 def decode_rate(model, n_frames: int) -> float:

@@ -15,7 +15,7 @@ from lss_jax.data.featurize import _selection_error
 if TYPE_CHECKING:  # the configuration is only read here; lss_jax.config imports this module
     from lss_jax.config import LSSConfig
 
-__all__ = ["check_atom_selection", "check_training_input", "check_training_data"]
+__all__ = ["check_atom_selection", "check_decoded_atoms", "check_training_input", "check_training_data"]
 
 
 def check_atom_selection(topology, selection: str) -> np.ndarray:
@@ -40,6 +40,47 @@ def check_atom_selection(topology, selection: str) -> np.ndarray:
         raise ValueError(
             f"atom_selection {selection!r} matches no atom of the topology; use e.g. 'not element H' or 'all'.")
     return np.asarray(atoms)
+
+
+def check_decoded_atoms(topology, atoms: np.ndarray, config: LSSConfig) -> None:
+    """A ``ValueError`` that says what to change if the decoder kind cannot generate the decoded ``atoms`` of
+    ``topology``.
+
+    Every kind generates the Cα atoms of a protein, and ``knn``, ``flow`` and ``wgan`` its heavy atoms
+    (``data.atom_selection = "not element H"``): the internal coordinates of ``flow`` and ``wgan`` are a Z-matrix
+    over the topology's chemical bonds. Refused: ``chain``, whose prior and network are a chain of beads, one per
+    residue, on atoms more than one per residue; and internal coordinates on a topology with several decoded
+    atoms per residue but no bond among them (a format without bonds: the Z-matrix would join atoms by distance).
+
+    Example:
+        >>> from lss_jax.config import DecoderConfig, LSSConfig
+        >>> from lss_jax.datasets import load_alanine_dipeptide
+        >>> top = load_alanine_dipeptide("train", stride=25_000).topology
+        >>> check_decoded_atoms(top, top.select("not element H"), LSSConfig(lag=1))  # flow on heavy atoms: fine
+        >>> try:
+        ...     check_decoded_atoms(top, top.select("not element H"), LSSConfig(lag=1, decoder=DecoderConfig(kind="chain")))
+        ... except ValueError as err:
+        ...     print(str(err)[:72])
+        the chain decoder generates one bead per residue, but the decoded atoms
+    """
+    atoms = np.asarray(atoms)
+    residues = {topology.atom(int(i)).residue.index for i in atoms}
+    if len(residues) == len(atoms):
+        return  # one atom per residue: a bead chain, whatever the kind
+    decoder = config.decoder
+    if decoder.kind == "chain":
+        raise ValueError(
+            f"the chain decoder generates one bead per residue, but the decoded atoms (atom_selection "
+            f"{config.data.atom_selection!r}) are {len(atoms)} atoms in {len(residues)} residues; decode the Cα atoms "
+            "(atom_selection = \"name CA\" under [data]) or use decoder.kind = \"knn\" or \"flow\" for heavy atoms.")
+    if decoder.kind in ("flow", "wgan") and decoder.coordinates == "internal":
+        chosen = set(atoms.tolist())
+        if not any(b.atom1.index in chosen and b.atom2.index in chosen for b in topology.bonds):
+            raise ValueError(
+                f"decoder.coordinates = \"internal\" builds its Z-matrix from the topology's bonds, but the topology "
+                f"has no bond among the {len(atoms)} decoded atoms; give a topology with bonds (a PDB of standard "
+                "residues, a prmtop, ...), decode the Cα atoms (atom_selection = \"name CA\") or set "
+                "decoder.coordinates = \"cartesian\".")
 
 
 def check_training_input(

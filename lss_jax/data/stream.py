@@ -81,11 +81,12 @@ def training_data(trajs, config) -> TrainingData:
         >>> data.features[0].shape, data.xyz[0].shape, data.timestep
         ((50, 49), (50, 10, 3), 1000.0)
     """
-    from lss_jax.data.checks import check_atom_selection
+    from lss_jax.data.checks import check_atom_selection, check_decoded_atoms
     from lss_jax.data.featurize import featurize
 
     trajs = as_trajectory_list(trajs)
     atoms = check_atom_selection(trajs[0].topology, config.data.atom_selection)
+    check_decoded_atoms(trajs[0].topology, atoms, config)
     timestep = float(trajs[0].timestep) if trajs[0].n_frames > 1 else 1.0
     return TrainingData([featurize(t, config.feature_spec) for t in trajs],
                         [np.ascontiguousarray(t.xyz[:, atoms], np.float32) for t in trajs], trajs[0].topology, atoms,
@@ -166,11 +167,12 @@ def load_training_data(paths: Sequence, topology, config, *, stride: int = 1, ch
     """
     import mdtraj as md
 
-    from lss_jax.data.checks import check_atom_selection
+    from lss_jax.data.checks import check_atom_selection, check_decoded_atoms
     from lss_jax.data.featurize import feature_names, featurize, load_trajectories
 
     top = load_trajectories(paths, topology, first_frame_only=True)[0].topology  # every check, one frame each
     atoms = check_atom_selection(top, config.data.atom_selection)
+    check_decoded_atoms(top, atoms, config)
     n_features = len(feature_names(top, config.feature_spec))
     counts = [count_frames(p, topology, stride=stride) for p in paths]
     if check:

@@ -27,7 +27,7 @@ import numpy as np
 from flax import struct
 
 from lss_jax.config import LSSConfig
-from lss_jax.data.checks import check_atom_selection, check_training_data, check_training_input
+from lss_jax.data.checks import check_atom_selection, check_decoded_atoms, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
 from lss_jax.data.stream import TrainingData, as_trajectory_list, training_data
@@ -367,6 +367,7 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     t0 = time.perf_counter()
     if isinstance(trajs, TrainingData):
         data = trajs
+        check_decoded_atoms(data.topology, data.atom_indices, cfg)  # data read for one decoder, fitted with another
         check_training_input(data.lengths, cfg, n_features=data.features[0].shape[1])
     else:  # check everything before featurizing
         trajs = as_trajectory_list(trajs)

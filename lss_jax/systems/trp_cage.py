@@ -106,6 +106,7 @@ __all__ = [
     "lss_config",
     "native_contacts",
     "native_structure",
+    "simulate_all_atom",
     "simulate_trp_cage",
     "temperature_kelvin",
     "trp_cage_files",
@@ -301,6 +302,52 @@ def simulate_trp_cage(
     return _go.simulate_go(trp_cage_go_model(), n_frames, temperature=temperature, seed=seed,
                            frame_interval_ps=frame_interval_ps, equilibration_ps=equilibration_ps, platform=platform,
                            out=out, progress=progress, desc=f"OpenMM Trp-cage Go seed {seed}")
+
+
+def simulate_all_atom(n_frames: int, *, steps_per_frame: int = 100, seed: int = 1, minimize_iterations: int = 500,
+                      threads: int | None = None):
+    """A short all-atom implicit-solvent run of the NMR structure 1L2Y (needs the ``md`` extra: OpenMM): Amber14 with
+    GBn2 implicit solvent, no cutoff, hydrogens from the PDB (completed by ``Modeller.addHydrogens``), H-bond
+    constraints, minimized, then ``LangevinMiddleIntegrator`` at 300 K, friction 1/ps, 2 fs steps on the ``CPU``
+    platform; one frame every ``steps_per_frame`` steps. Not this module's Gō model: all-atom input for tests and
+    benchmarks (304 atoms, 154 heavy).
+
+    Args:
+        n_frames: frames to return.
+        steps_per_frame: 2 fs steps between frames.
+        seed: integrator and velocity seed.
+        minimize_iterations: energy minimization before the dynamics (at most this many iterations).
+        threads: CPU threads (``None``: OpenMM's default).
+
+    Returns:
+        ``mdtraj.Trajectory`` ``[n_frames, 304, 3]`` (nm; ``time`` in ps) with the all-atom topology and its bonds.
+
+    Example (not run as a doctest: OpenMM is the optional md extra; ``tests/test_all_atom_protein.py`` runs it):
+        >>> simulate_all_atom(3, steps_per_frame=10).xyz.shape  # doctest: +SKIP
+        (3, 304, 3)
+    """
+    import mdtraj as md
+    import openmm
+    from openmm import app, unit
+
+    pdb = app.PDBFile(str(trp_cage_files()["pdb"]))
+    forcefield = app.ForceField("amber14-all.xml", "implicit/gbn2.xml")
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.addHydrogens(forcefield)
+    system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds)
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtoseconds)
+    integrator.setRandomNumberSeed(seed)
+    properties = {} if threads is None else {"Threads": str(threads)}
+    sim = app.Simulation(modeller.topology, system, integrator, openmm.Platform.getPlatformByName("CPU"), properties)
+    sim.context.setPositions(modeller.positions)
+    sim.minimizeEnergy(maxIterations=minimize_iterations)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
+    xyz = []
+    for _ in range(n_frames):
+        sim.step(steps_per_frame)
+        xyz.append(sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    return md.Trajectory(np.array(xyz, np.float32), md.Topology.from_openmm(modeller.topology),
+                         time=np.arange(1, n_frames + 1) * steps_per_frame * 0.002)
 
 
 def fraction_native_contacts(traj, *, contacts: NativeContacts | None = None,
