@@ -9,10 +9,10 @@ pytest.importorskip("openmm")
 
 import jax  # noqa: E402
 
+from lss_jax import LSS  # noqa: E402
 from lss_jax.analysis.molecular import compare_structures, decoder_round_trip  # noqa: E402
 from lss_jax.data.featurize import feature_names  # noqa: E402
 from lss_jax.data.stream import load_training_data  # noqa: E402
-from lss_jax.lss import LSS  # noqa: E402
 from lss_jax.protocols import choose_protocol, protocol_config  # noqa: E402
 from lss_jax.systems.trp_cage import simulate_all_atom  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_all_atom_protein_decodes_heavy_atoms_on_request(trp_cage_all_atom, tmp_
     import mdtraj as md
 
     from lss_jax.cli import main
-    from lss_jax.model_io import load_model
+    from lss_jax.model.io import load_model
 
     dcd, top = trp_cage_all_atom
     (tmp_path / "heavy.toml").write_text('[data]\natom_selection = "not element H"\n'
