@@ -34,11 +34,12 @@ share of the trajectories; :func:`load_generated` joins them.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -281,47 +282,12 @@ def rollout_with_progress(
     return collect_rollout(chunks, total=n_steps * x0.shape[0], progress=progress, desc=desc, per_frame=save_every)
 
 
-def iter_chunks(
-    key: jax.Array,
-    model,
-    u0,
-    *,
-    n_steps: int,
-    save_every: int = 1,
-    chunk_steps: int | None = None,
-    trajectory_ids=None,
-    first_chunk: int = 0,
-    carry=None,
-    decode: bool = True,
-    precision: str = "float32",
-    devices: Sequence[jax.Device] | None = None,
-    propagator=None,
-) -> Iterator[Chunk]:
-    """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``.
-
-    Args:
-        key: the generation key (see the module docstring for how it is split).
-        model: a fitted :class:`lss_jax.LSSModel` (or :class:`lss_jax.LSS`).
-        u0: unit-box start points (:func:`start_points`).
-        n_steps: propagator steps per trajectory.
-        save_every: keep every k-th step.
-        chunk_steps: steps per chunk (a multiple of ``save_every``; default about 256 MB of output).
-        trajectory_ids: ``[B]`` global trajectory ids (default ``arange(B)``).
-        first_chunk, carry: continue at chunk ``first_chunk`` from the unit-box state ``carry [B, m]``.
-        decode: decode coordinates (``False``: latent only).
-        precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
-        devices: shard the rollout's trajectory batch over these devices, and decode blocks in turn on them.
-        propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
-
-    ``LSSModel.generate`` runs the same loop (:func:`lss_jax.generation.stream.iter_chunks`, which this one calls with
-    the :class:`lss_jax.LSSModel` of ``model``), so both give the same frames for the same key.
-    """
+@functools.wraps(stream.iter_chunks, assigned=("__doc__", "__annotations__"))
+def iter_chunks(key, model, u0, **kwargs):
+    # stream.iter_chunks (its signature and docstring, which help() shows) for a fitted lss_jax.LSS facade as well
     from lss_jax.model import as_model
 
-    yield from stream.iter_chunks(key, as_model(model), u0, n_steps=n_steps, save_every=save_every,
-                                        chunk_steps=chunk_steps, trajectory_ids=trajectory_ids,
-                                        first_chunk=first_chunk, carry=carry, decode=decode, precision=precision,
-                                        devices=devices, propagator=propagator)
+    yield from stream.iter_chunks(key, as_model(model), u0, **kwargs)
 
 
 def _settings(model, key, n_trajectories, n_steps, save_every, chunk_steps, latent_only, precision, ids) -> dict:

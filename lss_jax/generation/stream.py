@@ -145,9 +145,25 @@ def iter_chunks(
     devices: Sequence[jax.Device] | None = None,
     propagator=None,
 ) -> Iterator[Chunk]:
-    """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``: the body of
-    :func:`lss_jax.generation.simulate.iter_chunks` (whose docstring lists the arguments) for a fitted
-    :class:`lss_jax.model.LSSModel` itself, not the :class:`lss_jax.LSS` facade.
+    """Yield :class:`Chunk` s of a rollout from unit-box start points ``u0 [B, latent_dim]``.
+
+    Args:
+        key: the generation key (see the module docstring of :mod:`lss_jax.generation.simulate` for how it is split).
+        model: a fitted :class:`lss_jax.LSSModel` (:func:`lss_jax.generation.simulate.iter_chunks`, which calls this
+            one with the :class:`lss_jax.LSSModel` of ``model``, also takes a fitted :class:`lss_jax.LSS`).
+        u0: unit-box start points (:func:`start_points`).
+        n_steps: propagator steps per trajectory.
+        save_every: keep every k-th step.
+        chunk_steps: steps per chunk (a multiple of ``save_every``; default about 256 MB of output).
+        trajectory_ids: ``[B]`` global trajectory ids (default ``arange(B)``).
+        first_chunk, carry: continue at chunk ``first_chunk`` from the unit-box state ``carry [B, m]``.
+        decode: decode coordinates (``False``: latent only).
+        precision: ``"float32"``, ``"tf32"`` or ``"bfloat16"`` for both networks' matmuls.
+        devices: shard the rollout's trajectory batch over these devices, and decode blocks in turn on them.
+        propagator: an MDN to use instead of ``model.propagator`` (e.g. an ensemble member).
+
+    ``LSSModel.generate`` and :func:`lss_jax.generation.simulate.iter_chunks` both run this loop, so they give the
+    same frames for the same key.
     """
     u0 = np.asarray(u0, np.float32)
     ids = np.arange(len(u0)) if trajectory_ids is None else np.asarray(trajectory_ids)
