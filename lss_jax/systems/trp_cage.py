@@ -353,18 +353,13 @@ def simulate_all_atom(n_frames: int, *, steps_per_frame: int = 100, seed: int = 
 def fraction_native_contacts(traj, *, contacts: NativeContacts | None = None,
                              tolerance: float = Q_TOLERANCE) -> np.ndarray:
     """Q, the fraction of native contacts formed in each frame (formed: r_ij < ``tolerance`` σ_ij):
-    :func:`lss_jax.systems.go.fraction_native_contacts` of :func:`trp_cage_go_model`.
+    :func:`lss_jax.systems.go.fraction_native_contacts` of :func:`trp_cage_go_model`, whose docstring gives the
+    return value (``[n_frames]`` Q in [0, 1], float64) and the reference.
 
     Args:
         traj: ``mdtraj.Trajectory`` of the Cα model, or coordinates ``[n_frames, 20, 3]`` in nm.
         contacts: native contacts (default :func:`native_contacts`).
         tolerance: a contact is formed below ``tolerance`` times its native distance.
-
-    Returns:
-        ``[n_frames]`` Q in [0, 1] (float64).
-
-    References:
-        C. Clementi, H. Nymeyer, J. N. Onuchic, J. Mol. Biol. 298, 937 (2000).
 
     Example:
         >>> fraction_native_contacts(native_structure()).tolist()
