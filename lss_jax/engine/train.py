@@ -161,6 +161,10 @@ def fit(
 ) -> tuple[nnx.Module, TrainHistory]:
     """Train ``model`` by minimizing ``loss_fn`` with early stopping on the validation loss.
 
+    One function despite its length: the jitted epoch loop, resuming from a checkpoint and early stopping share
+    one loop state (parameters, optimizer state, key, best epoch, patience count, history) that a checkpoint saves
+    and restores as a whole; the parts that stand alone are helpers already (compilation, argument checks).
+
     Args:
         key: PRNG key for the shuffling (and the losses' keys with ``stochastic``).
         model: NNX module (not modified; a trained copy is returned).
