@@ -1,0 +1,128 @@
+"""The Trp-cage decoders alone: decode(encode(independent MD)), with the folding and validity numbers of the issue on
+the generative protein decoder, before any rollout.
+
+One encoder (``trp_cage.lss_config(seed=0)``, retrieval decoder, fitted on the shipped training run) gives the
+latent points of the training and the independent run. Each decoder named on the command line is trained alone on
+the training run's (ψ, Cα) pairs and decodes every frame of the independent run once (first draws: no redraws),
+and is scored against that run:
+
+* validity: frames with a Cα pair ``|i - j| >= 4`` closer than 0.3 nm, frames with a virtual bond more than 10 %
+  off its MD mean, the spread (sd) of the virtual-bond angles;
+* folding: folded fraction (hysteresis on Q, frames 5 ps apart), mean Q, the shares of frames with Q < 0.3 and
+  Q > 0.7, the radius of gyration;
+* the conditional law at 300 held-out latent points, 50 draws each: the sd of Q (MD: over the 50 training frames
+  nearest in latent space) and the mean Q's bias;
+* novelty: the median Cα-RMSD of 400 decoded frames to their nearest training frame, beside the same for
+  independent MD frames.
+
+    python benchmarks/studies/trp_cage_round_trip.py                              # chain with and without states
+    python benchmarks/studies/trp_cage_round_trip.py --decoders chain knn --epochs 5   # quick look
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import jax
+import mdtraj as md
+import numpy as np
+
+from lss_jax import fit_lss
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.decoder import DecoderConfig, decode_rows, fit_decoder
+from lss_jax.systems import trp_cage as tc
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+DECODERS = {  # name -> DecoderConfig fields (first draws: redraws = 0)
+    "chain": {"kind": "chain"},
+    "chain-no-states": {"kind": "chain", "states": 0},
+    "flow": {"kind": "flow"},
+    "knn": {"kind": "knn"},
+}
+
+
+def bond_angles(xyz: np.ndarray) -> np.ndarray:
+    """Virtual-bond angles ``[n, n_beads - 2]`` (degrees)."""
+    u, v = xyz[:, :-2] - xyz[:, 1:-1], xyz[:, 2:] - xyz[:, 1:-1]
+    cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def structure_numbers(xyz: np.ndarray, bond_mean: np.ndarray, frame_ps: float) -> dict:
+    i, j = np.triu_indices(xyz.shape[1], k=4)
+    closest = np.linalg.norm(xyz[:, i] - xyz[:, j], axis=-1).min(1)
+    bonds = np.linalg.norm(xyz[:, 1:] - xyz[:, :-1], axis=-1)
+    q = tc.fraction_native_contacts(xyz)
+    folding = tc.folding_metrics([xyz], xyz[None], md_frame_time=frame_ps, lss_frame_time=frame_ps)
+    rg = np.sqrt(((xyz - xyz.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
+    return {"pair_closer_than_0.3nm": float(np.mean(closest < 0.3)),
+            "bond_off_10pct": float(np.mean(np.any(np.abs(bonds / bond_mean - 1) > 0.1, axis=1))),
+            "bond_angle_sd_deg": float(bond_angles(xyz).std(0).mean()),
+            "folded_fraction": folding["folded_fraction"]["lss"], "mean_q": float(q.mean()),
+            "q_below_0.3": float(np.mean(q < 0.3)), "q_above_0.7": float(np.mean(q > 0.7)),
+            "radius_of_gyration_nm": float(rg.mean())}
+
+
+def novelty(xyz: np.ndarray, train_xyz: np.ndarray, topology, rows: np.ndarray) -> float:
+    """Median Cα-RMSD (nm) of ``xyz[rows]`` to the nearest training frame."""
+    train = md.Trajectory(train_xyz, topology)
+    frames = md.Trajectory(xyz[rows], topology)
+    return float(np.median([md.rmsd(train, frames, k).min() for k in range(len(rows))]))
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_round_trip-cpu.json)")
+    parser.add_argument("--decoders", nargs="+", default=["chain", "chain-no-states"], choices=sorted(DECODERS))
+    parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: each kind's own)")
+    parser.add_argument("--seed", type=int, default=0, help="the encoder's and the decoders' seed")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
+    model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed), progress=False)
+    u_train, u_ind = (model.to_unit(model.encode([t])[0]) for t in (train, independent))
+    x_train, x_ind = train.xyz, independent.xyz
+    bond_mean = np.linalg.norm(x_train[:, 1:] - x_train[:, :-1], axis=-1).mean(0)
+    frame_ps = float(independent.timestep)
+    rng = np.random.default_rng(args.seed)
+    points = rng.choice(len(u_ind), 300, replace=False)
+    novelty_rows = rng.choice(len(u_ind), 400, replace=False)
+    q_train = tc.fraction_native_contacts(x_train)
+    nearest = np.argsort(((u_ind[points][:, None] - u_train[None]) ** 2).sum(-1), axis=1)[:, :50]
+    md_row = structure_numbers(x_ind, bond_mean, frame_ps)
+    md_row.update(q_spread=float(q_train[nearest].std(1).mean()),
+                  novelty_nm=novelty(x_ind, x_train, train.topology, novelty_rows))
+    rows = {"md_independent": md_row}
+    for name in args.decoders:
+        fields = {**DECODERS[name], "redraws": 0, **({"epochs": args.epochs} if args.epochs else {})}
+        t0 = time.perf_counter()
+        decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, u_train, topology=train.topology,
+                                       config=DecoderConfig(**fields), progress=False)
+        trained = time.perf_counter() - t0
+        n = len(u_ind)
+        t0 = time.perf_counter()
+        xyz, _ = decode_rows(jax.random.key(11), decoder, u_ind, np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+                             progress=False)
+        decode_s = time.perf_counter() - t0
+        row = structure_numbers(xyz, bond_mean, frame_ps)
+        draws, _ = decode_rows(jax.random.key(12), decoder, np.repeat(u_ind[points], 50, axis=0),
+                               np.tile(np.arange(50, dtype=np.int32), len(points)),
+                               np.repeat(np.arange(len(points), dtype=np.int32), 50), progress=False)
+        q_draws = tc.fraction_native_contacts(draws).reshape(len(points), 50)
+        row.update(q_spread=float(q_draws.std(1).mean()),
+                   q_bias_given_psi=float((q_draws.mean(1) - q_train[nearest].mean(1)).mean()),
+                   novelty_nm=novelty(xyz, x_train, train.topology, novelty_rows), config=fields,
+                   epochs_run=history.epochs_run, training_s=trained, frames_per_s=n / decode_s)
+        rows[name] = row
+        print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    result = {"benchmark": "trp_cage_round_trip",
+              "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
+              "seed": args.seed, "rows": rows, "seconds": time.perf_counter() - start, "machine": machine_facts(),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_results(args.out or RESULTS / "trp_cage_round_trip-cpu.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
