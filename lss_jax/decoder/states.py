@@ -217,10 +217,8 @@ def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_f
         .fetch_model().cluster_centers
     keep = np.ones(k, bool)
     while True:
-        dist = ((d[:, None, :] - centres[None, keep]) ** 2).sum(-1) if len(d) * k < 5e7 else None
-        labels = (np.argmin(dist, 1) if dist is not None
-                  else np.concatenate([np.argmin(((c[:, None, :] - centres[None, keep]) ** 2).sum(-1), 1)
-                                       for c in np.array_split(d, max(1, len(d) // 20_000))]))
+        labels = np.concatenate([np.argmin(((c[:, None, :] - centres[None, keep]) ** 2).sum(-1), 1)
+                                 for c in np.array_split(d, max(1, len(d) // 20_000))])  # in blocks: bounded memory
         counts = np.bincount(labels, minlength=int(keep.sum()))
         if counts.min() >= min_frames or keep.sum() == 1:
             break
