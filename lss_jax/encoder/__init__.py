@@ -29,18 +29,12 @@ from lss_jax.encoder.vamp import vamp_loss
 from lss_jax.engine.train import TrainHistory, fit
 
 __all__ = [
-    "SRVNet",
-    "SRVProjection",
-    "srv_loss",
-    "fit_srv",
-    "linear_floor",
-    "below_floor",
-    "srv_projection",
-    "reversible_decomposition",
-    "srv_transform",
-    "implied_timescales",
-    "choose_latent_dim",
-    "srv_lag_scan",
+    # the network and its training
+    "SRVNet", "srv_loss", "fit_srv", "linear_floor", "below_floor",
+    # the eigenfunction projection fitted once after training
+    "SRVProjection", "srv_projection", "reversible_decomposition", "srv_transform",
+    # timescales and the choice of the latent dimension
+    "implied_timescales", "choose_latent_dim", "srv_lag_scan",
 ]
 
 

@@ -27,17 +27,12 @@ from lss_jax.config import PropagatorConfig
 from lss_jax.propagator.scaling import BOUNDARIES, apply_boundary
 
 __all__ = [
-    "MixtureParams",
-    "gaussian_mixture_log_prob",
-    "mdn_nll",
-    "mixture_sample",
-    "MDN",
-    "mdn_apply_fn",
-    "propagate_step",
-    "rollout",
-    "fit_mdn",
-    "with_precision",
-    "PRECISIONS",
+    # the mixture density and its sampler
+    "MixtureParams", "gaussian_mixture_log_prob", "mdn_nll", "mixture_sample",
+    # the network, one step and the rollout
+    "MDN", "mdn_apply_fn", "propagate_step", "rollout", "fit_mdn",
+    # numerical precision of the rollout
+    "with_precision", "PRECISIONS",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: exact in any precision
