@@ -127,6 +127,26 @@ def test_a_second_process_is_compared_only_while_resolved(detector_data):
     assert "t2 not compared" in choice.reason
 
 
+def test_the_noise_floor_of_many_features_is_not_read_as_a_measured_timescale():
+    """The two-state process itself (t1 = 49.5 frames at every lag) among 400 white-noise features, 3000 frames: the
+    largest noise eigenvalue, about sqrt(2 d / N) = 0.52, reads t ~ 1.4 lag at every long lag, above the lag and
+    rising with it. The rule of `t >= lag` counted those lags as measurements and chose lag 30 (t1 and t2 "agreeing"
+    with the floor at 50, 80, 120; measured with the previous rule on these data); above the floor by n_sigma errors
+    they are left out, and the rule takes a short lag whose t1 is the true one."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = np.concatenate([_two_state(rng, n)[:, None], rng.normal(size=(n, 400))], axis=1)
+    choice = choose_lag([x], n_blocks=4)
+    lags, t, se = np.array(choice.lags), choice.timescales[:, 0], choice.errors[:, 0]
+    floor = lags >= 50
+    assert floor.sum() >= 3 and np.all(t[floor] > lags[floor]) and np.all(np.diff(t[floor]) > 0)  # the floor
+    j = list(lags).index(choice.lag)
+    assert choice.lag <= 5 and abs(t[j] - T1) < 2 * se[j], (choice.lag, t[j], se[j])
+    compared = {int(v) for part in choice.reason.split("agrees with lags ")[1:]
+                for v in part.split(" within")[0].split(";")[0].split(", ")}
+    assert not compared & {50, 80, 120}, choice.reason
+
+
 # ---------------------------------------------------------------- lss-jax train --lag auto
 def test_train_lag_auto_prints_the_evidence_and_records_the_choice(tmp_path, capsys):
     import json
