@@ -37,7 +37,7 @@ def test_protocol_settings_and_recognition():
     # the report's hook is chosen by the system layer, from the topology (analysis never recognizes a system)
     from lss_jax.systems.report import report_metrics_for
 
-    assert report_metrics_for(tc.load_trp_cage("train", stride=5000).topology) is tc.report_metrics
+    assert report_metrics_for(tc.load_trp_cage("train", stride=5000).topology) == tc.SYSTEM.report_metrics
     assert report_metrics_for(load_alanine_dipeptide("train", stride=5000).topology) is None
 
 
@@ -119,23 +119,25 @@ def test_demo_trp_cage_quick_runs_the_protocol_end_to_end(tmp_path, capsys):
 
 
 def test_demo_more_md_trains_on_the_simulated_runs_too(tmp_path, capsys, monkeypatch):
-    """--more-md N asks simulate_trp_cage for N runs of the shipped length with the seeds after the shipped ones and
+    """--more-md N asks the system's simulate for N runs of the shipped length with the seeds after the shipped ones and
     trains on them with the shipped training run (OpenMM stubbed: the stub returns a short piece of shipped data)."""
     from lss_jax.cli import main
 
     calls = []
     piece = tc.load_trp_cage("independent")[:3000]
 
-    def fake_simulate(n_frames, *, seed, progress=True, **kwargs):
-        calls.append((n_frames, seed))
+    def fake_simulate(system, n_frames, *, seed, progress=True, **kwargs):
+        calls.append((system.name, n_frames, seed))
         return piece
 
-    monkeypatch.setattr(tc, "simulate_trp_cage", fake_simulate)
+    from lss_jax.systems.folding import FoldingSystem
+
+    monkeypatch.setattr(FoldingSystem, "simulate", fake_simulate)
     out = tmp_path / "demo"
     assert main(["demo", "--system", "trp-cage", "--quick", "--more-md", "2", "--out", str(out), "--no-progress"]) == 0
-    assert calls == [(tc.SHIPPED_N_FRAMES, 3), (tc.SHIPPED_N_FRAMES, 4)]
+    assert calls == [("trp-cage", tc.SHIPPED_N_FRAMES, 3), ("trp-cage", tc.SHIPPED_N_FRAMES, 4)]
     assert "simulating 2 more training run(s) (seeds 3, 4; cached)" in capsys.readouterr().out
     info = json.loads((out / "model" / "lss.json").read_text())["info"]
     assert info["n_trajectories"] == 3 and info["n_frames"] == tc.SHIPPED_N_FRAMES + 2 * 3000
     assert main(["demo", "--more-md", "1", "--out", str(tmp_path / "ala")]) == 1
-    assert "only `--system trp-cage` simulates more training runs" in capsys.readouterr().err
+    assert "only the protein systems (trp-cage, villin) simulate more training runs" in capsys.readouterr().err

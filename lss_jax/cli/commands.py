@@ -650,21 +650,27 @@ def demo(args) -> int:
     if args.decoder:  # else the system's own decoder
         decoder["kind"] = args.decoder
     changes = {**quick, **({"decoder": decoder} if decoder else {})}
-    if args.more_md < 0 or (args.more_md and args.system != "trp-cage"):
-        raise ValueError(f"--more-md {args.more_md}: only `--system trp-cage` simulates more training runs, and N must "
-                         "be >= 0.")
-    if args.system == "trp-cage":
-        from lss_jax.systems import trp_cage
+    from lss_jax.systems.report import folding_systems
 
-        train, independent = trp_cage.load_trp_cage("train"), trp_cage.load_trp_cage("independent")
-        config = trp_cage.lss_config(seed=args.seed, **changes)
+    systems, extra_info = folding_systems(), {}
+    if args.more_md < 0 or (args.more_md and args.system not in systems):
+        raise ValueError(f"--more-md {args.more_md}: only the protein systems ({', '.join(systems)}) simulate more "
+                         "training runs, and N must be >= 0.")
+    if args.system in systems:
+        system = systems[args.system]
+        train, independent = system.load("train"), system.load("independent")
+        if args.system == "trp-cage":  # the paper's protocol (m = 3), as measured in docs/trp_cage.md
+            from lss_jax.systems import trp_cage
+
+            config = trp_cage.lss_config(seed=args.seed, **changes)
+        else:  # what `lss-jax train` chooses from the data, at its defaults
+            config, extra_info = _config_from_data(system, seed=args.seed, changes=changes)
         n_traj, n_steps = (20, 200) if args.quick else (100, train.n_frames // config.lag)  # as long as the training run
         if args.more_md:
-            shipped = {seed for _, seed in trp_cage.SHIPPED.values()}
+            shipped = {seed for _, seed in system.shipped.values()}
             seeds = [s for s in range(1, args.more_md + len(shipped) + 1) if s not in shipped][: args.more_md]
             print(f"simulating {args.more_md} more training run(s) (seeds {', '.join(map(str, seeds))}; cached)")
-            train = [train] + [trp_cage.simulate_trp_cage(train.n_frames, seed=s, progress=not args.no_progress)
-                               for s in seeds]
+            train = [train] + [system.simulate(train.n_frames, seed=s, progress=not args.no_progress) for s in seeds]
     else:
         from lss_jax.config import EncoderConfig, LSSConfig
 
@@ -676,6 +682,8 @@ def demo(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed below, from the model's record
         model = LSS(config=config).fit(train, progress=not args.no_progress)
+    if extra_info:
+        model._model = model.fetch_model().replace(info_json=json.dumps({**model.info, **extra_info}))
     model.save(out / "model")
     print(f"trained in {time.perf_counter() - start:.0f} s{_consistency_lines(model.info['consistency'])}")
     lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
@@ -685,6 +693,24 @@ def demo(args) -> int:
     _print_report(metrics, out / "report")
     print(f"  total wall time         {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _config_from_data(system, *, seed: int, changes: dict):
+    """``(config, info)``: the configuration ``lss-jax train`` gives a shipped system's training run with no
+    --protocol and no --lag: the protocol chosen from the topology (:func:`lss_jax.protocols.choose_protocol`) and the
+    lag from the training features (``--lag auto``), each printed with its reason; ``seed`` and ``changes``
+    (``--quick``, ``--decoder``) on top. ``info``: the choices, as the model records them."""
+    from lss_jax.data.stream import load_training_data
+    from lss_jax.protocols import protocol_config
+
+    files = system.files()
+    choice, chosen = _protocol("auto", [str(files["train"])], str(files["ca_pdb"]))
+    config = protocol_config(choice.name, 1, {"seed": seed, **changes})
+    trajs = load_training_data([str(files["train"])], str(files["ca_pdb"]), config)
+    lag_choice = _choose_lag(trajs, 1)
+    # what the model records, as `lss-jax train` does
+    info = {"protocol": choice.as_info(chosen), "lag_choice": lag_choice.as_info(trajs.timestep)}
+    return config.replace(lag=lag_choice.lag), info
 
 
 def export(args) -> int:

@@ -197,13 +197,15 @@ def _add_adapt(sub) -> None:
 
 
 def _add_demo(sub) -> None:
-    de = _command(sub, "demo", "train, generate and validate end to end on built-in data (alanine dipeptide, Trp-cage)",
+    de = _command(sub, "demo", "train, generate and validate end to end on built-in data (alanine dipeptide, Trp-cage, villin)",
                     "alanine-dipeptide (default): train on the shipped 50 ns trajectory (seed 1), generate 100 x 1000 "
                     "steps, and validate against the shipped independent 50 ns trajectory (seed 2). trp-cage: the "
                     "paper's protein protocol on the shipped Cα Gō-model trajectories (Cα distances and pseudo-torsions, "
                     "m = 3, C = 24, a Cα decoder; 100 generated trajectories as long as the training data; folding "
-                    "analysis against the independent run).")
-    de.add_argument("--system", choices=("alanine-dipeptide", "trp-cage"), default="alanine-dipeptide",
+                    "analysis against the independent run). villin: the villin headpiece HP35 Cα Gō model (three-helix "
+                    "bundle, 35 residues) with the protocol and the lag lss-jax train chooses from the data, at its "
+                    "defaults.")
+    de.add_argument("--system", choices=("alanine-dipeptide", "trp-cage", "villin"), default="alanine-dipeptide",
                     help="which built-in system (default alanine-dipeptide)")
     de.add_argument("--out", required=True, help="output directory")
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
@@ -214,7 +216,7 @@ def _add_demo(sub) -> None:
                          "flow misses the folding targets) or chain (flow matching on a chain's Cartesian Ca coordinates "
                          "with a transformer over beads; proteins, experimental: docs/decoder.md)")
     de.add_argument("--more-md", type=int, default=0, metavar="N",
-                    help="trp-cage: also train on N more runs of the shipped protocol, simulated here with OpenMM "
+                    help="trp-cage, villin: also train on N more runs of the shipped protocol, simulated here with OpenMM "
                          "(seeds 3, 4, ...; ~3 min each on one core, cached; needs the md extra)")
     de.add_argument("--no-progress", action="store_true", help="hide progress bars")
     de.add_argument("--config", help=CONFIG_HELP)

@@ -41,7 +41,7 @@ visited. Measured in 20 ns scans (1 ps frames, cutoffs 0.3/0.7): folded fraction
 0.84 at 0.75, 0.63 at 0.80, 0.54 at 0.82, 0.50 at 0.85, 0.26 at 0.90, 0.16 at 0.95; of these
 temperatures the potential-energy variance (heat capacity) is largest at T* = 0.80.
 
-Shipped data (``lss_jax/systems/data``; regenerate, byte for byte, with ``benchmarks/data/make_trp_cage_data.py``):
+Shipped data (``lss_jax/systems/data``; regenerate, byte for byte, with ``benchmarks/data/make_go_data.py trp-cage``):
 T* = 0.82 (98.6 K), one frame every 5 ps after 1 ns of equilibration, 28 000 frames = 140 ns each,
 ``.xtc`` (0.001 nm precision, ≈175 bytes a frame):
 
@@ -70,12 +70,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from lss_jax.systems import go as _go
+from lss_jax.systems.folding import FoldingSystem, data_path
+from lss_jax.systems.folding import folding_metrics as _folding_metrics
 from lss_jax.systems.go import (  # noqa: F401  (Trp-cage's public names, made by the general Gō model)
     FRICTION_PER_PS,
     MOLAR_GAS_CONSTANT,
@@ -98,6 +99,7 @@ __all__ = [
     "folded_fraction",
     "folding_metrics",
     "report_metrics",
+    "SYSTEM",
     "folding_transitions",
     "fraction_native_contacts",
     "go_model_system",
@@ -113,7 +115,6 @@ __all__ = [
     "trp_cage_go_model",
 ]
 
-_DATA = "lss_jax.systems"
 NATIVE_PDB = "1l2y.pdb"
 
 # Energy function (OpenMM units: kJ/mol, nm, rad); the paper's values in ε and Å are in the comments.
@@ -141,10 +142,6 @@ SHIPPED_PLATFORM = "Reference"
 SHIPPED_TRANSITIONS = {"train": (234, 234), "independent": (224, 223)}
 
 
-def _data_path(name: str) -> Path:
-    return Path(str(resources.files(_DATA).joinpath("data", name)))
-
-
 def trp_cage_files() -> dict[str, Path]:
     """Paths of the shipped files: ``pdb`` (all-atom native 1L2Y), ``ca_pdb`` (its Cα atoms: the topology of the
     trajectories, for the command line) and the trajectories ``train``, ``independent``.
@@ -156,9 +153,7 @@ def trp_cage_files() -> dict[str, Path]:
         >>> all(path.is_file() for path in files.values())
         True
     """
-    files = {"pdb": _data_path(NATIVE_PDB), "ca_pdb": _data_path("1l2y-ca.pdb")}
-    files.update({name: _data_path(f) for name, (f, _) in SHIPPED.items()})
-    return files
+    return SYSTEM.files()
 
 
 
@@ -174,11 +169,17 @@ def trp_cage_go_model(*, cutoff: float = CONTACT_CUTOFF, min_separation: int = M
         >>> go.n_beads, len(go.contacts.pairs), go.sequence == SEQUENCE
         (20, 20, True)
     """
-    go = _go.go_model(_data_path(NATIVE_PDB), contact_cutoff=cutoff, min_separation=min_separation, epsilon=EPSILON,
+    go = _go.go_model(data_path(NATIVE_PDB), contact_cutoff=cutoff, min_separation=min_separation, epsilon=EPSILON,
                       k_bond=K_BOND / EPSILON, k_angle=K_ANGLE / EPSILON,
                       k_torsion=(K_TORSION_1 / EPSILON, K_TORSION_3 / EPSILON), repulsion_radius=REPULSION_RADIUS,
                       bead_mass=BEAD_MASS)
     return dataclasses.replace(go, min_separation=MIN_SEPARATION)
+
+
+SYSTEM = FoldingSystem(name="trp-cage", native_pdb=NATIVE_PDB, ca_pdb="1l2y-ca.pdb", shipped=SHIPPED,
+                       build=trp_cage_go_model, temperature=SHIPPED_TEMPERATURE, frame_ps=SHIPPED_FRAME_PS,
+                       equilibration_ps=SHIPPED_EQUILIBRATION_PS, n_frames=SHIPPED_N_FRAMES, platform=SHIPPED_PLATFORM)
+"""The shipped benchmark as a :class:`lss_jax.systems.folding.FoldingSystem` (files, loading, simulation, folding)."""
 
 
 def native_structure():
@@ -294,14 +295,8 @@ def simulate_trp_cage(
         >>> traj.xyz.shape  # doctest: +SKIP
         (3, 20, 3)
     """
-    from lss_jax.systems import cache_dir
-
-    if out is None:
-        out = cache_dir() / (f"trpcage-go-T{temperature:g}-seed{seed}-{n_frames}x{frame_interval_ps:g}ps-"
-                             f"eq{equilibration_ps:g}ps-{platform}.xtc")
-    return _go.simulate_go(trp_cage_go_model(), n_frames, temperature=temperature, seed=seed,
-                           frame_interval_ps=frame_interval_ps, equilibration_ps=equilibration_ps, platform=platform,
-                           out=out, progress=progress, desc=f"OpenMM Trp-cage Go seed {seed}")
+    return SYSTEM.simulate(n_frames, seed=seed, temperature=temperature, frame_interval_ps=frame_interval_ps,
+                           equilibration_ps=equilibration_ps, platform=platform, out=out, progress=progress)
 
 
 def simulate_all_atom(n_frames: int, *, steps_per_frame: int = 100, seed: int = 1, minimize_iterations: int = 500,
@@ -385,14 +380,7 @@ def load_trp_cage(which: str = "train", *, stride: int = 1):
         >>> traj.n_atoms, float(traj.timestep) == 100 * SHIPPED_FRAME_PS
         (20, True)
     """
-    import mdtraj as md
-
-    if which not in SHIPPED:
-        raise ValueError(f"unknown shipped trajectory {which!r}; choose one of {sorted(SHIPPED)}.")
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be a positive integer, got {stride}.")
-    return md.load(str(trp_cage_files()[which]), top=native_structure().topology, stride=int(stride))
-
+    return SYSTEM.load(which, stride=stride)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,11 +398,7 @@ def is_trp_cage(topology) -> bool:
         >>> is_trp_cage(native_structure().topology)
         True
     """
-    residues = list(topology.residues)
-    if topology.n_atoms != len(SEQUENCE) or len(residues) != len(SEQUENCE):
-        return False
-    codes = "".join(r.code or "?" for r in residues)
-    return codes == SEQUENCE and all(a.name == "CA" for a in topology.atoms)
+    return SYSTEM.matches(topology)
 
 
 def lss_config(lag: int = DEFAULT_LAG, **overrides):
@@ -456,47 +440,10 @@ def lss_config(lag: int = DEFAULT_LAG, **overrides):
     return protocol.replace(**overrides) if overrides else protocol
 
 
-def _states_and_events(trajs, stride: int = 1):
-    """Per trajectory: Q, core states and transitions, at every ``stride``-th frame."""
-    out = []
-    for xyz in trajs:
-        q = fraction_native_contacts(np.asarray(xyz)[::stride])
-        out.append((q, core_states(q), folding_transitions(q)))
-    return out
-
-
-def _rates(per_traj, frame_time: float) -> dict:
-    """Folded fraction and transition counts/rates (per µs) over a set of trajectories."""
-    states = np.concatenate([s for _, s, _ in per_traj])
-    assigned = states[states >= 0]
-    n_fold = sum(t.n_folding for _, _, t in per_traj)
-    n_unfold = sum(t.n_unfolding for _, _, t in per_traj)
-    time_us = sum(len(q) for q, _, _ in per_traj) * frame_time * 1e-6
-    return {"folded_fraction": float(np.mean(assigned == 1)) if len(assigned) else float("nan"),
-            "n_folding": int(n_fold), "n_unfolding": int(n_unfold), "time_us": time_us,
-            "transitions_per_us": (n_fold + n_unfold) / time_us if time_us > 0 else float("nan"),
-            "mean_q": float(np.mean(np.concatenate([q for q, _, _ in per_traj])))}
-
-
 def folding_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: float, n_blocks: int = 5) -> dict:
-    """Folding of generated Cα trajectories against MD: the paper's Sec. 3.2 observables for this model.
-
-    Args:
-        md_xyz: MD trajectories, a list of ``[n_frames, 20, 3]`` (nm).
-        lss_xyz: generated trajectories ``[B, n_frames, 20, 3]`` (nm), frames ``lss_frame_time`` apart.
-        md_frame_time: time between MD frames (ps).
-        lss_frame_time: time between generated frames (ps); MD is also analysed at this spacing
-            (every ``lss_frame_time / md_frame_time``-th frame), because a state assignment sees fewer short
-            excursions in coarser frames.
-        n_blocks: contiguous MD blocks for standard errors.
-
-    Returns:
-        ``folded_fraction``, ``transitions_per_us`` (folding + unfolding events per µs), their MD block standard
-        errors, both at the LSS frame spacing (``md``; ``md_full_resolution`` beside it); ``rmsd_to_native_folded_nm``
-        (Cα RMSD to the native structure of the frames in the folded state, mean and sd); ``virtual_bonds`` (mean
-        Cα–Cα (i, i+1) distance, fraction of frames with one more than 10 % from its MD mean); ``close_pairs``
-        (the smallest Cα–Cα distance and the fraction of frames with one below 0.3 nm, over pairs ``|i - j| >= 4``,
-        those with excluded volume in the model, and ``>= 2``); each for MD and LSS.
+    """Folding of generated Cα trajectories against MD, the paper's Sec. 3.2 observables for this model:
+    :func:`lss_jax.systems.folding.folding_metrics` of :func:`trp_cage_go_model`, whose docstring gives the
+    arguments (``[n_frames, 20, 3]`` frames in nm) and the returned metrics.
 
     Example:
         >>> md = [load_trp_cage("train", stride=10).xyz]
@@ -504,56 +451,8 @@ def folding_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: fl
         >>> round(out["folded_fraction"]["md"], 3) == round(out["folded_fraction"]["lss"], 3)
         True
     """
-    import mdtraj as md
-
-    stride = int(round(lss_frame_time / md_frame_time))
-    if stride < 1 or abs(stride * md_frame_time - lss_frame_time) > 1e-6 * lss_frame_time:
-        raise ValueError(f"the LSS frame time ({lss_frame_time} ps) must be a whole multiple of the MD frame time "
-                         f"({md_frame_time} ps).")
-    md_xyz = [np.asarray(x, np.float32) for x in md_xyz]
-    lss_xyz = np.asarray(lss_xyz, np.float32)
-    md_coarse = _states_and_events(md_xyz, stride)
-    lss_per = _states_and_events(list(lss_xyz))
-    out = {"lss_frame_time_ps": lss_frame_time, "md_frame_time_ps": md_frame_time, "md_stride": stride}
-    md_rates, lss_rates = _rates(md_coarse, lss_frame_time), _rates(lss_per, lss_frame_time)
-    full = _rates(_states_and_events(md_xyz), md_frame_time)
-    blocks = [_rates(_states_and_events([b], stride), lss_frame_time)
-              for x in md_xyz for b in np.array_split(x, max(1, n_blocks // len(md_xyz)))]
-    se = lambda key: float(np.std([b[key] for b in blocks], ddof=1) / np.sqrt(len(blocks))) if len(blocks) > 1 else float("nan")  # noqa: E731
-    for key in ("folded_fraction", "transitions_per_us", "mean_q"):
-        out[key] = {"md": md_rates[key], "md_se": se(key), "lss": lss_rates[key], "md_full_resolution": full[key]}
-    out["events"] = {"md": {k: md_rates[k] for k in ("n_folding", "n_unfolding", "time_us")},
-                     "lss": {k: lss_rates[k] for k in ("n_folding", "n_unfolding", "time_us")}}
-    native = native_structure()
-
-    def rmsd_folded(xyz_list, per):
-        values = []
-        for xyz, (_, states, _) in zip(xyz_list, per):
-            folded = xyz[states == 1]
-            if len(folded):
-                values.append(md.rmsd(md.Trajectory(folded, native.topology), native))
-        v = np.concatenate(values) if values else np.array([np.nan])
-        return [float(np.mean(v)), float(np.std(v))]
-
-    md_strided = [x[::stride] for x in md_xyz]
-    out["rmsd_to_native_folded_nm"] = {"md": rmsd_folded(md_strided, md_coarse), "lss": rmsd_folded(list(lss_xyz), lss_per)}
-    md_all, lss_all = np.concatenate(md_xyz), lss_xyz.reshape(-1, 20, 3)
-    bond = lambda x: np.linalg.norm(x[:, 1:] - x[:, :-1], axis=-1)  # noqa: E731
-    mean_bond = bond(md_all).mean(0)
-    off = lambda x: float(np.mean(np.any(np.abs(bond(x) / mean_bond - 1) > 0.1, axis=1)))  # noqa: E731
-    out["virtual_bonds"] = {"md_mean_nm": float(mean_bond.mean()),
-                            "mad_relative": {"md": float(np.mean(np.abs(bond(md_all) / mean_bond - 1))),
-                                             "lss": float(np.mean(np.abs(bond(lss_all) / mean_bond - 1)))},
-                            "fraction_frames_off_10pct": {"md": off(md_all), "lss": off(lss_all)}}
-    def closest(x, separation):
-        i, j = np.triu_indices(20, k=separation)
-        d = np.linalg.norm(x[:, i] - x[:, j], axis=-1).min(axis=1)
-        return {"min_nm": float(d.min()), "fraction_frames_below_0.3nm": float(np.mean(d < 0.3))}
-
-    # |i - j| >= 4: the pairs with excluded volume in the model (a clash); |i - j| >= 2 for comparison (the
-    # model has no non-bonded term below 4, and its soft angles let MD itself bring i, i + 2 within 0.16 nm)
-    out["close_pairs"] = {f"separation_{s}": {"md": closest(md_all, s), "lss": closest(lss_all, s)} for s in (4, 2)}
-    return out
+    return _folding_metrics(trp_cage_go_model(), md_xyz, lss_xyz, md_frame_time=md_frame_time,
+                            lss_frame_time=lss_frame_time, n_blocks=n_blocks)
 
 
 def report_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: float, n_blocks: int = 5) -> dict:
@@ -566,5 +465,5 @@ def report_metrics(md_xyz, lss_xyz, *, md_frame_time: float, lss_frame_time: flo
         >>> sorted(report_metrics(md, md[0][None, ::2], md_frame_time=50.0, lss_frame_time=100.0))
         ['folding']
     """
-    return {"folding": folding_metrics(md_xyz, lss_xyz, md_frame_time=md_frame_time, lss_frame_time=lss_frame_time,
-                                       n_blocks=n_blocks)}
+    return SYSTEM.report_metrics(md_xyz, lss_xyz, md_frame_time=md_frame_time, lss_frame_time=lss_frame_time,
+                                 n_blocks=n_blocks)
