@@ -318,6 +318,35 @@ print(f"F(psi1) RMSE {metrics['free_energy_psi1']['rmse_kT']:.2f} kT, "
       f"(MD half vs half {metrics['tica']['free_energy_tic1']['md_half_vs_half_rmse_kT']:.2f} kT)")
 for name in ("folding.png", "tica.png", "free_energy_psi1_timescales.png"):
     display(Image(filename=str(out / name)))"""),
+    ("md", """## A second protein, with the protocol and the lag chosen from the data
+
+The villin headpiece HP35 (35 residues, a three-helix bundle; PDB 2F4K) as the same kind of Cα Gō model
+(`lss_jax.systems.villin`), two 200 ns runs shipped (20 ps frames). Nothing is set by hand this time: the protocol
+comes from the topology (`lss_jax.protocols.choose_protocol`) and the lag from the training features
+(`lss_jax.analysis.lagchoice.choose_lag`), as `lss-jax train --lag auto` and `lss-jax demo --system villin` do
+(measured at these defaults in docs/trp_cage.md, "A second protein")."""),
+    ("code", """from lss_jax.analysis.lagchoice import choose_lag, format_lag_table
+from lss_jax.data.stream import training_data
+from lss_jax.protocols import choose_protocol, protocol_config
+from lss_jax.systems import villin
+
+v_train, v_independent = villin.load_villin("train"), villin.load_villin("independent")
+choice = choose_protocol(v_train.topology)
+print("protocol:", choice.name, "-", choice.reason)
+v_config = protocol_config(choice.name, 1, settings)
+lag = choose_lag(training_data(v_train, v_config).features)
+print(format_lag_table(lag, float(v_train.timestep), "ps"))
+print("chosen:", lag.reason)"""),
+    ("code", """v_model = LSS(config=v_config.replace(lag=lag.lag)).fit(v_train, progress=False)
+print("latent dimension (largest timescale gap):", v_model.latent_dim,
+      "| SRV timescales (ps):", np.round(v_model.info["srv_timescales_ps"], 0))
+v_steps = 500 if SMALL else v_train.n_frames // lag.lag
+v_lss = v_model.generate(jax.random.key(1), n_traj, v_steps, progress=False)
+v_folding = villin.SYSTEM.report_metrics([v_independent.xyz], v_lss.xyz.reshape(n_traj, v_steps, 35, 3),
+                                         md_frame_time=float(v_train.timestep), lss_frame_time=v_model.lag_time)["folding"]
+for key in ("folded_fraction", "transitions_per_us"):
+    f = v_folding[key]
+    print(f"{key:20s} MD {f['md']:.3f} ± {f['md_se']:.3f}   LSS {f['lss']:.3f}")"""),
 ]
 
 NOTEBOOKS = {"01_four_well": FOUR_WELL, "02_alanine_dipeptide": ALA2, "03_generation_at_scale": SCALE,

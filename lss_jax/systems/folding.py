@@ -48,6 +48,14 @@ class FoldingSystem:
         equilibration_ps: dynamics discarded before the first frame (ps).
         n_frames: frames of each shipped run.
         platform: OpenMM platform of the shipped runs (``Reference`` is deterministic: the files are reproduced).
+
+    Example:
+        >>> from lss_jax.systems import villin
+        >>> system = villin.SYSTEM
+        >>> sorted(system.files()), system.go_model().n_beads, system.matches(system.native_structure().topology)
+        (['ca_pdb', 'independent', 'pdb', 'train'], 35, True)
+        >>> system.fraction_native_contacts(system.native_structure()).tolist()
+        [1.0]
     """
 
     name: str
@@ -176,6 +184,14 @@ def folding_metrics(go: _go.GoModel, md_xyz, lss_xyz, *, md_frame_time: float, l
         sd); ``virtual_bonds`` (mean Cα–Cα (i, i+1) distance, fraction of frames with one more than 10 % from its MD
         mean); ``close_pairs`` (the smallest Cα–Cα distance and the fraction of frames with one below 0.3 nm, over
         pairs ``|i - j| >= 4``, those with excluded volume in the model, and ``>= 2``); each for MD and LSS.
+
+    Example:
+        >>> from lss_jax.systems import villin
+        >>> md = [villin.load_villin("train", stride=5).xyz]
+        >>> out = folding_metrics(villin.villin_go_model(), md, md[0][None, ::2], md_frame_time=100.0,
+        ...                       lss_frame_time=200.0)
+        >>> out["folded_fraction"]["md"] == out["folded_fraction"]["lss"], out["md_stride"]
+        (True, 2)
     """
     import mdtraj as md
 
