@@ -106,6 +106,8 @@ class EncoderConfig:
         latent_dim: the latent dimension; ``None``: the one at the largest gap of the implied timescales among
             ``max_latent_dim`` (:func:`lss_jax.encoder.choose_latent_dim`).
         max_latent_dim: eigenfunctions the SRV learns when ``latent_dim`` is ``None``.
+        min_latent_dim: the smallest latent dimension the gap may choose (the proteins' protocols: 2; a
+            one-dimensional latent space lost the folding kinetics of the villin headpiece, docs/trp_cage.md).
         hidden, batch_norm: the network's hidden layer widths and batch normalization.
         learning_rate, batch_size, epochs, patience: Adam and early stopping on the validation VAMP-2 score.
         linear_floor: the linear floor: an SRV that ends below TICA's VAMP-2 on the training or validation pairs
@@ -126,6 +128,7 @@ class EncoderConfig:
 
     latent_dim: int | None = None
     max_latent_dim: int = 4
+    min_latent_dim: int = 1
     hidden: tuple[int, ...] = (100, 100)
     batch_norm: bool = True
     learning_rate: float = 1e-3
@@ -135,13 +138,17 @@ class EncoderConfig:
     linear_floor: bool = False
 
     def __post_init__(self):
-        _check_positive_ints("encoder.", {"max_latent_dim": self.max_latent_dim, "batch_size": self.batch_size,
+        _check_positive_ints("encoder.", {"max_latent_dim": self.max_latent_dim, "min_latent_dim": self.min_latent_dim,
+                                          "batch_size": self.batch_size,
                                           "epochs": self.epochs, "patience": self.patience})
         if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or isinstance(self.latent_dim, bool)
                                             or self.latent_dim < 1):
             raise ValueError(f"encoder.latent_dim must be a positive integer or None, got {self.latent_dim!r}.")
         if not isinstance(self.linear_floor, bool):
             raise ValueError(f"encoder.linear_floor must be true or false, got {self.linear_floor!r}.")
+        if self.min_latent_dim > self.max_latent_dim:
+            raise ValueError(f"encoder.min_latent_dim ({self.min_latent_dim}) is above encoder.max_latent_dim "
+                             f"({self.max_latent_dim}); raise max_latent_dim or lower min_latent_dim.")
 
     @property
     def n_outputs(self) -> int:
@@ -360,7 +367,7 @@ _TOP = ("lag", "seed")
 # fields added after the flat form, with the value that reproduces the behaviour before them: left out of the flat
 # dict (and so of model fingerprints) at that value, and given that value when a model saved without them is loaded
 _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
-                     ("decoder", "distill_iterations"): None}
+                     ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

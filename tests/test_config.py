@@ -116,7 +116,7 @@ def test_unknown_keys_name_the_key_and_the_valid_ones():
     with pytest.raises(ValueError) as err:
         LSSConfig.from_dict({"lag": 2, "encoder": {"hiden": [8]}})
     assert str(err.value) == ("unknown encoder key(s) 'hiden' (did you mean 'hidden'?); valid encoder keys "
-                              "(EncoderConfig): latent_dim, max_latent_dim, hidden, batch_norm, learning_rate, "
+                              "(EncoderConfig): latent_dim, max_latent_dim, min_latent_dim, hidden, batch_norm, learning_rate, "
                               "batch_size, epochs, patience, linear_floor.")
     with pytest.raises(ValueError, match="unknown propagator key.*valid propagator keys"):
         NESTED.replace(propagator={"components": 3})
@@ -240,3 +240,18 @@ def test_the_configuration_module_imports_no_network_code():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert {m for m in imported if m.startswith("lss_jax")} == {"lss_jax.data.featurize", "lss_jax.data.checks"}
+
+
+def test_min_latent_dim_is_checked_and_old_models_keep_their_choice():
+    with pytest.raises(ValueError, match=r"encoder.min_latent_dim \(5\) is above encoder.max_latent_dim \(4\)"):
+        EncoderConfig(min_latent_dim=5)
+    with pytest.raises(ValueError, match="min_latent_dim must be a positive integer"):
+        EncoderConfig(min_latent_dim=0)
+    # a model saved before the field existed chose its dimension from 1 on: it loads with 1, and the field does not
+    # enter the flat dict (the model fingerprint) at that value
+    saved = LSSConfig(lag=2).to_dict()
+    del saved["encoder"]["min_latent_dim"]
+    assert LSSConfig.from_saved(saved).encoder.min_latent_dim == 1
+    assert not [k for k in LSSConfig(lag=2)._flat_dict() if "min_latent_dim" in k]
+    flat = LSSConfig(lag=2, encoder=EncoderConfig(min_latent_dim=2))._flat_dict()
+    assert [v for k, v in flat.items() if "min_latent_dim" in k] == [2]

@@ -57,9 +57,9 @@ def test_protein_protocol_decodes_the_ca_atoms_with_knn_cross_fitted_and_leaves_
 def test_trp_cage_lss_config_is_the_ca_protocol_with_a_3d_latent_space():
     handmade = LSSConfig(lag=10, data=DataConfig(torsions=("ca",), distances="ca", atom_selection="name CA",
                                                  encoder_fraction=0.3),
-                         encoder=EncoderConfig(latent_dim=3), decoder=DecoderConfig(kind="knn"))
+                         encoder=EncoderConfig(latent_dim=3, min_latent_dim=2), decoder=DecoderConfig(kind="knn"))
     assert trp_cage.lss_config() == handmade
-    assert trp_cage.lss_config(encoder={"epochs": 2}).encoder == EncoderConfig(latent_dim=3, epochs=2)
+    assert trp_cage.lss_config(encoder={"epochs": 2}).encoder == EncoderConfig(latent_dim=3, min_latent_dim=2, epochs=2)
 
 
 def test_any_config_field_overrides_the_protocol():

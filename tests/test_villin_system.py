@@ -84,5 +84,8 @@ def test_demo_villin_quick_chooses_the_protocol_and_the_lag_from_the_data(tmp_pa
     assert cond["n_pairs"] > 0 and 0 < cond["q"]["sd_md"] < 0.5 and cond["q"]["w1_floor"] > 0
     lss = md.load(str(out / "lss.xtc"), top=str(out / "lss.pdb"))
     assert lss.n_atoms == 35 and lss.n_frames == 20 * 200
-    info = json.loads((out / "model" / "lss.json").read_text())["info"]
+    saved = json.loads((out / "model" / "lss.json").read_text())
+    info = saved["info"]
     assert info["protocol"]["name"] == "ca" and info["protocol"]["chosen"]
+    assert info["latent_dim"] >= 2  # proteins: the largest gap from two dimensions on (encoder.min_latent_dim)
+    assert info["lag_choice"]["lag"] == saved["config"]["lag"] == 5  # 100 ps (docs/cli.md, "Choosing the lag")

@@ -216,20 +216,23 @@ def implied_timescales(eigenvalues, lag_time: float) -> np.ndarray:
     return np.where((lam > 0) & (lam < 1), t, np.nan)
 
 
-def choose_latent_dim(timescales, max_dim: int | None = None) -> int:
-    """Latent dimension at the largest timescale gap: ``argmax_i t_i / t_{i+1}`` (1-based), ``nan`` last.
+def choose_latent_dim(timescales, max_dim: int | None = None, min_dim: int = 1) -> int:
+    """Latent dimension at the largest timescale gap: ``argmax_i t_i / t_{i+1}`` (1-based) over ``i >= min_dim``,
+    ``nan`` last; ``min_dim`` when there are not more timescales than that.
 
     Example:
         >>> choose_latent_dim([100.0, 90.0, 10.0, 9.0])   # gap between t_2 and t_3
         2
         >>> choose_latent_dim([100.0, 90.0, 10.0, 9.0], max_dim=2)
         1
+        >>> choose_latent_dim([576.0, 232.0, 126.0, 112.0]), choose_latent_dim([576.0, 232.0, 126.0, 112.0], min_dim=2)
+        (1, 2)
     """
     t = np.asarray(timescales, np.float64)[: max_dim]
     t = t[np.isfinite(t)]
-    if len(t) < 2:
-        return 1
-    return int(np.argmax(t[:-1] / t[1:]) + 1)
+    if len(t) <= min_dim:
+        return max(1, min(int(min_dim), len(t)))
+    return int(np.argmax(t[min_dim - 1:-1] / t[min_dim:]) + min_dim)
 
 
 def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float = 0.1,

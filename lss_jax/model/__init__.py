@@ -402,7 +402,8 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     floor.update(tica_timescales_ps=tica_ts.tolist(), tica_path=encoder.linear is not None, below=below_floor(floor))
     # the timescale gap is judged on the better of the two estimates, so that a slow process TICA sees is kept
     ts_gap = np.fmax(ts[:k], tica_ts[: len(ts[:k])])
-    latent_dim = cfg.encoder.latent_dim if cfg.encoder.latent_dim is not None else choose_latent_dim(ts_gap)
+    latent_dim = (cfg.encoder.latent_dim if cfg.encoder.latent_dim is not None
+                  else choose_latent_dim(ts_gap, min_dim=cfg.encoder.min_latent_dim))
     psi = [srv_transform(encoder, projection, f, latent_dim) for f in fs]
     timings["encoder"] = time.perf_counter() - t0
 
