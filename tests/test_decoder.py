@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lss_jax import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from lss_jax.decoder import flow_matching_loss, integrate_flow
+from lss_jax.config import DECODERS, DISTILLABLE
+from lss_jax.decoder import KINDS, flow_matching_loss, integrate_flow
 
 W = jnp.array([0.3, -1.2, 2.0])
 V = jnp.array([0.7, -0.5])
@@ -73,3 +74,10 @@ def test_heun_integration_is_second_order():
     errors = [float(jnp.abs(integrate_flow(lambda x, t, c: t[:, None] * x, jnp.ones((1, 1)), jnp.zeros((1, 1)),
                                            n_steps=n)[0, 0] - np.exp(0.5))) for n in (10, 20, 40)]
     assert errors[0] / errors[1] > 3.5 and errors[1] / errors[2] > 3.5, errors
+
+
+def test_registry_matches_the_config_names():
+    # config sits below the decoder and keeps its own tuples of names: they must name the registered kinds
+    assert set(KINDS) == set(DECODERS)
+    assert {name for name, kind in KINDS.items() if kind.distillable} == set(DISTILLABLE)
+    assert all(name == kind.name for name, kind in KINDS.items())

@@ -32,7 +32,6 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx, struct
 
 from lss_jax.config import DECODERS, DecoderConfig
@@ -57,6 +56,8 @@ from lss_jax.decoder.coordinates import (
 )
 from lss_jax.decoder.distill import DISTILLABLE, distill_field
 from lss_jax.decoder.flow import SOLVERS, VelocityField, flow_matching_loss, integrate_flow, sample_flow
+from lss_jax.decoder.flow_kind import FLOW  # noqa: F401  (registers the "flow" kind; chain, knn, wgan register below)
+from lss_jax.decoder.kinds import KINDS, DecoderKind, n_epochs
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
 from lss_jax.decoder.states import (
     RARE_STATE_SHARE,
@@ -99,6 +100,8 @@ __all__ = [
     "decode_fn",
     "decode_rows",
     "decoder_template",
+    "DecoderKind",
+    "KINDS",
     # re-exported from the submodules
     "COORDINATES", "CartesianMap", "InternalMap", "CoordinateMap", "build_zmatrix", "internal_coordinates", "nerf",
     "kabsch_superpose", "fit_cartesian_map", "fit_internal_map", "fit_coordinate_map", "xyz_to_features",
@@ -150,12 +153,6 @@ class Decoder:
 # --------------------------------------------------------------------------------------------------
 
 
-def _n_epochs(config: DecoderConfig, steps_per_epoch: int) -> int:
-    if config.iterations is not None:
-        return max(1, -(-config.iterations // steps_per_epoch))
-    return min(config.epochs, max(1, -(-config.max_steps // steps_per_epoch)))
-
-
 def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderConfig = DecoderConfig(),
                       progress: bool = True, checkpoint=None, states=None):
     """Train the generative model of ``config.kind`` on feature/condition pairs ``(x [n, D], c [n, m])``.
@@ -166,8 +163,12 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         config: decoder settings.
         progress: show a progress bar.
         checkpoint: optional :class:`lss_jax.engine.checkpoint.Checkpointer`.
-        states: flow only: ``(train_labels [n], val_labels, n_states)``, structural states of the frames; the
-            flow is then a :class:`lss_jax.decoder.states.StateFlow` (classifier trained and calibrated first).
+        states: ``(train_labels [n], val_labels, n_states)``, structural states of the frames, split off first
+            (classifier trained and calibrated, one-hot state appended to the condition) for a kind whose
+            :attr:`lss_jax.decoder.kinds.DecoderKind.states` is set; a flow or chain network is then a
+            :class:`lss_jax.decoder.states.StateFlow`.
+
+    The kind's training is ``KINDS[config.kind].fit`` (:mod:`lss_jax.decoder.kinds`).
 
     Returns:
         ``(network, critic or None, TrainHistory)``.
@@ -180,56 +181,15 @@ def fit_feature_model(key: jax.Array, train_data, val_data, *, config: DecoderCo
         >>> sample_features(jax.random.key(3), "flow", net, jnp.zeros((4, 1))).shape
         (4, 2)
     """
-    from lss_jax.engine.train import fit
-
     cfg = config.resolved()
+    kind = KINDS[cfg.kind]
     train_data = tuple(jnp.asarray(a, jnp.float32) for a in train_data)
     val_data = tuple(jnp.asarray(a, jnp.float32) for a in val_data)
-    n, d = train_data[0].shape
-    m = train_data[1].shape[1]
-    if cfg.kind == "knn":
-        import time
-
-        from lss_jax.engine.train import TrainHistory
-
-        start = time.perf_counter()
-        network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
-        return network, None, TrainHistory([], [float("nan")], best_epoch=0, epochs_run=0,
-                                           seconds=time.perf_counter() - start, stopped_early=False)
     classifier = None
-    if states is not None:
+    if states is not None and kind.states:
         classifier, train_data, val_data = _state_split(key, train_data, val_data, states, progress=progress,
                                                         checkpoint=checkpoint)
-        m += classifier.n_states
-    if cfg.kind == "chain":
-        field, history = _fit_chain(key, train_data, val_data, cfg, progress=progress, checkpoint=checkpoint)
-        return (field if classifier is None else StateFlow(field, classifier)), None, history
-    if cfg.kind == "wgan":
-        gan, history = fit_wgan(
-            key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
-            condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size,
-            n_iterations=cfg.iterations, n_epochs=cfg.epochs if cfg.iterations is None else None,
-            learning_rate=cfg.learning_rate, lr_decay=cfg.lr_decay, progress=progress, checkpoint=checkpoint,
-        )
-        return gan.generator, gan.critic, history
-    batch_size = min(cfg.batch_size, n)
-    per_epoch = n // batch_size
-    epochs = _n_epochs(cfg, per_epoch)
-    k_init, k_fit = jax.random.split(key)
-    field = VelocityField(d, m, hidden=cfg.hidden, rngs=nnx.Rngs(k_init))
-    schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
-                else cfg.learning_rate)
-
-    def loss_fn(k, model, batch):
-        x, c = batch
-        return flow_matching_loss(k, model, x, c)
-
-    field, history = fit(
-        k_fit, field, loss_fn, train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size,
-        max_epochs=epochs, patience=cfg.patience, progress=progress, desc="flow-matching decoder",
-        checkpoint=checkpoint, stochastic=True, run_id=f"flow lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden}"
-                                                   + ("" if classifier is None else f" states={classifier.n_states}"))
-    return (field if classifier is None else StateFlow(field, classifier)), None, history
+    return kind.fit(key, train_data, val_data, cfg, progress=progress, checkpoint=checkpoint, classifier=classifier)
 
 
 def _state_split(key, train_data, val_data, states, *, progress, checkpoint):
@@ -249,28 +209,6 @@ def _state_split(key, train_data, val_data, states, *, progress, checkpoint):
     train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
     val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
     return classifier, train_data, val_data
-
-
-def _fit_chain(key, train_data, val_data, cfg: DecoderConfig, *, progress, checkpoint):
-    from lss_jax.engine.train import fit
-
-    n, d = train_data[0].shape
-    batch_size = min(cfg.batch_size, n)
-    per_epoch = n // batch_size
-    epochs = _n_epochs(cfg, per_epoch)
-    k_init, k_fit = jax.random.split(key)
-    field = ChainField(d // 3, train_data[1].shape[1], width=cfg.hidden[0], depth=len(cfg.hidden),
-                       temperature=cfg.temperature, rngs=nnx.Rngs(k_init))
-    schedule = (optax.cosine_decay_schedule(cfg.learning_rate, epochs * per_epoch, alpha=0.01) if cfg.lr_decay
-                else cfg.learning_rate)
-    field, history = fit(
-        k_fit, field, lambda k, model, batch: chain_loss(k, model, batch[0], batch[1], distance_weight=2.0, t_power=1.5),
-        train_data, val_data, optimizer=optax.adam(schedule), batch_size=batch_size, max_epochs=epochs,
-        patience=cfg.patience, progress=progress, desc="chain decoder", checkpoint=checkpoint, stochastic=True,
-        run_id=f"chain lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden} cond={train_data[1].shape[1]}")
-    field.fit_support_bounds(np.concatenate([np.asarray(train_data[0]), np.asarray(val_data[0])]),
-                             margin=cfg.support_margin)
-    return field, history
 
 
 def _split_frames(arrays: list[np.ndarray], val_fraction: float):
@@ -367,7 +305,7 @@ def fit_decoder(
                                                                 every=checkpoint.every, resume=checkpoint.resume)
         cfg = config.resolved()
         per_epoch = max(1, len(train[0]) // min(cfg.batch_size, len(train[0])))
-        budget = cfg.iterations or _n_epochs(cfg, per_epoch) * per_epoch  # the flow's own optimizer steps
+        budget = cfg.iterations or n_epochs(cfg, per_epoch) * per_epoch  # the flow's own optimizer steps
         iterations = config.distill_iterations or min(budget, DISTILL_ITERATIONS)
         decoder = distill_decoder(jax.random.fold_in(key, 2), decoder, train[1], val[1], n_steps=config.distill_steps,
                                   iterations=iterations, progress=progress, checkpoint=sub)
@@ -401,25 +339,9 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
     """An untrained decoder with the structure ``config`` gives, for loading saved weights into (``n_states``: the
     structural states a flow was trained with, 0 for none)."""
     cfg = config.resolved()
-    d, rngs = feature_dim(coordinates), nnx.Rngs(0)
     steps, solver = cfg.sampler
-    if cfg.kind == "knn":  # the stored frames' number comes with the saved arrays
-        return Decoder("knn", NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours),
-                       coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
-    if cfg.kind == "chain":
-        network = ChainField(d // 3, cond_dim + n_states, width=cfg.hidden[0], depth=len(cfg.hidden),
-                             temperature=cfg.temperature, rngs=rngs)
-        if n_states:
-            network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
-        return Decoder("chain", network, coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
-    if cfg.kind == "flow":
-        network = VelocityField(d, cond_dim + n_states, hidden=cfg.hidden, rngs=rngs)
-        if n_states:
-            network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
-        return Decoder("flow", network, coordinates, steps, redraws=cfg.redraws, flow_solver=solver)
-    gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
-               condition=cfg.condition, rngs=rngs)
-    return Decoder("wgan", gan.generator, coordinates, steps, gan.critic, redraws=cfg.redraws)
+    network, critic = KINDS[cfg.kind].template(cfg, feature_dim(coordinates), cond_dim, n_states, nnx.Rngs(0))
+    return Decoder(cfg.kind, network, coordinates, steps, critic, redraws=cfg.redraws, flow_solver=solver)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,11 +350,8 @@ def decoder_template(config: DecoderConfig, coordinates: CoordinateMap, cond_dim
 
 
 def _features_from_noise(kind: str, network, z, cond, flow_steps: int, solver: str = "heun"):
-    if kind == "chain" or (kind == "flow" and isinstance(network, StateFlow)):
-        return network.sample(z, cond, n_steps=flow_steps, solver=solver)
-    if kind == "flow":
-        return integrate_flow(network, z, cond, n_steps=flow_steps, solver=solver)
-    return network(z, cond)
+    """Features ``[B, D]`` of the ``kind`` network from the noise ``z [B, noise_dim]`` and ``cond [B, m]``."""
+    return KINDS[kind].sample(network, z, cond, flow_steps, solver)
 
 
 def sample_features(key: jax.Array, kind: str, network, cond, *, flow_steps: int = 10,

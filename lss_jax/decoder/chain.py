@@ -47,8 +47,10 @@ import numpy as np
 from flax import nnx
 
 from lss_jax.decoder.coordinates import CartesianMap
+from lss_jax.decoder.kinds import DecoderKind, flow_optimizer, register
+from lss_jax.decoder.states import StateClassifier, StateFlow
 
-__all__ = ["ChainField", "chain_prior", "chain_loss", "fit_chain_map", "repair_chain", "sample_chain"]
+__all__ = ["ChainField", "chain_prior", "chain_loss", "fit_chain_map", "repair_chain", "sample_chain", "CHAIN"]
 
 
 def fit_chain_map(xyz, reference) -> CartesianMap:
@@ -306,3 +308,47 @@ def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs
         return x + 0.5 * dx  # under-relaxed: an atom can receive several corrections in one sweep
 
     return jax.lax.fori_loop(0, iterations, sweep, flat).reshape(*lead, n, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# the "chain" decoder kind (lss_jax.decoder.kinds)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint, classifier):
+    """A :class:`ChainField` trained by :func:`chain_loss` on ``(x [n, 3 n_atoms], c [n, m])``, its repair bounds
+    fitted on every frame (a :class:`~lss_jax.decoder.states.StateFlow` with ``classifier``), ``(network, None,
+    TrainHistory)``."""
+    from lss_jax.engine.train import fit
+
+    n, d = train_data[0].shape
+    batch_size, epochs, optimizer = flow_optimizer(cfg, n)
+    k_init, k_fit = jax.random.split(key)
+    field = ChainField(d // 3, train_data[1].shape[1], width=cfg.hidden[0], depth=len(cfg.hidden),
+                       temperature=cfg.temperature, rngs=nnx.Rngs(k_init))
+    field, history = fit(
+        k_fit, field, lambda k, model, batch: chain_loss(k, model, batch[0], batch[1], distance_weight=2.0, t_power=1.5),
+        train_data, val_data, optimizer=optimizer, batch_size=batch_size, max_epochs=epochs,
+        patience=cfg.patience, progress=progress, desc="chain decoder", checkpoint=checkpoint, stochastic=True,
+        run_id=f"chain lr={cfg.learning_rate!r} decay={cfg.lr_decay} hidden={cfg.hidden} cond={train_data[1].shape[1]}")
+    field.fit_support_bounds(np.concatenate([np.asarray(train_data[0]), np.asarray(val_data[0])]),
+                             margin=cfg.support_margin)
+    return (field if classifier is None else StateFlow(field, classifier)), None, history
+
+
+def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
+    """An untrained :class:`ChainField` (in a :class:`~lss_jax.decoder.states.StateFlow` with ``n_states``),
+    ``(network, None)``."""
+    network = ChainField(d // 3, cond_dim + n_states, width=cfg.hidden[0], depth=len(cfg.hidden),
+                         temperature=cfg.temperature, rngs=rngs)
+    if n_states:
+        network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
+    return network, None
+
+
+def _sample(network, z: jax.Array, cond: jax.Array, flow_steps: int, solver: str = "heun") -> jax.Array:
+    """:meth:`ChainField.sample` (or the :class:`~lss_jax.decoder.states.StateFlow`'s) from the noise ``z``."""
+    return network.sample(z, cond, n_steps=flow_steps, solver=solver)
+
+
+CHAIN = register(DecoderKind("chain", _fit_kind, _template, _sample, distillable=True))

@@ -20,7 +20,9 @@ import numpy as np
 from flax import nnx
 from jax.scipy.stats import norm
 
-__all__ = ["NeighbourDecoder"]
+from lss_jax.decoder.kinds import DecoderKind, register
+
+__all__ = ["NeighbourDecoder", "fit_neighbours", "KNN"]
 
 _ROWS = 128  # rows per distance block: [rows, n_frames] distances at a time
 
@@ -82,3 +84,35 @@ def fit_neighbours(key: jax.Array, train_data, val_data, *, k: int, max_frames: 
         keep = np.sort(np.asarray(jax.random.choice(key, len(x), (max_frames,), replace=False)))
         x, c = x[keep], c[keep]
     return NeighbourDecoder(c, x, k)
+
+
+# --------------------------------------------------------------------------------------------------
+# the "knn" decoder kind (lss_jax.decoder.kinds)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint, classifier):
+    """:func:`fit_neighbours` with the config's ``neighbours`` and ``max_frames``, ``(network, None,
+    TrainHistory)``: no epochs, a NaN validation loss (nothing is trained; ``progress``, ``checkpoint`` and
+    ``classifier`` are not used)."""
+    import time
+
+    from lss_jax.engine.train import TrainHistory
+
+    start = time.perf_counter()
+    network = fit_neighbours(key, train_data, val_data, k=cfg.neighbours, max_frames=cfg.max_frames)
+    return network, None, TrainHistory([], [float("nan")], best_epoch=0, epochs_run=0,
+                                       seconds=time.perf_counter() - start, stopped_early=False)
+
+
+def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
+    """One placeholder frame (the stored frames' number comes with the saved arrays), ``(network, None)``."""
+    return NeighbourDecoder(jnp.zeros((1, cond_dim)), jnp.zeros((1, d)), cfg.neighbours), None
+
+
+def _sample(network, z: jax.Array, cond: jax.Array, flow_steps: int, solver: str = "heun") -> jax.Array:
+    """A stored frame among the ``k`` nearest, picked by ``z`` (no steps, no solver)."""
+    return network(z, cond)
+
+
+KNN = register(DecoderKind("knn", _fit_kind, _template, _sample, states=False))

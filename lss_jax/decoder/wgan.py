@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from lss_jax.decoder.kinds import DecoderKind, register
+
 __all__ = [
     "CriticInfo",
     "gradient_penalty",
@@ -35,6 +37,7 @@ __all__ = [
     "WGAN",
     "wgan_train_step",
     "fit_wgan",
+    "WGAN_KIND",
 ]
 
 CriticFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -386,3 +389,35 @@ def fit_wgan(
         run_id=f"cwgan-gp lr={learning_rate!r} decay={lr_decay} betas={betas} gp={gp_weight} n_critic={n_critic} "
                f"noise={noise_dim} condition={condition}",
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# the "wgan" decoder kind (lss_jax.decoder.kinds)
+# --------------------------------------------------------------------------------------------------
+
+
+def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint, classifier):
+    """:func:`fit_wgan` with the resolved config's settings, ``(generator, critic, TrainHistory)`` (``classifier``
+    is not used: the conditions, with any one-hot state appended, are the generator's)."""
+    gan, history = fit_wgan(
+        key, train_data, val_data, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
+        condition=cfg.condition, gp_weight=cfg.gp_weight, n_critic=cfg.n_critic, batch_size=cfg.batch_size,
+        n_iterations=cfg.iterations, n_epochs=cfg.epochs if cfg.iterations is None else None,
+        learning_rate=cfg.learning_rate, lr_decay=cfg.lr_decay, progress=progress, checkpoint=checkpoint,
+    )
+    return gan.generator, gan.critic, history
+
+
+def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
+    """An untrained ``(generator, critic)`` (``n_states`` is not used)."""
+    gan = WGAN(d, cond_dim, noise_dim=cfg.noise_dim, hidden=cfg.hidden, critic_hidden=cfg.critic_hidden,
+               condition=cfg.condition, rngs=rngs)
+    return gan.generator, gan.critic
+
+
+def _sample(network, z: jax.Array, cond: jax.Array, flow_steps: int, solver: str = "heun") -> jax.Array:
+    """The generator ``G(z, c)`` (no steps, no solver)."""
+    return network(z, cond)
+
+
+WGAN_KIND = register(DecoderKind("wgan", _fit_kind, _template, _sample))
