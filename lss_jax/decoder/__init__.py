@@ -12,6 +12,10 @@ Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinate
   atoms) with a transformer over beads and a Gaussian-chain prior (:mod:`lss_jax.decoder.chain`); it has
   its own isotropic Cartesian map and ignores ``coordinates``;
 
+each kind is one module that registers its training, untrained template and sampler in
+:data:`lss_jax.decoder.kinds.KINDS` (the flow's is :mod:`lss_jax.decoder.flow_kind`), and this package
+dispatches through it;
+
 * ``coordinates="internal"`` (default): Z-matrix bond lengths, angles and torsions rebuilt by NeRF, so
   bonded geometry is generated directly;
 * ``coordinates="cartesian"``: the paper's aligned Cartesian coordinates.
