@@ -100,6 +100,10 @@ def test_demo_on_alanine_dipeptide_writes_the_model_the_frames_and_the_report(de
     assert np.load(demo / "lss.latent.npy").shape == (50, 200, 2)
     model = LSS.load(demo / "model")
     assert model.latent_dim == 2 and model.config.lag == 5 and len(model.atom_indices) == 10
+    decoder = model.fetch_model().decoder  # the default decoder: the flow itself, 10 Heun steps
+    assert (decoder.kind, decoder.flow_steps, decoder.flow_solver) == ("flow", 10, "heun")
+    assert {k: model.info["decoder"][k] for k in ("sampler_steps", "sampler_solver", "distilled")} == {
+        "sampler_steps": 10, "sampler_solver": "heun", "distilled": False}
     assert 'system = "alanine-dipeptide"' in (demo / "lss-jax-demo.toml").read_text()
 
 

@@ -81,6 +81,7 @@ def test_a_distilled_flow_saves_loads_and_samples_in_one_evaluation(data, tmp_pa
     config = LSSConfig(**{**TINY, "decoder": DecoderConfig(iterations=20, distill_steps=1)})
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     assert (model.decoder.flow_steps, model.decoder.flow_solver) == (1, "euler")
+    assert (model.info["decoder"]["sampler_steps"], model.info["decoder"]["distilled"]) == (1, True)
     loaded = load_model(model.save(tmp_path / "m"))
     assert (loaded.decoder.flow_steps, loaded.decoder.flow_solver) == (1, "euler")
     chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))

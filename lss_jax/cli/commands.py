@@ -160,7 +160,7 @@ def train(args) -> int:
         f"generalization to unseen data)"
         f"{_floor_lines(enc, info['latent_dim'])}"
         f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
-        f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}"
+        f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}{_sampler_words(dec)}"
         f"{_consistency_lines(info['consistency'])}"
         f"\n  wall time           {time.perf_counter() - start:.1f} s"
         f"\n  model               {out}"
@@ -203,6 +203,15 @@ def _choose_lag(trajs, stride: int):
           f"{format_lag_table(choice, trajs.timestep, 'ps')}\n"
           f"  chosen: lag {choice.lag} frames = {choice.lag * trajs.timestep:g} ps: {choice.reason}")
     return choice
+
+
+def _sampler_words(dec: dict) -> str:
+    """How a flow-matching decoder samples, for the train summary ("" for the other kinds and older models)."""
+    if "sampler_steps" not in dec:
+        return ""
+    steps, solver = dec["sampler_steps"], dec["sampler_solver"]
+    how = f"{steps} {solver.capitalize()} step{'s' if steps != 1 else ''}"
+    return f"; samples with {how}" + (" (distilled; decoder.distill_steps = 0: the flow itself)" if dec["distilled"] else "")
 
 
 def _floor_lines(enc: dict, latent_dim: int) -> str:

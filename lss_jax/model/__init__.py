@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax.config import LSSConfig
+from lss_jax.config import DISTILLABLE, LSSConfig
 from lss_jax.data.checks import check_atom_selection, check_decoded_atoms, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
@@ -455,7 +455,10 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
         "decoder": {"kind": cfg.decoder.kind, "coordinates": cfg.decoder.coordinates, "epochs": dec_hist.epochs_run,
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
                     "seconds": round(dec_hist.seconds, 2),
-                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder.kind == "flow" else 0},
+                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder.kind == "flow" else 0,
+                    **({"sampler_steps": decoder.flow_steps, "sampler_solver": decoder.flow_solver,
+                        "distilled": bool(cfg.decoder.distill_steps)}
+                       if cfg.decoder.kind in DISTILLABLE else {})},
         "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     model = LSSModel(
