@@ -1,0 +1,79 @@
+"""Where a generated F(phi, psi) departs from MD's: the per-bin error binned by MD's free energy above its minimum.
+
+The report's F(phi, psi) RMSE (10 degree bins with p >= 10^-3 of the largest, the constant removed) says how far
+generated frames are from MD; this script says where: for each trajectory given, the mean signed and the RMS error
+of its bins within 0-2, 2-4, 4-6 and above 6 kT of MD's minimum. A negative mean error in the low bands and a
+positive one in the high bands is a distribution narrower than MD's (too much weight in the basins, too little in
+the tails); the reverse, a broader one. Used in docs/decoder.md on the 100 ns alanine dipeptide validation's LSS
+frames, decoded by the 10-step flow and by the one-step student:
+
+    python benchmarks/studies/free_energy_levels.py --md ala2-seed2.xtc --top alanine-dipeptide.pdb \\
+        flow=lss_teacher.xtc:lss_teacher.pdb student=lss_student.xtc:lss_student.pdb
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import mdtraj as md
+import numpy as np
+
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+EDGES = np.linspace(-180.0, 180.0, 37)  # 10 degree bins, as the report's F(phi, psi)
+LEVELS = ((0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, np.inf))
+
+
+def histogram(traj: md.Trajectory) -> np.ndarray:
+    phi = np.degrees(md.compute_phi(traj)[1][:, 0])
+    psi = np.degrees(md.compute_psi(traj)[1][:, 0])
+    h, _, _ = np.histogram2d(phi, psi, bins=[EDGES, EDGES])
+    return h / h.sum()
+
+
+def levels(md_hist: np.ndarray, hist: np.ndarray) -> dict:
+    """RMSE over MD's bins with p >= 10^-3 max (constant removed) and the error by MD free-energy band."""
+    mask = md_hist >= 1e-3 * md_hist.max()
+    f_md = -np.log(md_hist[mask])
+    with np.errstate(divide="ignore"):
+        f = -np.log(hist[mask])
+    seen = np.isfinite(f)
+    err = np.where(seen, f - f_md, np.nan)
+    err -= np.nanmean(err)
+    above = f_md - f_md.min()
+    bands = {}
+    for lo, hi in LEVELS:
+        sel = (above >= lo) & (above < hi)
+        bands[f"{lo:g}-{hi:g}_kT"] = {"n_bins": int(sel.sum()), "mean_signed_kT": float(np.nanmean(err[sel])),
+                                      "rms_kT": float(np.sqrt(np.nanmean(err[sel] ** 2)))}
+    return {"rmse_kT": float(np.sqrt(np.nanmean(err**2))), "n_bins": int(mask.sum()), "unvisited_bins": int((~seen).sum()),
+            "bands": bands}
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/free_energy_levels-<backend>.json)")
+    parser.add_argument("--md", required=True, help="the reference MD trajectory")
+    parser.add_argument("--top", required=True, help="its topology")
+    parser.add_argument("generated", nargs="+", help="NAME=TRAJ:TOP, one per generated trajectory")
+    args = parser.parse_args(argv)
+
+    md_hist = histogram(md.load(args.md, top=args.top))
+    results = {"benchmark": "free_energy_levels", "backend": jax.default_backend(), "machine": machine_facts(),
+               "md": Path(args.md).name, "runs": {}}
+    for item in args.generated:
+        name, _, files = item.partition("=")
+        traj_path, _, top_path = files.partition(":")
+        if not (name and traj_path and top_path):
+            raise SystemExit(f"{item!r}: give each generated trajectory as NAME=TRAJ:TOP.")
+        row = levels(md_hist, histogram(md.load(traj_path, top=top_path)))
+        results["runs"][name] = row
+        bands = "; ".join(f"{band} {b['mean_signed_kT']:+.3f} (rms {b['rms_kT']:.3f})" for band, b in row["bands"].items())
+        print(f"{name}: F(phi, psi) RMSE {row['rmse_kT']:.3f} kT over {row['n_bins']} bins | {bands}", flush=True)
+    write_results(args.out or RESULTS / f"free_energy_levels-{jax.default_backend()}.json", results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
