@@ -111,10 +111,11 @@ class EncoderConfig:
         hidden, batch_norm: the network's hidden layer widths and batch normalization.
         learning_rate, batch_size, epochs, patience: Adam and early stopping on the validation VAMP-2 score.
         linear_floor: the linear floor: an SRV that ends below TICA's VAMP-2 on the training or validation pairs
-            is trained again from TICA with a residual linear path, which never ends below it
-            (:func:`lss_jax.encoder.fit_srv`). Off by default until the alanine dipeptide sweep is re-measured
-            with it (it changes most of the shipped models' encoders); the comparison itself is always made,
-            printed and recorded (``info["encoder"]["linear_floor"]``).
+            (by more than two bootstrap standard errors of the difference, :func:`lss_jax.encoder.below_floor`) is
+            trained again from TICA with a residual linear path, which never ends below it
+            (:func:`lss_jax.encoder.fit_srv`). Off by default: on the shipped alanine dipeptide it changes 3 of 12
+            sweep settings' encoders and moves alpha_L out of its band in two (docs/encoder.md); the comparison
+            itself is always made, printed and recorded (``info["encoder"]["linear_floor"]``).
 
     Example:
         >>> EncoderConfig().n_outputs, EncoderConfig(latent_dim=2).n_outputs

@@ -224,9 +224,10 @@ def _floor_lines(enc: dict, latent_dim: int) -> str:
            else "the plain SRV")
     if floor.get("below"):
         how += " -- BELOW TICA: set linear_floor = true under [encoder] in --config to train it from TICA"
+    se = {p: f" (SE {floor[f'diff_se_{p}']:.3f})" if f"diff_se_{p}" in floor else "" for p in ("train", "val")}
     return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs "
-            f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}, validation {floor['srv_val_vamp2']:.3f} vs "
-            f"{floor['tica_val_vamp2']:.3f}; encoder: {how}"
+            f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}{se['train']}, validation "
+            f"{floor['srv_val_vamp2']:.3f} vs {floor['tica_val_vamp2']:.3f}{se['val']}; encoder: {how}"
             f"\n                      TICA timescales {ts}; latent dimension {latent_dim} from the gap of the better of the "
             f"two estimates")
 

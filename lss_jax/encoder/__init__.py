@@ -236,7 +236,7 @@ def choose_latent_dim(timescales, max_dim: int | None = None, min_dim: int = 1) 
 
 
 def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float = 0.1,
-                 max_pairs: int = 200_000) -> dict:
+                 max_pairs: int = 200_000, n_blocks: int = 20, n_bootstrap: int = 200) -> dict:
     """The encoder against TICA on the same features, lag and split: reversible VAMP-2 on the training and on the
     validation pairs.
 
@@ -245,16 +245,23 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
     each part (evenly spaced, at most ``max_pairs``), the network in eval mode. A nonlinear encoder whose function
     class holds the linear map should score at least TICA's on both; less means its training failed.
 
+    The difference of the two scores on each part comes with its standard error (``diff_se_train``,
+    ``diff_se_val``): a block bootstrap over ``n_blocks`` contiguous blocks of pairs (``n_bootstrap`` replicates,
+    a fixed seed), both encoders scored on the same resampled pairs, so that :func:`below_floor` calls an encoder
+    below TICA only where the data say so.
+
     Returns:
-        dict with ``srv_train_vamp2``, ``tica_train_vamp2``, ``srv_val_vamp2``, ``tica_val_vamp2`` and
-        ``tica_eigenvalues`` (of TICA on all the frames, as the SRV projection's; leading ``k``).
+        dict with ``srv_train_vamp2``, ``tica_train_vamp2``, ``srv_val_vamp2``, ``tica_val_vamp2``,
+        ``diff_se_train``, ``diff_se_val`` and ``tica_eigenvalues`` (of TICA on all the frames, as the SRV
+        projection's; leading ``k``).
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
         >>> net, _, _ = fit_srv(jax.random.key(0), [x], 1, 2, config=EncoderConfig(hidden=(4,), batch_size=64, epochs=1),
         ...                     progress=False)
-        >>> sorted(linear_floor(net, [x], 1))[:2]
-        ['srv_train_vamp2', 'srv_val_vamp2']
+        >>> scores = linear_floor(net, [x], 1)
+        >>> sorted(scores)[:4], scores["diff_se_val"] > 0
+        (['diff_se_train', 'diff_se_val', 'srv_train_vamp2', 'srv_val_vamp2'], True)
     """
     k = model.head.out_features
     train, val = split_trajectories(features_list, val_fraction)
@@ -269,15 +276,57 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
         project = lambda x: jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32)  # noqa: E731
         out[f"srv_{part_name}_vamp2"] = -float(srv_loss(model, (jnp.asarray(x0), jnp.asarray(xt))))
         out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(project(x0), project(xt), r=2, reversible=True))
+        chi = np.asarray(model(jnp.concatenate([jnp.asarray(x0), jnp.asarray(xt)])), np.float64)
+        srv_blocks = _pair_block_moments(chi[: len(x0)], chi[len(x0):], n_blocks)
+        tica_blocks = _pair_block_moments(np.asarray(project(x0), np.float64), np.asarray(project(xt), np.float64),
+                                          n_blocks)
+        counts = np.random.default_rng(0).multinomial(len(srv_blocks[0]), np.full(len(srv_blocks[0]),
+                                                                                   1 / len(srv_blocks[0])), n_bootstrap)
+        diff = _reversible_vamp2(srv_blocks, counts) - _reversible_vamp2(tica_blocks, counts)
+        out[f"diff_se_{part_name}"] = float(np.std(diff, ddof=1))
     out["tica_eigenvalues"] = reversible_decomposition(features_list, lag).eigenvalues[:k]
     return out
 
 
-def below_floor(scores: dict, tolerance: float = 1e-3) -> bool:
-    """Whether :func:`linear_floor` scores put the encoder below TICA on the training or the validation pairs, by
-    more than ``tolerance`` of TICA's score (float32 scores of the same map agree to ~1e-5; the failures this
-    catches are 10-30 %)."""
-    return any(scores[f"srv_{p}_vamp2"] < (1 - tolerance) * scores[f"tica_{p}_vamp2"] for p in ("train", "val"))
+def below_floor(scores: dict, tolerance: float = 1e-3, n_se: float = 2.0) -> bool:
+    """Whether :func:`linear_floor` scores put the encoder below TICA on the training or the validation pairs: by
+    more than ``n_se`` standard errors of the difference (``diff_se_*``; a difference the data cannot tell from
+    zero is not a failure) and more than ``tolerance`` of TICA's score (float32 scores of the same map agree to
+    ~1e-5). The failures this catches are 10-30 % of the score.
+
+    Example:
+        >>> scores = dict(srv_train_vamp2=1.30, tica_train_vamp2=1.31, srv_val_vamp2=1.20, tica_val_vamp2=1.21)
+        >>> below_floor(scores), below_floor({**scores, "diff_se_train": 0.01, "diff_se_val": 0.02})
+        (True, False)
+    """
+    def margin(p):
+        return max(tolerance * scores[f"tica_{p}_vamp2"], n_se * scores.get(f"diff_se_{p}", 0.0))
+
+    return any(scores[f"srv_{p}_vamp2"] < scores[f"tica_{p}_vamp2"] - margin(p) for p in ("train", "val"))
+
+
+def _pair_block_moments(y0: np.ndarray, yt: np.ndarray, n_blocks: int):
+    """Per contiguous block of lagged pairs: ``(n [b], s [b, k], m [b, k, k], c [b, k, k])``, the block's pair count,
+    the sum of both halves, ``y0' y0 + yt' yt`` and ``y0' yt + yt' y0``: the reversible covariances of any
+    resampling of the blocks follow from them."""
+    edges = np.linspace(0, len(y0), min(n_blocks, len(y0)) + 1).astype(int)
+    parts = [(y0[a:b], yt[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return (np.array([len(a) for a, _ in parts], np.float64), np.array([a.sum(0) + b.sum(0) for a, b in parts]),
+            np.array([a.T @ a + b.T @ b for a, b in parts]), np.array([a.T @ b + b.T @ a for a, b in parts]))
+
+
+def _reversible_vamp2(blocks, counts: np.ndarray, epsilon: float = 1e-10) -> np.ndarray:
+    """Reversible VAMP-2 (``1 + ||C0^-1/2 C1 C0^-1/2||_F^2``, covariances symmetrized about the pairs' joint mean)
+    of the pairs resampled with ``counts [R, b]`` of each block: ``[R]``."""
+    n, s, m00, m01 = blocks
+    total = counts @ n
+    mean = (counts @ s) / (2 * total)[:, None]
+    c0 = np.einsum("rb,bij->rij", counts, m00) / (2 * total)[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    c1 = np.einsum("rb,bij->rij", counts, m01) / (2 * total)[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    w, v = np.linalg.eigh(c0)
+    inv_sqrt = np.einsum("rij,rj,rkj->rik", v, 1 / np.sqrt(np.maximum(w, epsilon)), v)
+    k = inv_sqrt @ c1 @ inv_sqrt
+    return 1 + np.sum(k**2, axis=(1, 2))
 
 
 def fit_srv(
