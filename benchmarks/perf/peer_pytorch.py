@@ -4,7 +4,8 @@ The authors' propagator (Ferg-Lab/mdn_propagator, ``Propagator.gen_synthetic_tra
 advances latent points with a Python loop that calls the MDN in torch at every step and samples the
 Gaussian mixture with ``torch.distributions``: a ``OneHotCategorical`` draw of the component, a
 ``Normal`` draw for *every* component, and the one-hot-weighted sum, then ``clip(0, 1)``. This script
-rebuilds that loop in PyTorch (CPU, float32, ``torch.no_grad()``, ``torch.set_num_threads(os.cpu_count())``)
+rebuilds that loop in PyTorch (CPU, float32, ``torch.no_grad()``, ``torch.set_num_threads(n)``, ``n`` the cores this
+process may run on)
 for the Trp-cage propagator size used throughout (latent 3, C = 24, two hidden layers of 100 ReLU,
 head giving logits, sigmoid means and softplus scales exactly as :class:`lss_jax.MDN`, whose weights
 are copied in) and generalizes it to a batch of B trajectories. Two torch variants are timed:
@@ -28,7 +29,8 @@ Both sides get every core: torch through its intra-op threads (``torch_threads``
 host device per core (:func:`lss_jax.use_every_core`, what ``lss-jax generate`` does) and ``rollout(...,
 devices=jax.devices())`` (``jax_all_cores``; the issue's target is read on it). XLA's CPU backend runs
 matmuls this small on one core per device, so one device (``jax_one_device``, kept beside) leaves cores
-idle. ``--host-devices 1`` gives JAX one device only.
+idle. ``--host-devices 1`` gives JAX one device only; ``taskset -c 0 python ... --host-devices 1`` pins both sides
+to one core (torch then runs one thread).
 
 PyTorch is a benchmark-only dependency (``pip install torch==2.13.0``).
 
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     use_every_core(args.host_devices)
     torch = _import_torch()
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores it may use: 1 under taskset -c 0
     if args.steps is not None and len(args.steps) != len(args.batch):
         parser.error("--steps needs one value per --batch value")
     steps = args.steps or [5000 if b == 1 else 1000 for b in args.batch]
