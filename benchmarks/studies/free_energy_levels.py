@@ -19,18 +19,16 @@ import jax
 import mdtraj as md
 import numpy as np
 
+from lss_jax.analysis.distributions import free_energy_2d
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-EDGES = np.linspace(-180.0, 180.0, 37)  # 10 degree bins, as the report's F(phi, psi)
 LEVELS = ((0.0, 2.0), (2.0, 4.0), (4.0, 6.0), (6.0, np.inf))
 
 
 def histogram(traj: md.Trajectory) -> np.ndarray:
-    phi = np.degrees(md.compute_phi(traj)[1][:, 0])
-    psi = np.degrees(md.compute_psi(traj)[1][:, 0])
-    h, _, _ = np.histogram2d(phi, psi, bins=[EDGES, EDGES])
-    return h / h.sum()
+    """Bin probabilities of (phi, psi) in 10 degree bins, as the report's F(phi, psi)."""
+    return free_energy_2d(md.compute_phi(traj)[1][:, 0], md.compute_psi(traj)[1][:, 0], bins=36)[1]
 
 
 def levels(md_hist: np.ndarray, hist: np.ndarray) -> dict:
