@@ -273,15 +273,16 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
         x0, xt = lagged_pairs(part, lag)
         keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
         x0, xt = x0[keep], xt[keep]
-        project = lambda x: jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32)  # noqa: E731
-        out[f"srv_{part_name}_vamp2"] = -float(srv_loss(model, (jnp.asarray(x0), jnp.asarray(xt))))
-        out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(project(x0), project(xt), r=2, reversible=True))
-        chi = np.asarray(model(jnp.concatenate([jnp.asarray(x0), jnp.asarray(xt)])), np.float64)
-        srv_blocks = _pair_block_moments(chi[: len(x0)], chi[len(x0):], n_blocks)
-        tica_blocks = _pair_block_moments(np.asarray(project(x0), np.float64), np.asarray(project(xt), np.float64),
-                                          n_blocks)
-        counts = np.random.default_rng(0).multinomial(len(srv_blocks[0]), np.full(len(srv_blocks[0]),
-                                                                                   1 / len(srv_blocks[0])), n_bootstrap)
+        y0, yt = (jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32) for x in (x0, xt))
+        chi = model(jnp.concatenate([jnp.asarray(x0), jnp.asarray(xt)]))  # one pass, as srv_loss makes it
+        chi0, chit = chi[: len(x0)], chi[len(x0):]
+        out[f"srv_{part_name}_vamp2"] = -float(vamp_loss(chi0, chit, r=2, reversible=True, epsilon=1e-6))
+        out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(y0, yt, r=2, reversible=True))
+        as64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+        srv_blocks = _pair_block_moments(as64(chi0), as64(chit), n_blocks)
+        tica_blocks = _pair_block_moments(as64(y0), as64(yt), n_blocks)
+        n = len(srv_blocks[0])
+        counts = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), n_bootstrap)
         diff = _reversible_vamp2(srv_blocks, counts) - _reversible_vamp2(tica_blocks, counts)
         out[f"diff_se_{part_name}"] = float(np.std(diff, ddof=1))
     out["tica_eigenvalues"] = reversible_decomposition(features_list, lag).eigenvalues[:k]
