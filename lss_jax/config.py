@@ -209,8 +209,10 @@ _DEFAULTS = {
     "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
     "knn": {},  # nothing to train
     # hidden = (width,) * depth of the transformer over beads
-    # (measured on Trp-cage, docs/decoder.md: sampling at temperature 0.8 brings the conditional spread of Q to MD's)
-    "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.8},
+    # (measured on Trp-cage, docs/decoder.md: with the fitted Gaussian prior, temperature 0.7 takes the conditional bias
+    # of Q given psi to zero, +0.001 against -0.016 at 0.8)
+    "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.7,
+              "self_condition": False, "prior": "gaussian"},
 }
 
 
@@ -259,8 +261,13 @@ class DecoderConfig:
         support_margin: fraction of the smallest training distance of a pair that decoded frames must keep.
         neighbours, max_frames: knn: pick among this many nearest stored frames; store at most this many
             training frames (a random subset of more).
-        temperature: chain: the prior sample's scale at sampling (default 0.8, a low-temperature sample, narrower
+        temperature: chain: the prior sample's scale at sampling (default 0.7, a low-temperature sample, narrower
             around the conditional modes; 1: the trained flow's law).
+        self_condition: chain: the field also sees the endpoint its previous evaluation predicted (self-conditioning,
+            Chen et al. 2023, as in protein backbone flows), trained on half the minibatch frames.
+        prior: chain: where the flow starts, ``"gaussian"`` (default: a Gaussian fitted to the training frames of
+            each structural state, their mean and covariance, so the flow only carries what a Gaussian misses) or
+            ``"chain"`` (the Gaussian chain, a random walk of bond-length steps).
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -294,6 +301,8 @@ class DecoderConfig:
     neighbours: int = 20
     max_frames: int = 100_000
     temperature: float | None = None
+    self_condition: bool | None = None
+    prior: str | None = None
 
     def __post_init__(self):
         if self.kind not in DECODERS:
@@ -327,6 +336,18 @@ class DecoderConfig:
                              f"heads), got {self.hidden!r}.")
         if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 2.0):
             raise ValueError(f"decoder temperature must be in (0, 2], got {self.temperature!r}.")
+        if self.self_condition not in (None, True, False):
+            raise ValueError(f"decoder self_condition must be true or false, got {self.self_condition!r}.")
+        if self.self_condition and self.kind != "chain":
+            raise ValueError(f"decoder self_condition applies to the chain decoder only (kind = 'chain'), "
+                             f"got kind = {self.kind!r}.")
+        if self.self_condition and isinstance(self.distill_steps, int) and self.distill_steps > 1:
+            raise ValueError(f"a self-conditioned chain decoder is distilled into one step (distill_steps = 1; its "
+                             f"student is trained without the estimate a second step would give it), got "
+                             f"distill_steps = {self.distill_steps!r}.")
+        if self.prior is not None and (self.kind != "chain" or self.prior not in ("chain", "gaussian")):
+            raise ValueError(f"decoder prior applies to the chain decoder (kind = 'chain') and is 'chain' or "
+                             f"'gaussian', got prior = {self.prior!r} with kind = {self.kind!r}.")
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
@@ -368,7 +389,8 @@ _TOP = ("lag", "seed")
 # fields added after the flat form, with the value that reproduces the behaviour before them: left out of the flat
 # dict (and so of model fingerprints) at that value, and given that value when a model saved without them is loaded
 _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
-                     ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1}
+                     ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1,
+                     ("decoder", "self_condition"): None, ("decoder", "prior"): None}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

@@ -255,3 +255,17 @@ def test_min_latent_dim_is_checked_and_old_models_keep_their_choice():
     assert not [k for k in LSSConfig(lag=2)._flat_dict() if "min_latent_dim" in k]
     flat = LSSConfig(lag=2, encoder=EncoderConfig(min_latent_dim=2))._flat_dict()
     assert [v for k, v in flat.items() if "min_latent_dim" in k] == [2]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"kind": "flow", "prior": "gaussian"}, "decoder prior applies to the chain decoder"),
+    ({"kind": "chain", "prior": "harmonic"}, "is 'chain' or 'gaussian', got prior = 'harmonic'"),
+    ({"kind": "flow", "self_condition": True}, "self_condition applies to the chain decoder only"),
+    ({"kind": "chain", "self_condition": "yes"}, "self_condition must be true or false"),
+    ({"kind": "chain", "self_condition": True, "distill_steps": 2}, "distilled into one step"),
+])
+def test_chain_decoder_settings_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        DecoderConfig(**fields)
+    assert DecoderConfig(kind="chain").resolved().prior == "gaussian"  # the chain's default: a fitted Gaussian
+    assert DecoderConfig().resolved().prior is None and DecoderConfig().resolved().self_condition is None

@@ -31,8 +31,8 @@ import optax
 from flax import nnx
 
 from lss_jax.config import DISTILLABLE
-from lss_jax.decoder.chain import ChainField, chain_prior
-from lss_jax.decoder.flow import VelocityField, integrate_flow
+from lss_jax.decoder.chain import ChainField, integrate_chain
+from lss_jax.decoder.flow import VelocityField
 from lss_jax.decoder.states import StateFlow
 
 __all__ = ["DISTILLABLE", "straight_path_loss", "distill_field", "teacher_couplings"]
@@ -83,8 +83,8 @@ def teacher_couplings(key: jax.Array, network, cond, *, n_steps: int, solver: st
         if isinstance(net, StateFlow):  # the state from the last noise entry, the field's prior sample from the rest
             z, c = net.field_condition(z, c)
             net = net.field
-        x0 = chain_prior(z * net.temperature) if isinstance(net, ChainField) else z
-        return x0, integrate_flow(net, x0, c, n_steps=n_steps, solver=solver), c
+        x0 = net.prior_sample(z * net.temperature, c) if isinstance(net, ChainField) else z
+        return x0, integrate_chain(net, x0, c, n_steps=n_steps, solver=solver), c
 
     cond = np.asarray(cond, np.float32)
     z = np.asarray(jax.random.normal(key, (len(cond), network.noise_dim)), np.float32)
