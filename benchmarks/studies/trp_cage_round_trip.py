@@ -17,6 +17,7 @@ and is scored against that run:
 
     python benchmarks/studies/trp_cage_round_trip.py                              # chain with and without states
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain knn --epochs 5   # quick look
+    python benchmarks/studies/trp_cage_round_trip.py --decoders chain-gaussian-prior --temperatures 0.8 1.0
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 DECODERS = {  # name -> DecoderConfig fields (first draws: redraws = 0)
     "chain": {"kind": "chain"},
     "chain-no-states": {"kind": "chain", "states": 0},
+    "chain-self-conditioned": {"kind": "chain", "self_condition": True},
+    "chain-64-states": {"kind": "chain", "states": 64},
+    "chain-gaussian-prior": {"kind": "chain", "prior": "gaussian"},
+    "chain-chain-prior": {"kind": "chain", "prior": "chain"},
     "flow": {"kind": "flow"},
     "knn": {"kind": "knn"},
 }
@@ -77,6 +82,9 @@ def main(argv=None) -> int:
     parser.add_argument("--decoders", nargs="+", default=["chain", "chain-no-states"], choices=sorted(DECODERS))
     parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: each kind's own)")
     parser.add_argument("--seed", type=int, default=0, help="the encoder's and the decoders' seed")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=None,
+                        help="chain decoders: score each trained decoder sampled at each of these prior temperatures "
+                             "(rows NAME@T; default: the configuration's)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
@@ -94,12 +102,8 @@ def main(argv=None) -> int:
     md_row.update(q_spread=float(q_train[nearest].std(1).mean()),
                   novelty_nm=novelty(x_ind, x_train, train.topology, novelty_rows))
     rows = {"md_independent": md_row}
-    for name in args.decoders:
-        fields = {**DECODERS[name], "redraws": 0, **({"epochs": args.epochs} if args.epochs else {})}
-        t0 = time.perf_counter()
-        decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, u_train, topology=train.topology,
-                                       config=DecoderConfig(**fields), progress=False)
-        trained = time.perf_counter() - t0
+
+    def score(decoder, history, config, trained):
         n = len(u_ind)
         t0 = time.perf_counter()
         xyz, _ = decode_rows(jax.random.key(11), decoder, u_ind, np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
@@ -112,10 +116,24 @@ def main(argv=None) -> int:
         q_draws = tc.fraction_native_contacts(draws).reshape(len(points), 50)
         row.update(q_spread=float(q_draws.std(1).mean()),
                    q_bias_given_psi=float((q_draws.mean(1) - q_train[nearest].mean(1)).mean()),
-                   novelty_nm=novelty(xyz, x_train, train.topology, novelty_rows), config=fields,
+                   novelty_nm=novelty(xyz, x_train, train.topology, novelty_rows), config=config,
                    epochs_run=history.epochs_run, training_s=trained, frames_per_s=n / decode_s)
-        rows[name] = row
-        print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+        return row
+
+    for name in args.decoders:
+        fields = {**DECODERS[name], "redraws": 0, **({"epochs": args.epochs} if args.epochs else {})}
+        t0 = time.perf_counter()
+        decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, u_train, topology=train.topology,
+                                       config=DecoderConfig(**fields), progress=False)
+        trained = time.perf_counter() - t0
+        field = getattr(decoder.network, "field", decoder.network)  # a StateFlow's field, or the network
+        for temperature in args.temperatures if hasattr(field, "temperature") and args.temperatures else [None]:
+            label, config = name, fields
+            if temperature is not None:  # the same trained decoder, sampled at another prior temperature
+                field.temperature, label, config = temperature, f"{name}@{temperature:g}", {**fields, "temperature": temperature}
+            rows[label] = score(decoder, history, config, trained)
+            print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in rows[label].items() if isinstance(v, float)),
+                  flush=True)
     result = {"benchmark": "trp_cage_round_trip",
               "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
               "seed": args.seed, "rows": rows, "seconds": time.perf_counter() - start, "machine": machine_facts(),

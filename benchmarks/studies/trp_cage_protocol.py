@@ -1,0 +1,155 @@
+"""The Trp-cage protocol with a generative decoder, seed by seed, against the targets of the generative protein
+decoder issue, with retrieval decoding the same latent trajectories beside it (which isolates the decoder).
+
+For each seed: ``fit_lss`` on the shipped training run with ``trp_cage.lss_config(seed=seed, decoder=...)`` (every
+frame a first draw: ``redraws = 0``), ``--n-traj`` latent trajectories as long as the training run (2800 lags of
+50 ps), decoded by the trained decoder and, on the same latent points, by a retrieval decoder (``knn``) fitted on the
+same training frames and latent points; each scored against the shipped independent run:
+
+* folding (``lss_jax.systems.folding.folding_metrics``, frames 50 ps apart): folded fraction, folding + unfolding
+  transitions per µs, Cα-RMSD to native of folded frames, the first-draw validity rates (a Cα pair ``|i - j| >= 4``
+  closer than 0.3 nm, a virtual bond more than 10 % off its MD mean);
+* F(TIC1): MD's TICA of all Cα distances at the lag, the decoded frames projected on it, RMSE over 50 bins;
+* t1 in the latent space (reversible estimator at the lag, LSS against the independent run encoded) and on the
+  decoded structures (TICA of the generated Cα distances at the lag, against MD's at the same lag);
+* radius of gyration; novelty: median Cα-RMSD of 400 frames to their nearest training frame (every training frame),
+  generated against independent MD.
+
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 1 2
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 1 --tag _seed1   # one seed a process
+
+benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
+Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
+mean became linear in psi.
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import jax
+import mdtraj as md
+import numpy as np
+
+from lss_jax import fit_lss
+from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
+from lss_jax.analysis.structure import nearest_frame_rmsd
+from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.decoder import DecoderConfig, fit_decoder
+from lss_jax.encoder import implied_timescales, reversible_decomposition
+from lss_jax.systems import trp_cage as tc
+from lss_jax.systems.folding import folding_metrics
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+DECODERS = {  # name -> DecoderConfig fields
+    "chain": {"kind": "chain"},
+    "chain-gaussian-prior": {"kind": "chain", "prior": "gaussian"},
+    "chain-chain-prior": {"kind": "chain", "prior": "chain"},
+    "chain-self-conditioned": {"kind": "chain", "self_condition": True},
+    "flow": {"kind": "flow"},
+}
+
+
+def t1(series: list[np.ndarray], lag: int, lag_time_ps: float) -> float:
+    """The slowest implied timescale (ps) of the reversible decomposition of ``series`` at ``lag`` frames."""
+    return float(implied_timescales(reversible_decomposition(series, lag).eigenvalues[:1], lag_time_ps)[0])
+
+
+def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: float, lag: int) -> dict:
+    """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``."""
+    tau = lag * frame_ps
+    folding = folding_metrics(tc.trp_cage_go_model(), [md_ctx["xyz"]], xyz, md_frame_time=frame_ps, lss_frame_time=tau)
+    pairs = md_ctx["pairs"]
+    flat = xyz.reshape(-1, *xyz.shape[2:])
+    dist = np.linalg.norm(flat[:, pairs[:, 0]] - flat[:, pairs[:, 1]], axis=-1).reshape(*xyz.shape[:2], -1)
+    tic1 = (dist.reshape(-1, dist.shape[-1]) - md_ctx["tica_mean"]) @ md_ctx["tica_vector"]
+    f_lss, _ = histogram_free_energy(tic1, md_ctx["tic1_edges"])
+    rg = np.sqrt(((flat - flat.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
+    rows = np.random.default_rng(0).choice(len(flat), 400, replace=False)
+    novelty = nearest_frame_rmsd(md.Trajectory(flat[rows], train.topology), train, max_generated=400,
+                                 max_reference=train.n_frames, seed=0)
+    return {
+        "folded_fraction": folding["folded_fraction"]["lss"],
+        "transitions_per_us": folding["transitions_per_us"]["lss"],
+        "f_tic1_kT": free_energy_rmse(f_lss, md_ctx["f_tic1"], md_ctx["tic1_mask"]),
+        "t1_latent_ps": t1(list(latent), 1, tau),
+        "t1_decoded_ps": t1(list(dist), 1, tau),
+        "pair_closer_than_0.3nm_frames": folding["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"],
+        "closest_pair_nm": folding["close_pairs"]["separation_4"]["lss"]["min_nm"],
+        "bond_off_10pct_frames": folding["virtual_bonds"]["fraction_frames_off_10pct"]["lss"],
+        "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["lss"],
+        "radius_of_gyration_nm": [float(rg.mean()), float(rg.std())],
+        "novelty_nm": float(np.median(novelty)),
+        "md": {"folded_fraction": [folding["folded_fraction"]["md"], folding["folded_fraction"]["md_se"]],
+               "transitions_per_us": [folding["transitions_per_us"]["md"], folding["transitions_per_us"]["md_se"]],
+               "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["md"]},
+    }
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_protocol-cpu{TAG}.json)")
+    parser.add_argument("--tag", default="", help="suffix of the default JSON name")
+    parser.add_argument("--decoder", default="chain", choices=sorted(DECODERS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-traj", type=int, default=20, help="latent trajectories per seed (default 20)")
+    parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: the kind's own)")
+    parser.add_argument("--temperature", type=float, default=None, help="chain decoders: the prior temperature")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
+    frame_ps = float(independent.timestep)
+    fields = {**DECODERS[args.decoder], "redraws": 0,
+              **({"epochs": args.epochs} if args.epochs else {}),
+              **({"temperature": args.temperature} if args.temperature else {})}
+    # MD's side, fixed for every seed: TICA of the independent run's Cα distances at the protocol's lag
+    lag = tc.lss_config().lag
+    pairs = np.array(list(itertools.combinations(range(independent.n_atoms), 2)))
+    d_md = md.compute_distances(independent, pairs)
+    tica = reversible_decomposition([d_md], lag)
+    tic1_md = (d_md - tica.mean[None]) @ tica.vectors[:, 0]
+    edges = np.linspace(tic1_md.min(), tic1_md.max(), 51)
+    f_md, p_md = histogram_free_energy(tic1_md, edges)
+    md_ctx = {"xyz": independent.xyz, "pairs": pairs, "tica_mean": tica.mean, "tica_vector": tica.vectors[:, 0],
+              "tic1_edges": edges, "f_tic1": f_md, "tic1_mask": p_md >= 1e-3 * p_md.max()}
+    md_numbers = {"t1_decoded_ps": t1([d_md], lag, lag * frame_ps)}
+    rows_md = np.random.default_rng(0).choice(independent.n_frames, 400, replace=False)
+    md_numbers["novelty_nm"] = float(np.median(nearest_frame_rmsd(independent[rows_md], train, max_generated=400,
+                                                                  max_reference=train.n_frames, seed=0)))
+    runs = {}
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        model = fit_lss(jax.random.key(seed), [train], tc.lss_config(seed=seed, decoder=fields), progress=False)
+        trained = time.perf_counter() - t0
+        u_train = model.to_unit(model.encode(train))
+        latent = model.generate(jax.random.key(100 + seed), args.n_traj, train.n_frames // lag, latent_only=True,
+                                progress=False)
+        md_latent_t1 = t1([model.encode(independent)], lag, lag * frame_ps)
+        t0 = time.perf_counter()
+        xyz = model.decode(jax.random.key(200 + seed), latent)
+        decode_s = time.perf_counter() - t0
+        knn, _ = fit_decoder(jax.random.key(seed), train.xyz, u_train, topology=train.topology,
+                             config=DecoderConfig(kind="knn", redraws=0), progress=False)
+        xyz_knn = model.replace(decoder=knn).decode(jax.random.key(200 + seed), latent)
+        run = {"training_s": trained, "decode_frames_per_s": xyz.shape[0] * xyz.shape[1] / decode_s,
+               "md_t1_latent_ps": md_latent_t1,
+               "decoder": score(xyz, latent, md_ctx, train, frame_ps, lag),
+               "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
+        runs[str(seed)] = run
+        short = {k: v for k, v in run["decoder"].items() if isinstance(v, float)}
+        print(f"seed {seed}: {short} | knn folded {run['knn_same_latent']['folded_fraction']:.3f} "
+              f"transitions {run['knn_same_latent']['transitions_per_us']:.0f}", flush=True)
+    result = {"benchmark": "trp_cage_protocol", "decoder": args.decoder, "config": fields, "n_traj": args.n_traj,
+              "description": "Trp-cage protocol with a generative decoder against the independent run, per seed, "
+                             "retrieval on the same latent trajectories beside it",
+              "md": md_numbers, "runs": runs, "seconds": time.perf_counter() - start, "machine": machine_facts(),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    write_results(args.out or RESULTS / f"trp_cage_protocol-cpu{args.tag}.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
