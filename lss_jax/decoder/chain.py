@@ -312,33 +312,10 @@ def integrate_chain(field, x0: jax.Array, cond: jax.Array, *, n_steps: int, solv
         >>> integrate_chain(field, jnp.zeros((2, 12)), jnp.zeros((2, 1)), n_steps=3).shape
         (2, 12)
     """
-    from lss_jax.decoder.flow import SOLVERS, integrate_flow
+    from lss_jax.decoder.flow import integrate_flow
 
-    if not getattr(field, "self_condition", False):
-        return integrate_flow(field, x0, cond, n_steps=n_steps, solver=solver)
-    if solver not in SOLVERS:
-        raise ValueError(f"flow_solver must be one of {', '.join(map(repr, SOLVERS))}, got {solver!r}.")
-    h = 1.0 / n_steps
-    ones = jnp.ones(x0.shape[:-1], x0.dtype)
-
-    def evaluate(x, t, estimate):  # velocity, and the endpoint it predicts
-        v = field(x, t * ones, cond, estimate)
-        return v, x + (1.0 - t) * v
-
-    def step(carry, i):
-        x, estimate = carry
-        t = i * h
-        k1, estimate = evaluate(x, t, estimate)
-        if solver == "euler":
-            return (x + h * k1, estimate), None
-        if solver == "midpoint":
-            k2, estimate = evaluate(x + 0.5 * h * k1, t + 0.5 * h, estimate)
-            return (x + h * k2, estimate), None
-        k2, estimate = evaluate(x + h * k1, t + h, estimate)
-        return (x + 0.5 * h * (k1 + k2), estimate), None
-
-    (x, _), _ = jax.lax.scan(step, (x0, jnp.zeros_like(x0)), jnp.arange(n_steps, dtype=x0.dtype))
-    return x
+    return integrate_flow(field, x0, cond, n_steps=n_steps, solver=solver,
+                          self_condition=getattr(field, "self_condition", False))
 
 
 def _pair_distances(x: jax.Array, n: int) -> jax.Array:

@@ -98,7 +98,7 @@ def flow_matching_loss(key: jax.Array, velocity_fn: VelocityFn, x1: jax.Array, c
 
 
 def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n_steps: int,
-                   solver: str = "heun") -> jax.Array:
+                   solver: str = "heun", self_condition: bool = False) -> jax.Array:
     """Solve ``dx/dt = v(x, t, c)`` from ``t = 0`` to 1 with ``n_steps`` equal steps of ``solver``.
 
     Args:
@@ -109,6 +109,8 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
         solver: ``"heun"`` (second order, 2 evaluations a step), ``"midpoint"`` (second order, 2) or ``"euler"``
             (first order, 1: the sampler of a distilled flow, whose paths are straight,
             :mod:`lss_jax.decoder.distill`); :data:`SOLVERS`.
+        self_condition: the field is called ``v(x, t, c, x1)`` with ``x1`` the endpoint ``x + (1 - t) v`` that its
+            previous evaluation predicted (zeros at the first; self-conditioning, :mod:`lss_jax.decoder.chain`).
 
     Example:
         >>> v = lambda x, t, c: -x                                      # dx/dt = -x: x(1) = x(0) / e
@@ -124,17 +126,25 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
     h = 1.0 / n_steps
     ones = jnp.ones(x0.shape[:-1], x0.dtype)
 
-    def step(x, i):
-        t = i * h * ones
-        k1 = velocity_fn(x, t, cond)
-        if solver == "euler":
-            return x + h * k1, None
-        if solver == "midpoint":
-            return x + h * velocity_fn(x + 0.5 * h * k1, t + 0.5 * h, cond), None
-        k2 = velocity_fn(x + h * k1, t + h, cond)
-        return x + 0.5 * h * (k1 + k2), None
+    def evaluate(x, s, estimate):  # the velocity at time s, and the endpoint estimate the next evaluation is given
+        if not self_condition:
+            return velocity_fn(x, s * ones, cond), estimate
+        v = velocity_fn(x, s * ones, cond, estimate)
+        return v, x + (1.0 - s) * v
 
-    x, _ = jax.lax.scan(step, x0, jnp.arange(n_steps, dtype=x0.dtype))
+    def step(carry, i):
+        x, estimate = carry
+        s = i * h
+        k1, estimate = evaluate(x, s, estimate)
+        if solver == "euler":
+            return (x + h * k1, estimate), None
+        if solver == "midpoint":
+            k2, estimate = evaluate(x + 0.5 * h * k1, s + 0.5 * h, estimate)
+            return (x + h * k2, estimate), None
+        k2, estimate = evaluate(x + h * k1, s + h, estimate)
+        return (x + 0.5 * h * (k1 + k2), estimate), None
+
+    (x, _), _ = jax.lax.scan(step, (x0, jnp.zeros_like(x0)), jnp.arange(n_steps, dtype=x0.dtype))
     return x
 
 
