@@ -266,8 +266,9 @@ class DecoderConfig:
         self_condition: chain: the field also sees the endpoint its previous evaluation predicted (self-conditioning,
             Chen et al. 2023, as in protein backbone flows), trained on half the minibatch frames.
         prior: chain: where the flow starts, ``"gaussian"`` (default: a Gaussian fitted to the training frames of
-            each structural state, their mean and covariance, so the flow only carries what a Gaussian misses) or
-            ``"chain"`` (the Gaussian chain, a random walk of bond-length steps).
+            each structural state, its mean linear in psi and its covariance that of what the mean leaves, so the
+            flow only carries what a Gaussian misses) or ``"chain"`` (the Gaussian chain, a random walk of
+            bond-length steps).
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate

@@ -15,8 +15,8 @@ MLP over the flattened frame treats the 3n numbers as unrelated. This decoder ke
   misses (a data-dependent prior, as PriorGrad's);
   ``prior="chain"``: the Gaussian chain (a random walk of steps ``N(0, I/3)`` in units of ``scale``, centred,
   whose covariance is the pseudo-inverse of the chain graph's Laplacian: EigenFold's harmonic prior). On the
-  Trp-cage round trip the fitted prior took the conditional bias of Q given psi from -0.030 to -0.006 and the
-  folded fraction from 0.480 to 0.516 (MD 0.544; ``docs/decoder.md``);
+  Trp-cage round trip the fitted prior (at temperature 0.7) took the conditional bias of Q given psi from -0.030
+  to +0.001 and the folded fraction from 0.480 to 0.522 (MD 0.544; ``docs/decoder.md``);
 * **network** (:class:`ChainField`): one token per bead (its coordinates, the vectors to its chain
   neighbours, a learned position embedding), the latent point and the time injected into every block by
   a FiLM modulation, attention whose logits are biased per head by the sequence separation and by radial
@@ -154,8 +154,8 @@ class ChainField(nnx.Module):
         self.self_condition = bool(self_condition)
         if prior not in PRIORS:
             raise ValueError(f"the chain decoder's prior must be one of {', '.join(map(repr, PRIORS))}, got {prior!r}.")
-        # prior "gaussian": N(mean_k, L_k L_k^T) of the training frames of state k (the last n_states entries of the
-        # condition are its one-hot; one Gaussian without states), set by fit_prior; "chain": the Gaussian chain
+        # prior "gaussian": N(mean_k + W_k psi, L_k L_k^T) fitted to the training frames of state k (the last n_states
+        # entries of the condition are its one-hot, psi the others; one Gaussian without states), set by fit_prior
         self.prior, self.n_states = prior, int(n_states)
         if prior == "gaussian":
             k, d = max(self.n_states, 1), 3 * n_atoms
