@@ -557,10 +557,9 @@ def _structures(inp: _Inputs, train_trajs, max_rmsd_frames: int) -> tuple[dict, 
         train = [t.atom_slice(inp.model.atom_indices)
                  for t in ([train_trajs] if isinstance(train_trajs, md.Trajectory) else train_trajs)]
         train_all = md.join(train) if len(train) > 1 else train[0]
-        nov_lss = structure.nearest_frame_rmsd(lss_traj, train_all, max_generated=max_rmsd_frames,
-                                               max_reference=5000, seed=seed)
-        nov_md = structure.nearest_frame_rmsd(md_all, train_all, max_generated=max_rmsd_frames, max_reference=5000,
-                                              seed=seed)
+        # against every training frame: a sample of them would count a copy of a frame left out as new
+        nov_lss = structure.nearest_frame_rmsd(lss_traj, train_all, max_generated=max_rmsd_frames, seed=seed)
+        nov_md = structure.nearest_frame_rmsd(md_all, train_all, max_generated=max_rmsd_frames, seed=seed)
         figure.update(nov_lss=nov_lss, nov_md=nov_md, novelty={
             "lss": _quantiles(nov_lss), "independent_md": _quantiles(nov_md),
             "lss_fraction_below_0.01nm": float(np.mean(nov_lss < 0.01)),

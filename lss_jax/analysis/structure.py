@@ -351,7 +351,7 @@ def nearest_frame_rmsd(
     reference: md.Trajectory,
     *,
     max_generated: int = 1000,
-    max_reference: int = 10000,
+    max_reference: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """RMSD of every generated frame to its nearest reference frame (novelty check).
@@ -364,9 +364,10 @@ def nearest_frame_rmsd(
 
     Args:
         generated: ``n_gen`` frames; at most ``max_generated`` are drawn at random without replacement.
-        reference: ``n_ref`` frames with the same atoms; at most ``max_reference`` are drawn likewise.
+        reference: ``n_ref`` frames with the same atoms; all of them by default (a sample of the reference
+            overstates novelty: a copy of a frame left out of the sample counts as new).
         max_generated: cap on the number of generated frames (>= 1).
-        max_reference: cap on the number of reference frames (>= 1).
+        max_reference: cap on the number of reference frames (>= 1; ``None``: every frame), drawn at random.
         seed: seed of ``numpy.random.default_rng`` for the subsampling.
 
     Returns:
@@ -385,10 +386,13 @@ def nearest_frame_rmsd(
     reference = _check_traj(reference, "reference")
     _check_compatible(reference, generated, "reference", "generated")
     max_generated = check_int(max_generated, "max_generated")
-    max_reference = check_int(max_reference, "max_reference")
+    max_reference = reference.n_frames if max_reference is None else check_int(max_reference, "max_reference")
     rng = np.random.default_rng(seed)
     gen = _centered(generated[_subsample(generated.n_frames, max_generated, rng)])
     ref = _centered(reference[_subsample(reference.n_frames, max_reference, rng)])
+    if gen.n_frames <= ref.n_frames:  # one mdtraj call per frame of the smaller set, over every frame of the other
+        return np.array([md.rmsd(ref, gen, frame=i, precentered=True, parallel=False).min()
+                         for i in range(gen.n_frames)], np.float64)
     best = np.full(gen.n_frames, np.inf)
     for k in range(ref.n_frames):
         np.minimum(best, md.rmsd(gen, ref, frame=k, precentered=True, parallel=False), out=best)
