@@ -7,7 +7,8 @@ System: alanine dipeptide, in two MD protocols:
   platform (default: ``CPU`` with all cores, and ``Reference``, which is faster for 22 atoms);
 * **explicit solvent**, the class of MD the paper's speed-up refers to: Amber14 + TIP3P in a box padded by
   1 nm (712 atoms), PME with a 1 nm cutoff, HBond constraints, hydrogen mass repartitioning to 4 amu and a
-  4 fs ``LangevinMiddleIntegrator`` at 300 K, on the ``CPU`` platform.
+  4 fs ``LangevinMiddleIntegrator`` at 300 K, on the ``CPU`` platform (``--explicit-platforms``: also ``CUDA`` on a
+  GPU machine; the ratios use the fastest platform of each protocol).
 
 After minimization, velocities and a warm-up, only ``simulation.step`` over ``--md-steps`` steps is timed,
 without writing frames. Rate = steps x 4 fs / s.
@@ -19,7 +20,9 @@ without writing frames. Rate = steps x 4 fs / s.
   ``mdtraj.Trajectory`` frames (propagate + decode + trajectory assembly), and separately its parts:
   the latent rollout (``generate(..., latent_only=True)``, trajectory-steps/s) and decoding
   (``LSS.decode`` of those latent frames, frames/s), and generation with writing: the decoded frames saved
-  as one XTC file, as ``lss-jax generate --out lss.xtc`` writes them. Rate = n_traj x n_steps x lag time / s.
+  as one XTC file, as ``lss-jax generate --out lss.xtc`` writes them, and generation into a directory of ``.npy``
+  chunks, as ``lss-jax generate --out DIR`` writes them (rollout, decoding and writing chunk by chunk; the
+  format for long runs). Rate = n_traj x n_steps x lag time / s.
 
 The LSS is measured four ways in the same run: its decoder as trained (the flow, 10 Heun steps) and distilled into
 one Euler step (``lss_jax.decoder.distill_decoder``, 200 iterations: throughput only), each on one XLA host device
@@ -51,6 +54,7 @@ from lss_jax import LSS  # noqa: E402
 from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, throughput_model, write_results  # noqa: E402
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide  # noqa: E402
 from lss_jax.decoder import distill_decoder  # noqa: E402
+from lss_jax.generation.simulate import generate_to_directory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -142,6 +146,13 @@ def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int, devices=None)
             model.generate(key, n_traj, n_steps, progress=False, devices=devices).save_xtc(str(Path(tmp) / "lss.xtc"))
 
     write_s, _ = _median_time(generate_and_write, repeats)
+
+    def generate_into_directory():
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_to_directory(key, model, Path(tmp) / "gen", n_traj, n_steps, devices=devices,
+                                            progress=False)
+
+    dir_s, _ = _median_time(generate_into_directory, repeats)
     return {
         "n_trajectories": n_traj,
         "n_steps": n_steps,
@@ -161,6 +172,8 @@ def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int, devices=None)
         "assembly_seconds_estimate": max(gen_s - roll_s - dec_s, 0.0),
         "generate_and_write_xtc_seconds": write_s,
         "written_ns_per_second": sim_ns / write_s,
+        "generate_to_directory_seconds": dir_s,
+        "written_directory_ns_per_second": sim_ns / dir_s,
         "shares_of_generate_and_write": {"rollout": roll_s / write_s, "decode": dec_s / write_s,
                                          "assembly": max(gen_s - roll_s - dec_s, 0.0) / write_s,
                                          "write_xtc": max(write_s - gen_s, 0.0) / write_s},
@@ -178,7 +191,9 @@ def main(argv=None) -> int:
     parser.add_argument("--md-warmup", type=int, default=1000)
     parser.add_argument("--md-platforms", nargs="+", default=["CPU", "Reference"], help="implicit-solvent platforms")
     parser.add_argument("--explicit-steps", type=int, default=2000,
-                        help="timed steps of the explicit-solvent run on the CPU platform (0: skip it)")
+                        help="timed steps of the explicit-solvent run on each explicit platform (0: skip it)")
+    parser.add_argument("--explicit-platforms", nargs="+", default=["CPU"],
+                        help="explicit-solvent platforms (a GPU machine: CUDA CPU)")
     parser.add_argument("--no-md", action="store_true", help="skip the OpenMM part")
     parser.add_argument("--model", type=Path, default=None,
                         help="load this saved LSS directory if it exists, else train and save it there")
@@ -203,7 +218,7 @@ def main(argv=None) -> int:
     if md_note is None:
         runs = [(name, args.md_steps, "implicit") for name in args.md_platforms]
         if args.explicit_steps:
-            runs.append(("CPU", args.explicit_steps, "explicit"))
+            runs += [(name, args.explicit_steps, "explicit") for name in args.explicit_platforms]
         for name, n_md, solvent in runs:
             try:
                 row = bench_md(name, n_md, min(args.md_warmup, n_md), solvent)
@@ -234,7 +249,8 @@ def main(argv=None) -> int:
         print(f"LSS {name:30s} generate {v['n_trajectories']} x {v['n_steps']} steps (lag {v['lag_time_ps']:g} ps): "
               f"{v['generate_seconds']:.2f} s -> {v['ns_per_second']:.4g} ns/s; rollout "
               f"{v['rollout_latent_steps_per_second']:.3g} steps/s; decode {v['decode_frames_per_second']:.3g} "
-              f"frames/s; written {v['written_ns_per_second']:.4g} ns/s", flush=True)
+              f"frames/s; written: xtc {v['written_ns_per_second']:.4g} ns/s, directory "
+              f"{v['written_directory_ns_per_second']:.4g} ns/s", flush=True)
     best_name = max(variants, key=lambda k: variants[k]["written_ns_per_second"])
     lss = variants[best_name]
 
@@ -245,14 +261,18 @@ def main(argv=None) -> int:
     ratio = lss["ns_per_second"] / best["ns_per_second"] if best else None
     ratios = {s: {"md_platform": r["platform"], "md_ns_per_second": r["ns_per_second"],
                   "lss_written_over_md": lss["written_ns_per_second"] / r["ns_per_second"],
+                  "lss_written_directory_over_md": lss["written_directory_ns_per_second"] / r["ns_per_second"],
                   "lss_generate_over_md": lss["ns_per_second"] / r["ns_per_second"],
                   "lss_rollout_over_md": lss["rollout_ns_per_second"] / r["ns_per_second"],
                   "lss_written_over_md_by_variant": {name: v["written_ns_per_second"] / r["ns_per_second"]
-                                                     for name, v in variants.items()}}
+                                                     for name, v in variants.items()},
+                  "lss_written_directory_over_md_by_variant": {
+                      name: v["written_directory_ns_per_second"] / r["ns_per_second"] for name, v in variants.items()}}
               for s, r in fastest.items() if r is not None}
     print(f"\n{'':<36} {'ns/s':>12} " + " ".join(f"{'x ' + s + ' MD':>14}" for s in ratios))
     for name, rate in [*((f"MD {r['solvent']} {r['platform']}", r["ns_per_second"]) for r in ok),
                        ("LSS generate + decode + write xtc", lss["written_ns_per_second"]),
+                       ("LSS generate_to_directory (npy chunks)", lss["written_directory_ns_per_second"]),
                        ("LSS generate + decode", lss["ns_per_second"]), ("LSS rollout only", lss["rollout_ns_per_second"])]:
         print(f"{name:<36} {rate:>12.4g} " + " ".join(f"{rate / v['md_ns_per_second']:>14.3g}" for v in ratios.values()))
 
