@@ -10,10 +10,13 @@ MD's; what it lacks is MD's memory from one frame to the next beyond ψ.
 
 Two kinds of pick for every (m, k):
 
-* **independent** (what the decoders do): a uniformly random neighbour per frame, 20 repeats;
+* **independent** (what the decoders do): a uniformly random neighbour per frame, 100 repeats;
 * **coherent**: the neighbours sorted by Q and the one at quantile Φ(z_t) picked, z an AR(1) in time with
   correlation ρ (a Gaussian copula; ρ = 0 is the independent pick); beside it MD's own ρ: the lag-one
-  autocorrelation of the Gaussianized rank of each MD frame's Q among its neighbours' Q.
+  autocorrelation of the Gaussianized rank of each MD frame's Q among its neighbours' Q;
+* **window**: independent picks, but the neighbours are nearest in the latent *path* around the frame,
+  (ψ_{t-w}, ..., ψ_{t+w}) one lag apart (the other frames' coordinates weighted 0.7): what a frame-parallel decoder
+  conditioned on a window of the latent trajectory could reach.
 
     python benchmarks/studies/trp_cage_transitions_floor.py        # ~2 min on one core -> results/trp_cage_transitions_floor-cpu.json
 """
@@ -60,7 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 2, 3, 5, 10])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.15, 0.3, 0.5, 0.7])
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2], help="half-widths w of the latent window, lags")
+    parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
@@ -103,13 +107,25 @@ def main(argv=None) -> int:
                          "relative_to_md": float(np.mean(counts) / n_md - 1),
                          "relative_se": float(np.std(counts, ddof=1) / np.sqrt(len(counts)) / n_md),
                          "folded_fraction": float(np.mean(folded))}
+        p_full = proj(d_ind)  # every frame: a window reaches one lag to either side
+        for w in args.windows:
+            inner = np.arange(w * lag, len(p_train) - w * lag)  # training frames with a whole window
+            window = lambda p, at: np.concatenate([p[np.clip(at + o * lag, 0, len(p) - 1)] / scale  # noqa: E731, B023
+                                                   * (1.0 if o == 0 else 0.7) for o in range(-w, w + 1)], axis=1)
+            _, nb = cKDTree(window(p_train, inner)).query(window(p_full, np.arange(0, len(p_full), lag)), k=k)
+            counts = [transitions(q_train[inner[nb[frames, rng.integers(0, k, len(nb))]]])[0]
+                      for _ in range(args.repeats)]
+            row[f"window_{w}"] = {"transitions": counts, "mean": float(np.mean(counts)),
+                                  "relative_to_md": float(np.mean(counts) / n_md - 1),
+                                  "relative_se": float(np.std(counts, ddof=1) / np.sqrt(len(counts)) / n_md)}
         rows.append(row)
         ind = row["independent"]
         print(f"m={m:2d} k={k:3d}: independent picks {ind['mean']:.0f} transitions ({ind['relative_to_md']:+.0%} ± "
               f"{ind['relative_se']:.0%}), "
               f"folded {ind['folded_fraction']:.3f}; MD's rank autocorrelation {row['md_rank_autocorrelation_lag1']:.3f}; "
-              + ", ".join(f"rho {r:g}: {row[f'coherent_rho_{r:g}']['relative_to_md']:+.0%}" for r in args.rhos),
-              flush=True)
+              + ", ".join(f"rho {r:g}: {row[f'coherent_rho_{r:g}']['relative_to_md']:+.0%}" for r in args.rhos)
+              + "; " + ", ".join(f"window ±{w}: {row[f'window_{w}']['relative_to_md']:+.0%} ± "
+                                 f"{row[f'window_{w}']['relative_se']:.0%}" for w in args.windows), flush=True)
     write_results(args.out or RESULTS / "trp_cage_transitions_floor-cpu.json", {
         "benchmark": "trp_cage_transitions_floor",
         "description": "transitions added by decoding each frame independently given MD's own latent path (TICA of "
