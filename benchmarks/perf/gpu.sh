@@ -9,8 +9,8 @@
 #   2. benchmarks/perf/rollout.py, B = 1 .. 131072 on a GPU (1 .. 16384 elsewhere) -> $OUT/rollout-<backend>.json
 #   3. benchmarks/perf/md_vs_lss.py (LSS part only when OpenMM is missing; on a GPU the MD also runs on OpenMM's
 #      CUDA platform, implicit and explicit solvent, when its plugin loads)  -> $OUT/md_vs_lss-<backend>.json
-#   4. benchmarks/perf/decoding.py --quick --chain: decode frames/s of every decoder setting, alanine dipeptide and
-#      Trp-cage                                                         -> $OUT/decoding-<backend>.json
+#   4. benchmarks/perf/decoding.py --quick --chain (--chain left out with GPU_BENCH_QUICK=1): decode frames/s of
+#      every decoder setting, alanine dipeptide and Trp-cage         -> $OUT/decoding-<backend>.json
 #   5. benchmarks/perf/generation.py --quick, only if that file exists     -> $OUT/generation-<backend>.json
 #      (GPU_BENCH_GENERATION_FULL=1 runs it in full; it may then not finish inside the budget)
 # Each step's output is also in $OUT/gpu-<step>.log. At most 8 files come back from a lent machine's $OUT, and this
@@ -18,15 +18,17 @@
 #   OUT=/tmp/gpu bash benchmarks/perf/gpu.sh; tar czf "$RESULTS/gpu.tgz" -C /tmp/gpu .
 # A step that fails or times out is recorded in $OUT/gpu-summary.txt and the next one still runs; the exit
 # status is the number of failed steps. GPU_BENCH_QUICK=1 passes --quick to every benchmark (a smoke test that
-# also runs on a CPU-only machine in about 2 minutes).
+# also runs on a CPU-only machine in about 5 minutes).
 #
 # What the machine needs (nothing is installed from the network):
 #   * a Python with a CUDA-enabled jax, flax, optax, numpy, scipy, tqdm: $PYTHON, else ./.venv/bin/python when it
 #     imports jax, else python3 (the lent image's python3 has jax[cuda13], flax, optax, torch);
-#   * mdtraj for md_vs_lss.py (not in the lent image) and optionally openmm: carry wheels in ./.whl (ignored by git,
-#     e.g. `echo /.whl/ >> .git/info/exclude` and `python3 -m pip download --no-deps --only-binary=:all:
-#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64
-#     -d .whl mdtraj==1.11.1.post2`); this script installs ./.whl/*.whl into /tmp/site with --no-index;
+#   * mdtraj and deeptime (not in the lent image), optionally openmm and openmm-cuda-13 (OpenMM's CUDA platform):
+#     carry wheels in ./.whl (ignored by git, e.g. `echo /.whl/ >> .git/info/exclude` and `python3 -m pip download
+#     --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
+#     --platform manylinux_2_34_x86_64 --platform manylinux2014_x86_64 -d .whl mdtraj==1.11.1.post2 deeptime==0.5.0
+#     openmm==8.6.1 openmm-cuda-13==8.6.1`: 27 MB, what the first GPU run carried); this script installs
+#     ./.whl/*.whl into /tmp/site with --no-index;
 #   * the repository itself: lss_jax is imported from the working tree (PYTHONPATH), no pip install needed.
 set -u
 cd "$(dirname "$0")/../.."
@@ -101,7 +103,9 @@ MD_ARGS=()
 [ "$BACKEND" = gpu ] && MD_ARGS+=(--md-platforms CUDA CPU Reference --explicit-platforms CUDA CPU)
 step md_vs_lss 150 "$PYTHON" benchmarks/perf/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
 
-step decoding 150 "$PYTHON" benchmarks/perf/decoding.py --quick --chain --out "$OUT/decoding-$BACKEND.json"
+DEC_ARGS=(--quick)
+[ ${#QUICK[@]} -eq 0 ] && DEC_ARGS+=(--chain)  # the chain decoder's training is too slow for a CPU smoke test
+step decoding 150 "$PYTHON" benchmarks/perf/decoding.py "${DEC_ARGS[@]}" --out "$OUT/decoding-$BACKEND.json"
 
 if [ -f benchmarks/perf/generation.py ]; then
     GEN_ARGS=()

@@ -149,8 +149,7 @@ def bench_lss(model: LSS, n_traj: int, n_steps: int, repeats: int, devices=None)
 
     def generate_into_directory():
         with tempfile.TemporaryDirectory() as tmp:
-            generate_to_directory(key, model, Path(tmp) / "gen", n_traj, n_steps, devices=devices,
-                                            progress=False)
+            generate_to_directory(key, model, Path(tmp) / "gen", n_traj, n_steps, devices=devices, progress=False)
 
     dir_s, _ = _median_time(generate_into_directory, repeats)
     return {

@@ -18,6 +18,12 @@ and is scored against that run:
     python benchmarks/studies/trp_cage_round_trip.py                              # chain with and without states
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain knn --epochs 5   # quick look
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain-gaussian-prior --temperatures 0.8 1.0
+    python benchmarks/studies/trp_cage_round_trip.py --decoders chain --window 2 --tag _window2
+
+``--window W`` conditions each decoder on a window of the latent path, (ψ_{t-W·lag}, ..., ψ_{t+W·lag}) (clipped at
+the ends of a run), instead of ψ_t alone: the lead of ``trp_cage_transitions_floor.py`` (retrieval by such a window
+halves the transitions that decoding frame by frame adds), tried on a generative decoder. Transitions are counted
+on frames one lag (50 ps) apart, as the protocol does, beside the folded fraction on every frame.
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ DECODERS = {  # name -> DecoderConfig fields (first draws: redraws = 0)
 }
 
 
+def latent_window(u: np.ndarray, w: int, lag: int) -> np.ndarray:
+    """``[n, (2w + 1) m]``: each frame's latent point with those ``1..w`` lags before and after it (clipped)."""
+    at = np.arange(len(u))
+    return np.concatenate([u[np.clip(at + o * lag, 0, len(u) - 1)] for o in range(-w, w + 1)], axis=1)
+
+
 def bond_angles(xyz: np.ndarray) -> np.ndarray:
     """Virtual-bond angles ``[n, n_beads - 2]`` (degrees)."""
     u, v = xyz[:, :-2] - xyz[:, 1:-1], xyz[:, 2:] - xyz[:, 1:-1]
@@ -61,11 +73,15 @@ def structure_numbers(xyz: np.ndarray, bond_mean: np.ndarray, frame_ps: float) -
     bonds = np.linalg.norm(xyz[:, 1:] - xyz[:, :-1], axis=-1)
     q = tc.fraction_native_contacts(xyz)
     folding = tc.folding_metrics([xyz], xyz[None], md_frame_time=frame_ps, lss_frame_time=frame_ps)
+    lag = tc.lss_config().lag
+    per_lag = tc.folding_metrics([xyz[::lag]], xyz[None, ::lag], md_frame_time=lag * frame_ps,
+                                 lss_frame_time=lag * frame_ps)
     rg = np.sqrt(((xyz - xyz.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
     return {"pair_closer_than_0.3nm": float(np.mean(closest < 0.3)),
             "bond_off_10pct": float(np.mean(np.any(np.abs(bonds / bond_mean - 1) > 0.1, axis=1))),
             "bond_angle_sd_deg": float(bond_angles(xyz).std(0).mean()),
             "folded_fraction": folding["folded_fraction"]["lss"], "mean_q": float(q.mean()),
+            "transitions_per_us_one_lag": per_lag["transitions_per_us"]["lss"],
             "q_below_0.3": float(np.mean(q < 0.3)), "q_above_0.7": float(np.mean(q > 0.7)),
             "radius_of_gyration_nm": float(rg.mean())}
 
@@ -82,6 +98,9 @@ def main(argv=None) -> int:
     parser.add_argument("--decoders", nargs="+", default=["chain", "chain-no-states"], choices=sorted(DECODERS))
     parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: each kind's own)")
     parser.add_argument("--seed", type=int, default=0, help="the encoder's and the decoders' seed")
+    parser.add_argument("--window", type=int, default=0,
+                        help="condition the decoders on the latent path W lags either side of the frame (default 0)")
+    parser.add_argument("--tag", default="", help="suffix of the default JSON name")
     parser.add_argument("--temperatures", type=float, nargs="+", default=None,
                         help="chain decoders: score each trained decoder sampled at each of these prior temperatures "
                              "(rows NAME@T; default: the configuration's)")
@@ -90,6 +109,7 @@ def main(argv=None) -> int:
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed), progress=False)
     u_train, u_ind = (model.to_unit(model.encode([t])[0]) for t in (train, independent))
+    c_train, c_ind = (latent_window(u, args.window, tc.lss_config().lag) for u in (u_train, u_ind))
     x_train, x_ind = train.xyz, independent.xyz
     bond_mean = np.linalg.norm(x_train[:, 1:] - x_train[:, :-1], axis=-1).mean(0)
     frame_ps = float(independent.timestep)
@@ -106,11 +126,11 @@ def main(argv=None) -> int:
     def score(decoder, history, config, trained):
         n = len(u_ind)
         t0 = time.perf_counter()
-        xyz, _ = decode_rows(jax.random.key(11), decoder, u_ind, np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
+        xyz, _ = decode_rows(jax.random.key(11), decoder, c_ind, np.zeros(n, np.int32), np.arange(n, dtype=np.int32),
                              progress=False)
         decode_s = time.perf_counter() - t0
         row = structure_numbers(xyz, bond_mean, frame_ps)
-        draws, _ = decode_rows(jax.random.key(12), decoder, np.repeat(u_ind[points], 50, axis=0),
+        draws, _ = decode_rows(jax.random.key(12), decoder, np.repeat(c_ind[points], 50, axis=0),
                                np.tile(np.arange(50, dtype=np.int32), len(points)),
                                np.repeat(np.arange(len(points), dtype=np.int32), 50), progress=False)
         q_draws = tc.fraction_native_contacts(draws).reshape(len(points), 50)
@@ -123,7 +143,7 @@ def main(argv=None) -> int:
     for name in args.decoders:
         fields = {**DECODERS[name], "redraws": 0, **({"epochs": args.epochs} if args.epochs else {})}
         t0 = time.perf_counter()
-        decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, u_train, topology=train.topology,
+        decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, c_train, topology=train.topology,
                                        config=DecoderConfig(**fields), progress=False)
         trained = time.perf_counter() - t0
         field = getattr(decoder.network, "field", decoder.network)  # a StateFlow's field, or the network
@@ -136,9 +156,9 @@ def main(argv=None) -> int:
                   flush=True)
     result = {"benchmark": "trp_cage_round_trip",
               "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
-              "seed": args.seed, "rows": rows, "seconds": time.perf_counter() - start, "machine": machine_facts(),
+              "seed": args.seed, "window": args.window, "rows": rows, "seconds": time.perf_counter() - start, "machine": machine_facts(),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_results(args.out or RESULTS / "trp_cage_round_trip-cpu.json", result)
+    write_results(args.out or RESULTS / f"trp_cage_round_trip-cpu{args.tag}.json", result)
     return 0
 
 
