@@ -107,7 +107,7 @@ def main(argv=None) -> int:
                          "relative_to_md": float(np.mean(counts) / n_md - 1),
                          "relative_se": float(np.std(counts, ddof=1) / np.sqrt(len(counts)) / n_md),
                          "folded_fraction": float(np.mean(folded))}
-        p_full = proj(d_ind)  # every frame: a window reaches one lag to either side
+        p_full = proj(d_ind)  # every frame of the run: a window reaches w lags to either side
         for w in args.windows:
             inner = np.arange(w * lag, len(p_train) - w * lag)  # training frames with a whole window
             window = lambda p, at: np.concatenate([p[np.clip(at + o * lag, 0, len(p) - 1)] / scale  # noqa: E731, B023
