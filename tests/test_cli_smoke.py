@@ -221,6 +221,7 @@ def test_report_with_training_frames_writes_the_novelty_check(demo, tmp_path):
     assert all(novelty["lss"][a] <= novelty["lss"][b] for a, b in zip(quantiles, quantiles[1:]))
     assert novelty["lss"]["min"] > 1e-3  # no decoded frame is a copy of an MD frame
     assert 0.0 <= novelty["lss_fraction_below_0.01nm"] <= 1.0
+    assert novelty["reference_frames"] == novelty["training_frames"] == 2500  # every training frame, not a sample
     assert metrics["n_md_frames"] == 2500 and metrics["n_lss_frames"] == 50 * 200
 
 
