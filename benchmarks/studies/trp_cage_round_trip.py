@@ -42,6 +42,7 @@ from lss_jax.decoder import DecoderConfig, decode_rows, fit_decoder
 from lss_jax.systems import trp_cage as tc
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+LAG = tc.lss_config().lag  # the protocol's lag (frames): windows and transitions one lag apart
 DECODERS = {  # name -> DecoderConfig fields (first draws: redraws = 0)
     "chain": {"kind": "chain"},
     "chain-no-states": {"kind": "chain", "states": 0},
@@ -73,9 +74,8 @@ def structure_numbers(xyz: np.ndarray, bond_mean: np.ndarray, frame_ps: float) -
     bonds = np.linalg.norm(xyz[:, 1:] - xyz[:, :-1], axis=-1)
     q = tc.fraction_native_contacts(xyz)
     folding = tc.folding_metrics([xyz], xyz[None], md_frame_time=frame_ps, lss_frame_time=frame_ps)
-    lag = tc.lss_config().lag
-    per_lag = tc.folding_metrics([xyz[::lag]], xyz[None, ::lag], md_frame_time=lag * frame_ps,
-                                 lss_frame_time=lag * frame_ps)
+    per_lag = tc.folding_metrics([xyz[::LAG]], xyz[None, ::LAG], md_frame_time=LAG * frame_ps,
+                                 lss_frame_time=LAG * frame_ps)
     rg = np.sqrt(((xyz - xyz.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
     return {"pair_closer_than_0.3nm": float(np.mean(closest < 0.3)),
             "bond_off_10pct": float(np.mean(np.any(np.abs(bonds / bond_mean - 1) > 0.1, axis=1))),
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed), progress=False)
     u_train, u_ind = (model.to_unit(model.encode([t])[0]) for t in (train, independent))
-    c_train, c_ind = (latent_window(u, args.window, tc.lss_config().lag) for u in (u_train, u_ind))
+    c_train, c_ind = (latent_window(u, args.window, LAG) for u in (u_train, u_ind))
     x_train, x_ind = train.xyz, independent.xyz
     bond_mean = np.linalg.norm(x_train[:, 1:] - x_train[:, :-1], axis=-1).mean(0)
     frame_ps = float(independent.timestep)
@@ -156,7 +156,8 @@ def main(argv=None) -> int:
                   flush=True)
     result = {"benchmark": "trp_cage_round_trip",
               "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
-              "seed": args.seed, "window": args.window, "rows": rows, "seconds": time.perf_counter() - start, "machine": machine_facts(),
+              "seed": args.seed, "window": args.window, "rows": rows, "seconds": time.perf_counter() - start,
+              "machine": machine_facts(),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_results(args.out or RESULTS / f"trp_cage_round_trip-cpu{args.tag}.json", result)
     return 0

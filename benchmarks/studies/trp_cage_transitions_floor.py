@@ -18,7 +18,7 @@ Two kinds of pick for every (m, k):
   (ψ_{t-w}, ..., ψ_{t+w}) one lag apart (the other frames' coordinates weighted 0.7): what a frame-parallel decoder
   conditioned on a window of the latent trajectory could reach.
 
-    python benchmarks/studies/trp_cage_transitions_floor.py        # ~2 min on one core -> results/trp_cage_transitions_floor-cpu.json
+    python benchmarks/studies/trp_cage_transitions_floor.py   # 90 s -> results/trp_cage_transitions_floor-cpu.json
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 2, 3, 5, 10])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--rhos", type=float, nargs="+", default=[0.15, 0.3, 0.5, 0.7])
-    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2], help="half-widths w of the latent window, lags")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2],
+                        help="half-widths w of the latent window, in lags")
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -122,7 +123,8 @@ def main(argv=None) -> int:
         ind = row["independent"]
         print(f"m={m:2d} k={k:3d}: independent picks {ind['mean']:.0f} transitions ({ind['relative_to_md']:+.0%} ± "
               f"{ind['relative_se']:.0%}), "
-              f"folded {ind['folded_fraction']:.3f}; MD's rank autocorrelation {row['md_rank_autocorrelation_lag1']:.3f}; "
+              f"folded {ind['folded_fraction']:.3f}; "
+              f"MD's rank autocorrelation {row['md_rank_autocorrelation_lag1']:.3f}; "
               + ", ".join(f"rho {r:g}: {row[f'coherent_rho_{r:g}']['relative_to_md']:+.0%}" for r in args.rhos)
               + "; " + ", ".join(f"window ±{w}: {row[f'window_{w}']['relative_to_md']:+.0%} ± "
                                  f"{row[f'window_{w}']['relative_se']:.0%}" for w in args.windows), flush=True)
