@@ -65,6 +65,22 @@ def test_save_load_round_trip_is_the_same_model(model, tmp_path):
     assert loaded.config == model.config and loaded.info == model.info and loaded.fingerprint() == model.fingerprint()
 
 
+def test_the_decode_block_is_the_backends_and_a_frames_bits_follow_only_it(model, monkeypatch):
+    """Rows are decoded in blocks of 4096 on a CPU and of 65 536 on an accelerator (benchmarks/perf/decoding.py
+    --blocks on an H200: 2.4x the frames/s of 4096). The default is that block: the same bits as naming it, whatever
+    else is decoded with a frame; another block size may round differently, which is why the default is fixed per
+    backend rather than grown with the request."""
+    from lss_jax.decoder import default_decode_block
+
+    assert default_decode_block() == 4096  # the tests run on a CPU
+    u = np.random.default_rng(0).uniform(size=(2, 40, 2)).astype(np.float32)
+    default = model.decode_unit(jax.random.key(1), u)
+    np.testing.assert_array_equal(default, model.decode_unit(jax.random.key(1), u, chunk=4096))
+    np.testing.assert_array_equal(default[1], model.decode_unit(jax.random.key(1), u[1], trajectory_ids=[1]))
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert default_decode_block() == 65_536
+
+
 def test_a_flow_with_structural_states_saves_and_loads(tmp_path):
     """Every frame of the shipped run has the 17 alpha_L frames the default flow makes a state of."""
     model = fit_lss(jax.random.key(4), load_alanine_dipeptide("train"), LSSConfig(**TINY), progress=False)

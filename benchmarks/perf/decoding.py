@@ -36,23 +36,24 @@ import numpy as np  # noqa: E402
 
 from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, write_results  # noqa: E402
 from lss_jax.data.pairs import split_trajectories  # noqa: E402
-from lss_jax.decoder import DecoderConfig, distill_decoder, fit_decoder  # noqa: E402
+from lss_jax.decoder import DecoderConfig, default_decode_block, distill_decoder, fit_decoder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-def rate(model, unit, devices, repeats: int) -> float:
-    """Frames/s of ``decode_unit`` (median of ``repeats`` after a warm-up call of the same size)."""
-    model.decode_unit(jax.random.key(0), unit, progress=False, devices=devices)
+def rate(model, unit, devices, repeats: int, block: int | None = None) -> float:
+    """Frames/s of ``decode_unit`` in blocks of ``block`` rows (default: the backend's,
+    :func:`lss_jax.decoder.default_decode_block`), median of ``repeats`` after a warm-up call of the same size."""
+    model.decode_unit(jax.random.key(0), unit, progress=False, devices=devices, chunk=block)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.decode_unit(jax.random.key(0), unit, progress=False, devices=devices)
+        model.decode_unit(jax.random.key(0), unit, progress=False, devices=devices, chunk=block)
         times.append(time.perf_counter() - start)
     return len(unit) / float(np.median(times))
 
 
-def system_rows(name, model, traj, variants, n_frames, repeats) -> dict:
+def system_rows(name, model, traj, variants, n_frames, repeats, blocks=()) -> dict:
     """Train each decoder variant on the model's own latent points of ``traj`` and time it."""
     u = [model.to_unit(p) for p in model.encode([traj])]
     u_train, u_val = (np.concatenate(part) for part in split_trajectories(u, 0.1))
@@ -75,7 +76,14 @@ def system_rows(name, model, traj, variants, n_frames, repeats) -> dict:
         row = {"decoder": config.kind, "network_evaluations_per_frame": evaluations(decoder),
                "frames": len(frames), "make_seconds": time.perf_counter() - start}
         row["frames_per_second_one_device"] = rate(variant, frames, jax.devices()[:1], repeats)
-        row["frames_per_second_every_core"] = rate(variant, frames, jax.devices(), repeats)
+        # one device (a GPU): "every core" is the same program on the same device, so it is not timed twice
+        row["frames_per_second_every_core"] = (rate(variant, frames, jax.devices(), repeats) if len(jax.devices()) > 1
+                                               else row["frames_per_second_one_device"])
+        if blocks:
+            row["frames_per_second_by_block"] = {str(b): rate(variant, frames, jax.devices()[:1], repeats, b)
+                                                 for b in blocks if b <= len(frames)}
+            print(f"{name:10s} {label:24s} frames/s by block: " + ", ".join(
+                f"{b} {r:,.0f}" for b, r in row["frames_per_second_by_block"].items()), flush=True)
         rows[label] = row
         print(f"{name:10s} {label:24s} {row['network_evaluations_per_frame']:>3} evaluations/frame "
               f"{row['frames_per_second_one_device']:>11,.0f} frames/s one device "
@@ -94,6 +102,8 @@ def main(argv=None) -> int:
                               out="JSON path (default benchmarks/results/decoding-<backend>.json)")
     parser.add_argument("--frames", type=int, default=131_072, help="latent points decoded per timing")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--blocks", type=int, nargs="+", default=[],
+                        help="also time one device with the rows decoded in blocks of each of these sizes")
     parser.add_argument("--chain", action="store_true", help="also the chain decoder of Trp-cage, as teacher and distilled")
     args = parser.parse_args(argv)
     load_start = load_average()
@@ -116,10 +126,12 @@ def main(argv=None) -> int:
     trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2})).fit(trp, progress=False)
     chain = DecoderConfig(kind="chain", iterations=50)
     trp_variants = [("knn (protocol default)", DecoderConfig(kind="knn"), 0, None),
-                    *([("chain heun10", chain, 0, 4096), ("chain distilled euler1", chain, 1, min(frames, 32_768))]
+                    *([("chain heun10", chain, 0, 4096 if jax.default_backend() == "cpu" else None), ("chain distilled euler1", chain, 1, min(frames, 32_768))]
                       if args.chain else [])]
-    systems = {"alanine_dipeptide": system_rows("ala2", ala2_model, ala2, ala2_variants, frames, args.repeats),
-               "trp_cage": system_rows("trp-cage", trp_model, trp, trp_variants, frames, args.repeats)}
+    systems = {"alanine_dipeptide": system_rows("ala2", ala2_model, ala2, ala2_variants, frames, args.repeats,
+                                                      args.blocks),
+               "trp_cage": system_rows("trp-cage", trp_model, trp, trp_variants, frames, args.repeats,
+                                           args.blocks)}
     baselines = {"alanine_dipeptide": "flow heun10 (default)", "trp_cage": "knn (protocol default)"}
     for system, rows in systems.items():
         base = rows[baselines[system]]["frames_per_second_one_device"]
@@ -130,7 +142,8 @@ def main(argv=None) -> int:
                   f"x{row['speedup_every_core']:6.2f} every core")
     write_results(args.out or RESULTS / f"decoding-{jax.default_backend()}.json", {
         "benchmark": "decoding", "host_devices": N_DEVICES, "baselines": baselines, "systems": systems,
-        "settings": {"frames": frames, "repeats": args.repeats, "quick": args.quick,
+        "settings": {"frames": frames, "repeats": args.repeats, "quick": args.quick, "blocks": args.blocks,
+                     "default_block": default_decode_block(),
                      "training": "brief (200 decoder iterations, 50 for the chain; distillation 200 iterations): "
                                  "throughput only"},
         "machine": machine_facts(load_average_start=load_start)})

@@ -103,6 +103,7 @@ __all__ = [
     "decode",
     "decode_fn",
     "decode_rows",
+    "default_decode_block",
     "decoder_template",
     "DecoderKind",
     "KINDS",
@@ -423,13 +424,27 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
     return _DECODE_CACHE[cache_key], params
 
 
-def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int = 4096,
+# rows per compiled decode call: 4096 on a CPU; on an accelerator a block of 4096 frames is a few hundred microseconds
+# of work behind a dispatch and the host's padding and copies, so blocks are larger there (benchmarks/perf/decoding.py
+# --blocks, docs/benchmarks.md)
+DECODE_BLOCK = {"cpu": 4096}
+ACCELERATOR_DECODE_BLOCK = 65_536
+
+
+def default_decode_block() -> int:
+    """Rows per decode call on the default backend: 4096 on a CPU, 65 536 on an accelerator. A frame's bits depend
+    on the block size, so on one backend they never depend on how many frames are decoded with it."""
+    return DECODE_BLOCK.get(jax.default_backend(), ACCELERATOR_DECODE_BLOCK)
+
+
+def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int | None = None,
                 precision: str = "float32", progress: bool | None = None,
                 devices: Sequence[jax.Device] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Decode rows ``u [N, m]`` (unit box), row ``i`` being frame ``rows_t[i]`` of trajectory ``rows_b[i]``, with
     the support constraint's redraws.
 
-    Rows are decoded in blocks of exactly ``block`` (the last one padded): one compiled shape, so a frame's bits
+    Rows are decoded in blocks of exactly ``block`` (default :func:`default_decode_block`; the last one padded): one
+    compiled shape, so a frame's bits
     depend on its key, trajectory, frame and condition only, never on the rows decoded with it (XLA may round a
     reduction differently for another batch size). A frame outside the decoder's support is drawn again (draw
     ``a`` from :func:`row_keys` with ``attempts = a``) until one is inside, at most ``decoder.redraws`` times;
@@ -447,6 +462,7 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
 
     u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
     rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)
+    block = block or default_decode_block()
     fn, params = decode_fn(decoder, precision)
     devices = list(devices) if devices else [None]
     # the network, map and support once per device; None: wherever JAX puts them (the default device)

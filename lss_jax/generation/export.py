@@ -71,8 +71,8 @@ def export_simulator(model, path: str | os.PathLike, *, chunk_steps: int = 100, 
         model: a fitted :class:`lss_jax.LSSModel` (or :class:`lss_jax.LSS`).
         path: output file (written atomically).
         chunk_steps: propagator steps per ``rollout`` call.
-        decode_block: rows per ``decode`` call (:meth:`lss_jax.LSSModel.decode_unit` uses 4096; the same
-            value gives the same bits).
+        decode_block: rows per ``decode`` call (:meth:`lss_jax.LSSModel.decode_unit` uses
+            :func:`lss_jax.decoder.default_decode_block`, 4096 on a CPU; the same value gives the same bits).
         platforms: platforms to lower for (default: this backend only; e.g. ``("cpu", "cuda")``).
 
     Returns:

@@ -156,7 +156,7 @@ class LSSModel:
         return np.asarray(minmax_inverse(self.latent_scaler, jnp.asarray(u, jnp.float32)))
 
     def decode_unit(
-        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int = 4096,
+        self, key: jax.Array, u, *, trajectory_ids=None, first_frame: int = 0, chunk: int | None = None,
         precision: str = "float32", progress: bool | None = None, return_draws: bool = False, devices=None,
     ):
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from unit-box latent points ``u [..., latent_dim]``.
@@ -165,7 +165,8 @@ class LSSModel:
         The decoder noise of frame ``t`` of trajectory ``b`` comes from
         ``fold_in(fold_in(key, trajectory_ids[b]), first_frame + t)``, so a frame decodes the same
         whether it is decoded alone, in a chunk, or with its whole trajectory. Rows are decoded in
-        blocks of exactly ``chunk`` (the last one padded): one compiled shape, so a frame's bits do not
+        blocks of exactly ``chunk`` (default :func:`lss_jax.decoder.default_decode_block`: 4096 on a CPU; the last
+        one padded): one compiled shape, so a frame's bits do not
         depend on how many frames are decoded with it (XLA may round a reduction differently for another
         batch size). Frames outside the training data's support are drawn again
         (:func:`lss_jax.decoder.decode_rows`); ``return_draws=True`` also returns which draw every frame kept
