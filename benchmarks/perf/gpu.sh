@@ -11,8 +11,14 @@
 #      CUDA platform, implicit and explicit solvent, when its plugin loads)  -> $OUT/md_vs_lss-<backend>.json
 #   4. benchmarks/perf/decoding.py --quick --chain (--chain left out with GPU_BENCH_QUICK=1): decode frames/s of
 #      every decoder setting, alanine dipeptide and Trp-cage         -> $OUT/decoding-<backend>.json
+#      On a GPU it decodes 262 144 frames and also times blocks of 4096 … 262 144 rows per call (--blocks).
 #   5. benchmarks/perf/generation.py --quick, only if that file exists     -> $OUT/generation-<backend>.json
 #      (GPU_BENCH_GENERATION_FULL=1 runs it in full; it may then not finish inside the budget)
+#   6. chain_round_trip (only when named in GPU_BENCH_STEPS): benchmarks/studies/trp_cage_round_trip.py, the chain
+#      decoder trained for 50 and 200 epochs, 3 x 64 and 4 x 128 features, sampled at T = 0.7, 0.85, 1 -> $OUT/trp_cage_round_trip-<backend>.json
+# GPU_BENCH_STEPS picks steps (default "rollout md_vs_lss decoding generation"; env always runs), e.g.
+#   GPU_BENCH_STEPS="decoding md_vs_lss chain_round_trip" GPU_BENCH_NO_MD=1 bash benchmarks/perf/gpu.sh
+# GPU_BENCH_NO_MD=1 times only the LSS side of md_vs_lss (its MD rates are in an earlier run's JSON).
 # Each step's output is also in $OUT/gpu-<step>.log. At most 8 files come back from a lent machine's $OUT, and this
 # writes 11: run it with OUT set to a scratch folder and pack that into one file, as
 #   OUT=/tmp/gpu bash benchmarks/perf/gpu.sh; tar czf "$RESULTS/gpu.tgz" -C /tmp/gpu .
@@ -53,6 +59,9 @@ if [ -z "${PYTHON:-}" ]; then
     else PYTHON=python3
     fi
 fi
+
+STEPS=" ${GPU_BENCH_STEPS:-rollout md_vs_lss decoding generation} "
+wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 
 SUMMARY="$OUT/gpu-summary.txt"
 : >"$SUMMARY"
@@ -96,18 +105,21 @@ BACKEND=$("$PYTHON" -c "import jax; print(jax.default_backend())" 2>/dev/null ||
 
 ROLL_ARGS=()
 [ "$BACKEND" = gpu ] && ROLL_ARGS+=(--batch 1 1024 16384 65536 131072 --work 1.6e7)
-step rollout 120 "$PYTHON" benchmarks/perf/rollout.py "${ROLL_ARGS[@]}" "${QUICK[@]}" --out "$OUT/rollout-$BACKEND.json"
+wanted rollout && step rollout 120 "$PYTHON" benchmarks/perf/rollout.py "${ROLL_ARGS[@]}" "${QUICK[@]}" --out "$OUT/rollout-$BACKEND.json"
 
 MD_ARGS=()
-"$PYTHON" -c "import openmm" 2>/dev/null || MD_ARGS+=(--no-md)
-[ "$BACKEND" = gpu ] && MD_ARGS+=(--md-platforms CUDA CPU Reference --explicit-platforms CUDA CPU)
-step md_vs_lss 150 "$PYTHON" benchmarks/perf/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
+if [ "${GPU_BENCH_NO_MD:-0}" = 1 ] || ! "$PYTHON" -c "import openmm" 2>/dev/null; then MD_ARGS+=(--no-md)
+elif [ "$BACKEND" = gpu ]; then MD_ARGS+=(--md-platforms CUDA CPU Reference --explicit-platforms CUDA CPU)
+fi
+wanted md_vs_lss && step md_vs_lss 150 "$PYTHON" benchmarks/perf/md_vs_lss.py "${QUICK[@]}" "${MD_ARGS[@]}" --out "$OUT/md_vs_lss-$BACKEND.json"
 
 DEC_ARGS=(--quick)
+[ "$BACKEND" = gpu ] && DEC_ARGS=(--frames 262144 --repeats 2 --blocks 4096 16384 65536 262144)
 [ ${#QUICK[@]} -eq 0 ] && DEC_ARGS+=(--chain)  # the chain decoder's training is too slow for a CPU smoke test
-step decoding 150 "$PYTHON" benchmarks/perf/decoding.py "${DEC_ARGS[@]}" --out "$OUT/decoding-$BACKEND.json"
+wanted decoding && step decoding 150 "$PYTHON" benchmarks/perf/decoding.py "${DEC_ARGS[@]}" --out "$OUT/decoding-$BACKEND.json"
 
-if [ -f benchmarks/perf/generation.py ]; then
+if ! wanted generation; then :
+elif [ -f benchmarks/perf/generation.py ]; then
     GEN_ARGS=()
     HELP=$("$PYTHON" benchmarks/perf/generation.py --help 2>/dev/null)
     # its full run (~4 min on 2 CPU cores) does not fit the budget next to the others: --quick unless asked
@@ -121,6 +133,9 @@ if [ -f benchmarks/perf/generation.py ]; then
 else
     echo "generation: skipped (benchmarks/perf/generation.py does not exist)" | tee -a "$SUMMARY"
 fi
+
+wanted chain_round_trip && step chain_round_trip 400 "$PYTHON" benchmarks/studies/trp_cage_round_trip.py \
+    --decoders chain-wide chain --epochs 200 50 --temperatures 0.7 0.85 1.0 --out "$OUT/trp_cage_round_trip-$BACKEND.json"
 
 echo "total ${SECONDS} s, $FAILED failed step(s)" | tee -a "$SUMMARY"
 exit "$FAILED"

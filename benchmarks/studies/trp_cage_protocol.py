@@ -50,6 +50,7 @@ DECODERS = {  # name -> DecoderConfig fields
     "chain-gaussian-prior": {"kind": "chain", "prior": "gaussian"},
     "chain-chain-prior": {"kind": "chain", "prior": "chain"},
     "chain-self-conditioned": {"kind": "chain", "self_condition": True},
+    "chain-wide": {"kind": "chain", "hidden": (128, 128, 128, 128)},  # 4 blocks of 128 features (an accelerator's)
     "flow": {"kind": "flow"},
 }
 
@@ -91,13 +92,16 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_protocol-cpu{TAG}.json)")
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_protocol-<backend>{TAG}.json)")
     parser.add_argument("--tag", default="", help="suffix of the default JSON name")
     parser.add_argument("--decoder", default="chain", choices=sorted(DECODERS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-traj", type=int, default=20, help="latent trajectories per seed (default 20)")
     parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: the kind's own)")
     parser.add_argument("--temperature", type=float, default=None, help="chain decoders: the prior temperature")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=None,
+                        help="chain decoders: also score the same trained decoder and latent trajectories sampled at "
+                             "each of these prior temperatures (rows decoder@T)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
@@ -120,6 +124,15 @@ def main(argv=None) -> int:
     md_numbers["novelty_nm"] = float(np.median(nearest_frame_rmsd(independent[rows_md], train, max_generated=400,
                                                                   max_reference=train.n_frames, seed=0)))
     runs = {}
+
+    def save():  # after every seed, so a run stopped by a time limit keeps the seeds it finished
+        write_results(args.out or RESULTS / f"trp_cage_protocol-{jax.default_backend()}{args.tag}.json", {
+            "benchmark": "trp_cage_protocol", "decoder": args.decoder, "config": fields, "n_traj": args.n_traj,
+            "description": "Trp-cage protocol with a generative decoder against the independent run, per seed, "
+                           "retrieval on the same latent trajectories beside it",
+            "md": md_numbers, "runs": runs, "seconds": time.perf_counter() - start, "machine": machine_facts(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
     for seed in args.seeds:
         t0 = time.perf_counter()
         model = fit_lss(jax.random.key(seed), [train], tc.lss_config(seed=seed, decoder=fields), progress=False)
@@ -138,16 +151,17 @@ def main(argv=None) -> int:
                "md_t1_latent_ps": md_latent_t1,
                "decoder": score(xyz, latent, md_ctx, train, frame_ps, lag),
                "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
+        field = getattr(model.decoder.network, "field", model.decoder.network)  # a StateFlow's field, or the network
+        for temperature in args.temperatures or []:  # the same decoder and latent trajectories, another temperature
+            field.temperature = temperature
+            run[f"decoder@{temperature:g}"] = score(model.decode(jax.random.key(200 + seed), latent), latent, md_ctx,
+                                                    train, frame_ps, lag)
         runs[str(seed)] = run
-        short = {k: v for k, v in run["decoder"].items() if isinstance(v, float)}
-        print(f"seed {seed}: {short} | knn folded {run['knn_same_latent']['folded_fraction']:.3f} "
-              f"transitions {run['knn_same_latent']['transitions_per_us']:.0f}", flush=True)
-    result = {"benchmark": "trp_cage_protocol", "decoder": args.decoder, "config": fields, "n_traj": args.n_traj,
-              "description": "Trp-cage protocol with a generative decoder against the independent run, per seed, "
-                             "retrieval on the same latent trajectories beside it",
-              "md": md_numbers, "runs": runs, "seconds": time.perf_counter() - start, "machine": machine_facts(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_results(args.out or RESULTS / f"trp_cage_protocol-cpu{args.tag}.json", result)
+        for label, row in run.items():
+            if isinstance(row, dict):
+                print(f"seed {seed} {label}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                                           if isinstance(v, float)), flush=True)
+        save()
     return 0
 
 

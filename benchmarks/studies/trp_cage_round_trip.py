@@ -19,6 +19,7 @@ and is scored against that run:
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain knn --epochs 5   # quick look
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain-gaussian-prior --temperatures 0.8 1.0
     python benchmarks/studies/trp_cage_round_trip.py --decoders chain --window 2 --tag _window2
+    python benchmarks/studies/trp_cage_round_trip.py --decoders chain chain-wide --epochs 50 200   # longer, wider
 
 ``--window W`` conditions each decoder on a window of the latent path, (ψ_{t-W·lag}, ..., ψ_{t+W·lag}) (clipped at
 the ends of a run), instead of ψ_t alone: the lead of ``trp_cage_transitions_floor.py`` (retrieval by such a window
@@ -28,6 +29,7 @@ on frames one lag (50 ps) apart, as the protocol does, beside the folded fractio
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -50,6 +52,7 @@ DECODERS = {  # name -> DecoderConfig fields (first draws: redraws = 0)
     "chain-64-states": {"kind": "chain", "states": 64},
     "chain-gaussian-prior": {"kind": "chain", "prior": "gaussian"},
     "chain-chain-prior": {"kind": "chain", "prior": "chain"},
+    "chain-wide": {"kind": "chain", "hidden": (128, 128, 128, 128)},  # 4 blocks of 128 features (an accelerator's)
     "flow": {"kind": "flow"},
     "knn": {"kind": "knn"},
 }
@@ -94,9 +97,10 @@ def novelty(xyz: np.ndarray, train_xyz: np.ndarray, topology, rows: np.ndarray) 
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_round_trip-cpu.json)")
+    parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_round_trip-<backend>.json)")
     parser.add_argument("--decoders", nargs="+", default=["chain", "chain-no-states"], choices=sorted(DECODERS))
-    parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: each kind's own)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[None],
+                        help="decoder epochs (default: each kind's own); several: one training each (rows NAME/eE)")
     parser.add_argument("--seed", type=int, default=0, help="the encoder's and the decoders' seed")
     parser.add_argument("--window", type=int, default=0,
                         help="condition the decoders on the latent path W lags either side of the frame (default 0)")
@@ -140,26 +144,29 @@ def main(argv=None) -> int:
                    epochs_run=history.epochs_run, training_s=trained, frames_per_s=n / decode_s)
         return row
 
-    for name in args.decoders:
-        fields = {**DECODERS[name], "redraws": 0, **({"epochs": args.epochs} if args.epochs else {})}
+    def save():  # after every row, so a run stopped by a time limit keeps the rows it finished
+        write_results(args.out or RESULTS / f"trp_cage_round_trip-{jax.default_backend()}{args.tag}.json", {
+            "benchmark": "trp_cage_round_trip",
+            "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
+            "seed": args.seed, "window": args.window, "rows": rows, "seconds": time.perf_counter() - start,
+            "machine": machine_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+    for name, epochs in itertools.product(args.decoders, args.epochs):
+        fields = {**DECODERS[name], "redraws": 0, **({"epochs": epochs} if epochs else {})}
         t0 = time.perf_counter()
         decoder, history = fit_decoder(jax.random.key(args.seed + 5), x_train, c_train, topology=train.topology,
                                        config=DecoderConfig(**fields), progress=False)
         trained = time.perf_counter() - t0
         field = getattr(decoder.network, "field", decoder.network)  # a StateFlow's field, or the network
+        base = name if len(args.epochs) == 1 else f"{name}/e{epochs}"
         for temperature in args.temperatures if hasattr(field, "temperature") and args.temperatures else [None]:
-            label, config = name, fields
+            label, config = base, fields
             if temperature is not None:  # the same trained decoder, sampled at another prior temperature
-                field.temperature, label, config = temperature, f"{name}@{temperature:g}", {**fields, "temperature": temperature}
+                field.temperature, label, config = temperature, f"{base}@{temperature:g}", {**fields, "temperature": temperature}
             rows[label] = score(decoder, history, config, trained)
             print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in rows[label].items() if isinstance(v, float)),
                   flush=True)
-    result = {"benchmark": "trp_cage_round_trip",
-              "description": "Trp-cage decoders alone: decode(encode(independent MD)), first draws, against MD",
-              "seed": args.seed, "window": args.window, "rows": rows, "seconds": time.perf_counter() - start,
-              "machine": machine_facts(),
-              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_results(args.out or RESULTS / f"trp_cage_round_trip-cpu{args.tag}.json", result)
+            save()
     return 0
 
 
