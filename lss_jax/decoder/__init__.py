@@ -431,10 +431,11 @@ DECODE_BLOCK = {"cpu": 4096}
 ACCELERATOR_DECODE_BLOCK = 65_536
 
 
-def default_decode_block() -> int:
-    """Rows per decode call on the default backend: 4096 on a CPU, 65 536 on an accelerator. A frame's bits depend
-    on the block size, so on one backend they never depend on how many frames are decoded with it."""
-    return DECODE_BLOCK.get(jax.default_backend(), ACCELERATOR_DECODE_BLOCK)
+def default_decode_block(platform: str | None = None) -> int:
+    """Rows per decode call on ``platform`` (default: the default backend's): 4096 on a CPU, 65 536 on an
+    accelerator. A frame's bits depend on the block size, so on one platform they never depend on how many frames
+    are decoded with it."""
+    return DECODE_BLOCK.get(platform or jax.default_backend(), ACCELERATOR_DECODE_BLOCK)
 
 
 def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int | None = None,
@@ -443,12 +444,11 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     """Decode rows ``u [N, m]`` (unit box), row ``i`` being frame ``rows_t[i]`` of trajectory ``rows_b[i]``, with
     the support constraint's redraws.
 
-    Rows are decoded in blocks of exactly ``block`` (default :func:`default_decode_block`; the last one padded): one
-    compiled shape, so a frame's bits
-    depend on its key, trajectory, frame and condition only, never on the rows decoded with it (XLA may round a
-    reduction differently for another batch size). A frame outside the decoder's support is drawn again (draw
-    ``a`` from :func:`row_keys` with ``attempts = a``) until one is inside, at most ``decoder.redraws`` times;
-    if none is, the draw closest to the support (largest ratio, the first of equals) is kept.
+    Rows are decoded in blocks of exactly ``block`` (default: :func:`default_decode_block` of the devices' platform;
+    the last one padded): one compiled shape, so a frame's bits depend on its key, trajectory, frame and condition
+    only, never on the rows decoded with it (XLA may round a reduction differently for another batch size). A frame
+    outside the decoder's support is drawn again (draw ``a`` from :func:`row_keys` with ``attempts = a``) until one
+    is inside, at most ``decoder.redraws`` times; if none is, the draw closest to the support (largest ratio, the first of equals) is kept.
 
     Blocks are dispatched ahead of the copies back (the host pads and copies while the device computes) and, with
     ``devices`` (e.g. the host devices of :func:`lss_jax.use_every_core`), in turn to each device; the bits do not
@@ -462,9 +462,9 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
 
     u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
     rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)
-    block = block or default_decode_block()
-    fn, params = decode_fn(decoder, precision)
     devices = list(devices) if devices else [None]
+    block = block or default_decode_block(None if devices[0] is None else devices[0].platform)
+    fn, params = decode_fn(decoder, precision)
     # the network, map and support once per device; None: wherever JAX puts them (the default device)
     state = [(params, decoder.coordinates, decoder.support) if d is None
              else jax.device_put((params, decoder.coordinates, decoder.support), d) for d in devices]
