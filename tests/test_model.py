@@ -77,7 +77,9 @@ def test_the_decode_block_is_the_backends_and_a_frames_bits_follow_only_it(model
     default = model.decode_unit(jax.random.key(1), u)
     np.testing.assert_array_equal(default, model.decode_unit(jax.random.key(1), u, chunk=4096))
     np.testing.assert_array_equal(default[1], model.decode_unit(jax.random.key(1), u[1], trajectory_ids=[1]))
-    assert default_decode_block("gpu") == default_decode_block("tpu") == 65_536
+    assert default_decode_block("gpu") == default_decode_block("tpu", 32) == 65_536
+    # larger molecules: fewer rows (a power of two, at least 4096)
+    assert [default_decode_block("gpu", n) for n in (33, 64, 128, 1000)] == [32_768, 16_384, 4096, 4096]
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert default_decode_block() == 65_536 and default_decode_block("cpu") == 4096
 

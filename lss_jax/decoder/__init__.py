@@ -425,17 +425,29 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
 
 
 # rows per compiled decode call: 4096 on a CPU; on an accelerator a block of 4096 frames is a few hundred microseconds
-# of work behind a dispatch and the host's padding and copies, so blocks are larger there (benchmarks/perf/decoding.py
-# --blocks, docs/benchmarks.md)
+# of work behind a dispatch and the host's padding and copies, so blocks are larger there (an H200 decodes alanine
+# dipeptide 2.4x faster at 16 384-65 536 rows: benchmarks/perf/decoding.py --blocks, docs/benchmarks.md), up to 65 536
+# rows of at most 32 atoms and fewer rows for larger molecules (the chain decoder's attention holds n_atoms^2 numbers
+# per row), never under 4096
 DECODE_BLOCK = {"cpu": 4096}
 ACCELERATOR_DECODE_BLOCK = 65_536
+ACCELERATOR_BLOCK_ATOMS = 32
 
 
-def default_decode_block(platform: str | None = None) -> int:
-    """Rows per decode call on ``platform`` (default: the default backend's): 4096 on a CPU, 65 536 on an
-    accelerator. A frame's bits depend on the block size, so on one platform they never depend on how many frames
-    are decoded with it."""
-    return DECODE_BLOCK.get(platform or jax.default_backend(), ACCELERATOR_DECODE_BLOCK)
+def default_decode_block(platform: str | None = None, n_atoms: int | None = None) -> int:
+    """Rows per decode call on ``platform`` (default: the default backend's): 4096 on a CPU; on an accelerator
+    65 536 for molecules of up to 32 atoms, a power of two shrinking with the square of ``n_atoms`` beyond, at least
+    4096. A frame's bits depend on the block size, so for one model on one platform they never depend on how many
+    frames are decoded with it.
+
+    Example:
+        >>> default_decode_block("cpu"), default_decode_block("gpu", 20), default_decode_block("gpu", 64)
+        (4096, 65536, 16384)
+    """
+    if (platform or jax.default_backend()) in DECODE_BLOCK:
+        return DECODE_BLOCK[platform or jax.default_backend()]
+    scale = (ACCELERATOR_BLOCK_ATOMS / max(n_atoms or 1, ACCELERATOR_BLOCK_ATOMS)) ** 2
+    return max(DECODE_BLOCK["cpu"], 1 << int(np.floor(np.log2(ACCELERATOR_DECODE_BLOCK * scale))))
 
 
 def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: int | None = None,
@@ -463,12 +475,12 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     u = np.asarray(u, np.float32).reshape(-1, np.shape(u)[-1])
     rows_b, rows_t = np.asarray(rows_b, np.int32), np.asarray(rows_t, np.int32)
     devices = list(devices) if devices else [None]
-    block = block or default_decode_block(None if devices[0] is None else devices[0].platform)
+    n_atoms = decoder.coordinates.reference.shape[0]
+    block = block or default_decode_block(None if devices[0] is None else devices[0].platform, n_atoms)
     fn, params = decode_fn(decoder, precision)
     # the network, map and support once per device; None: wherever JAX puts them (the default device)
     state = [(params, decoder.coordinates, decoder.support) if d is None
              else jax.device_put((params, decoder.coordinates, decoder.support), d) for d in devices]
-    n_atoms = decoder.coordinates.reference.shape[0]
     ahead = 2 * len(devices)  # blocks in flight
 
     def run(idx, attempt, bar=None):
