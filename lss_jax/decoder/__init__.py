@@ -444,8 +444,9 @@ def default_decode_block(platform: str | None = None, n_atoms: int | None = None
         >>> default_decode_block("cpu"), default_decode_block("gpu", 20), default_decode_block("gpu", 64)
         (4096, 65536, 16384)
     """
-    if (platform or jax.default_backend()) in DECODE_BLOCK:
-        return DECODE_BLOCK[platform or jax.default_backend()]
+    platform = platform or jax.default_backend()
+    if platform in DECODE_BLOCK:
+        return DECODE_BLOCK[platform]
     scale = (ACCELERATOR_BLOCK_ATOMS / max(n_atoms or 1, ACCELERATOR_BLOCK_ATOMS)) ** 2
     return max(DECODE_BLOCK["cpu"], 1 << int(np.floor(np.log2(ACCELERATOR_DECODE_BLOCK * scale))))
 
@@ -460,7 +461,8 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     the last one padded): one compiled shape, so a frame's bits depend on its key, trajectory, frame and condition
     only, never on the rows decoded with it (XLA may round a reduction differently for another batch size). A frame
     outside the decoder's support is drawn again (draw ``a`` from :func:`row_keys` with ``attempts = a``) until one
-    is inside, at most ``decoder.redraws`` times; if none is, the draw closest to the support (largest ratio, the first of equals) is kept.
+    is inside, at most ``decoder.redraws`` times; if none is, the draw closest to the support (largest ratio, the
+    first of equals) is kept.
 
     Blocks are dispatched ahead of the copies back (the host pads and copies while the device computes) and, with
     ``devices`` (e.g. the host devices of :func:`lss_jax.use_every_core`), in turn to each device; the bits do not
