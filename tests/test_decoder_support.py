@@ -127,3 +127,77 @@ def test_independent_md_is_inside_the_support_learned_from_the_training_run():
     ratio = np.asarray(support_ratio(support, jnp.asarray(independent.xyz)))
     assert support.pairs.shape[0] > 0
     assert np.mean(ratio < 1.0) <= 1e-3
+
+
+class _StateLogits(nnx.Module):
+    """A 'classifier' with fixed state weights ``p`` at every condition."""
+
+    def __init__(self, p):
+        self.n_states, self.logits = len(p), jnp.log(jnp.asarray(p, jnp.float32))
+
+    def __call__(self, c):
+        return jnp.broadcast_to(self.logits, (*c.shape[:-1], self.n_states))
+
+    def anchor(self, c, k):  # no rare state's anchors: every state's flow is given psi itself
+        return c
+
+
+class _StateShifts(nnx.Module):
+    """A 'flow field' whose frame is its prior sample with the state written into atom 2's y (feature 7) and atom 3's
+    x shifted by the state's ``shift`` (in standard deviations)."""
+
+    def __init__(self, shifts):
+        self.noise_dim, self.shifts = 12, jnp.asarray(shifts, jnp.float32)
+
+    def sample(self, z, cond, *, n_steps, solver="heun"):
+        onehot = cond[:, -len(self.shifts):]
+        return z.at[:, 7].set(jnp.argmax(onehot, -1).astype(z.dtype)).at[:, 9].add(onehot @ self.shifts)
+
+
+class _StatesInsideTheNoise(nnx.Module):
+    """The same mixture as one opaque generator (a ``wgan``-kind network): what decode_rows did for every decoder
+    before redraws kept the state; the negative control."""
+
+    def __init__(self, flow):
+        self.flow, self.noise_dim = flow, flow.noise_dim
+
+    def __call__(self, z, c):
+        return self.flow.sample(z, c, n_steps=1)
+
+
+def test_redraws_keep_a_frames_state_so_the_support_never_changes_the_states_weights():
+    """A two-state mixture, pi = (0.8, 0.2): state 0 puts atom 3 at x ~ N(1.54, 0.1^2) (inside the support x >= 1.10),
+    state 1 at N(1.05, 0.1^2) (inside with probability 0.31). Redrawing within the state (the first 30 of 60
+    redraws; all 31 draws miss with probability 0.69^31 = 1e-5) keeps state 1's share at 0.2 and its frames the
+    truncated normal; re-picking the state with the flow noise (the opaque generator, the negative control) gives
+    0.2 x 0.31 / (0.8 + 0.2 x 0.31) = 0.072. Tolerance: 4 binomial standard errors."""
+    from lss_jax.decoder import StateFlow
+
+    sigma, bound, n, p1 = 0.1, 1.10, 4000, 0.2
+    mean = np.zeros((4, 3), np.float32)
+    mean[:, 0] = 0.38 * np.arange(4)
+    std = np.zeros((4, 3), np.float32)
+    std[3, 0], std[2, 1] = sigma, 1.0
+    cmap = CartesianMap(jnp.asarray(mean), jnp.asarray(mean.reshape(-1)), jnp.asarray(std.reshape(-1)))
+    support = SupportConstraint(jnp.array([[0, 3]], jnp.int32), jnp.array([bound], jnp.float32))
+    flow = StateFlow(_StateShifts([4.0, -0.9]), _StateLogits([1 - p1, p1]))
+    rows = np.arange(n, dtype=np.int32)
+    u = np.zeros((n, 1), np.float32)
+    tolerance = 4 * np.sqrt(p1 * (1 - p1) / n)
+    accept = scipy.stats.norm.sf((bound - 1.05) / sigma)
+    repicked = p1 * accept / (1 - p1 + p1 * accept)
+    assert p1 - repicked > 2 * tolerance  # the control is far outside the band
+    for network, kind, share in ((flow, "flow", p1), (_StatesInsideTheNoise(flow), "wgan", repicked)):
+        decoder = Decoder(kind, network, cmap, support=support, redraws=60)
+        xyz, draws = decode_rows(jax.random.key(0), decoder, u, rows, np.zeros_like(rows))
+        assert np.all(draws <= 60) and xyz[:, 3, 0].min() >= bound * (1 - 1e-6)
+        state = np.rint(xyz[:, 2, 1]).astype(int)
+        assert set(np.unique(state)) == {0, 1}
+        assert abs(np.mean(state == 1) - share) < 4 * np.sqrt(share * (1 - share) / n), (kind, np.mean(state == 1))
+        if kind == "flow":  # within the kept state, the truncated normal; the first draws are the mixture's own
+            x3 = xyz[state == 1, 3, 0].astype(np.float64)
+            a = (bound - 1.05) / sigma
+            assert scipy.stats.kstest(x3, scipy.stats.truncnorm(a, np.inf, loc=1.05, scale=sigma).cdf).pvalue > 0.01
+            first, _ = decode_rows(jax.random.key(0), Decoder(kind, network, cmap, support=None), u, rows,
+                                   np.zeros_like(rows))
+            np.testing.assert_array_equal(xyz[draws == 0], first[draws == 0])

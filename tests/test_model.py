@@ -1,6 +1,7 @@
 """The fitted model as a value: fit_lss, the LSS facade, pytree behaviour, I/O, and the exported simulator."""
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -8,12 +9,14 @@ from pathlib import Path
 
 import chex
 import jax
+import mdtraj as md
 import numpy as np
 import pytest
 
 from lss_jax import LSS, LSSModel, fit_lss
 from lss_jax.config import DataConfig, DecoderConfig, EncoderConfig, LSSConfig, PropagatorConfig
 from lss_jax.datasets import load_alanine_dipeptide
+from lss_jax.engine.io import sha256_file
 from lss_jax.generation.simulate import generate_to_directory, load_generated
 from lss_jax.model.io import load_model
 from lss_jax.propagator.scaling import minmax_inverse
@@ -92,6 +95,25 @@ def test_a_flow_with_structural_states_saves_and_loads(tmp_path):
     chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
     u = np.random.default_rng(0).uniform(size=(64, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), model.decode_unit(jax.random.key(1), u))
+    # the rare state's anchors are the latent points of its frames: every one an alpha_L frame's (phi > 0)
+    classifier = model.decoder.network.classifier
+    anchors, owners = np.asarray(classifier.anchors[...]), np.asarray(classifier.anchor_states[...])
+    assert anchors.shape == (17, 2) and len(set(owners.tolist())) == 1
+    train = load_alanine_dipeptide("train")
+    u_train = model.to_unit(model.encode([train])[0])
+    rows = [int(np.flatnonzero(np.all(u_train == a, axis=1))[0]) for a in anchors]
+    assert np.all(md.compute_phi(train[rows])[1][:, 0] > 0)
+    # a model saved before anchors existed loads with none (its rare state's flow given psi itself)
+    saved = tmp_path / "m" / "decoder.npz"
+    weights = {k: v for k, v in np.load(saved).items() if not k.startswith("classifier/anchor")}
+    assert len(weights) == len(np.load(saved)) - 2
+    np.savez(saved, **weights)
+    meta = json.loads((tmp_path / "m" / "lss.json").read_text())
+    meta["files"]["decoder.npz"] = sha256_file(saved)
+    (tmp_path / "m" / "lss.json").write_text(json.dumps(meta))
+    old = load_model(tmp_path / "m")
+    assert old.decoder.network.classifier.anchors[...].shape == (0, 2)
+    assert old.decode_unit(jax.random.key(1), u).shape == (64, 10, 3)
 
 
 def test_a_distilled_flow_saves_loads_and_samples_in_one_evaluation(data, tmp_path):

@@ -211,6 +211,10 @@ def _state_split(key, train_data, val_data, states, *, progress, checkpoint):
     # the weights are the classifier's; the flow learns p(x | psi, k), which repeating the frames of a rare
     # state leaves unchanged: up to 1 % of the training frames each, or the flow never learns the state
     rows = balanced_rows(np.asarray(y_train), n_states, RARE_STATE_SHARE)
+    # a rare state's flow knows its frames' latent points only: it is asked about the nearest of them (every frame's)
+    rare = np.flatnonzero(np.bincount(np.asarray(y_train), minlength=n_states) < RARE_STATE_SHARE * len(y_train))
+    classifier.set_anchors(np.concatenate([np.asarray(train_data[1]), np.asarray(val_data[1])]),
+                           np.concatenate([np.asarray(y_train), np.asarray(y_val)]), rare)
     train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
     val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
     return classifier, train_data, val_data
@@ -393,7 +397,11 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
     """A jitted ``(params, cmap, support, key, u [N, m], rows_b [N], rows_t [N], attempts [N]) -> (xyz [N, n_atoms,
     3], ratio [N])`` for this decoder's network (cached per network structure, so loading or chunking never
     recompiles): the noise of row ``i`` comes from :func:`row_keys`, and ``ratio`` is the frame's
-    :func:`lss_jax.decoder.support.support_ratio` (``inf`` without a support constraint).
+    :func:`lss_jax.decoder.support.support_ratio` (``inf`` without a support constraint). For a
+    :class:`~lss_jax.decoder.states.StateFlow` the first half of the redraws (``1 <= attempts <= redraws // 2``)
+    keep the first draw's state variate (the noise's last entry) and draw the flow's noise afresh, so the support
+    constraint redraws a frame within its state and leaves the states' weights ``pi(psi)`` alone; the second half
+    draw the state afresh too, for a frame its state cannot place inside the support at this ``psi``.
 
     Returns:
         ``(fn, params)`` with ``params`` the network's state.
@@ -402,7 +410,7 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
 
     graphdef, params = nnx.split(decoder.network)
     cache_key = (graphdef, decoder.kind, decoder.flow_steps, decoder.flow_solver, precision,
-                 type(decoder.coordinates).__name__, decoder.support is None)
+                 type(decoder.coordinates).__name__, decoder.support is None, decoder.redraws)
     if cache_key not in _DECODE_CACHE:
         kind, flow_steps, solver, noise_dim = decoder.kind, decoder.flow_steps, decoder.flow_solver, decoder.noise_dim
 
@@ -411,10 +419,16 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
 
         features = with_precision(features, precision)
 
+        draw = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))
+        keeps_state = isinstance(decoder.network, StateFlow)
+        keep_state_redraws = decoder.redraws // 2
+
         @jax.jit
         def fn(params, cmap, support, key, u, rows_b, rows_t, attempts):
-            keys = row_keys(key, rows_b, rows_t, attempts)
-            z = jax.vmap(lambda k: jax.random.normal(k, (noise_dim,)))(keys)
+            z = draw(row_keys(key, rows_b, rows_t, attempts))
+            if keeps_state:  # the first half of the redraws keep the first draw's state variate: fresh flow noise
+                first = draw(row_keys(key, rows_b, rows_t, jnp.zeros_like(attempts)))[:, -1]
+                z = z.at[:, -1].set(jnp.where(attempts <= keep_state_redraws, first, z[:, -1]))
             xyz = features_to_xyz(cmap, features(params, z, u).astype(jnp.float32))
             ratio = (jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None
                      else support_ratio(support, xyz))
@@ -460,9 +474,10 @@ def decode_rows(key: jax.Array, decoder: Decoder, u, rows_b, rows_t, *, block: i
     Rows are decoded in blocks of exactly ``block`` (default: :func:`default_decode_block` of the devices' platform;
     the last one padded): one compiled shape, so a frame's bits depend on its key, trajectory, frame and condition
     only, never on the rows decoded with it (XLA may round a reduction differently for another batch size). A frame
-    outside the decoder's support is drawn again (draw ``a`` from :func:`row_keys` with ``attempts = a``) until one
-    is inside, at most ``decoder.redraws`` times; if none is, the draw closest to the support (largest ratio, the
-    first of equals) is kept.
+    outside the decoder's support is drawn again (draw ``a`` from :func:`row_keys` with ``attempts = a``; a
+    :class:`~lss_jax.decoder.states.StateFlow` keeps the first draw's state in the first half, :func:`decode_fn`)
+    until one is inside, at most ``decoder.redraws`` times; if none is, the draw closest to the support (largest
+    ratio, the first of equals) is kept.
 
     Blocks are dispatched ahead of the copies back (the host pads and copies while the device computes) and, with
     ``devices`` (e.g. the host devices of :func:`lss_jax.use_every_core`), in turn to each device; the bits do not

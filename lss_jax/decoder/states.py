@@ -34,7 +34,7 @@ from flax import nnx
 
 from lss_jax.decoder.wgan import _MLP  # the project's plain MLP (the WGAN's networks)
 
-__all__ = ["RARE_STATE_SHARE", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
+__all__ = ["RARE_STATE_SHARE", "StateAnchors", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
            "calibrate_intercepts", "distance_states", "find_states", "fit_state_classifier", "torsion_modes"]
 
 RARE_STATE_SHARE = 0.01  # the flow trains on every state's frames repeated up to this share of the training frames
@@ -244,8 +244,13 @@ def balanced_rows(labels, n_states: int, share: float) -> np.ndarray:
     return np.repeat(np.arange(len(labels)), repeat.astype(np.int64)[labels])
 
 
+class StateAnchors(nnx.Variable):
+    """The latent points of a rare state's frames (set from data, never trained; as many rows as the data give)."""
+
+
 class StateClassifier(_MLP):
-    """``pi(psi)``: logits ``[..., K]`` of the structural states given latent points ``[..., m]`` (a swish MLP).
+    """``pi(psi)``: logits ``[..., K]`` of the structural states given latent points ``[..., m]`` (a swish MLP), and
+    the latent points of the rare states' frames (:meth:`set_anchors`, :meth:`anchor`).
 
     Example:
         >>> StateClassifier(2, 3, hidden=(8,), rngs=nnx.Rngs(0))(jnp.zeros((5, 2))).shape
@@ -255,6 +260,34 @@ class StateClassifier(_MLP):
     def __init__(self, cond_dim: int, n_states: int, *, hidden: Sequence[int] = (64, 64), rngs: nnx.Rngs):
         super().__init__((cond_dim, *hidden, n_states), jax.nn.swish, rngs=rngs)
         self.n_states = n_states
+        self.anchors = StateAnchors(jnp.zeros((0, cond_dim), jnp.float32))
+        self.anchor_states = StateAnchors(jnp.zeros((0,), jnp.int32))
+
+    def set_anchors(self, cond, labels, rare) -> None:
+        """Keep the latent points ``cond [n, m]`` of the frames whose state (``labels [n]``) is in ``rare``."""
+        keep = np.isin(np.asarray(labels), np.asarray(rare, int))
+        self.anchors = StateAnchors(jnp.asarray(np.asarray(cond, np.float32)[keep]))
+        self.anchor_states = StateAnchors(jnp.asarray(np.asarray(labels, np.int32)[keep]))
+
+    def anchor(self, c: jax.Array, k: jax.Array) -> jax.Array:
+        """The condition a state's flow is given: ``c [B, m]`` itself for a state without anchors, else the nearest
+        (Euclidean) latent point of that state's frames. A rare state's flow has seen its few frames' latent points
+        only; between them it extrapolates, so it is asked about the nearest point it knows.
+
+        Example:
+            >>> clf = StateClassifier(1, 2, hidden=(4,), rngs=nnx.Rngs(0))
+            >>> clf.set_anchors(np.array([[0.2], [0.5], [0.9]]), np.array([1, 0, 1]), rare=[1])
+            >>> c = clf.anchor(jnp.array([[0.0], [0.7], [0.7]]), jnp.array([1, 1, 0]))  # state 1 moved, state 0 not
+            >>> np.asarray(c, np.float64)[:, 0].round(2).tolist()
+            [0.2, 0.9, 0.7]
+        """
+        anchors, owner = self.anchors[...], self.anchor_states[...]
+        if anchors.shape[0] == 0:
+            return c
+        mine = owner[None, :] == k[:, None]  # [B, R]
+        d2 = jnp.sum((c[:, None, :].astype(jnp.float32) - anchors[None]) ** 2, -1)
+        nearest = anchors[jnp.argmin(jnp.where(mine, d2, jnp.inf), axis=1)]
+        return jnp.where(jnp.any(mine, axis=1, keepdims=True), nearest.astype(c.dtype), c)
 
 
 def calibrate_intercepts(logits, labels, n_states: int, *, iterations: int = 200) -> np.ndarray:
@@ -349,9 +382,11 @@ class StateFlow(nnx.Module):
 
     def field_condition(self, z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The flow's prior sample and condition for noise ``z [B, dim + 1]`` and conditions ``c [B, m]``:
-        ``(z[:, :-1], [c, one-hot state])``."""
-        onehot = jax.nn.one_hot(self.states(z[..., -1], c), self.n_states, dtype=z.dtype)
-        return z[..., :-1], jnp.concatenate([c.astype(z.dtype), onehot], -1)
+        ``(z[:, :-1], [c, one-hot state])``, ``c`` moved to the nearest of the state's own latent points for a rare
+        state (:meth:`StateClassifier.anchor`)."""
+        k = self.states(z[..., -1], c)
+        c = self.classifier.anchor(c.astype(z.dtype), k)
+        return z[..., :-1], jnp.concatenate([c, jax.nn.one_hot(k, self.n_states, dtype=z.dtype)], -1)
 
     def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
         """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]`` (a field with its own

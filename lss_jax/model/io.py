@@ -76,12 +76,21 @@ class ModelFormatError(ValueError):
 
 
 def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
-    """Set ``module``'s state from a :func:`flat_weights` map (every leaf must be there, with its shape)."""
+    """Set ``module``'s state from a :func:`flat_weights` map (every leaf must be there, with its shape; a
+    :class:`~lss_jax.decoder.states.StateAnchors` leaf takes the saved shape, and keeps its empty default in a
+    model saved before it existed)."""
+    from lss_jax.decoder.states import StateAnchors
+
+    sized_by_data = {_path_name(p) for p, _ in
+                     jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(module, StateAnchors)))[0]}
     state = nnx.state(module)
     pure = nnx.to_pure_dict(state)
     values = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]:
         name = _path_name(path)
+        if name in sized_by_data:
+            values.append(jnp.asarray(flat[name]) if name in flat else leaf)
+            continue
         if name not in flat or flat[name].shape != np.shape(leaf):
             raise ModelFormatError(f"weight {name!r} is missing or has the wrong shape in the saved model.")
         values.append(jnp.asarray(flat[name]))
