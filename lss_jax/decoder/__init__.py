@@ -73,6 +73,7 @@ from lss_jax.decoder.states import (
     distance_states,
     find_states,
     fit_state_classifier,
+    rare_states,
 )
 from lss_jax.decoder.support import (
     SupportConstraint,
@@ -212,9 +213,9 @@ def _state_split(key, train_data, val_data, states, *, progress, checkpoint):
     # state leaves unchanged: up to 1 % of the training frames each, or the flow never learns the state
     rows = balanced_rows(np.asarray(y_train), n_states, RARE_STATE_SHARE)
     # a rare state's flow knows its frames' latent points only: it is asked about the nearest of them (every frame's)
-    rare = np.flatnonzero(np.bincount(np.asarray(y_train), minlength=n_states) < RARE_STATE_SHARE * len(y_train))
     classifier.set_anchors(np.concatenate([np.asarray(train_data[1]), np.asarray(val_data[1])]),
-                           np.concatenate([np.asarray(y_train), np.asarray(y_val)]), rare)
+                           np.concatenate([np.asarray(y_train), np.asarray(y_val)]),
+                           rare_states(y_train, n_states, RARE_STATE_SHARE))
     train_data = (train_data[0][rows], jnp.concatenate([train_data[1][rows], onehot(np.asarray(y_train)[rows])], 1))
     val_data = (val_data[0], jnp.concatenate([val_data[1], onehot(y_val)], 1))
     return classifier, train_data, val_data
@@ -427,8 +428,11 @@ def decode_fn(decoder: Decoder, precision: str = "float32"):
         def fn(params, cmap, support, key, u, rows_b, rows_t, attempts):
             z = draw(row_keys(key, rows_b, rows_t, attempts))
             if keeps_state:  # the first half of the redraws keep the first draw's state variate: fresh flow noise
-                first = draw(row_keys(key, rows_b, rows_t, jnp.zeros_like(attempts)))[:, -1]
-                z = z.at[:, -1].set(jnp.where(attempts <= keep_state_redraws, first, z[:, -1]))
+                kept = (attempts > 0) & (attempts <= keep_state_redraws)
+                last = jax.lax.cond(  # first draws (every row of a first pass) skip drawing it again
+                    jnp.any(kept), lambda: draw(row_keys(key, rows_b, rows_t, jnp.zeros_like(attempts)))[:, -1],
+                    lambda: z[:, -1])
+                z = z.at[:, -1].set(jnp.where(kept, last, z[:, -1]))
             xyz = features_to_xyz(cmap, features(params, z, u).astype(jnp.float32))
             ratio = (jnp.full(xyz.shape[0], jnp.inf, jnp.float32) if support is None
                      else support_ratio(support, xyz))

@@ -34,8 +34,9 @@ from flax import nnx
 
 from lss_jax.decoder.wgan import _MLP  # the project's plain MLP (the WGAN's networks)
 
-__all__ = ["RARE_STATE_SHARE", "StateAnchors", "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "balanced_rows",
-           "calibrate_intercepts", "distance_states", "find_states", "fit_state_classifier", "torsion_modes"]
+__all__ = ["RARE_STATE_SHARE", "StateAnchors", "StateAssignment", "StateClassifier", "StateFlow", "assign_states",
+           "balanced_rows", "calibrate_intercepts", "distance_states", "find_states", "fit_state_classifier",
+           "rare_states", "torsion_modes"]
 
 RARE_STATE_SHARE = 0.01  # the flow trains on every state's frames repeated up to this share of the training frames
 
@@ -240,8 +241,21 @@ def balanced_rows(labels, n_states: int, share: float) -> np.ndarray:
     labels = np.asarray(labels)
     counts = np.bincount(labels, minlength=n_states)
     target = share * len(labels)
-    repeat = np.where((counts > 0) & (counts < target), np.maximum(1, np.floor(target / np.maximum(counts, 1))), 1)
+    rare = np.isin(np.arange(n_states), rare_states(labels, n_states, share))
+    repeat = np.where(rare, np.maximum(1, np.floor(target / np.maximum(counts, 1))), 1)
     return np.repeat(np.arange(len(labels)), repeat.astype(np.int64)[labels])
+
+
+def rare_states(labels, n_states: int, share: float) -> np.ndarray:
+    """The states that hold some but fewer than ``share`` of the frames ``labels`` (what :func:`balanced_rows`
+    repeats, and whose flows :meth:`StateClassifier.anchor` anchors).
+
+    Example:
+        >>> rare_states(np.array([0] * 95 + [2] * 5), 3, 0.2).tolist()
+        [2]
+    """
+    counts = np.bincount(np.asarray(labels), minlength=n_states)
+    return np.flatnonzero((counts > 0) & (counts < share * len(labels)))
 
 
 class StateAnchors(nnx.Variable):
