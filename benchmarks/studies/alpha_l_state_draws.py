@@ -4,8 +4,9 @@ purpose, at arbitrary ψ and at the ψ of the training α_L frames.
 For one setting (``LSS(lag=5, encoder={"latent_dim": m, "linear_floor": ...}, seed=...)`` on the shipped training
 run) it prints the α_L state's weight (the classifier's mean on the training frames), and for 4000 draws of that
 state's flow (10 Heun steps) conditioned on the ψ of random independent frames, then on the ψ of the training
-α_L-basin frames (0 < φ < 120°): the share in the α_L basin and the share outside the decoder's support (which the
-support constraint redraws, picking the state afresh).
+α_L-basin frames (0 < φ < 120°): the share in the α_L basin and the share outside the decoder's support. The state's
+field is given ψ itself, as before the decoder anchored a rare state's flow (since 2026-12-04 the decoder gives it
+the nearest of its frames' latent points, and its redraws keep the state for their first half: docs/encoder.md).
 
     python benchmarks/studies/alpha_l_state_draws.py --seed 1 --dim 2 --linear-floor   # ~4 min on 2 CPU cores
     python benchmarks/studies/alpha_l_state_draws.py --seed 1 --dim 2                  # the plain SRV
