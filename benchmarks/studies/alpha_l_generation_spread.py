@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import jax
-import mdtraj as md
 import numpy as np
 
+from lss_jax.analysis.torsions import basin_populations, phi_psi
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.model.facade import LSS
@@ -27,9 +27,9 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def alpha_l(traj) -> tuple[float, float]:
-    """(α_L = share of frames with φ > 0, basin = share with 0 < φ < 120°)."""
-    phi = md.compute_phi(traj)[1][:, 0]
-    return float(np.mean(phi > 0)), float(np.mean((phi > 0) & (phi < np.radians(120))))
+    """(α_L = share of frames with φ > 0, basin = share with 0 < φ < 120°), as the validation report counts them."""
+    basins = basin_populations(phi_psi(traj))
+    return basins["alpha_l"], basins["alpha_l_basin"]
 
 
 def main(argv=None) -> int:
@@ -63,7 +63,8 @@ def main(argv=None) -> int:
                    "alpha_l_basin_mean": float(values[:, 1].mean()),
                    "alpha_l_basin_sd": float(values[:, 1].std(ddof=1)),
                    "in_band": int(np.sum((values[:, 0] >= 0.0018 / 1.5) & (values[:, 0] <= 0.0018 * 1.5))),
-                   "tica_path": bool(model.info["encoder"]["linear_floor"].get("tica_path", False))}
+                   "tica_path": bool(model.info["encoder"]["linear_floor"].get("tica_path", False)),
+                   "rare_state_anchors": model.info["decoder"].get("rare_state_anchors")}
         result["encoders"][name] = {"runs": runs, **summary}
         print(f"{name}: alpha_L {summary['alpha_l_mean']:.5f} ± {summary['alpha_l_sd']:.5f} (sd over keys), basin "
               f"{summary['alpha_l_basin_mean']:.5f} ± {summary['alpha_l_basin_sd']:.5f}; in the band in "

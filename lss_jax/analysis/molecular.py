@@ -49,7 +49,7 @@ from lss_jax.analysis.distributions import (
     histogram_free_energy,
     mean_standard_error,
 )
-from lss_jax.analysis.torsions import DEFAULT_TORSIONS, phi_psi
+from lss_jax.analysis.torsions import DEFAULT_TORSIONS, basin_populations, phi_psi
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.engine import io as _io
 
@@ -111,7 +111,7 @@ def compare_structures(reference, generated, *, kT: float = 1.0, max_frames: int
             fe["md_vs_md_rmse_kT"] = free_energy_rmse_2d(f_floor, p_ref, f_ref)[0]
             fe["md_vs_md_coverage"] = float(np.mean(p_floor[populated] > 0))
         out["free_energy_phi_psi"] = fe
-        out["basin_populations"] = {"md": _basins(pp_ref), "generated": _basins(pp_gen)}
+        out["basin_populations"] = {"md": basin_populations(pp_ref), "generated": basin_populations(pp_gen)}
     ref_sub = reference[:: max(1, reference.n_frames // max_frames)]
     out["geometry"] = structure.geometry_deviation(reference, gen)
     pairs, l_ref, _, _ = structure.bonded_geometry(reference)
@@ -450,7 +450,7 @@ def _free_energy_phi_psi(inp: _Inputs) -> tuple[dict | None, dict, np.ndarray | 
     block = {
         "rmse_kT": rmse2, "n_bins": int(n2), "md_half_vs_half_rmse_kT": rmse_half,
         "md_block_se_median_kT": float(np.nanmedian(_block_se(blocks_2d)[p2_md >= 1e-3 * p2_md.max()])),
-        "basin_populations": {"md": _basins(pp_md), "lss": _basins(pp_lss)},
+        "basin_populations": {"md": basin_populations(pp_md), "lss": basin_populations(pp_lss)},
     }
     return block, dict(f2_md=f2_md, f2_lss=f2_lss, p2_md=p2_md, xe=xe, ye=ye), pp_md
 
@@ -657,7 +657,7 @@ def _ensemble(inp: _Inputs, members, psi1: dict, phi_psi_figure: dict, pp_md, ti
             pp_k = phi_psi(traj_k)
             f2_k, _, _, _ = free_energy_2d(pp_k[:, 0], pp_k[:, 1], kT=kT)
             per["free_energy_phi_psi_rmse_kT"].append(free_energy_rmse_2d(f2_k, p2_md, f2_md)[0])
-            per["populations"].append(_basins(pp_k))
+            per["populations"].append(basin_populations(pp_k))
     spread = lambda v: {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}  # noqa: E731
     return {
         "n_members": len(members),
@@ -669,18 +669,6 @@ def _ensemble(inp: _Inputs, members, psi1: dict, phi_psi_figure: dict, pp_md, ti
                         if pp_md is not None else {}),
         "md_block_se": {"t1_ps": float(timescales["md_se"][0])},
     }
-
-
-def _basins(pp: np.ndarray) -> dict:
-    phi, psi = pp[:, 0], pp[:, 1]
-    alpha_l = phi > 0
-    alpha_r = (~alpha_l) & (psi > -2.0) & (psi < 0.9)
-    beta = (~alpha_l) & ~alpha_r
-    # alpha_l (phi > 0) also counts the beta frames just across phi = +-180 deg; alpha_l_basin (0 < phi < 120 deg)
-    # is the left-handed basin itself
-    alpha_l_basin = alpha_l & (phi < np.radians(120.0))
-    return {"beta_ppii": float(beta.mean()), "alpha_r": float(alpha_r.mean()), "alpha_l": float(alpha_l.mean()),
-            "alpha_l_basin": float(alpha_l_basin.mean())}
 
 
 def _quantiles(x) -> dict:

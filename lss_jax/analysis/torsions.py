@@ -13,7 +13,7 @@ import numpy as np
 
 from lss_jax.analysis._common import as_traj_list
 
-__all__ = ["DEFAULT_TORSIONS", "TORSION_KINDS", "torsion_angles", "phi_psi"]
+__all__ = ["DEFAULT_TORSIONS", "TORSION_KINDS", "torsion_angles", "phi_psi", "basin_populations"]
 
 #: Torsion kinds that :func:`torsion_angles` computes by default (mdtraj ``compute_<kind>``; omega is opt-in).
 DEFAULT_TORSIONS: tuple[str, ...] = ("phi", "psi", "chi1", "chi2", "chi3", "chi4")
@@ -76,6 +76,29 @@ def phi_psi(traj) -> np.ndarray:
     if phi.shape[1] == 0 or psi.shape[1] == 0:
         raise ValueError("the decoded atoms do not define backbone phi/psi (need C, N, CA atoms).")
     return np.stack([phi[:, 0], psi[:, 0]], axis=1)
+
+
+def basin_populations(angles) -> dict:
+    """Shares of the frames in each backbone basin, from ``(phi, psi)`` angles ``[n_frames, 2]`` in radians
+    (:func:`phi_psi`): ``alpha_l`` (phi > 0), ``alpha_r`` (phi <= 0 and -2.0 < psi < 0.9 rad), ``beta_ppii`` (the
+    rest), and ``alpha_l_basin`` (0 < phi < 120 deg: the left-handed basin itself, without the beta frames just
+    across phi = +-180 deg that ``alpha_l`` also counts). These are the populations the validation report compares.
+
+    Example:
+        >>> angles = np.radians([[-70.0, -40.0], [-120.0, 130.0], [60.0, 40.0], [170.0, 150.0]])
+        >>> basin_populations(angles)
+        {'beta_ppii': 0.25, 'alpha_r': 0.25, 'alpha_l': 0.5, 'alpha_l_basin': 0.25}
+    """
+    angles = np.asarray(angles, np.float64)
+    if angles.ndim != 2 or angles.shape[1] != 2:
+        raise ValueError(f"angles must be [n_frames, 2] (phi, psi) in radians, got shape {angles.shape}.")
+    phi, psi = angles[:, 0], angles[:, 1]
+    alpha_l = phi > 0
+    alpha_r = (~alpha_l) & (psi > -2.0) & (psi < 0.9)
+    beta = (~alpha_l) & ~alpha_r
+    alpha_l_basin = alpha_l & (phi < np.radians(120.0))
+    return {"beta_ppii": float(beta.mean()), "alpha_r": float(alpha_r.mean()), "alpha_l": float(alpha_l.mean()),
+            "alpha_l_basin": float(alpha_l_basin.mean())}
 
 
 def _angles_of(trajs, torsions, name: str) -> tuple[list[str], list[np.ndarray]]:
