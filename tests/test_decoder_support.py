@@ -201,3 +201,44 @@ def test_redraws_keep_a_frames_state_so_the_support_never_changes_the_states_wei
             first, _ = decode_rows(jax.random.key(0), Decoder(kind, network, cmap, support=None), u, rows,
                                    np.zeros_like(rows))
             np.testing.assert_array_equal(xyz[draws == 0], first[draws == 0])
+
+
+class _AnchorMeans(nnx.Module):
+    """A 'flow field' putting atom 3 at x ~ N(mean(c, state), 0.1^2): the state's frames near some latent points are
+    ones its flow does not reproduce inside the support."""
+
+    def __init__(self):
+        self.noise_dim = 12
+
+    def sample(self, z, cond, *, n_steps, solver="heun"):
+        c, state1 = cond[:, 0], cond[:, -1] > 0.5
+        mean = jnp.where(state1, jnp.where(c < 0.2, 1.0, 1.54), jnp.where(c < 0.5, 0.9, 1.0))
+        return z.at[:, 9].add((mean - 1.14) / 0.1)
+
+
+def test_anchors_the_flow_does_not_reproduce_inside_the_support_are_dropped():
+    """Support x3 >= 1.10. State 1's anchors at c = 0.1 (its flow there: N(1.0, 0.1^2), inside with probability
+    0.16), 0.5 and 0.9 (N(1.54, ...), inside always); state 0's at 0.3 (N(0.9, ...): 0.02) and 0.7 (N(1.0, ...):
+    0.16). The check keeps what its flow reproduces at least half of the time (state 1: 0.5 and 0.9) and, for a
+    state with none, the best (state 0: 0.7); a latent point near 0.1 is then given state 1's 0.5. The shares are
+    the normal tails within 4 binomial standard errors of 64 draws."""
+    from lss_jax.decoder import StateClassifier, StateFlow
+
+    mean = np.zeros((4, 3), np.float32)
+    mean[:, 0] = 0.38 * np.arange(4)
+    std = np.zeros((4, 3), np.float32)
+    std[3, 0] = 0.1
+    cmap = CartesianMap(jnp.asarray(mean), jnp.asarray(mean.reshape(-1)), jnp.asarray(std.reshape(-1)))
+    support = SupportConstraint(jnp.array([[0, 3]], jnp.int32), jnp.array([1.10], jnp.float32))
+    classifier = StateClassifier(1, 2, hidden=(4,), rngs=nnx.Rngs(0))
+    classifier.set_anchors(np.array([[0.1], [0.3], [0.5], [0.7], [0.9]]), np.array([1, 0, 1, 0, 1]), rare=[0, 1])
+    flow = StateFlow(_AnchorMeans(), classifier)
+    share = flow.anchor_support(jax.random.key(0), cmap, support, n_steps=1)
+    expected = scipy.stats.norm.sf((1.10 - np.array([1.0, 0.9, 1.54, 1.0, 1.54])) / 0.1)
+    assert np.all(np.abs(share - expected) <= 4 * np.sqrt(np.maximum(expected * (1 - expected), 1 / 64) / 64)), share
+    before = np.asarray(classifier.anchor(jnp.array([[0.0]]), jnp.array([1])))
+    assert flow.prune_anchors(jax.random.key(0), cmap, support, n_steps=1) == 2
+    np.testing.assert_allclose(np.asarray(classifier.anchors[...])[:, 0], [0.5, 0.7, 0.9])
+    np.testing.assert_array_equal(np.asarray(classifier.anchor_states[...]), [1, 0, 1])
+    after = np.asarray(classifier.anchor(jnp.array([[0.0], [0.0]]), jnp.array([1, 0])))
+    assert before[0, 0] == pytest.approx(0.1) and after[:, 0] == pytest.approx([0.5, 0.7])

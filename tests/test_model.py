@@ -95,10 +95,15 @@ def test_a_flow_with_structural_states_saves_and_loads(tmp_path):
     chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
     u = np.random.default_rng(0).uniform(size=(64, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), model.decode_unit(jax.random.key(1), u))
-    # the rare state's anchors are the latent points of its frames: every one an alpha_L frame's (phi > 0)
+    # the rare state's anchors are the latent points of its frames its flow reproduces inside the support: every one
+    # an alpha_L frame's (phi > 0), at most the 17, each reproduced at least half of the time
     classifier = model.decoder.network.classifier
     anchors, owners = np.asarray(classifier.anchors[...]), np.asarray(classifier.anchor_states[...])
-    assert anchors.shape == (17, 2) and len(set(owners.tolist())) == 1
+    assert 1 <= len(anchors) <= 17 and anchors.shape[1] == 2 and len(set(owners.tolist())) == 1
+    assert model.info["decoder"]["rare_state_anchors"] == len(anchors)
+    share = model.decoder.network.anchor_support(jax.random.key(0), model.decoder.coordinates, model.decoder.support,
+                                                 n_steps=model.decoder.flow_steps)
+    assert np.all(share >= 0.5) or len(anchors) == 1
     train = load_alanine_dipeptide("train")
     u_train = model.to_unit(model.encode([train])[0])
     rows = [int(np.flatnonzero(np.all(u_train == a, axis=1))[0]) for a in anchors]

@@ -162,7 +162,8 @@ def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
            "linear_floor": model.info["encoder"]["linear_floor"],
            "srv_timescales_ps": model.info["srv_timescales_ps"], "fit_seconds": fit_seconds,
            "decoder_seconds": model.info["wall_seconds"]["decoder"],
-           "decoder_states": int(getattr(model.decoder.network, "n_states", 0))}
+           "decoder_states": int(getattr(model.decoder.network, "n_states", 0)),
+           "rare_state_anchors": model.info["decoder"].get("rare_state_anchors")}
     if not args.samplers:
         run.update(score(model, independent, indep_h, jax.random.key(1), args, floor, md))
         report(lag, m, run, run)

@@ -308,6 +308,10 @@ def fit_decoder(
     support = None
     if topology is not None and (topology.n_bonds or all(a.name == "CA" for a in topology.atoms)):
         support = fit_support(np.concatenate([train_x, val_x]), topology, margin=config.support_margin)
+    if isinstance(network, StateFlow) and support is not None:
+        # a rare state's frame its flow does not reproduce inside the support is not an anchor
+        network.prune_anchors(jax.random.fold_in(key, 3), cmap, support, n_steps=config.flow_steps,
+                              solver=config.flow_solver)
     decoder = Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws,
                       config.flow_solver)
     if config.distill_steps:

@@ -258,6 +258,13 @@ def rare_states(labels, n_states: int, share: float) -> np.ndarray:
     return np.flatnonzero((counts > 0) & (counts < share * len(labels)))
 
 
+# the anchors' check (StateFlow.prune_anchors): draws per anchor, and the share of them inside the support an anchor
+# needs (the flow reproduces a rare state's frames all or nearly all of the time, or almost never: alanine
+# dipeptide's alpha_L, 17 frames, one seed's flow: 16 anchors at 0.98-1.00, one at 0.00)
+ANCHOR_DRAWS = 64
+ANCHOR_MIN_INSIDE = 0.5
+
+
 class StateAnchors(nnx.Variable):
     """The latent points of a rare state's frames (set from data, never trained; as many rows as the data give)."""
 
@@ -282,6 +289,12 @@ class StateClassifier(_MLP):
         keep = np.isin(np.asarray(labels), np.asarray(rare, int))
         self.anchors = StateAnchors(jnp.asarray(np.asarray(cond, np.float32)[keep]))
         self.anchor_states = StateAnchors(jnp.asarray(np.asarray(labels, np.int32)[keep]))
+
+    def keep_anchors(self, keep) -> None:
+        """Keep the anchors where the boolean ``keep [R]`` is true (:meth:`StateFlow.prune_anchors`)."""
+        keep = np.asarray(keep, bool)
+        self.anchors = StateAnchors(self.anchors[...][keep])
+        self.anchor_states = StateAnchors(self.anchor_states[...][keep])
 
     def anchor(self, c: jax.Array, k: jax.Array) -> jax.Array:
         """The condition a state's flow is given: ``c [B, m]`` itself for a state without anchors, else the nearest
@@ -401,6 +414,48 @@ class StateFlow(nnx.Module):
         k = self.states(z[..., -1], c)
         c = self.classifier.anchor(c.astype(z.dtype), k)
         return z[..., :-1], jnp.concatenate([c, jax.nn.one_hot(k, self.n_states, dtype=z.dtype)], -1)
+
+    def anchor_support(self, key: jax.Array, cmap, support, *, n_steps: int, solver: str = "heun",
+                       n_draws: int = ANCHOR_DRAWS) -> np.ndarray:
+        """For every anchor (:meth:`StateClassifier.anchor`), the share of ``n_draws`` of its state's flow, given the
+        anchor itself, that lie inside the decoder's ``support`` (:func:`lss_jax.decoder.support.support_ratio`
+        ``>= 1``) once mapped to coordinates by ``cmap``: ``[R]``."""
+        from lss_jax.decoder.coordinates import features_to_xyz
+        from lss_jax.decoder.support import support_ratio
+
+        anchors, owner = self.classifier.anchors[...], self.classifier.anchor_states[...]
+        n = anchors.shape[0]
+        if n == 0:
+            return np.zeros(0)
+        from lss_jax.decoder.flow import integrate_flow
+
+        x0 = jax.random.normal(key, (n * n_draws, self.dim))
+        cond = jnp.concatenate([jnp.repeat(anchors, n_draws, axis=0),
+                                jax.nn.one_hot(jnp.repeat(owner, n_draws), self.n_states, dtype=jnp.float32)], -1)
+        inside = []
+        for rows in np.array_split(np.arange(n * n_draws), max(1, (n * n_draws) // 4096)):  # bounded memory
+            if hasattr(self.field, "sample"):
+                features = self.field.sample(x0[rows], cond[rows], n_steps=n_steps, solver=solver)
+            else:
+                features = integrate_flow(self.field, x0[rows], cond[rows], n_steps=n_steps, solver=solver)
+            inside.append(np.asarray(support_ratio(support, features_to_xyz(cmap, features.astype(jnp.float32)))) >= 1)
+        return np.concatenate(inside).reshape(n, n_draws).mean(1)
+
+    def prune_anchors(self, key: jax.Array, cmap, support, *, n_steps: int, solver: str = "heun",
+                      min_inside: float = ANCHOR_MIN_INSIDE) -> int:
+        """Drop the anchors whose state's flow places fewer than ``min_inside`` of its draws there inside the
+        support (:meth:`anchor_support`): a frame of a rare state the flow did not learn to reproduce, so that a
+        latent point near it is given the nearest of the state's frames the flow does reproduce. A state whose
+        anchors all fall short keeps those with the largest share. Returns how many were dropped."""
+        share = self.anchor_support(key, cmap, support, n_steps=n_steps, solver=solver)
+        owner = np.asarray(self.classifier.anchor_states[...])
+        keep = share >= min_inside
+        for k in np.unique(owner):
+            mine = owner == k
+            if not np.any(keep & mine):
+                keep |= mine & (share == share[mine].max())
+        self.classifier.keep_anchors(keep)
+        return int(np.sum(~keep))
 
     def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
         """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]`` (a field with its own

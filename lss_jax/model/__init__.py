@@ -457,6 +457,8 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
                     "seconds": round(dec_hist.seconds, 2),
                     "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder.kind == "flow" else 0,
+                    **({"rare_state_anchors": int(decoder.network.classifier.anchors[...].shape[0])}
+                       if hasattr(decoder.network, "classifier") else {}),
                     **({"sampler_steps": decoder.flow_steps, "sampler_solver": decoder.flow_solver,
                         "distilled": bool(cfg.decoder.distill_steps)}
                        if cfg.decoder.kind in DISTILLABLE else {})},
