@@ -147,7 +147,7 @@ def test_a_stored_flat_configuration_reads_back_and_keeps_the_model_fingerprint(
     """The lss.json of model format 2 (every flat field): the same configuration, and the fingerprint's input
     (LSSModel.fingerprint hashes _flat_dict) is byte for byte what lss_jax hashed before the nesting."""
     config, message = _read_flat(FLAT_STORED, source="m/lss.json")
-    assert config == NESTED.replace(encoder={"linear_floor": False}) and "and 37 more" in message
+    assert config == NESTED and "and 37 more" in message
     assert config._flat_dict() == FLAT_STORED
     assert hashlib.sha256(json.dumps(config._flat_dict(), sort_keys=True).encode()).hexdigest() == FLAT_SHA256
 
@@ -159,11 +159,9 @@ def test_a_saved_configuration_keeps_the_sampler_it_was_trained_with():
     stored = NESTED.to_dict()
     for name in ("flow_solver", "distill_steps", "distill_iterations"):
         del stored["decoder"][name]
-    del stored["encoder"]["linear_floor"]  # and before the linear floor: a plain SRV, whatever today's default
     saved = LSSConfig.from_saved(stored)
     assert saved.decoder.sampler == (10, "heun") and saved.decoder.distill_steps == 0
-    assert saved.encoder.linear_floor is False and NESTED.encoder.linear_floor is True
-    assert saved._flat_dict() == NESTED.replace(encoder={"linear_floor": False})._flat_dict()
+    assert saved._flat_dict() == NESTED._flat_dict()
     distilled = NESTED.replace(decoder={"distill_steps": 1})
     assert distilled.decoder.sampler == (1, "euler")
     assert distilled._flat_dict()["decoder_distill_steps"] == 1  # a distilled model has another name

@@ -223,8 +223,7 @@ def _floor_lines(enc: dict, latent_dim: int) -> str:
     how = ("trained from TICA with a linear path (the plain SRV had ended below it)" if floor["tica_path"]
            else "the plain SRV")
     if floor.get("below"):
-        how += (" -- BELOW TICA (linear_floor = false in --config; leave it out, or true, to train it from TICA when "
-                "it ends below)")
+        how += " -- BELOW TICA: set linear_floor = true under [encoder] in --config to train it from TICA"
     se = {p: f" (SE {floor[f'diff_se_{p}']:.3f})" if f"diff_se_{p}" in floor else "" for p in ("train", "val")}
     return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs "
             f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}{se['train']}, validation "
