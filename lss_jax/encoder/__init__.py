@@ -351,7 +351,7 @@ def fit_srv(
     features, lag and split: what minibatches that rarely hold a rare state's frames, or a validation block that
     never visits it, would otherwise lose, the linear path keeps.
 
-    With ``config.linear_floor=True`` (the default) the plain SRV is trained first and kept when it scores at least
+    With ``config.linear_floor=True`` the plain SRV is trained first and kept when it scores at least
     TICA's VAMP-2 on both the training and the validation pairs (:func:`linear_floor`); otherwise the network is
     trained again, with the same key, from TICA with the residual linear path.
 
