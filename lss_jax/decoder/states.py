@@ -427,17 +427,12 @@ class StateFlow(nnx.Module):
         n = anchors.shape[0]
         if n == 0:
             return np.zeros(0)
-        from lss_jax.decoder.flow import integrate_flow
-
         x0 = jax.random.normal(key, (n * n_draws, self.dim))
         cond = jnp.concatenate([jnp.repeat(anchors, n_draws, axis=0),
                                 jax.nn.one_hot(jnp.repeat(owner, n_draws), self.n_states, dtype=jnp.float32)], -1)
         inside = []
         for rows in np.array_split(np.arange(n * n_draws), max(1, (n * n_draws) // 4096)):  # bounded memory
-            if hasattr(self.field, "sample"):
-                features = self.field.sample(x0[rows], cond[rows], n_steps=n_steps, solver=solver)
-            else:
-                features = integrate_flow(self.field, x0[rows], cond[rows], n_steps=n_steps, solver=solver)
+            features = self._carry(x0[rows], cond[rows], n_steps=n_steps, solver=solver)
             inside.append(np.asarray(support_ratio(support, features_to_xyz(cmap, features.astype(jnp.float32)))) >= 1)
         return np.concatenate(inside).reshape(n, n_draws).mean(1)
 
@@ -460,9 +455,13 @@ class StateFlow(nnx.Module):
     def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
         """Features ``[B, dim]`` from noise ``z [B, dim + 1]`` and conditions ``c [B, m]`` (a field with its own
         ``sample``, the chain decoder's, maps its prior sample and repairs the result itself)."""
+        x0, cond = self.field_condition(z, c)
+        return self._carry(x0, cond, n_steps=n_steps, solver=solver)
+
+    def _carry(self, x0: jax.Array, cond: jax.Array, *, n_steps: int, solver: str) -> jax.Array:
+        """The field's prior sample ``x0`` carried to features under ``cond`` (``[c, one-hot state]``)."""
         from lss_jax.decoder.flow import integrate_flow
 
-        x0, cond = self.field_condition(z, c)
         if hasattr(self.field, "sample"):
             return self.field.sample(x0, cond, n_steps=n_steps, solver=solver)
         return integrate_flow(self.field, x0, cond, n_steps=n_steps, solver=solver)
