@@ -66,18 +66,19 @@ def heavy(traj):
 
 
 def targets(rt: dict, lss: dict, floor: float, md: dict) -> dict:
-    within = lambda x, ref: ref > 0 and 1 / 1.5 <= x / ref <= 1.5  # noqa: E731
-    checks = {
-        "round_trip_f_within_1.5x_floor": rt["f_phi_psi_rmse_kT"] <= 1.5 * floor,
-        "lss_f_within_2x_floor": lss["f_phi_psi_rmse_kT"] <= 2.0 * floor,
-    }
-    for name, block in (("round_trip", rt), ("lss", lss)):
-        checks[f"{name}_alpha_l_within_1.5x"] = within(block["alpha_l"], md["alpha_l"])
-        checks[f"{name}_bonds_off_at_most_0.1pct"] = block["bonds_off_10pct_pct"] <= 0.1
-        checks[f"{name}_no_clash"] = block["clash_frames"] == 0
-        checks[f"{name}_bond_mad_within_0.2pp"] = abs(block["bond_mad_pct"] - md["bond_mad_pct"]) <= 0.2
-        checks[f"{name}_angle_mad_within_0.3deg"] = abs(block["angle_mad_deg"] - md["angle_mad_deg"]) <= 0.3
-    return checks
+    return {**block_targets("round_trip", rt, 1.5, floor, md), **block_targets("lss", lss, 2.0, floor, md)}
+
+
+def block_targets(name: str, block: dict, factor: float, floor: float, md: dict) -> dict:
+    """The targets of one block (round trip or LSS): F(phi, psi) within ``factor`` x the MD-vs-MD floor, alpha_L
+    within 1.5x of MD's, bonds, clashes and MADs."""
+    ratio = block["alpha_l"] / md["alpha_l"] if md["alpha_l"] > 0 else 0.0
+    return {f"{name}_f_within_{factor:g}x_floor": block["f_phi_psi_rmse_kT"] <= factor * floor,
+            f"{name}_alpha_l_within_1.5x": 1 / 1.5 <= ratio <= 1.5,
+            f"{name}_bonds_off_at_most_0.1pct": block["bonds_off_10pct_pct"] <= 0.1,
+            f"{name}_no_clash": block["clash_frames"] == 0,
+            f"{name}_bond_mad_within_0.2pp": abs(block["bond_mad_pct"] - md["bond_mad_pct"]) <= 0.2,
+            f"{name}_angle_mad_within_0.3deg": abs(block["angle_mad_deg"] - md["angle_mad_deg"]) <= 0.3}
 
 
 def main(argv=None) -> int:
@@ -212,15 +213,12 @@ def lss_over_keys(model, indep_h, args, floor, md, first: dict) -> dict:
         indep_h, model.generate(jax.random.key(100 + k), args.n_traj, args.n_steps, progress=False), seed=5))
         for k in range(1, args.keys)]
     out = {"keys": [1] + [100 + k for k in range(1, args.keys)]}
-    for name in ("f_phi_psi_rmse_kT", "alpha_l", "alpha_l_basin", "clash_frames", "bonds_off_10pct_pct"):
+    for name in ("f_phi_psi_rmse_kT", "alpha_l", "alpha_l_basin", "clash_frames", "bonds_off_10pct_pct",
+                 "bond_mad_pct", "angle_mad_deg"):
         values = np.array([b[name] for b in blocks], np.float64)
         out[name] = {"values": values.tolist(), "mean": float(values.mean()), "sd": float(values.std(ddof=1))}
-    mean = {name: out[name]["mean"] for name in ("f_phi_psi_rmse_kT", "alpha_l")}
-    out["targets_over_keys"] = {
-        "lss_f_within_2x_floor": mean["f_phi_psi_rmse_kT"] <= 2.0 * floor,
-        "lss_alpha_l_within_1.5x": 1 / 1.5 <= mean["alpha_l"] / md["alpha_l"] <= 1.5,
-        "lss_no_clash": out["clash_frames"]["mean"] == 0,
-        "lss_bonds_off_at_most_0.1pct": out["bonds_off_10pct_pct"]["mean"] <= 0.1}
+    means = {name: value["mean"] for name, value in out.items() if name != "keys"}
+    out["targets_over_keys"] = block_targets("lss", means, 2.0, floor, md)
     return out
 
 
