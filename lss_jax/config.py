@@ -269,6 +269,10 @@ class DecoderConfig:
             each structural state, its mean linear in psi and its covariance that of what the mean leaves, so the
             flow only carries what a Gaussian misses) or ``"chain"`` (the Gaussian chain, a random walk of
             bond-length steps).
+        template_time: chain: start each frame's path at this time ``t0`` in ``[0, 1)`` from one of the
+            ``neighbours`` training frames nearest in latent space (at most ``max_frames`` stored), noised by the prior
+            to ``t0`` (:class:`lss_jax.decoder.chain.TemplateStart`; ``flow_steps (1 - t0)`` steps); 0 (default): from
+            the prior alone.
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -304,6 +308,7 @@ class DecoderConfig:
     temperature: float | None = None
     self_condition: bool | None = None
     prior: str | None = None
+    template_time: float = 0.0
 
     def __post_init__(self):
         if self.kind not in DECODERS:
@@ -349,6 +354,13 @@ class DecoderConfig:
         if self.prior is not None and (self.kind != "chain" or self.prior not in ("chain", "gaussian")):
             raise ValueError(f"decoder prior applies to the chain decoder (kind = 'chain') and is 'chain' or "
                              f"'gaussian', got prior = {self.prior!r} with kind = {self.kind!r}.")
+        if not (isinstance(self.template_time, (int, float)) and not isinstance(self.template_time, bool)
+                and 0.0 <= self.template_time < 1.0):
+            raise ValueError(f"decoder template_time must be in [0, 1) (0: no template start), got {self.template_time!r}.")
+        if self.template_time and (self.kind != "chain" or self.distill_steps):
+            raise ValueError(f"decoder template_time applies to the chain decoder sampled by its own flow (kind = "
+                             f"'chain', distill_steps = 0), got kind = {self.kind!r}, distill_steps = "
+                             f"{self.distill_steps!r}.")
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
@@ -391,7 +403,8 @@ _TOP = ("lag", "seed")
 # dict (and so of model fingerprints) at that value, and given that value when a model saved without them is loaded
 _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
                      ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1,
-                     ("decoder", "self_condition"): None, ("decoder", "prior"): None}
+                     ("decoder", "self_condition"): None, ("decoder", "prior"): None,
+                     ("decoder", "template_time"): 0.0}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

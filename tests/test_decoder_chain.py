@@ -10,6 +10,8 @@ equivariance test.
 """
 
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ from conftest import exported_decode
 from lss_jax.decoder import (
     DecoderConfig,
     StateFlow,
+    TemplateStart,
     decode,
     decode_rows,
     fit_decoder,
@@ -57,27 +60,65 @@ def _exact_moments(ci):
     return mean, cov
 
 
-def test_conditional_gaussian_chain_means_and_covariances():
+@functools.lru_cache(maxsize=None)
+def _gaussian_chain_flow():
+    """``(c, x, field)``: the known conditional Gaussian chain's frames and a chain field trained on them (cached: two
+    tests sample it)."""
     rng = np.random.default_rng(0)
     c = rng.uniform(size=(N_TRAIN, 2)).astype(np.float32)
     x = _chain(c, rng.normal(size=(N_TRAIN, N_BEADS - 1, 3))).astype(np.float32)
     n_val = N_TRAIN // 10
-    # temperature 1: the trained flow's own law (the default 0.8 narrows it on purpose)
+    # temperature 1: the trained flow's own law (the default 0.7 narrows it on purpose)
     config = DecoderConfig(kind="chain", hidden=(32, 32), iterations=3000, batch_size=256, temperature=1.0)
     net, _, _ = fit_feature_model(jax.random.key(0), (x[n_val:], c[n_val:]), (x[:n_val], c[:n_val]),
                                   config=config, progress=False)
+    return c, x, net
+
+
+def _check_chain_moments(s, ci):
+    """Samples ``s [N_GEN, 3 N_BEADS]`` at condition ``ci`` against the exact law: means within 0.1 sd, sds within
+    10 %, correlations within 0.12, each + 4 SE."""
+    mean, cov = _exact_moments(ci)
+    sd = np.sqrt(np.diag(cov))
+    mean_err = np.abs(s.mean(0) - mean) / sd
+    assert np.all(mean_err <= 0.1 + 4 / np.sqrt(N_GEN)), (ci, mean_err.max())
+    sd_ratio = s.std(0) / sd
+    # SE of a sample sd is sd / sqrt(2 n); allowance 10 %
+    assert np.all(np.abs(sd_ratio - 1) <= 0.1 + 4 / np.sqrt(2 * N_GEN)), (ci, sd_ratio)
+    corr_err = np.abs(np.cov(s.T) / np.outer(sd, sd) - cov / np.outer(sd, sd))
+    assert np.all(corr_err <= 0.12 + 4 * np.sqrt(2 / N_GEN)), (ci, corr_err.max())
+
+
+def test_conditional_gaussian_chain_means_and_covariances():
+    _, _, net = _gaussian_chain_flow()
     for i, ci in enumerate(CONDITIONS):
         s = np.asarray(sample_features(jax.random.key(10 + i), "chain", net, jnp.asarray(np.repeat(ci[None], N_GEN, 0)),
                                        flow_steps=20), np.float64)
+        _check_chain_moments(s, ci)
+
+
+def test_a_template_started_path_keeps_the_conditional_law():
+    """``decoder.template_time``: paths started at t0 = 0.5 from training frames near the condition, noised by the
+    prior, keep the known conditional law (the allowances above, at the trained flow's temperature 1). At one
+    condition the start is built from the k frames nearest to it, as retrieval's law is (whose mean is then off by
+    sd / sqrt(k)); k = 400 here keeps that within the allowance (0.05 sd). Negative control: the same start from
+    frames that are not the condition's (their latent points shuffled) misses the means, so the test sees which
+    frames the start was built from."""
+    c, x, net = _gaussian_chain_flow()
+    start = TemplateStart(net, c, x, np.zeros(N_TRAIN, np.int32), k=400, t0=0.5)
+    shuffled = np.random.default_rng(1).permutation(c)
+    wrong = TemplateStart(net, shuffled, x, np.zeros(N_TRAIN, np.int32), k=400, t0=0.5)
+    missed = []
+    for i, ci in enumerate(CONDITIONS):
+        cond = jnp.asarray(np.repeat(ci[None], N_GEN, 0))
+        _check_chain_moments(np.asarray(sample_features(jax.random.key(10 + i), "chain", start, cond, flow_steps=20),
+                                        np.float64), ci)
         mean, cov = _exact_moments(ci)
         sd = np.sqrt(np.diag(cov))
-        mean_err = np.abs(s.mean(0) - mean) / sd
-        assert np.all(mean_err <= 0.1 + 4 / np.sqrt(N_GEN)), (ci, mean_err.max())
-        sd_ratio = s.std(0) / sd
-        # SE of a sample sd is sd / sqrt(2 n); allowance 10 %
-        assert np.all(np.abs(sd_ratio - 1) <= 0.1 + 4 / np.sqrt(2 * N_GEN)), (ci, sd_ratio)
-        corr_err = np.abs(np.cov(s.T) / np.outer(sd, sd) - cov / np.outer(sd, sd))
-        assert np.all(corr_err <= 0.12 + 4 * np.sqrt(2 / N_GEN)), (ci, corr_err.max())
+        bad = np.asarray(sample_features(jax.random.key(10 + i), "chain", wrong, cond, flow_steps=20), np.float64)
+        missed.append(np.max(np.abs(bad.mean(0) - mean) / sd) > 0.1 + 4 / np.sqrt(N_GEN))
+    # away from the centre: the law is linear in c, so the shuffled frames' average is the law at c = (0.5, 0.5)
+    assert all(m for m, ci in zip(missed, CONDITIONS) if not np.allclose(ci, 0.5)), missed
 
 
 def _two_state_chain(c, rng):
@@ -108,8 +149,9 @@ def test_chain_states_carry_mode_weights_that_move_with_the_condition():
         assert abs(share - p) <= 0.03 + 4 * np.sqrt(p * (1 - p) / N_GEN), (ci, share, p)
 
 
-@pytest.mark.parametrize("self_condition, prior", [(False, "chain"), (True, "chain"), (False, "gaussian")])
-def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path, self_condition, prior):
+@pytest.mark.parametrize("self_condition, prior, template_time", [(False, "chain", 0.0), (True, "chain", 0.0),
+                                                                   (False, "gaussian", 0.0), (False, "gaussian", 0.5)])
+def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path, self_condition, prior, template_time):
     from lss_jax import fit_lss
     from lss_jax.model.io import load_model
     from lss_jax.systems import trp_cage
@@ -117,11 +159,18 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
     data = trp_cage.load_trp_cage("train", stride=20)
     config = trp_cage.lss_config(lag=2, encoder={"epochs": 2}, propagator={"epochs": 2}, seed=3,
                                  decoder={"kind": "chain", "iterations": 30, "hidden": (16, 16), "redraws": 2,
-                                          "self_condition": self_condition, "prior": prior})
+                                          "self_condition": self_condition, "prior": prior,
+                                          "template_time": template_time})
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     field = model.decoder.network.field
     assert model.decoder.kind == "chain" and field.self_condition is self_condition and field.prior == prior
-    assert isinstance(model.decoder.network, StateFlow) and model.decoder.network.n_states >= 2  # distance states
+    network = model.decoder.network
+    if template_time:  # the stored frames are the training frames, each with its distance state
+        assert isinstance(network, TemplateStart) and network.t0 == template_time
+        assert network.neighbours.features[...].shape == (data.n_frames, 3 * data.n_atoms)
+        assert network.labels[...].shape == (data.n_frames,) and int(network.labels[...].max()) < network.n_states
+        network = network.network
+    assert isinstance(network, StateFlow) and network.n_states >= 2  # distance states
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)
     first = model.decode_unit(jax.random.key(5), u, chunk=64)
     np.testing.assert_array_equal(first, model.decode_unit(jax.random.key(5), u, chunk=64))  # same key, same bits

@@ -17,6 +17,7 @@ same training frames and latent points; each scored against the shipped independ
 
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 1 2
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 1 --tag _seed1   # one seed a process
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --template-times 0.3 0.5 0.7
 
 benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
 Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
@@ -39,7 +40,7 @@ from lss_jax import fit_lss
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
 from lss_jax.analysis.structure import nearest_frame_rmsd
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
-from lss_jax.decoder import DecoderConfig, fit_decoder
+from lss_jax.decoder import DecoderConfig, fit_decoder, template_start
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
 from lss_jax.systems.folding import folding_metrics
@@ -51,6 +52,7 @@ DECODERS = {  # name -> DecoderConfig fields
     "chain-chain-prior": {"kind": "chain", "prior": "chain"},
     "chain-self-conditioned": {"kind": "chain", "self_condition": True},
     "chain-wide": {"kind": "chain", "hidden": (128, 128, 128, 128)},  # 4 blocks of 128 features (an accelerator's)
+    "chain-template": {"kind": "chain", "template_time": 0.5},  # paths started at t0 = 0.5 from training frames
     "flow": {"kind": "flow"},
 }
 
@@ -102,6 +104,10 @@ def main(argv=None) -> int:
     parser.add_argument("--temperatures", type=float, nargs="+", default=None,
                         help="chain decoders: also score the same trained decoder and latent trajectories sampled at "
                              "each of these prior temperatures (rows decoder@T)")
+    parser.add_argument("--template-times", type=float, nargs="+", default=None,
+                        help="chain decoders: also score the same trained decoder and latent trajectories with every "
+                             "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
+                             "rows decoder/t0=T, at the decoder's temperature)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
@@ -151,6 +157,11 @@ def main(argv=None) -> int:
                "md_t1_latent_ps": md_latent_t1,
                "decoder": score(xyz, latent, md_ctx, train, frame_ps, lag),
                "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
+        for t0_start in args.template_times or []:  # the same field, its paths started at t0 from training frames
+            started = template_start(jax.random.key(seed), model.decoder, train.xyz, u_train, t0=t0_start)
+            run[f"decoder/t0={t0_start:g}"] = score(model.replace(decoder=started).decode(jax.random.key(200 + seed),
+                                                                                          latent),
+                                                    latent, md_ctx, train, frame_ps, lag)
         field = getattr(model.decoder.network, "field", model.decoder.network)  # a StateFlow's field, or the network
         for temperature in args.temperatures or []:  # the same decoder and latent trajectories, another temperature
             field.temperature = temperature

@@ -39,7 +39,7 @@ import numpy as np
 from flax import nnx, struct
 
 from lss_jax.config import DECODERS, DecoderConfig
-from lss_jax.decoder.chain import ChainField, chain_loss, chain_prior, fit_chain_map, sample_chain
+from lss_jax.decoder.chain import ChainField, TemplateStart, chain_loss, chain_prior, fit_chain_map, sample_chain
 from lss_jax.decoder.coordinates import (
     COORDINATES,
     CartesianMap,
@@ -62,7 +62,7 @@ from lss_jax.decoder.distill import DISTILLABLE, distill_field
 from lss_jax.decoder.flow import SOLVERS, VelocityField, flow_matching_loss, integrate_flow, sample_flow
 from lss_jax.decoder.flow_kind import FLOW  # noqa: F401  (registers the "flow" kind; chain, knn, wgan register below)
 from lss_jax.decoder.kinds import KINDS, DecoderKind, n_epochs
-from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours
+from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours, stored_rows
 from lss_jax.decoder.states import (
     RARE_STATE_SHARE,
     StateAssignment,
@@ -112,7 +112,7 @@ __all__ = [
     "COORDINATES", "CartesianMap", "InternalMap", "CoordinateMap", "build_zmatrix", "internal_coordinates", "nerf",
     "kabsch_superpose", "fit_cartesian_map", "fit_internal_map", "fit_coordinate_map", "xyz_to_features",
     "features_to_xyz", "feature_dim", "coordinate_map_arrays", "coordinate_map_from_arrays",
-    "ChainField", "chain_loss", "chain_prior", "fit_chain_map", "sample_chain",
+    "ChainField", "TemplateStart", "template_start", "chain_loss", "chain_prior", "fit_chain_map", "sample_chain",
     "SOLVERS", "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow", "distill_field", "distill_decoder",
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
@@ -314,6 +314,11 @@ def fit_decoder(
                               solver=config.flow_solver)
     decoder = Decoder(config.kind, network, cmap, config.flow_steps, critic, support, config.redraws,
                       config.flow_solver)
+    if config.template_time:  # paths start at t0 from stored training frames (and their structural states)
+        decoder = template_start(jax.random.fold_in(key, 4), decoder, np.concatenate([train_x, val_x]),
+                                 np.concatenate([train[1], val[1]]), t0=config.template_time,
+                                 neighbours=config.neighbours, max_frames=config.max_frames,
+                                 labels=None if states is None else np.concatenate(states[:2]))
     if config.distill_steps:
         sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-distill",
                                                                 every=checkpoint.every, resume=checkpoint.resume)
@@ -324,6 +329,38 @@ def fit_decoder(
         decoder = distill_decoder(jax.random.fold_in(key, 2), decoder, train[1], val[1], n_steps=config.distill_steps,
                                   iterations=iterations, progress=progress, checkpoint=sub)
     return decoder, history
+
+
+def template_start(key: jax.Array, decoder: Decoder, xyz, cond, *, t0: float, neighbours: int = 20,
+                   max_frames: int = 100_000, labels=None) -> Decoder:
+    """``decoder`` (a trained chain decoder) with every path started at time ``t0`` from one of its training frames
+    ``xyz [N, n_atoms, 3]`` near the condition (their unit-box latent points ``cond [N, m]``; at most
+    ``max_frames`` stored, a random subset from ``key``): :class:`lss_jax.decoder.chain.TemplateStart`, what
+    ``decoder.template_time`` makes :func:`fit_decoder` build. ``labels [N]``: the frames' structural states
+    (default: :func:`distance_states` of ``xyz``, as :func:`fit_decoder` finds them, when the decoder has states).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> xyz = np.cumsum(rng.normal(0.0, 0.2, size=(60, 4, 3)), axis=1).astype(np.float32)
+        >>> c = rng.uniform(size=(60, 1)).astype(np.float32)
+        >>> dec, _ = fit_decoder(jax.random.key(0), xyz, c, config=DecoderConfig(kind="chain", hidden=(8,),
+        ...                      iterations=2, states=0, redraws=0), progress=False)
+        >>> started = template_start(jax.random.key(1), dec, xyz, c, t0=0.5, neighbours=5)
+        >>> type(started.network).__name__, decode(jax.random.key(2), started, c[:3]).shape
+        ('TemplateStart', (3, 4, 3))
+    """
+    network = decoder.network
+    if decoder.kind != "chain" or isinstance(network, TemplateStart):
+        raise ValueError(f"a template start is for a chain decoder sampled by its own flow, got a {decoder.kind!r} "
+                         f"decoder ({type(network).__name__}).")
+    xyz, cond = np.asarray(xyz, np.float32), np.asarray(cond, np.float32)
+    n_states = int(getattr(network, "n_states", 0))
+    if labels is None:
+        labels = distance_states(xyz, max_states=n_states) if n_states else np.zeros(len(xyz), np.int32)
+    rows = stored_rows(key, len(xyz), max_frames)
+    features = xyz_to_features(decoder.coordinates, xyz[rows])
+    return decoder.replace(network=TemplateStart(network, cond[rows], features, np.asarray(labels)[rows],
+                                                 k=neighbours, t0=t0))
 
 
 def distill_decoder(key: jax.Array, decoder: Decoder, train_cond, val_cond, *, n_steps: int = 1, progress: bool = True,

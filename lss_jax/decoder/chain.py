@@ -60,10 +60,11 @@ from flax import nnx
 
 from lss_jax.decoder.coordinates import CartesianMap
 from lss_jax.decoder.kinds import DecoderKind, flow_optimizer, register
+from lss_jax.decoder.knn import NeighbourDecoder, _Stored
 from lss_jax.decoder.states import StateClassifier, StateFlow
 
-__all__ = ["ChainField", "chain_prior", "chain_loss", "fit_chain_map", "integrate_chain", "repair_chain", "sample_chain",
-           "CHAIN"]
+__all__ = ["ChainField", "TemplateStart", "chain_prior", "chain_loss", "fit_chain_map", "integrate_chain", "repair_chain",
+           "sample_chain", "CHAIN"]
 
 
 PRIORS = ("chain", "gaussian")  # the chain decoder's prior samples (DecoderConfig.prior)
@@ -289,6 +290,63 @@ class ChainField(nnx.Module):
         self.pair_floor[...] = jnp.asarray(min(1.0, margin + 0.05) * far, jnp.float32)
 
 
+class TemplateStart(nnx.Module):
+    """Chain decoding whose path starts part of the way, at time ``t0``, from a training frame near the condition.
+
+    The flow was trained on the straight paths ``x_t = (1 - t) x_0 + t x_1`` between prior samples ``x_0`` and
+    training frames ``x_1`` at their latent points. For a condition ``c`` this picks one of the ``k`` training frames
+    whose latent points are nearest to ``c`` (retrieval's pick, by the noise's last entry), draws the prior sample
+    ``x_0`` (the rest of the noise, scaled by the field's temperature) and starts the ODE at
+    ``x_t0 = (1 - t0) x_0 + t0 x_1`` under the frame's own structural state: a draw of the path's law at ``t0``
+    built from MD frames, where a path started at ``t = 0`` gets there through the field's errors over ``[0, t0]``.
+    The field carries it over ``[t0, 1]`` (``round(n_steps (1 - t0))`` steps, at least 1: the flow's step size) and
+    :meth:`ChainField.repair` ends it, as for every chain draw. ``t0 = 0`` would be the plain chain decoder and
+    ``t0 -> 1`` retrieval; in between, the decoded frame is a new structure whose coarse features (the fold, its
+    contacts) are those of a frame MD visits at that latent point. How new is measured by ``report``'s novelty
+    (median Calpha-RMSD to the nearest training frame against independent MD's; docs/decoder.md).
+
+    Example:
+        >>> field = ChainField(4, 1, width=8, depth=1, heads=2, prior="gaussian", rngs=nnx.Rngs(0))
+        >>> frames = jnp.asarray(np.random.default_rng(0).normal(size=(6, 12)), jnp.float32)
+        >>> start = TemplateStart(field, jnp.linspace(0, 1, 6)[:, None], frames, jnp.zeros(6, jnp.int32), k=2, t0=0.5)
+        >>> start.noise_dim, start.sample(jnp.zeros((3, 13)), jnp.full((3, 1), 0.5), n_steps=4).shape
+        (13, (3, 12))
+    """
+
+    def __init__(self, network, latents, features, labels, *, k: int, t0: float):
+        if not 0.0 < t0 < 1.0:
+            raise ValueError(f"a template start's time must be in (0, 1), got {t0!r}.")
+        self.network, self.t0 = network, float(t0)
+        self.neighbours = NeighbourDecoder(latents, features, k)
+        self.labels = _Stored(jnp.asarray(labels, jnp.int32))
+
+    @property
+    def field(self) -> ChainField:
+        return self.network.field if isinstance(self.network, StateFlow) else self.network
+
+    @property
+    def n_states(self) -> int:
+        return int(getattr(self.network, "n_states", 0))
+
+    @property
+    def noise_dim(self) -> int:
+        """The field's prior sample and one variate for the pick of the frame."""
+        return self.field.noise_dim + 1
+
+    def sample(self, z: jax.Array, c: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
+        """Features ``[B, 3n]`` from noise ``z [B, noise_dim]`` and latent points ``c [B, m]``."""
+        field = self.field
+        rows = self.neighbours.pick(z[:, -1:], c)
+        x1 = self.neighbours.features[...][rows]
+        cond = c.astype(x1.dtype)
+        if self.n_states:
+            cond = jnp.concatenate([cond, jax.nn.one_hot(self.labels[...][rows], self.n_states, dtype=x1.dtype)], -1)
+        x0 = field.prior_sample(z[:, :-1].astype(x1.dtype) * field.temperature, cond)
+        x = integrate_chain(field, (1.0 - self.t0) * x0 + self.t0 * x1, cond, solver=solver, start=self.t0,
+                            n_steps=max(1, round(n_steps * (1.0 - self.t0))))
+        return field.repair(x)
+
+
 def _far_pairs(n: int) -> np.ndarray:
     """``[P, 2]`` bead pairs at least 3 apart along the chain."""
     i, j = np.triu_indices(n, k=3)
@@ -302,8 +360,9 @@ def sample_chain(field, z: jax.Array, cond: jax.Array, *, n_steps: int, solver: 
     return integrate_chain(field, x0, cond, n_steps=n_steps, solver=solver)
 
 
-def integrate_chain(field, x0: jax.Array, cond: jax.Array, *, n_steps: int, solver: str = "heun") -> jax.Array:
-    """Solve ``dx/dt = field(x, t, c)`` from ``x0 [B, 3n]`` (:func:`lss_jax.decoder.flow.integrate_flow`); a
+def integrate_chain(field, x0: jax.Array, cond: jax.Array, *, n_steps: int, solver: str = "heun",
+                    start: float = 0.0) -> jax.Array:
+    """Solve ``dx/dt = field(x, t, c)`` from ``x0 [B, 3n]`` at time ``start`` (:func:`lss_jax.decoder.flow.integrate_flow`); a
     self-conditioned field (``field.self_condition``) is given, at each evaluation, the endpoint ``x + (1 - t) v``
     that its previous evaluation predicted (none at the first).
 
@@ -315,7 +374,7 @@ def integrate_chain(field, x0: jax.Array, cond: jax.Array, *, n_steps: int, solv
     from lss_jax.decoder.flow import integrate_flow
 
     return integrate_flow(field, x0, cond, n_steps=n_steps, solver=solver,
-                          self_condition=getattr(field, "self_condition", False))
+                          self_condition=getattr(field, "self_condition", False), start=start)
 
 
 def _pair_distances(x: jax.Array, n: int) -> jax.Array:
@@ -444,6 +503,10 @@ def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
                          n_states=n_states, rngs=rngs)
     if n_states:
         network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
+    if cfg.template_time:  # placeholder frames (as many as a pick looks at): their number comes with the saved arrays
+        k = cfg.neighbours
+        network = TemplateStart(network, jnp.zeros((k, cond_dim)), jnp.zeros((k, d)), jnp.zeros(k, jnp.int32), k=k,
+                                t0=cfg.template_time)
     return network, None
 
 

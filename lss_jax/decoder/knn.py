@@ -22,7 +22,7 @@ from jax.scipy.stats import norm
 
 from lss_jax.decoder.kinds import DecoderKind, register
 
-__all__ = ["NeighbourDecoder", "fit_neighbours", "KNN"]
+__all__ = ["NeighbourDecoder", "fit_neighbours", "stored_rows", "KNN"]
 
 _ROWS = 128  # rows per distance block: [rows, n_frames] distances at a time
 
@@ -57,7 +57,13 @@ class NeighbourDecoder(nnx.Module):
         self.features = _Stored(features)
 
     def __call__(self, z: jax.Array, c: jax.Array) -> jax.Array:
-        latents, features, k = self.latents[...], self.features[...], self.k
+        return self.features[...][self.pick(z, c)]
+
+    def pick(self, z: jax.Array, c: jax.Array) -> jax.Array:
+        """Indices ``[B]`` of the stored frames picked for noise ``z [B, >= 1]`` (its first entry) and conditions
+        ``c [B, m]``: the ``floor(Phi(z) k)``-th nearest of the ``k`` nearest stored latent points."""
+        latents = self.latents[...]
+        k = min(self.k, latents.shape[0])  # (static) fewer frames may be stored than the k a template was built with
         c = c.astype(jnp.float32)
         sq = jnp.sum(latents**2, axis=-1)
         pick = jnp.clip(jnp.floor(norm.cdf(z[:, 0].astype(jnp.float32)) * k), 0, k - 1).astype(jnp.int32)
@@ -66,13 +72,19 @@ class NeighbourDecoder(nnx.Module):
             cb, pb = args
             d = sq[None, :] - 2.0 * cb @ latents.T  # |c - l|^2 up to the row constant |c|^2
             _, nearest = jax.lax.top_k(-d, k)  # ascending distance
-            return features[jnp.take_along_axis(nearest, pb[:, None], axis=1)[:, 0]]
+            return jnp.take_along_axis(nearest, pb[:, None], axis=1)[:, 0]
 
         rows = c.shape[0]
         if rows > _ROWS and rows % _ROWS == 0:
-            out = jax.lax.map(block, (c.reshape(-1, _ROWS, c.shape[1]), pick.reshape(-1, _ROWS)))
-            return out.reshape(rows, -1)
+            return jax.lax.map(block, (c.reshape(-1, _ROWS, c.shape[1]), pick.reshape(-1, _ROWS))).reshape(rows)
         return block((c, pick))
+
+
+def stored_rows(key: jax.Array, n: int, max_frames: int) -> np.ndarray:
+    """The rows of ``n`` frames a retrieval stores: all, or a sorted random subset of ``max_frames`` from ``key``."""
+    if n <= max_frames:
+        return np.arange(n)
+    return np.sort(np.asarray(jax.random.choice(key, n, (max_frames,), replace=False)))
 
 
 def fit_neighbours(key: jax.Array, train_data, val_data, *, k: int, max_frames: int) -> NeighbourDecoder:
@@ -80,10 +92,8 @@ def fit_neighbours(key: jax.Array, train_data, val_data, *, k: int, max_frames: 
     them (a random subset from ``key``)."""
     x = np.concatenate([np.asarray(train_data[0]), np.asarray(val_data[0])])
     c = np.concatenate([np.asarray(train_data[1]), np.asarray(val_data[1])])
-    if len(x) > max_frames:
-        keep = np.sort(np.asarray(jax.random.choice(key, len(x), (max_frames,), replace=False)))
-        x, c = x[keep], c[keep]
-    return NeighbourDecoder(c, x, k)
+    keep = stored_rows(key, len(x), max_frames)
+    return NeighbourDecoder(c[keep], x[keep], k)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -461,7 +461,10 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                        if hasattr(decoder.network, "classifier") else {}),
                     **({"sampler_steps": decoder.flow_steps, "sampler_solver": decoder.flow_solver,
                         "distilled": bool(cfg.decoder.distill_steps)}
-                       if cfg.decoder.kind in DISTILLABLE else {})},
+                       if cfg.decoder.kind in DISTILLABLE else {}),
+                    **({"template_time": cfg.decoder.template_time,
+                        "template_frames": int(decoder.network.neighbours.latents[...].shape[0])}
+                       if cfg.decoder.template_time else {})},
         "wall_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     model = LSSModel(

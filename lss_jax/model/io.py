@@ -78,11 +78,12 @@ class ModelFormatError(ValueError):
 def load_weights(module: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
     """Set ``module``'s state from a :func:`flat_weights` map (every leaf must be there, with its shape; a
     :class:`~lss_jax.decoder.states.StateAnchors` leaf takes the saved shape, and keeps its empty default in a
-    model saved before it existed)."""
+    model saved before it existed; so do the frames a chain decoder's template start stores)."""
+    from lss_jax.decoder.knn import _Stored
     from lss_jax.decoder.states import StateAnchors
 
-    sized_by_data = {_path_name(p) for p, _ in
-                     jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(module, StateAnchors)))[0]}
+    sized_by_data = {_path_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+        nnx.to_pure_dict(nnx.state(module, (StateAnchors, _Stored))))[0]}
     state = nnx.state(module)
     pure = nnx.to_pure_dict(state)
     values = []
