@@ -169,6 +169,7 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
         assert isinstance(network, TemplateStart) and network.t0 == template_time
         assert network.neighbours.features[...].shape == (data.n_frames, 3 * data.n_atoms)
         assert network.labels[...].shape == (data.n_frames,) and int(network.labels[...].max()) < network.n_states
+        assert model.info["decoder"]["template_time"] == 0.5 and model.info["decoder"]["template_frames"] == data.n_frames
         network = network.network
     assert isinstance(network, StateFlow) and network.n_states >= 2  # distance states
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)

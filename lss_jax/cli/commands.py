@@ -209,14 +209,14 @@ def _sampler_words(dec: dict) -> str:
     """How a flow-matching decoder samples, for the train summary ("" for the other kinds and older models)."""
     if "sampler_steps" not in dec:
         return ""
-    steps, solver = dec["sampler_steps"], dec["sampler_solver"]
-    if dec.get("template_time"):  # a path started at t0 from a stored training frame takes the flow's step size
-        t0 = dec["template_time"]
-        steps = max(1, round(steps * (1 - t0)))
-        how = (f"{steps} {solver.capitalize()} step{'s' if steps != 1 else ''} from t = {t0:g}, started at one of "
-               f"{dec['template_frames']} stored training frames (decoder.template_time)")
-        return f"; samples with {how}"
+    from lss_jax.decoder.chain import template_steps
+
+    steps, solver, t0 = dec["sampler_steps"], dec["sampler_solver"], dec.get("template_time")
+    steps = template_steps(steps, t0) if t0 else steps
     how = f"{steps} {solver.capitalize()} step{'s' if steps != 1 else ''}"
+    if t0:
+        return (f"; samples with {how} from t = {t0:g}, started at one of {dec['template_frames']} stored training "
+                f"frames (decoder.template_time)")
     return f"; samples with {how}" + (" (distilled; decoder.distill_steps = 0: the flow itself)" if dec["distilled"] else "")
 
 

@@ -63,7 +63,7 @@ from lss_jax.decoder.kinds import DecoderKind, flow_optimizer, register
 from lss_jax.decoder.knn import NeighbourDecoder, _Stored
 from lss_jax.decoder.states import StateClassifier, StateFlow
 
-__all__ = ["ChainField", "TemplateStart", "chain_prior", "chain_loss", "fit_chain_map", "integrate_chain", "repair_chain",
+__all__ = ["ChainField", "TemplateStart", "template_steps", "chain_prior", "chain_loss", "fit_chain_map", "integrate_chain", "repair_chain",
            "sample_chain", "CHAIN"]
 
 
@@ -343,8 +343,18 @@ class TemplateStart(nnx.Module):
             cond = jnp.concatenate([cond, jax.nn.one_hot(self.labels[...][rows], self.n_states, dtype=x1.dtype)], -1)
         x0 = field.prior_sample(z[:, :-1].astype(x1.dtype) * field.temperature, cond)
         x = integrate_chain(field, (1.0 - self.t0) * x0 + self.t0 * x1, cond, solver=solver, start=self.t0,
-                            n_steps=max(1, round(n_steps * (1.0 - self.t0))))
+                            n_steps=template_steps(n_steps, self.t0))
         return field.repair(x)
+
+
+def template_steps(n_steps: int, t0: float) -> int:
+    """Steps of a path started at ``t0`` by a sampler of ``n_steps`` over ``[0, 1]``: the same step size, at least 1.
+
+    Example:
+        >>> template_steps(10, 0.5), template_steps(10, 0.96)
+        (5, 1)
+    """
+    return max(1, round(n_steps * (1.0 - t0)))
 
 
 def _far_pairs(n: int) -> np.ndarray:
