@@ -318,7 +318,8 @@ def fit_decoder(
         decoder = template_start(jax.random.fold_in(key, 4), decoder, np.concatenate([train_x, val_x]),
                                  np.concatenate([train[1], val[1]]), t0=config.template_time,
                                  neighbours=config.neighbours, max_frames=config.max_frames,
-                                 labels=None if states is None else np.concatenate(states[:2]))
+                                 labels=None if states is None else np.concatenate(states[:2]),
+                                 features=np.concatenate([train[0], val[0]]))
     if config.distill_steps:
         sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-distill",
                                                                 every=checkpoint.every, resume=checkpoint.resume)
@@ -332,12 +333,13 @@ def fit_decoder(
 
 
 def template_start(key: jax.Array, decoder: Decoder, xyz, cond, *, t0: float, neighbours: int = 20,
-                   max_frames: int = 100_000, labels=None) -> Decoder:
+                   max_frames: int = 100_000, labels=None, features=None) -> Decoder:
     """``decoder`` (a trained chain decoder) with every path started at time ``t0`` from one of its training frames
     ``xyz [N, n_atoms, 3]`` near the condition (their unit-box latent points ``cond [N, m]``; at most
     ``max_frames`` stored, a random subset from ``key``): :class:`lss_jax.decoder.chain.TemplateStart`, what
     ``decoder.template_time`` makes :func:`fit_decoder` build. ``labels [N]``: the frames' structural states
-    (default: :func:`distance_states` of ``xyz``, as :func:`fit_decoder` finds them, when the decoder has states).
+    (default: :func:`distance_states` of ``xyz``, as :func:`fit_decoder` finds them, when the decoder has states);
+    ``features [N, 3 n_atoms]``: the frames' features when already computed (default: from ``xyz``).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -358,7 +360,7 @@ def template_start(key: jax.Array, decoder: Decoder, xyz, cond, *, t0: float, ne
     if labels is None:
         labels = distance_states(xyz, max_states=n_states) if n_states else np.zeros(len(xyz), np.int32)
     rows = stored_rows(key, len(xyz), max_frames)
-    features = xyz_to_features(decoder.coordinates, xyz[rows])
+    features = xyz_to_features(decoder.coordinates, xyz[rows]) if features is None else np.asarray(features)[rows]
     return decoder.replace(network=TemplateStart(network, cond[rows], features, np.asarray(labels)[rows],
                                                  k=neighbours, t0=t0))
 
