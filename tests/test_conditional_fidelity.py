@@ -66,8 +66,8 @@ def test_observable_pairs_subsample_without_repeats_and_by_seed():
 N_ATOMS, N_MD = 4, 20_000
 
 
-def _frames(rng, u, *, scale=1.0, stretch=0.0):
-    spacing = 0.3 + 0.2 * u[:, 0] + stretch
+def _frames(rng, u, *, scale=1.0, stretch=0.0, gain=1.0):
+    spacing = 0.3 + 0.2 * (0.5 + gain * (u[:, 0] - 0.5)) + stretch
     sd = (0.02 + 0.03 * u[:, 1]) * scale
     line = np.zeros((len(u), N_ATOMS, 3))
     line[:, :, 0] = spacing[:, None] * np.arange(N_ATOMS)
@@ -81,12 +81,13 @@ def _q(xyz):
 
 class _LawDecoder:
     """A stand-in for :class:`lss_jax.LSS` whose latent coordinates are the unit box itself and whose decoder samples
-    the synthetic conditional law (``scale``: its noise times ``scale``; ``stretch``: its spacing longer by that)."""
+    the synthetic conditional law (``scale``: its noise times ``scale``; ``stretch``: its spacing longer by that;
+    ``gain``: its spacing moves ``gain`` times as fast with ``u_0`` about the centre of the box)."""
 
     atom_indices = np.arange(N_ATOMS)
 
-    def __init__(self, latent, *, scale=1.0, stretch=0.0):
-        self.latent, self.scale, self.stretch = latent, scale, stretch
+    def __init__(self, latent, *, scale=1.0, stretch=0.0, gain=1.0):
+        self.latent, self.scale, self.stretch, self.gain = latent, scale, stretch, gain
 
     def encode(self, trajs):
         return self.latent
@@ -97,7 +98,7 @@ class _LawDecoder:
     def decode_unit(self, key, u, *, progress=None):
         rng = np.random.default_rng(int(np.asarray(jax.random.key_data(key)).sum()))
         flat = np.asarray(u, np.float64).reshape(-1, u.shape[-1])
-        return _frames(rng, flat, scale=self.scale, stretch=self.stretch).reshape(*u.shape[:-1], N_ATOMS, 3)
+        return _frames(rng, flat, scale=self.scale, stretch=self.stretch, gain=self.gain).reshape(*u.shape[:-1], N_ATOMS, 3)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +132,7 @@ def test_a_decoder_that_samples_the_exact_conditional_scores_its_floor(synthetic
         assert s["sd_ratio"] == pytest.approx(1.0, abs=0.05), (name, s)
         assert s["sd_ratio_floor"] == pytest.approx(1.0, abs=0.05), (name, s)
         assert abs(s["bias"]) < 3 * s["sd_md"] / np.sqrt(200 * 32) + 0.005, (name, s)  # the ball's slope adds little
+        assert s["slope_ratio"] == pytest.approx(1.0, abs=0.05), (name, s)
     assert out["pair_distances_nm"]["n_components"] == 6 and out["q"]["n_components"] == 1
 
 
@@ -142,6 +144,20 @@ def test_a_decoder_one_and_a_half_times_too_broad_is_seen(synthetic_md):
         assert broad[name]["w1_ratio"] > 1.5 and broad[name]["w1"] > exact[name]["w1"] + 0.003, (name, broad[name])
         assert abs(broad[name]["bias"]) < 0.01
     assert broad["q"]["w1_ratio"] > exact["q"]["w1_ratio"] + 0.15
+
+
+# The slope of 200 points' decoded means on A's: the means move with sd 0.06-0.17 nm across the points (spacing
+# 0.3-0.5 nm times |i - j|) and carry sampling errors of about 0.05 / sqrt(32) = 0.009 nm, so each pair's slope has
+# a standard error near 0.009 / (0.06 sqrt(200)) = 0.011 or less; 0.05 is over four of those.
+def test_a_decoder_that_exaggerates_how_the_structure_moves_with_psi_is_seen(synthetic_md):
+    exact, gained = _fidelity(synthetic_md), _fidelity(synthetic_md, gain=1.25)
+    for name in ("radius_of_gyration_nm", "pair_distances_nm"):
+        # the same spread at each point and no shift on average: what sd_ratio and bias cannot tell apart
+        assert gained[name]["sd_ratio"] == pytest.approx(1.0, abs=0.05), (name, gained[name])
+        assert abs(gained[name]["bias"]) < 0.005, (name, gained[name])
+        assert gained[name]["slope_ratio"] == pytest.approx(1.25, abs=0.05), (name, gained[name])
+        assert exact[name]["slope_ratio"] == pytest.approx(1.0, abs=0.05), (name, exact[name])
+    assert gained["q"]["slope_ratio"] > exact["q"]["slope_ratio"] + 0.1
 
 
 def test_a_biased_decoder_shows_its_bias(synthetic_md):

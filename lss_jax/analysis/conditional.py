@@ -179,7 +179,10 @@ def conditional_statistics(decoded, md_a, md_b) -> dict:
         of decoded minus MD means: the systematic shift) and ``bias_floor``; ``abs_bias`` (mean of its absolute value:
         the local shift), ``abs_bias_floor`` and ``abs_bias_ratio``; ``sd_decoded`` and ``sd_md`` (root mean square
         over points and components of the standard deviations), ``sd_ratio`` (``sd_decoded / sd_md``; > 1: too broad)
-        and ``sd_ratio_floor`` (``B``'s over ``A``'s); ``n_components``. A ratio whose denominator is 0 is NaN.
+        and ``sd_ratio_floor`` (``B``'s over ``A``'s); ``slope`` (least-squares slope, across points, of the decoded
+        means on ``md_a``'s, averaged over components), ``slope_floor`` (``md_b``'s) and ``slope_ratio`` (their
+        ratio: > 1, the decoder exaggerates how the observable moves with the latent point; ``md_a``'s sampling error
+        lowers both slopes alike); ``n_components``. A ratio whose denominator is 0 is NaN.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -203,6 +206,14 @@ def conditional_statistics(decoded, md_a, md_b) -> dict:
            "abs_bias": float(np.abs(shift).mean()), "abs_bias_floor": float(np.abs(shift_floor).mean()),
            "sd_decoded": sd_dec, "sd_md": sd_a, "sd_ratio": _ratio(sd_dec, sd_a), "sd_ratio_floor": _ratio(sd_b, sd_a),
            "n_components": int(md_a.shape[2])}
+    # how fast the conditional mean moves with the point: least-squares slope of the decoded means (and of B's) on A's,
+    # per component, averaged. A's sampling error attenuates both slopes alike, so their ratio is the decoder's gain
+    a_c = md_a.mean(1) - md_a.mean(1).mean(0)
+    moves = np.sum(a_c ** 2, 0) > 0  # components whose mean changes across the points at all
+    slope = lambda v: float(np.mean(  # noqa: E731
+        np.sum(a_c * (v.mean(1) - v.mean(1).mean(0)), 0)[moves] / np.sum(a_c ** 2, 0)[moves])) if moves.any() else np.nan
+    out["slope"], out["slope_floor"] = slope(decoded), slope(md_b)
+    out["slope_ratio"] = _ratio(out["slope"], out["slope_floor"])
     out["w1_ratio"] = _ratio(out["w1"], out["w1_floor"])
     out["abs_bias_ratio"] = _ratio(out["abs_bias"], out["abs_bias_floor"])
     return out

@@ -546,7 +546,8 @@ def _print_report(m: dict, out) -> None:
             num = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
             lines.append(f"  at {c['n_points']} latent points  W1 / MD-vs-MD floor " + ", ".join(
                 f"{n} {num(c[key]['w1_ratio'])}" for n, key in names) + "; sd decoded / MD " + ", ".join(
-                f"{n} {num(c[key]['sd_ratio'])}" for n, key in names) + "  (decoder vs MD at fixed psi)")
+                f"{n} {num(c[key]['sd_ratio'])}" for n, key in names) + "; mean's slope in psi decoded / MD " + ", ".join(
+                f"{n} {num(c[key].get('slope_ratio'))}" for n, key in names) + "  (decoder vs MD at fixed psi)")
         print("\n".join(lines))
     if "kinetics" in m:
         k = m["kinetics"]
