@@ -1,7 +1,10 @@
 """Which native contacts make a Trp-cage decoder's extra folding transitions? decode(encode(independent MD)) with a saved
 model's decoder and with retrieval on the same latent points, frames one lag (50 ps) apart, against the run itself:
 per contact, the share of frames where it is formed (r < 1.2 σ) and how often it changes from one frame to the next;
-across contacts, how correlated they are within a frame; and Q's spread, tails and transitions.
+across contacts, how correlated they are within a frame; and Q's spread, tails and transitions. With
+``--temperatures``, the chain decoder at each prior temperature, and beside each row the decoder's conditional
+fidelity (``lss_jax.analysis.conditional``: at 200 independent-run points, the spread, bias and slope in ψ of Q,
+the pair distances and Rg against the run's nearest frames).
 
 The model is a saved LSS whose decoder is the chain decoder at the protocol's settings, e.g.
 
@@ -9,6 +12,8 @@ The model is a saved LSS whose decoder is the chain decoder at the protocol's se
         fit_lss(jax.random.key(0), [tc.load_trp_cage('train')], \\
                 tc.lss_config(seed=0, decoder={'kind': 'chain', 'redraws': 0}), progress=False).save('M')"
     python benchmarks/studies/trp_cage_contacts.py --model M     # ~3 min -> results/trp_cage_contacts-cpu.json
+    python benchmarks/studies/trp_cage_contacts.py --model M --temperatures 0.7 1.0 \
+        --out benchmarks/results/trp_cage_contacts_temperature-cpu.json                   # ~8 min
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from flax import nnx
 
+from lss_jax.analysis.conditional import conditional_fidelity
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder
 from lss_jax.model.facade import LSS
 from lss_jax.systems import trp_cage as tc
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
+CONDITIONAL = ("sd_ratio", "bias", "bias_floor", "slope_ratio", "w1_ratio")  # conditional fidelity's numbers kept
 
 
 def contact_numbers(xyz: np.ndarray, pairs: np.ndarray, sigma: np.ndarray, frame_ps: float) -> dict:
@@ -44,6 +52,8 @@ def contact_numbers(xyz: np.ndarray, pairs: np.ndarray, sigma: np.ndarray, frame
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_contacts-cpu.json)")
     parser.add_argument("--model", required=True, help="a saved Trp-cage LSS (its decoder is the one examined)")
+    parser.add_argument("--temperatures", type=float, nargs="*", default=None,
+                        help="prior temperatures to decode at (a chain decoder's; default: the model's own)")
     args = parser.parse_args(argv)
     model = LSS.load(args.model).fetch_model()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
@@ -55,10 +65,24 @@ def main(argv=None) -> int:
     pairs, sigma = np.asarray(contacts.pairs), np.asarray(contacts.distances)
     frame_ps = lag * float(independent.timestep)
     rows = {"md": contact_numbers(independent.xyz[::lag], pairs, sigma, frame_ps)}
-    for name, decoding in ((model.decoder.kind, model), ("knn", model.replace(decoder=knn))):
+    decoders = [(model.decoder.kind, model)]
+    field = getattr(model.decoder.network, "field", model.decoder.network)
+    for temperature in args.temperatures or []:
+        if not hasattr(field, "temperature"):
+            parser.error(f"--temperatures needs a chain decoder; the model's is {model.decoder.kind!r}.")
+        hot = model.replace(decoder=model.decoder.replace(network=nnx.clone(model.decoder.network)))
+        getattr(hot.decoder.network, "field", hot.decoder.network).temperature = temperature
+        decoders.append((f"{model.decoder.kind} T={temperature:g}", hot))
+    for name, decoding in (*decoders[1 if args.temperatures else 0:], ("knn", model.replace(decoder=knn))):
         rows[name] = contact_numbers(decoding.decode(jax.random.key(7), psi[None])[0][::lag], pairs, sigma, frame_ps)
+        fidelity = conditional_fidelity(jax.random.key(0), decoding, [independent], q_fn=tc.fraction_native_contacts,
+                                        seed=0)
+        rows[name]["conditional"] = {observable: {k: fidelity[observable][k] for k in CONDITIONAL}
+                                     for observable in ("q", "pair_distances_nm", "radius_of_gyration_nm")}
     for name, row in rows.items():
         print(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+        for observable, numbers in row.get("conditional", {}).items():
+            print(f"    {observable}: " + ", ".join(f"{k} {v:.3f}" for k, v in numbers.items()), flush=True)
     write_results(args.out or RESULTS / "trp_cage_contacts-cpu.json", {
         "benchmark": "trp_cage_contacts", "description": __doc__.split("\n")[0], "model": Path(args.model).name,
         "contacts": pairs.tolist(), "rows": rows, "machine": machine_facts(),
