@@ -238,6 +238,7 @@ def test_cli_train_generate_report(tmp_path, traj, capsys):
     assert cond["window_frames"] == 2 and "q" not in cond  # the lag, 2 frames of this MD
     for name in ("radius_of_gyration_nm", "pair_distances_nm"):
         assert cond[name]["w1"] > 0 and cond[name]["w1_floor"] > 0 and cond[name]["sd_ratio"] > 0
+        assert np.isfinite(cond[name]["slope_ratio"]) and cond[name]["slope_floor"] > 0  # MD's means move with psi
 
 
 def test_load_trajectories_errors(tmp_path):
