@@ -11,7 +11,7 @@ The model is a saved LSS whose decoder is the chain decoder at the protocol's se
     python -c "import jax; from lss_jax import fit_lss; from lss_jax.systems import trp_cage as tc; \\
         fit_lss(jax.random.key(0), [tc.load_trp_cage('train')], \\
                 tc.lss_config(seed=0, decoder={'kind': 'chain', 'redraws': 0}), progress=False).save('M')"
-    python benchmarks/studies/trp_cage_contacts.py --model M     # ~3 min -> results/trp_cage_contacts-cpu.json
+    python benchmarks/studies/trp_cage_contacts.py --model M     # ~4 min -> results/trp_cage_contacts-cpu.json
     python benchmarks/studies/trp_cage_contacts.py --model M --temperatures 0.7 1.0 \
         --out benchmarks/results/trp_cage_contacts_temperature-cpu.json                   # ~8 min
 """
