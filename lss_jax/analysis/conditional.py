@@ -198,7 +198,8 @@ def conditional_statistics(decoded, md_a, md_b) -> dict:
                          f"n_draws, k >= 2, got {decoded.shape}, {md_a.shape} and {md_b.shape}.")
     swap = lambda v: np.moveaxis(v, 1, -1)  # noqa: E731  [n_points, c, samples]
     w1, w1_floor = wasserstein_1d(swap(decoded), swap(md_a)), wasserstein_1d(swap(md_b), swap(md_a))
-    shift, shift_floor = decoded.mean(1) - md_a.mean(1), md_b.mean(1) - md_a.mean(1)
+    mean_dec, mean_a, mean_b = decoded.mean(1), md_a.mean(1), md_b.mean(1)  # [n_points, c]
+    shift, shift_floor = mean_dec - mean_a, mean_b - mean_a
     rms_sd = lambda v: float(np.sqrt(np.mean(v.var(axis=1, ddof=1))))  # noqa: E731
     sd_dec, sd_a, sd_b = rms_sd(decoded), rms_sd(md_a), rms_sd(md_b)
     out = {"w1": float(w1.mean()), "w1_floor": float(w1_floor.mean()),
@@ -208,11 +209,11 @@ def conditional_statistics(decoded, md_a, md_b) -> dict:
            "n_components": int(md_a.shape[2])}
     # how fast the conditional mean moves with the point: least-squares slope of the decoded means (and of B's) on A's,
     # per component, averaged. A's sampling error attenuates both slopes alike, so their ratio is the decoder's gain
-    a_c = md_a.mean(1) - md_a.mean(1).mean(0)
-    moves = np.sum(a_c ** 2, 0) > 0  # components whose mean changes across the points at all
-    slope = lambda v: float(np.mean(  # noqa: E731
-        np.sum(a_c * (v.mean(1) - v.mean(1).mean(0)), 0)[moves] / np.sum(a_c ** 2, 0)[moves])) if moves.any() else np.nan
-    out["slope"], out["slope_floor"] = slope(decoded), slope(md_b)
+    a_c = mean_a - mean_a.mean(0)
+    spread = np.sum(a_c ** 2, 0)
+    moves = spread > 0  # components whose mean changes across the points at all
+    slope = lambda m: float(np.mean(np.sum(a_c * (m - m.mean(0)), 0)[moves] / spread[moves])) if moves.any() else np.nan  # noqa: E731
+    out["slope"], out["slope_floor"] = slope(mean_dec), slope(mean_b)
     out["slope_ratio"] = _ratio(out["slope"], out["slope_floor"])
     out["w1_ratio"] = _ratio(out["w1"], out["w1_floor"])
     out["abs_bias_ratio"] = _ratio(out["abs_bias"], out["abs_bias_floor"])
