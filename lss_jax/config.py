@@ -38,6 +38,7 @@ __all__ = [
     "DecoderConfig",
     "FlatConfigWarning",
     "DECODERS",
+    "STATE_FEATURES",
     "COORDINATES",
     "check_training_input",
     "check_training_data",
@@ -197,6 +198,7 @@ class PropagatorConfig:
 
 
 DECODERS = ("flow", "wgan", "knn", "chain")
+STATE_FEATURES = ("distances", "contacts")  # what the chain decoder's structural states cluster
 DISTILLABLE = ("flow", "chain")  # the decoder kinds that sample by integrating a flow (decoder.distill_steps)
 FLOW_SOLVERS = ("heun", "midpoint", "euler")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
 COORDINATES = ("internal", "cartesian")
@@ -251,6 +253,9 @@ class DecoderConfig:
             (flow: combinations of torsion modes; chain: k-means clusters of the distances of beads >= 3 apart;
             :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier gives, so that rare conformations
             keep their population; 0: one flow for everything.
+        state_features: chain: what the structural states cluster, ``"distances"`` (default: the distances of beads
+            >= 3 apart) or ``"contacts"`` (soft contacts of the pairs that come within 0.8 nm; weighs which tertiary
+            contacts are formed; :func:`lss_jax.decoder.states.distance_states`).
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).
@@ -296,6 +301,7 @@ class DecoderConfig:
     distill_steps: int = 0
     distill_iterations: int | None = None
     states: int = 16
+    state_features: str = "distances"
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
     condition: str = "input"
@@ -333,6 +339,12 @@ class DecoderConfig:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
         if not isinstance(self.states, int) or isinstance(self.states, bool) or self.states < 0:
             raise ValueError(f"decoder states must be an integer >= 0 (0: no structural states), got {self.states!r}.")
+        if self.state_features not in STATE_FEATURES:
+            raise ValueError(f"decoder state_features must be 'distances' or 'contacts' (what the chain decoder's "
+                             f"structural states cluster), got {self.state_features!r}.")
+        if self.state_features != "distances" and self.kind != "chain":
+            raise ValueError(f"decoder state_features = {self.state_features!r} applies to the chain decoder (kind = "
+                             f"'chain'); the {self.kind!r} decoder's states are not clustered on a chain's distances.")
         if not isinstance(self.redraws, int) or isinstance(self.redraws, bool) or self.redraws < 0:
             raise ValueError(f"decoder redraws must be an integer >= 0 (0: never draw a frame again), "
                              f"got {self.redraws!r}.")
@@ -404,7 +416,7 @@ _TOP = ("lag", "seed")
 _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
                      ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1,
                      ("decoder", "self_condition"): None, ("decoder", "prior"): None,
-                     ("decoder", "template_time"): 0.0}
+                     ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances"}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

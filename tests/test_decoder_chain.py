@@ -149,9 +149,11 @@ def test_chain_states_carry_mode_weights_that_move_with_the_condition():
         assert abs(share - p) <= 0.03 + 4 * np.sqrt(p * (1 - p) / N_GEN), (ci, share, p)
 
 
-@pytest.mark.parametrize("self_condition, prior, template_time", [(False, "chain", 0.0), (True, "chain", 0.0),
-                                                                   (False, "gaussian", 0.0), (False, "gaussian", 0.5)])
-def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path, self_condition, prior, template_time):
+@pytest.mark.parametrize("self_condition, prior, template_time, state_features", [
+    (False, "chain", 0.0, "distances"), (True, "chain", 0.0, "distances"), (False, "gaussian", 0.0, "distances"),
+    (False, "gaussian", 0.5, "distances"), (False, "gaussian", 0.0, "contacts")])
+def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path, self_condition, prior, template_time,
+                                                                        state_features):
     from lss_jax import fit_lss
     from lss_jax.model.io import load_model
     from lss_jax.systems import trp_cage
@@ -160,7 +162,7 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
     config = trp_cage.lss_config(lag=2, encoder={"epochs": 2}, propagator={"epochs": 2}, seed=3,
                                  decoder={"kind": "chain", "iterations": 30, "hidden": (16, 16), "redraws": 2,
                                           "self_condition": self_condition, "prior": prior,
-                                          "template_time": template_time})
+                                          "template_time": template_time, "state_features": state_features})
     model = fit_lss(jax.random.key(3), data, config, progress=False)
     field = model.decoder.network.field
     assert model.decoder.kind == "chain" and field.self_condition is self_condition and field.prior == prior
@@ -171,7 +173,9 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
         assert network.labels[...].shape == (data.n_frames,) and int(network.labels[...].max()) < network.n_states
         assert model.info["decoder"]["template_time"] == 0.5 and model.info["decoder"]["template_frames"] == data.n_frames
         network = network.network
-    assert isinstance(network, StateFlow) and network.n_states >= 2  # distance states
+    assert isinstance(network, StateFlow) and network.n_states >= 2  # distance (or contact) states
+    assert model.info["decoder"]["states"] == network.n_states
+    assert model.info["decoder"]["state_features"] == state_features
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)
     first = model.decode_unit(jax.random.key(5), u, chunk=64)
     np.testing.assert_array_equal(first, model.decode_unit(jax.random.key(5), u, chunk=64))  # same key, same bits

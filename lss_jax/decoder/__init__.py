@@ -299,7 +299,8 @@ def fit_decoder(
             states = (labels[0], labels[1], found.n_states)
     if config.kind == "chain" and config.states > 0:
         # a chain's states are tertiary: k-means in distance space, on every frame (as the torsion states)
-        labels = distance_states(np.concatenate([train_x, val_x]), max_states=config.states)
+        labels = distance_states(np.concatenate([train_x, val_x]), max_states=config.states,
+                                 features=config.state_features)
         n_states = int(labels.max()) + 1
         if n_states >= 2:
             states = (labels[:len(train_x)], labels[len(train_x):], n_states)

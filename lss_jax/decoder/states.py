@@ -32,11 +32,16 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lss_jax.config import STATE_FEATURES
 from lss_jax.decoder.wgan import _MLP  # the project's plain MLP (the WGAN's networks)
 
 __all__ = ["RARE_STATE_SHARE", "StateAnchors", "StateAssignment", "StateClassifier", "StateFlow", "assign_states",
            "balanced_rows", "calibrate_intercepts", "distance_states", "find_states", "fit_state_classifier",
-           "rare_states", "torsion_modes"]
+           "rare_states", "torsion_modes", "CONTACT_CUTOFF", "CONTACT_WIDTH", "CONTACT_SHARE"]
+
+CONTACT_CUTOFF = 0.8  # nm: a Calpha pair closer than this is in contact (soft, with CONTACT_WIDTH)
+CONTACT_WIDTH = 0.05  # nm: the soft contact's width
+CONTACT_SHARE = 0.05  # a pair is a contact feature if in contact in more than this share of the frames
 
 RARE_STATE_SHARE = 0.01  # the flow trains on every state's frames repeated up to this share of the training frames
 
@@ -189,11 +194,17 @@ def find_states(torsions, *, max_states: int = 16, min_frames: int = 5, depth: f
 
 
 def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_frames: int = 5,
-                    seed: int = 0) -> np.ndarray:
+                    seed: int = 0, features: str = "distances") -> np.ndarray:
     """Structural states of chain frames ``xyz [N, n, 3]``: k-means (deeptime, k-means++ seeded by ``seed``) on the
     distances of beads at least ``min_separation`` apart, with ``k = min(max_states, N // min_frames)``; states
     left with fewer than ``min_frames`` frames join the nearest kept centre. Returns labels ``[N]`` numbered from 0
-    by decreasing compactness (mean distance of the centre), so the same data give the same numbering.
+    by decreasing compactness (mean distance of the centre; with contacts, mean contact of the centre), so the same
+    data give the same numbering.
+
+    ``features="contacts"`` clusters soft contacts instead of distances: ``1 / (1 + exp((d - 0.8 nm) / 0.05 nm))``
+    of the pairs that come within 0.8 nm in more than 5 % of the frames (:data:`CONTACT_CUTOFF`, :data:`CONTACT_WIDTH`,
+    :data:`CONTACT_SHARE`). Distances weigh an open chain's large, loose separations most; contacts weigh which
+    tertiary contacts are formed, which is what separates a protein's folded, partly folded and unfolded frames.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -206,6 +217,8 @@ def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_f
     """
     from deeptime.clustering import KMeans
 
+    if features not in STATE_FEATURES:
+        raise ValueError(f"state features must be 'distances' or 'contacts', got {features!r}.")
     x = np.asarray(xyz, np.float64)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"xyz must be [n_frames, n_beads, 3], got shape {x.shape}.")
@@ -213,6 +226,11 @@ def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_f
     if len(i) == 0 or max_states < 2 or len(x) < 2 * min_frames:
         return np.zeros(len(x), np.int64)
     d = np.linalg.norm(x[:, i] - x[:, j], axis=-1)
+    if features == "contacts":
+        near = (d < CONTACT_CUTOFF).mean(0) > CONTACT_SHARE
+        if not near.any():  # no pair ever in contact: the chain has no tertiary structure to split on
+            return np.zeros(len(x), np.int64)
+        d = -1.0 / (1.0 + np.exp((d[:, near] - CONTACT_CUTOFF) / CONTACT_WIDTH))  # negated: "compact" sorts first
     k = int(min(max_states, len(x) // min_frames))
     centres = KMeans(n_clusters=k, init_strategy="kmeans++", max_iter=100, fixed_seed=seed, n_jobs=1).fit(d) \
         .fetch_model().cluster_centers
