@@ -53,6 +53,7 @@ DECODERS = {  # name -> DecoderConfig fields
     "chain-self-conditioned": {"kind": "chain", "self_condition": True},
     "chain-wide": {"kind": "chain", "hidden": (128, 128, 128, 128)},  # 4 blocks of 128 features (an accelerator's)
     "chain-template": {"kind": "chain", "template_time": 0.5},  # paths started at t0 = 0.5 from training frames
+    "chain-contact-states": {"kind": "chain", "states": 48, "state_features": "contacts", "temperature": 0.8},
     "flow": {"kind": "flow"},
 }
 
