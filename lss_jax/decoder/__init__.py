@@ -334,12 +334,13 @@ def fit_decoder(
 
 
 def template_start(key: jax.Array, decoder: Decoder, xyz, cond, *, t0: float, neighbours: int = 20,
-                   max_frames: int = 100_000, labels=None, features=None) -> Decoder:
+                   max_frames: int = 100_000, labels=None, features=None, state_features: str = "distances") -> Decoder:
     """``decoder`` (a trained chain decoder) with every path started at time ``t0`` from one of its training frames
     ``xyz [N, n_atoms, 3]`` near the condition (their unit-box latent points ``cond [N, m]``; at most
     ``max_frames`` stored, a random subset from ``key``): :class:`lss_jax.decoder.chain.TemplateStart`, what
     ``decoder.template_time`` makes :func:`fit_decoder` build. ``labels [N]``: the frames' structural states
-    (default: :func:`distance_states` of ``xyz``, as :func:`fit_decoder` finds them, when the decoder has states);
+    (default: :func:`distance_states` of ``xyz`` on ``state_features``, as :func:`fit_decoder` finds them, when the
+    decoder has states; give the ``decoder.state_features`` setting the decoder was trained with);
     ``features [N, 3 n_atoms]``: the frames' features when already computed (default: from ``xyz``).
 
     Example:
@@ -359,7 +360,8 @@ def template_start(key: jax.Array, decoder: Decoder, xyz, cond, *, t0: float, ne
     xyz, cond = np.asarray(xyz, np.float32), np.asarray(cond, np.float32)
     n_states = int(getattr(network, "n_states", 0))
     if labels is None:
-        labels = distance_states(xyz, max_states=n_states) if n_states else np.zeros(len(xyz), np.int32)
+        labels = (distance_states(xyz, max_states=n_states, features=state_features) if n_states
+                  else np.zeros(len(xyz), np.int32))
     rows = stored_rows(key, len(xyz), max_frames)
     features = xyz_to_features(decoder.coordinates, xyz[rows]) if features is None else np.asarray(features)[rows]
     return decoder.replace(network=TemplateStart(network, cond[rows], features, np.asarray(labels)[rows],
