@@ -3,7 +3,7 @@
 The failure it guards (issue: sparse rare-event data): a slow process that a linear projection separates, visited
 in a handful of transitions. Minibatches rarely hold its frames and the validation block may never visit it, so a
 plain SRV trained from a random start can settle on the fast processes; TICA, fitted on all training pairs at
-once, keeps it. The synthetic system below is such a case with a known answer: a hidden two-state Markov chain
+once, keeps it. The synthetic system (:func:`lss_jax.datasets.rare_state_features`) is such a case with a known answer: a hidden two-state Markov chain
 (a rare state holding ~2.4 % of the frames, entered 3-4 times in 10 000 frames; exact slowest timescale
 -1 / ln(1 - p01 - p10) = 77.6 frames) seen through a noisy linear feature, mixed with three fast AR(1) processes
 and nonlinear functions of them into 10 features.
@@ -16,25 +16,10 @@ from deeptime.decomposition import TICA
 
 from lss_jax.config import EncoderConfig
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
+from lss_jax.datasets import rare_state_features, rare_state_timescale
 from lss_jax.encoder import below_floor, fit_srv, implied_timescales, linear_floor, reversible_decomposition, srv_loss
 
 LAG, K = 5, 3
-
-
-def _rare_state_features(seed, n=10_000, p10=1 / 80, occupancy=0.024):
-    rng = np.random.default_rng(seed)
-    p01 = occupancy * p10 / (1 - occupancy)
-    u = rng.uniform(size=n)
-    s = np.zeros(n, int)
-    for t in range(1, n):
-        s[t] = (u[t] < p01) if s[t - 1] == 0 else (u[t] >= p10)
-    phi = np.array([0.9, 0.7, 0.5])
-    fast = np.zeros((n, 3))
-    for t in range(1, n):
-        fast[t] = phi * fast[t - 1] + np.sqrt(1 - phi**2) * rng.normal(size=3)
-    raw = np.column_stack([s + 0.05 * rng.normal(size=n), fast, np.tanh(2 * fast[:, 0]), fast[:, 1] ** 2])
-    x = raw @ rng.normal(size=(raw.shape[1], 10))
-    return ((x - x.mean(0)) / x.std(0)).astype(np.float32), s
 
 
 def _t1(eigenvalues):
@@ -44,7 +29,7 @@ def _t1(eigenvalues):
 # Seeds whose validation block (the last 10 %) never or rarely visits the rare state: the plain SRV's failure cases.
 @pytest.mark.parametrize("seed", [0, 2, 4])
 def test_srv_keeps_the_rare_slow_process_that_tica_finds(seed):
-    x, s = _rare_state_features(seed)
+    x, s = rare_state_features(seed)
     assert 2 <= np.sum((s[1:] == 1) & (s[:-1] == 0)) <= 6  # a handful of transitions
     t_tica = _t1(reversible_decomposition([x], LAG).eigenvalues)
     assert t_tica > 15  # TICA sees the slow process (the fast ones are below 10 frames)
@@ -52,6 +37,7 @@ def test_srv_keeps_the_rare_slow_process_that_tica_finds(seed):
                                  progress=False)
     assert net.linear is not None  # the plain SRV ended below TICA's VAMP-2, so the TICA path was trained
     assert _t1(projection.eigenvalues) >= 0.95 * t_tica
+    assert _t1(projection.eigenvalues) <= 1.1 * rare_state_timescale()  # and invents no slower one (exact: 77.6)
     assert not below_floor(linear_floor(net, [x], LAG))
     # negative control: the plain SRV loses it in these seeds (t1 10-21 frames vs TICA 17-41), and scores below TICA
     plain_net, plain, _ = fit_srv(jax.random.key(seed), [x], LAG, K, progress=False)
@@ -63,7 +49,7 @@ def test_training_that_only_hurts_returns_the_tica_start():
     """A learning rate that wrecks every epoch: early stopping keeps the untrained network, which is TICA
     (best_epoch -1, the same validation VAMP-2 as TICA's to float32 rounding); without the floor the wrecked
     network is what comes back."""
-    x, _ = _rare_state_features(1, n=4000)
+    x, _ = rare_state_features(1, n=4000)
     kwargs = dict(config=EncoderConfig(hidden=(16,), batch_size=500, epochs=2, patience=1, learning_rate=5.0),
                   progress=False)
     net, _, history = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, **kwargs)
@@ -77,7 +63,7 @@ def test_training_that_only_hurts_returns_the_tica_start():
 
 
 def test_linear_floor_reports_tica_as_deeptime_computes_it():
-    x, _ = _rare_state_features(3, n=4000)
+    x, _ = rare_state_features(3, n=4000)
     net, _, _ = fit_srv(jax.random.key(0), [x], LAG, K, tica_path=True, config=EncoderConfig(hidden=(16,), epochs=2),
                         progress=False)
     floor = linear_floor(net, [x], LAG)

@@ -13,8 +13,10 @@ from lss_jax.systems.alanine_dipeptide import (
     load_alanine_dipeptide,
     simulate_alanine_dipeptide,
 )
+from lss_jax.systems.rare_state import rare_state_features, rare_state_timescale
 from lss_jax.systems.trp_cage import load_trp_cage, simulate_trp_cage, trp_cage_files
 from lss_jax.systems.villin import load_villin, simulate_villin
 
 __all__ = ["alanine_dipeptide_files", "cache_dir", "load_alanine_dipeptide", "load_trp_cage", "load_villin",
-           "simulate_alanine_dipeptide", "simulate_trp_cage", "simulate_villin", "trp_cage_files"]
+           "rare_state_features", "rare_state_timescale", "simulate_alanine_dipeptide", "simulate_trp_cage",
+           "simulate_villin", "trp_cage_files"]
