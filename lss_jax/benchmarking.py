@@ -4,7 +4,8 @@ A benchmark measures on one machine and says which: :func:`machine_facts` (backe
 package versions, load average) goes into every results file, which :func:`write_results` writes atomically
 (a reader sees the previous file or the new one, never half of one), so a long run that saves after every
 step never leaves a broken file behind. :func:`benchmark_parser` is the command line they share (the script's
-docstring as ``--help``, ``--quick``, ``--out``), and :func:`throughput_model` the briefly trained alanine
+docstring as ``--help``, ``--quick``, ``--out``), :func:`decode_rate` the decoding throughput the accuracy studies
+record beside their fidelity figures, and :func:`throughput_model` the briefly trained alanine
 dipeptide simulator of the speed benchmarks (``benchmarks/perf/md_vs_lss.py``, ``benchmarks/perf/generation.py``).
 
 Example:
@@ -33,7 +34,7 @@ from pathlib import Path
 from lss_jax._version import __version__
 from lss_jax.engine import io as _io
 
-__all__ = ["benchmark_parser", "load_average", "machine_facts", "throughput_model", "write_results"]
+__all__ = ["benchmark_parser", "decode_rate", "load_average", "machine_facts", "throughput_model", "write_results"]
 
 
 def benchmark_parser(doc: str, *, quick: str | None = None, out: str | None = None) -> argparse.ArgumentParser:
@@ -122,6 +123,31 @@ def write_results(path: str | os.PathLike, result: dict) -> Path:
     _io.write_json(path, result)
     print(f"wrote {path}", file=sys.stderr, flush=True)
     return path
+
+
+def decode_rate(model, unit, *, repeats: int = 1) -> float:
+    """Frames per second of ``model.decode_unit`` on the unit-box latent points ``unit [N, m]``: the best of
+    ``repeats`` timed calls, after a compiling call on the first 4096 points.
+
+    Example:
+        >>> import numpy as np
+        >>> class Copy:  # anything with LSSModel.decode_unit's signature
+        ...     def decode_unit(self, key, u, progress=None):
+        ...         return np.repeat(u[:, None, :], 3, axis=1)
+        >>> decode_rate(Copy(), np.zeros((8192, 3)), repeats=2) > 0
+        True
+    """
+    import time
+
+    import jax
+
+    model.decode_unit(jax.random.key(0), unit[:4096], progress=False)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.decode_unit(jax.random.key(0), unit, progress=False)
+        best = min(best, time.perf_counter() - start)
+    return len(unit) / best
 
 
 def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None = None):

@@ -51,7 +51,7 @@ import jax
 import numpy as np
 
 from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
-from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, write_results
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import distill_decoder
@@ -137,14 +137,6 @@ def sampler_variant(model, name: str, u_train, u_val):
     else:
         decoder = model.decoder.replace(flow_steps=k, flow_solver=kind)
     return model.replace(decoder=decoder), time.perf_counter() - start
-
-
-def decode_rate(model, unit) -> float:
-    """Frames/s of ``decode_unit`` on ``unit [N, m]`` (after a compiling call)."""
-    model.decode_unit(jax.random.key(0), unit[:4096], progress=False)
-    start = time.perf_counter()
-    model.decode_unit(jax.random.key(0), unit, progress=False)
-    return len(unit) / (time.perf_counter() - start)
 
 
 def score(model, independent, indep_h, lss_key, args, floor, md, round_trip_key=None) -> dict:

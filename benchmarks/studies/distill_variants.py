@@ -21,7 +21,7 @@ The 100 ns alanine dipeptide validation (docs/alanine_dipeptide.md) trains the m
 
     python benchmarks/studies/distill_variants.py --model M --traj ala2-dev-100ns.xtc --top alanine-dipeptide.pdb \\
         --independent ala2-seed2.xtc teacher distill1 distill1,iterations=60000 distill1,iterations=60000,draws=10 distill2
-    python benchmarks/studies/distill_variants.py --model M ... --out steps.json teacher heun5 heun4 heun3 heun2 \
+    python benchmarks/studies/distill_variants.py --model M ... --out steps.json teacher heun5 heun4 heun3 heun2 \\
         hidden128x128x128 hidden64x64x64
 """
 
@@ -37,7 +37,7 @@ import mdtraj as md
 import numpy as np
 
 from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
-from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, write_results
 from lss_jax.data.checks import check_atom_selection
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.decoder import distill_decoder, fit_decoder
@@ -81,20 +81,9 @@ def variant(model, name: str, u_train, u_val, seed: int, frames=None):
     return model.replace(decoder=decoder), time.perf_counter() - start
 
 
-def decode_throughput(model, u, repeats: int = 2) -> float:
-    """Frames per second of ``model.decode_unit`` on the latent points ``u`` (best of ``repeats``, compiled first)."""
-    model.decode_unit(jax.random.key(0), u[:4096], progress=False)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.decode_unit(jax.random.key(0), u, progress=False)
-        best = min(best, time.perf_counter() - start)
-    return len(u) / best
-
-
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/distill_variants-<backend>.json)")
-    parser.add_argument("variants", nargs="+", help="teacher, distillK[,setting=value...]")
+    parser.add_argument("variants", nargs="+", help="teacher, heunK, midpointK, hiddenW1xW2..., distillK[,setting=value...]")
     parser.add_argument("--model", required=True, help="a saved model whose decoder is a flow (distill_steps = 0)")
     parser.add_argument("--traj", required=True, help="the model's training trajectory")
     parser.add_argument("--top", required=True, help="its topology (PDB)")
@@ -121,8 +110,9 @@ def main(argv=None) -> int:
                "variants": {}}
     path = args.out or RESULTS / f"distill_variants-{jax.default_backend()}.json"
     for name in args.variants:
-        decoded, seconds = variant(model, name, u_train, u_val, seed, frames=([decoded_atoms.xyz], u, decoded_atoms.topology))
-        fps = decode_throughput(decoded, bench_u)
+        frames = ([decoded_atoms.xyz], u, decoded_atoms.topology)
+        decoded, seconds = variant(model, name, u_train, u_val, seed, frames=frames)
+        fps = decode_rate(decoded, bench_u, repeats=2)
         rt = comparison_summary(compare_structures(indep_h, decoder_round_trip(jax.random.key(3), decoded, independent),
                                                    seed=5))
         lss = comparison_summary(compare_structures(
