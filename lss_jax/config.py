@@ -200,7 +200,7 @@ class PropagatorConfig:
 DECODERS = ("flow", "wgan", "knn", "chain")
 STATE_FEATURES = ("distances", "contacts")  # what the chain decoder's structural states cluster
 DISTILLABLE = ("flow", "chain")  # the decoder kinds that sample by integrating a flow (decoder.distill_steps)
-FLOW_SOLVERS = ("heun", "midpoint", "euler")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
+FLOW_SOLVERS = ("heun", "midpoint", "euler", "rk4")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
 COORDINATES = ("internal", "cartesian")
 
 # per-kind defaults where DecoderConfig says None
@@ -241,8 +241,8 @@ class DecoderConfig:
             Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
         flow_steps: steps of the sampling ODE (flow, chain; ``2 flow_steps`` network evaluations per frame with
             Heun's solver).
-        flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"`` or ``"euler"``
-            (:data:`lss_jax.decoder.flow.SOLVERS`).
+        flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"``, ``"rk4"`` or ``"euler"``
+            (:data:`lss_jax.decoder.flow.SOLVERS`: its network evaluations per step).
         distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``
             distils it after training into a student sampled with ``k`` Euler steps, ``k`` network evaluations per
             frame (:mod:`lss_jax.decoder.distill`; its couplings are solved with ``flow_steps`` of

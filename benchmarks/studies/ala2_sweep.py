@@ -9,6 +9,9 @@ training run and scored against the shipped independent 50 ns run:
   thermal spread; frames with any bond more than 10 % off its MD mean; frames with a steric clash (heavy atoms
   closer than 0.75 x the vdW sum, >= 3 bonds apart);
 * full LSS, 100 trajectories x 1000 steps from random training frames: the same metrics;
+* alpha_L is phi > 0 (``lss_jax.analysis.torsions.basin_populations``), which also counts beta frames across
+  phi = +-180 deg, so every block records ``alpha_l_basin`` (0 < phi < 120 deg) beside it, and ``md`` records the
+  training run's populations beside the reference's (the two MD runs differ most in how their alpha_L splits);
 * the issue's targets, each a boolean: round-trip F within 1.5 x the MD-vs-MD floor (training run against the
   independent run, same bins), full LSS F within 2 x the floor, alpha_L within a factor 1.5 of MD (both), <= 0.1 %
   of frames with a bond > 10 % off and no clash frame (both), bond MAD within 0.2 percentage points and angle MAD
@@ -32,8 +35,8 @@ decoder), so each sampler's difference from it reads against the spread of two r
 trains with another LSS seed.
 
 ``--samplers`` scores several ways of sampling the decoder on one trained model, in the same run: the model is
-trained with ``distill_steps=0`` (the flow itself), and each sampler is ``heunK``, ``midpointK`` or ``eulerK``
-(``K`` steps of that solver on the trained flow) or ``distillK`` (the flow distilled into ``K`` Euler steps on
+trained with ``distill_steps=0`` (the flow itself), and each sampler is ``heunK``, ``midpointK``, ``eulerK`` or
+``rk4_K`` (``K`` steps of that solver on the trained flow) or ``distillK`` (the flow distilled into ``K`` Euler steps on
 the decoder's own training latent points, :func:`lss_jax.decoder.distill_decoder`, as ``distill_steps=K`` does
 inside ``fit``). Every sampler decodes the same latent trajectories (same generation key), so their differences
 are the decoder's alone; each run records every sampler's metrics, targets, distillation time and decode
@@ -89,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     parser.add_argument("--samplers", nargs="+", default=None, metavar="SAMPLER",
-                        help="score these samplers of one trained flow: heunK, midpointK, eulerK, distillK (see above)")
+                        help="score these samplers of one trained flow: heunK, midpointK, eulerK, rk4_K, distillK (see above)")
     parser.add_argument("--repeat", action="store_true",
                         help="also score the first sampler with other round-trip and generation keys: the spread of "
                              "every metric between two runs of one decoder, against which the samplers' differences read")
@@ -105,16 +108,19 @@ def main(argv=None) -> int:
     md_block = compare_structures(indep_h, train_h)  # the training run as a sample of the independent one
     floor = md_block["free_energy_phi_psi"]["rmse_kT"]
     pops = md_block["basin_populations"]["md"]
+    train_pops = md_block["basin_populations"]["generated"]  # the training run's, beside the reference's (MD vs MD)
     md = {"f_phi_psi_floor_kT": floor, "alpha_l": pops["alpha_l"], "alpha_r": pops["alpha_r"],
-          "alpha_l_basin": pops["alpha_l_basin"],
+          "alpha_l_basin": pops["alpha_l_basin"], "train_alpha_l": train_pops["alpha_l"],
+          "train_alpha_l_basin": train_pops["alpha_l_basin"],
           "bond_mad_pct": 100 * md_block["geometry"]["reference_bond_length_mad_relative"],
           "angle_mad_deg": md_block["geometry"]["reference_angle_mad_degrees"]}
     results = {"benchmark": "ala2_sweep", "backend": jax.default_backend(), "machine": machine_facts(),
                "jax": jax.__version__,
                "training": "shipped train 50 ns (2 ps frames)", "reference": "shipped independent 50 ns",
                "n_trajectories": args.n_traj, "n_steps": args.n_steps, "md": md, "runs": []}
-    print(f"MD vs MD F(phi, psi) floor {floor:.3f} kT; MD alpha_L {md['alpha_l']:.4f}; bond MAD {md['bond_mad_pct']:.2f} %, "
-          f"angle MAD {md['angle_mad_deg']:.2f} deg", flush=True)
+    print(f"MD vs MD F(phi, psi) floor {floor:.3f} kT; MD alpha_L {md['alpha_l']:.4f} (basin {md['alpha_l_basin']:.4f}; "
+          f"the training run's {md['train_alpha_l']:.4f}, basin {md['train_alpha_l_basin']:.4f}); bond MAD "
+          f"{md['bond_mad_pct']:.2f} %, angle MAD {md['angle_mad_deg']:.2f} deg", flush=True)
     path = (args.out or RESULTS) / f"ala2_sweep-{jax.default_backend()}{args.tag}.json"
     for lag in args.lags:
         for m in args.dims:
@@ -125,11 +131,11 @@ def main(argv=None) -> int:
 
 
 def sampler_variant(model, name: str, u_train, u_val):
-    """The model with its decoder sampled as ``name`` (``heunK``, ``midpointK``, ``eulerK`` or ``distillK``) and the
-    seconds the variant took to make (distillation)."""
-    match = re.fullmatch(r"(heun|midpoint|euler|distill)(\d+)", name)
+    """The model with its decoder sampled as ``name`` (``heunK``, ``midpointK``, ``eulerK``, ``rk4_K`` or ``distillK``)
+    and the seconds the variant took to make (distillation)."""
+    match = re.fullmatch(r"(heun|midpoint|euler|rk4|distill)_?(\d+)", name)
     if not match:
-        raise SystemExit(f"unknown sampler {name!r}: use heunK, midpointK, eulerK or distillK (K a step count).")
+        raise SystemExit(f"unknown sampler {name!r}: use heunK, midpointK, eulerK, rk4_K or distillK (K a step count).")
     kind, k = match.group(1), int(match.group(2))
     start = time.perf_counter()
     if kind == "distill":

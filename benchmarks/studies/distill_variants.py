@@ -5,7 +5,7 @@ The model is loaded (``--model``, trained with ``decoder.distill_steps = 0``, th
 (``--traj``) give the latent points the students are distilled on, as ``fit_decoder`` does; ``--independent`` is MD
 the model never saw. Every variant decodes the same latent trajectories (same generation key) and the same
 independent frames (same round-trip key), so the differences between variants are the decoder's alone. Each
-variant is ``teacher``; ``heunK`` or ``midpointK``, the trained flow integrated with ``K`` steps of that solver;
+variant is ``teacher``; ``heunK``, ``midpointK`` or ``rk4_K``, the trained flow integrated with ``K`` steps of that solver;
 ``distillK[,setting=value...]``: the flow distilled into ``K`` Euler steps by
 :func:`lss_jax.decoder.distill_decoder` with those settings (``iterations``, ``draws``, ``learning_rate``, ...),
 from the key ``fit_decoder`` uses (``fold_in(key(seed), 2)``) unless ``--distill-seed`` says otherwise; or
@@ -59,7 +59,7 @@ def variant(model, name: str, u_train, u_val, seed: int, frames=None):
     start = time.perf_counter()
     if name == "teacher":
         return model, 0.0
-    solver = re.fullmatch(r"(heun|midpoint)(\d+)", name)
+    solver = re.fullmatch(r"(heun|midpoint|rk4)_?(\d+)", name)
     if solver:
         return model.replace(decoder=model.decoder.replace(flow_solver=solver[1], flow_steps=int(solver[2]))), 0.0
     widths = re.fullmatch(r"hidden(\d+(?:x\d+)*)", name)
@@ -73,7 +73,7 @@ def variant(model, name: str, u_train, u_val, seed: int, frames=None):
         return model.replace(decoder=decoder), time.perf_counter() - start
     head, *settings = name.split(",")
     if not head.startswith("distill") or not head[7:].isdigit():
-        raise SystemExit(f"unknown variant {name!r}: use teacher, heunK, midpointK, hiddenW1xW2... or "
+        raise SystemExit(f"unknown variant {name!r}: use teacher, heunK, midpointK, rk4_K, hiddenW1xW2... or "
                          "distillK[,setting=value...].")
     kwargs = {k: _value(v) for k, v in (s.split("=", 1) for s in settings)}
     decoder = distill_decoder(jax.random.fold_in(jax.random.key(seed), 2), model.decoder, u_train, u_val,
@@ -83,7 +83,7 @@ def variant(model, name: str, u_train, u_val, seed: int, frames=None):
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/distill_variants-<backend>.json)")
-    parser.add_argument("variants", nargs="+", help="teacher, heunK, midpointK, hiddenW1xW2..., distillK[,setting=value...]")
+    parser.add_argument("variants", nargs="+", help="teacher, heunK, midpointK, rk4_K, hiddenW1xW2..., distillK[,setting=value...]")
     parser.add_argument("--model", required=True, help="a saved model whose decoder is a flow (distill_steps = 0)")
     parser.add_argument("--traj", required=True, help="the model's training trajectory")
     parser.add_argument("--top", required=True, help="its topology (PDB)")

@@ -28,7 +28,7 @@ from flax import nnx
 __all__ = ["SOLVERS", "VelocityField", "flow_matching_loss", "integrate_flow", "sample_flow"]
 
 # network evaluations per step of each fixed-step ODE solver
-SOLVERS = {"heun": 2, "midpoint": 2, "euler": 1}
+SOLVERS = {"heun": 2, "midpoint": 2, "euler": 1, "rk4": 4}
 
 VelocityFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -106,9 +106,9 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
         x0: ``[B, D]`` starting points (prior samples).
         cond: ``[B, m]``.
         n_steps: fixed step count (static).
-        solver: ``"heun"`` (second order, 2 evaluations a step), ``"midpoint"`` (second order, 2) or ``"euler"``
-            (first order, 1: the sampler of a distilled flow, whose paths are straight,
-            :mod:`lss_jax.decoder.distill`); :data:`SOLVERS`.
+        solver: ``"heun"`` (second order, 2 evaluations a step), ``"midpoint"`` (second order, 2), ``"rk4"``
+            (the classical fourth-order Runge-Kutta, 4) or ``"euler"`` (first order, 1: the sampler of a distilled
+            flow, whose paths are straight, :mod:`lss_jax.decoder.distill`); :data:`SOLVERS`.
         self_condition: the field is called ``v(x, t, c, x1)`` with ``x1`` the endpoint ``x + (1 - t) v`` that its
             previous evaluation predicted (zeros at the first; self-conditioning, :mod:`lss_jax.decoder.chain`).
         start: the time ``x0`` is at (static; a path started part of the way, :class:`lss_jax.decoder.chain.TemplateStart`).
@@ -121,6 +121,10 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
         >>> half = integrate_flow(v, jnp.ones((2, 1)), jnp.zeros((2, 1)), n_steps=50, start=0.5)   # from t = 0.5
         >>> bool(jnp.allclose(half, jnp.exp(-0.5), atol=1e-4))
         True
+        >>> rk4 = integrate_flow(v, jnp.ones((1, 1)), jnp.zeros((1, 1)), n_steps=2, solver="rk4")  # 8 evaluations
+        >>> heun = integrate_flow(v, jnp.ones((1, 1)), jnp.zeros((1, 1)), n_steps=4)                  # 8 evaluations
+        >>> [round(abs(float(x[0, 0]) - 0.3678794), 4) for x in (rk4, heun)]     # error of each against exp(-1)
+        [0.0003, 0.0046]
         >>> line = lambda x, t, c: jnp.ones_like(x)                    # a straight path: one Euler step is exact
         >>> integrate_flow(line, jnp.zeros((1, 1)), jnp.zeros((1, 1)), n_steps=1, solver="euler").tolist()
         [[1.0]]
@@ -145,6 +149,11 @@ def integrate_flow(velocity_fn: VelocityFn, x0: jax.Array, cond: jax.Array, *, n
         if solver == "midpoint":
             k2, estimate = evaluate(x + 0.5 * h * k1, s + 0.5 * h, estimate)
             return (x + h * k2, estimate), None
+        if solver == "rk4":
+            k2, estimate = evaluate(x + 0.5 * h * k1, s + 0.5 * h, estimate)
+            k3, estimate = evaluate(x + 0.5 * h * k2, s + 0.5 * h, estimate)
+            k4, estimate = evaluate(x + h * k3, s + h, estimate)
+            return (x + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4), estimate), None
         k2, estimate = evaluate(x + h * k1, s + h, estimate)
         return (x + 0.5 * h * (k1 + k2), estimate), None
 
