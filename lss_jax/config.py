@@ -253,6 +253,9 @@ class DecoderConfig:
             (flow: combinations of torsion modes; chain: k-means clusters of the distances of beads >= 3 apart;
             :mod:`lss_jax.decoder.states`) whose weights a calibrated classifier gives, so that rare conformations
             keep their population; 0: one flow for everything.
+        state_tail: flow on internal coordinates: ``> 0`` also makes each torsion mode's tails states of their own,
+            the bins whose density stays below this share of the mode's peak (``0.05``: 3 kT above its minimum;
+            :func:`lss_jax.decoder.states.torsion_modes`); 0 (default): modes split at barriers only.
         state_features: chain: what the structural states cluster, ``"distances"`` (default: the distances of beads
             >= 3 apart) or ``"contacts"`` (soft contacts of the pairs that come within 0.8 nm; weighs which tertiary
             contacts are formed; :func:`lss_jax.decoder.states.distance_states`).
@@ -302,6 +305,7 @@ class DecoderConfig:
     distill_iterations: int | None = None
     states: int = 16
     state_features: str = "distances"
+    state_tail: float = 0.0
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
     condition: str = "input"
@@ -339,6 +343,10 @@ class DecoderConfig:
             raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}.")
         if not isinstance(self.states, int) or isinstance(self.states, bool) or self.states < 0:
             raise ValueError(f"decoder states must be an integer >= 0 (0: no structural states), got {self.states!r}.")
+        if isinstance(self.state_tail, bool) or not isinstance(self.state_tail, (int, float)) \
+                or not 0 <= self.state_tail < 1:
+            raise ValueError(f"decoder state_tail must be a number in [0, 1) (the share of a torsion mode's peak "
+                             f"density below which its tails become states; 0: off), got {self.state_tail!r}.")
         if self.state_features not in STATE_FEATURES:
             raise ValueError(f"decoder state_features must be 'distances' or 'contacts' (what the chain decoder's "
                              f"structural states cluster), got {self.state_features!r}.")
@@ -416,7 +424,8 @@ _TOP = ("lag", "seed")
 _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_steps"): 0,
                      ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1,
                      ("decoder", "self_condition"): None, ("decoder", "prior"): None,
-                     ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances"}
+                     ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances",
+                     ("decoder", "state_tail"): 0.0}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

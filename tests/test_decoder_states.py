@@ -47,6 +47,32 @@ def test_torsion_modes_split_at_the_barrier_also_across_180_degrees():
     assert len(torsion_modes(_wrap(np.concatenate([rng.normal(-1.5, 0.2, 5000), rng.normal(1.5, 0.2, 4)])))) == 0
 
 
+@pytest.mark.parametrize("tail", [0.05, 0.2])
+def test_tail_cuts_sit_where_the_mode_falls_below_its_share_of_the_peak(tail):
+    # a big normal mode (sd 0.3 rad) at -1.2 and a small one at 1.5: the big mode's tails are cut where its density,
+    # smoothed as torsion_modes smooths it (1.5 bins of 5 degrees), falls to `tail` of its peak: at
+    # +-sd_eff sqrt(-2 ln tail) from its centre, within one bin; the small mode's tails hold too few frames to cut
+    rng = np.random.default_rng(3)
+    sd, centre, bin_width = 0.3, -1.2, np.radians(5.0)
+    theta = _wrap(np.concatenate([rng.normal(centre, sd, 40_000), rng.normal(1.5, 0.2, 60)]))
+    barriers = torsion_modes(theta)
+    cuts = torsion_modes(theta, tail=tail)
+    assert len(barriers) == 2 and len(cuts) == 4 and all(np.min(np.abs(cuts - b)) < 1e-9 for b in barriers)
+    sd_eff = np.hypot(sd, 1.5 * bin_width)
+    expected = centre + np.array([-1, 1]) * sd_eff * np.sqrt(-2 * np.log(tail))
+    tail_cuts = np.sort([c for c in cuts if np.min(np.abs(c - barriers)) > 1e-9])
+    assert np.all(np.abs(tail_cuts - expected) <= bin_width), (np.degrees(tail_cuts), np.degrees(expected))
+    # the tails become states of their own: find_states keeps them, and without `tail` it does not
+    with_tails, without = find_states(theta[:, None], tail=tail), find_states(theta[:, None])
+    assert (with_tails.n_states, without.n_states) == (4, 2)
+    labels = assign_states(with_tails, theta[:, None])
+    lower, core = theta < tail_cuts[0] - bin_width, np.abs(theta - centre) < 0.5 * sd
+    upper = (theta > tail_cuts[1] + bin_width) & (theta < min(b for b in barriers if b > centre) - bin_width)
+    regions = [labels[r] for r in (lower, core, upper)]
+    assert all(len(r) >= 5 and len(set(r)) == 1 for r in regions), [np.unique(r) for r in regions]
+    assert len({r[0] for r in regions}) == 3
+
+
 def test_states_are_the_populated_combinations_and_the_rest_join_their_nearest():
     rng = np.random.default_rng(1)
     n = 20000
@@ -190,6 +216,10 @@ def test_contact_states_split_on_which_contacts_form_where_distance_states_split
 
 def test_state_features_are_checked():
     assert DecoderConfig(kind="chain", state_features="contacts").state_features == "contacts"
+    assert DecoderConfig(state_tail=0.05).state_tail == 0.05
+    for bad in (-0.1, 1.0, True, "0.05"):
+        with pytest.raises(ValueError, match="state_tail must be a number in"):
+            DecoderConfig(state_tail=bad)
     with pytest.raises(ValueError, match="'distances' or 'contacts'"):
         DecoderConfig(kind="chain", state_features="torsions")
     with pytest.raises(ValueError, match="applies to the chain decoder"):

@@ -99,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keys", type=int, default=1,
                         help="generation keys per setting: the LSS targets also judged on the means over them (above)")
     parser.add_argument("--seed", type=int, default=None, help="the LSS seed (default: the default configuration's)")
+    parser.add_argument("--state-tail", type=float, default=None,
+                        help="decoder.state_tail: torsion modes' tails below this share of their peak become states")
     parser.add_argument("--linear-floor", action="store_true",
                         help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
     args = parser.parse_args(argv)
@@ -164,6 +166,8 @@ def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
         settings["seed"] = args.seed
     if args.samplers:
         settings["decoder"] = {"distill_steps": 0}  # the trained flow, sampled every way below
+    if args.state_tail is not None:
+        settings.setdefault("decoder", {})["state_tail"] = args.state_tail
     model = LSS(**settings).fit(train, progress=False).fetch_model()
     fit_seconds = time.perf_counter() - start
     run = {"lag_frames": lag, "lag_ps": lag * SHIPPED_FRAME_PS, "latent_dim": m, "seed": model.config.seed,

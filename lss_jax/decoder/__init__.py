@@ -290,10 +290,10 @@ def fit_decoder(
         torsions = [internal_coordinates(x, zmatrix)[2] for x in (train_x, val_x)]
         # states are a partition of conformations: found on every frame (a rare basin may sit in the held-out
         # part), kept only if each has frames to train the flow on
-        found = find_states(np.concatenate(torsions), max_states=config.states)
+        found = find_states(np.concatenate(torsions), max_states=config.states, tail=config.state_tail)
         labels = [assign_states(found, t) for t in torsions]
         if found.n_states >= 2 and np.bincount(labels[0], minlength=found.n_states).min() == 0:
-            found = find_states(torsions[0], max_states=config.states)
+            found = find_states(torsions[0], max_states=config.states, tail=config.state_tail)
             labels = [assign_states(found, t) for t in torsions]
         if found.n_states >= 2:
             states = (labels[0], labels[1], found.n_states)

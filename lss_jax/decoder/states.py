@@ -55,7 +55,7 @@ def _circular_smooth(hist: np.ndarray, sigma_bins: float) -> np.ndarray:
 
 
 def torsion_modes(theta, *, n_bins: int = 72, sigma_bins: float = 1.5, depth: float = 0.2,
-                  min_frames: int = 5, rare: float = 0.05) -> np.ndarray:
+                  min_frames: int = 5, rare: float = 0.05, tail: float = 0.0) -> np.ndarray:
     """Boundaries (radians, ascending) that split one torsion's circular distribution into its modes.
 
     The histogram (``n_bins`` on the circle, Gaussian-smoothed) is split at the lowest point between two
@@ -66,6 +66,12 @@ def torsion_modes(theta, *, n_bins: int = 72, sigma_bins: float = 1.5, depth: fl
     each state's flow then avoids). Returns ``[]`` for a torsion with one mode, else ``k >= 2`` cut angles:
     mode ``j`` is the arc from cut ``j`` to cut ``j + 1`` (the last wrapping round to the first).
 
+    ``tail > 0`` (a torsion with modes only) also cuts off each mode's tails: walking into a mode from each of its
+    ends, the bins whose smoothed density stays below ``tail`` times the mode's peak (``-ln tail`` kT above the
+    mode's minimum free energy) become a mode of their own when they hold at least ``min_frames`` frames. A smooth
+    map under-fills a mode's far tail as it does a small distant mode; as a state, the tail's weight is the
+    classifier's, calibrated to the data (alanine dipeptide's β frames across φ = ±180°, docs/decoder.md).
+
     Example:
         >>> rng = np.random.default_rng(0)
         >>> theta = np.concatenate([rng.normal(-1.2, 0.3, 5000), rng.normal(1.0, 0.3, 100)])
@@ -74,6 +80,9 @@ def torsion_modes(theta, *, n_bins: int = 72, sigma_bins: float = 1.5, depth: fl
         (2, True)
         >>> len(torsion_modes(rng.normal(0.0, 0.5, 5000)))
         0
+        >>> tails = torsion_modes(np.angle(np.exp(1j * theta)), tail=0.05)  # the big mode (-69 deg) loses its tails
+        >>> np.degrees(tails).round(-1).tolist()                           # beyond ~2.4 sd: two more cuts
+        [-110.0, -30.0, 0.0, 160.0]
     """
     theta = np.asarray(theta, np.float64)
     width = 2 * np.pi / n_bins
@@ -110,7 +119,19 @@ def torsion_modes(theta, *, n_bins: int = 72, sigma_bins: float = 1.5, depth: fl
             break
     if len(peaks) < 2:
         return np.zeros(0)
-    return np.sort(np.array([-np.pi + (v + 0.5) * width for v in valleys(peaks)]))
+    vs = valleys(peaks)
+    cuts = list(vs)
+    if tail > 0:
+        for j, peak in enumerate(peaks):  # mode j: from valley j - 1 to valley j, round its peak
+            start, end = vs[j - 1], vs[j]
+            for step, edge in ((1, start), (-1, end)):  # walk in from either end towards the peak
+                b, n_tail = edge, 0
+                while b != peak and dens[b] < tail * dens[peak]:
+                    n_tail += counts[b] if b != edge else 0
+                    b = (b + step) % n_bins
+                if n_tail >= min_frames and b != peak:
+                    cuts.append(b)  # the first bin that reaches the threshold is split at its centre
+    return np.sort(np.array([-np.pi + (v + 0.5) * width for v in sorted(set(cuts))]))
 
 
 def _regions(idx: np.ndarray, valley_bins: Sequence[int], n_bins: int) -> np.ndarray:
@@ -157,8 +178,9 @@ def assign_states(assignment: StateAssignment, torsions) -> np.ndarray:
 
 
 def find_states(torsions, *, max_states: int = 16, min_frames: int = 5, depth: float = 0.2,
-                rare: float = 0.05) -> StateAssignment:
-    """Structural states of frames with torsions ``[n, n_torsions]`` (radians); see the module docstring.
+                rare: float = 0.05, tail: float = 0.0) -> StateAssignment:
+    """Structural states of frames with torsions ``[n, n_torsions]`` (radians); see the module docstring
+    (``tail``: :func:`torsion_modes`).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -175,7 +197,7 @@ def find_states(torsions, *, max_states: int = 16, min_frames: int = 5, depth: f
         raise ValueError(f"max_states must be a positive integer, got {max_states!r}.")
     cuts, columns = [], []
     for c in range(torsions.shape[1]):
-        cut = torsion_modes(torsions[:, c], depth=depth, min_frames=min_frames, rare=rare)
+        cut = torsion_modes(torsions[:, c], depth=depth, min_frames=min_frames, rare=rare, tail=tail)
         if len(cut):
             cuts.append(cut)
             columns.append(c)
