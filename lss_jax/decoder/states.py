@@ -70,7 +70,8 @@ def torsion_modes(theta, *, n_bins: int = 72, sigma_bins: float = 1.5, depth: fl
     ends, the bins whose smoothed density stays below ``tail`` times the mode's peak (``-ln tail`` kT above the
     mode's minimum free energy) become a mode of their own when they hold at least ``min_frames`` frames. A smooth
     map under-fills a mode's far tail as it does a small distant mode; as a state, the tail's weight is the
-    classifier's, calibrated to the data (alanine dipeptide's β frames across φ = ±180°, docs/decoder.md).
+    classifier's, calibrated to the data. Experimental: on alanine dipeptide's β frames across φ = ±180° the weight
+    is right but the tail state's own flow over-fills the far side of its few dozen frames (docs/decoder.md).
 
     Example:
         >>> rng = np.random.default_rng(0)
