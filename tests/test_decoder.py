@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lss_jax import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from lss_jax.config import DECODERS, DISTILLABLE
-from lss_jax.decoder import KINDS, flow_matching_loss, integrate_flow
+from lss_jax.config import DECODERS, DISTILLABLE, FLOW_SOLVERS
+from lss_jax.decoder import KINDS, SOLVERS, flow_matching_loss, integrate_flow
 
 W = jnp.array([0.3, -1.2, 2.0])
 V = jnp.array([0.7, -0.5])
@@ -93,4 +93,5 @@ def test_registry_matches_the_config_names():
     # config sits below the decoder and keeps its own tuples of names: they must name the registered kinds
     assert set(KINDS) == set(DECODERS)
     assert {name for name, kind in KINDS.items() if kind.distillable} == set(DISTILLABLE)
+    assert set(FLOW_SOLVERS) == set(SOLVERS)  # the solvers the config accepts are the ones integrate_flow has
     assert all(name == kind.name for name, kind in KINDS.items())
