@@ -198,7 +198,7 @@ class PropagatorConfig:
 
 
 DECODERS = ("flow", "wgan", "knn", "chain")
-STATE_FEATURES = ("distances", "contacts")  # what the chain decoder's structural states cluster
+STATE_FEATURES = ("distances", "contacts", "contact_map")  # what the chain decoder's structural states are
 DISTILLABLE = ("flow", "chain")  # the decoder kinds that sample by integrating a flow (decoder.distill_steps)
 FLOW_SOLVERS = ("heun", "midpoint", "euler", "rk4")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
 COORDINATES = ("internal", "cartesian")
@@ -258,7 +258,10 @@ class DecoderConfig:
             :func:`lss_jax.decoder.states.torsion_modes`); 0 (default): modes split at barriers only.
         state_features: chain: what the structural states cluster, ``"distances"`` (default: the distances of beads
             >= 3 apart) or ``"contacts"`` (soft contacts of the pairs that come within 0.8 nm; weighs which tertiary
-            contacts are formed; :func:`lss_jax.decoder.states.distance_states`).
+            contacts are formed; :func:`lss_jax.decoder.states.distance_states`), or ``"contact_map"``: the state is
+            the frame's whole contact map (the Calpha pairs >= 4 apart that form and break within 0.8 nm), drawn by an
+            autoregressive model of psi before the flow, which is conditioned on it, and kept by the repair
+            (:mod:`lss_jax.decoder.contacts`; ``states`` then only needs to be > 0).
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).
@@ -349,7 +352,12 @@ class DecoderConfig:
                              f"density below which its tails become states; 0: off), got {self.state_tail!r}.")
         if self.state_features not in STATE_FEATURES:
             raise ValueError(f"decoder state_features must be 'distances' or 'contacts' (what the chain decoder's "
-                             f"structural states cluster), got {self.state_features!r}.")
+                             f"structural states cluster) or 'contact_map' (the state is the frame's contact map), "
+                             f"got {self.state_features!r}.")
+        if self.state_features == "contact_map" and (self.distill_steps or self.template_time):
+            raise ValueError("decoder state_features = 'contact_map' draws each frame's contacts before the flow and "
+                             "projects the chain onto them; it cannot be distilled or started from a template (set "
+                             "distill_steps = 0 and template_time = 0, or use state_features = 'distances').")
         if self.state_features != "distances" and self.kind != "chain":
             raise ValueError(f"decoder state_features = {self.state_features!r} applies to the chain decoder (kind = "
                              f"'chain'); the {self.kind!r} decoder's states are not clustered on a chain's distances.")

@@ -20,6 +20,7 @@ import pytest
 from conftest import exported_decode
 
 from lss_jax.decoder import (
+    ContactFlow,
     DecoderConfig,
     StateFlow,
     TemplateStart,
@@ -151,7 +152,8 @@ def test_chain_states_carry_mode_weights_that_move_with_the_condition():
 
 @pytest.mark.parametrize("self_condition, prior, template_time, state_features", [
     (False, "chain", 0.0, "distances"), (True, "chain", 0.0, "distances"), (False, "gaussian", 0.0, "distances"),
-    (False, "gaussian", 0.5, "distances"), (False, "gaussian", 0.0, "contacts")])
+    (False, "gaussian", 0.5, "distances"), (False, "gaussian", 0.0, "contacts"),
+    (False, "gaussian", 0.0, "contact_map")])
 def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path, self_condition, prior, template_time,
                                                                         state_features):
     from lss_jax import fit_lss
@@ -173,7 +175,8 @@ def test_chain_decoder_on_trp_cage_is_addressed_and_saves_loads_exports(tmp_path
         assert network.labels[...].shape == (data.n_frames,) and int(network.labels[...].max()) < network.n_states
         assert model.info["decoder"]["template_time"] == 0.5 and model.info["decoder"]["template_frames"] == data.n_frames
         network = network.network
-    assert isinstance(network, StateFlow) and network.n_states >= 2  # distance (or contact) states
+    # distance (or contact) states; a contact map's bits
+    assert isinstance(network, ContactFlow if state_features == "contact_map" else StateFlow) and network.n_states >= 2
     assert model.info["decoder"]["states"] == network.n_states
     assert model.info["decoder"]["state_features"] == state_features
     u = np.random.default_rng(0).uniform(size=(50, 3)).astype(np.float32)

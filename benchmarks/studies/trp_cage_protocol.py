@@ -18,6 +18,7 @@ same training frames and latent points; each scored against the shipped independ
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 1 2
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 1 --tag _seed1   # one seed a process
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --template-times 0.3 0.5 0.7
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain-contact-map --temperatures 0.85 1.0 --tag _contact_map
 
 benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
 Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
@@ -54,6 +55,8 @@ DECODERS = {  # name -> DecoderConfig fields
     "chain-wide": {"kind": "chain", "hidden": (128, 128, 128, 128)},  # 4 blocks of 128 features (an accelerator's)
     "chain-template": {"kind": "chain", "template_time": 0.5},  # paths started at t0 = 0.5 from training frames
     "chain-contact-states": {"kind": "chain", "states": 48, "state_features": "contacts", "temperature": 0.8},
+    # the state is the frame's contact map, drawn by an autoregressive model of psi (lss_jax.decoder.contacts)
+    "chain-contact-map": {"kind": "chain", "state_features": "contact_map"},
     "flow": {"kind": "flow"},
 }
 

@@ -40,6 +40,7 @@ from flax import nnx, struct
 
 from lss_jax.config import DECODERS, DecoderConfig
 from lss_jax.decoder.chain import ChainField, TemplateStart, chain_loss, chain_prior, fit_chain_map, sample_chain
+from lss_jax.decoder.contacts import ContactFlow, ContactModel, contact_bits, contact_map_pairs, fit_contact_flow
 from lss_jax.decoder.coordinates import (
     COORDINATES,
     CartesianMap,
@@ -117,6 +118,7 @@ __all__ = [
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
     "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "distance_states", "find_states", "fit_state_classifier",
+    "ContactFlow", "ContactModel", "contact_bits", "contact_map_pairs",
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
@@ -297,15 +299,21 @@ def fit_decoder(
             labels = [assign_states(found, t) for t in torsions]
         if found.n_states >= 2:
             states = (labels[0], labels[1], found.n_states)
-    if config.kind == "chain" and config.states > 0:
+    contact_map = config.kind == "chain" and config.states > 0 and config.state_features == "contact_map"
+    if config.kind == "chain" and config.states > 0 and not contact_map:
         # a chain's states are tertiary: k-means in distance space, on every frame (as the torsion states)
         labels = distance_states(np.concatenate([train_x, val_x]), max_states=config.states,
                                  features=config.state_features)
         n_states = int(labels.max()) + 1
         if n_states >= 2:
             states = (labels[:len(train_x)], labels[len(train_x):], n_states)
-    network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
-                                                 checkpoint=checkpoint, states=states)
+    if contact_map:  # the state is the frame's whole contact map, drawn by an autoregressive model of psi
+        network, critic, history = fit_contact_flow(key, train, val, np.concatenate([train_x, val_x]),
+                                                    float(cmap.std[0]), config, progress=progress,
+                                                    checkpoint=checkpoint)
+    else:
+        network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
+                                                     checkpoint=checkpoint, states=states)
     support = None
     if topology is not None and (topology.n_bonds or all(a.name == "CA" for a in topology.atoms)):
         support = fit_support(np.concatenate([train_x, val_x]), topology, margin=config.support_margin)

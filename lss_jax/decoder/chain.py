@@ -269,11 +269,13 @@ class ChainField(nnx.Module):
             return x
         return self.repair(x)
 
-    def repair(self, x: jax.Array) -> jax.Array:
-        """:func:`repair_chain` of features ``[B, 3n]`` into the bounds of :meth:`fit_support_bounds`."""
+    def repair(self, x: jax.Array, contacts=None) -> jax.Array:
+        """:func:`repair_chain` of features ``[B, 3n]`` into the bounds of :meth:`fit_support_bounds` (and onto
+        ``contacts``, as :func:`repair_chain` takes them, in feature units)."""
         n = self.n_atoms
         pairs = jnp.asarray(_far_pairs(n))
-        fixed = repair_chain(x.reshape(-1, n, 3), self.bond_min[...], self.bond_max[...], pairs, self.pair_floor[...])
+        fixed = repair_chain(x.reshape(-1, n, 3), self.bond_min[...], self.bond_max[...], pairs, self.pair_floor[...],
+                             contacts=contacts)
         return fixed.reshape(x.shape)
 
     def fit_support_bounds(self, features, *, margin: float = 0.9) -> None:
@@ -436,13 +438,18 @@ def chain_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, distanc
 
 
 def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs: jax.Array, min_distance: jax.Array,
-                 *, iterations: int = 50) -> jax.Array:
+                 *, iterations: int = 50, contacts=None) -> jax.Array:
     """Project decoded chains ``xyz [..., n, 3]`` towards valid geometry, deterministically: every bond
     ``(i, i + 1)`` into ``[bond_min, bond_max]`` and every pair ``pairs [P, 2]`` apart by at least
     ``min_distance [P]``, by ``iterations`` sweeps of symmetric corrections (each violated constraint moves its
     two atoms half-way along their axis; Jacobi updates, so the result does not depend on the order). A chain
     that satisfies every constraint is returned unchanged; the corrections are local (a bond or a contact), so
     they do not move distant parts of the chain the way a change of an internal coordinate would.
+
+    ``contacts = (contact_pairs [K, 2], upper [K], lower [K], bits [B, K])`` (``B`` the chains of ``xyz`` flattened)
+    also puts pair ``k`` of a chain within ``upper[k]`` where its bit is 1 and beyond ``lower[k]`` where it is 0
+    (a contact map, :mod:`lss_jax.decoder.contacts`), with 4x the sweeps: the constraints then reach across the
+    chain and take longer to settle.
 
     Example:
         >>> x = jnp.array([[0.0, 0, 0], [0.5, 0, 0], [0.9, 0, 0], [0.92, 0.05, 0]])
@@ -460,6 +467,11 @@ def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs
     flat = xyz.reshape(-1, n, 3)
     lo, hi = bond_min, bond_max
     p0, p1 = pairs[:, 0], pairs[:, 1]
+    if contacts is not None:
+        c_pairs, upper, lower, bits = contacts
+        c0, c1 = c_pairs[:, 0], c_pairs[:, 1]
+        formed = bits.reshape(flat.shape[0], -1) > 0.5
+        iterations = 4 * iterations
 
     def sweep(_, x):
         v = x[:, 1:] - x[:, :-1]
@@ -472,6 +484,12 @@ def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs
             d = jnp.linalg.norm(u, axis=-1, keepdims=True)
             push = 0.5 * jnp.maximum(min_distance[None, :, None] - d, 0.0) / jnp.maximum(d, 1e-9) * u
             dx = dx.at[:, p0].add(push).at[:, p1].add(-push)
+        if contacts is not None and c_pairs.shape[0]:
+            u = x[:, c0] - x[:, c1]
+            d = jnp.linalg.norm(u, axis=-1)
+            want = jnp.where(formed, jnp.minimum(d, upper[None]), jnp.maximum(d, lower[None]))
+            move = (0.5 * (d - want) / jnp.maximum(d, 1e-9))[..., None] * u
+            dx = dx.at[:, c0].add(-move).at[:, c1].add(move)
         return x + 0.5 * dx  # under-relaxed: an atom can receive several corrections in one sweep
 
     return jax.lax.fori_loop(0, iterations, sweep, flat).reshape(*lead, n, 3)
@@ -508,10 +526,16 @@ def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint
 def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
     """An untrained :class:`ChainField` (in a :class:`~lss_jax.decoder.states.StateFlow` with ``n_states``),
     ``(network, None)``."""
+    contact_map = cfg.state_features == "contact_map" and n_states  # n_states: the contact map's bits
     network = ChainField(d // 3, cond_dim + n_states, width=cfg.hidden[0], depth=len(cfg.hidden),
                          temperature=cfg.temperature, self_condition=cfg.self_condition, prior=cfg.prior,
-                         n_states=n_states, rngs=rngs)
-    if n_states:
+                         n_states=0 if contact_map else n_states, rngs=rngs)
+    if contact_map:
+        from lss_jax.decoder.contacts import ContactFlow, ContactModel
+
+        network = ContactFlow(network, ContactModel(cond_dim, n_states, rngs=rngs), np.zeros((n_states, 2), np.int32),
+                              np.zeros(n_states, np.float32))
+    elif n_states:
         network = StateFlow(network, StateClassifier(cond_dim, n_states, rngs=rngs))
     if cfg.template_time:  # placeholder frames (as many as a pick looks at): their number comes with the saved arrays
         k = cfg.neighbours

@@ -240,7 +240,7 @@ def distance_states(xyz, *, max_states: int = 16, min_separation: int = 3, min_f
     """
     from deeptime.clustering import KMeans
 
-    if features not in STATE_FEATURES:
+    if features not in STATE_FEATURES[:2]:  # a contact map is not clustered (lss_jax.decoder.contacts)
         raise ValueError(f"state features must be 'distances' or 'contacts', got {features!r}.")
     x = np.asarray(xyz, np.float64)
     if x.ndim != 3 or x.shape[2] != 3:
