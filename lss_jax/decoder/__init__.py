@@ -309,8 +309,8 @@ def fit_decoder(
             states = (labels[:len(train_x)], labels[len(train_x):], n_states)
     if contact_map:  # the state is the frame's whole contact map, drawn by an autoregressive model of psi
         network, critic, history = fit_contact_flow(key, train, val, np.concatenate([train_x, val_x]),
-                                                    float(cmap.std[0]), config, progress=progress,
-                                                    checkpoint=checkpoint)
+                                                    float(cmap.std[0]), config, fit_feature_model,
+                                                    progress=progress, checkpoint=checkpoint)
     else:
         network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                      checkpoint=checkpoint, states=states)

@@ -223,23 +223,22 @@ class ContactFlow(nnx.Module):
         return self.field.repair(x, contacts=(self.pairs[...], (1 - self.margin) * cut, (1 + self.margin) * cut, bits))
 
 
-def fit_contact_flow(key: jax.Array, train, val, frames, scale: float, config, *, progress: bool = True,
+def fit_contact_flow(key: jax.Array, train, val, frames, scale: float, config, fit_field, *, progress: bool = True,
                      checkpoint=None):
     """The chain decoder with contact-map states (``decoder.state_features = "contact_map"``): the pairs of
     :func:`contact_map_pairs` on every frame ``frames [N, n, 3]`` (nm; the training frames then the validation
     frames, as ``train`` and ``val`` hold their features ``x`` and conditions ``c``), the :class:`ContactModel` of
-    their bits given ``c``, the chain field trained on ``[c, bits]``, the whole a :class:`ContactFlow` (``scale``:
+    their bits given ``c``, the chain field trained on ``[c, bits]`` by ``fit_field`` (called as
+    :func:`lss_jax.decoder.fit_feature_model`, which the caller passes), the whole a :class:`ContactFlow` (``scale``:
     the features' length unit, nm). Without a pair that forms and breaks, the plain chain decoder.
 
     Returns:
         ``(network, critic (None), TrainHistory)`` as :func:`lss_jax.decoder.fit_feature_model`.
     """
-    from lss_jax.decoder import fit_feature_model
-
     pairs, cutoffs = contact_map_pairs(frames)
     plain = config.__class__(**{**config.__dict__, "states": 0})
     if len(pairs) == 0:
-        return fit_feature_model(key, train, val, config=plain, progress=progress, checkpoint=checkpoint)
+        return fit_field(key, train, val, config=plain, progress=progress, checkpoint=checkpoint)
     bits = contact_bits(frames, pairs, cutoffs)
     b_train, b_val = bits[:len(train[0])], bits[len(train[0]):]
     sub = None if checkpoint is None else type(checkpoint)(checkpoint.directory, f"{checkpoint.name}-contacts",
@@ -247,6 +246,6 @@ def fit_contact_flow(key: jax.Array, train, val, frames, scale: float, config, *
     model, _ = fit_contact_model(jax.random.fold_in(key, 1), (train[1], b_train), (val[1], b_val), progress=progress,
                                  checkpoint=sub)
     with_bits = lambda data, b: (data[0], np.concatenate([np.asarray(data[1]), b], 1))  # noqa: E731
-    field, critic, history = fit_feature_model(key, with_bits(train, b_train), with_bits(val, b_val), config=plain,
-                                               progress=progress, checkpoint=checkpoint)
+    field, critic, history = fit_field(key, with_bits(train, b_train), with_bits(val, b_val), config=plain,
+                                       progress=progress, checkpoint=checkpoint)
     return ContactFlow(field, model, pairs, cutoffs / scale), critic, history
