@@ -73,8 +73,8 @@ def contact_map_pairs(xyz, *, cutoff: float = CONTACT_MAP_CUTOFF, min_separation
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"xyz must be [n_frames, n_beads, 3], got shape {x.shape}.")
     i, j = np.triu_indices(x.shape[1], k=min_separation)
-    formed = np.concatenate([(np.linalg.norm(c[:, i] - c[:, j], axis=-1) < cutoff).mean(0, keepdims=True) * len(c)
-                             for c in np.array_split(x, max(1, len(x) // 20_000))]).sum(0) / max(len(x), 1)
+    formed = sum((np.linalg.norm(c[:, i] - c[:, j], axis=-1) < cutoff).sum(0)  # in blocks: bounded memory
+                 for c in np.array_split(x, max(1, len(x) // 20_000))) / max(len(x), 1)
     varied = np.flatnonzero((formed > share) & (formed < 1 - share))
     keep = np.sort(varied[np.argsort(np.abs(formed[varied] - 0.5), kind="stable")[:max_pairs]])
     pairs = np.stack([i[keep], j[keep]], 1).astype(np.int32).reshape(-1, 2)
