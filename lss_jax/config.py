@@ -262,6 +262,11 @@ class DecoderConfig:
             the frame's whole contact map (the Calpha pairs >= 4 apart that form and break within 0.8 nm), drawn by an
             autoregressive model of psi before the flow, which is conditioned on it, and kept by the repair
             (:mod:`lss_jax.decoder.contacts`; ``states`` then only needs to be > 0).
+        contact_reference: contact-map states: which pairs make the map. ``""`` (default): the generic rule above
+            (pairs that form and break within 0.8 nm in the training frames); or the path of the protein's native
+            structure (a PDB, all-atom or Calpha): its native contacts (residues >= 4 apart with heavy atoms within
+            0.45 nm), each formed below 1.2 times its native Calpha distance, the contacts Q counts
+            (:func:`lss_jax.decoder.contacts.native_contact_pairs`).
         noise_dim, critic_hidden, condition, n_critic, gp_weight: WGAN-GP settings (paper: 50, = hidden,
             ``"input"``: the latent point joins the first layer, 5, 10; ``condition="every_layer"`` feeds it to
             every layer of both networks).
@@ -308,6 +313,7 @@ class DecoderConfig:
     distill_iterations: int | None = None
     states: int = 16
     state_features: str = "distances"
+    contact_reference: str = ""
     state_tail: float = 0.0
     noise_dim: int = 50
     critic_hidden: tuple[int, ...] | None = None
@@ -358,6 +364,12 @@ class DecoderConfig:
             raise ValueError("decoder state_features = 'contact_map' draws each frame's contacts before the flow and "
                              "projects the chain onto them; it cannot be distilled or started from a template (set "
                              "distill_steps = 0 and template_time = 0, or use state_features = 'distances').")
+        if not isinstance(self.contact_reference, str):
+            raise ValueError(f"decoder contact_reference must be a string: '' (the generic contact map) or the path "
+                             f"of the protein's native structure, got {self.contact_reference!r}.")
+        if self.contact_reference and self.state_features != "contact_map":
+            raise ValueError(f"decoder contact_reference = {self.contact_reference!r} chooses the pairs of a contact "
+                             f"map; it needs state_features = 'contact_map' (got {self.state_features!r}).")
         if self.state_features != "distances" and self.kind != "chain":
             raise ValueError(f"decoder state_features = {self.state_features!r} applies to the chain decoder (kind = "
                              f"'chain'); the {self.kind!r} decoder's states are not clustered on a chain's distances.")
@@ -433,6 +445,7 @@ _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_st
                      ("decoder", "distill_iterations"): None, ("encoder", "min_latent_dim"): 1,
                      ("decoder", "self_condition"): None, ("decoder", "prior"): None,
                      ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances",
+                     ("decoder", "contact_reference"): "",
                      ("decoder", "state_tail"): 0.0}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},

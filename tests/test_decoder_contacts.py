@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lss_jax.decoder import ContactFlow, DecoderConfig, contact_bits, fit_decoder
+from lss_jax.decoder import ContactFlow, DecoderConfig, contact_bits, features_to_xyz, fit_decoder
 from lss_jax.decoder import contacts as contacts_module
 from lss_jax.decoder.contacts import ContactModel, fit_contact_model
 
@@ -121,3 +121,40 @@ def test_contact_map_refuses_distillation_and_template_starts():
         DecoderConfig(kind="chain", state_features="contact_map", template_time=0.5)
     with pytest.raises(ValueError, match="chain decoder"):
         DecoderConfig(kind="flow", state_features="contact_map")
+
+
+def test_native_reference_makes_the_map_of_q_and_the_decoded_q_is_the_drawn_one():
+    """decoder.contact_reference: the map's bits are the native contacts Q counts (1.2 sigma), so Q of every decoded
+    frame is the share of its drawn bits that are formed."""
+    from lss_jax.systems import trp_cage
+
+    data = trp_cage.load_trp_cage("train", stride=20)
+    u = np.linspace(0, 1, data.n_frames, dtype=np.float32)[:, None]
+    config = DecoderConfig(kind="chain", state_features="contact_map", hidden=(16, 16), iterations=300, redraws=0,
+                           contact_reference=str(trp_cage.trp_cage_files()["pdb"]))
+    decoder, _ = fit_decoder(jax.random.key(2), data.xyz, u, topology=data.topology, config=config, progress=False)
+    network = decoder.network
+    native = trp_cage.native_contacts()
+    scale = float(decoder.coordinates.std[0])
+    assert np.array_equal(np.asarray(network.pairs[...]), native.pairs)
+    assert np.allclose(np.asarray(network.cutoffs[...]) * scale, 1.2 * native.distances, rtol=1e-5)
+    c = jnp.asarray(u[::5])
+    z = jax.random.normal(jax.random.key(3), (len(c), network.noise_dim))
+    _, cond = network.field_condition(z, c)
+    drawn = np.asarray(cond[:, 1:])
+    xyz = np.asarray(features_to_xyz(decoder.coordinates, network.sample(z, c, n_steps=4)))  # nm
+    q = trp_cage.fraction_native_contacts(xyz)
+    assert np.mean(np.abs(q - drawn.mean(1)) < 1e-6) >= 0.98, np.abs(q - drawn.mean(1)).max()
+    assert q.min() < 0.5 < q.max()  # the drawn maps follow the condition through folded and unfolded frames
+
+
+def test_contact_reference_is_refused_where_it_cannot_apply(tmp_path):
+    from lss_jax.decoder.contacts import native_contact_pairs
+    from lss_jax.systems import trp_cage, villin
+
+    with pytest.raises(ValueError, match="state_features = 'contact_map'"):
+        DecoderConfig(kind="chain", contact_reference="native.pdb")
+    with pytest.raises(ValueError, match="structure file"):
+        native_contact_pairs(str(tmp_path / "missing.pdb"))
+    with pytest.raises(ValueError, match="20 residues, the decoded atoms are 35 atoms"):
+        native_contact_pairs(trp_cage.trp_cage_files()["pdb"], villin.SYSTEM.native_structure().topology)

@@ -19,6 +19,7 @@ same training frames and latent points; each scored against the shipped independ
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 1 --tag _seed1   # one seed a process
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --template-times 0.3 0.5 0.7
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-contact-map --temperatures 0.85 1.0 --tag _contact_map
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --temperatures 1.0 --tag _native_contacts
 
 benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
 Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
@@ -57,6 +58,9 @@ DECODERS = {  # name -> DecoderConfig fields
     "chain-contact-states": {"kind": "chain", "states": 48, "state_features": "contacts", "temperature": 0.8},
     # the state is the frame's contact map, drawn by an autoregressive model of psi (lss_jax.decoder.contacts)
     "chain-contact-map": {"kind": "chain", "state_features": "contact_map"},
+    # the same with the native contacts Q counts as the map (decoder.contact_reference: the native structure)
+    "chain-native-contacts": {"kind": "chain", "state_features": "contact_map",
+                              "contact_reference": str(tc.trp_cage_files()["pdb"])},
     "flow": {"kind": "flow"},
 }
 

@@ -40,7 +40,14 @@ from flax import nnx, struct
 
 from lss_jax.config import DECODERS, DecoderConfig
 from lss_jax.decoder.chain import ChainField, TemplateStart, chain_loss, chain_prior, fit_chain_map, sample_chain
-from lss_jax.decoder.contacts import ContactFlow, ContactModel, contact_bits, contact_map_pairs, fit_contact_flow
+from lss_jax.decoder.contacts import (
+    ContactFlow,
+    ContactModel,
+    contact_bits,
+    contact_map_pairs,
+    fit_contact_flow,
+    native_contact_pairs,
+)
 from lss_jax.decoder.coordinates import (
     COORDINATES,
     CartesianMap,
@@ -118,7 +125,7 @@ __all__ = [
     "WGAN", "ConditionalCritic", "ConditionalGenerator", "CriticInfo", "fit_wgan", "gradient_penalty",
     "wgan_critic_loss", "wgan_generator_loss", "wgan_train_step",
     "StateAssignment", "StateClassifier", "StateFlow", "assign_states", "distance_states", "find_states", "fit_state_classifier",
-    "ContactFlow", "ContactModel", "contact_bits", "contact_map_pairs",
+    "ContactFlow", "ContactModel", "contact_bits", "contact_map_pairs", "native_contact_pairs",
     "NeighbourDecoder", "fit_neighbours", "SupportConstraint", "fit_support", "support_ratio", "support_arrays", "support_from_arrays",
 ]
 
@@ -310,7 +317,7 @@ def fit_decoder(
     if contact_map:  # the state is the frame's whole contact map, drawn by an autoregressive model of psi
         network, critic, history = fit_contact_flow(key, train, val, np.concatenate([train_x, val_x]),
                                                     float(cmap.std[0]), config, fit_feature_model,
-                                                    progress=progress, checkpoint=checkpoint)
+                                                    topology=topology, progress=progress, checkpoint=checkpoint)
     else:
         network, critic, history = fit_feature_model(key, train, val, config=config, progress=progress,
                                                      checkpoint=checkpoint, states=states)

@@ -40,9 +40,11 @@ import numpy as np
 import optax
 from flax import nnx
 
+from lss_jax.data.native import Q_TOLERANCE, native_chain
+
 __all__ = ["CONTACT_MAP_CUTOFF", "CONTACT_MAP_MARGIN", "CONTACT_MAP_MAX_PAIRS", "CONTACT_MAP_SEPARATION",
            "CONTACT_MAP_SHARE", "ContactFlow", "ContactModel", "contact_bits", "contact_map_pairs",
-           "fit_contact_model"]
+           "fit_contact_model", "native_contact_pairs"]
 
 CONTACT_MAP_CUTOFF = 0.8  # nm: a Calpha pair closer than this is a formed contact (the CASP contact definition)
 CONTACT_MAP_SEPARATION = 4  # pairs at least this far apart along the chain (as Q's native contacts)
@@ -79,6 +81,44 @@ def contact_map_pairs(xyz, *, cutoff: float = CONTACT_MAP_CUTOFF, min_separation
     keep = np.sort(varied[np.argsort(np.abs(formed[varied] - 0.5), kind="stable")[:max_pairs]])
     pairs = np.stack([i[keep], j[keep]], 1).astype(np.int32).reshape(-1, 2)
     return pairs, np.full(len(pairs), cutoff, np.float32)
+
+
+def native_contact_pairs(reference, topology=None):
+    """The pairs of a contact map from a protein's native structure: its native contacts (Best, Hummer & Eaton:
+    residues at least 4 apart with heavy atoms within 0.45 nm, or Calpha atoms within 0.8 nm for a Calpha-only
+    structure; :func:`lss_jax.data.native.native_chain`), each formed below
+    :data:`lss_jax.data.native.Q_TOLERANCE` (1.2) times its native Calpha distance: the contacts Q counts.
+
+    Args:
+        reference: the path of a structure file of the protein (PDB, all-atom or Calpha), or an
+            ``mdtraj.Trajectory``.
+        topology: the decoded atoms' ``mdtraj.Topology``, checked: one Calpha per residue of the reference's chain.
+
+    Returns:
+        ``(pairs [K, 2] int32, cutoffs [K] float32 nm)``, in chain order.
+
+    Example:
+        >>> from lss_jax.systems import trp_cage
+        >>> pairs, cutoffs = native_contact_pairs(trp_cage.trp_cage_files()["pdb"], trp_cage.native_structure().topology)
+        >>> len(pairs), bool(np.allclose(cutoffs, 1.2 * trp_cage.native_contacts().distances))
+        (20, True)
+    """
+    try:
+        native = native_chain(reference)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"decoder contact_reference must be a structure file of the protein (a PDB, all-atom or "
+                         f"Calpha) that mdtraj reads; {reference!r}: {err}") from err
+    n = len(native.residues)
+    calpha = topology is None or all(a.name == "CA" for a in topology.atoms)
+    if topology is not None and (topology.n_atoms != n or not calpha):
+        raise ValueError(f"decoder contact_reference: the reference's chain has {n} residues, the decoded atoms are "
+                         f"{topology.n_atoms} atoms{'' if calpha else ', not Calpha only'}; native contacts index one "
+                         f"Calpha bead per residue (decode the Calpha atoms of the same chain: "
+                         f"atom_selection = 'name CA').")
+    pairs = np.asarray(native.contacts.pairs, np.int32).reshape(-1, 2)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    cutoffs = Q_TOLERANCE * np.asarray(native.contacts.distances, np.float64)
+    return pairs[order], cutoffs[order].astype(np.float32)
 
 
 def contact_bits(xyz, pairs, cutoffs) -> np.ndarray:
@@ -223,19 +263,24 @@ class ContactFlow(nnx.Module):
         return self.field.repair(x, contacts=(self.pairs[...], (1 - self.margin) * cut, (1 + self.margin) * cut, bits))
 
 
-def fit_contact_flow(key: jax.Array, train, val, frames, scale: float, config, fit_field, *, progress: bool = True,
-                     checkpoint=None):
+def fit_contact_flow(key: jax.Array, train, val, frames, scale: float, config, fit_field, *, topology=None,
+                     progress: bool = True, checkpoint=None):
     """The chain decoder with contact-map states (``decoder.state_features = "contact_map"``): the pairs of
     :func:`contact_map_pairs` on every frame ``frames [N, n, 3]`` (nm; the training frames then the validation
     frames, as ``train`` and ``val`` hold their features ``x`` and conditions ``c``), the :class:`ContactModel` of
     their bits given ``c``, the chain field trained on ``[c, bits]`` by ``fit_field`` (called as
     :func:`lss_jax.decoder.fit_feature_model`, which the caller passes), the whole a :class:`ContactFlow` (``scale``:
-    the features' length unit, nm). Without a pair that forms and breaks, the plain chain decoder.
+    the features' length unit, nm). With ``config.contact_reference``, the pairs are the reference's native contacts
+    (:func:`native_contact_pairs`; ``topology``: the decoded atoms'). Without a pair that forms and breaks, the plain
+    chain decoder.
 
     Returns:
         ``(network, critic (None), TrainHistory)`` as :func:`lss_jax.decoder.fit_feature_model`.
     """
-    pairs, cutoffs = contact_map_pairs(frames)
+    if config.contact_reference:
+        pairs, cutoffs = native_contact_pairs(config.contact_reference, topology)
+    else:
+        pairs, cutoffs = contact_map_pairs(frames)
     plain = config.__class__(**{**config.__dict__, "states": 0})
     if len(pairs) == 0:
         return fit_field(key, train, val, config=plain, progress=progress, checkpoint=checkpoint)

@@ -43,6 +43,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lss_jax.data.native import (  # noqa: F401  (the Gō model's native contacts: its public names since before)
+    CA_CONTACT_CUTOFF,
+    CONTACT_CUTOFF,
+    MAX_CA_CA,
+    MIN_SEPARATION,
+    Q_TOLERANCE,
+    NativeContacts,
+    native_chain,
+)
+
 __all__ = [
     "GoEnergy",
     "GoModel",
@@ -67,11 +77,6 @@ K_ANGLE = 20.0  # ε/rad²
 K_TORSION = (1.0, 0.5)  # ε, the cos(φ − φ0) and cos(3(φ − φ0)) terms
 REPULSION_RADIUS = 0.4  # nm (C = 4 Å)
 BEAD_MASS = 100.0  # amu
-CONTACT_CUTOFF = 0.45  # nm, heavy atoms of the all-atom native structure
-CA_CONTACT_CUTOFF = 0.8  # nm, Cα atoms, for structures with Cα atoms only
-MIN_SEPARATION = 4  # |i - j| of non-bonded pairs
-MAX_CA_CA = 0.43  # nm: consecutive Cα further apart than this are a chain break (trans 0.38, cis 0.29 nm)
-Q_TOLERANCE = 1.2  # a native contact is formed when r < 1.2 sigma
 Q_UNFOLDED = 0.3
 Q_FOLDED = 0.7
 
@@ -79,18 +84,6 @@ Q_FOLDED = 0.7
 STEP_FS = 10.0
 FRICTION_PER_PS = 1.0
 MOLAR_GAS_CONSTANT = 8.314462618e-3  # kJ/(mol K), k_B N_A
-
-
-class NativeContacts(NamedTuple):
-    """Native contacts of a Gō model.
-
-    Attributes:
-        pairs: ``[n_contacts, 2]`` residue (= bead) indices, i < j.
-        distances: ``[n_contacts]`` native Cα–Cα distances σ_ij in nm (float64).
-    """
-
-    pairs: np.ndarray
-    distances: np.ndarray
 
 
 class Transitions(NamedTuple):
@@ -261,39 +254,6 @@ def _dihedral(a, b, c, d) -> float:
     return float(np.arctan2(np.cross(b1n, v) @ w, v @ w))
 
 
-def _load_structure(structure, model: int):
-    import mdtraj as md
-
-    if isinstance(structure, md.Trajectory):
-        traj, name = structure, "the trajectory"
-    else:
-        path = Path(structure)
-        if not path.is_file():
-            raise FileNotFoundError(f"no structure file {path}; give a PDB (or any file mdtraj reads) or an "
-                                    "mdtraj.Trajectory.")
-        traj, name = md.load(str(path)), str(path)
-    if int(model) != model or not -traj.n_frames <= model < traj.n_frames:
-        raise ValueError(f"model must be a frame index of {name}, which has {traj.n_frames} model(s); got {model}.")
-    return traj, name
-
-
-def _select_chain(top, chain, name):
-    protein = [c for c in top.chains if any(r.is_protein for r in c.residues)]
-    if not protein:
-        raise ValueError(f"{name} has no protein residues (standard amino-acid names); a Gō model needs a protein "
-                         "chain.")
-    if chain is None:
-        return protein[0]
-    if isinstance(chain, (int, np.integer)):
-        matches = [c for c in protein if c.index == chain]
-    else:
-        matches = [c for c in protein if getattr(c, "chain_id", None) == chain]
-    if not matches:
-        ids = [(c.index, getattr(c, "chain_id", None)) for c in protein]
-        raise ValueError(f"no protein chain {chain!r} in {name}; its protein chains (index, id) are {ids}.")
-    return matches[0]
-
-
 def go_model(
     structure,
     *,
@@ -317,12 +277,8 @@ def go_model(
     has Cα atoms only, pairs with Cα atoms within ``ca_contact_cutoff``. σ_ij is the native Cα–Cα distance.
 
     Args:
-        structure: path of a PDB (or any file ``mdtraj.load`` reads on its own), or an ``mdtraj.Trajectory``;
-            all-atom or Cα-only.
-        chain: chain index (``int``) or chain ID (``str``, e.g. ``"A"``); default the first chain with protein.
-        model: frame of the structure (an NMR file's models are frames).
-        contact_cutoff: heavy-atom distance of a native contact, nm.
-        ca_contact_cutoff: Cα distance of a native contact for Cα-only structures, nm.
+        structure, chain, model, contact_cutoff, ca_contact_cutoff: the protein chain and its native contacts, as
+            :func:`lss_jax.data.native.native_chain` (a PDB path or an ``mdtraj.Trajectory``, all-atom or Cα-only).
         min_separation: smallest |i − j| of a non-bonded pair (native or repulsive); 4 in the paper.
         epsilon: ε in kJ/mol, the unit of every energy below.
         k_bond: bond constant, ε/nm². ``k_angle``: ε/rad². ``k_torsion``: (K_1, K_3), ε.
@@ -345,47 +301,11 @@ def go_model(
         >>> go.contacts.pairs[:3].tolist(), round(float(go.contacts.distances[0]), 3)
         ([[0, 4], [1, 5], [1, 18]], 0.632)
     """
-    if not (contact_cutoff > 0 and ca_contact_cutoff > 0) or int(min_separation) != min_separation or min_separation < 1:
-        raise ValueError(f"need contact_cutoff > 0, ca_contact_cutoff > 0 and an integer min_separation >= 1, got "
-                         f"{contact_cutoff}, {ca_contact_cutoff} and {min_separation}.")
     if not (epsilon > 0 and bead_mass > 0 and repulsion_radius > 0):
         raise ValueError(f"need epsilon, bead_mass and repulsion_radius > 0, got {epsilon}, {bead_mass} and "
                          f"{repulsion_radius}.")
-    traj, name = _load_structure(structure, model)
-    top = traj.topology
-    residues = [r for r in _select_chain(top, chain, name).residues if r.is_protein]
-    ca = []
-    for residue in residues:
-        atoms = [a.index for a in residue.atoms if a.name == "CA"]
-        if not atoms:
-            raise ValueError(f"residue {residue} (number {residue.resSeq}) of {name} has no CA atom; every residue "
-                             "needs one (repair the structure, or cut the chain to the residues that have it).")
-        ca.append(atoms[0])
-    n = len(residues)
-    if n < 4:
-        raise ValueError(f"a Gō model needs at least 4 residues (one torsion); the chain of {name} has {n}.")
-    xyz = traj.xyz[model].astype(np.float64)
-    ca_xyz = xyz[ca]
-    gaps = np.linalg.norm(ca_xyz[1:] - ca_xyz[:-1], axis=-1)
-    if np.any(gaps > MAX_CA_CA):
-        breaks = ", ".join(f"{residues[i]}–{residues[i + 1]} ({gaps[i]:.2f} nm)" for i in np.flatnonzero(gaps > MAX_CA_CA))
-        raise ValueError(f"chain break in {name}: consecutive Cα more than {MAX_CA_CA} nm apart at {breaks}; "
-                         "missing residues must be modelled first, or choose a fragment without gaps.")
-
-    ca_only = all(r.n_atoms == 1 for r in residues)
-    heavy = [[a.index for a in r.atoms if getattr(a.element, "symbol", None) != "H"] for r in residues]
-    pairs, distances = [], []
-    for i in range(n):
-        for j in range(i + int(min_separation), n):
-            if ca_only:
-                formed = np.linalg.norm(ca_xyz[i] - ca_xyz[j]) < ca_contact_cutoff
-            else:
-                d = np.linalg.norm(xyz[heavy[i]][:, None] - xyz[heavy[j]][None], axis=-1)
-                formed = d.min() < contact_cutoff
-            if formed:
-                pairs.append((i, j))
-                distances.append(np.linalg.norm(ca_xyz[i] - ca_xyz[j]))
-    contacts = NativeContacts(np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(distances, np.float64))
+    ca_xyz, residues, contacts = native_chain(structure, chain=chain, model=model, contact_cutoff=contact_cutoff,
+                                              ca_contact_cutoff=ca_contact_cutoff, min_separation=min_separation)
     return GoModel(xyz=ca_xyz, residue_names=tuple(r.name for r in residues),
                    residue_numbers=tuple(int(r.resSeq) for r in residues), contacts=contacts, epsilon=float(epsilon),
                    k_bond=float(k_bond), k_angle=float(k_angle), k_torsion=tuple(k_torsion),
