@@ -115,10 +115,9 @@ def native_contact_pairs(reference, topology=None):
                          f"{topology.n_atoms} atoms{'' if calpha else ', not Calpha only'}; native contacts index one "
                          f"Calpha bead per residue (decode the Calpha atoms of the same chain: "
                          f"atom_selection = 'name CA').")
+    # native_chain lists the contacts in chain order already
     pairs = np.asarray(native.contacts.pairs, np.int32).reshape(-1, 2)
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    cutoffs = Q_TOLERANCE * np.asarray(native.contacts.distances, np.float64)
-    return pairs[order], cutoffs[order].astype(np.float32)
+    return pairs, (Q_TOLERANCE * np.asarray(native.contacts.distances, np.float64)).astype(np.float32)
 
 
 def contact_bits(xyz, pairs, cutoffs) -> np.ndarray:
