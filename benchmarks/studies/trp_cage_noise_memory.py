@@ -31,9 +31,8 @@ import mdtraj as md
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lss_jax import LSS, fit_lss
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
-from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, machine_facts, trp_cage_native_contact_model, write_results
 from lss_jax.decoder.contacts import contact_bits
 from lss_jax.decoder.coordinates import features_to_xyz, xyz_to_features
 from lss_jax.decoder.flow import integrate_flow
@@ -74,14 +73,7 @@ def main(argv=None) -> int:
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     lag = tc.lss_config().lag
     tau_ps = lag * float(independent.timestep)
-    if args.model is not None and args.model.exists():
-        model = LSS.load(args.model)
-    else:
-        fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
-                  "contact_reference": str(tc.trp_cage_files()["pdb"])}
-        model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed, decoder=fields))
-        if args.model is not None:
-            model.save(args.model)
+    model = trp_cage_native_contact_model(args.seed, model_dir=args.model)
     net, cmap = model.decoder.network, model.decoder.coordinates
     field = net.field
     pairs = np.array(list(itertools.combinations(range(independent.n_atoms), 2)))

@@ -24,9 +24,8 @@ import jax
 import mdtraj as md
 import numpy as np
 
-from lss_jax import LSS, fit_lss
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
-from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, machine_facts, trp_cage_native_contact_model, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
@@ -45,14 +44,7 @@ def main(argv=None) -> int:
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     lag = tc.lss_config().lag
     tau_ps = lag * float(independent.timestep)
-    if args.model is not None and args.model.exists():
-        model = LSS.load(args.model)
-    else:
-        fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
-                  "contact_reference": str(tc.trp_cage_files()["pdb"])}
-        model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed, decoder=fields))
-        if args.model is not None:
-            model.save(args.model)
+    model = trp_cage_native_contact_model(args.seed, model_dir=args.model)
     pairs = np.array(list(itertools.combinations(range(independent.n_atoms), 2)))
     d_md = md.compute_distances(independent, pairs)
     tica = reversible_decomposition([d_md], lag)
