@@ -197,7 +197,8 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     return model, info
 
 
-def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike | None = None):
+def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike | None = None,
+                                  epochs: int | None = None):
     """The Trp-cage protocol (``trp_cage.lss_config(seed=seed)``) with the experimental chain decoder on native
     contact maps (``decoder.kind = "chain"``, ``state_features = "contact_map"``, ``contact_reference`` the shipped
     native structure, ``redraws = 0``: every frame a first draw), trained on the shipped training run; the model the
@@ -206,6 +207,8 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
     Args:
         seed: the protocol's seed.
         model_dir: load the model saved there if there is one; else train it and save it there.
+        epochs: the chain decoder's training epochs (default: the kind's own, 50; the decoder's steps scale with it,
+            the encoder and propagator are the same networks whatever it is).
     """
     import jax
 
@@ -217,7 +220,7 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
     if model_dir is not None and model_dir.exists():
         return LSS.load(model_dir)
     fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
-              "contact_reference": str(tc.trp_cage_files()["pdb"])}
+              "contact_reference": str(tc.trp_cage_files()["pdb"]), **({"epochs": epochs} if epochs else {})}
     model = fit_lss(jax.random.key(seed), [tc.load_trp_cage("train")], tc.lss_config(seed=seed, decoder=fields))
     if model_dir is not None:
         model.save(model_dir)

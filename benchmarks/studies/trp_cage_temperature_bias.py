@@ -9,8 +9,14 @@ width against MD's (in MD standard deviations), F(TIC1) RMSE (kT; the protocol b
 native-contact pairs' share and the other pairs' (each pair's mean distance error times its TIC1 loading), with the
 pairs that carry most of it. Beside them, retrieval (the 20 nearest training frames) on the same path.
 
+The conditional spread along TIC1 (``conditional``): at 300 latent points of the path, 50 draws each, the sd of the
+decoded TIC1 (in MD sd) with all the noise drawn afresh and with the contact bits' noise fixed at each point (the
+field's spread given psi and the bits), against the sd over the 50 training frames nearest in latent space; the
+difference of the two variances is the bits' share.
+
     python benchmarks/studies/trp_cage_temperature_bias.py                     # trains seed 0 (~7 min), then ~8 min
     python benchmarks/studies/trp_cage_temperature_bias.py --model M --temperatures 0.7 1.0
+    python benchmarks/studies/trp_cage_temperature_bias.py --model M150 --epochs 150 --temperatures 0.7 1.0 --tag _e150
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import mdtraj as md
 import numpy as np
 
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
 from lss_jax.benchmarking import benchmark_parser, machine_facts, trp_cage_native_contact_model, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder
+from lss_jax.decoder.coordinates import features_to_xyz
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
 
@@ -39,12 +47,14 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None,
                         help="a saved model with this decoder (trained and saved here when the path does not exist)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
+    parser.add_argument("--epochs", type=int, default=None, help="the chain decoder's epochs (default: its own, 50)")
+    parser.add_argument("--tag", default="", help="suffix of the default JSON name")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     lag = tc.lss_config().lag
     tau_ps = lag * float(independent.timestep)
-    model = trp_cage_native_contact_model(args.seed, model_dir=args.model)
+    model = trp_cage_native_contact_model(args.seed, model_dir=args.model, epochs=args.epochs)
     pairs = np.array(list(itertools.combinations(range(independent.n_atoms), 2)))
     d_md = md.compute_distances(independent, pairs)
     tica = reversible_decomposition([d_md], lag)
@@ -75,21 +85,44 @@ def main(argv=None) -> int:
                 "largest": [{"pair": pairs[k].tolist(), "error_nm": float(error[k]),
                              "shift_sd": float(share[k])} for k in top]}
 
+    # the conditional spread: 300 latent points of the path, 50 draws each; MD's 50 nearest training frames
+    n_draws = 50
+    points = np.random.default_rng(0).choice(u_md.shape[1], 300, replace=False)
+    u_train = np.asarray(model.to_unit(model.encode(train)), np.float32)
+    d_train = md.compute_distances(train, pairs)
+    t_train = (d_train - tica.mean) @ loading / t_md.std()
+    near = np.argsort(((u_train[None] - u_md[0, points][:, None]) ** 2).sum(-1), axis=1)[:, :n_draws]
+    cond = jnp.asarray(np.repeat(u_md[0, points], n_draws, 0))
+    z = np.asarray(jax.random.normal(jax.random.key(3), (len(cond), net.noise_dim)), np.float32).reshape(300, n_draws, -1)
+    z_fixed = z.copy()
+    z_fixed[:, :, net.dim:] = z[:, :1, net.dim:]  # the bits' normal variates of the first draw at every point
+
+    def conditional_sd(noise):
+        cmap, steps, solver = model.decoder.coordinates, model.decoder.flow_steps, model.decoder.flow_solver
+        draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))  # traced
+        noise = jnp.asarray(noise.reshape(len(cond), -1))  # at this temperature
+        xyz = np.concatenate([np.asarray(draw(noise[i:i + 3000], cond[i:i + 3000])) for i in range(0, len(cond), 3000)])
+        d = np.linalg.norm(xyz[:, pairs[:, 0]] - xyz[:, pairs[:, 1]], axis=-1)
+        return float(((d - tica.mean) @ loading / t_md.std()).reshape(300, n_draws).std(1).mean())
+
     rows = {}
     field = net.field
     for temperature in args.temperatures:
         field.temperature = temperature
         rows[f"chain T={temperature:g}"] = row(model.decode_unit(jax.random.key(9), u_md)[0])
+        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": conditional_sd(z),
+                                                           "tic1_sd_bits_fixed": conditional_sd(z_fixed)}
         print(f"T = {temperature:g}: {rows[f'chain T={temperature:g}']}", flush=True)
     knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, model.to_unit(model.encode(train)),
                          topology=train.topology, config=DecoderConfig(kind="knn", redraws=0), progress=False)
     rows["retrieval"] = row(model.replace(decoder=knn).decode_unit(jax.random.key(9), u_md)[0])
     print(f"retrieval: {rows['retrieval']}", flush=True)
-    write_results(args.out or RESULTS / "trp_cage_temperature_bias-cpu.json", {
-        "benchmark": "trp_cage_temperature_bias", "seed": args.seed, "lag": lag,
+    write_results(args.out or RESULTS / f"trp_cage_temperature_bias-cpu{args.tag}.json", {
+        "benchmark": "trp_cage_temperature_bias", "seed": args.seed, "lag": lag, "decoder_epochs": args.epochs,
         "description": "chain decoder with native contact maps decoding the independent run's latent path: TIC1 "
                        "shift and width (MD sd), F(TIC1) (kT), decoded t1 (ps), per temperature; retrieval beside",
-        "md": {"t1_ps": t1(d_md)}, "rows": rows,
+        "md": {"t1_ps": t1(d_md), "conditional": {"tic1_sd_50_nearest": float(t_train[near].std(1).mean())}},
+        "rows": rows,
         "seconds": time.perf_counter() - start, "machine": machine_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return 0
 
