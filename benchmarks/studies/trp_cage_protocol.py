@@ -26,6 +26,8 @@ same training frames and latent points; each scored against the shipped independ
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-contact-map --temperatures 0.85 1.0 --tag _contact_map
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --temperatures 1.0 --tag _native_contacts
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --linear-floor --tag _native_contacts_floor
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --seeds 0 --epochs 150 --temperatures 1.0 \
+        --tag _native_contacts_e150_seed0                        # the field trained 3x longer (seeds 0, 1: one JSON each)
 
 benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
 Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
