@@ -71,8 +71,11 @@ def main(argv=None) -> int:
     def t1(d):
         return float(implied_timescales(reversible_decomposition([d], lag).eigenvalues[:1], tau_ps)[0])
 
+    def distances(xyz):
+        return np.linalg.norm(xyz[:, pairs[:, 0]] - xyz[:, pairs[:, 1]], axis=-1)
+
     def row(xyz):
-        d = np.linalg.norm(xyz[:, pairs[:, 0]] - xyz[:, pairs[:, 1]], axis=-1)
+        d = distances(xyz)
         t = (d - tica.mean) @ loading
         error = (d - d_md).mean(0)  # each pair's mean distance error on the same frames
         share = error * loading / t_md.std()  # its part of the mean shift, in MD sd
@@ -86,14 +89,15 @@ def main(argv=None) -> int:
                              "shift_sd": float(share[k])} for k in top]}
 
     # the conditional spread: 300 latent points of the path, 50 draws each; MD's 50 nearest training frames
-    n_draws = 50
-    points = np.random.default_rng(0).choice(u_md.shape[1], 300, replace=False)
+    n_points, n_draws = 300, 50
+    points = np.random.default_rng(0).choice(u_md.shape[1], n_points, replace=False)
     u_train = np.asarray(model.to_unit(model.encode(train)), np.float32)
     d_train = md.compute_distances(train, pairs)
     t_train = (d_train - tica.mean) @ loading / t_md.std()
     near = np.argsort(((u_train[None] - u_md[0, points][:, None]) ** 2).sum(-1), axis=1)[:, :n_draws]
     cond = jnp.asarray(np.repeat(u_md[0, points], n_draws, 0))
-    z = np.asarray(jax.random.normal(jax.random.key(3), (len(cond), net.noise_dim)), np.float32).reshape(300, n_draws, -1)
+    z = np.asarray(jax.random.normal(jax.random.key(3), (len(cond), net.noise_dim)), np.float32)
+    z = z.reshape(n_points, n_draws, -1)
     z_fixed = z.copy()
     z_fixed[:, :, net.dim:] = z[:, :1, net.dim:]  # the bits' normal variates of the first draw at every point
 
@@ -102,8 +106,7 @@ def main(argv=None) -> int:
         draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))  # traced
         noise = jnp.asarray(noise.reshape(len(cond), -1))  # at this temperature
         xyz = np.concatenate([np.asarray(draw(noise[i:i + 3000], cond[i:i + 3000])) for i in range(0, len(cond), 3000)])
-        d = np.linalg.norm(xyz[:, pairs[:, 0]] - xyz[:, pairs[:, 1]], axis=-1)
-        return float(((d - tica.mean) @ loading / t_md.std()).reshape(300, n_draws).std(1).mean())
+        return float(((distances(xyz) - tica.mean) @ loading / t_md.std()).reshape(n_points, n_draws).std(1).mean())
 
     rows = {}
     field = net.field
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
         rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": conditional_sd(z),
                                                            "tic1_sd_bits_fixed": conditional_sd(z_fixed)}
         print(f"T = {temperature:g}: {rows[f'chain T={temperature:g}']}", flush=True)
-    knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, model.to_unit(model.encode(train)),
+    knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, u_train,
                          topology=train.topology, config=DecoderConfig(kind="knn", redraws=0), progress=False)
     rows["retrieval"] = row(model.replace(decoder=knn).decode_unit(jax.random.key(9), u_md)[0])
     print(f"retrieval: {rows['retrieval']}", flush=True)
