@@ -101,10 +101,8 @@ def main(argv=None) -> int:
     z_fixed = z.copy()
     z_fixed[:, :, net.dim:] = z[:, :1, net.dim:]  # the bits' normal variates of the first draw at every point
 
-    def conditional_sd(noise):
-        cmap, steps, solver = model.decoder.coordinates, model.decoder.flow_steps, model.decoder.flow_solver
-        draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))  # traced
-        noise = jnp.asarray(noise.reshape(len(cond), -1))  # at this temperature
+    def conditional_sd(draw, noise):
+        noise = jnp.asarray(noise.reshape(len(cond), -1))
         xyz = np.concatenate([np.asarray(draw(noise[i:i + 3000], cond[i:i + 3000])) for i in range(0, len(cond), 3000)])
         return float(((distances(xyz) - tica.mean) @ loading / t_md.std()).reshape(n_points, n_draws).std(1).mean())
 
@@ -113,8 +111,11 @@ def main(argv=None) -> int:
     for temperature in args.temperatures:
         field.temperature = temperature
         rows[f"chain T={temperature:g}"] = row(model.decode_unit(jax.random.key(9), u_md)[0])
-        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": conditional_sd(z),
-                                                           "tic1_sd_bits_fixed": conditional_sd(z_fixed)}
+        cmap, steps, solver = model.decoder.coordinates, model.decoder.flow_steps, model.decoder.flow_solver
+        # traced at this temperature (the field's attribute is a constant of the program)
+        draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))
+        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": conditional_sd(draw, z),
+                                                           "tic1_sd_bits_fixed": conditional_sd(draw, z_fixed)}
         print(f"T = {temperature:g}: {rows[f'chain T={temperature:g}']}", flush=True)
     knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, u_train,
                          topology=train.topology, config=DecoderConfig(kind="knn", redraws=0), progress=False)
