@@ -206,7 +206,8 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
 
     Args:
         seed: the protocol's seed.
-        model_dir: load the model saved there if there is one; else train it and save it there.
+        model_dir: load the model saved there if there is one (trained with ``epochs``, else an error); else train
+            it and save it there.
         epochs: the chain decoder's training epochs (default: the kind's own, 50; the decoder's steps scale with it,
             the encoder and propagator are the same networks whatever it is).
     """
@@ -218,7 +219,12 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
 
     model_dir = None if model_dir is None else Path(model_dir)
     if model_dir is not None and model_dir.exists():
-        return LSS.load(model_dir)
+        model = LSS.load(model_dir)
+        if epochs and model.config.decoder.epochs != epochs:
+            raise ValueError(f"the model saved in {model_dir} was trained with decoder epochs "
+                             f"{model.config.decoder.epochs!r} (None: the kind's default), not {epochs}: pass a new "
+                             "directory to train one with these epochs, or leave epochs out to use it.")
+        return model
     fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
               "contact_reference": str(tc.trp_cage_files()["pdb"]), **({"epochs": epochs} if epochs else {})}
     model = fit_lss(jax.random.key(seed), [tc.load_trp_cage("train")], tc.lss_config(seed=seed, decoder=fields))
