@@ -52,6 +52,7 @@ from lss_jax.analysis.structure import nearest_frame_rmsd
 from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder, template_start
 from lss_jax.encoder import implied_timescales, reversible_decomposition
+from lss_jax.model.io import load_model
 from lss_jax.systems import trp_cage as tc
 from lss_jax.systems.folding import folding_metrics
 
@@ -113,6 +114,21 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
     }
 
 
+def trained_model(seed: int, data: list, config, model_dir: Path | None):
+    """``fit_lss`` with key ``seed``, or the model saved in ``model_dir`` if it was fitted with ``config``."""
+    if model_dir is not None and model_dir.exists():
+        model = load_model(model_dir)
+        if model.config != config:
+            raise SystemExit(f"the model in {model_dir} was trained with another configuration than this study's: "
+                             "pass another --model-dir, or delete that directory to retrain it")
+        return model
+    model = fit_lss(jax.random.key(seed), data, config, progress=False)
+    if model_dir is not None:
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_dir)
+    return model
+
+
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_protocol-<backend>{TAG}.json)")
     parser.add_argument("--tag", default="", help="suffix of the default JSON name")
@@ -130,6 +146,9 @@ def main(argv=None) -> int:
                         help="chain decoders: also score the same trained decoder and latent trajectories with every "
                              "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
                              "rows decoder/t0=T, at the decoder's temperature)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="keep each seed's trained model in MODEL_DIR/seed<S> and load it from there when it was "
+                             "trained with the same configuration (so a later study, or a rerun, skips the training)")
     parser.add_argument("--reference-seeds", type=int, nargs="*", default=[3, 4, 5, 6, 7, 8],
                         help="seeds of the MD runs pooled with the independent run as F(TIC1)'s reference (default "
                              "3..8: the seven independent runs of the folding targets; ~2 min each the first time)")
@@ -189,8 +208,8 @@ def main(argv=None) -> int:
 
     for seed in args.seeds:
         t0 = time.perf_counter()
-        model = fit_lss(jax.random.key(seed), [train], tc.lss_config(seed=seed, decoder=fields, **encoder),
-                        progress=False)
+        model = trained_model(seed, [train], tc.lss_config(seed=seed, decoder=fields, **encoder),
+                              args.model_dir and args.model_dir / f"seed{seed}")
         trained = time.perf_counter() - t0
         u_train = model.to_unit(model.encode(train))
         latent = model.generate(jax.random.key(100 + seed), args.n_traj, train.n_frames // lag, latent_only=True,
