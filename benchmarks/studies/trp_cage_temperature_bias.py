@@ -12,7 +12,10 @@ pairs that carry most of it. Beside them, retrieval (the 20 nearest training fra
 The conditional spread along TIC1 (``conditional``): at 300 latent points of the path, 50 draws each, the sd of the
 decoded TIC1 (in MD sd) with all the noise drawn afresh and with the contact bits' noise fixed at each point (the
 field's spread given psi and the bits), against the sd over the 50 training frames nearest in latent space; the
-difference of the two variances is the bits' share.
+difference of the two variances is the bits' share. Beside the mean sd, the root of the mean unbiased variance
+(``tic1_rms_sd``), and MD's in the same measure for k = 5 ... 100 nearest frames with its straight-line extrapolation
+to a neighbourhood of radius 0 (``tic1_rms_sd_zero_radius``: MD's spread at psi itself; the 50 nearest frames reach
+far enough in psi to widen it).
 
     python benchmarks/studies/trp_cage_temperature_bias.py                     # trains seed 0 (~7 min), then ~8 min
     python benchmarks/studies/trp_cage_temperature_bias.py --model M --temperatures 0.7 1.0
@@ -94,17 +97,26 @@ def main(argv=None) -> int:
     u_train = np.asarray(model.to_unit(model.encode(train)), np.float32)
     d_train = md.compute_distances(train, pairs)
     t_train = (d_train - tica.mean) @ loading / t_md.std()
-    near = np.argsort(((u_train[None] - u_md[0, points][:, None]) ** 2).sum(-1), axis=1)[:, :n_draws]
+    radius2 = ((u_train[None] - u_md[0, points][:, None]) ** 2).sum(-1)
+    order = np.argsort(radius2, axis=1)
+    near = order[:, :n_draws]
+    # MD's conditional spread depends on the neighbourhood: k nearest frames reach further in psi as k grows. The
+    # mean unbiased variance over the points against the mean squared latent radius of the k nearest, extrapolated to
+    # radius 0 (a straight line), is MD's spread at psi itself (retrieval, 20 nearest, samples the k = 20 one)
+    by_k = {k: (float(t_train[order[:, :k]].var(1, ddof=1).mean()),
+                float(np.take_along_axis(radius2, order[:, :k], 1).mean())) for k in (5, 10, 20, 35, 50, 75, 100)}
+    _, var_zero_radius = np.polyfit([r for _, r in by_k.values()], [v for v, _ in by_k.values()], 1)
     cond = jnp.asarray(np.repeat(u_md[0, points], n_draws, 0))
     z = np.asarray(jax.random.normal(jax.random.key(3), (len(cond), net.noise_dim)), np.float32)
     z = z.reshape(n_points, n_draws, -1)
     z_fixed = z.copy()
     z_fixed[:, :, net.dim:] = z[:, :1, net.dim:]  # the bits' normal variates of the first draw at every point
 
-    def conditional_sd(draw, noise):
+    def conditional_sd(draw, noise):  # (mean sd over the points, root of the mean unbiased variance)
         noise = jnp.asarray(noise.reshape(len(cond), -1))
         xyz = np.concatenate([np.asarray(draw(noise[i:i + 3000], cond[i:i + 3000])) for i in range(0, len(cond), 3000)])
-        return float(((distances(xyz) - tica.mean) @ loading / t_md.std()).reshape(n_points, n_draws).std(1).mean())
+        t = ((distances(xyz) - tica.mean) @ loading / t_md.std()).reshape(n_points, n_draws)
+        return float(t.std(1).mean()), float(np.sqrt(t.var(1, ddof=1).mean()))
 
     rows = {}
     field = net.field
@@ -114,8 +126,9 @@ def main(argv=None) -> int:
         cmap, steps, solver = model.decoder.coordinates, model.decoder.flow_steps, model.decoder.flow_solver
         # traced at this temperature (the field's attribute is a constant of the program)
         draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))
-        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": conditional_sd(draw, z),
-                                                           "tic1_sd_bits_fixed": conditional_sd(draw, z_fixed)}
+        (sd, rms), (sd_fixed, rms_fixed) = conditional_sd(draw, z), conditional_sd(draw, z_fixed)
+        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": sd, "tic1_sd_bits_fixed": sd_fixed,
+                                                           "tic1_rms_sd": rms, "tic1_rms_sd_bits_fixed": rms_fixed}
         print(f"T = {temperature:g}: {rows[f'chain T={temperature:g}']}", flush=True)
     knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, u_train,
                          topology=train.topology, config=DecoderConfig(kind="knn", redraws=0), progress=False)
@@ -125,7 +138,11 @@ def main(argv=None) -> int:
         "benchmark": "trp_cage_temperature_bias", "seed": args.seed, "lag": lag, "decoder_epochs": args.epochs,
         "description": "chain decoder with native contact maps decoding the independent run's latent path: TIC1 "
                        "shift and width (MD sd), F(TIC1) (kT), decoded t1 (ps), per temperature; retrieval beside",
-        "md": {"t1_ps": t1(d_md), "conditional": {"tic1_sd_50_nearest": float(t_train[near].std(1).mean())}},
+        "md": {"t1_ps": t1(d_md), "conditional": {
+            "tic1_sd_50_nearest": float(t_train[near].std(1).mean()),
+            "tic1_rms_sd_by_k": {k: float(np.sqrt(v)) for k, (v, _) in by_k.items()},
+            "mean_sq_latent_radius_by_k": {k: r for k, (_, r) in by_k.items()},
+            "tic1_rms_sd_zero_radius": float(np.sqrt(var_zero_radius))}},
         "rows": rows,
         "seconds": time.perf_counter() - start, "machine": machine_facts(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return 0
