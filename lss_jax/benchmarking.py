@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import platform
@@ -34,8 +35,8 @@ from pathlib import Path
 from lss_jax._version import __version__
 from lss_jax.engine import io as _io
 
-__all__ = ["benchmark_parser", "decode_rate", "load_average", "machine_facts", "throughput_model", "trp_cage_native_contact_model",
-           "write_results"]
+__all__ = ["benchmark_parser", "decode_rate", "fit_or_load", "load_average", "machine_facts", "throughput_model",
+           "trp_cage_native_contact_model", "write_results"]
 
 
 def benchmark_parser(doc: str, *, quick: str | None = None, out: str | None = None) -> argparse.ArgumentParser:
@@ -197,6 +198,41 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     return model, info
 
 
+def fit_or_load(seed: int, data: list, config, model_dir: str | os.PathLike | None = None, *, progress: bool = True):
+    """``fit_lss(jax.random.key(seed), data, config)``, or the model saved in ``model_dir`` when it was fitted with
+    ``config`` (the fitted model is saved there otherwise), so studies of one expensive model share its training.
+
+    Raises:
+        ValueError: the model in ``model_dir`` was fitted with another configuration.
+    """
+    import jax
+
+    from lss_jax.model import fit_lss
+    from lss_jax.model.io import load_model
+
+    model_dir = None if model_dir is None else Path(model_dir)
+    if model_dir is not None and model_dir.exists():
+        model = load_model(model_dir)
+        if model.config != config:
+            raise ValueError(f"the model saved in {model_dir} was fitted with another configuration than the one asked "
+                             f"for ({'; '.join(_differences(model.config, config))}): pass a new directory to fit "
+                             "one with it, or delete that one to refit it.")
+        return model
+    model = fit_lss(jax.random.key(seed), data, config, progress=progress)
+    if model_dir is not None:
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_dir)
+    return model
+
+
+def _differences(saved, asked, prefix: str = "") -> list[str]:
+    """The fields in which two configurations differ, as ``"decoder.epochs = 300 (asked for 150)"``."""
+    if dataclasses.is_dataclass(saved) and type(saved) is type(asked):
+        return [d for f in dataclasses.fields(saved)
+                for d in _differences(getattr(saved, f.name), getattr(asked, f.name), f"{prefix}{f.name}.")]
+    return [] if saved == asked else [f"{prefix[:-1]} = {saved!r} (asked for {asked!r})"]
+
+
 def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike | None = None,
                                   epochs: int | None = None):
     """The Trp-cage protocol (``trp_cage.lss_config(seed=seed)``) with the experimental chain decoder on native
@@ -206,28 +242,13 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
 
     Args:
         seed: the protocol's seed.
-        model_dir: load the model saved there if there is one (trained with ``epochs``, else an error); else train
-            it and save it there.
+        model_dir: load the model saved there if there is one (fitted with this configuration, ``epochs`` included,
+            else an error); else train it and save it there (:func:`fit_or_load`).
         epochs: the chain decoder's training epochs (default: the kind's own, 50; the decoder's steps scale with it,
             the encoder and propagator are the same networks whatever it is).
     """
-    import jax
-
-    from lss_jax.model import fit_lss
-    from lss_jax.model.facade import LSS
     from lss_jax.systems import trp_cage as tc
 
-    model_dir = None if model_dir is None else Path(model_dir)
-    if model_dir is not None and model_dir.exists():
-        model = LSS.load(model_dir)
-        if epochs and model.config.decoder.epochs != epochs:
-            raise ValueError(f"the model saved in {model_dir} was trained with decoder epochs "
-                             f"{model.config.decoder.epochs!r} (None: the kind's default), not {epochs}: pass a new "
-                             "directory to train one with these epochs, or leave epochs out to use it.")
-        return model
     fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
               "contact_reference": str(tc.trp_cage_files()["pdb"]), **({"epochs": epochs} if epochs else {})}
-    model = fit_lss(jax.random.key(seed), [tc.load_trp_cage("train")], tc.lss_config(seed=seed, decoder=fields))
-    if model_dir is not None:
-        model.save(model_dir)
-    return model
+    return fit_or_load(seed, [tc.load_trp_cage("train")], tc.lss_config(seed=seed, decoder=fields), model_dir)

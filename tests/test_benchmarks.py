@@ -81,3 +81,18 @@ def test_named_benchmark_paths_exist():
             if not (ROOT / named).exists():
                 missing.setdefault(str(path.relative_to(ROOT)), []).append(named)
     assert not missing, f"paths under benchmarks/ that do not exist: {missing}"
+
+
+def test_fit_or_load_reuses_a_saved_model_only_for_its_own_configuration(tiny_alanine_model, tmp_path, monkeypatch):
+    import lss_jax.model
+    from lss_jax.benchmarking import fit_or_load
+
+    model, data = tiny_alanine_model
+    fits = []
+    monkeypatch.setattr(lss_jax.model, "fit_lss", lambda *args, **kwargs: fits.append(args) or model)
+    path = tmp_path / "models" / "seed3"  # its parent does not exist yet
+    fit_or_load(3, data, model.config, path, progress=False)
+    loaded = fit_or_load(3, data, model.config, path, progress=False)
+    assert len(fits) == 1 and loaded.config == model.config  # fitted and saved once, then loaded
+    with pytest.raises(ValueError, match=r"lag = 2 \(asked for 3\)"):
+        fit_or_load(3, data, model.config.replace(lag=3), path, progress=False)

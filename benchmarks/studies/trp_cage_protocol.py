@@ -46,13 +46,11 @@ import jax
 import mdtraj as md
 import numpy as np
 
-from lss_jax import fit_lss
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
 from lss_jax.analysis.structure import nearest_frame_rmsd
-from lss_jax.benchmarking import benchmark_parser, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, fit_or_load, machine_facts, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder, template_start
 from lss_jax.encoder import implied_timescales, reversible_decomposition
-from lss_jax.model.io import load_model
 from lss_jax.systems import trp_cage as tc
 from lss_jax.systems.folding import folding_metrics
 
@@ -112,21 +110,6 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
                "transitions_per_us": [folding["transitions_per_us"]["md"], folding["transitions_per_us"]["md_se"]],
                "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["md"]},
     }
-
-
-def trained_model(seed: int, data: list, config, model_dir: Path | None):
-    """``fit_lss`` with key ``seed``, or the model saved in ``model_dir`` if it was fitted with ``config``."""
-    if model_dir is not None and model_dir.exists():
-        model = load_model(model_dir)
-        if model.config != config:
-            raise SystemExit(f"the model in {model_dir} was trained with another configuration than this study's: "
-                             "pass another --model-dir, or delete that directory to retrain it")
-        return model
-    model = fit_lss(jax.random.key(seed), data, config, progress=False)
-    if model_dir is not None:
-        model_dir.parent.mkdir(parents=True, exist_ok=True)
-        model.save(model_dir)
-    return model
 
 
 def main(argv=None) -> int:
@@ -208,8 +191,8 @@ def main(argv=None) -> int:
 
     for seed in args.seeds:
         t0 = time.perf_counter()
-        model = trained_model(seed, [train], tc.lss_config(seed=seed, decoder=fields, **encoder),
-                              args.model_dir and args.model_dir / f"seed{seed}")
+        model = fit_or_load(seed, [train], tc.lss_config(seed=seed, decoder=fields, **encoder),
+                            args.model_dir and args.model_dir / f"seed{seed}", progress=False)
         trained = time.perf_counter() - t0
         u_train = model.to_unit(model.encode(train))
         latent = model.generate(jax.random.key(100 + seed), args.n_traj, train.n_frames // lag, latent_only=True,
