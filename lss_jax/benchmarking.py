@@ -162,7 +162,8 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
 
     Args:
         quick: the smaller model.
-        model_dir: load the model saved there if there is one; else train it and save it there.
+        model_dir: load the model saved there if there is one (fitted with this configuration, else an error);
+            else train it and save it there (:func:`fit_or_load`).
 
     Returns:
         tuple: ``(model, info)``: the :class:`~lss_jax.LSS` and a dict of how it was made (``config``,
@@ -181,21 +182,19 @@ def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None
     from lss_jax.datasets import load_alanine_dipeptide
     from lss_jax.model.facade import LSS
 
-    model_dir = None if model_dir is None else Path(model_dir)
-    if model_dir is not None and (model_dir / "lss.json").is_file():
-        return LSS.load(model_dir), {"loaded_from": str(model_dir)}
     stride = 5 if quick else 1
     config = {"lag": 1 if quick else 5, "encoder": {"latent_dim": 2, "epochs": 1 if quick else 2},
               "propagator": {"epochs": 1 if quick else 2}, "decoder": {"iterations": 20 if quick else 200}}
     traj = load_alanine_dipeptide("train", stride=stride)
+    loaded = model_dir is not None and Path(model_dir).exists()
     start = time.perf_counter()
-    model = LSS(**config).fit(traj, progress=False)
+    lss_config = LSS(**config).config
+    model = LSS.from_model(fit_or_load(lss_config.seed, [traj], lss_config, model_dir, progress=False))
+    if loaded:
+        return model, {"loaded_from": str(model_dir)}
     info = {"config": config, "train_stride": stride, "train_frames": traj.n_frames,
             "fit_seconds": time.perf_counter() - start, "fit_wall_seconds": model.info.get("wall_seconds")}
-    if model_dir is not None:
-        model.save(model_dir)
-        info["saved_to"] = str(model_dir)
-    return model, info
+    return model, {**info, **({"saved_to": str(model_dir)} if model_dir is not None else {})}
 
 
 def fit_or_load(seed: int, data: list, config, model_dir: str | os.PathLike | None = None, *, progress: bool = True):

@@ -289,6 +289,12 @@ class DecoderConfig:
             ``neighbours`` training frames nearest in latent space (at most ``max_frames`` stored), noised by the prior
             to ``t0`` (:class:`lss_jax.decoder.chain.TemplateStart`; ``flow_steps (1 - t0)`` steps); 0 (default): from
             the prior alone.
+        condition_dropout: chain: the share of training frames whose condition (latent point and state) the field
+            does not see, so that it also learns the unconditional velocity ``v_u`` (classifier-free guidance; 0,
+            default: off; 0.1 is usual).
+        guidance: chain, with ``condition_dropout``: sample with ``v_u + guidance (v_c - v_u)`` (Ho & Salimans
+            2022): ``> 1`` sharpens the dependence on the condition, at twice the network evaluations; 1 (default):
+            the conditional velocity alone.
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -328,6 +334,8 @@ class DecoderConfig:
     self_condition: bool | None = None
     prior: str | None = None
     template_time: float = 0.0
+    condition_dropout: float = 0.0
+    guidance: float = 1.0
 
     def __post_init__(self):
         if self.kind not in DECODERS:
@@ -401,6 +409,16 @@ class DecoderConfig:
             raise ValueError(f"decoder template_time applies to the chain decoder sampled by its own flow (kind = "
                              f"'chain', distill_steps = 0), got kind = {self.kind!r}, distill_steps = "
                              f"{self.distill_steps!r}.")
+        for name, high in (("condition_dropout", 1.0), ("guidance", 10.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < high:
+                raise ValueError(f"decoder {name} must be a number in [0, {high:g}), got {value!r}.")
+        if (self.condition_dropout or self.guidance != 1.0) and self.kind != "chain":
+            raise ValueError(f"decoder condition_dropout and guidance (classifier-free guidance) apply to the chain "
+                             f"decoder (kind = 'chain'), got kind = {self.kind!r}.")
+        if self.guidance != 1.0 and not self.condition_dropout:
+            raise ValueError(f"decoder guidance = {self.guidance!r} needs the unconditional velocity of a field trained "
+                             f"with condition dropout: set condition_dropout > 0 (0.1 is usual), or guidance = 1.")
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
@@ -446,7 +464,8 @@ _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_st
                      ("decoder", "self_condition"): None, ("decoder", "prior"): None,
                      ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances",
                      ("decoder", "contact_reference"): "",
-                     ("decoder", "state_tail"): 0.0}
+                     ("decoder", "state_tail"): 0.0, ("decoder", "condition_dropout"): 0.0,
+                     ("decoder", "guidance"): 1.0}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

@@ -96,3 +96,22 @@ def test_fit_or_load_reuses_a_saved_model_only_for_its_own_configuration(tiny_al
     assert len(fits) == 1 and loaded.config == model.config  # fitted and saved once, then loaded
     with pytest.raises(ValueError, match=r"lag = 2 \(asked for 3\)"):
         fit_or_load(3, data, model.config.replace(lag=3), path, progress=False)
+
+
+def test_throughput_model_reuses_its_saved_model_only_for_its_own_size(tiny_alanine_model, tmp_path, monkeypatch):
+    """The speed benchmarks' model goes through :func:`fit_or_load`: saved once, loaded after, and a saved quick model
+    is not taken for the full one."""
+    import lss_jax.model
+    from lss_jax.benchmarking import throughput_model
+
+    model, _ = tiny_alanine_model
+    fits = []
+    monkeypatch.setattr(lss_jax.model, "fit_lss",
+                        lambda key, data, config, **kwargs: fits.append(config) or model.replace(config=config))
+    path = tmp_path / "model"
+    first, info = throughput_model(quick=True, model_dir=path)
+    assert info["saved_to"] == str(path) and info["config"]["lag"] == 1 and first.config.lag == 1
+    again, info = throughput_model(quick=True, model_dir=path)
+    assert info == {"loaded_from": str(path)} and len(fits) == 1 and again.config == first.config
+    with pytest.raises(ValueError, match=r"lag = 1 \(asked for 5\)"):
+        throughput_model(quick=False, model_dir=path)

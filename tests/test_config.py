@@ -264,6 +264,10 @@ def test_min_latent_dim_is_checked_and_old_models_keep_their_choice():
     ({"kind": "flow", "self_condition": True}, "self_condition applies to the chain decoder only"),
     ({"kind": "chain", "self_condition": "yes"}, "self_condition must be true or false"),
     ({"kind": "chain", "self_condition": True, "distill_steps": 2}, "distilled into one step"),
+    ({"kind": "chain", "guidance": 2.0}, "needs the unconditional velocity of a field trained with condition dropout"),
+    ({"kind": "flow", "condition_dropout": 0.1}, "apply to the chain decoder"),
+    ({"kind": "chain", "condition_dropout": 1.0}, r"condition_dropout must be a number in \[0, 1\)"),
+    ({"kind": "chain", "condition_dropout": 0.1, "guidance": -1.0}, r"guidance must be a number in \[0, 10\)"),
 ])
 def test_chain_decoder_settings_are_checked(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -32,6 +32,8 @@ same training frames and latent points; each scored against the shipped independ
 benchmarks/results/trp_cage_protocol-cpu_state_mean.json holds the same study of the default's predecessor (its
 Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8), made with this script before the
 mean became linear in psi.
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts-cfg --seeds 0 --epochs 300 \
+        --temperatures 1.0 --guidances 1.5 2 3 --model-dir M --tag _native_contacts_cfg_e300_seed0   # guidance
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
@@ -68,6 +70,9 @@ DECODERS = {  # name -> DecoderConfig fields
     # the same with the native contacts Q counts as the map (decoder.contact_reference: the native structure)
     "chain-native-contacts": {"kind": "chain", "state_features": "contact_map",
                               "contact_reference": str(tc.trp_cage_files()["pdb"])},
+    # the same, trained with condition dropout for classifier-free guidance (score it with --guidances)
+    "chain-native-contacts-cfg": {"kind": "chain", "state_features": "contact_map", "condition_dropout": 0.1,
+                                  "contact_reference": str(tc.trp_cage_files()["pdb"])},
     "flow": {"kind": "flow"},
 }
 
@@ -125,6 +130,10 @@ def main(argv=None) -> int:
     parser.add_argument("--temperatures", type=float, nargs="+", default=None,
                         help="chain decoders: also score the same trained decoder and latent trajectories sampled at "
                              "each of these prior temperatures (rows decoder@T)")
+    parser.add_argument("--guidances", type=float, nargs="+", default=None,
+                        help="chain decoders trained with condition dropout: also score the same trained decoder and "
+                             "latent trajectories sampled with each of these classifier-free guidance weights, at the "
+                             "decoder's temperature and at each of --temperatures (rows decoder@T,w=W)")
     parser.add_argument("--template-times", type=float, nargs="+", default=None,
                         help="chain decoders: also score the same trained decoder and latent trajectories with every "
                              "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
@@ -218,6 +227,12 @@ def main(argv=None) -> int:
             field.temperature = temperature
             run[f"decoder@{temperature:g}"] = score(model.decode(jax.random.key(200 + seed), latent), latent, md_ctx,
                                                     train, frame_ps, lag)
+        for temperature, guidance in itertools.product([model.config.decoder.resolved().temperature,
+                                                        *(args.temperatures or [])],
+                                                       args.guidances or []):
+            field.temperature, field.guidance = temperature, guidance
+            run[f"decoder@{temperature:g},w={guidance:g}"] = score(model.decode(jax.random.key(200 + seed), latent),
+                                                                   latent, md_ctx, train, frame_ps, lag)
         runs[str(seed)] = run
         for label, row in run.items():
             if isinstance(row, dict):

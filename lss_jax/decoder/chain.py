@@ -147,12 +147,21 @@ class ChainField(nnx.Module):
 
     def __init__(self, n_atoms: int, cond_dim: int, *, width: int = 64, depth: int = 4, heads: int = 4,
                  n_rbf: int = 16, n_frequencies: int = 6, temperature: float = 1.0, self_condition: bool = False,
-                 prior: str = "chain", n_states: int = 0, rngs: nnx.Rngs):
+                 prior: str = "chain", n_states: int = 0, condition_dropout: float = 0.0, guidance: float = 1.0,
+                 rngs: nnx.Rngs):
         if width % heads:
             raise ValueError(f"width ({width}) must be a multiple of heads ({heads}).")
         self.n_atoms, self.cond_dim, self.depth, self.heads = n_atoms, cond_dim, depth, heads
         self.n_rbf, self.n_frequencies, self.temperature = n_rbf, n_frequencies, float(temperature)
         self.self_condition = bool(self_condition)
+        # classifier-free guidance: trained with the condition hidden from a share of the frames (a learned "no
+        # condition" vector added to the condition's first layer), sampled with v_u + guidance * (v_c - v_u)
+        if guidance != 1.0 and not condition_dropout:
+            raise ValueError(f"a guidance of {guidance!r} needs a field trained with condition dropout (its "
+                             "unconditional velocity); set condition_dropout > 0, or guidance = 1.")
+        self.condition_dropout, self.guidance = float(condition_dropout), float(guidance)
+        self.null_condition = (nnx.Param(jax.random.normal(rngs.params(), (width,)) * 0.1) if condition_dropout
+                               else None)
         if prior not in PRIORS:
             raise ValueError(f"the chain decoder's prior must be one of {', '.join(map(repr, PRIORS))}, got {prior!r}.")
         # prior "gaussian": N(mean_k + W_k psi, L_k L_k^T) fitted to the training frames of state k (the last n_states
@@ -225,9 +234,24 @@ class ChainField(nnx.Module):
         """Length of a frame's prior sample (3 per bead)."""
         return 3 * self.n_atoms
 
-    def __call__(self, x: jax.Array, t: jax.Array, c: jax.Array, x1: jax.Array | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, t: jax.Array, c: jax.Array, x1: jax.Array | None = None, *,
+                 drop: jax.Array | None = None) -> jax.Array:
         """Velocity at ``x [..., 3n]``, time ``t`` and condition ``c``; ``x1 [..., 3n]``: the endpoint estimated at the
-        previous evaluation (self-conditioning; ``None`` or zeros: no estimate; ignored without self-conditioning)."""
+        previous evaluation (self-conditioning; ``None`` or zeros: no estimate; ignored without self-conditioning).
+
+        ``drop [...]`` (bool; a field trained with condition dropout): where true, the velocity without the condition.
+        ``None`` (sampling): the guided velocity ``v_u + guidance (v_c - v_u)`` (two evaluations a call when
+        ``guidance != 1``; Ho & Salimans 2022)."""
+        if drop is None and self.guidance != 1.0:  # both velocities in one batch
+            lead, b = x.shape[:-1], int(np.prod(x.shape[:-1]))
+            flat = [a.reshape(b, a.shape[-1]) for a in (x, c, *(() if x1 is None else (x1,)))]
+            twice = [jnp.concatenate([a, a]) for a in flat]
+            tt = jnp.broadcast_to(t, lead).reshape(b)
+            v = self(twice[0], jnp.concatenate([tt, tt]), twice[1], twice[2] if x1 is not None else None,
+                     drop=jnp.arange(2 * b) >= b)
+            return (v[b:] + self.guidance * (v[:b] - v[b:])).reshape(x.shape)
+        if drop is not None and self.null_condition is None:
+            raise ValueError("this chain field was trained without condition dropout: it has no unconditional velocity.")
         lead = x.shape[:-1]
         n = self.n_atoms
         pos = x.reshape(-1, n, 3)
@@ -242,8 +266,15 @@ class ChainField(nnx.Module):
         if self.self_condition:
             est = jnp.zeros_like(pos) if x1 is None else x1.reshape(-1, n, 3).astype(pos.dtype)
             h = h + self.sc_inp(est)
-        cond = jnp.concatenate([c, _fourier(c, self.n_frequencies), _fourier(t[:, None], self.n_frequencies)], -1)
-        cond = self.cond2(jax.nn.swish(self.cond1(cond)))
+        if drop is None:
+            cond = self.cond1(jnp.concatenate([c, _fourier(c, self.n_frequencies),
+                                               _fourier(t[:, None], self.n_frequencies)], -1))
+        else:  # the dropped frames' condition: zeros, and the learned "no condition" vector
+            hidden = drop.reshape(-1, 1).astype(pos.dtype)
+            cond = self.cond1(jnp.concatenate([c * (1 - hidden), _fourier(c, self.n_frequencies) * (1 - hidden),
+                                               _fourier(t[:, None], self.n_frequencies)], -1))
+            cond = cond + hidden * self.null_condition[...][None]
+        cond = self.cond2(jax.nn.swish(cond))
         h = h + cond[:, None, :]
         # pair biases: sequence separation (learned table) + radial basis of the current distances
         idx = jnp.arange(n)
@@ -415,12 +446,15 @@ def chain_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, distanc
     z = jax.random.normal(k_0, x1.shape, x1.dtype)
     x0 = field.prior_sample(z, cond) if hasattr(field, "prior_sample") else chain_prior(z)
     xt = (1.0 - t[:, None]) * x0 + t[:, None] * x1
+    # condition dropout (classifier-free guidance): a share of the frames regress the velocity without the condition
+    dropout = getattr(field, "condition_dropout", 0.0)
+    kw = {"drop": jax.random.uniform(jax.random.fold_in(key, 3), (b,)) < dropout} if dropout else {}
     if getattr(field, "self_condition", False):  # half the frames see the field's own estimate (no gradient through it)
-        estimate = jax.lax.stop_gradient(xt + (1.0 - t[:, None]) * field(xt, t, cond))
+        estimate = jax.lax.stop_gradient(xt + (1.0 - t[:, None]) * field(xt, t, cond, **kw))
         use = jax.random.uniform(jax.random.fold_in(key, 2), (b, 1)) < 0.5
-        v = field(xt, t, cond, jnp.where(use, estimate, 0.0))
+        v = field(xt, t, cond, jnp.where(use, estimate, 0.0), **kw)
     else:
-        v = field(xt, t, cond)
+        v = field(xt, t, cond, **kw)
     err = v - (x1 - x0)
     loss = jnp.mean(err ** 2)
     if local_weight:  # the same regression in another metric: errors of bond vectors and of i, i + 2 vectors
@@ -509,9 +543,7 @@ def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint
     n, d = train_data[0].shape
     batch_size, epochs, optimizer = flow_optimizer(cfg, n)
     k_init, k_fit = jax.random.split(key)
-    field = ChainField(d // 3, train_data[1].shape[1], width=cfg.hidden[0], depth=len(cfg.hidden),
-                       temperature=cfg.temperature, self_condition=cfg.self_condition, prior=cfg.prior,
-                       n_states=0 if classifier is None else classifier.n_states, rngs=nnx.Rngs(k_init))
+    field = _field(cfg, d, train_data[1].shape[1], 0 if classifier is None else classifier.n_states, nnx.Rngs(k_init))
     field.fit_prior(*train_data)
     field, history = fit(
         k_fit, field, lambda k, model, batch: chain_loss(k, model, batch[0], batch[1], distance_weight=2.0, t_power=1.5),
@@ -523,13 +555,18 @@ def _fit_kind(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint
     return (field if classifier is None else StateFlow(field, classifier)), None, history
 
 
+def _field(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs) -> ChainField:
+    """The :class:`ChainField` of ``cfg`` (resolved) for frames of ``d`` features and conditions of ``cond_dim``."""
+    return ChainField(d // 3, cond_dim, width=cfg.hidden[0], depth=len(cfg.hidden), temperature=cfg.temperature,
+                      self_condition=cfg.self_condition, prior=cfg.prior, n_states=n_states,
+                      condition_dropout=cfg.condition_dropout, guidance=cfg.guidance, rngs=rngs)
+
+
 def _template(cfg, d: int, cond_dim: int, n_states: int, rngs: nnx.Rngs):
     """An untrained :class:`ChainField` (in a :class:`~lss_jax.decoder.states.StateFlow` with ``n_states``),
     ``(network, None)``."""
     contact_map = cfg.state_features == "contact_map" and n_states  # n_states: the contact map's bits
-    network = ChainField(d // 3, cond_dim + n_states, width=cfg.hidden[0], depth=len(cfg.hidden),
-                         temperature=cfg.temperature, self_condition=cfg.self_condition, prior=cfg.prior,
-                         n_states=0 if contact_map else n_states, rngs=rngs)
+    network = _field(cfg, d, cond_dim + n_states, 0 if contact_map else n_states, rngs)
     if contact_map:
         from lss_jax.decoder.contacts import ContactFlow, ContactModel
 

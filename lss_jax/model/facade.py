@@ -97,7 +97,11 @@ class LSS:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LSS":
         """Load a model directory written by :meth:`save`, verifying its format version and checksums."""
-        model = load_model(path)
+        return cls.from_model(load_model(path))
+
+    @classmethod
+    def from_model(cls, model: LSSModel) -> "LSS":
+        """The facade of a fitted :class:`LSSModel` (from :func:`lss_jax.fit_lss` or :func:`lss_jax.load_model`)."""
         self = cls(config=model.config)
         self._model = model
         return self
