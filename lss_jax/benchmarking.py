@@ -233,7 +233,7 @@ def _differences(saved, asked, prefix: str = "") -> list[str]:
 
 
 def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike | None = None,
-                                  epochs: int | None = None):
+                                  epochs: int | None = None, condition_dropout: float = 0.0):
     """The Trp-cage protocol (``trp_cage.lss_config(seed=seed)``) with the experimental chain decoder on native
     contact maps (``decoder.kind = "chain"``, ``state_features = "contact_map"``, ``contact_reference`` the shipped
     native structure, ``redraws = 0``: every frame a first draw), trained on the shipped training run; the model the
@@ -245,9 +245,12 @@ def trp_cage_native_contact_model(seed: int = 0, *, model_dir: str | os.PathLike
             else an error); else train it and save it there (:func:`fit_or_load`).
         epochs: the chain decoder's training epochs (default: the kind's own, 50; the decoder's steps scale with it,
             the encoder and propagator are the same networks whatever it is).
+        condition_dropout: the chain field's condition dropout (0: none; > 0 to sample it with classifier-free
+            guidance, ``decoder.guidance``).
     """
     from lss_jax.systems import trp_cage as tc
 
     fields = {"kind": "chain", "state_features": "contact_map", "redraws": 0,
-              "contact_reference": str(tc.trp_cage_files()["pdb"]), **({"epochs": epochs} if epochs else {})}
+              "contact_reference": str(tc.trp_cage_files()["pdb"]), **({"epochs": epochs} if epochs else {}),
+              **({"condition_dropout": condition_dropout} if condition_dropout else {})}
     return fit_or_load(seed, [tc.load_trp_cage("train")], tc.lss_config(seed=seed, decoder=fields), model_dir)

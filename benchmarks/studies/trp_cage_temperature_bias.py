@@ -20,6 +20,8 @@ far enough in psi to widen it).
     python benchmarks/studies/trp_cage_temperature_bias.py                     # trains seed 0 (~7 min), then ~8 min
     python benchmarks/studies/trp_cage_temperature_bias.py --model M --temperatures 0.7 1.0
     python benchmarks/studies/trp_cage_temperature_bias.py --model M150 --epochs 150 --temperatures 0.7 1.0 --tag _e150
+    python benchmarks/studies/trp_cage_temperature_bias.py --model MCFG --epochs 300 --condition-dropout 0.1 \
+        --temperatures 0.7 1.0 --guidances 1 1.5 2.5 --tag _cfg_e300      # classifier-free guidance
 """
 
 from __future__ import annotations
@@ -51,13 +53,18 @@ def main(argv=None) -> int:
                         help="a saved model with this decoder (trained and saved here when the path does not exist)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
     parser.add_argument("--epochs", type=int, default=None, help="the chain decoder's epochs (default: its own, 50)")
+    parser.add_argument("--condition-dropout", type=float, default=0.0,
+                        help="the chain decoder trained with this condition dropout (classifier-free guidance)")
+    parser.add_argument("--guidances", type=float, nargs="+", default=[1.0],
+                        help="guidance weights to sample with at each temperature (> 1 needs --condition-dropout)")
     parser.add_argument("--tag", default="", help="suffix of the default JSON name")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     lag = tc.lss_config().lag
     tau_ps = lag * float(independent.timestep)
-    model = trp_cage_native_contact_model(args.seed, model_dir=args.model, epochs=args.epochs)
+    model = trp_cage_native_contact_model(args.seed, model_dir=args.model, epochs=args.epochs,
+                                          condition_dropout=args.condition_dropout)
     pairs = np.array(list(itertools.combinations(range(independent.n_atoms), 2)))
     d_md = md.compute_distances(independent, pairs)
     tica = reversible_decomposition([d_md], lag)
@@ -120,22 +127,24 @@ def main(argv=None) -> int:
 
     rows = {}
     field = net.field
-    for temperature in args.temperatures:
-        field.temperature = temperature
-        rows[f"chain T={temperature:g}"] = row(model.decode_unit(jax.random.key(9), u_md)[0])
+    for temperature, guidance in itertools.product(args.temperatures, args.guidances):
+        field.temperature, field.guidance = temperature, guidance
+        name = f"chain T={temperature:g}" + (f",w={guidance:g}" if guidance != 1 else "")
+        rows[name] = row(model.decode_unit(jax.random.key(9), u_md)[0])
         cmap, steps, solver = model.decoder.coordinates, model.decoder.flow_steps, model.decoder.flow_solver
-        # traced at this temperature (the field's attribute is a constant of the program)
+        # traced at this temperature and guidance (the field's attributes are constants of the program)
         draw = jax.jit(lambda z, c: features_to_xyz(cmap, net.sample(z, c, n_steps=steps, solver=solver)))
         (sd, rms), (sd_fixed, rms_fixed) = conditional_sd(draw, z), conditional_sd(draw, z_fixed)
-        rows[f"chain T={temperature:g}"]["conditional"] = {"tic1_sd": sd, "tic1_sd_bits_fixed": sd_fixed,
-                                                           "tic1_rms_sd": rms, "tic1_rms_sd_bits_fixed": rms_fixed}
-        print(f"T = {temperature:g}: {rows[f'chain T={temperature:g}']}", flush=True)
+        rows[name]["conditional"] = {"tic1_sd": sd, "tic1_sd_bits_fixed": sd_fixed,
+                                     "tic1_rms_sd": rms, "tic1_rms_sd_bits_fixed": rms_fixed}
+        print(f"{name}: {rows[name]}", flush=True)
     knn, _ = fit_decoder(jax.random.key(args.seed), train.xyz, u_train,
                          topology=train.topology, config=DecoderConfig(kind="knn", redraws=0), progress=False)
     rows["retrieval"] = row(model.replace(decoder=knn).decode_unit(jax.random.key(9), u_md)[0])
     print(f"retrieval: {rows['retrieval']}", flush=True)
     write_results(args.out or RESULTS / f"trp_cage_temperature_bias-cpu{args.tag}.json", {
         "benchmark": "trp_cage_temperature_bias", "seed": args.seed, "lag": lag, "decoder_epochs": args.epochs,
+        "condition_dropout": args.condition_dropout,
         "description": "chain decoder with native contact maps decoding the independent run's latent path: TIC1 "
                        "shift and width (MD sd), F(TIC1) (kT), decoded t1 (ps), per temperature; retrieval beside",
         "md": {"t1_ps": t1(d_md), "conditional": {
