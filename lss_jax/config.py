@@ -293,8 +293,9 @@ class DecoderConfig:
             does not see, so that it also learns the unconditional velocity ``v_u`` (classifier-free guidance; 0,
             default: off; 0.1 is usual).
         guidance: chain, with ``condition_dropout``: sample with ``v_u + guidance (v_c - v_u)`` (Ho & Salimans
-            2022): ``> 1`` sharpens the dependence on the condition, at twice the network evaluations; 1 (default):
-            the conditional velocity alone.
+            2022) at twice the network evaluations; 1 (default): the conditional velocity alone. On Trp-cage
+            ``> 1`` shortened the decoded t1 instead of sharpening the law along the slow coordinate
+            (docs/decoder.md), so it stays off.
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
