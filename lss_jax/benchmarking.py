@@ -35,7 +35,7 @@ from pathlib import Path
 from lss_jax._version import __version__
 from lss_jax.engine import io as _io
 
-__all__ = ["benchmark_parser", "decode_rate", "fit_or_load", "load_average", "machine_facts", "throughput_model",
+__all__ = ["ar1_noise", "benchmark_parser", "decode_rate", "fit_or_load", "load_average", "machine_facts", "throughput_model",
            "trp_cage_native_contact_model", "write_results"]
 
 
@@ -61,6 +61,26 @@ def benchmark_parser(doc: str, *, quick: str | None = None, out: str | None = No
     if out is not None:
         parser.add_argument("--out", type=Path, default=None, help=out)
     return parser
+
+
+def ar1_noise(innovations, rho: float):
+    """Noise ``[B, L, D]`` that is an AR(1) process of coefficient ``rho`` along axis 1, ``z_t = rho z_(t-1) +
+    sqrt(1 - rho^2) e_t`` from standard normal innovations ``e [B, L, D]``: standard normal at every ``t`` (decoder
+    noise with memory along a trajectory, for the Trp-cage noise-memory studies).
+
+    Example:
+        >>> import numpy as np
+        >>> e = np.random.default_rng(0).normal(size=(2000, 3, 1))
+        >>> z = ar1_noise(e, 0.5)
+        >>> bool(np.all(z[:, 0] == e[:, 0])), round(float(np.corrcoef(z[:, 1, 0], z[:, 2, 0])[0, 1]), 1)
+        (True, 0.5)
+    """
+    import numpy as np
+
+    z = np.array(innovations, copy=True)
+    for t in range(1, z.shape[1]):
+        z[:, t] = rho * z[:, t - 1] + np.sqrt(1 - rho ** 2) * z[:, t]
+    return z
 
 
 def load_average() -> list[float]:

@@ -32,7 +32,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
-from lss_jax.benchmarking import benchmark_parser, machine_facts, trp_cage_native_contact_model, write_results
+from lss_jax.benchmarking import (
+    ar1_noise,
+    benchmark_parser,
+    machine_facts,
+    trp_cage_native_contact_model,
+    write_results,
+)
 from lss_jax.decoder.contacts import contact_bits
 from lss_jax.decoder.coordinates import features_to_xyz, xyz_to_features
 from lss_jax.decoder.flow import integrate_flow
@@ -48,16 +54,6 @@ def autocorrelation(x: np.ndarray, k: int) -> float:
     """Lag-``k`` autocorrelation of ``x [T]`` or, averaged over columns, ``x [T, D]``."""
     x = (x - x.mean(0)).reshape(len(x), -1)
     return float(np.mean((x[:-k] * x[k:]).mean(0) / x.var(0)))
-
-
-def ar1_noise(key: jax.Array, n_traj: int, n_frames: int, dim: int, rho: float) -> np.ndarray:
-    """``[n_traj, n_frames, dim]`` standard normal noise, an AR(1) process of coefficient ``rho`` along axis 1."""
-    e = np.asarray(jax.random.normal(key, (n_traj, n_frames, dim)))
-    z = np.empty_like(e)
-    z[:, 0] = e[:, 0]
-    for t in range(1, n_frames):
-        z[:, t] = rho * z[:, t - 1] + np.sqrt(1 - rho ** 2) * e[:, t]
-    return z
 
 
 def main(argv=None) -> int:
@@ -132,7 +128,8 @@ def main(argv=None) -> int:
         field.temperature = temperature  # read when traced: one compiled sampler per temperature
         sample = jax.jit(lambda zz, c: features_to_xyz(cmap, net.sample(zz, c, n_steps=model.decoder.flow_steps)))
         for rho in args.rhos:
-            noise = ar1_noise(jax.random.key(1), lag, n // lag, net.dim, rho).reshape(-1, net.dim)
+            noise = ar1_noise(np.asarray(jax.random.normal(jax.random.key(1), (lag, n // lag, net.dim))),
+                              rho).reshape(-1, net.dim)
             zz = np.concatenate([noise, bit_noise], 1).astype(np.float32)
             xyz = np.concatenate([np.asarray(sample(zz[i:i + BLOCK], u_split[i:i + BLOCK]))
                                   for i in range(0, len(zz), BLOCK)])
