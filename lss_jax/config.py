@@ -296,6 +296,14 @@ class DecoderConfig:
             2022) at twice the network evaluations; 1 (default): the conditional velocity alone. On Trp-cage
             ``> 1`` shortened the decoded t1 instead of sharpening the law along the slow coordinate
             (docs/decoder.md), so it stays off.
+        noise_memory: generative decoders: the correlation ``rho`` in ``[0, 0.95]`` of the decoder noise of
+            consecutive decoded frames of a trajectory (an AR(1) process along it; every frame's noise stays standard
+            normal, so the per-frame law is unchanged; :func:`lss_jax.decoder.memory_noise`), so what psi leaves open
+            of a structure does not decorrelate within one frame. 0 (default): independent noise per frame.
+            ``"auto"``: calibrated at fit, the ``rho`` whose decoded training paths keep MD's lag memory of the slow
+            structural coordinate beyond psi (:func:`lss_jax.analysis.memory.calibrate_noise_memory`); the fitted
+            model's configuration holds the number. Per lag: generation that saves every ``s``-th step decodes
+            its saved frames with ``rho^s``.
 
     Example:
         >>> DecoderConfig().resolved().hidden, DecoderConfig(kind="wgan").resolved().learning_rate
@@ -337,6 +345,7 @@ class DecoderConfig:
     template_time: float = 0.0
     condition_dropout: float = 0.0
     guidance: float = 1.0
+    noise_memory: float | str = 0.0
 
     def __post_init__(self):
         if self.kind not in DECODERS:
@@ -420,6 +429,15 @@ class DecoderConfig:
         if self.guidance != 1.0 and not self.condition_dropout:
             raise ValueError(f"decoder guidance = {self.guidance!r} needs the unconditional velocity of a field trained "
                              f"with condition dropout: set condition_dropout > 0 (0.1 is usual), or guidance = 1.")
+        if self.noise_memory != "auto" and (isinstance(self.noise_memory, bool)
+                                            or not isinstance(self.noise_memory, (int, float))
+                                            or not 0.0 <= self.noise_memory <= 0.95):
+            raise ValueError(f"decoder noise_memory must be a number in [0, 0.95] (the correlation of the decoder noise "
+                             f"of consecutive frames; 0: independent) or 'auto' (calibrated at fit to the training "
+                             f"MD), got {self.noise_memory!r}.")
+        if self.noise_memory and self.kind == "knn":
+            raise ValueError("decoder noise_memory applies to the generative decoders (flow, chain, wgan); retrieval "
+                             "(kind = 'knn') picks training frames: set noise_memory = 0.")
         if not 0.0 < self.support_margin <= 1.0:
             raise ValueError(f"decoder support_margin must be in (0, 1] (a fraction of the smallest training "
                              f"distance of an atom pair), got {self.support_margin!r}.")
@@ -466,7 +484,7 @@ _ADDED_SINCE_FLAT = {("decoder", "flow_solver"): "heun", ("decoder", "distill_st
                      ("decoder", "template_time"): 0.0, ("decoder", "state_features"): "distances",
                      ("decoder", "contact_reference"): "",
                      ("decoder", "state_tail"): 0.0, ("decoder", "condition_dropout"): 0.0,
-                     ("decoder", "guidance"): 1.0}
+                     ("decoder", "guidance"): 1.0, ("decoder", "noise_memory"): 0.0}
 _FLAT_NAMES = {
     **{name: ("data", name) for name in ("torsions", "distances", "atom_selection", "val_fraction", "encoder_fraction")},
     **{name: ("encoder", name) for name in ("latent_dim", "max_latent_dim")},

@@ -179,6 +179,9 @@ def iter_chunks(
                        boundary=model.config.propagator.boundary, start_step=first_step, trajectory_ids=jids,
                        precision=precision, devices=devices)
 
+    if decode and getattr(model.decoder, "noise_memory", 0.0) and save_every > 1:
+        # the decoder noise's memory is per lag (LSSConfig's decoder.noise_memory): saved frames save_every lags apart
+        model = model.replace(decoder=model.decoder.replace(noise_memory=model.decoder.noise_memory ** save_every))
     x0 = jnp.asarray(u0 if carry is None else np.asarray(carry, np.float32))
     for index, first_step, unit in iter_rollout(simulate, x0, n_steps=n_steps, save_every=save_every,
                                                 chunk_steps=chunk_steps, first_chunk=first_chunk):

@@ -194,6 +194,33 @@ class LSSModel:
         """Coordinates ``[..., n_atoms, 3]`` (nm) decoded from latent points ``psi [..., latent_dim]``."""
         return self.decode_unit(key, self.to_unit(psi))
 
+    def with_noise_memory(self, rho, trajs=None, *, seed: int = 0) -> "LSSModel":
+        """A copy whose decoder noise has memory ``rho`` along each trajectory (the correlation of consecutive
+        decoded frames' noise, :func:`lss_jax.decoder.memory_noise`; every frame's law unchanged), recorded in its
+        configuration (so in its fingerprint and when saved).
+
+        ``rho = "auto"`` calibrates it on ``trajs`` (the training MD; :func:`lss_jax.analysis.memory.
+        calibrate_noise_memory`: the ``rho`` whose decoded trajectories keep MD's lag memory of the slow structural
+        coordinate beyond ψ), as ``decoder.noise_memory = "auto"`` does at fit; the calibration is in
+        ``info["decoder"]["noise_memory_calibration"]``.
+        """
+        info = self.info
+        info.setdefault("decoder", {})
+        if rho == "auto":
+            if trajs is None:
+                raise ValueError("noise_memory 'auto' is calibrated on MD: pass the training trajectories as trajs.")
+            trajs = as_trajectory_list(trajs)
+            decoder, memory = calibrate_decoder_memory(
+                jax.random.key(seed), self.decoder, [t.xyz[:, self.atom_indices] for t in trajs],
+                [self.to_unit(p) for p in self.encode(trajs)], self.config.lag)
+            info["decoder"]["noise_memory_calibration"] = memory
+        else:
+            self.config.replace(decoder={"noise_memory": rho})  # the configuration's checks of rho
+            decoder = self.decoder.replace(noise_memory=float(rho))
+        info["decoder"]["noise_memory"] = decoder.noise_memory
+        return self.replace(decoder=decoder, config=self.config.replace(decoder={"noise_memory": decoder.noise_memory}),
+                            info_json=json.dumps(info))
+
     def generate(
         self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
         latent_only: bool = False, return_latent: bool = False, chunk_steps: int | None = None,
@@ -302,6 +329,19 @@ def as_model(model) -> LSSModel:
     if fetch is None:
         raise TypeError(f"expected an LSSModel or a fitted lss_jax.LSS, got {type(model).__name__}.")
     return fetch()
+
+
+def calibrate_decoder_memory(key: jax.Array, decoder: Decoder, xyz, u, lag: int) -> tuple[Decoder, dict]:
+    """``decoder`` with the noise memory :func:`lss_jax.analysis.memory.calibrate_noise_memory` finds on the
+    training frames ``xyz`` (a list of ``[T, n_atoms, 3]``, the decoded atoms) and their unit-box latent points
+    ``u`` (frames decoded with ``key``), and the calibration's record."""
+    from lss_jax.analysis.memory import calibrate_noise_memory
+
+    def decode(rho, points, rows_b, rows_t):
+        return decode_rows(key, decoder.replace(noise_memory=rho), points, rows_b, rows_t, progress=False)[0]
+
+    rho, memory = calibrate_noise_memory(decode, list(xyz), list(u), lag)
+    return decoder.replace(noise_memory=rho), memory
 
 
 def _eval_mode_vamp2(encoder, features, lag: int, val_fraction: float, max_pairs: int = 200_000) -> float:
@@ -430,6 +470,10 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
         k_dec, data.xyz, u, topology=decoded_topology, reference=reference,
         config=cfg.decoder, val_fraction=val_fraction, progress=progress, checkpoint=ckpt("decoder"),
     )
+    memory = None
+    if cfg.decoder.noise_memory == "auto":  # calibrated to the training MD's memory beyond psi
+        decoder, memory = calibrate_decoder_memory(jax.random.fold_in(k_dec, 0x3E3), decoder, data.xyz, u, cfg.lag)
+        cfg = cfg.replace(decoder={"noise_memory": decoder.noise_memory})
     timings["decoder"] = time.perf_counter() - t0
 
     # start points from a subkey of their own: fold_in leaves the networks' keys (split above) as they were
@@ -463,6 +507,8 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
                     **({"sampler_steps": decoder.flow_steps, "sampler_solver": decoder.flow_solver,
                         "distilled": bool(cfg.decoder.distill_steps)}
                        if cfg.decoder.kind in DISTILLABLE else {}),
+                    **({"noise_memory": decoder.noise_memory} if decoder.noise_memory else {}),
+                    **({"noise_memory_calibration": memory} if memory else {}),
                     **({"template_time": cfg.decoder.template_time,
                         "template_frames": int(decoder.network.neighbours.latents[...].shape[0])}
                        if cfg.decoder.template_time else {})},
