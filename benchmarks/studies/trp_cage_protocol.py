@@ -134,6 +134,10 @@ def main(argv=None) -> int:
                         help="chain decoders trained with condition dropout: also score the same trained decoder and "
                              "latent trajectories sampled with each of these classifier-free guidance weights, at the "
                              "decoder's temperature and at each of --temperatures (rows decoder@T,w=W)")
+    parser.add_argument("--noise-memories", nargs="+", default=None,
+                        help="then also decode the same latent trajectories with decoder noise memory (a number in "
+                             "[0, 0.95] or 'auto': calibrated on the training run, LSSModel.with_noise_memory), at "
+                             "each of --temperatures (or the decoder's own; rows decoder@T,memory=M)")
     parser.add_argument("--template-times", type=float, nargs="+", default=None,
                         help="chain decoders: also score the same trained decoder and latent trajectories with every "
                              "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
@@ -233,6 +237,16 @@ def main(argv=None) -> int:
             field.temperature, field.guidance = temperature, guidance
             run[f"decoder@{temperature:g},w={guidance:g}"] = score(model.decode(jax.random.key(200 + seed), latent),
                                                                    latent, md_ctx, train, frame_ps, lag)
+        for memory in args.noise_memories or []:  # the same field and latent trajectories, noise with memory
+            remembering = model.with_noise_memory(memory if memory == "auto" else float(memory), [train])
+            rho = remembering.decoder.noise_memory
+            if memory == "auto":
+                run["noise_memory_calibration"] = remembering.info["decoder"]["noise_memory_calibration"]
+            for temperature in args.temperatures or [model.config.decoder.resolved().temperature]:
+                field.temperature = temperature
+                run[f"decoder@{temperature:g},memory={memory}"] = {
+                    **score(remembering.decode(jax.random.key(200 + seed), latent), latent, md_ctx, train, frame_ps,
+                            lag), "noise_memory": rho}
         runs[str(seed)] = run
         for label, row in run.items():
             if isinstance(row, dict):
