@@ -159,3 +159,19 @@ def test_generation_decodes_frames_saved_every_s_lags_with_memory_rho_to_the_s(t
     per_frame = lambda rho: model.with_noise_memory(rho).decode_unit(k_dec, chunk.unit, progress=False)  # noqa: E731
     np.testing.assert_array_equal(chunk.xyz, per_frame(0.6 ** 2))
     assert not np.array_equal(chunk.xyz, per_frame(0.6))
+
+
+def test_fit_calibrates_auto_noise_memory_on_the_frames_the_encoder_did_not_train_on():
+    from lss_jax import fit_lss
+    from lss_jax.config import DataConfig, EncoderConfig, PropagatorConfig
+    from lss_jax.datasets import load_alanine_dipeptide
+
+    data = load_alanine_dipeptide("train", stride=10)
+    config = LSSConfig(lag=2, data=DataConfig(encoder_fraction=0.5), encoder=EncoderConfig(latent_dim=2, epochs=2),
+                       propagator=PropagatorConfig(epochs=2), decoder=DecoderConfig(iterations=20, noise_memory="auto"),
+                       seed=3)
+    model = fit_lss(jax.random.key(3), data, config, progress=False)
+    record = model.info["decoder"]["noise_memory_calibration"]
+    assert record["frames"] == model.info["propagator_frames"]  # every held-out frame, in both phases of the lag
+    assert model.config.decoder.noise_memory == model.decoder.noise_memory == record["rho"]
+    assert 0.0 <= record["rho"] <= 0.95 and model.info["decoder"].get("noise_memory", 0.0) == record["rho"]

@@ -138,6 +138,9 @@ def main(argv=None) -> int:
                         help="then also decode the same latent trajectories with decoder noise memory (a number in "
                              "[0, 0.95] or 'auto': calibrated on the training run, LSSModel.with_noise_memory), at "
                              "each of --temperatures (or the decoder's own; rows decoder@T,memory=M)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="of the decoder's rows, score only the --noise-memories ones (the others are a run "
+                             "without it's: same keys, same bits)")
     parser.add_argument("--template-times", type=float, nargs="+", default=None,
                         help="chain decoders: also score the same trained decoder and latent trajectories with every "
                              "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
@@ -211,23 +214,23 @@ def main(argv=None) -> int:
         latent = model.generate(jax.random.key(100 + seed), args.n_traj, train.n_frames // lag, latent_only=True,
                                 progress=False)
         md_latent_t1 = t1([model.encode(independent)], lag, lag * frame_ps)
-        t0 = time.perf_counter()
-        xyz = model.decode(jax.random.key(200 + seed), latent)
-        decode_s = time.perf_counter() - t0
         knn, _ = fit_decoder(jax.random.key(seed), train.xyz, u_train, topology=train.topology,
                              config=DecoderConfig(kind="knn", redraws=0), progress=False)
         xyz_knn = model.replace(decoder=knn).decode(jax.random.key(200 + seed), latent)
-        run = {"training_s": trained, "decode_frames_per_s": xyz.shape[0] * xyz.shape[1] / decode_s,
-               "md_t1_latent_ps": md_latent_t1,
-               "decoder": score(xyz, latent, md_ctx, train, frame_ps, lag),
+        run = {"training_s": trained, "md_t1_latent_ps": md_latent_t1,
                "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
+        if not args.memory_only:
+            t0 = time.perf_counter()
+            xyz = model.decode(jax.random.key(200 + seed), latent)
+            run["decode_frames_per_s"] = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
+            run["decoder"] = score(xyz, latent, md_ctx, train, frame_ps, lag)
         for t0_start in args.template_times or []:  # the same field, its paths started at t0 from training frames
             started = template_start(jax.random.key(seed), model.decoder, train.xyz, u_train, t0=t0_start)
             run[f"decoder/t0={t0_start:g}"] = score(model.replace(decoder=started).decode(jax.random.key(200 + seed),
                                                                                           latent),
                                                     latent, md_ctx, train, frame_ps, lag)
         field = getattr(model.decoder.network, "field", model.decoder.network)  # a StateFlow's field, or the network
-        for temperature in args.temperatures or []:  # the same decoder and latent trajectories, another temperature
+        for temperature in [] if args.memory_only else args.temperatures or []:  # the same paths, another T
             field.temperature = temperature
             run[f"decoder@{temperature:g}"] = score(model.decode(jax.random.key(200 + seed), latent), latent, md_ctx,
                                                     train, frame_ps, lag)

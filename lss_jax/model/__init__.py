@@ -199,10 +199,11 @@ class LSSModel:
         decoded frames' noise, :func:`lss_jax.decoder.memory_noise`; every frame's law unchanged), recorded in its
         configuration (so in its fingerprint and when saved).
 
-        ``rho = "auto"`` calibrates it on ``trajs`` (the training MD; :func:`lss_jax.analysis.memory.
+        ``rho = "auto"`` calibrates it on ``trajs``, the training MD (:func:`lss_jax.analysis.memory.
         calibrate_noise_memory`: the ``rho`` whose decoded trajectories keep MD's lag memory of the slow structural
-        coordinate beyond ψ), as ``decoder.noise_memory = "auto"`` does at fit; the calibration is in
-        ``info["decoder"]["noise_memory_calibration"]``.
+        coordinate beyond ψ), as ``decoder.noise_memory = "auto"`` does at fit: with cross-fitting
+        (``data.encoder_fraction < 1``) along the part of each trajectory the encoder did not train on. The
+        calibration is in ``info["decoder"]["noise_memory_calibration"]``.
         """
         info = self.info
         info.setdefault("decoder", {})
@@ -210,9 +211,13 @@ class LSSModel:
             if trajs is None:
                 raise ValueError("noise_memory 'auto' is calibrated on MD: pass the training trajectories as trajs.")
             trajs = as_trajectory_list(trajs)
+            fraction = self.config.data.encoder_fraction
+            held_out = [n - len(p) for n, p in zip(
+                (t.n_frames for t in trajs), split_trajectories([np.zeros(t.n_frames) for t in trajs], 1 - fraction)[1])
+            ] if fraction < 1 else None
             decoder, memory = calibrate_decoder_memory(
                 jax.random.key(seed), self.decoder, [t.xyz[:, self.atom_indices] for t in trajs],
-                [self.to_unit(p) for p in self.encode(trajs)], self.config.lag)
+                [self.to_unit(p) for p in self.encode(trajs)], self.config.lag, held_out)
             info["decoder"]["noise_memory_calibration"] = memory
         else:
             self.config.replace(decoder={"noise_memory": rho})  # the configuration's checks of rho
@@ -331,16 +336,17 @@ def as_model(model) -> LSSModel:
     return fetch()
 
 
-def calibrate_decoder_memory(key: jax.Array, decoder: Decoder, xyz, u, lag: int) -> tuple[Decoder, dict]:
+def calibrate_decoder_memory(key: jax.Array, decoder: Decoder, xyz, u, lag: int,
+                             starts=None) -> tuple[Decoder, dict]:
     """``decoder`` with the noise memory :func:`lss_jax.analysis.memory.calibrate_noise_memory` finds on the
     training frames ``xyz`` (a list of ``[T, n_atoms, 3]``, the decoded atoms) and their unit-box latent points
-    ``u`` (frames decoded with ``key``), and the calibration's record."""
+    ``u`` (paths from frame ``starts[i]`` of each on; frames decoded with ``key``), and the calibration's record."""
     from lss_jax.analysis.memory import calibrate_noise_memory
 
     def decode(rho, points, rows_b, rows_t):
         return decode_rows(key, decoder.replace(noise_memory=rho), points, rows_b, rows_t, progress=False)[0]
 
-    rho, memory = calibrate_noise_memory(decode, list(xyz), list(u), lag)
+    rho, memory = calibrate_noise_memory(decode, list(xyz), list(u), lag, starts=starts)
     return decoder.replace(noise_memory=rho), memory
 
 
@@ -472,7 +478,9 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     )
     memory = None
     if cfg.decoder.noise_memory == "auto":  # calibrated to the training MD's memory beyond psi
-        decoder, memory = calibrate_decoder_memory(jax.random.fold_in(k_dec, 0x3E3), decoder, data.xyz, u, cfg.lag)
+        held_out = [len(x) - len(p) for x, p in zip(u, prop_part)] if cross_fit else None  # the encoder never saw
+        decoder, memory = calibrate_decoder_memory(jax.random.fold_in(k_dec, 0x3E3), decoder, data.xyz, u, cfg.lag,
+                                                   held_out)
         cfg = cfg.replace(decoder={"noise_memory": decoder.noise_memory})
     timings["decoder"] = time.perf_counter() - t0
 
