@@ -211,17 +211,14 @@ class LSSModel:
             if trajs is None:
                 raise ValueError("noise_memory 'auto' is calibrated on MD: pass the training trajectories as trajs.")
             trajs = as_trajectory_list(trajs)
-            fraction = self.config.data.encoder_fraction
-            held_out = [n - len(p) for n, p in zip(
-                (t.n_frames for t in trajs), split_trajectories([np.zeros(t.n_frames) for t in trajs], 1 - fraction)[1])
-            ] if fraction < 1 else None
             decoder, memory = calibrate_decoder_memory(
                 jax.random.key(seed), self.decoder, [t.xyz[:, self.atom_indices] for t in trajs],
-                [self.to_unit(p) for p in self.encode(trajs)], self.config.lag, held_out)
+                [self.to_unit(p) for p in self.encode(trajs)], self.config.lag,
+                encoder_held_out([t.n_frames for t in trajs], self.config.data.encoder_fraction))
             info["decoder"]["noise_memory_calibration"] = memory
         else:
-            self.config.replace(decoder={"noise_memory": rho})  # the configuration's checks of rho
-            decoder = self.decoder.replace(noise_memory=float(rho))
+            checked = self.config.replace(decoder={"noise_memory": rho}).decoder.noise_memory  # the config's checks
+            decoder = self.decoder.replace(noise_memory=float(checked))
         info["decoder"]["noise_memory"] = decoder.noise_memory
         return self.replace(decoder=decoder, config=self.config.replace(decoder={"noise_memory": decoder.noise_memory}),
                             info_json=json.dumps(info))
@@ -334,6 +331,20 @@ def as_model(model) -> LSSModel:
     if fetch is None:
         raise TypeError(f"expected an LSSModel or a fitted lss_jax.LSS, got {type(model).__name__}.")
     return fetch()
+
+
+def encoder_held_out(lengths, encoder_fraction: float) -> list[int] | None:
+    """First frame of the part of each trajectory the encoder does not train on (cross-fitting: the trailing
+    ``1 - encoder_fraction``, the propagator's part), or ``None`` without cross-fitting.
+
+    Example:
+        >>> encoder_held_out([100, 40], 0.3), encoder_held_out([100], 1.0)
+        ([30, 12], None)
+    """
+    if encoder_fraction >= 1:
+        return None
+    _, tails = split_trajectories([np.zeros(n) for n in lengths], 1 - encoder_fraction)
+    return [n - len(t) for n, t in zip(lengths, tails)]
 
 
 def calibrate_decoder_memory(key: jax.Array, decoder: Decoder, xyz, u, lag: int,
@@ -478,9 +489,8 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
     )
     memory = None
     if cfg.decoder.noise_memory == "auto":  # calibrated to the training MD's memory beyond psi
-        held_out = [len(x) - len(p) for x, p in zip(u, prop_part)] if cross_fit else None  # the encoder never saw
         decoder, memory = calibrate_decoder_memory(jax.random.fold_in(k_dec, 0x3E3), decoder, data.xyz, u, cfg.lag,
-                                                   held_out)
+                                                   encoder_held_out([len(x) for x in u], cfg.data.encoder_fraction))
         cfg = cfg.replace(decoder={"noise_memory": decoder.noise_memory})
     timings["decoder"] = time.perf_counter() - t0
 
