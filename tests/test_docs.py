@@ -27,7 +27,6 @@ WITHOUT_EXAMPLES = {
     "lss_jax.data": "re-exports only",
     "lss_jax.generation": "the package: a docstring",
     "lss_jax.generation.export": "needs a trained model; tests/test_model.py exports and runs one",
-    "lss_jax.model": "its examples train a model (a minute or more, +SKIP); tests/test_model.py fits models",
     "lss_jax.pipelines": "re-exports only",
     "lss_jax.pipelines.four_well": "a minutes-long validation; tests/test_four_well.py runs its quick form",
 }
