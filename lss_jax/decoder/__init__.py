@@ -489,8 +489,8 @@ def memory_noise(key: jax.Array, rows_b, rows_t, attempts, noise_dim: int, rho: 
     before 0 have keys of their own); the frame's own innovation is that of its draw, the earlier ones their first
     draws', so a redraw keeps the memory. ``c = sqrt((1 - rho^2) / (1 - rho^(2K)))`` makes every frame's noise
     exactly standard normal (the decoder's per-frame law is unchanged), and consecutive frames correlate
-    ``rho (1 - rho^(2K-2)) / (1 - rho^(2K))`` (``rho`` to within 10^-4 for ``rho >= 0.1``). A frame's noise depends on the key,
-    its trajectory and frame only, so chunks and resumed runs keep the bits; at ``rho = 0`` it is the first
+    ``rho (1 - rho^(2K-2)) / (1 - rho^(2K))``, below ``rho`` by at most ``rho^(2K-1) <= 10^-4 / rho``. A frame's noise
+    depends on the key, its trajectory and frame only, so chunks and resumed runs keep the bits; at ``rho = 0`` it is the first
     innovation itself (the bits of a decoder without memory).
 
     Example:
