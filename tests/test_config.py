@@ -148,7 +148,8 @@ def test_a_stored_flat_configuration_reads_back_and_keeps_the_model_fingerprint(
     """The lss.json of model format 2 (every flat field): the same configuration, and the fingerprint's input
     (LSSModel.fingerprint hashes _flat_dict) is byte for byte what lss_jax hashed before the nesting."""
     config, message = _read_flat(FLAT_STORED, source="m/lss.json")
-    assert config == NESTED and "and 37 more" in message
+    # stored with the linear floor off (then the default; now on): read back as stored
+    assert config == NESTED.replace(encoder={"linear_floor": False}) and "and 37 more" in message
     assert config._flat_dict() == FLAT_STORED
     assert hashlib.sha256(json.dumps(config._flat_dict(), sort_keys=True).encode()).hexdigest() == FLAT_SHA256
 
@@ -167,6 +168,10 @@ def test_a_saved_configuration_keeps_the_sampler_it_was_trained_with():
     assert distilled.decoder.sampler == (1, "euler")
     assert distilled._flat_dict()["decoder_distill_steps"] == 1  # a distilled model has another name
     assert LSSConfig.from_saved(distilled.to_dict()) == distilled
+    # a model saved before the encoder's linear floor existed was trained without it, whatever today's default
+    del stored["encoder"]["linear_floor"]
+    assert NESTED.encoder.linear_floor and not LSSConfig.from_saved(stored).encoder.linear_floor
+    assert LSSConfig.from_dict(stored).encoder.linear_floor  # typed by a user: the default
 
 
 def test_the_facade_and_the_trp_cage_protocol_read_flat_keywords():

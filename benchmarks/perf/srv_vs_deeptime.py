@@ -123,7 +123,8 @@ def score_outputs(torch, chi_0: np.ndarray, chi_t: np.ndarray) -> dict:
 
 
 def run_lss_jax(fs, val_pairs, args, seed: int, torch) -> dict:
-    encoder = EncoderConfig(hidden=HIDDEN, batch_norm=True, learning_rate=args.lr, batch_size=args.batch_size)
+    encoder = EncoderConfig(hidden=HIDDEN, batch_norm=True, learning_rate=args.lr, batch_size=args.batch_size,
+                            linear_floor=False)  # the network's training alone, as torch's
     kwargs = {"val_fraction": VAL_FRACTION, "progress": False}
     key = jax.random.key(seed)
     _, _, hist_1 = fit_srv(key, [fs], args.lag, args.n_outputs,

@@ -19,7 +19,7 @@ training run and scored against the shipped independent 50 ns run:
 
     python benchmarks/studies/ala2_sweep.py                   # 12 models, ~50 min on 2 CPU cores -> results/ala2_sweep-<backend>.json
     python benchmarks/studies/ala2_sweep.py --lags 5 --dims 2 # one cell
-    python benchmarks/studies/ala2_sweep.py --linear-floor --tag _floor   # the same with the encoder's linear floor
+    python benchmarks/studies/ala2_sweep.py --no-linear-floor --tag _plain   # the plain SRV, whatever the floor's check
     python benchmarks/studies/ala2_sweep.py --keys 4 --tag _keys  # the LSS targets also on means over 4 generation keys
     python benchmarks/studies/ala2_sweep.py --samplers heun10 midpoint2 distill1 --tag _samplers
     python benchmarks/studies/ala2_sweep.py --lags 1 5 --dims 2 3 --seed 1 --samplers heun10 distill1 distill2 --repeat --tag _samplers_seed1
@@ -45,6 +45,7 @@ throughput (frames/s of ``decode_unit`` on 65 536 latent points of the LSS run).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
@@ -101,8 +102,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="the LSS seed (default: the default configuration's)")
     parser.add_argument("--state-tail", type=float, default=None,
                         help="decoder.state_tail: torsion modes' tails below this share of their peak become states")
-    parser.add_argument("--linear-floor", action="store_true",
-                        help="encoder_linear_floor = true: an SRV below TICA is trained again from TICA (docs/encoder.md)")
+    parser.add_argument("--linear-floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="encoder.linear_floor (the default: an SRV that loses a slow process TICA finds is trained "
+                             "again from TICA, docs/encoder.md); --no-linear-floor keeps the plain SRV")
     args = parser.parse_args(argv)
 
     train, independent = load_alanine_dipeptide("train"), load_alanine_dipeptide("independent")

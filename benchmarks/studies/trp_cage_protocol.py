@@ -25,7 +25,7 @@ same training frames and latent points; each scored against the shipped independ
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --template-times 0.3 0.5 0.7
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-contact-map --temperatures 0.85 1.0 --tag _contact_map
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --temperatures 1.0 --tag _native_contacts
-    python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --linear-floor --tag _native_contacts_floor
+    python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --no-linear-floor --tag _native_contacts_plain  # the plain SRV
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts --seeds 0 --epochs 150 --temperatures 1.0 \
         --tag _native_contacts_e150_seed0                        # the field trained 3x longer (seeds 0, 1: one JSON each)
 
@@ -39,6 +39,7 @@ mean became linear in psi.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 import time
@@ -123,8 +124,9 @@ def main(argv=None) -> int:
     parser.add_argument("--decoder", default="chain", choices=sorted(DECODERS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-traj", type=int, default=20, help="latent trajectories per seed (default 20)")
-    parser.add_argument("--linear-floor", action="store_true",
-                        help="encoder.linear_floor: an SRV below TICA on the same features keeps the TICA path")
+    parser.add_argument("--linear-floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="encoder.linear_floor (the default); --no-linear-floor keeps the plain SRV, as the "
+                             "measurements before 2026-12-06 were made")
     parser.add_argument("--epochs", type=int, default=None, help="decoder epochs (default: the kind's own)")
     parser.add_argument("--temperature", type=float, default=None, help="chain decoders: the prior temperature")
     parser.add_argument("--temperatures", type=float, nargs="+", default=None,
@@ -193,7 +195,7 @@ def main(argv=None) -> int:
     rows_md = np.random.default_rng(0).choice(independent.n_frames, 400, replace=False)
     md_numbers["novelty_nm"] = float(np.median(nearest_frame_rmsd(independent[rows_md], train, max_generated=400,
                                                                   max_reference=train.n_frames, seed=0)))
-    encoder = {"encoder": {"linear_floor": True}} if args.linear_floor else {}
+    encoder = {"encoder": {"linear_floor": args.linear_floor}}
     runs = {}
 
     def save():  # after every seed, so a run stopped by a time limit keeps the seeds it finished

@@ -158,7 +158,7 @@ def train(args) -> int:
         f"norm), {enc['train_vamp2_eval_mode']:.3f} on all training pairs (eval mode), {enc['best_val_vamp2']:.3f} on "
         f"validation\n                      (the first gap is batch norm and minibatch estimates, the second is "
         f"generalization to unseen data)"
-        f"{_floor_lines(enc, info['latent_dim'])}"
+        f"{_floor_lines(enc, info['latent_dim'], info['lag_time_ps'])}"
         f"\n  decoder             {dec['kind']} on {dec['coordinates']} coordinates, {dec['epochs']} epochs in "
         f"{dec['seconds']:.0f} s, validation loss {dec['best_val_loss']:.4g}{_sampler_words(dec)}"
         f"{_consistency_lines(info['consistency'])}"
@@ -220,20 +220,32 @@ def _sampler_words(dec: dict) -> str:
     return f"; samples with {how}" + (" (distilled; decoder.distill_steps = 0: the flow itself)" if dec["distilled"] else "")
 
 
-def _floor_lines(enc: dict, latent_dim: int) -> str:
+def _floor_lines(enc: dict, latent_dim: int, lag_ps: float) -> str:
     """The train summary's linear floor: the encoder against TICA on the same features, lag and validation pairs."""
     floor = enc.get("linear_floor")
     if floor is None:
         return ""
     ts = ", ".join("not estimated" if not math.isfinite(t) else f"{t:.3g}" for t in floor["tica_timescales_ps"])
-    how = ("trained from TICA with a linear path (the plain SRV had ended below it)" if floor["tica_path"]
-           else "the plain SRV")
+    how = ("trained from TICA with a linear path (the plain SRV had lost a slow process TICA finds)"
+           if floor["tica_path"] else "the plain SRV")
     if floor.get("below"):
-        how += " -- BELOW TICA: set linear_floor = true under [encoder] in --config to train it from TICA"
+        how += (" -- BELOW TICA: it loses a slow process TICA finds; linear_floor = true under [encoder] in "
+                "--config trains it from TICA")
     se = {p: f" (SE {floor[f'diff_se_{p}']:.3f})" if f"diff_se_{p}" in floor else "" for p in ("train", "val")}
-    return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs "
+    slow = ""
+    pairs = [(a, b) for a, b in zip(floor.get("srv_train_eigenvalues", []), floor.get("tica_train_eigenvalues", []))
+             if b >= math.exp(-1)]  # the processes TICA resolves at this lag
+    if pairs:
+        def t_ps(eigenvalue):
+            return f"{-lag_ps / math.log(eigenvalue):.3g}" if 0 < eigenvalue < 1 else "none"
+        slow = ("\n                      slow processes SRV vs TICA on the training part, TICA cross-fitted (ps): "
+                + ", ".join(f"{t_ps(a)} vs {t_ps(b)}" for a, b in pairs))
+    elif "tica_train_eigenvalues" in floor:
+        slow = ("\n                      slow processes: none of TICA's (cross-fitted) is slower than the lag, so "
+                "there is none for the floor to guard")
+    return (f"\n  linear floor        VAMP-2 SRV vs TICA on the same features, lag and split: training pairs (TICA in sample) "
             f"{floor['srv_train_vamp2']:.3f} vs {floor['tica_train_vamp2']:.3f}{se['train']}, validation "
-            f"{floor['srv_val_vamp2']:.3f} vs {floor['tica_val_vamp2']:.3f}{se['val']}; encoder: {how}"
+            f"{floor['srv_val_vamp2']:.3f} vs {floor['tica_val_vamp2']:.3f}{se['val']}; encoder: {how}{slow}"
             f"\n                      TICA timescales {ts}; latent dimension {latent_dim} from the gap of the better of the "
             f"two estimates")
 

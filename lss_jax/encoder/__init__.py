@@ -236,74 +236,128 @@ def choose_latent_dim(timescales, max_dim: int | None = None, min_dim: int = 1) 
 
 
 def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float = 0.1,
-                 max_pairs: int = 200_000, n_blocks: int = 20, n_bootstrap: int = 200) -> dict:
-    """The encoder against TICA on the same features, lag and split: reversible VAMP-2 on the training and on the
-    validation pairs.
+                 max_pairs: int = 200_000, n_blocks: int = 20, n_bootstrap: int = 200, n_folds: int = 5) -> dict:
+    """The encoder against TICA on the same features, lag and split: reversible VAMP-2, and the eigenvalues of the
+    slow processes on pairs TICA was not fitted to.
 
-    TICA (:func:`reversible_decomposition` of the features) is fitted on the training part; both are scored with
-    as many outputs as the network has, by :func:`lss_jax.encoder.vamp.vamp_loss` (reversible, r = 2) on all pairs of
-    each part (evenly spaced, at most ``max_pairs``), the network in eval mode. A nonlinear encoder whose function
-    class holds the linear map should score at least TICA's on both; less means its training failed.
+    TICA (:func:`reversible_decomposition` of the features) is fitted on the training part, and both encoders are
+    scored with as many outputs as the network has, the network in eval mode:
 
-    The difference of the two scores on each part comes with its standard error (``diff_se_train``,
-    ``diff_se_val``): a block bootstrap over ``n_blocks`` contiguous blocks of pairs (``n_bootstrap`` replicates,
-    a fixed seed), both encoders scored on the same resampled pairs, so that :func:`below_floor` calls an encoder
-    below TICA only where the data say so.
+    * ``*_vamp2``: reversible VAMP-2 (:func:`lss_jax.encoder.vamp.vamp_loss`, r = 2) on all training pairs and on
+      all validation pairs (evenly spaced, at most ``max_pairs``), as in the train summary. On the training pairs
+      TICA's is in sample: with many features it is biased up (Trp-cage's 224 features: 2.42 in sample, TICA's
+      slowest timescale 309 ps in sample against 238 ps out of sample), so :func:`below_floor` does not read it.
+    * ``*_eigenvalues``: the eigenvalues of the whitened reversible time-lagged covariance of each encoder's
+      outputs, largest first (the processes its outputs span; VAMP-2 is one plus the sum of their squares), where
+      TICA is out of sample: on the validation pairs (``val``), and on the training part cross-fitted (``train``):
+      every trajectory's training part cut into ``n_folds`` contiguous pieces, TICA fitted on the others and both
+      encoders scored on each piece's pairs, the eigenvalues averaged over the pieces. The SRV is in sample on the
+      training part, so a shortfall there is a process it did not learn, not noise it did not fit.
+
+    Every SRV-minus-TICA difference comes with its standard error (``diff_se_*`` for VAMP-2,
+    ``eigenvalue_diff_se_*`` per process): a block bootstrap over contiguous blocks of pairs (``n_blocks`` on each
+    split, shared among the pieces of the training part; ``n_bootstrap`` replicates, a fixed seed), both encoders
+    scored on the same resampled pairs.
 
     Returns:
-        dict with ``srv_train_vamp2``, ``tica_train_vamp2``, ``srv_val_vamp2``, ``tica_val_vamp2``,
-        ``diff_se_train``, ``diff_se_val`` and ``tica_eigenvalues`` (of TICA on all the frames, as the SRV
-        projection's; leading ``k``).
+        dict with ``srv_train_vamp2``, ``tica_train_vamp2``, ``diff_se_train``, ``srv_train_eigenvalues``,
+        ``tica_train_eigenvalues``, ``eigenvalue_diff_se_train`` (and the same for ``val``) and
+        ``tica_eigenvalues`` (of TICA on all the frames, as the SRV projection's; leading ``k``).
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(400, 3)).astype(np.float32)
         >>> net, _, _ = fit_srv(jax.random.key(0), [x], 1, 2, config=EncoderConfig(hidden=(4,), batch_size=64, epochs=1),
         ...                     progress=False)
         >>> scores = linear_floor(net, [x], 1)
-        >>> sorted(scores)[:4], scores["diff_se_val"] > 0
-        (['diff_se_train', 'diff_se_val', 'srv_train_vamp2', 'srv_val_vamp2'], True)
+        >>> len(scores["srv_val_eigenvalues"]), len(scores["tica_train_eigenvalues"]), scores["diff_se_val"] > 0
+        (2, 2, True)
     """
     k = model.head.out_features
     train, val = split_trajectories(features_list, val_fraction)
     tica = reversible_decomposition(train, lag)
-    w = tica.vectors[:, :k]
-    out = {}
+    rng = np.random.default_rng(0)
     model.eval()
-    for part_name, part in (("train", train), ("val", val)):
+
+    def scored(part, fitted, blocks):  # both encoders on the lagged pairs of part: block moments of each
         x0, xt = lagged_pairs(part, lag)
         keep = np.linspace(0, len(x0) - 1, min(len(x0), max_pairs)).astype(int)
         x0, xt = x0[keep], xt[keep]
-        y0, yt = (jnp.asarray((np.asarray(x, np.float64) - tica.mean) @ w, jnp.float32) for x in (x0, xt))
+        y0, yt = (jnp.asarray((np.asarray(x, np.float64) - fitted.mean) @ fitted.vectors[:, :k], jnp.float32)
+                  for x in (x0, xt))
         chi = model(jnp.concatenate([jnp.asarray(x0), jnp.asarray(xt)]))  # one pass, as srv_loss makes it
         chi0, chit = chi[: len(x0)], chi[len(x0):]
+        as64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+        moments = (_pair_block_moments(as64(chi0), as64(chit), blocks), _pair_block_moments(as64(y0), as64(yt), blocks))
+        return (chi0, chit), (y0, yt), moments
+
+    def eigenvalues(moments):  # whole, and the bootstrap's SRV - TICA replicates
+        n = len(moments[0][0])
+        counts = rng.multinomial(n, np.full(n, 1 / n), n_bootstrap)
+        srv, ref = (_reversible_eigenvalues(m, np.ones((1, n)))[0] for m in moments)
+        return srv, ref, _reversible_eigenvalues(moments[0], counts) - _reversible_eigenvalues(moments[1], counts)
+
+    out = {}
+    for part_name, part in (("train", train), ("val", val)):
+        (chi0, chit), (y0, yt), moments = scored(part, tica, n_blocks)
         out[f"srv_{part_name}_vamp2"] = -float(vamp_loss(chi0, chit, r=2, reversible=True, epsilon=1e-6))
         out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(y0, yt, r=2, reversible=True))
-        as64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
-        srv_blocks = _pair_block_moments(as64(chi0), as64(chit), n_blocks)
-        tica_blocks = _pair_block_moments(as64(y0), as64(yt), n_blocks)
-        n = len(srv_blocks[0])
-        counts = np.random.default_rng(0).multinomial(n, np.full(n, 1 / n), n_bootstrap)
-        diff = _reversible_vamp2(srv_blocks, counts) - _reversible_vamp2(tica_blocks, counts)
+        n = len(moments[0][0])
+        counts = rng.multinomial(n, np.full(n, 1 / n), n_bootstrap)
+        diff = _reversible_vamp2(moments[0], counts) - _reversible_vamp2(moments[1], counts)
         out[f"diff_se_{part_name}"] = float(np.std(diff, ddof=1))
+    pieces = []  # (TICA fitted without the piece, the piece)
+    for f in range(n_folds):
+        held, rest = [], []
+        for x in train:
+            edges = np.linspace(0, len(x), n_folds + 1).astype(int)
+            held.append(x[edges[f]:edges[f + 1]])
+            rest += [seg for seg in (x[:edges[f]], x[edges[f + 1]:]) if len(seg) > lag]
+        if sum(max(len(h) - lag, 0) for h in held) >= 2 * k + 2 and rest:
+            pieces.append((reversible_decomposition(rest, lag), [h for h in held if len(h) > lag]))
+    for part_name, runs in (("train", [(fitted, piece, max(2, n_blocks // n_folds)) for fitted, piece in pieces]),
+                            ("val", [(tica, val, n_blocks)])):
+        results = [eigenvalues(scored(piece, fitted, blocks)[2]) for fitted, piece, blocks in runs]
+        if not results:  # a training part too short to cut: nothing to compare there
+            out[f"srv_{part_name}_eigenvalues"] = out[f"tica_{part_name}_eigenvalues"] = []
+            out[f"eigenvalue_diff_se_{part_name}"] = []
+            continue
+        srv, ref, diff = (np.mean([r[i] for r in results], axis=0) for i in range(3))
+        out[f"srv_{part_name}_eigenvalues"], out[f"tica_{part_name}_eigenvalues"] = srv.tolist(), ref.tolist()
+        out[f"eigenvalue_diff_se_{part_name}"] = np.std(diff, axis=0, ddof=1).tolist()
     out["tica_eigenvalues"] = reversible_decomposition(features_list, lag).eigenvalues[:k]
     return out
 
 
-def below_floor(scores: dict, tolerance: float = 1e-3, n_se: float = 2.0) -> bool:
-    """Whether :func:`linear_floor` scores put the encoder below TICA on the training or the validation pairs: by
-    more than ``n_se`` standard errors of the difference (``diff_se_*``; a difference the data cannot tell from
-    zero is not a failure) and more than ``tolerance`` of TICA's score (float32 scores of the same map agree to
-    ~1e-5). The failures this catches are 10-30 % of the score.
+def below_floor(scores: dict, tolerance: float = 0.1, n_se: float = 2.0) -> bool:
+    """Whether :func:`linear_floor` scores put the encoder below TICA: on the training part (TICA cross-fitted) or
+    on the validation pairs, a process TICA resolves there (its implied timescale at least the lag) is more than
+    ``tolerance`` shorter in the encoder (its ``i``-th implied timescale against TICA's ``i``-th), by an eigenvalue
+    difference of more than ``n_se`` standard errors (``eigenvalue_diff_se_*``).
+
+    The rule guards what the linear floor exists for: a slow process TICA finds and the network loses (on the rare-state
+    system the plain SRV loses 11-50 % of a timescale on held-out pairs where it fails, and the issue's alanine
+    dipeptide 80 %). Processes faster than the lag are left out (a model at that lag does not resolve them), and so
+    is a timescale a few per cent short where both encoders find the same process (10 % is the project's accuracy
+    target for t1). docs/encoder.md has the measurements.
 
     Example:
-        >>> scores = dict(srv_train_vamp2=1.30, tica_train_vamp2=1.31, srv_val_vamp2=1.20, tica_val_vamp2=1.21)
-        >>> below_floor(scores), below_floor({**scores, "diff_se_train": 0.01, "diff_se_val": 0.02})
+        >>> scores = dict(srv_train_eigenvalues=[0.60, 0.1], tica_train_eigenvalues=[0.80, 0.3],
+        ...               eigenvalue_diff_se_train=[0.02, 0.02], srv_val_eigenvalues=[0.7, 0.1],
+        ...               tica_val_eigenvalues=[0.7, 0.3], eigenvalue_diff_se_val=[0.02, 0.02])
+        >>> below_floor(scores), below_floor({**scores, "srv_train_eigenvalues": [0.79, 0.1]})
         (True, False)
     """
-    def margin(p):
-        return max(tolerance * scores[f"tica_{p}_vamp2"], n_se * scores.get(f"diff_se_{p}", 0.0))
+    def timescale(eigenvalue):  # in lags: -1 / ln(lambda); a process with lambda <= 0 has none
+        return -1.0 / np.log(eigenvalue) if 0 < eigenvalue < 1 else (np.inf if eigenvalue >= 1 else 0.0)
 
-    return any(scores[f"srv_{p}_vamp2"] < scores[f"tica_{p}_vamp2"] - margin(p) for p in ("train", "val"))
+    for p in ("train", "val"):
+        srv, tica = scores[f"srv_{p}_eigenvalues"], scores[f"tica_{p}_eigenvalues"]
+        se = scores[f"eigenvalue_diff_se_{p}"]
+        for i in range(len(srv)):
+            if (tica[i] >= np.exp(-1.0) and tica[i] - srv[i] > n_se * se[i]
+                    and timescale(srv[i]) < (1 - tolerance) * timescale(tica[i])):
+                return True
+    return False
 
 
 def _pair_block_moments(y0: np.ndarray, yt: np.ndarray, n_blocks: int):
@@ -319,6 +373,12 @@ def _pair_block_moments(y0: np.ndarray, yt: np.ndarray, n_blocks: int):
 def _reversible_vamp2(blocks, counts: np.ndarray, epsilon: float = 1e-10) -> np.ndarray:
     """Reversible VAMP-2 (``1 + ||C0^-1/2 C1 C0^-1/2||_F^2``, covariances symmetrized about the pairs' joint mean)
     of the pairs resampled with ``counts [R, b]`` of each block: ``[R]``."""
+    return 1 + np.sum(_reversible_eigenvalues(blocks, counts, epsilon) ** 2, axis=1)
+
+
+def _reversible_eigenvalues(blocks, counts: np.ndarray, epsilon: float = 1e-10) -> np.ndarray:
+    """Eigenvalues of ``C0^-1/2 C1 C0^-1/2`` (covariances symmetrized about the pairs' joint mean) of the pairs
+    resampled with ``counts [R, b]`` of each block, largest first: ``[R, k]``."""
     n, s, m00, m01 = blocks
     total = counts @ n
     mean = (counts @ s) / (2 * total)[:, None]
@@ -326,8 +386,7 @@ def _reversible_vamp2(blocks, counts: np.ndarray, epsilon: float = 1e-10) -> np.
     c1 = np.einsum("rb,bij->rij", counts, m01) / (2 * total)[:, None, None] - mean[:, :, None] * mean[:, None, :]
     w, v = np.linalg.eigh(c0)
     inv_sqrt = np.einsum("rij,rj,rkj->rik", v, 1 / np.sqrt(np.maximum(w, epsilon)), v)
-    k = inv_sqrt @ c1 @ inv_sqrt
-    return 1 + np.sum(k**2, axis=(1, 2))
+    return np.linalg.eigvalsh(inv_sqrt @ c1 @ inv_sqrt)[:, ::-1]
 
 
 def fit_srv(
@@ -351,9 +410,9 @@ def fit_srv(
     features, lag and split: what minibatches that rarely hold a rare state's frames, or a validation block that
     never visits it, would otherwise lose, the linear path keeps.
 
-    With ``config.linear_floor=True`` the plain SRV is trained first and kept when it scores at least
-    TICA's VAMP-2 on both the training and the validation pairs (:func:`linear_floor`); otherwise the network is
-    trained again, with the same key, from TICA with the residual linear path.
+    With ``config.linear_floor=True`` (the default) the plain SRV is trained first and kept unless it loses a slow
+    process TICA finds on the same features, lag and split (:func:`linear_floor`, :func:`below_floor`); then the
+    network is trained again, with the same key, from TICA with the residual linear path.
 
     Args:
         key: PRNG key (initialization and shuffling).
