@@ -222,6 +222,9 @@ def test_cli_train_generate_report(tmp_path, traj, capsys):
     assert (report / "lss-jax-report.toml").is_file() and (model_dir / "lss-jax-train.toml").is_file()
     assert metrics["free_energy_phi_psi"]["n_bins"] > 0 and metrics["n_lss_frames"] == 360
     assert (report / "free_energy_phi_psi.png").stat().st_size > 10_000
+    floor = metrics["encoder"]["linear_floor"]  # the encoder against TICA, as the model recorded it at training
+    assert floor == json.loads((model_dir / "lss.json").read_text())["info"]["encoder"]["linear_floor"]
+    assert {"srv_val_vamp2", "tica_val_vamp2", "srv_train_eigenvalues", "tica_path"} <= set(floor)
     # the decoder alone: one decoded frame per MD frame, every diagnostic present for both it and the full LSS
     dec = metrics["decoder"]
     assert dec["kind"] == "flow" and dec["coordinates"] == "internal"

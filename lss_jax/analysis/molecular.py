@@ -352,6 +352,13 @@ def run_validation(
         metrics["free_energy_phi_psi"] = phi_psi_block
     metrics["implied_timescales_ps"], timescales = _latent_timescales(inp)
     metrics["consistency"], ck, md_frame_time = _consistency(inp, timescales)
+    floor = model.info.get("encoder", {}).get("linear_floor")
+    if floor is not None:  # the encoder against TICA, as trained (lss_jax.encoder.linear_floor)
+        metrics["encoder"] = {"linear_floor": floor}
+        if floor.get("below"):
+            metrics["consistency"]["warnings"].append(
+                "the encoder loses a slow process that linear TICA on the same features finds (encoder.linear_floor "
+                "= true trains it from TICA)")
     kin = _kinetic_metrics(inp, md_frame_time, metrics["consistency"]["warnings"])
     if kin is not None:
         metrics["kinetics"] = kin
