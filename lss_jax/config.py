@@ -115,10 +115,9 @@ class EncoderConfig:
             features, lag and split (one of TICA's processes slower than the lag more than 10 % shorter in the SRV,
             by more than two bootstrap standard errors, on pairs TICA was not fitted to: the training part
             cross-fitted, and the validation pairs; :func:`lss_jax.encoder.below_floor`) is trained again from TICA
-            with a residual linear path, which
-            never ends below it (:func:`lss_jax.encoder.fit_srv`). ``False`` keeps the plain SRV whatever the
-            check says; the comparison itself is always made, printed and recorded
-            (``info["encoder"]["linear_floor"]``).
+            with a residual linear path, which never ends below it (:func:`lss_jax.encoder.fit_srv`). ``False``
+            keeps the plain SRV whatever the check says; the comparison itself is always made, printed and
+            recorded (``info["encoder"]["linear_floor"]``).
 
     Example:
         >>> EncoderConfig().n_outputs, EncoderConfig(latent_dim=2).n_outputs

@@ -232,14 +232,15 @@ def _floor_lines(enc: dict, latent_dim: int, lag_ps: float) -> str:
         how += (" -- BELOW TICA: it loses a slow process TICA finds; linear_floor = true under [encoder] in "
                 "--config trains it from TICA")
     se = {p: f" (SE {floor[f'diff_se_{p}']:.3f})" if f"diff_se_{p}" in floor else "" for p in ("train", "val")}
+    from lss_jax.encoder import resolved_processes
+
     slow = ""
-    pairs = [(a, b) for a, b in zip(floor.get("srv_train_eigenvalues", []), floor.get("tica_train_eigenvalues", []))
-             if b >= math.exp(-1)]  # the processes TICA resolves at this lag
+    pairs = resolved_processes(floor, "train")
     if pairs:
         def t_ps(eigenvalue):
             return f"{-lag_ps / math.log(eigenvalue):.3g}" if 0 < eigenvalue < 1 else "none"
         slow = ("\n                      slow processes SRV vs TICA on the training part, TICA cross-fitted (ps): "
-                + ", ".join(f"{t_ps(a)} vs {t_ps(b)}" for a, b in pairs))
+                + ", ".join(f"{t_ps(a)} vs {t_ps(b)}" for a, b, _ in pairs))
     elif "tica_train_eigenvalues" in floor:
         slow = ("\n                      slow processes: none of TICA's (cross-fitted) is slower than the lag, so "
                 "there is none for the floor to guard")

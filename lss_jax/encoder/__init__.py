@@ -30,7 +30,7 @@ from lss_jax.engine.train import TrainHistory, fit
 
 __all__ = [
     # the network and its training
-    "SRVNet", "srv_loss", "fit_srv", "linear_floor", "below_floor",
+    "SRVNet", "srv_loss", "fit_srv", "linear_floor", "below_floor", "resolved_processes",
     # the eigenfunction projection fitted once after training
     "SRVProjection", "srv_projection", "reversible_decomposition", "srv_transform",
     # timescales and the choice of the latent dimension
@@ -350,14 +350,24 @@ def below_floor(scores: dict, tolerance: float = 0.1, n_se: float = 2.0) -> bool
     def timescale(eigenvalue):  # in lags: -1 / ln(lambda); a process with lambda <= 0 has none
         return -1.0 / np.log(eigenvalue) if 0 < eigenvalue < 1 else (np.inf if eigenvalue >= 1 else 0.0)
 
-    for p in ("train", "val"):
-        srv, tica = scores[f"srv_{p}_eigenvalues"], scores[f"tica_{p}_eigenvalues"]
-        se = scores[f"eigenvalue_diff_se_{p}"]
-        for i in range(len(srv)):
-            if (tica[i] >= np.exp(-1.0) and tica[i] - srv[i] > n_se * se[i]
-                    and timescale(srv[i]) < (1 - tolerance) * timescale(tica[i])):
-                return True
-    return False
+    return any(tica - srv > n_se * se and timescale(srv) < (1 - tolerance) * timescale(tica)
+               for part in ("train", "val") for srv, tica, se in resolved_processes(scores, part))
+
+
+def resolved_processes(scores: dict, part: str = "train") -> list[tuple[float, float, float]]:
+    """``(SRV eigenvalue, TICA eigenvalue, SE of their difference)`` of the processes TICA resolves on ``part``
+    (``"train"``, cross-fitted, or ``"val"``) of :func:`linear_floor` scores: those with an implied timescale of at
+    least the lag (eigenvalue >= 1/e), the ones :func:`below_floor` judges.
+
+    Example:
+        >>> resolved_processes(dict(srv_train_eigenvalues=[0.7, 0.1], tica_train_eigenvalues=[0.8, 0.3],
+        ...                         eigenvalue_diff_se_train=[0.02, 0.05]))
+        [(0.7, 0.8, 0.02)]
+    """
+    return [(srv, tica, se) for srv, tica, se in zip(scores.get(f"srv_{part}_eigenvalues", []),
+                                                     scores.get(f"tica_{part}_eigenvalues", []),
+                                                     scores.get(f"eigenvalue_diff_se_{part}", []))
+            if tica >= np.exp(-1.0)]
 
 
 def _pair_block_moments(y0: np.ndarray, yt: np.ndarray, n_blocks: int):
