@@ -296,9 +296,10 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
         srv, ref = (_reversible_eigenvalues(m, np.ones((1, n)))[0] for m in moments)
         return srv, ref, _reversible_eigenvalues(moments[0], counts) - _reversible_eigenvalues(moments[1], counts)
 
-    out = {}
+    out, split_moments = {}, {}
     for part_name, part in (("train", train), ("val", val)):
         (chi0, chit), (y0, yt), moments = scored(part, tica, n_blocks)
+        split_moments[part_name] = moments
         out[f"srv_{part_name}_vamp2"] = -float(vamp_loss(chi0, chit, r=2, reversible=True, epsilon=1e-6))
         out[f"tica_{part_name}_vamp2"] = -float(vamp_loss(y0, yt, r=2, reversible=True))
         n = len(moments[0][0])
@@ -314,9 +315,10 @@ def linear_floor(model: SRVNet, features_list, lag: int, *, val_fraction: float 
             rest += [seg for seg in (x[:edges[f]], x[edges[f + 1]:]) if len(seg) > lag]
         if sum(max(len(h) - lag, 0) for h in held) >= 2 * k + 2 and rest:
             pieces.append((reversible_decomposition(rest, lag), [h for h in held if len(h) > lag]))
-    for part_name, runs in (("train", [(fitted, piece, max(2, n_blocks // n_folds)) for fitted, piece in pieces]),
-                            ("val", [(tica, val, n_blocks)])):
-        results = [eigenvalues(scored(piece, fitted, blocks)[2]) for fitted, piece, blocks in runs]
+    for part_name, moments_list in (
+            ("train", [scored(piece, fitted, max(2, n_blocks // n_folds))[2] for fitted, piece in pieces]),
+            ("val", [split_moments["val"]])):  # TICA of the training part is out of sample there already
+        results = [eigenvalues(moments) for moments in moments_list]
         if not results:  # a training part too short to cut: nothing to compare there
             out[f"srv_{part_name}_eigenvalues"] = out[f"tica_{part_name}_eigenvalues"] = []
             out[f"eigenvalue_diff_se_{part_name}"] = []
