@@ -16,7 +16,9 @@ same training frames and latent points; each scored against the shipped independ
   (``md.f_tic1_pooled_leave_one_out_kT``);
 * t1 in the latent space (reversible estimator at the lag, LSS against the independent run encoded) and on the
   decoded structures (TICA of the generated Cα distances at the lag, against MD's at the same lag; and, with neither
-  side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``);
+  side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``); for a
+  decoder's rows also the decoded t1's difference from retrieval's on the same latent trajectories, with the errors of
+  both and of the difference from one bootstrap over the trajectories (``t1_decoded_minus_knn_ps`` and ``..._se``);
 * radius of gyration; novelty: median Cα-RMSD of 400 frames to their nearest training frame (every training frame),
   generated against independent MD.
 
@@ -50,6 +52,7 @@ import mdtraj as md
 import numpy as np
 
 from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_energy
+from lss_jax.analysis.lagchoice import paired_tica_timescale
 from lss_jax.analysis.structure import nearest_frame_rmsd
 from lss_jax.benchmarking import benchmark_parser, fit_or_load, machine_facts, write_results
 from lss_jax.decoder import DecoderConfig, fit_decoder, template_start
@@ -83,20 +86,35 @@ def t1(series: list[np.ndarray], lag: int, lag_time_ps: float) -> float:
     return float(implied_timescales(reversible_decomposition(series, lag).eigenvalues[:1], lag_time_ps)[0])
 
 
-def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: float, lag: int) -> dict:
-    """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``."""
+def pair_distances(xyz: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """``[B, T, n_pairs]`` distances of ``pairs`` in trajectories ``xyz [B, T, n, 3]``."""
+    flat = xyz.reshape(-1, *xyz.shape[2:])
+    return np.linalg.norm(flat[:, pairs[:, 0]] - flat[:, pairs[:, 1]], axis=-1).reshape(*xyz.shape[:2], -1)
+
+
+def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: float, lag: int,
+          versus: np.ndarray | None = None) -> dict:
+    """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``;
+    with ``versus`` (retrieval's Cα distances on the same latent trajectories) also the decoded t1's difference from
+    retrieval's and the errors of both, from one bootstrap over the trajectories (``lss_jax.analysis.lagchoice.
+    paired_tica_timescale``)."""
     tau = lag * frame_ps
     folding = folding_metrics(tc.trp_cage_go_model(), [md_ctx["xyz"]], xyz, md_frame_time=frame_ps, lss_frame_time=tau)
-    pairs = md_ctx["pairs"]
     flat = xyz.reshape(-1, *xyz.shape[2:])
-    dist = np.linalg.norm(flat[:, pairs[:, 0]] - flat[:, pairs[:, 1]], axis=-1).reshape(*xyz.shape[:2], -1)
+    dist = pair_distances(xyz, md_ctx["pairs"])
     tic1 = (dist.reshape(-1, dist.shape[-1]) - md_ctx["tica_mean"]) @ md_ctx["tica_vector"]
     f_lss, _ = histogram_free_energy(tic1, md_ctx["tic1_edges"])
     rg = np.sqrt(((flat - flat.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
     rows = np.random.default_rng(0).choice(len(flat), 400, replace=False)
     novelty = nearest_frame_rmsd(md.Trajectory(flat[rows], train.topology), train, max_generated=400,
                                  max_reference=train.n_frames, seed=0)
+    paired = {}
+    if versus is not None:  # errors in ps; the point estimates are t1_decoded_ps's estimator (whitened TICA)
+        r = paired_tica_timescale(list(dist), list(versus), 1)
+        paired = {"t1_decoded_ps_se": r["a_se"] * tau, "t1_knn_ps_se": r["b_se"] * tau,
+                  "t1_decoded_minus_knn_ps": r["difference"] * tau, "t1_decoded_minus_knn_ps_se": r["difference_se"] * tau}
     return {
+        **paired,
         "folded_fraction": folding["folded_fraction"]["lss"],
         "transitions_per_us": folding["transitions_per_us"]["lss"],
         "f_tic1_kT": free_energy_rmse(f_lss, md_ctx["f_tic1"], md_ctx["tic1_mask"]),
@@ -221,27 +239,28 @@ def main(argv=None) -> int:
         xyz_knn = model.replace(decoder=knn).decode(jax.random.key(200 + seed), latent)
         run = {"training_s": trained, "md_t1_latent_ps": md_latent_t1,
                "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
+        d_knn = pair_distances(xyz_knn, pairs)
         if not args.memory_only:
             t0 = time.perf_counter()
             xyz = model.decode(jax.random.key(200 + seed), latent)
             run["decode_frames_per_s"] = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
-            run["decoder"] = score(xyz, latent, md_ctx, train, frame_ps, lag)
+            run["decoder"] = score(xyz, latent, md_ctx, train, frame_ps, lag, d_knn)
         for t0_start in args.template_times or []:  # the same field, its paths started at t0 from training frames
             started = template_start(jax.random.key(seed), model.decoder, train.xyz, u_train, t0=t0_start)
             run[f"decoder/t0={t0_start:g}"] = score(model.replace(decoder=started).decode(jax.random.key(200 + seed),
                                                                                           latent),
-                                                    latent, md_ctx, train, frame_ps, lag)
+                                                    latent, md_ctx, train, frame_ps, lag, d_knn)
         field = getattr(model.decoder.network, "field", model.decoder.network)  # a StateFlow's field, or the network
         for temperature in [] if args.memory_only else args.temperatures or []:  # the same paths, another T
             field.temperature = temperature
             run[f"decoder@{temperature:g}"] = score(model.decode(jax.random.key(200 + seed), latent), latent, md_ctx,
-                                                    train, frame_ps, lag)
+                                                    train, frame_ps, lag, d_knn)
         for temperature, guidance in itertools.product([model.config.decoder.resolved().temperature,
                                                         *(args.temperatures or [])],
                                                        args.guidances or []):
             field.temperature, field.guidance = temperature, guidance
             run[f"decoder@{temperature:g},w={guidance:g}"] = score(model.decode(jax.random.key(200 + seed), latent),
-                                                                   latent, md_ctx, train, frame_ps, lag)
+                                                                   latent, md_ctx, train, frame_ps, lag, d_knn)
         for memory in args.noise_memories or []:  # the same field and latent trajectories, noise with memory
             remembering = model.with_noise_memory(memory if memory == "auto" else float(memory), [train])
             rho = remembering.decoder.noise_memory
@@ -251,7 +270,7 @@ def main(argv=None) -> int:
                 field.temperature = temperature
                 run[f"decoder@{temperature:g},memory={memory}"] = {
                     **score(remembering.decode(jax.random.key(200 + seed), latent), latent, md_ctx, train, frame_ps,
-                            lag), "noise_memory": rho}
+                            lag, d_knn), "noise_memory": rho}
         runs[str(seed)] = run
         for label, row in run.items():
             if isinstance(row, dict):

@@ -68,7 +68,8 @@ import numpy as np
 
 from lss_jax.analysis._common import as_series_list, check_int, check_positive
 
-__all__ = ["DEFAULT_LAGS", "LagChoice", "tica_timescales_with_errors", "choose_lag", "format_lag_table"]
+__all__ = ["DEFAULT_LAGS", "LagChoice", "tica_timescales_with_errors", "paired_tica_timescale", "choose_lag",
+           "format_lag_table"]
 
 #: The candidate lags in frames, a roughly geometric ladder (each about 1.5 times the last).
 DEFAULT_LAGS = (1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200)
@@ -237,6 +238,63 @@ def tica_timescales_with_errors(features, lags: Sequence[int], *, n_processes: i
             if finite[:, i].sum() >= max(2, 0.9 * n_bootstrap):
                 se[j, i] = float(np.std(boot[finite[:, i], i], ddof=1)) * inflate
     return ts, se, blocks
+
+
+def paired_tica_timescale(a, b, lag: int, *, n_bootstrap: int = 200, seed: int = 0) -> dict:
+    """The slowest TICA implied timescale of two sets of trajectories made from the same paths (two decoders of the
+    same latent trajectories, say), each with its error and the error of their difference, from one bootstrap over
+    whole trajectories that takes the same trajectories from both sets, so what the paths share cancels.
+
+    Args:
+        a, b: lists of ``[n_frames, n_features]`` arrays, the ``i``-th of ``a`` and of ``b`` made from the same path
+            (feature counts may differ between the sets).
+        lag: the lag in frames.
+        n_bootstrap: resamples of the trajectories.
+        seed: seed of the resampling.
+
+    Returns:
+        ``{"a", "b", "difference", "a_se", "b_se", "difference_se"}`` in frames (``difference = a - b``); the errors
+        are the bootstrap standard deviations times ``sqrt(n / (n - 1))`` for ``n`` trajectories (``inf`` with
+        more than 10 % of resamples without an estimate).
+
+    Example:
+        Two AR(1) sets on shared innovations, autocorrelations 0.9 and 0.85 (exact: 9.49 and 6.15 frames):
+
+        >>> rng = np.random.default_rng(0)
+        >>> e = rng.normal(size=(20, 2000))
+        >>> def ar(phi):
+        ...     x = np.zeros_like(e)
+        ...     for t in range(1, e.shape[1]):
+        ...         x[:, t] = phi * x[:, t - 1] + e[:, t]
+        ...     return [row[:, None] for row in x]
+        >>> r = paired_tica_timescale(ar(0.9), ar(0.85), 1)
+        >>> bool(abs(r["difference"] - 3.34) < 3 * r["difference_se"]), bool(r["difference_se"] < r["a_se"])
+        (True, True)
+    """
+    sets = [[np.asarray(f, np.float64) for f in as_series_list(x, name, ndim=2)] for x, name in ((a, "a"), (b, "b"))]
+    n = len(sets[0])
+    if n != len(sets[1]) or n < 2:
+        raise ValueError(f"a and b must hold the same number (at least 2) of trajectories made from the same paths, "
+                         f"got {len(sets[0])} and {len(sets[1])}.")
+    if [len(x) for x in sets[0]] != [len(x) for x in sets[1]]:
+        raise ValueError("a and b must hold trajectories of the same lengths, one pair per path.")
+    lag = check_int(lag, "lag")
+    n_bootstrap = check_int(n_bootstrap, "n_bootstrap", 2)
+    weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap).astype(float)
+    blocks = [(i, 0, len(x)) for i, x in enumerate(sets[0])]
+    whole, boot = [], []
+    for x in sets:
+        moments = _block_moments(_whiten(x), blocks, lag)
+        whole.append(float(_timescales_from_moments(np.ones((1, n)), moments, lag, 1)[0, 0]))
+        boot.append(_timescales_from_moments(weights, moments, lag, 1)[:, 0])
+    inflate = math.sqrt(n / (n - 1))
+
+    def se(values):
+        ok = np.isfinite(values)
+        return float(np.std(values[ok], ddof=1)) * inflate if ok.sum() >= max(2, 0.9 * n_bootstrap) else math.inf
+
+    return {"a": whole[0], "b": whole[1], "difference": whole[0] - whole[1], "a_se": se(boot[0]), "b_se": se(boot[1]),
+            "difference_se": se(boot[0] - boot[1])}
 
 
 def _floor_timescale(lag: int, n_features: int, n_pairs: int) -> float:
