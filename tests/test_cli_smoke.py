@@ -225,6 +225,30 @@ def test_report_with_training_frames_writes_the_novelty_check(demo, tmp_path):
     assert metrics["n_md_frames"] == 2500 and metrics["n_lss_frames"] == 50 * 200
 
 
+def test_report_retrieval_decodes_the_same_latent_trajectories_from_the_training_frames(demo, tmp_path, capsys):
+    """--retrieval: the report's latent trajectories decoded by retrieval from --train, reported beside the model's
+    decoder. With --train the 2500 frames of --md, every retrieved frame is one of them (novelty ~0, mdtraj's
+    float32), the flow's are new, and both reports carry the t1 of the decoded structures."""
+    md_file, top = tmp_path / "md.xtc", str(alanine_dipeptide_files()["pdb"])
+    load_alanine_dipeptide("independent")[:2500].save_xtc(str(md_file))
+    argv = ["report", "--model", str(demo / "model"), "--md", str(md_file), "--lss", str(demo / "lss.xtc"),
+            "--top", top, "--out", str(tmp_path / "report"), "--retrieval"]
+    assert main(argv) != 0 and "give them with --train" in capsys.readouterr().err  # nothing to retrieve from
+    assert main(argv + ["--train", str(md_file)]) == 0
+    printed = capsys.readouterr().out
+    assert "decoder flow vs retrieval" in printed and "novelty, median (nm)" in printed
+    mine = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    theirs = json.loads((tmp_path / "report" / "retrieval" / "metrics.json").read_text())
+    assert theirs["novelty_nearest_training_rmsd_nm"]["lss"]["q95"] < 1e-3
+    assert mine["novelty_nearest_training_rmsd_nm"]["lss"]["min"] > 1e-3
+    assert theirs["n_lss_frames"] == mine["n_lss_frames"] == 50 * 200
+    # the same latent trajectories: the latent record is the same, the decoded structures are not
+    assert theirs["implied_timescales_ps"]["lss"] == mine["implied_timescales_ps"]["lss"]
+    for m in (mine, theirs):
+        t1 = m["tica"]["lss_timescales_ps"][0]
+        assert t1 is None or t1 > 0
+
+
 # ---------------------------------------------------------------- omega and chi1 features
 def _dihedrals(xyz, quads):
     """IUPAC dihedral angles [n_frames, n] in float64 (atan2 of the projected bond vectors)."""

@@ -147,6 +147,10 @@ def _add_report(sub) -> None:
     rp.add_argument("--train", nargs="+", help="training trajectories, for the novelty check")
     rp.add_argument("--out", required=True, help="report directory")
     rp.add_argument("--seed", type=int, default=0, help="seed of the frame subsampling (default 0)")
+    rp.add_argument("--retrieval", action="store_true",
+                    help="also decode the same latent trajectories by retrieval from --train (each frame one of the "
+                         "training frames nearest in latent space: the yardstick of a generative decoder), report "
+                         "them in OUT/retrieval and print both side by side")
     rp.add_argument("--config", help=CONFIG_HELP)
 
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lss_jax.config import DISTILLABLE, LSSConfig
+from lss_jax.config import DISTILLABLE, DecoderConfig, LSSConfig
 from lss_jax.data.checks import check_atom_selection, check_decoded_atoms, check_training_data, check_training_input
 from lss_jax.data.featurize import Standardizer, feature_names, featurize, standardizer_fit
 from lss_jax.data.pairs import lagged_pairs, split_trajectories
@@ -222,6 +222,20 @@ class LSSModel:
         info["decoder"]["noise_memory"] = decoder.noise_memory
         return self.replace(decoder=decoder, config=self.config.replace(decoder={"noise_memory": decoder.noise_memory}),
                             info_json=json.dumps(info))
+
+    def with_retrieval(self, trajs, *, seed: int = 0) -> "LSSModel":
+        """A copy that decodes by retrieval from ``trajs`` (the training MD): every latent point becomes one of the
+        ``decoder.neighbours`` frames of ``trajs`` nearest to it in latent space (``decoder.kind = "knn"``), the
+        yardstick of a generative decoder decoding the same latent trajectories (``lss-jax report --retrieval``).
+        The trailing ``data.val_fraction`` of each trajectory is left out, as at fit.
+        """
+        trajs = as_trajectory_list(trajs)
+        config = self.config.replace(decoder=DecoderConfig(kind="knn"))
+        decoder, _ = fit_decoder(jax.random.key(seed), [t.xyz[:, self.atom_indices] for t in trajs],
+                                 [self.to_unit(p) for p in self.encode(trajs)], topology=self.decoded_topology,
+                                 reference=self.reference_xyz, config=config.decoder,
+                                 val_fraction=config.data.val_fraction, progress=False)
+        return self.replace(decoder=decoder, config=config)
 
     def generate(
         self, key: jax.Array, n_trajectories: int, n_steps: int, *, start=None, save_every: int = 1,
