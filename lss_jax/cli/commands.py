@@ -493,7 +493,8 @@ def _validation_report(model, md_trajs, lss, latent, *, train, out, seed: int = 
     return validation.metrics
 
 
-def _retrieval_side_by_side(model, md_trajs, latent, metrics: dict, *, train, out, seed: int = 0) -> dict:
+def _retrieval_side_by_side(model, md_trajs, latent, metrics: dict, *, train, out, seed: int = 0,
+                            progress: bool | None = None) -> dict:
     """Decode ``latent`` (the report's latent trajectories) by retrieval from ``train``, report it in
     ``out/retrieval`` and print its numbers beside the model's decoder's; returns its metrics."""
     from pathlib import Path
@@ -502,7 +503,7 @@ def _retrieval_side_by_side(model, md_trajs, latent, metrics: dict, *, train, ou
     import mdtraj as md
 
     retrieval = model.with_retrieval(train, seed=seed)
-    xyz = retrieval.decode(jax.random.key(seed), latent)
+    xyz = retrieval.decode_unit(jax.random.key(seed), retrieval.to_unit(latent), progress=progress)
     lss = md.Trajectory(xyz.reshape(-1, *xyz.shape[-2:]), model.decoded_topology)
     theirs = _validation_report(retrieval, md_trajs, lss, latent, train=train, out=Path(out) / "retrieval", seed=seed)
     _print_side_by_side(metrics, theirs, model.config.decoder.kind, Path(out) / "retrieval")
@@ -510,51 +511,39 @@ def _retrieval_side_by_side(model, md_trajs, latent, metrics: dict, *, train, ou
 
 
 def _side_by_side_rows(m: dict) -> dict:
-    """The numbers of one report that ``report --retrieval`` compares: name -> (value, format)."""
+    """The numbers of one report that ``report --retrieval`` compares: name -> (LSS value, MD's value, format);
+    MD's is ``None`` where the report has none (for an RMSE: MD half vs half)."""
+    t = m["tica"]
     rows = {}
     if "free_energy_phi_psi" in m:
-        rows["F(phi, psi) RMSE (kT)"] = (m["free_energy_phi_psi"]["rmse_kT"], ".2f")
-    rows["F(TIC1) RMSE (kT)"] = (m["tica"]["free_energy_tic1"]["rmse_kT"], ".2f")
-    t1 = (m["tica"].get("lss_timescales_ps") or [None])[0]
-    rows["t1 of the structures (ps)"] = (t1, ".4g")
+        fe = m["free_energy_phi_psi"]
+        rows["F(phi, psi) RMSE (kT)"] = (fe["rmse_kT"], fe["md_half_vs_half_rmse_kT"], ".2f")
+    rows["F(TIC1) RMSE (kT)"] = (t["free_energy_tic1"]["rmse_kT"], t["free_energy_tic1"]["md_half_vs_half_rmse_kT"], ".2f")
+    rows["t1 of the structures (ps)"] = ((t.get("lss_timescales_ps") or [None])[0], t["md_timescales_ps"][0], ".4g")
     if "folding" in m:
         f = m["folding"]
-        rows["folded fraction"] = (f["folded_fraction"]["lss"], ".3f")
-        rows["transitions per µs"] = (f["transitions_per_us"]["lss"], ".0f")
-        rows["Cα bonds > 10 % off (%)"] = (100 * f["virtual_bonds"]["fraction_frames_off_10pct"]["lss"], ".3f")
-        rows["Cα pairs < 0.3 nm (%)"] = (100 * f["close_pairs"]["separation_4"]["lss"]["fraction_frames_below_0.3nm"],
-                                         ".3f")
-    rows["frames with clashes (%)"] = (100 * m["structure"]["clashes"]["lss"]["fraction_frames_with_clash"], ".2f")
+        bonds, pairs = f["virtual_bonds"]["fraction_frames_off_10pct"], f["close_pairs"]["separation_4"]
+        rows["folded fraction"] = (f["folded_fraction"]["lss"], f["folded_fraction"]["md"], ".3f")
+        rows["transitions per µs"] = (f["transitions_per_us"]["lss"], f["transitions_per_us"]["md"], ".0f")
+        rows["Cα bonds > 10 % off (%)"] = (100 * bonds["lss"], 100 * bonds["md"], ".3f")
+        rows["Cα pairs < 0.3 nm (%)"] = tuple(100 * pairs[k]["fraction_frames_below_0.3nm"] for k in ("lss", "md")) + (
+            ".3f",)
+    clashes = m["structure"]["clashes"]
+    rows["frames with clashes (%)"] = tuple(100 * clashes[k]["fraction_frames_with_clash"] for k in ("lss", "md")) + (
+        ".2f",)
     if "novelty_nearest_training_rmsd_nm" in m:
-        rows["novelty, median (nm)"] = (m["novelty_nearest_training_rmsd_nm"]["lss"]["median"], ".3f")
+        nov = m["novelty_nearest_training_rmsd_nm"]
+        rows["novelty, median (nm)"] = (nov["lss"]["median"], nov["independent_md"]["median"], ".3f")
     return rows
 
 
-def _md_side_by_side(m: dict) -> dict:
-    """MD's value of the rows of :func:`_side_by_side_rows`, where the report has one."""
-    md_rows = {"F(TIC1) RMSE (kT)": m["tica"]["free_energy_tic1"]["md_half_vs_half_rmse_kT"],
-               "t1 of the structures (ps)": m["tica"]["md_timescales_ps"][0]}
-    if "free_energy_phi_psi" in m:
-        md_rows["F(phi, psi) RMSE (kT)"] = m["free_energy_phi_psi"]["md_half_vs_half_rmse_kT"]
-    if "folding" in m:
-        f = m["folding"]
-        md_rows.update({"folded fraction": f["folded_fraction"]["md"], "transitions per µs": f["transitions_per_us"]["md"],
-                        "Cα bonds > 10 % off (%)": 100 * f["virtual_bonds"]["fraction_frames_off_10pct"]["md"],
-                        "Cα pairs < 0.3 nm (%)": 100 * f["close_pairs"]["separation_4"]["md"][
-                            "fraction_frames_below_0.3nm"]})
-    md_rows["frames with clashes (%)"] = 100 * m["structure"]["clashes"]["md"]["fraction_frames_with_clash"]
-    if "novelty_nearest_training_rmsd_nm" in m:
-        md_rows["novelty, median (nm)"] = m["novelty_nearest_training_rmsd_nm"]["independent_md"]["median"]
-    return md_rows
-
-
 def _print_side_by_side(mine: dict, theirs: dict, kind: str, out) -> None:
-    a, b, ref = _side_by_side_rows(mine), _side_by_side_rows(theirs), _md_side_by_side(mine)
+    a, b = _side_by_side_rows(mine), _side_by_side_rows(theirs)
     cell = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731  (JSON None = a NaN estimate)
     print(f"\nthe same latent trajectories, decoder {kind} vs retrieval (report in {out})"
           f"\n  {'':<28}{kind:>12}{'retrieval':>12}{'MD':>12}  (RMSE rows: MD half vs half)")
-    for name, (v, spec) in a.items():
-        print(f"  {name:<28}{cell(v, spec):>12}{cell(b[name][0], spec):>12}{cell(ref.get(name), spec):>12}")
+    for name, (v, md_value, spec) in a.items():
+        print(f"  {name:<28}{cell(v, spec):>12}{cell(b[name][0], spec):>12}{cell(md_value, spec):>12}")
 
 
 def _print_report(m: dict, out) -> None:
@@ -789,12 +778,13 @@ def demo(args) -> int:
     model.save(out / "model")
     print(f"trained in {time.perf_counter() - start:.0f} s{_consistency_lines(model.info['consistency'])}")
     lss, latent = model.generate(jax.random.key(args.seed + 1), n_traj, n_steps, return_latent=True,
-                                 progress=not args.no_progress)
+                                 progress=False if args.no_progress else None)
     _write_generated(lss, latent, out / "lss.xtc")
     metrics = _validation_report(model, independent, lss, latent, train=train, out=out / "report")
     _print_report(metrics, out / "report")
     if args.system in systems and model.config.decoder.kind != "knn":  # a generative protein decoder: its yardstick
-        _retrieval_side_by_side(model, independent, latent, metrics, train=train, out=out / "report")
+        _retrieval_side_by_side(model, independent, latent, metrics, train=train, out=out / "report",
+                                progress=False if args.no_progress else None)
     print(f"  total wall time         {time.perf_counter() - start:.1f} s")
     return 0
 
