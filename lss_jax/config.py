@@ -379,10 +379,10 @@ class DecoderConfig:
             raise ValueError(f"decoder state_features must be 'distances' or 'contacts' (what the chain decoder's "
                              f"structural states cluster) or 'contact_map' (the state is the frame's contact map), "
                              f"got {self.state_features!r}.")
-        if self.state_features == "contact_map" and (self.distill_steps or self.template_time):
+        if self.state_features == "contact_map" and self.template_time:
             raise ValueError("decoder state_features = 'contact_map' draws each frame's contacts before the flow and "
-                             "projects the chain onto them; it cannot be distilled or started from a template (set "
-                             "distill_steps = 0 and template_time = 0, or use state_features = 'distances').")
+                             "projects the chain onto them; its paths cannot start from a template (set "
+                             "template_time = 0, or use state_features = 'distances').")
         if not isinstance(self.contact_reference, str):
             raise ValueError(f"decoder contact_reference must be a string: '' (the generic contact map) or the path "
                              f"of the protein's native structure, got {self.contact_reference!r}.")

@@ -7,7 +7,8 @@ with its masks cutting every bit off the others (a factorized Bernoulli model, w
 fails the correlation of b0 and b1.
 
 The chain with contact-map states: every decoded frame keeps the contact map drawn for it (the projection), while the
-field alone, told the same bits, does not (negative control).
+field alone, told the same bits, does not (negative control). Distilled into one Euler step, it draws the teacher's
+map for the same noise and lands near the teacher's frame, where the teacher's own field in one step does not.
 """
 
 import jax
@@ -114,11 +115,10 @@ def test_every_decoded_chain_keeps_the_contact_map_drawn_for_it(contact_decoder)
     assert broken(xyz) <= broken(plain) + 0.01, (broken(xyz), broken(plain))
 
 
-def test_contact_map_refuses_distillation_and_template_starts():
-    with pytest.raises(ValueError, match="contact_map"):
-        DecoderConfig(kind="chain", state_features="contact_map", distill_steps=1)
+def test_contact_map_refuses_template_starts():
     with pytest.raises(ValueError, match="contact_map"):
         DecoderConfig(kind="chain", state_features="contact_map", template_time=0.5)
+    assert DecoderConfig(kind="chain", state_features="contact_map", distill_steps=1).sampler == (1, "euler")
     with pytest.raises(ValueError, match="chain decoder"):
         DecoderConfig(kind="flow", state_features="contact_map")
 
@@ -146,6 +146,41 @@ def test_native_reference_makes_the_map_of_q_and_the_decoded_q_is_the_drawn_one(
     q = trp_cage.fraction_native_contacts(xyz)
     assert np.mean(np.abs(q - drawn.mean(1)) < 1e-6) >= 0.98, np.abs(q - drawn.mean(1)).max()
     assert q.min() < 0.5 < q.max()  # the drawn maps follow the condition through folded and unfolded frames
+
+
+def test_distilled_contact_map_decoder_draws_the_teachers_map_and_lands_near_its_frame():
+    """decoder.distill_steps with contact-map states: the student is the field given the same drawn bits (the contact
+    model and the projection are the teacher's), so for the same noise it draws the teacher's map and keeps it, and its
+    one Euler step lands near the teacher's 10-step frame. Negative control: the teacher's own field in one Euler
+    step, not distilled, lands much further off."""
+    from lss_jax.decoder import distill_decoder
+    from lss_jax.systems import trp_cage
+
+    data = trp_cage.load_trp_cage("train", stride=20)
+    u = np.linspace(0, 1, data.n_frames, dtype=np.float32)[:, None]
+    config = DecoderConfig(kind="chain", state_features="contact_map", hidden=(16, 16), iterations=300, redraws=0,
+                           contact_reference=str(trp_cage.trp_cage_files()["pdb"]))
+    teacher, _ = fit_decoder(jax.random.key(2), data.xyz, u, topology=data.topology, config=config, progress=False)
+    student = distill_decoder(jax.random.key(4), teacher, u[140:], u[:140], n_steps=1, draws=20, iterations=400,
+                              batch_size=128, progress=False)
+    assert isinstance(student.network, ContactFlow) and (student.flow_steps, student.flow_solver) == (1, "euler")
+    c = jnp.asarray(u[::7])
+    z = jax.random.normal(jax.random.key(3), (len(c), teacher.network.noise_dim))
+    bits = [np.asarray(net.field_condition(z, c)[1]) for net in (teacher.network, student.network)]
+    assert np.array_equal(*bits)
+    features = {name: net.sample(z, c, n_steps=k, solver=solver)
+                for name, net, k, solver in [("teacher", teacher.network, 10, "heun"),
+                                             ("student", student.network, 1, "euler"),
+                                             ("one step", teacher.network, 1, "euler")]}
+    kept = contact_bits(np.asarray(features["student"]).reshape(len(c), -1, 3), teacher.network.pairs[...],
+                        teacher.network.cutoffs[...]) == bits[0][:, c.shape[1]:]
+    assert kept.mean() >= 0.999, kept.mean()
+    frames = {name: np.asarray(features_to_xyz(teacher.coordinates, f)) for name, f in features.items()}
+
+    def off(name):  # nm, the mean Cα displacement from the teacher's frame
+        return float(np.mean(np.linalg.norm(frames[name] - frames["teacher"], axis=-1)))
+
+    assert off("student") < 0.5 * off("one step"), (off("student"), off("one step"))
 
 
 def test_contact_reference_is_refused_where_it_cannot_apply(tmp_path):

@@ -13,7 +13,9 @@ Euler steps from ``z`` reproduce ``T(z, c)``: the same frame for the same noise,
 The couplings are drawn with the decoder's addressed noise machinery's law (standard normal ``z``; for a
 :class:`lss_jax.decoder.states.StateFlow` the state drawn from the classifier by the last entry of ``z``, so the
 student learns every state's paths in the classifier's proportions), at the latent points of the training frames.
-The classifier, the coordinate map, the support constraint and (chain) the repair are the teacher's, unchanged.
+The classifier, the coordinate map, the support constraint and (chain) the repair are the teacher's, unchanged; for the
+chain decoder with contact-map states (:class:`lss_jax.decoder.contacts.ContactFlow`) the student is the field given
+the same drawn bits, and the contact model, its bits and the projection onto them are the teacher's.
 
 References:
     X. Liu, C. Gong, Q. Liu, "Flow straight and fast: learning to generate and transfer data with rectified
@@ -32,6 +34,7 @@ from flax import nnx
 
 from lss_jax.config import DISTILLABLE
 from lss_jax.decoder.chain import ChainField, integrate_chain
+from lss_jax.decoder.contacts import ContactFlow
 from lss_jax.decoder.flow import VelocityField
 from lss_jax.decoder.states import StateFlow
 
@@ -57,6 +60,9 @@ def _split_field(network):
     """``(field, to_flow)``: the velocity field a decoder network integrates, and how to put a student back."""
     if isinstance(network, StateFlow):
         return network.field, lambda student: StateFlow(student, network.classifier)
+    if isinstance(network, ContactFlow):  # the contact model, the map's pairs and the projection are the teacher's
+        return network.field, lambda student: ContactFlow(student, network.model, network.pairs[...],
+                                                          network.cutoffs[...], margin=network.margin)
     if isinstance(network, (VelocityField, ChainField)):
         return network, lambda student: student
     raise ValueError(f"only flow-matching decoders ({', '.join(DISTILLABLE)}) can be distilled, got a "
@@ -80,7 +86,8 @@ def teacher_couplings(key: jax.Array, network, cond, *, n_steps: int, solver: st
     @jax.jit
     def run(state, z, c):
         net = nnx.merge(graphdef, state)
-        if isinstance(net, StateFlow):  # the state from the last noise entry, the field's prior sample from the rest
+        if isinstance(net, (StateFlow, ContactFlow)):  # the state (a contact map's bits) from the noise's last
+            # entries, the field's prior sample from the rest
             z, c = net.field_condition(z, c)
             net = net.field
         x0 = net.prior_sample(z * net.temperature, c) if isinstance(net, ChainField) else z
