@@ -56,15 +56,20 @@ def protein_protocol(lag: int) -> LSSConfig:
     never with the heavy atoms squared), the decoder on the Cα atoms, cross-fitting, the latent dimension at the
     largest gap of the encoder's implied timescales.
 
-    It is the protocol measured on Trp-cage (:func:`lss_jax.systems.trp_cage.lss_config`, ``docs/trp_cage.md``):
+    It is the protocol measured on Trp-cage (:func:`lss_jax.systems.trp_cage.lss_config`, ``docs/trp_cage.md``) but
+    for the decoder:
 
     * cross-fitting (``data.encoder_fraction = 0.3``): the encoder trains on the leading 30 % of every trajectory,
       the propagator on the rest. Fitted on all frames, the SRV's slowest process is slower on its own training
       frames than out of sample, and the propagator reproduces that bias; cross-fitted, the LSS's slowest
       timescale was within 3 % of an independent run's.
-    * the retrieval decoder (``decoder.kind = "knn"``): the generative flow decoder unfolded Trp-cage too often
-      (folded fraction 0.36 against MD's 0.63); retrieving training frames met the folding targets. It generates no
-      new structures: set ``decoder.kind = "flow"`` (or ``"chain"``) for those.
+    * the retrieval decoder (``decoder.kind = "knn"``): it generates no new structures, but it needs nothing this
+      rule cannot know. The generative decoder that folds Trp-cage (its protocol's: ``decoder.kind = "chain"``,
+      ``state_features = "contact_map"``) draws each frame's map of the protein's *native* contacts first and needs
+      the native structure (``decoder.contact_reference``, a PDB); with the generic maps a topology alone gives, it did
+      not pin the fraction of native contacts (``docs/trp_cage.md``). With a native structure, set those fields (and
+      ``epochs = 300``, ``temperature = 0.75``, as :data:`lss_jax.systems.trp_cage.DECODER`); the flow decoder on
+      internal coordinates (``"flow"``) unfolded Trp-cage (folded fraction 0.36 against MD's 0.63).
     * a latent space of at least two dimensions (``encoder.min_latent_dim = 2``; the dimension is the largest gap
       of the SRV's timescales from there on): on the villin headpiece the gap chose one dimension, in which the
       propagator failed the Chapman-Kolmogorov test and t1 came out 27-50 % short in three seeds; with two or three

@@ -215,7 +215,7 @@ def test_trp_cage_is_judged_against_tica_out_of_sample():
     from lss_jax.systems import trp_cage as tc
 
     trp = tc.load_trp_cage("train")
-    config = tc.lss_config(propagator={"epochs": 1}, encoder={"linear_floor": False})
+    config = tc.lss_config(propagator={"epochs": 1}, encoder={"linear_floor": False}, decoder={"kind": "knn"})
     model = LSS(config=config).fit(trp, progress=False).fetch_model()
     features = [np.asarray(model.feature_scaler.transform(f)) for f in training_data([trp], config).features]
     encoder_part = split_trajectories(features, 1 - config.data.encoder_fraction)[0]

@@ -1,6 +1,8 @@
 """The protocol chosen from the topology (lss_jax.protocols) on the shipped topologies, its overrides, and
 `lss-jax train --protocol` (the choice printed and recorded in the model)."""
 
+import dataclasses
+
 import mdtraj as md
 import pytest
 from conftest import bondless_topology
@@ -54,12 +56,20 @@ def test_protein_protocol_decodes_the_ca_atoms_with_knn_cross_fitted_and_leaves_
     assert protocol_config("ca", 5) == config
 
 
-def test_trp_cage_lss_config_is_the_ca_protocol_with_a_3d_latent_space():
-    handmade = LSSConfig(lag=10, data=DataConfig(torsions=("ca",), distances="ca", atom_selection="name CA",
-                                                 encoder_fraction=0.3),
-                         encoder=EncoderConfig(latent_dim=3, min_latent_dim=2), decoder=DecoderConfig(kind="knn"))
-    assert trp_cage.lss_config() == handmade
+def test_trp_cage_lss_config_is_the_ca_protocol_with_a_3d_latent_space_and_the_chain_decoder():
+    retrieval = LSSConfig(lag=10, data=DataConfig(torsions=("ca",), distances="ca", atom_selection="name CA",
+                                                  encoder_fraction=0.3),
+                          encoder=EncoderConfig(latent_dim=3, min_latent_dim=2), decoder=DecoderConfig(kind="knn"))
+    native = str(trp_cage.trp_cage_files()["pdb"])
+    chain = DecoderConfig(kind="chain", state_features="contact_map", contact_reference=native, epochs=300,
+                          temperature=0.75)
+    assert trp_cage.lss_config() == retrieval.replace(decoder=chain)
     assert trp_cage.lss_config(encoder={"epochs": 2}).encoder == EncoderConfig(latent_dim=3, min_latent_dim=2, epochs=2)
+    # another kind starts from its own defaults (the chain's contact maps would be refused by it), the same kind from
+    # the protocol's
+    assert trp_cage.lss_config(decoder={"kind": "knn"}) == retrieval
+    assert trp_cage.lss_config(decoder={"kind": "flow", "epochs": 5}).decoder == DecoderConfig(epochs=5)
+    assert trp_cage.lss_config(decoder={"epochs": 5}).decoder == dataclasses.replace(chain, epochs=5)
 
 
 def test_any_config_field_overrides_the_protocol():

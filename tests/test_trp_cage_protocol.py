@@ -27,7 +27,7 @@ def test_protocol_settings_and_recognition():
     config = tc.lss_config()
     assert (config.encoder.latent_dim, config.propagator.n_components, config.data.distances,
             config.data.torsions) == (3, 24, "ca", ("ca",))
-    assert (config.data.atom_selection, config.data.encoder_fraction, config.decoder.kind) == ("name CA", 0.3, "knn")
+    assert (config.data.atom_selection, config.data.encoder_fraction, config.decoder.kind) == ("name CA", 0.3, "chain")
     changed = tc.lss_config(lag=4, seed=2, decoder={"kind": "flow"})
     assert (changed.lag, changed.seed, changed.decoder.kind, changed.encoder) == (4, 2, "flow", config.encoder)
     assert tc.is_trp_cage(tc.load_trp_cage("train", stride=5000).topology)
@@ -105,7 +105,12 @@ def test_demo_trp_cage_quick_runs_the_protocol_end_to_end(tmp_path, capsys):
     assert main(["demo", "--system", "trp-cage", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "folded fraction" in printed and "F(TIC1) RMSE" in printed and "F(phi, psi)" not in printed
+    # the protocol's decoder is generative: retrieval decodes the same latent trajectories beside it
+    assert "decoder chain vs retrieval" in printed and "novelty, median (nm)" in printed
+    theirs = json.loads((out / "report" / "retrieval" / "metrics.json").read_text())
+    assert theirs["novelty_nearest_training_rmsd_nm"]["lss"]["median"] < 1e-3  # retrieval copies training frames
     metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["novelty_nearest_training_rmsd_nm"]["lss"]["median"] > 0.02  # the chain decoder makes new ones
     assert metrics["folding"]["lss_frame_time_ps"] == pytest.approx(50.0)
     assert "free_energy_phi_psi" not in metrics and metrics["tica"]["free_energy_tic1"]["n_bins"] > 10
     # the decoder's conditional distributions cover Q on this model, with the 190 Cα pairs
@@ -134,7 +139,9 @@ def test_demo_more_md_trains_on_the_simulated_runs_too(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(FoldingSystem, "simulate", fake_simulate)
     out = tmp_path / "demo"
-    assert main(["demo", "--system", "trp-cage", "--quick", "--more-md", "2", "--out", str(out), "--no-progress"]) == 0
+    # the retrieval decoder: what is checked is the training data, not the decoder (the chain's is the test above)
+    assert main(["demo", "--system", "trp-cage", "--quick", "--more-md", "2", "--decoder", "knn", "--out", str(out),
+                 "--no-progress"]) == 0
     assert calls == [("trp-cage", tc.SHIPPED_N_FRAMES, 3), ("trp-cage", tc.SHIPPED_N_FRAMES, 4)]
     assert "simulating 2 more training run(s) (seeds 3, 4; cached)" in capsys.readouterr().out
     info = json.loads((out / "model" / "lss.json").read_text())["info"]

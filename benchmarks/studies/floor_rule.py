@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         write_results(path, results)
     trp = tc.load_trp_cage("train")
     for seed in args.seeds:
-        config = tc.lss_config(seed=seed, encoder=PLAIN, propagator={"epochs": 1})
+        config = tc.lss_config(seed=seed, encoder=PLAIN, propagator={"epochs": 1}, decoder={"kind": "knn"})
         model = LSS(config=config).fit(trp, progress=False).fetch_model()
         r = row(model.info["encoder"]["linear_floor"], float(config.lag * trp.timestep), seed=seed,
                 lag_ps=float(config.lag * trp.timestep))

@@ -6,11 +6,14 @@ across contacts, how correlated they are within a frame; and Q's spread, tails a
 fidelity (``lss_jax.analysis.conditional``: at 200 independent-run points, the spread, bias and slope in ψ of Q,
 the pair distances and Rg against the run's nearest frames).
 
-The model is a saved LSS whose decoder is the chain decoder at the protocol's settings, e.g.
+The model is a saved LSS whose decoder is the chain decoder at its own defaults (structural states on the
+distances, 50 epochs; the study predates the protocol's chain decoder on native contact maps), e.g.
 
     python -c "import jax; from lss_jax import fit_lss; from lss_jax.systems import trp_cage as tc; \\
         fit_lss(jax.random.key(0), [tc.load_trp_cage('train')], \\
-                tc.lss_config(seed=0, decoder={'kind': 'chain', 'redraws': 0}), progress=False).save('M')"
+                tc.lss_config(seed=0, decoder={'kind': 'chain', 'redraws': 0, 'state_features': 'distances', \\
+                                               'contact_reference': '', 'epochs': None, 'temperature': None}), \\
+                progress=False).save('M')"
     python benchmarks/studies/trp_cage_contacts.py --model M     # ~4 min -> results/trp_cage_contacts-cpu.json
     python benchmarks/studies/trp_cage_contacts.py --model M --temperatures 0.7 1.0 \
         --out benchmarks/results/trp_cage_contacts_temperature-cpu.json                   # ~8 min

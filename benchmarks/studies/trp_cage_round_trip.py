@@ -1,7 +1,7 @@
 """The Trp-cage decoders alone: decode(encode(independent MD)), with the folding and validity numbers of the issue on
 the generative protein decoder, before any rollout.
 
-One encoder (``trp_cage.lss_config(seed=0)``, retrieval decoder, fitted on the shipped training run) gives the
+One encoder (``trp_cage.lss_config(seed=0, decoder={"kind": "knn"})``, retrieval decoder, fitted on the shipped training run) gives the
 latent points of the training and the independent run. Each decoder named on the command line is trained alone on
 the training run's (ψ, Cα) pairs and decodes every frame of the independent run once (first draws: no redraws),
 and is scored against that run:
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
-    model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed), progress=False)
+    model = fit_lss(jax.random.key(args.seed), [train], tc.lss_config(seed=args.seed, decoder={"kind": "knn"}), progress=False)
     u_train, u_ind = (model.to_unit(model.encode([t])[0]) for t in (train, independent))
     c_train, c_ind = (latent_window(u, args.window, LAG) for u in (u_train, u_ind))
     x_train, x_ind = train.xyz, independent.xyz
