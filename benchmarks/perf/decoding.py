@@ -9,13 +9,15 @@ frames (so redraws happen as often as in a real run), after a warm-up call (comp
 * **alanine dipeptide** (10 heavy atoms, internal coordinates, structural states): the flow with 10 Heun steps
   (20 network evaluations per frame: the default), 5 Heun steps, 2 midpoint steps, and the
   flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``);
-* **Trp-cage** (20 Cα): retrieval (``knn``, the protocol's decoder); with ``--chain`` also the chain flow with 10
-  Heun steps and distilled into 1 Euler step (slow to train and to distil on a CPU: its teacher decodes about
-  10^2 frames/s).
+* **Trp-cage** (20 Cα): retrieval (``knn``, the yardstick); with ``--chain`` also the protocol's decoder, the chain
+  flow on native contact maps (``trp_cage.DECODER``) with 10 Heun steps, and distilled into 1 Euler step (slow to
+  train and to distil on a CPU: its teacher decodes about 10^2 frames/s; the distillation draws one teacher coupling
+  per training frame, as its fidelity does not matter here).
 
 Each is timed on the first host device alone and with its blocks dispatched in turn to one host device per core
 (:func:`lss_jax.use_every_core`, which this script calls first). Ratios are against the system's default
-(alanine dipeptide: flow, 10 Heun steps, one device; Trp-cage: knn, one device).
+(alanine dipeptide: flow, 10 Heun steps, one device; Trp-cage: the protocol's chain decoder with ``--chain``, else
+knn, one device).
 
     python benchmarks/perf/decoding.py          # ~10 min on 2 CPU cores -> results/decoding-<backend>.json
     python benchmarks/perf/decoding.py --quick  # fewer frames
@@ -70,7 +72,7 @@ def system_rows(name, model, traj, variants, n_frames, repeats, blocks=()) -> di
         decoder = teachers[teacher_key].replace(flow_steps=config.flow_steps, flow_solver=config.flow_solver)
         if distill:
             decoder = distill_decoder(jax.random.key(1), decoder, u_train, u_val, n_steps=distill, iterations=200,
-                                      progress=False)
+                                      draws=1, progress=False)
         variant = base.replace(decoder=decoder)
         frames = unit[:frames or n_frames]
         row = {"decoder": config.kind, "network_evaluations_per_frame": evaluations(decoder),
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
 
     from lss_jax import LSS
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.systems.trp_cage import load_trp_cage, lss_config
+    from lss_jax.systems.trp_cage import DECODER, load_trp_cage, lss_config, trp_cage_files
 
     flow = DecoderConfig(iterations=200)
     ala2 = load_alanine_dipeptide("train", stride=2)
@@ -123,16 +125,19 @@ def main(argv=None) -> int:
                      ("flow distilled euler1", flow, 1, None),
                      ("flow distilled euler2", flow, 2, None)]
     trp = load_trp_cage("train", stride=2)
-    trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2})).fit(trp, progress=False)
-    chain = DecoderConfig(kind="chain", iterations=50)
-    trp_variants = [("knn (protocol default)", DecoderConfig(kind="knn"), 0, None),
-                    *([("chain heun10", chain, 0, 4096 if jax.default_backend() == "cpu" else None), ("chain distilled euler1", chain, 1, min(frames, 32_768))]
-                      if args.chain else [])]
+    trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2},
+                                      decoder={"kind": "knn"})).fit(trp, progress=False)
+    chain = DecoderConfig(**{**DECODER, "epochs": None}, contact_reference=str(trp_cage_files()["pdb"]), iterations=50)
+    cpu = jax.default_backend() == "cpu"
+    trp_variants = [("knn (retrieval)", DecoderConfig(kind="knn"), 0, None),
+                    *([("chain heun10 (protocol default)", chain, 0, 4096 if cpu else None),
+                       ("chain distilled euler1", chain, 1, min(frames, 32_768))] if args.chain else [])]
     systems = {"alanine_dipeptide": system_rows("ala2", ala2_model, ala2, ala2_variants, frames, args.repeats,
                                                       args.blocks),
                "trp_cage": system_rows("trp-cage", trp_model, trp, trp_variants, frames, args.repeats,
                                            args.blocks)}
-    baselines = {"alanine_dipeptide": "flow heun10 (default)", "trp_cage": "knn (protocol default)"}
+    baselines = {"alanine_dipeptide": "flow heun10 (default)",
+                 "trp_cage": "chain heun10 (protocol default)" if args.chain else "knn (retrieval)"}
     for system, rows in systems.items():
         base = rows[baselines[system]]["frames_per_second_one_device"]
         for label, row in rows.items():

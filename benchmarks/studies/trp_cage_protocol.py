@@ -22,6 +22,7 @@ same training frames and latent points; each scored against the shipped independ
 * radius of gyration; novelty: median Cα-RMSD of 400 frames to their nearest training frame (every training frame),
   generated against independent MD.
 
+    python benchmarks/studies/trp_cage_protocol.py --seeds 0 1 2 --tag _protocol   # the protocol's decoder
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 1 2
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 1 --tag _seed1   # one seed a process
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --template-times 0.3 0.5 0.7
@@ -36,6 +37,8 @@ Gaussian prior's mean constant in psi within a state, sampled at temperature 0.8
 mean became linear in psi.
     python benchmarks/studies/trp_cage_protocol.py --decoder chain-native-contacts-cfg --seeds 0 --epochs 300 \
         --temperatures 1.0 --guidances 1.5 2 3 --model-dir M --tag _native_contacts_cfg_e300_seed0   # guidance
+    python benchmarks/studies/trp_cage_protocol.py --seeds 0 --model-dir M --distill 1 2 --reference-seeds \
+        --tag _protocol_distilled_seed0                          # the protocol's decoder distilled (decode cost)
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
@@ -55,13 +58,14 @@ from lss_jax.analysis.distributions import free_energy_rmse, histogram_free_ener
 from lss_jax.analysis.lagchoice import paired_tica_timescale
 from lss_jax.analysis.structure import nearest_frame_rmsd
 from lss_jax.benchmarking import benchmark_parser, fit_or_load, machine_facts, write_results
-from lss_jax.decoder import DecoderConfig, fit_decoder, template_start
+from lss_jax.decoder import DecoderConfig, distill_decoder, fit_decoder, template_start
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
 from lss_jax.systems.folding import folding_metrics
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-DECODERS = {  # name -> DecoderConfig fields
+DECODERS = {  # name -> DecoderConfig fields; each but "protocol" on top of its kind's own defaults (CHAIN_OWN)
+    "protocol": {},  # the protocol's decoder as trp_cage.lss_config() has it (trp_cage.DECODER)
     "chain": {"kind": "chain"},
     "chain-gaussian-prior": {"kind": "chain", "prior": "gaussian"},
     "chain-chain-prior": {"kind": "chain", "prior": "chain"},
@@ -79,6 +83,9 @@ DECODERS = {  # name -> DecoderConfig fields
                                   "contact_reference": str(tc.trp_cage_files()["pdb"])},
     "flow": {"kind": "flow"},
 }
+# the chain decoder's own defaults where the protocol's decoder (trp_cage.DECODER) sets its fields: the variants above
+# were measured from these (the protocol's chain settings came out of them)
+CHAIN_OWN = {"state_features": "distances", "contact_reference": "", "epochs": None, "temperature": None}
 
 
 def t1(series: list[np.ndarray], lag: int, lag_time_ps: float) -> float:
@@ -139,7 +146,9 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/trp_cage_protocol-<backend>{TAG}.json)")
     parser.add_argument("--tag", default="", help="suffix of the default JSON name")
-    parser.add_argument("--decoder", default="chain", choices=sorted(DECODERS))
+    parser.add_argument("--decoder", default="protocol", choices=sorted(DECODERS),
+                        help="the decoder (default: the protocol's own, trp_cage.lss_config()'s; the others are the "
+                             "variants measured on the way, from their kind's defaults)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n-traj", type=int, default=20, help="latent trajectories per seed (default 20)")
     parser.add_argument("--linear-floor", action=argparse.BooleanOptionalAction, default=True,
@@ -165,6 +174,15 @@ def main(argv=None) -> int:
                         help="chain decoders: also score the same trained decoder and latent trajectories with every "
                              "path started at each of these times t0 from a training frame near psi (decoder.template_time; "
                              "rows decoder/t0=T, at the decoder's temperature)")
+    parser.add_argument("--distill", type=int, nargs="+", default=None, metavar="K",
+                        help="also distil the trained decoder into a student sampled with K Euler steps "
+                             "(decoder.distill_steps; lss_jax.decoder.distill_decoder, on the training frames' latent "
+                             "points, the trailing 10 %% held out) and score it on the same latent trajectories, with "
+                             "its decode frames/s beside the teacher's (rows decoder/distilled=K)")
+    parser.add_argument("--distill-iterations", type=int, default=20_000,
+                        help="the distillation's optimizer steps, at most (default 20 000, the library's cap)")
+    parser.add_argument("--distill-draws", type=int, default=None,
+                        help="teacher couplings per training frame (default: the library's, 2 x 10^5 in all)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="keep each seed's trained model in MODEL_DIR/seed<S> and load it from there when it was "
                              "trained with the same configuration (so a later study, or a rerun, skips the training)")
@@ -175,7 +193,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     train, independent = tc.load_trp_cage("train"), tc.load_trp_cage("independent")
     frame_ps = float(independent.timestep)
-    fields = {**DECODERS[args.decoder], "redraws": 0,
+    own = CHAIN_OWN if DECODERS[args.decoder].get("kind") == "chain" else {}
+    fields = {**own, **DECODERS[args.decoder], "redraws": 0,
               **({"epochs": args.epochs} if args.epochs else {}),
               **({"temperature": args.temperature} if args.temperature else {})}
     # MD's side, fixed for every seed: TICA of the independent run's Cα distances at the protocol's lag
@@ -241,10 +260,25 @@ def main(argv=None) -> int:
                "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
         d_knn = pair_distances(xyz_knn, pairs)
         if not args.memory_only:
+            model.decode(jax.random.key(0), latent[:1, :8])  # compiled before the clock starts
             t0 = time.perf_counter()
             xyz = model.decode(jax.random.key(200 + seed), latent)
             run["decode_frames_per_s"] = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
             run["decoder"] = score(xyz, latent, md_ctx, train, frame_ps, lag, d_knn)
+        for k in args.distill or []:  # the same trained decoder distilled, the same latent trajectories
+            t0 = time.perf_counter()
+            n_fit = int(0.9 * len(u_train))
+            student = distill_decoder(jax.random.key(300 + seed), model.decoder, u_train[:n_fit], u_train[n_fit:],
+                                      n_steps=k, iterations=args.distill_iterations, draws=args.distill_draws,
+                                      progress=False)
+            distilled_s = time.perf_counter() - t0
+            fast = model.replace(decoder=student)
+            fast.decode(jax.random.key(0), latent[:1, :8])  # compiled before the clock starts, as the teacher's
+            t0 = time.perf_counter()
+            xyz = fast.decode(jax.random.key(200 + seed), latent)
+            fps = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
+            run[f"decoder/distilled={k}"] = {**score(xyz, latent, md_ctx, train, frame_ps, lag, d_knn),
+                                             "distill_s": distilled_s, "decode_frames_per_s": fps}
         for t0_start in args.template_times or []:  # the same field, its paths started at t0 from training frames
             started = template_start(jax.random.key(seed), model.decoder, train.xyz, u_train, t0=t0_start)
             run[f"decoder/t0={t0_start:g}"] = score(model.replace(decoder=started).decode(jax.random.key(200 + seed),
