@@ -70,6 +70,8 @@ def test_trp_cage_lss_config_is_the_ca_protocol_with_a_3d_latent_space_and_the_c
     assert trp_cage.lss_config(decoder={"kind": "knn"}) == retrieval
     assert trp_cage.lss_config(decoder={"kind": "flow", "epochs": 5}).decoder == DecoderConfig(epochs=5)
     assert trp_cage.lss_config(decoder={"epochs": 5}).decoder == dataclasses.replace(chain, epochs=5)
+    assert trp_cage.lss_config(decoder={"state_features": "distances"}).decoder == dataclasses.replace(
+        chain, state_features="distances", contact_reference="")  # the native map only for contact-map states
 
 
 def test_any_config_field_overrides_the_protocol():

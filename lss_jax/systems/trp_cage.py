@@ -455,8 +455,10 @@ def lss_config(lag: int = DEFAULT_LAG, **overrides):
     # are known, so its contact maps are the native ones (the generic maps of any protein do not pin Q). Another kind
     # asked for (decoder={"kind": "knn"}) starts from that kind's defaults, not from the chain's settings.
     changes = _nested(overrides)  # flat keys of earlier lss_jax (decoder="flow") read once, with their warning
-    kind = changes.get("decoder", {}).get("kind", DECODER["kind"])
-    decoder = {**DECODER, "contact_reference": str(trp_cage_files()["pdb"])} if kind == DECODER["kind"] else {}
+    asked = changes.get("decoder", {})
+    decoder = {} if asked.get("kind", DECODER["kind"]) != DECODER["kind"] else {
+        **DECODER, **({"contact_reference": str(trp_cage_files()["pdb"])}  # the native map, unless other states asked
+                      if asked.get("state_features", DECODER["state_features"]) == "contact_map" else {})}
     return protocol_config("ca", lag, {"encoder": {"latent_dim": 3}, "decoder": decoder})._with(changes)
 
 
