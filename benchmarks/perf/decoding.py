@@ -113,7 +113,7 @@ def main(argv=None) -> int:
 
     from lss_jax import LSS
     from lss_jax.datasets import load_alanine_dipeptide
-    from lss_jax.systems.trp_cage import DECODER, load_trp_cage, lss_config, trp_cage_files
+    from lss_jax.systems.trp_cage import load_trp_cage, lss_config
 
     flow = DecoderConfig(iterations=200)
     ala2 = load_alanine_dipeptide("train", stride=2)
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     trp = load_trp_cage("train", stride=2)
     trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2},
                                       decoder={"kind": "knn"})).fit(trp, progress=False)
-    chain = DecoderConfig(**{**DECODER, "epochs": None}, contact_reference=str(trp_cage_files()["pdb"]), iterations=50)
+    chain = lss_config(decoder={"epochs": None, "iterations": 50}).decoder  # the protocol's, briefly trained
     cpu = jax.default_backend() == "cpu"
     trp_variants = [("knn (retrieval)", DecoderConfig(kind="knn"), 0, None),
                     *([("chain heun10 (protocol default)", chain, 0, 4096 if cpu else None),
