@@ -11,7 +11,7 @@ frames (so redraws happen as often as in a real run), after a warm-up call (comp
   flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``);
 * **Trp-cage** (20 Cα): retrieval (``knn``, the yardstick); with ``--chain`` also the protocol's decoder, the chain
   flow on native contact maps (``trp_cage.DECODER``) with 10 Heun steps, and distilled into 1 Euler step (slow to
-  train and to distil on a CPU: its teacher decodes about 10^2 frames/s; the distillation draws one teacher coupling
+  train and to distil on a CPU: its teacher decodes about 3 x 10^2 frames/s; the distillation draws one teacher coupling
   per training frame, as its fidelity does not matter here).
 
 Each is timed on the first host device alone and with its blocks dispatched in turn to one host device per core
@@ -20,6 +20,7 @@ Each is timed on the first host device alone and with its blocks dispatched in t
 knn, one device).
 
     python benchmarks/perf/decoding.py          # ~10 min on 2 CPU cores -> results/decoding-<backend>.json
+    python benchmarks/perf/decoding.py --chain  # also Trp-cage's chain decoder: ~10 min (2026-12-07)
     python benchmarks/perf/decoding.py --quick  # fewer frames
 """
 
