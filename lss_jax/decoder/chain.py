@@ -479,8 +479,8 @@ def chain_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, distanc
 def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs: jax.Array, min_distance: jax.Array,
                  *, iterations: int = 50, contacts=None) -> jax.Array:
     """Project decoded chains ``xyz [..., n, 3]`` towards valid geometry, deterministically: every bond
-    ``(i, i + 1)`` into ``[bond_min, bond_max]`` and every pair ``pairs [P, 2]`` apart by at least
-    ``min_distance [P]``, by ``iterations`` sweeps of symmetric corrections (each violated constraint moves its
+    ``(i, i + 1)`` into ``[bond_min, bond_max]`` and every pair ``pairs [P, 2]`` (distinct pairs, none of them a
+    bond) apart by at least ``min_distance [P]``, by ``iterations`` sweeps of symmetric corrections (each violated constraint moves its
     two atoms half-way along their axis; Jacobi updates, so the result does not depend on the order). A chain
     that satisfies every constraint is returned unchanged; the corrections are local (a bond or a contact), so
     they do not move distant parts of the chain the way a change of an internal coordinate would.
