@@ -480,10 +480,10 @@ def repair_chain(xyz: jax.Array, bond_min: jax.Array, bond_max: jax.Array, pairs
                  *, iterations: int = 50, contacts=None) -> jax.Array:
     """Project decoded chains ``xyz [..., n, 3]`` towards valid geometry, deterministically: every bond
     ``(i, i + 1)`` into ``[bond_min, bond_max]`` and every pair ``pairs [P, 2]`` (distinct pairs, none of them a
-    bond) apart by at least ``min_distance [P]``, by ``iterations`` sweeps of symmetric corrections (each violated constraint moves its
-    two atoms half-way along their axis; Jacobi updates, so the result does not depend on the order). A chain
-    that satisfies every constraint is returned unchanged; the corrections are local (a bond or a contact), so
-    they do not move distant parts of the chain the way a change of an internal coordinate would.
+    bond) apart by at least ``min_distance [P]``, by ``iterations`` sweeps of symmetric corrections (each violated
+    constraint moves its two atoms half-way along their axis; Jacobi updates, so the result does not depend on the
+    order). A chain that satisfies every constraint is returned unchanged; the corrections are local (a bond or a
+    contact), so they do not move distant parts of the chain the way a change of an internal coordinate would.
 
     ``contacts = (contact_pairs [K, 2], upper [K], lower [K], bits [B, K])`` (``B`` the chains of ``xyz`` flattened)
     also puts pair ``k`` of a chain within ``upper[k]`` where its bit is 1 and beyond ``lower[k]`` where it is 0
