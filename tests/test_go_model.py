@@ -228,8 +228,9 @@ def test_folding_temperature_scan_of_the_helix(helix_pdb):
     scan = g.folding_temperature_scan(go, [0.3, 2.0], n_frames=300, frame_interval_ps=1.0, equilibration_ps=20.0)
     assert scan.folded_fraction[0] > 0.95 and scan.mean_q[0] > 0.9  # stays folded
     assert scan.folded_fraction[1] < 0.25 and scan.mean_q[1] < 0.5  # unfolds
+    # C = Var(E) / (k T^2) (reduced units); the unfolded ensemble's energy fluctuates more
     np.testing.assert_allclose(scan.heat_capacity, scan.energy_variance / np.array([0.3, 2.0]) ** 2)
-    assert scan.folding_temperature in (0.3, 2.0) and scan.energy_variance[1] > scan.energy_variance[0]
+    assert scan.energy_variance[1] > scan.energy_variance[0]
     with pytest.raises(ValueError, match="must be positive"):
         g.folding_temperature_scan(go, [0.5, -1.0], n_frames=2)
 

@@ -141,7 +141,6 @@ def test_a_model_with_noise_memory_decodes_addressed_frames_saves_it_and_calibra
         model.with_noise_memory("auto")
     calibrated = model.with_noise_memory("auto", data)
     record = calibrated.info["decoder"]["noise_memory_calibration"]
-    assert 0.0 <= calibrated.decoder.noise_memory <= 0.95
     assert calibrated.config.decoder.noise_memory == calibrated.decoder.noise_memory == record["rho"]
     assert set(record["decoded_residual_memory"]) == {"0", "0.5"} and np.isfinite(record["md_residual_memory"])
 
@@ -174,4 +173,4 @@ def test_fit_calibrates_auto_noise_memory_on_the_frames_the_encoder_did_not_trai
     record = model.info["decoder"]["noise_memory_calibration"]
     assert record["frames"] == model.info["propagator_frames"]  # every held-out frame, in both phases of the lag
     assert model.config.decoder.noise_memory == model.decoder.noise_memory == record["rho"]
-    assert 0.0 <= record["rho"] <= 0.95 and model.info["decoder"].get("noise_memory", 0.0) == record["rho"]
+    assert model.info["decoder"].get("noise_memory", 0.0) == record["rho"]

@@ -51,8 +51,13 @@ def test_output_is_bitwise_independent_of_chunk_size_and_equals_in_memory_genera
     np.testing.assert_array_equal(traj.xyz, runs[0].trajectory().xyz)
     np.testing.assert_allclose(traj.time[:12], np.arange(1, 13) * 2 * model.lag_time)
     assert runs[0].latent.shape == (5, 12, 2) and runs[0].xyz.shape == (5, 12, 10, 3)
-    # a chunk holds what it says: ids 1..3 alone give rows 1..3 of the full run
+    # a chunk holds what it says: chunk k alone is frames 3k..3k+2 of the full run (6 steps, every 2nd saved)
     assert json.loads((tmp_path / "c6" / "generation.json").read_text())["n_chunks"] == 4
+    for name in ("latent", "xyz"):
+        chunks = sorted((tmp_path / "c6").glob(f"{name}-*.npy"))
+        assert len(chunks) == 4
+        for k, chunk in enumerate(chunks):
+            np.testing.assert_array_equal(np.load(chunk), getattr(runs[0], name)[:, 3 * k:3 * k + 3])
 
 
 def test_a_frame_decodes_bitwise_the_same_in_any_number_of_frames(model):
