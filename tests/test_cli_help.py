@@ -77,7 +77,7 @@ def _help_texts():
             yield f"{name} {'/'.join(action.option_strings)}", action.help or ""
 
 
-@pytest.mark.parametrize("where,text", list(_help_texts()))
+@pytest.mark.parametrize("where,text", [(w, t) for w, t in _help_texts() if "lss_jax." in t])  # texts with a reference
 def test_help_references_exist(where, text):
     """Every ``lss_jax.a.b`` a help text points to is a module or an attribute that exists."""
     for ref in re.findall(r"lss_jax(?:\.[A-Za-z_]\w*)+", text):
