@@ -13,7 +13,10 @@ same training frames and latent points; each scored against the shipped independ
   the independent run (``f_tic1_kT``) and against the independent runs pooled (``f_tic1_pooled_kT``: the shipped one
   and ``--reference-seeds`` more runs of the shipped protocol, cached after the first simulation; the issue's "mean of
   the independent runs"), with MD's own floor beside it: each of those runs against the others pooled
-  (``md.f_tic1_pooled_leave_one_out_kT``);
+  (``md.f_tic1_pooled_leave_one_out_kT``); its error from one bootstrap over the latent trajectories, the same
+  resampled trajectories for every row, and each row's difference from the decoder's with that difference's own error
+  (``f_tic1_pooled_kT_se``, ``f_tic1_pooled_minus_decoder_kT`` and ``..._se``: how a distilled student is compared
+  with its teacher);
 * t1 in the latent space (reversible estimator at the lag, LSS against the independent run encoded) and on the
   decoded structures (TICA of the generated Cα distances at the lag, against MD's at the same lag; and, with neither
   side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``); for a
@@ -39,6 +42,8 @@ mean became linear in psi.
         --temperatures 1.0 --guidances 1.5 2 3 --model-dir M --tag _native_contacts_cfg_e300_seed0   # guidance
     python benchmarks/studies/trp_cage_protocol.py --seeds 0 --model-dir M --distill 1 2 --reference-seeds \
         --tag _protocol_distilled_seed0                          # the protocol's decoder distilled (decode cost)
+    python benchmarks/studies/trp_cage_protocol.py --seeds 0 1 --model-dir M --distill 1 --distill-iterations 5000 \
+        --tag _protocol_distilled_bootstrap                      # the same, F(TIC1) against seven MD runs, with errors
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
@@ -99,6 +104,40 @@ def pair_distances(xyz: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return np.linalg.norm(flat[:, pairs[:, 0]] - flat[:, pairs[:, 1]], axis=-1).reshape(*xyz.shape[:2], -1)
 
 
+def tic1_of(dist: np.ndarray, md_ctx: dict) -> np.ndarray:
+    """``[B, T]`` projections of Cα distances ``dist [B, T, n_pairs]`` on MD's TIC1."""
+    return (dist - md_ctx["tica_mean"]) @ md_ctx["tica_vector"]
+
+
+def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "decoder", n_bootstrap: int = 200,
+                  seed: int = 0) -> dict[str, dict]:
+    """Bootstrap errors of F(TIC1) against the pooled runs, over the latent trajectories, the same resampled
+    trajectories for every row (each row ``[B, T]``, decoded from the same ``B`` latent trajectories).
+
+    Returns per row ``f_tic1_pooled_kT_se`` and, for rows other than ``against``, the row's F(TIC1) minus
+    ``against``'s (``f_tic1_pooled_minus_<against>_kT``, the point estimate from all trajectories) and that
+    difference's own bootstrap error (``..._se``, from the same resamples, so what the rows' latent trajectories share
+    cancels from it).
+    """
+    def f(tic1):
+        return free_energy_rmse(histogram_free_energy(tic1, md_ctx["tic1_edges"])[0], md_ctx["f_tic1_pooled"],
+                                md_ctx["tic1_pooled_mask"])
+
+    labels = list(tic1s)
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(tic1s.values())))
+    draws = np.array([[f(tic1s[label][rows]) for label in labels]
+                      for rows in (rng.integers(0, n, n) for _ in range(n_bootstrap))])
+    out = {label: {"f_tic1_pooled_kT_se": float(draws[:, i].std(ddof=1))} for i, label in enumerate(labels)}
+    if against in tic1s:
+        base = labels.index(against)
+        for i, label in enumerate(labels):
+            if label != against:
+                out[label][f"f_tic1_pooled_minus_{against}_kT"] = f(tic1s[label]) - f(tic1s[against])
+                out[label][f"f_tic1_pooled_minus_{against}_kT_se"] = float((draws[:, i] - draws[:, base]).std(ddof=1))
+    return out
+
+
 def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: float, lag: int,
           versus: np.ndarray | None = None) -> dict:
     """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``;
@@ -109,7 +148,7 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
     folding = folding_metrics(tc.trp_cage_go_model(), [md_ctx["xyz"]], xyz, md_frame_time=frame_ps, lss_frame_time=tau)
     flat = xyz.reshape(-1, *xyz.shape[2:])
     dist = pair_distances(xyz, md_ctx["pairs"])
-    tic1 = (dist.reshape(-1, dist.shape[-1]) - md_ctx["tica_mean"]) @ md_ctx["tica_vector"]
+    tic1 = tic1_of(dist, md_ctx).ravel()
     f_lss, _ = histogram_free_energy(tic1, md_ctx["tic1_edges"])
     rg = np.sqrt(((flat - flat.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
     rows = np.random.default_rng(0).choice(len(flat), 400, replace=False)
@@ -256,15 +295,21 @@ def main(argv=None) -> int:
         knn, _ = fit_decoder(jax.random.key(seed), train.xyz, u_train, topology=train.topology,
                              config=DecoderConfig(kind="knn", redraws=0), progress=False)
         xyz_knn = model.replace(decoder=knn).decode(jax.random.key(200 + seed), latent)
-        run = {"training_s": trained, "md_t1_latent_ps": md_latent_t1,
-               "knn_same_latent": score(xyz_knn, latent, md_ctx, train, frame_ps, lag)}
         d_knn = pair_distances(xyz_knn, pairs)
+        run, tic1s = {"training_s": trained, "md_t1_latent_ps": md_latent_t1}, {}
+
+        def scored(label, xyz, **extra):  # a row of decoded trajectories, and its TIC1 for F(TIC1)'s bootstrap
+            run[label] = {**score(xyz, latent, md_ctx, train, frame_ps, lag, None if label == "knn_same_latent"
+                                  else d_knn), **extra}
+            tic1s[label] = tic1_of(pair_distances(xyz, pairs), md_ctx)
+
+        scored("knn_same_latent", xyz_knn)
         if not args.memory_only:
             model.decode(jax.random.key(0), latent[:1, :8])  # compiled before the clock starts
             t0 = time.perf_counter()
             xyz = model.decode(jax.random.key(200 + seed), latent)
             run["decode_frames_per_s"] = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
-            run["decoder"] = score(xyz, latent, md_ctx, train, frame_ps, lag, d_knn)
+            scored("decoder", xyz)
         for k in args.distill or []:  # the same trained decoder distilled, the same latent trajectories
             t0 = time.perf_counter()
             n_fit = int(0.9 * len(u_train))
@@ -277,24 +322,20 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             xyz = fast.decode(jax.random.key(200 + seed), latent)
             fps = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
-            run[f"decoder/distilled={k}"] = {**score(xyz, latent, md_ctx, train, frame_ps, lag, d_knn),
-                                             "distill_s": distilled_s, "decode_frames_per_s": fps}
+            scored(f"decoder/distilled={k}", xyz, distill_s=distilled_s, decode_frames_per_s=fps)
         for t0_start in args.template_times or []:  # the same field, its paths started at t0 from training frames
             started = template_start(jax.random.key(seed), model.decoder, train.xyz, u_train, t0=t0_start)
-            run[f"decoder/t0={t0_start:g}"] = score(model.replace(decoder=started).decode(jax.random.key(200 + seed),
-                                                                                          latent),
-                                                    latent, md_ctx, train, frame_ps, lag, d_knn)
+            scored(f"decoder/t0={t0_start:g}", model.replace(decoder=started).decode(jax.random.key(200 + seed),
+                                                                                      latent))
         field = getattr(model.decoder.network, "field", model.decoder.network)  # a StateFlow's field, or the network
         for temperature in [] if args.memory_only else args.temperatures or []:  # the same paths, another T
             field.temperature = temperature
-            run[f"decoder@{temperature:g}"] = score(model.decode(jax.random.key(200 + seed), latent), latent, md_ctx,
-                                                    train, frame_ps, lag, d_knn)
+            scored(f"decoder@{temperature:g}", model.decode(jax.random.key(200 + seed), latent))
         for temperature, guidance in itertools.product([model.config.decoder.resolved().temperature,
                                                         *(args.temperatures or [])],
                                                        args.guidances or []):
             field.temperature, field.guidance = temperature, guidance
-            run[f"decoder@{temperature:g},w={guidance:g}"] = score(model.decode(jax.random.key(200 + seed), latent),
-                                                                   latent, md_ctx, train, frame_ps, lag, d_knn)
+            scored(f"decoder@{temperature:g},w={guidance:g}", model.decode(jax.random.key(200 + seed), latent))
         for memory in args.noise_memories or []:  # the same field and latent trajectories, noise with memory
             remembering = model.with_noise_memory(memory if memory == "auto" else float(memory), [train])
             rho = remembering.decoder.noise_memory
@@ -302,9 +343,10 @@ def main(argv=None) -> int:
                 run["noise_memory_calibration"] = remembering.info["decoder"]["noise_memory_calibration"]
             for temperature in args.temperatures or [model.config.decoder.resolved().temperature]:
                 field.temperature = temperature
-                run[f"decoder@{temperature:g},memory={memory}"] = {
-                    **score(remembering.decode(jax.random.key(200 + seed), latent), latent, md_ctx, train, frame_ps,
-                            lag, d_knn), "noise_memory": rho}
+                scored(f"decoder@{temperature:g},memory={memory}",
+                       remembering.decode(jax.random.key(200 + seed), latent), noise_memory=rho)
+        for label, errors in f_tic1_errors(tic1s, md_ctx).items():
+            run[label].update(errors)
         runs[str(seed)] = run
         for label, row in run.items():
             if isinstance(row, dict):
