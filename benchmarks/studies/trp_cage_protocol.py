@@ -139,8 +139,9 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
 
 
 def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: float, lag: int,
-          versus: np.ndarray | None = None) -> dict:
-    """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``;
+          versus: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """The issue's numbers for decoded trajectories ``xyz [B, T, n, 3]`` (frames one lag apart) of ``latent``, and
+    their ``[B, T]`` projections on MD's TIC1 (for :func:`f_tic1_errors`);
     with ``versus`` (retrieval's Cα distances on the same latent trajectories) also the decoded t1's difference from
     retrieval's and the errors of both, from one bootstrap over the trajectories (``lss_jax.analysis.lagchoice.
     paired_tica_timescale``)."""
@@ -148,7 +149,7 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
     folding = folding_metrics(tc.trp_cage_go_model(), [md_ctx["xyz"]], xyz, md_frame_time=frame_ps, lss_frame_time=tau)
     flat = xyz.reshape(-1, *xyz.shape[2:])
     dist = pair_distances(xyz, md_ctx["pairs"])
-    tic1 = tic1_of(dist, md_ctx).ravel()
+    tic1 = tic1_of(dist, md_ctx)
     f_lss, _ = histogram_free_energy(tic1, md_ctx["tic1_edges"])
     rg = np.sqrt(((flat - flat.mean(1, keepdims=True)) ** 2).sum(-1).mean(1))
     rows = np.random.default_rng(0).choice(len(flat), 400, replace=False)
@@ -179,7 +180,7 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
         "md": {"folded_fraction": [folding["folded_fraction"]["md"], folding["folded_fraction"]["md_se"]],
                "transitions_per_us": [folding["transitions_per_us"]["md"], folding["transitions_per_us"]["md_se"]],
                "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["md"]},
-    }
+    }, tic1
 
 
 def main(argv=None) -> int:
@@ -299,9 +300,9 @@ def main(argv=None) -> int:
         run, tic1s = {"training_s": trained, "md_t1_latent_ps": md_latent_t1}, {}
 
         def scored(label, xyz, **extra):  # a row of decoded trajectories, and its TIC1 for F(TIC1)'s bootstrap
-            run[label] = {**score(xyz, latent, md_ctx, train, frame_ps, lag, None if label == "knn_same_latent"
-                                  else d_knn), **extra}
-            tic1s[label] = tic1_of(pair_distances(xyz, pairs), md_ctx)
+            numbers, tic1s[label] = score(xyz, latent, md_ctx, train, frame_ps, lag,
+                                          None if label == "knn_same_latent" else d_knn)
+            run[label] = {**numbers, **extra}
 
         scored("knn_same_latent", xyz_knn)
         if not args.memory_only:
