@@ -109,6 +109,11 @@ def tic1_of(dist: np.ndarray, md_ctx: dict) -> np.ndarray:
     return (dist - md_ctx["tica_mean"]) @ md_ctx["tica_vector"]
 
 
+def pooled_rmse(f_lss: np.ndarray, md_ctx: dict) -> float:
+    """F(TIC1)'s RMSE (kT) of the profile ``f_lss`` against the independent runs pooled, on their well-sampled bins."""
+    return free_energy_rmse(f_lss, md_ctx["f_tic1_pooled"], md_ctx["tic1_pooled_mask"])
+
+
 def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "decoder", n_bootstrap: int = 200,
                   seed: int = 0) -> dict[str, dict]:
     """Bootstrap errors of F(TIC1) against the pooled runs, over the latent trajectories, the same resampled
@@ -120,8 +125,7 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
     cancels from it).
     """
     def f(tic1):
-        return free_energy_rmse(histogram_free_energy(tic1, md_ctx["tic1_edges"])[0], md_ctx["f_tic1_pooled"],
-                                md_ctx["tic1_pooled_mask"])
+        return pooled_rmse(histogram_free_energy(tic1, md_ctx["tic1_edges"])[0], md_ctx)
 
     labels = list(tic1s)
     rng = np.random.default_rng(seed)
@@ -165,7 +169,7 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
         "folded_fraction": folding["folded_fraction"]["lss"],
         "transitions_per_us": folding["transitions_per_us"]["lss"],
         "f_tic1_kT": free_energy_rmse(f_lss, md_ctx["f_tic1"], md_ctx["tic1_mask"]),
-        "f_tic1_pooled_kT": free_energy_rmse(f_lss, md_ctx["f_tic1_pooled"], md_ctx["tic1_pooled_mask"]),
+        "f_tic1_pooled_kT": pooled_rmse(f_lss, md_ctx),
         "t1_latent_ps": t1(list(latent), 1, tau),
         "t1_decoded_ps": t1(list(dist), 1, tau),
         # along a coordinate fixed in advance (the training run's TIC1), so neither side's TICA is fitted in-sample
