@@ -16,7 +16,9 @@ same training frames and latent points; each scored against the shipped independ
   (``md.f_tic1_pooled_leave_one_out_kT``); its error from one bootstrap over the latent trajectories, the same
   resampled trajectories for every row, and each row's difference from the decoder's with that difference's own error
   (``f_tic1_pooled_kT_se``, ``f_tic1_pooled_minus_decoder_kT`` and ``..._se``: how a distilled student is compared
-  with its teacher);
+  with its teacher); and each row's profile against the decoder's own (``f_tic1_vs_decoder_kT``, ``..._se``), whose
+  floor, with ``--distill``, is the decoder against itself decoded with other keys (row ``decoder/other_keys``); every
+  row's TIC1 histogram is kept (``tic1_counts``, MD's pooled one and the bin edges under ``md``);
 * t1 in the latent space (reversible estimator at the lag, LSS against the independent run encoded) and on the
   decoded structures (TICA of the generated Cα distances at the lag, against MD's at the same lag; and, with neither
   side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``); for a
@@ -44,6 +46,8 @@ mean became linear in psi.
         --tag _protocol_distilled_seed0                          # the protocol's decoder distilled (decode cost)
     python benchmarks/studies/trp_cage_protocol.py --seeds 0 1 --model-dir M --distill 1 --distill-iterations 5000 \
         --tag _protocol_distilled_bootstrap                      # the same, F(TIC1) against seven MD runs, with errors
+    python benchmarks/studies/trp_cage_protocol.py --seeds 0 1 --model-dir M --distill 1 \
+        --tag _protocol_distilled_vs_teacher                     # the same at 20 000 steps, the student against its teacher
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
@@ -122,23 +126,34 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
     Returns per row ``f_tic1_pooled_kT_se`` and, for rows other than ``against``, the row's F(TIC1) minus
     ``against``'s (``f_tic1_pooled_minus_<against>_kT``, the point estimate from all trajectories) and that
     difference's own bootstrap error (``..._se``, from the same resamples, so what the rows' latent trajectories share
-    cancels from it).
+    cancels from it); and the RMSE of the row's profile against ``against``'s own, on the pooled runs' bins
+    (``f_tic1_vs_<against>_kT`` and ``..._se``: how far a student's law is from its teacher's, whose floor is the
+    teacher against itself decoded with other keys).
     """
-    def f(tic1):
-        return pooled_rmse(histogram_free_energy(tic1, md_ctx["tic1_edges"])[0], md_ctx)
+    def profile(tic1):
+        return histogram_free_energy(tic1, md_ctx["tic1_edges"])[0]
+
+    def numbers(rows):  # per label: F(TIC1) against the pooled runs, and against `against`'s profile
+        profiles = {label: profile(tic1s[label][rows]) for label in labels}
+        base = profiles.get(against)
+        return [[pooled_rmse(f, md_ctx),
+                 np.nan if base is None else free_energy_rmse(f, base, md_ctx["tic1_pooled_mask"])]
+                for f in profiles.values()]
 
     labels = list(tic1s)
     rng = np.random.default_rng(seed)
     n = len(next(iter(tic1s.values())))
-    draws = np.array([[f(tic1s[label][rows]) for label in labels]
-                      for rows in (rng.integers(0, n, n) for _ in range(n_bootstrap))])
-    out = {label: {"f_tic1_pooled_kT_se": float(draws[:, i].std(ddof=1))} for i, label in enumerate(labels)}
+    full = np.array(numbers(slice(None)))
+    draws = np.array([numbers(rng.integers(0, n, n)) for _ in range(n_bootstrap)])  # [n_bootstrap, label, 2]
+    out = {label: {"f_tic1_pooled_kT_se": float(draws[:, i, 0].std(ddof=1))} for i, label in enumerate(labels)}
     if against in tic1s:
         base = labels.index(against)
         for i, label in enumerate(labels):
             if label != against:
-                out[label][f"f_tic1_pooled_minus_{against}_kT"] = f(tic1s[label]) - f(tic1s[against])
-                out[label][f"f_tic1_pooled_minus_{against}_kT_se"] = float((draws[:, i] - draws[:, base]).std(ddof=1))
+                out[label][f"f_tic1_pooled_minus_{against}_kT"] = float(full[i, 0] - full[base, 0])
+                out[label][f"f_tic1_pooled_minus_{against}_kT_se"] = float((draws[:, i, 0] - draws[:, base, 0]).std(ddof=1))
+                out[label][f"f_tic1_vs_{against}_kT"] = float(full[i, 1])
+                out[label][f"f_tic1_vs_{against}_kT_se"] = float(draws[:, i, 1].std(ddof=1))
     return out
 
 
@@ -181,6 +196,7 @@ def score(xyz: np.ndarray, latent: np.ndarray, md_ctx: dict, train, frame_ps: fl
         "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["lss"],
         "radius_of_gyration_nm": [float(rg.mean()), float(rg.std())],
         "novelty_nm": float(np.median(novelty)),
+        "tic1_counts": np.histogram(tic1, md_ctx["tic1_edges"])[0].tolist(),  # F(TIC1)'s histogram, for later study
         "md": {"folded_fraction": [folding["folded_fraction"]["md"], folding["folded_fraction"]["md_se"]],
                "transitions_per_us": [folding["transitions_per_us"]["md"], folding["transitions_per_us"]["md_se"]],
                "rmsd_to_native_folded_nm": folding["rmsd_to_native_folded_nm"]["md"]},
@@ -266,7 +282,9 @@ def main(argv=None) -> int:
     d_train = md.compute_distances(train, pairs)
     train_tica = reversible_decomposition([d_train], lag)
     md_ctx.update(train_tica_mean=train_tica.mean, train_tica_vector=train_tica.vectors[:, 0])
-    md_numbers = {"t1_decoded_ps": t1([d_md], lag, lag * frame_ps),
+    md_numbers = {"tic1_edges": edges.tolist(), "tic1_pooled_counts": np.histogram(np.concatenate(runs_tic1),
+                                                                                   edges)[0].tolist(),
+                  "t1_decoded_ps": t1([d_md], lag, lag * frame_ps),
                   "t1_decoded_train_tic1_ps": t1([(d_md - train_tica.mean) @ train_tica.vectors[:, :1]], lag,
                                                  lag * frame_ps)}
     if len(runs_tic1) > 1:  # MD's floor: each run against the others pooled
@@ -315,6 +333,8 @@ def main(argv=None) -> int:
             xyz = model.decode(jax.random.key(200 + seed), latent)
             run["decode_frames_per_s"] = xyz.shape[0] * xyz.shape[1] / (time.perf_counter() - t0)
             scored("decoder", xyz)
+            if args.distill:  # the floor of a student's distance from its teacher: the teacher with other keys
+                scored("decoder/other_keys", model.decode(jax.random.key(400 + seed), latent))
         for k in args.distill or []:  # the same trained decoder distilled, the same latent trajectories
             t0 = time.perf_counter()
             n_fit = int(0.9 * len(u_train))
