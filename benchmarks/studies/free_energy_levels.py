@@ -9,10 +9,17 @@ frames, decoded by the 10-step flow and by the one-step student:
 
     python benchmarks/studies/free_energy_levels.py --md ala2-seed2.xtc --top alanine-dipeptide.pdb \\
         flow=lss_teacher.xtc:lss_teacher.pdb student=lss_student.xtc:lss_student.pdb
+
+The same for F(TIC1) of Trp-cage (50 bins), from the TIC1 histograms a ``trp_cage_protocol.py`` JSON keeps, each row
+against the independent runs pooled (docs/decoder_record.md, the student against its teacher):
+
+    python benchmarks/studies/free_energy_levels.py \\
+        --protocol-json benchmarks/results/trp_cage_protocol-cpu_protocol_distilled_vs_teacher.json
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -44,32 +51,48 @@ def levels(md_hist: np.ndarray, hist: np.ndarray) -> dict:
     bands = {}
     for lo, hi in LEVELS:
         sel = (above >= lo) & (above < hi)
-        bands[f"{lo:g}-{hi:g}_kT"] = {"n_bins": int(sel.sum()), "mean_signed_kT": float(np.nanmean(err[sel])),
-                                      "rms_kT": float(np.sqrt(np.nanmean(err[sel] ** 2)))}
+        if sel.any():  # an empty band (F(TIC1)'s reach ends below 6 kT) is left out
+            bands[f"{lo:g}-{hi:g}_kT"] = {"n_bins": int(sel.sum()), "mean_signed_kT": float(np.nanmean(err[sel])),
+                                          "rms_kT": float(np.sqrt(np.nanmean(err[sel] ** 2)))}
     return {"rmse_kT": float(np.sqrt(np.nanmean(err**2))), "n_bins": int(mask.sum()), "unvisited_bins": int((~seen).sum()),
             "bands": bands}
 
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/free_energy_levels-<backend>.json)")
-    parser.add_argument("--md", required=True, help="the reference MD trajectory")
-    parser.add_argument("--top", required=True, help="its topology")
-    parser.add_argument("generated", nargs="+", help="NAME=TRAJ:TOP, one per generated trajectory")
+    parser.add_argument("--md", help="the reference MD trajectory")
+    parser.add_argument("--top", help="its topology")
+    parser.add_argument("generated", nargs="*", help="NAME=TRAJ:TOP, one per generated trajectory")
+    parser.add_argument("--protocol-json", type=Path, default=None,
+                        help="instead of trajectories: a trp_cage_protocol.py JSON; its rows' F(TIC1) (their "
+                             "tic1_counts) against the pooled MD runs' (md.tic1_pooled_counts), by level")
     args = parser.parse_args(argv)
 
-    md_hist = histogram(md.load(args.md, top=args.top))
+    if args.protocol_json:
+        data = json.loads(args.protocol_json.read_text())
+        md_hist, reference = np.asarray(data["md"]["tic1_pooled_counts"], float), "pooled MD runs"
+        hists = {f"seed {seed} {label}": np.asarray(row["tic1_counts"], float) for seed, run in data["runs"].items()
+                 for label, row in run.items() if isinstance(row, dict) and "tic1_counts" in row}
+        what, default_out = "F(TIC1)", f"free_energy_levels-{jax.default_backend()}_{args.protocol_json.stem}.json"
+    else:
+        if not (args.md and args.top and args.generated):
+            raise SystemExit("give --md, --top and NAME=TRAJ:TOP for each generated trajectory, or --protocol-json.")
+        md_hist, reference, hists = histogram(md.load(args.md, top=args.top)), Path(args.md).name, {}
+        for item in args.generated:
+            name, _, files = item.partition("=")
+            traj_path, _, top_path = files.partition(":")
+            if not (name and traj_path and top_path):
+                raise SystemExit(f"{item!r}: give each generated trajectory as NAME=TRAJ:TOP.")
+            hists[name] = histogram(md.load(traj_path, top=top_path))
+        what, default_out = "F(phi, psi)", f"free_energy_levels-{jax.default_backend()}.json"
     results = {"benchmark": "free_energy_levels", "backend": jax.default_backend(), "machine": machine_facts(),
-               "md": Path(args.md).name, "runs": {}}
-    for item in args.generated:
-        name, _, files = item.partition("=")
-        traj_path, _, top_path = files.partition(":")
-        if not (name and traj_path and top_path):
-            raise SystemExit(f"{item!r}: give each generated trajectory as NAME=TRAJ:TOP.")
-        row = levels(md_hist, histogram(md.load(traj_path, top=top_path)))
+               "md": reference, "runs": {}}
+    for name, hist in hists.items():
+        row = levels(md_hist, hist)
         results["runs"][name] = row
         bands = "; ".join(f"{band} {b['mean_signed_kT']:+.3f} (rms {b['rms_kT']:.3f})" for band, b in row["bands"].items())
-        print(f"{name}: F(phi, psi) RMSE {row['rmse_kT']:.3f} kT over {row['n_bins']} bins | {bands}", flush=True)
-    write_results(args.out or RESULTS / f"free_energy_levels-{jax.default_backend()}.json", results)
+        print(f"{name}: {what} RMSE {row['rmse_kT']:.3f} kT over {row['n_bins']} bins | {bands}", flush=True)
+    write_results(args.out or RESULTS / default_out, results)
     return 0
 
 
