@@ -4,7 +4,7 @@ The report's F(phi, psi) RMSE (10 degree bins with p >= 10^-3 of the largest, th
 generated frames are from MD; this script says where: for each trajectory given, the mean signed and the RMS error
 of its bins within 0-2, 2-4, 4-6 and above 6 kT of MD's minimum. A negative mean error in the low bands and a
 positive one in the high bands is a distribution narrower than MD's (too much weight in the basins, too little in
-the tails); the reverse, a broader one. Used in docs/decoder.md on the 100 ns alanine dipeptide validation's LSS
+the tails); the reverse, a broader one. Used in docs/decoder_record.md on the 100 ns alanine dipeptide validation's LSS
 frames, decoded by the 10-step flow and by the one-step student:
 
     python benchmarks/studies/free_energy_levels.py --md ala2-seed2.xtc --top alanine-dipeptide.pdb \\

@@ -135,9 +135,9 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
 
     def numbers(rows):  # per label: F(TIC1) against the pooled runs, and against `against`'s profile
         profiles = {label: profile(tic1s[label][rows]) for label in labels}
-        base = profiles.get(against)
+        reference = profiles.get(against)
         return [[pooled_rmse(f, md_ctx),
-                 np.nan if base is None else free_energy_rmse(f, base, md_ctx["tic1_pooled_mask"])]
+                 np.nan if reference is None else free_energy_rmse(f, reference, md_ctx["tic1_pooled_mask"])]
                 for f in profiles.values()]
 
     labels = list(tic1s)
