@@ -198,7 +198,7 @@ class PropagatorConfig:
                              f"got {self.ensemble_size!r}.")
 
 
-DECODERS = ("flow", "wgan", "knn", "chain")
+DECODERS = ("flow", "wgan", "knn", "chain", "meanflow")
 STATE_FEATURES = ("distances", "contacts", "contact_map")  # what the chain decoder's structural states are
 DISTILLABLE = ("flow", "chain")  # the decoder kinds that sample by integrating a flow (decoder.distill_steps)
 FLOW_SOLVERS = ("heun", "midpoint", "euler", "rk4")  # the flow's sampling ODE solvers (lss_jax.decoder.flow.SOLVERS)
@@ -206,16 +206,21 @@ COORDINATES = ("internal", "cartesian")
 
 # per-kind defaults where DecoderConfig says None
 _DEFAULTS = {
-    "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True},
+    "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True, "flow_steps": 10},
+    # the flow's network, trained to be sampled in a few steps (lss_jax.decoder.meanflow) for a fixed number of steps:
+    # its loss converges slower than the flow's, and on alanine dipeptide's 100 ns validation 120 000 steps took the
+    # one-step LSS's F(phi, psi) from +0.04 to +0.00 kT of the 10-step flow (60 000: the flow's budget there)
+    "meanflow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "iterations": 120_000, "lr_decay": True,
+                 "flow_steps": 2},
     # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide
     # (benchmarks/studies/decoders.py: a learning-rate decay, a wider critic or the condition in every layer did not)
-    "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False},
-    "knn": {},  # nothing to train
+    "wgan": {"hidden": (200, 200, 200), "learning_rate": 2e-4, "iterations": 20_000, "lr_decay": False, "flow_steps": 10},
+    "knn": {"flow_steps": 10},  # nothing to train
     # hidden = (width,) * depth of the transformer over beads
     # (measured on Trp-cage, docs/decoder.md: with the fitted Gaussian prior, temperature 0.7 takes the conditional bias
     # of Q given psi to zero, +0.001 against -0.016 at 0.8)
     "chain": {"hidden": (64, 64, 64), "learning_rate": 1e-3, "epochs": 50, "lr_decay": True, "temperature": 0.7,
-              "self_condition": False, "prior": "gaussian"},
+              "self_condition": False, "prior": "gaussian", "flow_steps": 10},
 }
 
 
@@ -225,7 +230,8 @@ class DecoderConfig:
     also importable from :mod:`lss_jax.decoder`).
 
     Attributes:
-        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
+        kind: ``"flow"``, ``"wgan"``, ``"knn"``, ``"chain"`` or ``"meanflow"`` (the flow trained to be sampled in
+            ``flow_steps`` average-velocity steps, :mod:`lss_jax.decoder.meanflow`).
         coordinates: ``"internal"`` or ``"cartesian"``.
         hidden: hidden layer widths (flow: 3 x 256 swish; wgan: the paper's 3 x 200 swish, for both networks
             unless ``critic_hidden``; chain: ``(width,) * depth`` of its transformer, 3 x 64).
@@ -236,12 +242,14 @@ class DecoderConfig:
         max_steps: at most this many optimizer steps when training by epochs (flow: 60 000, which 300 epochs of
             the shipped alanine dipeptide and Trp-cage data stay below; 10^6 frames, 90 % of them for training,
             train for 18 epochs).
-        iterations: if set, train for this many optimizer steps (wgan: generator updates) instead.
-        patience: flow: early stopping after this many epochs without a better validation loss.
+        iterations: if set, train for this many optimizer steps (wgan: generator updates) instead (meanflow: 120 000
+            by default, whatever the data's size).
+        patience: flow: early stopping after this many epochs without a better validation loss (meanflow: none, the
+            last step's field is kept: its loss's target moves with the field).
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
             Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
-        flow_steps: steps of the sampling ODE (flow, chain; ``2 flow_steps`` network evaluations per frame with
-            Heun's solver).
+        flow_steps: steps of the sampler (flow, chain: 10 steps of the ODE, ``2 flow_steps`` network evaluations per
+            frame with Heun's solver; meanflow: 2 average-velocity steps, one evaluation each).
         flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"``, ``"rk4"`` or ``"euler"``
             (:data:`lss_jax.decoder.flow.SOLVERS`: its network evaluations per step).
         distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``
@@ -323,7 +331,7 @@ class DecoderConfig:
     patience: int = 30
     max_steps: int = 60_000
     lr_decay: bool | None = None
-    flow_steps: int = 10
+    flow_steps: int | None = None  # None: the kind's default, set at construction
     flow_solver: str = "heun"
     distill_steps: int = 0
     distill_iterations: int | None = None
@@ -351,8 +359,11 @@ class DecoderConfig:
     def __post_init__(self):
         if self.kind not in DECODERS:
             raise ValueError(f"decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP), "
-                             f"'knn' (retrieval of training frames) or 'chain' (flow matching on a chain's Cartesian "
-                             f"coordinates), got {self.kind!r}.")
+                             f"'knn' (retrieval of training frames), 'chain' (flow matching on a chain's Cartesian "
+                             f"coordinates) or 'meanflow' (a flow trained to be sampled in a few steps), "
+                             f"got {self.kind!r}.")
+        if self.flow_steps is None:  # the kind's own (frozen: set once, here)
+            object.__setattr__(self, "flow_steps", _DEFAULTS[self.kind]["flow_steps"])
         if self.coordinates not in COORDINATES:
             raise ValueError(f"decoder coordinates must be 'internal' (bonds, angles, torsions) or 'cartesian' "
                              f"(aligned coordinates), got {self.coordinates!r}.")
@@ -457,6 +468,19 @@ class DecoderConfig:
         """``(steps, solver)`` the fitted decoder samples with: a distilled student's Euler steps, else
         ``(flow_steps, flow_solver)``."""
         return (self.distill_steps, "euler") if self.distill_steps else (self.flow_steps, self.flow_solver)
+
+    def replace(self, **changes) -> "DecoderConfig":
+        """A copy with ``changes``; a change of ``kind`` also gives the new kind's default ``flow_steps`` where this
+        one has its own kind's default and ``changes`` names none (``DecoderConfig().replace(kind="meanflow")``
+        samples in the mean flow's 2 steps, not the flow's 10).
+
+        Example:
+            >>> DecoderConfig().replace(kind="meanflow").flow_steps, DecoderConfig(flow_steps=4).replace(kind="meanflow").flow_steps
+            (2, 4)
+        """
+        if "kind" in changes and "flow_steps" not in changes and self.flow_steps == _DEFAULTS[self.kind]["flow_steps"]:
+            changes = {**changes, "flow_steps": None}
+        return dataclasses.replace(self, **changes)
 
     def resolved(self) -> "DecoderConfig":
         """A copy with the kind's defaults filled in (``iterations`` overrides ``epochs``)."""
@@ -684,7 +708,9 @@ class LSSConfig:
         changes = {k: nested[k] for k in _TOP if k in nested}
         for section in _SECTIONS:
             if section in nested:
-                changes[section] = dataclasses.replace(getattr(self, section), **nested[section])
+                current = getattr(self, section)
+                changes[section] = (current.replace(**nested[section]) if section == "decoder"
+                                    else dataclasses.replace(current, **nested[section]))
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:

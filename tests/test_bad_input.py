@@ -121,7 +121,8 @@ CASES = [
      "val-fraction-big.toml: val_fraction must be in (0, 0.5), got 0.7"),
     ("config-unknown-decoder", TRAIN + " --traj {d}/ok.xtc --config {d}/unknown-decoder.toml", 1,
      "unknown-decoder.toml: decoder must be 'flow' (conditional flow matching), 'wgan' (the paper's cWGAN-GP), "
-     "'knn' (retrieval of training frames) or 'chain' (flow matching on a chain's Cartesian coordinates), got 'gan'"),
+     "'knn' (retrieval of training frames), 'chain' (flow matching on a chain's Cartesian coordinates) or 'meanflow' "
+     "(a flow trained to be sampled in a few steps), got 'gan'"),
     ("config-n-traj-float", GENERATE + " --config {d}/n-traj-float.toml", 1,
      "n-traj-float.toml: n_traj must be a positive integer, got 1.5 (a float)"),
     ("config-flag-string", GENERATE + " --config {d}/latent-only-str.toml", 1,

@@ -138,6 +138,29 @@ def test_a_distilled_flow_saves_loads_and_samples_in_one_evaluation(data, tmp_pa
 def test_exported_simulator_runs_without_lss_jax_and_gives_the_generated_frames(model, tmp_path):
     """`lss-jax export` + docs/examples/run_exported.py in a fresh process where lss_jax, flax and mdtraj cannot be
     imported: the decoded frames are bitwise those of generate_to_directory for the same seed."""
+    _check_export(model, tmp_path)
+
+
+def test_a_mean_flow_decoder_saves_loads_exports_and_samples_in_its_steps(tmp_path):
+    """decoder.kind = "meanflow" (lss_jax.decoder.meanflow), states included: the saved model loads back with its
+    sampler's step count and decodes bit for bit; one and two steps are different frames of the same addressed noise;
+    the exported simulator gives the generated frames."""
+    config = LSSConfig(**{**TINY, "decoder": DecoderConfig(kind="meanflow", iterations=20, flow_steps=1)})
+    model = fit_lss(jax.random.key(4), load_alanine_dipeptide("train"), config, progress=False)
+    assert model.decoder.kind == "meanflow" and model.decoder.flow_steps == 1
+    assert model.info["decoder"]["states"] == 2  # the flow's torsion states (alpha_L a state of its own)
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert (loaded.decoder.kind, loaded.decoder.flow_steps) == ("meanflow", 1)
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(model))
+    u = np.random.default_rng(0).uniform(size=(64, 2)).astype(np.float32)
+    one = model.decode_unit(jax.random.key(1), u)
+    np.testing.assert_array_equal(loaded.decode_unit(jax.random.key(1), u), one)
+    two = model.replace(decoder=model.decoder.replace(flow_steps=2)).decode_unit(jax.random.key(1), u)
+    assert np.all(np.isfinite(two)) and not np.array_equal(one, two)
+    _check_export(model, tmp_path)
+
+
+def _check_export(model, tmp_path):
     from lss_jax.cli import main
 
     model_dir = model.save(tmp_path / "model")

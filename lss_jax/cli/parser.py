@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lss_jax.config import DECODERS
 from lss_jax.protocols import PROTOCOLS
 
 EXAMPLES = """examples:
@@ -71,7 +72,8 @@ def _add_train(sub) -> None:
                     "Featurize the trajectories, train the SRV encoder, the MDN propagator and the decoder (conditional "
                     "flow matching in the peptide protocol, retrieval in the protein one; kind = \"wgan\" under "
                     "[decoder] in --config for the paper's cWGAN-GP, \"flow\" for flow matching, \"knn\" for "
-                    "retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates), and save the model "
+                    "retrieval, \"chain\" for flow matching on a chain's Cartesian Ca coordinates, \"meanflow\" for a flow "
+                    "trained to be sampled in 2 steps), and save the model "
                     "directory (format documented in lss_jax.model.io). The settings start from a protocol "
                     "that the topology chooses (peptide, protein or Ca-only; printed with the reason, recorded in the "
                     "model, --protocol to give it); --config changes any of its fields.")
@@ -214,11 +216,11 @@ def _add_demo(sub) -> None:
     de.add_argument("--out", required=True, help="output directory")
     de.add_argument("--quick", action="store_true", help="small settings for a smoke run")
     de.add_argument("--seed", type=int, default=0, help="PRNG seed")
-    de.add_argument("--decoder", choices=("flow", "wgan", "knn", "chain"), default=None,
+    de.add_argument("--decoder", choices=DECODERS, default=None,
                     help="flow (conditional flow matching; the alanine dipeptide default), wgan (the paper's cWGAN-GP), "
-                         "knn (retrieval of training frames: MD's own structures; the trp-cage default, where the "
-                         "flow misses the folding targets) or chain (flow matching on a chain's Cartesian Ca coordinates "
-                         "with a transformer over beads; proteins, experimental: docs/decoder.md)")
+                         "knn (retrieval of training frames: MD's own structures, the yardstick), chain (flow matching "
+                         "on a chain's Cartesian Ca coordinates with a transformer over beads; the trp-cage default) "
+                         "or meanflow (the flow trained to be sampled in 2 steps, ~6x its frames/s; docs/decoder.md)")
     de.add_argument("--more-md", type=int, default=0, metavar="N",
                     help="trp-cage, villin: also train on N more runs of the shipped protocol, simulated here with OpenMM "
                          "(seeds 3, 4, ...; ~3 min each on one core, cached; needs the md extra)")

@@ -73,7 +73,7 @@ def check_decoded_atoms(topology, atoms: np.ndarray, config: LSSConfig) -> None:
             f"the chain decoder generates one bead per residue, but the decoded atoms (atom_selection "
             f"{config.data.atom_selection!r}) are {len(atoms)} atoms in {len(residues)} residues; decode the Cα atoms "
             "(atom_selection = \"name CA\" under [data]) or use decoder.kind = \"knn\" or \"flow\" for heavy atoms.")
-    if decoder.kind in ("flow", "wgan") and decoder.coordinates == "internal":
+    if decoder.kind in ("flow", "wgan", "meanflow") and decoder.coordinates == "internal":
         chosen = set(atoms.tolist())
         if not any(b.atom1.index in chosen and b.atom2.index in chosen for b in topology.bonds):
             raise ValueError(

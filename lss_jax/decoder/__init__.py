@@ -71,6 +71,7 @@ from lss_jax.decoder.flow import SOLVERS, VelocityField, flow_matching_loss, int
 from lss_jax.decoder.flow_kind import FLOW  # noqa: F401  (registers the "flow" kind; chain, knn, wgan register below)
 from lss_jax.decoder.kinds import KINDS, DecoderKind, n_epochs
 from lss_jax.decoder.knn import NeighbourDecoder, fit_neighbours, stored_rows
+from lss_jax.decoder.meanflow import MEANFLOW  # noqa: F401  (registers the "meanflow" kind)
 from lss_jax.decoder.states import (
     RARE_STATE_SHARE,
     StateAssignment,
@@ -299,7 +300,8 @@ def fit_decoder(
     train = (xyz_to_features(cmap, train_x), np.concatenate(train_c).astype(np.float32))
     val = (xyz_to_features(cmap, val_x), np.concatenate(val_c).astype(np.float32))
     states = None
-    if config.kind == "flow" and config.states > 0 and isinstance(cmap, InternalMap) and feature_dim(cmap) > 0:
+    torsion_states = config.kind in ("flow", "meanflow") and isinstance(cmap, InternalMap)
+    if torsion_states and config.states > 0 and feature_dim(cmap) > 0:
         zmatrix = np.asarray(cmap.zmatrix)
         torsions = [internal_coordinates(x, zmatrix)[2] for x in (train_x, val_x)]
         # states are a partition of conformations: found on every frame (a rare basin may sit in the held-out

@@ -1,7 +1,8 @@
 """The registry of decoder kinds: what :mod:`lss_jax.decoder` needs to train, rebuild and sample each kind.
 
 A kind is one module that ends with ``register(DecoderKind(...))`` (:mod:`lss_jax.decoder.flow_kind`,
-:mod:`lss_jax.decoder.wgan`, :mod:`lss_jax.decoder.knn`, :mod:`lss_jax.decoder.chain`); ``lss_jax.decoder``
+:mod:`lss_jax.decoder.wgan`, :mod:`lss_jax.decoder.knn`, :mod:`lss_jax.decoder.chain`,
+:mod:`lss_jax.decoder.meanflow`); ``lss_jax.decoder``
 imports every one of them, so :data:`KINDS` is full once the package is imported. Its name must also be in
 :data:`lss_jax.config.DECODERS` (and in :data:`lss_jax.config.DISTILLABLE` if it is ``distillable``): the
 configuration sits below the decoder and cannot read this table, and ``tests/test_decoder.py`` keeps the two
@@ -10,7 +11,7 @@ in step.
 Example:
     >>> import lss_jax.decoder
     >>> sorted(KINDS)
-    ['chain', 'flow', 'knn', 'wgan']
+    ['chain', 'flow', 'knn', 'meanflow', 'wgan']
     >>> sorted(name for name, kind in KINDS.items() if kind.distillable)
     ['chain', 'flow']
 """
