@@ -172,6 +172,25 @@ def decode_rate(model, unit, *, repeats: int = 1) -> float:
     return len(unit) / best
 
 
+def refit_decoder(model, traj, *, seed: int | None = None, progress: bool = True, **changes):
+    """A decoder with the model's settings and ``changes`` (:class:`lss_jax.config.DecoderConfig` fields), trained
+    from scratch on the model's decoded atoms of ``traj`` (its training MD, an ``mdtraj.Trajectory``) and their unit
+    latent points, from the key ``fit_lss`` gives its decoder (that of ``seed`` if given): with no changes, the model's
+    own decoder bit for bit. Studies use it to put another decoder on the same encoder and propagator."""
+    import jax
+
+    from lss_jax.data.checks import check_atom_selection
+    from lss_jax.decoder import fit_decoder
+
+    atoms = traj.atom_slice(check_atom_selection(traj.topology, model.config.data.atom_selection))
+    u = [model.to_unit(p) for p in model.encode([traj])]
+    config = model.config.decoder.replace(**changes)
+    key = jax.random.split(jax.random.key(model.config.seed if seed is None else seed), 3)[2]
+    decoder, _ = fit_decoder(key, [atoms.xyz], u, topology=atoms.topology, reference=atoms.xyz[0],
+                             config=config, val_fraction=model.config.data.val_fraction, progress=progress)
+    return decoder
+
+
 def throughput_model(*, quick: bool = False, model_dir: str | os.PathLike | None = None):
     """A briefly trained alanine dipeptide LSS for the speed benchmarks, and how it was made.
 

@@ -115,3 +115,22 @@ def test_throughput_model_reuses_its_saved_model_only_for_its_own_size(tiny_alan
     assert info == {"loaded_from": str(path)} and len(fits) == 1 and again.config == first.config
     with pytest.raises(ValueError, match=r"lag = 1 \(asked for 5\)"):
         throughput_model(quick=False, model_dir=path)
+
+
+def test_refit_decoder_reproduces_the_models_decoder_and_applies_changes(tiny_alanine_model):
+    """What the decoder studies rest on: refit_decoder with no changes is the model's own decoder bit for bit (same
+    frames, latent points and key as fit_lss), and a change (another kind, another seed) gives another decoder."""
+    import chex
+    import jax
+    import numpy as np
+
+    from lss_jax.benchmarking import refit_decoder
+
+    model, data = tiny_alanine_model
+    same = refit_decoder(model, data, progress=False)
+    chex.assert_trees_all_equal(jax.tree_util.tree_leaves(same), jax.tree_util.tree_leaves(model.decoder))
+    mean_flow = refit_decoder(model, data, progress=False, kind="meanflow")
+    assert (mean_flow.kind, mean_flow.flow_steps) == ("meanflow", 2)
+    other_seed = refit_decoder(model, data, progress=False, seed=4)
+    assert not np.array_equal(jax.tree_util.tree_leaves(other_seed.network)[0],
+                              jax.tree_util.tree_leaves(model.decoder.network)[0])

@@ -23,6 +23,7 @@ training run and scored against the shipped independent 50 ns run:
     python benchmarks/studies/ala2_sweep.py --keys 4 --tag _keys  # the LSS targets also on means over 4 generation keys
     python benchmarks/studies/ala2_sweep.py --samplers heun10 midpoint2 distill1 --tag _samplers
     python benchmarks/studies/ala2_sweep.py --lags 1 5 --dims 2 3 --seed 1 --samplers heun10 distill1 distill2 --repeat --tag _samplers_seed1
+    python benchmarks/studies/ala2_sweep.py --lags 1 5 --dims 2 --samplers heun10 meanflow2 meanflow1 --repeat --tag _meanflow
 
 ``--keys N`` generates the full LSS of every setting with N generation keys (the first is the one scored above)
 and records, per setting, each key's F(phi, psi), alpha_L, alpha_L basin and clash frames with their mean and
@@ -38,7 +39,8 @@ trains with another LSS seed.
 trained with ``distill_steps=0`` (the flow itself), and each sampler is ``heunK``, ``midpointK``, ``eulerK`` or
 ``rk4_K`` (``K`` steps of that solver on the trained flow) or ``distillK`` (the flow distilled into ``K`` Euler steps on
 the decoder's own training latent points, :func:`lss_jax.decoder.distill_decoder`, as ``distill_steps=K`` does
-inside ``fit``). Every sampler decodes the same latent trajectories (same generation key), so their differences
+inside ``fit``) or ``meanflowK`` (a mean-flow decoder, ``decoder.kind = "meanflow"``, trained on the same frames and
+latent points with the key ``fit`` gives the flow, sampled in ``K`` steps). Every sampler decodes the same latent trajectories (same generation key), so their differences
 are the decoder's alone; each run records every sampler's metrics, targets, distillation time and decode
 throughput (frames/s of ``decode_unit`` on 65 536 latent points of the LSS run).
 """
@@ -55,7 +57,7 @@ import jax
 import numpy as np
 
 from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
-from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, write_results
+from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, refit_decoder, write_results
 from lss_jax.data.pairs import split_trajectories
 from lss_jax.datasets import load_alanine_dipeptide
 from lss_jax.decoder import distill_decoder
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--tag", default="", help="suffix of the JSON file name")
     parser.add_argument("--samplers", nargs="+", default=None, metavar="SAMPLER",
-                        help="score these samplers of one trained flow: heunK, midpointK, eulerK, rk4_K, distillK (see above)")
+                        help="score these samplers of one trained flow: heunK, midpointK, eulerK, rk4_K, distillK, "
+                             "meanflowK (see above)")
     parser.add_argument("--repeat", action="store_true",
                         help="also score the first sampler with other round-trip and generation keys: the spread of "
                              "every metric between two runs of one decoder, against which the samplers' differences read")
@@ -134,16 +137,26 @@ def main(argv=None) -> int:
     return 0
 
 
-def sampler_variant(model, name: str, u_train, u_val):
-    """The model with its decoder sampled as ``name`` (``heunK``, ``midpointK``, ``eulerK``, ``rk4_K`` or ``distillK``)
-    and the seconds the variant took to make (distillation)."""
-    match = re.fullmatch(r"(heun|midpoint|euler|rk4|distill)_?(\d+)", name)
+_MEAN_FLOWS: dict = {}  # the mean-flow decoder of each model of the run, trained once, sampled with every K asked for
+
+
+def sampler_variant(model, name: str, u_train, u_val, train=None):
+    """The model with its decoder sampled as ``name`` (``heunK``, ``midpointK``, ``eulerK``, ``rk4_K``, ``distillK`` or
+    ``meanflowK``) and the seconds the variant took to make (distillation; the mean flow's training on ``train``)."""
+    match = re.fullmatch(r"(heun|midpoint|euler|rk4|distill|meanflow)_?(\d+)", name)
     if not match:
-        raise SystemExit(f"unknown sampler {name!r}: use heunK, midpointK, eulerK, rk4_K or distillK (K a step count).")
+        raise SystemExit(f"unknown sampler {name!r}: use heunK, midpointK, eulerK, rk4_K, distillK or meanflowK (K a "
+                         "step count).")
     kind, k = match.group(1), int(match.group(2))
     start = time.perf_counter()
     if kind == "distill":
         decoder = distill_decoder(jax.random.key(11), model.decoder, u_train, u_val, n_steps=k, progress=False)
+    elif kind == "meanflow":
+        if id(model) not in _MEAN_FLOWS:
+            _MEAN_FLOWS[id(model)] = (refit_decoder(model, train, progress=False, kind="meanflow"),
+                                      time.perf_counter() - start)
+        decoder, seconds = _MEAN_FLOWS[id(model)]
+        return model.replace(decoder=decoder.replace(flow_steps=k)), seconds
     else:
         decoder = model.decoder.replace(flow_steps=k, flow_solver=kind)
     return model.replace(decoder=decoder), time.perf_counter() - start
@@ -189,7 +202,7 @@ def sweep_cell(args, lag, m, train, independent, indep_h, floor, md) -> dict:
     u_train, u_val = np.concatenate(u_train), np.concatenate(u_val)
     run["samplers"] = {}
     for name in args.samplers:
-        variant, seconds = sampler_variant(model, name, u_train, u_val)
+        variant, seconds = sampler_variant(model, name, u_train, u_val, train)
         block = {"make_seconds": seconds, **score(variant, independent, indep_h, jax.random.key(1), args, floor, md)}
         run["samplers"][name] = block
         report(lag, m, run, block, name)

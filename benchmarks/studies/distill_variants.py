@@ -11,7 +11,11 @@ variant is ``teacher``; ``heunK``, ``midpointK`` or ``rk4_K``, the trained flow 
 from the key ``fit_decoder`` uses (``fold_in(key(seed), 2)``) unless ``--distill-seed`` says otherwise; or
 ``hiddenW1xW2x...``: a flow decoder of those hidden widths trained from scratch on the model's own frames and latent
 points with the key and settings ``fit_lss`` gives its decoder (``hidden256x256x256`` reproduces the model's
-decoder bit for bit). Each variant's decode throughput (frames/s on 65 536 random latent points, best of two, after
+decoder bit for bit; ``hidden256x256x256,seed=S``: the same decoder from the key of seed ``S``); or ``meanflowK``: a mean-flow decoder (``decoder.kind = "meanflow"``, a flow trained to be
+sampled in few steps, :mod:`lss_jax.decoder.meanflow`) trained the same way once per run and sampled with ``K``
+average-velocity steps (``meanflowK,setting=value...``: with those decoder settings, e.g. ``iterations``, or
+``seed``: trained from the key ``fit_lss`` gives that seed). Each variant's decode throughput (frames/s on 65 536
+random latent points, best of two, after
 compiling) is measured in the same run.
 
 The 100 ns alanine dipeptide validation (docs/alanine_dipeptide.md) trains the model with
@@ -23,11 +27,11 @@ The 100 ns alanine dipeptide validation (docs/alanine_dipeptide.md) trains the m
         --independent ala2-seed2.xtc teacher distill1 distill1,iterations=60000 distill1,iterations=60000,draws=10 distill2
     python benchmarks/studies/distill_variants.py --model M ... --out steps.json teacher heun5 heun4 heun3 heun2 \\
         hidden128x128x128 hidden64x64x64
+    python benchmarks/studies/distill_variants.py --model M ... --out meanflow.json teacher distill1 meanflow1 meanflow2
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 from pathlib import Path
@@ -37,10 +41,9 @@ import mdtraj as md
 import numpy as np
 
 from lss_jax.analysis.molecular import compare_structures, comparison_summary, decoder_round_trip
-from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, write_results
-from lss_jax.data.checks import check_atom_selection
+from lss_jax.benchmarking import benchmark_parser, decode_rate, machine_facts, refit_decoder, write_results
 from lss_jax.data.pairs import split_trajectories
-from lss_jax.decoder import distill_decoder, fit_decoder
+from lss_jax.decoder import distill_decoder
 from lss_jax.model.facade import LSS
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -53,29 +56,35 @@ def _value(text: str):
         return float(text)
 
 
-def variant(model, name: str, u_train, u_val, seed: int, frames=None):
-    """The model with its decoder as ``name`` says, and the seconds it took to make; ``frames``: ``(xyz list, unit
-    latent points list, topology)`` of the decoded atoms, for ``hidden...`` variants."""
+_MEAN_FLOWS: dict = {}  # one mean-flow decoder per model and run, sampled with every step count asked for
+
+
+def variant(model, name: str, u_train, u_val, seed: int, train=None):
+    """The model with its decoder as ``name`` says, and the seconds it took to make; ``train``: the model's training
+    MD, for ``hidden...`` and ``meanflow...`` variants."""
     start = time.perf_counter()
     if name == "teacher":
         return model, 0.0
     solver = re.fullmatch(r"(heun|midpoint|rk4)_?(\d+)", name)
     if solver:
         return model.replace(decoder=model.decoder.replace(flow_solver=solver[1], flow_steps=int(solver[2]))), 0.0
-    widths = re.fullmatch(r"hidden(\d+(?:x\d+)*)", name)
-    if widths:
-        xyz, u, topology = frames
-        cfg = model.config.decoder
-        config = dataclasses.replace(cfg, hidden=tuple(int(w) for w in widths[1].split("x")))
-        decoder, _ = fit_decoder(jax.random.split(jax.random.key(model.config.seed), 3)[2], xyz, u, topology=topology,
-                                 reference=xyz[0][0], config=config, val_fraction=model.config.data.val_fraction,
-                                 progress=False)
-        return model.replace(decoder=decoder), time.perf_counter() - start
     head, *settings = name.split(",")
-    if not head.startswith("distill") or not head[7:].isdigit():
-        raise SystemExit(f"unknown variant {name!r}: use teacher, heunK, midpointK, rk4_K, hiddenW1xW2... or "
-                         "distillK[,setting=value...].")
     kwargs = {k: _value(v) for k, v in (s.split("=", 1) for s in settings)}
+    widths = re.fullmatch(r"hidden(\d+(?:x\d+)*)", head)
+    if widths:
+        decoder = refit_decoder(model, train, hidden=tuple(int(w) for w in widths[1].split("x")), **kwargs)
+        return model.replace(decoder=decoder), time.perf_counter() - start
+    mean_flow = re.fullmatch(r"meanflow(\d+)", head)
+    if mean_flow:
+        key = (id(model), tuple(settings))
+        if key not in _MEAN_FLOWS:
+            changes = dict(kind="meanflow", hidden=None, learning_rate=None, epochs=None, lr_decay=None, **kwargs)
+            _MEAN_FLOWS[key] = (refit_decoder(model, train, **changes), time.perf_counter() - start)
+        decoder, seconds = _MEAN_FLOWS[key]
+        return model.replace(decoder=decoder.replace(flow_steps=int(mean_flow[1]))), seconds
+    if not head.startswith("distill") or not head[7:].isdigit():
+        raise SystemExit(f"unknown variant {name!r}: use teacher, heunK, midpointK, rk4_K, hiddenW1xW2..., meanflowK "
+                         "or distillK[,setting=value...].")
     decoder = distill_decoder(jax.random.fold_in(jax.random.key(seed), 2), model.decoder, u_train, u_val,
                               n_steps=int(head[7:]), progress=False, **kwargs)
     return model.replace(decoder=decoder), time.perf_counter() - start
@@ -83,7 +92,8 @@ def variant(model, name: str, u_train, u_val, seed: int, frames=None):
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__doc__, out="JSON path (default benchmarks/results/distill_variants-<backend>.json)")
-    parser.add_argument("variants", nargs="+", help="teacher, heunK, midpointK, rk4_K, hiddenW1xW2..., distillK[,setting=value...]")
+    parser.add_argument("variants", nargs="+", help="teacher, heunK, midpointK, rk4_K, hiddenW1xW2..., meanflowK, "
+                                                       "distillK[,setting=value...]")
     parser.add_argument("--model", required=True, help="a saved model whose decoder is a flow (distill_steps = 0)")
     parser.add_argument("--traj", required=True, help="the model's training trajectory")
     parser.add_argument("--top", required=True, help="its topology (PDB)")
@@ -99,7 +109,6 @@ def main(argv=None) -> int:
     train = md.load(args.traj, top=args.top)
     independent = md.load(args.independent, top=args.top)
     indep_h = independent.atom_slice(independent.topology.select("not element H"))
-    decoded_atoms = train.atom_slice(check_atom_selection(train.topology, model.config.data.atom_selection))
     u = [model.to_unit(p) for p in model.encode([train])]
     bench_u = np.asarray(jax.random.uniform(jax.random.key(9), (65_536, model.latent_dim)), np.float32)
     u_train, u_val = (np.concatenate(part) for part in split_trajectories(u, model.config.data.val_fraction))
@@ -110,8 +119,7 @@ def main(argv=None) -> int:
                "variants": {}}
     path = args.out or RESULTS / f"distill_variants-{jax.default_backend()}.json"
     for name in args.variants:
-        frames = ([decoded_atoms.xyz], u, decoded_atoms.topology)
-        decoded, seconds = variant(model, name, u_train, u_val, seed, frames=frames)
+        decoded, seconds = variant(model, name, u_train, u_val, seed, train=train)
         fps = decode_rate(decoded, bench_u, repeats=2)
         rt = comparison_summary(compare_structures(indep_h, decoder_round_trip(jax.random.key(3), decoded, independent),
                                                    seed=5))
