@@ -8,7 +8,8 @@ frames (so redraws happen as often as in a real run), after a warm-up call (comp
 
 * **alanine dipeptide** (10 heavy atoms, internal coordinates, structural states): the flow with 10 Heun steps
   (20 network evaluations per frame: the default), 5 Heun steps, 2 midpoint steps, and the
-  flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``);
+  flow distilled into 1 and 2 Euler steps (``decoder.distill_steps``), and the mean flow (``decoder.kind =
+  "meanflow"``) in its default 2 steps and in 1;
 * **Trp-cage** (20 Cα): retrieval (``knn``, the yardstick); with ``--chain`` also the protocol's decoder, the chain
   flow on native contact maps (``trp_cage.DECODER``) with 10 Heun steps, and distilled into 1 Euler step (slow to
   train and to distil on a CPU: its teacher decodes about 3 x 10^2 frames/s; the distillation draws one teacher coupling
@@ -97,7 +98,9 @@ def system_rows(name, model, traj, variants, n_frames, repeats, blocks=()) -> di
 def evaluations(decoder) -> int:
     from lss_jax.decoder.flow import SOLVERS
 
-    return 1 if decoder.kind in ("knn", "wgan") else decoder.flow_steps * SOLVERS[decoder.flow_solver]
+    if decoder.kind in ("knn", "wgan"):
+        return 1
+    return decoder.flow_steps * (1 if decoder.kind == "meanflow" else SOLVERS[decoder.flow_solver])
 
 
 def main(argv=None) -> int:
@@ -124,7 +127,9 @@ def main(argv=None) -> int:
                      ("flow heun5", DecoderConfig(iterations=200, flow_steps=5), 0, None),
                      ("flow midpoint2", DecoderConfig(iterations=200, flow_steps=2, flow_solver="midpoint"), 0, None),
                      ("flow distilled euler1", flow, 1, None),
-                     ("flow distilled euler2", flow, 2, None)]
+                     ("flow distilled euler2", flow, 2, None),
+                     ("meanflow 2 steps (its default)", DecoderConfig(kind="meanflow", iterations=200), 0, None),
+                     ("meanflow 1 step", DecoderConfig(kind="meanflow", iterations=200, flow_steps=1), 0, None)]
     trp = load_trp_cage("train", stride=2)
     trp_model = LSS(config=lss_config(encoder={"epochs": 2}, propagator={"epochs": 2},
                                       decoder={"kind": "knn"})).fit(trp, progress=False)
