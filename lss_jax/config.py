@@ -208,8 +208,9 @@ COORDINATES = ("internal", "cartesian")
 _DEFAULTS = {
     "flow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "epochs": 300, "lr_decay": True, "flow_steps": 10},
     # the flow's network, trained to be sampled in a few steps (lss_jax.decoder.meanflow) for a fixed number of steps:
-    # its loss converges slower than the flow's, and on alanine dipeptide's 100 ns validation 120 000 steps took the
-    # one-step LSS's F(phi, psi) from +0.04 to +0.00 kT of the 10-step flow (60 000: the flow's budget there)
+    # its loss converges slower than the flow's: on alanine dipeptide's 100 ns validation, three training seeds,
+    # 120 000 steps put the one-step F(phi, psi) within 0.031 kT of the 10-step flow, 60 000 (the flow's budget there)
+    # up to 0.077 kT off (docs/decoder_record.md)
     "meanflow": {"hidden": (256, 256, 256), "learning_rate": 1e-3, "iterations": 120_000, "lr_decay": True,
                  "flow_steps": 2},
     # the paper's cWGAN-GP with 4x its 5000 iterations, the one change that helped on alanine dipeptide

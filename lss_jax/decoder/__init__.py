@@ -11,6 +11,8 @@ Two generative models over two coordinate maps (:mod:`lss_jax.decoder.coordinate
 * ``kind="chain"``: flow matching on centred, aligned Cartesian coordinates of a chain (a protein's Cα
   atoms) with a transformer over beads and a Gaussian-chain prior (:mod:`lss_jax.decoder.chain`); it has
   its own isotropic Cartesian map and ignores ``coordinates``;
+* ``kind="meanflow"``: the flow's network trained on the average velocity over an interval, so that it samples in
+  ``flow_steps`` (default 2) steps of one network evaluation each (:mod:`lss_jax.decoder.meanflow`);
 
 each kind is one module that registers its training, untrained template and sampler in
 :data:`lss_jax.decoder.kinds.KINDS` (the flow's is :mod:`lss_jax.decoder.flow_kind`), and this package
@@ -140,10 +142,11 @@ class Decoder:
     ``kind``, ``flow_steps`` and ``flow_solver`` are static).
 
     Attributes:
-        kind: ``"flow"``, ``"wgan"``, ``"knn"`` or ``"chain"``.
-        network: the velocity field (flow), the generator (wgan) or the stored frames (knn).
+        kind: ``"flow"``, ``"wgan"``, ``"knn"``, ``"chain"`` or ``"meanflow"``.
+        network: the velocity field (flow, chain), the average-velocity field (meanflow), the generator (wgan) or the
+            stored frames (knn).
         coordinates: the coordinate map the network's features live in.
-        flow_steps: steps of the sampling ODE (flow, chain).
+        flow_steps: steps of the sampling ODE (flow, chain) or of the average velocity (meanflow).
         critic: the WGAN critic (kept with the model for checkpoints and analysis; ``None`` otherwise).
         support: the training data's support constraint (``None``: none, e.g. models saved before it).
         redraws: at most this many new draws of a frame outside ``support``.
