@@ -532,7 +532,7 @@ def _fit_lss(key, trajs, config, *, progress, checkpoint_dir, resume, checkpoint
         "decoder": {"kind": cfg.decoder.kind, "coordinates": cfg.decoder.coordinates, "epochs": dec_hist.epochs_run,
                     "best_val_loss": float(min(dec_hist.val_loss)), "final_val_loss": float(dec_hist.val_loss[-1]),
                     "seconds": round(dec_hist.seconds, 2),
-                    "states": int(getattr(decoder.network, "n_states", 0)) if cfg.decoder.kind in ("flow", "chain", "meanflow") else 0,
+                    "states": int(getattr(decoder.network, "n_states", 0)),  # 0: a network without states (knn, wgan)
                     **({"state_features": cfg.decoder.state_features} if cfg.decoder.kind == "chain" else {}),
                     **({"rare_state_anchors": int(decoder.network.classifier.anchors[...].shape[0])}
                        if hasattr(decoder.network, "classifier") else {}),

@@ -89,7 +89,7 @@ def _save_model(model, path: Path) -> Path:
             "latent_dim": int(model.latent_dim),
             "n_features": int(len(model.feature_scaler.mean)),
             "n_decoded_atoms": int(len(model.atom_indices)),
-            "decoder_states": int(getattr(model.decoder.network, "n_states", 0)) if model.decoder.kind in ("flow", "chain", "meanflow") else 0,
+            "decoder_states": int(getattr(model.decoder.network, "n_states", 0)),  # 0: none (knn, wgan)
             "info": model.info,
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
