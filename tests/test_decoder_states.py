@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import scipy.optimize
 import scipy.special
+from flax import nnx
 from test_decoder_fidelity import _chain_topology as _chain  # the four-atom chain of the periodic known-answer case
 
 from lss_jax.decoder import DecoderConfig, decode, fit_decoder, nerf
 from lss_jax.decoder.states import (
+    StateClassifier,
     StateFlow,
     assign_states,
     calibrate_intercepts,
@@ -100,6 +102,30 @@ def test_states_are_the_populated_combinations_and_the_rest_join_their_nearest()
 def _modes_of(states, torsions):
     return np.stack([np.searchsorted(cut, torsions[:, c], side="right") % len(cut)
                      for c, cut in zip(states.columns, states.cuts)], 1)
+
+
+def test_a_rare_state_is_anchored_at_the_nearest_of_its_own_points():
+    # NumPy reference: per row, the state's anchor at the smallest float32 distance (checked to fail without the
+    # state mask or with the wrong index);
+    # duplicated anchors make ties, and state 0 has no anchors, so its rows keep their condition
+    rng = np.random.default_rng(3)
+    points = rng.random((60, 3)).astype(np.float32)
+    labels = rng.integers(1, 4, 60)
+    points[30:40], labels[30:40] = points[20:30], labels[20:30]  # exact ties
+    clf = StateClassifier(3, 4, hidden=(4,), rngs=nnx.Rngs(0))
+    clf.set_anchors(points, labels, rare=[1, 2, 3])
+    anchors, owner = np.asarray(clf.anchors[...]), np.asarray(clf.anchor_states[...])
+    c = np.concatenate([rng.random((500, 3)), points[25:35]]).astype(np.float32)
+    k = rng.integers(0, 4, len(c))
+    got = np.asarray(clf.anchor(jnp.asarray(c), jnp.asarray(k)))
+    d2 = ((c[:, None, :] - anchors[None]) ** 2).sum(-1)
+    expected = c.copy()
+    for i in range(len(c)):
+        mine = np.flatnonzero(owner == k[i])
+        if len(mine):
+            expected[i] = anchors[mine[np.argmin(d2[i, mine])]]
+    np.testing.assert_array_equal(got, expected)
+    assert (k == 0).any() and np.array_equal(got[k == 0], c[k == 0])
 
 
 def test_calibrated_intercepts_are_scipys_maximum_likelihood_intercepts():

@@ -226,15 +226,34 @@ def internal_coordinates(xyz, zmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return bonds, angles, torsions
 
 
-def _unit(v: jax.Array) -> jax.Array:
-    """``v [3, ...] / |v|`` with the three squares summed explicitly: XLA's vectorized ``jnp.sum`` over a short axis
-    rounds differently for different batch sizes, and a frame must decode bitwise the same in any batch."""
-    return v / jnp.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])[None]
+# NeRF's vectors are triples of component arrays ``[B]`` (a batch of frames), each its own elementwise expression: 1.5x
+# the same steps on stacked ``[3, B]`` arrays on XLA:CPU. Norms sum the three squares explicitly: XLA's vectorized
+# ``jnp.sum`` over a short axis rounds differently for different batch sizes, and a frame must decode bitwise the same
+# in any batch.
 
 
-def _cross(u: jax.Array, v: jax.Array) -> jax.Array:
-    """``u x v`` of vectors ``[3, ...]`` (components first)."""
-    return jnp.stack([u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]])
+def _sub(u, v):
+    return tuple(ui - vi for ui, vi in zip(u, v))
+
+
+def _unit(v):
+    inverse = jax.lax.rsqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    return tuple(vi * inverse for vi in v)
+
+
+def _cross(u, v):
+    return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+
+def _place(c_, b_, a_, bond, cos_angle, sin_angle, cos_torsion, sin_torsion):
+    """Position of the atom bonded to ``c_`` at ``bond``, with angle ``angle`` at ``c_`` to ``b_`` and torsion
+    ``torsion`` about ``b_-c_`` from ``a_``: one NeRF step on triples."""
+    bc = _unit(_sub(c_, b_))
+    normal = _unit(_cross(_sub(b_, a_), bc))
+    side = _cross(normal, bc)
+    along, rs = -bond * cos_angle, bond * sin_angle
+    across, out = rs * cos_torsion, rs * sin_torsion
+    return tuple(c_[i] + bc[i] * along + side[i] * across + normal[i] * out for i in range(3))
 
 
 def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.Array) -> jax.Array:
@@ -242,10 +261,10 @@ def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.
     reference frame); the inverse of :func:`internal_coordinates` up to a rigid motion.
 
     The first atom sits at the origin, the second on the x axis, the third in the xy plane; every later
-    atom is placed from its three references in a ``lax.scan`` (one compilation whatever ``n_atoms``). A batch of
-    frames is built at once with the frames on the last axis and each Cartesian component its own row, so every
-    step is elementwise arithmetic over the batch (1.8x a ``vmap`` of one frame on XLA:CPU), and a frame's
-    numbers do not depend on the batch it is in.
+    atom is placed from its three references. A batch of frames is built at once with the frames on the last axis
+    and each Cartesian component its own row, so every step is elementwise arithmetic over the batch (1.8x a
+    ``vmap`` of one frame on XLA:CPU), and a frame's numbers do not depend on the batch it is in. The placements
+    run in a ``lax.scan`` (one compilation whatever ``n_atoms``).
 
     Args:
         bonds: ``[..., n-1]``, angles: ``[..., n-2]``, torsions: ``[..., n-3]`` as returned by
@@ -253,35 +272,39 @@ def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.
         zmatrix: ``[n_atoms, 4]`` int.
 
     Example:
-        >>> z = jnp.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+        >>> z = np.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
         >>> x = nerf(jnp.ones(3), jnp.full(2, jnp.pi / 2), jnp.array([-jnp.pi / 2]), z)
-        >>> b, a, t = internal_coordinates(np.asarray(x)[None], np.asarray(z))
+        >>> b, a, t = internal_coordinates(np.asarray(x)[None], z)
         >>> np.round(b, 5).tolist(), np.round(np.degrees(t), 4).tolist()
         ([[1.0, 1.0, 1.0]], [[-90.0]])
     """
-    z = jnp.asarray(zmatrix)
-    n = z.shape[0]
+    return _nerf(bonds, angles, jnp.cos(torsions), jnp.sin(torsions), zmatrix)
+
+
+def _nerf(bonds, angles, cos_torsions, sin_torsions, zmatrix) -> jax.Array:
+    """:func:`nerf` of the torsions' cosines and sines."""
+    n = zmatrix.shape[0]
     batch = bonds.shape[:-1]
     # frames last: [n-1, B], [n-2, B], [n-3, B]
-    bonds, angles, torsions = (v.reshape(-1, v.shape[-1]).T for v in (bonds, angles, torsions))
+    bonds, angles, cos_t, sin_t = (v.reshape(-1, v.shape[-1]).T for v in (bonds, angles, cos_torsions, sin_torsions))
+    cos_a, sin_a = jnp.cos(angles), jnp.sin(angles)
     dtype, width = bonds.dtype, bonds.shape[1]
+    zero = jnp.zeros(width, dtype)
+    z = jnp.asarray(zmatrix)
     row_of = jnp.zeros(n, jnp.int32).at[z[:, 0]].set(jnp.arange(n, dtype=jnp.int32))  # atom -> placement row
-    pos = jnp.zeros((n, 3, width), dtype)  # [placement row, component, frame]
-    pos = pos.at[1, 0].set(bonds[0])
+    first, second = (zero, zero, zero), (bonds[0], zero, zero)
     # third atom: bonded to row p (0 or 1), angle with the other one, in the xy plane
-    p, a = row_of[z[2, 1]], row_of[z[2, 2]]
-    bc = _unit(pos[p] - pos[a])
-    perp = jnp.stack([-bc[1], bc[0], jnp.zeros(width, dtype)])
-    pos = pos.at[2].set(pos[p] - bonds[1][None] * (jnp.cos(angles[0])[None] * bc - jnp.sin(angles[0])[None] * perp))
+    early = jnp.stack([jnp.stack(first), jnp.stack(second)])
+    p, a = tuple(early[row_of[z[2, 1]]]), tuple(early[row_of[z[2, 2]]])
+    bc = _unit(_sub(p, a))
+    perp = (-bc[1], bc[0], zero)
+    third = tuple(p[i] - bonds[1] * (cos_a[0] * bc[i] - sin_a[0] * perp[i]) for i in range(3))
+    pos = jnp.zeros((n, 3, width), dtype).at[:3].set(jnp.stack([jnp.stack(v) for v in (first, second, third)]))
 
     def place(pos, k):
-        row = z[k]
-        c_, b_, a_ = pos[row_of[row[1]]], pos[row_of[row[2]]], pos[row_of[row[3]]]
-        bc = _unit(c_ - b_)
-        normal = _unit(_cross(b_ - a_, bc))
-        r, theta, phi = bonds[k - 1][None], angles[k - 2][None], torsions[k - 3][None]
-        along, across, out = -r * jnp.cos(theta), r * jnp.sin(theta) * jnp.cos(phi), r * jnp.sin(theta) * jnp.sin(phi)
-        return pos.at[k].set(c_ + bc * along + _cross(normal, bc) * across + normal * out), None
+        c_, b_, a_ = (tuple(pos[row_of[z[k, j]]]) for j in (1, 2, 3))
+        xyz = _place(c_, b_, a_, bonds[k - 1], cos_a[k - 2], sin_a[k - 2], cos_t[k - 3], sin_t[k - 3])
+        return pos.at[k].set(jnp.stack(xyz)), None
 
     if n > 3:
         pos, _ = jax.lax.scan(place, pos, jnp.arange(3, n))
@@ -326,10 +349,11 @@ def kabsch_superpose(x: jax.Array, reference: jax.Array) -> jax.Array:
     """
     lead = (1,) * (x.ndim - 2)
     xc, rc = jnp.mean(x, -2, keepdims=True), jnp.mean(reference, 0, keepdims=True)
-    h = jnp.sum((x - xc)[..., :, :, None] * (reference - rc).reshape(*lead, -1, 1, 3), axis=-3)  # [..., 3, 3]
-    (sxx, sxy, sxz), (syx, syy, syz), (szx, szy, szz) = [[h[..., i, j] for j in range(3)] for i in range(3)]
+    d, centred = x - xc, reference - rc
+    h = [[jnp.sum(d[..., i] * centred[:, j].reshape(*lead, -1), -1) for j in range(3)] for i in range(3)]  # [...] each
+    (sxx, sxy, sxz), (syx, syy, syz), (szx, szy, szz) = h
     # |eigenvalues of K| <= sigma1 + sigma2 + sigma3 <= sqrt(3) ||h||_F
-    bound = jnp.sqrt(3.0 * jnp.sum(h * h, axis=(-2, -1)))
+    bound = jnp.sqrt(3.0 * sum(v * v for row in h for v in row))
     scale = 1.0 / jnp.where(bound > 0, bound, 1.0)
     # the symmetric K / bound + I as its upper triangle, one array over the batch per entry (elementwise
     # arithmetic on whole batches is several times faster on XLA:CPU than batched 4x4 products)
@@ -337,17 +361,27 @@ def kabsch_superpose(x: jax.Array, reference: jax.Array) -> jax.Array:
          (1, 1): sxx - syy - szz, (1, 2): sxy + syx, (1, 3): szx + sxz,
          (2, 2): syy - sxx - szz, (2, 3): syz + szy, (3, 3): szz - sxx - syy}
     a = {ij: v * scale + (1.0 if ij[0] == ij[1] else 0.0) for ij, v in k.items()}
+    upper = list(a)
+
+    def square(_, entries):  # the 10 entries [10, ...] -> those of the square, trace-normalized
+        a = dict(zip(upper, entries))
+        entry = lambda i, j: a[(min(i, j), max(i, j))]  # noqa: E731
+        a = {(i, j): sum(entry(i, m) * entry(m, j) for m in range(4)) for (i, j) in upper}
+        inverse = 1.0 / (a[0, 0] + a[1, 1] + a[2, 2] + a[3, 3])
+        return jnp.stack([a[ij] * inverse for ij in upper])
+
+    # a loop, not unrolled: XLA fuses unrolled squarings into expressions that recompute earlier entries for every
+    # use (with this reciprocal, 100x slower; with ten divisions, 1.2x); each loop step is one pass over the batch
+    a = dict(zip(upper, jax.lax.fori_loop(0, KABSCH_SQUARINGS, square, jnp.stack([a[ij] for ij in upper]))))
     entry = lambda i, j: a[(min(i, j), max(i, j))]  # noqa: E731
-    for _ in range(KABSCH_SQUARINGS):
-        a = {(i, j): sum(entry(i, m) * entry(m, j) for m in range(4)) for (i, j) in a}
-        trace = a[0, 0] + a[1, 1] + a[2, 2] + a[3, 3]
-        a = {ij: v / trace for ij, v in a.items()}
     # a -> v v^T: its row with the largest diagonal entry is the best-conditioned multiple of v
-    rows = jnp.stack([jnp.stack([entry(i, j) for j in range(4)], -1) for i in range(4)], -2)
     best = jnp.argmax(jnp.stack([a[i, i] for i in range(4)], -1), axis=-1)
-    q = jnp.take_along_axis(rows, best[..., None, None], axis=-2)[..., 0, :]
-    r = _quaternion_rotation(q / jnp.linalg.norm(q, axis=-1, keepdims=True))
-    return jnp.einsum("...ai,...ji->...aj", x - xc, r) + rc.reshape(*lead, 1, 3)
+    q = [sum(jnp.where(best == i, entry(i, j), 0.0) for i in range(4)) for j in range(4)]
+    norm = jax.lax.rsqrt(sum(v * v for v in q))
+    r = _quaternion_rotation(jnp.stack([v * norm for v in q], -1))[..., None, :, :]  # [..., 1, 3, 3]
+    # rotated components as sums of products over the batch (a batched 3x3 product is slower on XLA:CPU)
+    return jnp.stack([sum(d[..., i] * r[..., j, i] for i in range(3)) for j in range(3)], -1) \
+        + rc.reshape(*lead, 1, 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -449,10 +483,17 @@ def features_to_xyz(cmap: CoordinateMap, features: jax.Array) -> jax.Array:
     nb, na, nt = n_atoms - 1, n_atoms - 2, n_atoms - 3
     bonds, angles = f[..., :nb], f[..., nb : nb + na]
     cos, sin = f[..., nb + na : nb + na + nt], f[..., nb + na + nt :]
-    torsions = jnp.arctan2(sin, cos) + cmap.torsion_mean.reshape(*lead, -1)
+    # the torsion is atan2(sin, cos) + torsion_mean: its cosine and sine by rotating the unit pair (no atan2 round
+    # trip); a pair at the origin is the angle 0, as atan2(0, 0)
+    r2 = cos * cos + sin * sin
+    cos, sin = jnp.where(r2 > 0, cos, 1.0), jnp.where(r2 > 0, sin, 0.0)
+    inv = jax.lax.rsqrt(jnp.where(r2 > 0, r2, 1.0))
+    cos_mean, sin_mean = (g(cmap.torsion_mean).reshape(*lead, -1) for g in (jnp.cos, jnp.sin))
+    cos_t, sin_t = (cos * cos_mean - sin * sin_mean) * inv, (sin * cos_mean + cos * sin_mean) * inv
 
     batch = f.shape[:-1]
-    flat = nerf(bonds.reshape(-1, nb), angles.reshape(-1, na), torsions.reshape(-1, nt), cmap.zmatrix)
+    flat = _nerf(bonds.reshape(-1, nb), angles.reshape(-1, na), cos_t.reshape(-1, nt), sin_t.reshape(-1, nt),
+                 cmap.zmatrix)
     flat = kabsch_superpose(flat, cmap.reference)
     return flat.reshape(*batch, n_atoms, 3)
 
