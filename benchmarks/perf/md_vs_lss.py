@@ -24,10 +24,13 @@ without writing frames. Rate = steps x 4 fs / s.
   chunks, as ``lss-jax generate --out DIR`` writes them (rollout, decoding and writing chunk by chunk; the
   format for long runs). Rate = n_traj x n_steps x lag time / s.
 
-The LSS is measured four ways in the same run: its decoder as trained (the flow, 10 Heun steps) and distilled into
-one Euler step (``lss_jax.decoder.distill_decoder``, 200 iterations: throughput only), each on one XLA host device
+The LSS is measured eight ways in the same run: its decoder as trained (the flow, 10 Heun steps), distilled into
+one Euler step (``lss_jax.decoder.distill_decoder``, 200 iterations: throughput only), and a mean flow
+(``decoder.kind = "meanflow"``, 200 iterations) in its default 2 steps and in 1, each on one XLA host device
 and with the rollout and decoding on one host device per core (:func:`lss_jax.use_every_core`, called first).
-The ratios LSS / MD use the fastest platform of each MD protocol and the LSS with decoding and writing. OpenMM is optional: without it (or with
+The ratios LSS / MD use the fastest platform of each MD protocol and the fastest LSS with decoding and writing
+(every variant's ratio is kept: ``lss_written_over_md_by_variant``; which decoders hold fidelity is measured
+elsewhere, ``docs/decoder.md``). OpenMM is optional: without it (or with
 ``--no-md``) only the LSS part runs and the ratio is ``null``.
 
     python benchmarks/perf/md_vs_lss.py            # 1000 x 1000 LSS steps, 10 000 MD steps -> results/md_vs_lss-<backend>.json
@@ -51,7 +54,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lss_jax import LSS  # noqa: E402
-from lss_jax.benchmarking import benchmark_parser, load_average, machine_facts, throughput_model, write_results  # noqa: E402
+from lss_jax.benchmarking import (  # noqa: E402
+    benchmark_parser,
+    load_average,
+    machine_facts,
+    refit_decoder,
+    throughput_model,
+    write_results,
+)
 from lss_jax.datasets import alanine_dipeptide_files, load_alanine_dipeptide  # noqa: E402
 from lss_jax.decoder import distill_decoder  # noqa: E402
 from lss_jax.generation.simulate import generate_to_directory  # noqa: E402
@@ -238,11 +248,15 @@ def main(argv=None) -> int:
     cut = int(0.9 * len(u))
     distilled = fitted.replace(decoder=distill_decoder(jax.random.key(1), fitted.decoder, u[:cut], u[cut:], n_steps=1,
                                                        iterations=200, progress=False))
+    mean_flow = refit_decoder(fitted, load_alanine_dipeptide("train", stride=train_info["train_stride"]),
+                              kind="meanflow", iterations=200, progress=False)
+    decoders = {"flow heun10": fitted, "distilled euler1": distilled,
+                "meanflow 2 steps": fitted.replace(decoder=mean_flow),
+                "meanflow 1 step": fitted.replace(decoder=mean_flow.replace(flow_steps=1))}
     variants = {}
-    for name, variant, devices in (("flow heun10, one device", fitted, jax.devices()[:1]),
-                                   ("flow heun10, every core", fitted, jax.devices()),
-                                   ("distilled euler1, one device", distilled, jax.devices()[:1]),
-                                   ("distilled euler1, every core", distilled, jax.devices())):
+    for name, variant, devices in ((f"{label}, {where}", decoder, devices) for label, decoder in decoders.items()
+                                   for where, devices in (("one device", jax.devices()[:1]),
+                                                          ("every core", jax.devices()))):
         variants[name] = bench_lss(variant, args.n_traj, args.n_steps, args.repeats, devices)
         v = variants[name]
         print(f"LSS {name:30s} generate {v['n_trajectories']} x {v['n_steps']} steps (lag {v['lag_time_ps']:g} ps): "

@@ -13,7 +13,8 @@ from the key ``fit_decoder`` uses (``fold_in(key(seed), 2)``) unless ``--distill
 points with the key and settings ``fit_lss`` gives its decoder (``hidden256x256x256`` reproduces the model's
 decoder bit for bit; ``hidden256x256x256,seed=S``: the same decoder from the key of seed ``S``); or ``meanflowK``: a mean-flow decoder (``decoder.kind = "meanflow"``, a flow trained to be
 sampled in few steps, :mod:`lss_jax.decoder.meanflow`) trained the same way once per run and sampled with ``K``
-average-velocity steps (``meanflowK,setting=value...``: with those decoder settings, e.g. ``iterations``, or
+average-velocity steps (``meanflowK,setting=value...``: with those decoder settings, e.g. ``iterations`` or
+``hidden=128x128x128``, or
 ``seed``: trained from the key ``fit_lss`` gives that seed). Each variant's decode throughput (frames/s on 65 536
 random latent points, best of two, after
 compiling) is measured in the same run.
@@ -50,6 +51,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def _value(text: str):
+    if re.fullmatch(r"\d+(?:x\d+)+", text):  # hidden widths: 128x128x128
+        return tuple(int(w) for w in text.split("x"))
     try:
         return int(text)
     except ValueError:
@@ -78,7 +81,7 @@ def variant(model, name: str, u_train, u_val, seed: int, train=None):
     if mean_flow:
         key = (id(model), tuple(settings))
         if key not in _MEAN_FLOWS:
-            changes = dict(kind="meanflow", hidden=None, learning_rate=None, epochs=None, lr_decay=None, **kwargs)
+            changes = {**dict(kind="meanflow", hidden=None, learning_rate=None, epochs=None, lr_decay=None), **kwargs}
             _MEAN_FLOWS[key] = (refit_decoder(model, train, **changes), time.perf_counter() - start)
         decoder, seconds = _MEAN_FLOWS[key]
         return model.replace(decoder=decoder.replace(flow_steps=int(mean_flow[1]))), seconds
