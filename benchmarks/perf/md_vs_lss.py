@@ -250,11 +250,11 @@ def main(argv=None) -> int:
                                                        iterations=200, progress=False))
     mean_flow = refit_decoder(fitted, load_alanine_dipeptide("train", stride=train_info["train_stride"]),
                               kind="meanflow", iterations=200, progress=False)
-    decoders = {"flow heun10": fitted, "distilled euler1": distilled,
-                "meanflow 2 steps": fitted.replace(decoder=mean_flow),
-                "meanflow 1 step": fitted.replace(decoder=mean_flow.replace(flow_steps=1))}
+    by_decoder = {"flow heun10": fitted, "distilled euler1": distilled,  # the same model with each decoder
+                  "meanflow 2 steps": fitted.replace(decoder=mean_flow),
+                  "meanflow 1 step": fitted.replace(decoder=mean_flow.replace(flow_steps=1))}
     variants = {}
-    for name, variant, devices in ((f"{label}, {where}", decoder, devices) for label, decoder in decoders.items()
+    for name, variant, devices in ((f"{label}, {where}", model_, devices) for label, model_ in by_decoder.items()
                                    for where, devices in (("one device", jax.devices()[:1]),
                                                           ("every core", jax.devices()))):
         variants[name] = bench_lss(variant, args.n_traj, args.n_steps, args.repeats, devices)
