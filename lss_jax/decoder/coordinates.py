@@ -272,9 +272,9 @@ def nerf(bonds: jax.Array, angles: jax.Array, torsions: jax.Array, zmatrix: jax.
         zmatrix: ``[n_atoms, 4]`` int.
 
     Example:
-        >>> z = np.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
+        >>> z = jnp.array([[0, -1, -1, -1], [1, 0, -1, -1], [2, 1, 0, -1], [3, 2, 1, 0]])
         >>> x = nerf(jnp.ones(3), jnp.full(2, jnp.pi / 2), jnp.array([-jnp.pi / 2]), z)
-        >>> b, a, t = internal_coordinates(np.asarray(x)[None], z)
+        >>> b, a, t = internal_coordinates(np.asarray(x)[None], np.asarray(z))
         >>> np.round(b, 5).tolist(), np.round(np.degrees(t), 4).tolist()
         ([[1.0, 1.0, 1.0]], [[-90.0]])
     """
@@ -292,14 +292,12 @@ def _nerf(bonds, angles, cos_torsions, sin_torsions, zmatrix) -> jax.Array:
     zero = jnp.zeros(width, dtype)
     z = jnp.asarray(zmatrix)
     row_of = jnp.zeros(n, jnp.int32).at[z[:, 0]].set(jnp.arange(n, dtype=jnp.int32))  # atom -> placement row
-    first, second = (zero, zero, zero), (bonds[0], zero, zero)
+    pos = jnp.zeros((n, 3, width), dtype).at[1, 0].set(bonds[0])  # [placement row, component, frame]
     # third atom: bonded to row p (0 or 1), angle with the other one, in the xy plane
-    early = jnp.stack([jnp.stack(first), jnp.stack(second)])
-    p, a = tuple(early[row_of[z[2, 1]]]), tuple(early[row_of[z[2, 2]]])
+    p, a = tuple(pos[row_of[z[2, 1]]]), tuple(pos[row_of[z[2, 2]]])
     bc = _unit(_sub(p, a))
     perp = (-bc[1], bc[0], zero)
-    third = tuple(p[i] - bonds[1] * (cos_a[0] * bc[i] - sin_a[0] * perp[i]) for i in range(3))
-    pos = jnp.zeros((n, 3, width), dtype).at[:3].set(jnp.stack([jnp.stack(v) for v in (first, second, third)]))
+    pos = pos.at[2].set(jnp.stack([p[i] - bonds[1] * (cos_a[0] * bc[i] - sin_a[0] * perp[i]) for i in range(3)]))
 
     def place(pos, k):
         c_, b_, a_ = (tuple(pos[row_of[z[k, j]]]) for j in (1, 2, 3))
