@@ -250,8 +250,7 @@ class DecoderConfig:
         lr_decay: decay the learning rate over the run (flow, default: cosine to 1 %; wgan: linear to 0, as
             Gulrajani et al.); ``False`` (wgan default, as in the LSS paper): constant.
         flow_steps: steps of the sampler (flow, chain: 10 steps of the ODE, ``2 flow_steps`` network evaluations per
-            frame with Heun's solver; meanflow: 2 average-velocity steps, one evaluation each, and its training puts
-            part of its intervals on the steps of this grid and of powers of two below it).
+            frame with Heun's solver; meanflow: 2 average-velocity steps, one evaluation each).
         flow_solver: the sampling ODE's solver, ``"heun"``, ``"midpoint"``, ``"rk4"`` or ``"euler"``
             (:data:`lss_jax.decoder.flow.SOLVERS`: its network evaluations per step).
         distill_steps: flow, chain: 0 samples the trained flow (``flow_steps`` of ``flow_solver``); ``k >= 1``

@@ -13,11 +13,6 @@ the right side is the (stopped-gradient) regression target. At ``s = t`` it is t
 Unlike a distilled student (:mod:`lss_jax.decoder.distill`), nothing regresses a teacher's map: the few-step
 sampler is trained on the data's own conditional law.
 
-The intervals it is trained on are mostly a continuum (sorted pairs of uniforms), but half of them are the steps a
-sampler takes, ``[i / K, (i + 1) / K]`` for ``K`` = 1, 2, 4, ... up to ``flow_steps`` (:func:`interval_times`, as
-shortcut models train their step sizes on a dyadic grid): what is sampled is a few points of the ``(t, s)`` plane, and
-learnt only as part of the continuum the one-step map under-filled a conditional's far tail (below, ``GRID_SHARE``).
-
 The sampler is ``flow_steps`` steps ``x <- x + h u(x, t, t + h, c)`` (``flow_solver`` plays no part); structural
 states, the coordinate map, the support constraint and redraws are the flow decoder's (:mod:`lss_jax.decoder.flow_kind`).
 
@@ -30,7 +25,6 @@ References:
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import jax
@@ -41,7 +35,7 @@ from lss_jax.decoder.flow_kind import fit_field, template_field
 from lss_jax.decoder.kinds import DecoderKind, register
 from lss_jax.decoder.states import StateFlow
 
-__all__ = ["MeanVelocityField", "interval_times", "mean_flow_loss", "sampler_intervals", "fit", "template", "sample"]
+__all__ = ["MeanVelocityField", "mean_flow_loss", "fit", "template", "sample"]
 
 # the share of a minibatch trained at an interval s > t (the rest at s = t: flow matching; Geng et al. use 0.25, on
 # the conditional Gaussian of tests/test_decoder_fidelity.py 0.75 gave the one-step law's variance -36 % against
@@ -51,12 +45,6 @@ __all__ = ["MeanVelocityField", "interval_times", "mean_flow_loss", "sampler_int
 INTERVAL_SHARE = 0.75
 WEIGHT_POWER = 0.0
 WEIGHT_EPS = 1e-3
-# the share of the interval frames whose interval is a step a sampler takes (a step of the grid of ``steps`` or of a
-# power of two below it): on alanine dipeptide at 20 ps, m = 2, the one-step sampler put 0.00034-0.00057 of the LSS's
-# frames in the beta tail across phi = +-180 deg in three training seeds without it, 0.00058-0.00109 in four with it
-# (the 10-step flow: 0.00088; docs/decoder_record.md, "Training on the sampler's steps"); the 2-step sampler moved
-# within its seeds' spread. All intervals there (share 1) left the rest of the plane untrained: the field diverged.
-GRID_SHARE = 0.5
 
 
 def _fourier(t: jax.Array, n: int, dtype) -> jax.Array:
@@ -116,55 +104,13 @@ class MeanVelocityField(nnx.Module):
         return x
 
 
-def sampler_intervals(steps: int) -> tuple[int, ...]:
-    """The step counts whose grids :func:`interval_times` trains on, for a sampler of ``steps`` steps: the powers of
-    two up to ``steps``, and ``steps``.
-
-    Example:
-        >>> sampler_intervals(2), sampler_intervals(6)
-        ((1, 2), (1, 2, 4, 6))
-    """
-    if steps < 1:
-        raise ValueError(f"a mean flow's sampler takes at least one step, got steps={steps!r}.")
-    return tuple(sorted({2 ** j for j in range(steps.bit_length()) if 2 ** j <= steps} | {steps}))
-
-
-def interval_times(key: jax.Array, n: int, *, interval_share: float = INTERVAL_SHARE, steps: int = 0,
-                   grid_share: float = GRID_SHARE, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
-    """The ``(t [n], s [n])`` a minibatch of :func:`mean_flow_loss` is trained at: for a share ``interval_share``
-    of the frames an interval ``t < s`` (else ``s = t``, flow matching), a share ``grid_share`` of which is a step of
-    a sampler's grid, ``[i / K, (i + 1) / K]`` with ``K`` drawn from :func:`sampler_intervals` ``(steps)`` (none if
-    ``steps = 0``), the rest a sorted pair of uniforms.
-
-    Example:
-        >>> t, s = interval_times(jax.random.key(0), 10_000, steps=2)
-        >>> on_grid = ((t == 0) & (s == 1)) | ((t == 0) & (s == 0.5)) | ((t == 0.5) & (s == 1))
-        >>> round(float(on_grid.mean()), 2), round(float((s == t).mean()), 2)   # 0.75 x 0.5 on grids, 0.25 s = t
-        (0.38, 0.25)
-    """
-    k_a, k_b, k_pick, k_grid, k_k = jax.random.split(key, 5)
-    a, b = jax.random.uniform(k_a, (n,), dtype), jax.random.uniform(k_b, (n,), dtype)
-    interval = jax.random.uniform(k_pick, (n,)) < interval_share
-    t = jnp.where(interval, jnp.minimum(a, b), a)
-    s = jnp.where(interval, jnp.maximum(a, b), a)
-    if not steps:
-        return t, s
-    counts = jnp.asarray(sampler_intervals(steps), dtype)
-    k = counts[jax.random.randint(k_k, (n,), 0, len(counts))]
-    start = jnp.minimum(jnp.floor(a * k), k - 1)  # a < 1, but a * k may round up to k in float32
-    on_grid = interval & (jax.random.uniform(k_grid, (n,)) < grid_share)
-    return jnp.where(on_grid, start / k, t), jnp.where(on_grid, (start + 1) / k, s)
-
-
 def mean_flow_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, interval_share: float = INTERVAL_SHARE,
-                   power: float = WEIGHT_POWER, eps: float = WEIGHT_EPS, steps: int = 0,
-                   grid_share: float = GRID_SHARE) -> jax.Array:
+                   power: float = WEIGHT_POWER, eps: float = WEIGHT_EPS) -> jax.Array:
     """The MeanFlow loss of a batch: ``mean_b w_b |u(x_t, t, s, c) - sg(v + (s - t) du/dt)|^2``, ``v = x_1 - x_0``,
     ``x_t = (1 - t) x_0 + t x_1``, ``du/dt = v . grad_x u + d_t u`` by ``jax.jvp``, with the adaptive weight
     ``w = sg(1 / (|error|^2 + eps)^power)`` (``power = 0``: plain squared error per feature).
 
-    ``(t, s)``: :func:`interval_times` (``steps``: the sampler's step count, whose grid a share ``grid_share`` of the
-    intervals is drawn on; 0: none).
+    ``t`` and ``s`` are a sorted pair of uniforms for a share ``interval_share`` of the frames, else ``s = t``.
 
     Example:
         >>> x1 = jnp.ones((8, 2))
@@ -172,9 +118,12 @@ def mean_flow_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, int
         >>> float(mean_flow_loss(jax.random.key(0), exact, x1, jnp.zeros((8, 1)), power=0.0)) < 1e-10
         True
     """
-    k_times, k_0 = jax.random.split(key)
-    t, s = interval_times(k_times, x1.shape[0], interval_share=interval_share, steps=steps, grid_share=grid_share,
-                          dtype=x1.dtype)
+    k_a, k_b, k_pick, k_0 = jax.random.split(key, 4)
+    n = x1.shape[0]
+    a, b = jax.random.uniform(k_a, (n,), x1.dtype), jax.random.uniform(k_b, (n,), x1.dtype)
+    interval = jax.random.uniform(k_pick, (n,)) < interval_share
+    t = jnp.where(interval, jnp.minimum(a, b), a)
+    s = jnp.where(interval, jnp.maximum(a, b), a)
     x0 = jax.random.normal(k_0, x1.shape, x1.dtype)
     xt = (1.0 - t[:, None]) * x0 + t[:, None] * x1
     v = x1 - x0
@@ -189,10 +138,8 @@ def mean_flow_loss(key: jax.Array, field, x1: jax.Array, cond: jax.Array, *, int
 def fit(key: jax.Array, train_data, val_data, cfg, *, progress, checkpoint, classifier):
     """A :class:`MeanVelocityField` trained by :func:`mean_flow_loss` on ``(x [n, D], c [n, m])`` (a :class:`StateFlow`
     with ``classifier``), ``(network, None, TrainHistory)``: the flow's optimizer, the last step's field kept (the
-    loss's target moves with the field, so its validation value does not rank fields), a share of its intervals on
-    the grid of ``cfg.flow_steps`` steps (:func:`interval_times`)."""
-    loss = functools.partial(mean_flow_loss, steps=cfg.flow_steps)
-    return fit_field(key, MeanVelocityField, loss, train_data, val_data, cfg, progress=progress,
+    loss's target moves with the field, so its validation value does not rank fields)."""
+    return fit_field(key, MeanVelocityField, mean_flow_loss, train_data, val_data, cfg, progress=progress,
                      checkpoint=checkpoint, classifier=classifier, name="meanflow", desc="mean-flow decoder", keep="last")
 
 
