@@ -24,6 +24,9 @@ same training frames and latent points; each scored against the shipped independ
   side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``); for a
   decoder's rows also the decoded t1's difference from retrieval's on the same latent trajectories, with the errors of
   both and of the difference from one bootstrap over the trajectories (``t1_decoded_minus_knn_ps`` and ``..._se``);
+* the folded fraction's and the transitions' errors from the same bootstrap over the latent trajectories, and each
+  decoder row's difference from retrieval on the same trajectories with that difference's error
+  (``folded_fraction_se``, ``folded_fraction_minus_knn`` and ``..._se``, ``transitions_over_knn`` and ``..._se``);
 * radius of gyration; novelty: median Cα-RMSD of 400 frames to their nearest training frame (every training frame),
   generated against independent MD.
 
@@ -48,6 +51,8 @@ mean became linear in psi.
         --tag _protocol_distilled_bootstrap                      # the same, F(TIC1) against seven MD runs, with errors
     python benchmarks/studies/trp_cage_protocol.py --seeds 0 1 --model-dir M --distill 1 \
         --tag _protocol_distilled_vs_teacher                     # the same at 20 000 steps, the student against its teacher
+    python benchmarks/studies/trp_cage_protocol.py --decoder knn --seeds 0 1 2 3 4 5 --n-traj 100 \
+        --tag _knn_n100                                          # the latent paths' own folding, at the protocol's 100
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
@@ -71,6 +76,7 @@ from lss_jax.decoder import DecoderConfig, distill_decoder, fit_decoder, templat
 from lss_jax.encoder import implied_timescales, reversible_decomposition
 from lss_jax.systems import trp_cage as tc
 from lss_jax.systems.folding import folding_metrics
+from lss_jax.systems.go import core_states, folding_transitions, fraction_native_contacts
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 DECODERS = {  # name -> DecoderConfig fields; each but "protocol" on top of its kind's own defaults (CHAIN_OWN)
@@ -91,6 +97,8 @@ DECODERS = {  # name -> DecoderConfig fields; each but "protocol" on top of its 
     "chain-native-contacts-cfg": {"kind": "chain", "state_features": "contact_map", "condition_dropout": 0.1,
                                   "contact_reference": str(tc.trp_cage_files()["pdb"])},
     "flow": {"kind": "flow"},
+    # retrieval as the decoder: the latent paths' own folding, cheaply (the propagator's part of a decoded figure)
+    "knn": {"kind": "knn"},
 }
 # the chain decoder's own defaults where the protocol's decoder (trp_cage.DECODER) sets its fields: the variants above
 # were measured from these (the protocol's chain settings came out of them)
@@ -154,6 +162,47 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
                 out[label][f"f_tic1_pooled_minus_{against}_kT_se"] = float((draws[:, i, 0] - draws[:, base, 0]).std(ddof=1))
                 out[label][f"f_tic1_vs_{against}_kT"] = float(full[i, 1])
                 out[label][f"f_tic1_vs_{against}_kT_se"] = float(draws[:, i, 1].std(ddof=1))
+    return out
+
+
+def folding_counts(xyz: np.ndarray) -> np.ndarray:
+    """``[B, 3]``: per trajectory of ``xyz [B, T, n, 3]``, its folded frames, its frames assigned a state and its
+    folding + unfolding transitions, as :func:`folding_metrics` counts them (so the sums give its LSS figures)."""
+    go = tc.trp_cage_go_model()
+    rows = []
+    for x in xyz:
+        q = fraction_native_contacts(go, x)
+        states, events = core_states(q), folding_transitions(q)
+        rows.append([np.sum(states == 1), np.sum(states >= 0), events.n_folding + events.n_unfolding])
+    return np.array(rows, float)
+
+
+def folding_errors(counts: dict[str, np.ndarray], against: str = "knn_same_latent", n_bootstrap: int = 200,
+                   seed: int = 0) -> dict[str, dict]:
+    """Bootstrap errors over the latent trajectories of each row's folded fraction and transition count (the same
+    resampled trajectories as :func:`f_tic1_errors`: the same generator, seed and draws), and of each row's
+    difference from ``against`` on the same trajectories (``folded_fraction_minus_knn``, ``..._se``; the
+    transitions as a ratio, ``transitions_over_knn``), so what the latent paths share cancels from the difference."""
+    def figures(c):  # [..., B, 3] -> folded fraction, transitions per frame (the rate's scale cancels in ratios)
+        return c[..., 0].sum(-1) / c[..., 1].sum(-1), c[..., 2].sum(-1)
+
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(counts.values())))
+    draws = [rng.integers(0, n, n) for _ in range(n_bootstrap)]
+    out = {}
+    for label, c in counts.items():
+        folded, events = figures(c[np.array(draws)])
+        row = {"folded_fraction_se": float(folded.std(ddof=1)),
+               "transitions_per_us_relative_se": float((events / events.mean()).std(ddof=1))}
+        if label != against and against in counts:
+            base_folded, base_events = figures(counts[against][np.array(draws)])
+            full_folded, full_events = figures(c)
+            base_full_folded, base_full_events = figures(counts[against])
+            row.update(folded_fraction_minus_knn=float(full_folded - base_full_folded),
+                       folded_fraction_minus_knn_se=float((folded - base_folded).std(ddof=1)),
+                       transitions_over_knn=float(full_events / base_full_events),
+                       transitions_over_knn_se=float((events / base_events).std(ddof=1)))
+        out[label] = row
     return out
 
 
@@ -319,11 +368,14 @@ def main(argv=None) -> int:
                              config=DecoderConfig(kind="knn", redraws=0), progress=False)
         xyz_knn = model.replace(decoder=knn).decode(jax.random.key(200 + seed), latent)
         d_knn = pair_distances(xyz_knn, pairs)
-        run, tic1s = {"training_s": trained, "md_t1_latent_ps": md_latent_t1}, {}
+        run, tic1s, counts = {"training_s": trained, "md_t1_latent_ps": md_latent_t1}, {}, {}
 
-        def scored(label, xyz, **extra):  # a row of decoded trajectories, and its TIC1 for F(TIC1)'s bootstrap
+        def scored(label, xyz, **extra):  # a row of decoded trajectories, its TIC1 and folding per trajectory
             numbers, tic1s[label] = score(xyz, latent, md_ctx, train, frame_ps, lag,
                                           None if label == "knn_same_latent" else d_knn)
+            counts[label] = folding_counts(xyz)
+            total = counts[label].sum(0)
+            assert np.isclose(total[0] / total[1], numbers["folded_fraction"]), "per-trajectory counts disagree"
             run[label] = {**numbers, **extra}
 
         scored("knn_same_latent", xyz_knn)
@@ -371,6 +423,8 @@ def main(argv=None) -> int:
                 scored(f"decoder@{temperature:g},memory={memory}",
                        remembering.decode(jax.random.key(200 + seed), latent), noise_memory=rho)
         for label, errors in f_tic1_errors(tic1s, md_ctx).items():
+            run[label].update(errors)
+        for label, errors in folding_errors(counts).items():
             run[label].update(errors)
         runs[str(seed)] = run
         for label, row in run.items():
