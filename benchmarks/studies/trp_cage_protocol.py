@@ -24,7 +24,7 @@ same training frames and latent points; each scored against the shipped independ
   side fitted in-sample, along the training run's TIC1 of the Cα distances: ``t1_decoded_train_tic1_ps``); for a
   decoder's rows also the decoded t1's difference from retrieval's on the same latent trajectories, with the errors of
   both and of the difference from one bootstrap over the trajectories (``t1_decoded_minus_knn_ps`` and ``..._se``);
-* the folded fraction's and the transitions' errors from the same bootstrap over the latent trajectories, and each
+* the folded fraction's and the transitions' errors from the same bootstrap over the latent trajectories (``resamples``), and each
   decoder row's difference from retrieval on the same trajectories with that difference's error
   (``folded_fraction_se``, ``folded_fraction_minus_knn`` and ``..._se``, ``transitions_over_knn`` and ``..._se``);
 * radius of gyration; novelty: median Cα-RMSD of 400 frames to their nearest training frame (every training frame),
@@ -126,6 +126,12 @@ def pooled_rmse(f_lss: np.ndarray, md_ctx: dict) -> float:
     return free_energy_rmse(f_lss, md_ctx["f_tic1_pooled"], md_ctx["tic1_pooled_mask"])
 
 
+def resamples(n: int, n_bootstrap: int = 200, seed: int = 0) -> np.ndarray:
+    """``[n_bootstrap, n]`` trajectory indices drawn with replacement: the bootstrap every error of a seed's rows shares."""
+    rng = np.random.default_rng(seed)
+    return np.array([rng.integers(0, n, n) for _ in range(n_bootstrap)])
+
+
 def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "decoder", n_bootstrap: int = 200,
                   seed: int = 0) -> dict[str, dict]:
     """Bootstrap errors of F(TIC1) against the pooled runs, over the latent trajectories, the same resampled
@@ -149,10 +155,8 @@ def f_tic1_errors(tic1s: dict[str, np.ndarray], md_ctx: dict, against: str = "de
                 for f in profiles.values()]
 
     labels = list(tic1s)
-    rng = np.random.default_rng(seed)
-    n = len(next(iter(tic1s.values())))
     full = np.array(numbers(slice(None)))
-    draws = np.array([numbers(rng.integers(0, n, n)) for _ in range(n_bootstrap)])  # [n_bootstrap, label, 2]
+    draws = np.array([numbers(rows) for rows in resamples(len(next(iter(tic1s.values()))), n_bootstrap, seed)])
     out = {label: {"f_tic1_pooled_kT_se": float(draws[:, i, 0].std(ddof=1))} for i, label in enumerate(labels)}
     if against in tic1s:
         base = labels.index(against)
@@ -177,25 +181,23 @@ def folding_counts(xyz: np.ndarray) -> np.ndarray:
     return np.array(rows, float)
 
 
-def folding_errors(counts: dict[str, np.ndarray], against: str = "knn_same_latent", n_bootstrap: int = 200,
-                   seed: int = 0) -> dict[str, dict]:
+def folding_errors(counts: dict[str, np.ndarray], n_bootstrap: int = 200, seed: int = 0) -> dict[str, dict]:
     """Bootstrap errors over the latent trajectories of each row's folded fraction and transition count (the same
-    resampled trajectories as :func:`f_tic1_errors`: the same generator, seed and draws), and of each row's
-    difference from ``against`` on the same trajectories (``folded_fraction_minus_knn``, ``..._se``; the
+    resampled trajectories as :func:`f_tic1_errors`, :func:`resamples`), and of each row's difference from
+    retrieval's (row ``knn_same_latent``) on the same trajectories (``folded_fraction_minus_knn``, ``..._se``; the
     transitions as a ratio, ``transitions_over_knn``), so what the latent paths share cancels from the difference."""
     def figures(c):  # [..., B, 3] -> folded fraction, transitions per frame (the rate's scale cancels in ratios)
         return c[..., 0].sum(-1) / c[..., 1].sum(-1), c[..., 2].sum(-1)
 
-    rng = np.random.default_rng(seed)
-    n = len(next(iter(counts.values())))
-    draws = [rng.integers(0, n, n) for _ in range(n_bootstrap)]
+    against = "knn_same_latent"
+    draws = resamples(len(next(iter(counts.values()))), n_bootstrap, seed)
     out = {}
     for label, c in counts.items():
-        folded, events = figures(c[np.array(draws)])
+        folded, events = figures(c[draws])
         row = {"folded_fraction_se": float(folded.std(ddof=1)),
                "transitions_per_us_relative_se": float((events / events.mean()).std(ddof=1))}
         if label != against and against in counts:
-            base_folded, base_events = figures(counts[against][np.array(draws)])
+            base_folded, base_events = figures(counts[against][draws])
             full_folded, full_events = figures(c)
             base_full_folded, base_full_events = figures(counts[against])
             row.update(folded_fraction_minus_knn=float(full_folded - base_full_folded),
