@@ -41,7 +41,9 @@ visited. Measured in 20 ns scans (1 ps frames, cutoffs 0.3/0.7): folded fraction
 0.84 at 0.75, 0.63 at 0.80, 0.54 at 0.82, 0.50 at 0.85, 0.26 at 0.90, 0.16 at 0.95; of these
 temperatures the potential-energy variance (heat capacity) is largest at T* = 0.80.
 
-Shipped data (``lss_jax/systems/data``; regenerate, byte for byte, with ``benchmarks/data/make_go_data.py trp-cage``):
+Shipped data (``lss_jax/systems/data``; regenerate with ``benchmarks/data/make_go_data.py trp-cage``: byte for byte on
+the OpenMM/CPU/libm build that made them; on another CPU a last-bit libm difference grows through the chaotic
+equilibration into another trajectory of the same law):
 T* = 0.82 (98.6 K), one frame every 5 ps after 1 ns of equilibration, 28 000 frames = 140 ns each,
 ``.xtc`` (0.001 nm precision, ≈175 bytes a frame):
 

@@ -27,7 +27,9 @@ The heat capacity peaks near T* = 0.90; the shipped runs are at T* = 0.93, where
 about equally many. As for Trp-cage's model, Q's histogram has one broad maximum (Q ≈ 0.4–0.6) rather than two
 peaks: a marginally cooperative folder at this resolution.
 
-Shipped data (``lss_jax/systems/data``; regenerate, byte for byte, with ``benchmarks/data/make_go_data.py villin``):
+Shipped data (``lss_jax/systems/data``; regenerate with ``benchmarks/data/make_go_data.py villin``: byte for byte on
+the OpenMM/CPU/libm build that made them; on another CPU a last-bit libm difference grows through the chaotic
+equilibration into another trajectory of the same law):
 T* = 0.93, one frame every 20 ps after 1 ns of equilibration, 10 000 frames = 200 ns each, ``.xtc`` (0.001 nm
 precision, ≈ 238 bytes a frame), 240 s of OpenMM on one core each:
 
