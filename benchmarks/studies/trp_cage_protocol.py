@@ -53,6 +53,8 @@ mean became linear in psi.
         --tag _protocol_distilled_vs_teacher                     # the same at 20 000 steps, the student against its teacher
     python benchmarks/studies/trp_cage_protocol.py --decoder knn --seeds 0 1 2 3 4 5 --n-traj 100 \
         --tag _knn_n100                                          # the latent paths' own folding, at the protocol's 100
+    python benchmarks/studies/trp_cage_protocol.py --seeds 1 2 --n-traj 100 --model-dir M --noise-memories auto \
+        --memory-only --tag _protocol_n100_memory_seed12         # rho recalibrated by LSSModel.with_noise_memory
     python benchmarks/studies/trp_cage_protocol.py --decoder chain --seeds 0 --n-traj 4 --epochs 2   # smoke run
 """
 
