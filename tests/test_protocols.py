@@ -62,7 +62,7 @@ def test_trp_cage_lss_config_is_the_ca_protocol_with_a_3d_latent_space_and_the_c
                           encoder=EncoderConfig(latent_dim=3, min_latent_dim=2), decoder=DecoderConfig(kind="knn"))
     native = str(trp_cage.trp_cage_files()["pdb"])
     chain = DecoderConfig(kind="chain", state_features="contact_map", contact_reference=native, epochs=300,
-                          temperature=0.75, noise_memory="auto")
+                          temperature=0.75)
     assert trp_cage.lss_config() == retrieval.replace(decoder=chain)
     assert trp_cage.lss_config(encoder={"epochs": 2}).encoder == EncoderConfig(latent_dim=3, min_latent_dim=2, epochs=2)
     # another kind starts from its own defaults (the chain's contact maps would be refused by it), the same kind from
